@@ -1,0 +1,52 @@
+"""The exceptions and warnings palette_dask raises.
+
+Every error palette_dask raises on purpose subclasses :class:`PaletteDaskError`,
+which is a :class:`ValueError`, so ``except ValueError`` keeps working. The
+messages name the input and the problem on one line, and say what to do when
+there is something to do.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PaletteDaskError",
+    "ParameterError",
+    "InputError",
+    "ImageReadError",
+    "NoValidPixelsError",
+    "StoreError",
+    "ClusterError",
+    "PaletteDaskWarning",
+]
+
+
+class PaletteDaskError(ValueError):
+    """Base class of palette_dask's errors."""
+
+
+class ParameterError(PaletteDaskError):
+    """A parameter has an invalid value (``k=0``, a negative sample size...)."""
+
+
+class InputError(PaletteDaskError):
+    """An input cannot be turned into images: missing path, empty directory..."""
+
+
+class ImageReadError(PaletteDaskError):
+    """One image cannot be read or decoded, or has a layout that is not supported."""
+
+
+class NoValidPixelsError(PaletteDaskError):
+    """Every pixel is masked (transparent, nodata or NaN)."""
+
+
+class StoreError(PaletteDaskError):
+    """The output store cannot be created, or an existing one would be overwritten."""
+
+
+class PaletteDaskWarning(UserWarning):
+    """Something worth knowing that does not stop the run (e.g. a smaller palette)."""
+
+
+class ClusterError(PaletteDaskError):
+    """The dask cluster cannot be reached or started as asked."""

@@ -1,0 +1,201 @@
+"""Fit: cluster the sampled colours with dask-ml's k-means|| ``KMeans``.
+
+dask-ml 2025.1.0's ``KMeans`` has defects this module works around (see
+DESIGN.md), each covered by a test:
+
+- ``inertia_`` is a sum of plain distances unless the last shift is tiny:
+  inertia is recomputed here, as a sum of squared distances;
+- an empty cluster's centre becomes all zeros (a phantom black): a polishing
+  pass of Lloyd iterations on the sample reseeds every empty cluster with the
+  pixel farthest from its centre, so every colour owns pixels;
+- integer input gives truncated integer centres: the sample is float32;
+- k-means|| starts from row 0: the sample comes in random order (see sample);
+- ``tol`` is an absolute squared shift: it is scaled here by the sample's
+  variance, as scikit-learn does;
+- few init rounds give fewer than k candidates: each round draws about
+  ``2k`` candidates (``oversampling_factor``);
+- fewer distinct colours than k: the palette is those colours, smaller than
+  k, with a :class:`~palette_dask.errors.PaletteDaskWarning`; never duplicates.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import dask
+import dask.array as da
+import numpy as np
+
+from .errors import NoValidPixelsError, PaletteDaskWarning, ParameterError
+
+__all__ = ["FittedPalette", "fit_palette", "nearest_center", "polish"]
+
+#: Pixels labelled at once; bounds the memory of the distance computation.
+LABEL_BATCH = 1 << 20
+
+
+@dataclass(frozen=True)
+class FittedPalette:
+    """Cluster centres fitted on the sample.
+
+    Attributes
+    ----------
+    centers : ndarray of float32, shape (k, 3)
+        sRGB, 0–255 scale.
+    sample_inertia : float
+        Sum of squared distances of the sample pixels to their nearest centre.
+    sample_size : int
+        Pixels in the sample.
+    k_requested : int
+        The ``k`` asked for; ``len(centers)`` is smaller only when the sample
+        has fewer distinct colours.
+    n_iter : int
+        Lloyd iterations run by dask-ml.
+    """
+
+    centers: np.ndarray
+    sample_inertia: float
+    sample_size: int
+    k_requested: int
+    n_iter: int
+
+
+def nearest_center(x: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the nearest centre of each row, and its squared distance.
+
+    Computed in float64; ties go to the lower index, as ``numpy.argmin`` does.
+
+    Examples
+    --------
+    >>> labels, d2 = nearest_center(np.array([[0, 0, 1.0], [9, 9, 9]]), np.array([[0, 0, 0], [9, 9, 8.0]]))
+    >>> labels.tolist(), d2.tolist()
+    ([0, 1], [1.0, 1.0])
+    """
+    x = np.asarray(x)
+    centers = np.asarray(centers, dtype=np.float64)
+    labels = np.zeros(len(x), dtype=np.intp)
+    best = np.full(len(x), np.inf)
+    for start in range(0, len(x), LABEL_BATCH):
+        part = x[start : start + LABEL_BATCH].astype(np.float64)
+        best_part, labels_part = best[start : start + LABEL_BATCH], labels[start : start + LABEL_BATCH]
+        for j, center in enumerate(centers):
+            d2 = np.square(part - center).sum(axis=1)
+            closer = d2 < best_part
+            best_part[closer] = d2[closer]
+            labels_part[closer] = j
+    return labels, best
+
+
+def polish(x: np.ndarray, centers: np.ndarray, *, max_iter: int = 100, tol: float = 0.0):
+    """Lloyd iterations on the sample that leave no cluster empty.
+
+    An empty cluster is reseeded with the pixel farthest from its current centre
+    (as scikit-learn does), so no centre is a phantom colour. Stops when the
+    squared centre shift is at most ``tol``.
+
+    Returns
+    -------
+    centers : ndarray of float32, shape (k, 3)
+    inertia : float
+        Sum of squared distances to the nearest centre.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    centers = np.array(centers, dtype=np.float64)
+    k = len(centers)
+    for _ in range(max_iter):
+        labels, d2 = nearest_center(x, centers)
+        counts = np.bincount(labels, minlength=k)
+        for j in np.flatnonzero(counts == 0):
+            far = int(np.argmax(d2))
+            centers[j], d2[far] = x[far], 0.0
+            labels[far] = j
+        counts = np.bincount(labels, minlength=k)
+        sums = np.stack([np.bincount(labels, weights=x[:, f], minlength=k) for f in range(x.shape[1])], 1)
+        new = sums / counts[:, None]
+        shift = float(np.square(new - centers).sum())
+        centers = new
+        if shift <= tol:
+            break
+    labels, d2 = nearest_center(x, centers)
+    return centers.astype(np.float32), float(d2.sum())
+
+
+def _distinct_rows(x: np.ndarray, limit: int) -> np.ndarray:
+    """Up to ``limit`` distinct rows of ``x`` (all of them when there are fewer)."""
+    x = np.asarray(x)
+    # cheap early exit on big samples: distinct rows of a prefix
+    prefix = np.unique(x[: 50 * limit], axis=0)
+    if len(prefix) >= limit:
+        return prefix[:limit]
+    return np.unique(x, axis=0)[:limit]
+
+
+def fit_palette(
+    sample: da.Array | np.ndarray,
+    k: int = 5,
+    *,
+    random_state: int = 0,
+    max_iter: int = 300,
+    tol: float = 1e-4,
+) -> FittedPalette:
+    """Fit ``k`` colours to a sample of pixels with dask-ml's k-means||.
+
+    Parameters
+    ----------
+    sample : (n, 3) float array, dask or numpy
+        Persist a dask sample first: the fit makes dozens of passes over it.
+    k : int
+        Number of colours.
+    random_state : int
+        Seed of k-means||.
+    max_iter : int
+        Most Lloyd iterations.
+    tol : float
+        Relative tolerance: the fit stops when the squared centre shift is
+        below ``tol`` times the sample's mean feature variance (scikit-learn's rule).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.concatenate([rng.normal(c, 2, (300, 3)) for c in (20, 120, 220)]).astype(np.float32)
+    >>> fitted = fit_palette(x, 3)
+    >>> np.sort(fitted.centers[:, 0]).round(-1).tolist()
+    [20.0, 120.0, 220.0]
+    """
+    from dask_ml.cluster import KMeans
+
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+        raise ParameterError(f"k must be a whole number of colours >= 1, got {k!r}")
+    if isinstance(sample, np.ndarray):
+        sample = da.from_array(sample.astype(np.float32, copy=False), chunks=(25_000, -1))
+    sample = sample.astype(np.float32)
+    n = sample.shape[0]
+    if n == 0:
+        raise NoValidPixelsError("no valid pixels to fit: every pixel is masked")
+    distinct, variance = dask.compute(
+        dask.delayed(_distinct_rows)(sample, k + 1), sample.var(axis=0, dtype=np.float64).mean()
+    )
+    if len(distinct) <= k:
+        if len(distinct) < k:
+            warnings.warn(
+                f"only {len(distinct)} distinct colours among the sampled pixels, fewer than "
+                f"k={k}: the palette has {len(distinct)} colours",
+                PaletteDaskWarning,
+                stacklevel=2,
+            )
+        centers, inertia = dask.compute(dask.delayed(polish)(sample, distinct, max_iter=1))[0]
+        return FittedPalette(centers, inertia, n, k, 0)
+    model = KMeans(
+        n_clusters=k,
+        init="k-means||",
+        oversampling_factor=max(2, 2 * k),
+        init_max_iter=5,
+        max_iter=max_iter,
+        tol=tol * float(variance),
+        random_state=random_state,
+    ).fit(sample)
+    centers, inertia = dask.compute(
+        dask.delayed(polish)(sample, model.cluster_centers_, tol=tol * float(variance))
+    )[0]
+    return FittedPalette(centers, inertia, n, k, int(model.n_iter_))

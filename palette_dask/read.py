@@ -1,0 +1,536 @@
+"""Read: turn inputs into lazy dask arrays, one per image, with tiles as chunks.
+
+Nothing here decodes pixels while a graph is built. :func:`probe` reads a
+file's header (shape, dtype, channel layout, nodata); :func:`read_image` makes
+a dask array whose every chunk is read by a task that opens the file itself, by
+path or URL. So no pixel data enters the task graph and process-based workers
+work (tifffile's zarr store cannot be pickled; it is opened inside the task).
+
+Every image comes out with shape ``(rows, columns, channels)``; the
+``channels`` attribute of :class:`ImageInfo` says what they are: ``"L"``
+(gray), ``"LA"`` (gray and alpha), ``"RGB"`` or ``"RGBA"``.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import os
+import urllib.parse
+import urllib.request
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+
+from .errors import ImageReadError, InputError
+
+__all__ = [
+    "ImageInfo",
+    "IMAGE_SUFFIXES",
+    "resolve_inputs",
+    "probe",
+    "read_image",
+]
+
+#: File name endings taken as images when a directory is expanded.
+IMAGE_SUFFIXES = (
+    ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp",
+    ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".jp2",
+)  # fmt: skip
+#: File name endings taken as lists of inputs, one per line.
+LIST_SUFFIXES = (".txt", ".lst", ".list")
+#: Images that must be decoded whole (PNG, JPEG...) may have at most this many pixels.
+DEFAULT_MAX_PIXELS = 178_956_970  # Pillow's decompression-bomb error threshold
+#: Target size of one chunk, in bytes of decoded pixels.
+DEFAULT_CHUNK_BYTES = 32 * 2**20
+#: URLs: at most this many bytes are downloaded, within this many seconds.
+URL_MAX_BYTES = 512 * 2**20
+URL_TIMEOUT = 60
+
+_CHANNELS = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the header of one image says, enough to read it lazily.
+
+    Attributes
+    ----------
+    source : str
+        The path or URL, as given.
+    format : str
+        ``"tiff"``, ``"pillow"`` (PNG, JPEG, GIF, BMP, WebP...) or ``"zarr"``.
+    shape : tuple of int
+        ``(rows, columns, channels)`` of the array :func:`read_image` gives.
+    dtype : str
+        Its dtype (``"uint8"``, ``"uint16"``, ``"float32"``...).
+    channels : str
+        ``"L"``, ``"LA"``, ``"RGB"`` or ``"RGBA"``.
+    nodata : float or None
+        A pixel whose bands all equal this value is left out (GeoTIFF ``GDAL_NODATA``).
+    tile : tuple of int
+        ``(rows, columns)`` of the file's own tiles or strips; chunks are multiples of it.
+    planar : bool
+        TIFF only: the channels are stored first (``SYX``), not last.
+    """
+
+    source: str
+    format: str
+    shape: tuple[int, int, int]
+    dtype: str
+    channels: str
+    nodata: float | None = None
+    tile: tuple[int, int] = (0, 0)
+    planar: bool = False
+
+    @property
+    def pixels(self) -> int:
+        """Number of pixels (rows × columns)."""
+        return self.shape[0] * self.shape[1]
+
+
+# ----------------------------------------------------------------------------
+# Inputs → sources
+# ----------------------------------------------------------------------------
+
+
+def is_url(source: str) -> bool:
+    """Whether ``source`` is an http(s) URL.
+
+    Examples
+    --------
+    >>> is_url("https://example.org/a.png"), is_url("photos/a.png")
+    (True, False)
+    """
+    return urllib.parse.urlsplit(str(source)).scheme.lower() in ("http", "https")
+
+
+def _is_zarr_dir(path: Path) -> bool:
+    return path.is_dir() and ((path / "zarr.json").exists() or (path / ".zarray").exists())
+
+
+def resolve_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
+    """Expand inputs into a list of image sources (paths or URLs), in order.
+
+    An input is an image file, a directory (searched recursively for files
+    ending in :data:`IMAGE_SUFFIXES`), a glob, a text file (``.txt``, ``.lst``,
+    ``.list``) listing inputs one per line, a zarr array, or an http(s) URL.
+    A path that does not exist is kept: reading it fails for that image alone,
+    so the rest of a collection still runs.
+
+    Raises
+    ------
+    InputError
+        When nothing is given, a directory holds no images, a glob matches
+        nothing, or a URL has another scheme than http(s).
+
+    Examples
+    --------
+    >>> resolve_inputs(["https://example.org/a.png", "missing.png"])
+    ['https://example.org/a.png', 'missing.png']
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    sources: list[str] = []
+    for item in inputs:
+        sources.extend(_expand(str(item), allow_lists=True))
+    if not sources:
+        raise InputError("no inputs given: pass image files, directories, globs or URLs")
+    return list(dict.fromkeys(sources))
+
+
+def _expand(item: str, *, allow_lists: bool) -> list[str]:
+    scheme = urllib.parse.urlsplit(item).scheme.lower()
+    if scheme in ("http", "https"):
+        return [item]
+    if "://" in item:
+        raise InputError(f"{item}: unsupported URL scheme {scheme!r}; only http and https are read")
+    path = Path(item)
+    if _is_zarr_dir(path):
+        return [item]
+    if path.is_dir():
+        found = sorted(
+            str(p)
+            for p in path.rglob("*")
+            if p.suffix.lower() in IMAGE_SUFFIXES
+            and p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
+        if not found:
+            raise InputError(
+                f"{item}: directory holds no images (looked for {', '.join(IMAGE_SUFFIXES)})"
+            )
+        return found
+    if path.is_file() and path.suffix.lower() in LIST_SUFFIXES and allow_lists:
+        return _read_list(path)
+    if path.exists() or not glob.has_magic(item):
+        return [item]
+    found = sorted(glob.glob(item, recursive=True))
+    if not found:
+        raise InputError(f"{item}: no file matches this pattern")
+    return [s for f in found for s in _expand(f, allow_lists=False)]
+
+
+def _read_list(path: Path) -> list[str]:
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the list of inputs: {exc}") from None
+    sources = []
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not is_url(line) and "://" not in line and not os.path.isabs(line):
+            line = str(path.parent / line)
+        sources.extend(_expand(line, allow_lists=False))
+    if not sources:
+        raise InputError(f"{path}: the list of inputs is empty")
+    return sources
+
+
+# ----------------------------------------------------------------------------
+# Headers
+# ----------------------------------------------------------------------------
+
+
+def fetch_url(url: str, *, max_bytes: int = URL_MAX_BYTES, timeout: float = URL_TIMEOUT) -> bytes:
+    """Download an http(s) URL, refusing more than ``max_bytes``."""
+    if not is_url(url):
+        raise ImageReadError(f"{url}: only http and https URLs are read")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (scheme checked)
+            data = response.read(max_bytes + 1)
+    except OSError as exc:
+        raise ImageReadError(f"{url}: download failed: {exc}") from None
+    if len(data) > max_bytes:
+        raise ImageReadError(f"{url}: larger than the {max_bytes}-byte download limit")
+    return data
+
+
+def _open_bytes(source: str):
+    """A binary file object for a path or URL, with a clear error if there is none."""
+    if is_url(source):
+        return io.BytesIO(fetch_url(source))
+    try:
+        if os.path.isdir(source):
+            raise ImageReadError(f"{source}: is a directory, not an image")
+        handle = open(source, "rb")  # noqa: SIM115 (closed by the caller)
+    except FileNotFoundError:
+        raise ImageReadError(f"{source}: no such file") from None
+    except OSError as exc:
+        raise ImageReadError(f"{source}: cannot open: {exc.strerror or exc}") from None
+    return handle
+
+
+def probe(source: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
+    """Read the header of one image (no pixel decoding).
+
+    Raises
+    ------
+    ImageReadError
+        Missing, empty, unreadable or unsupported files, and images that must
+        be decoded whole but have more than ``max_pixels`` pixels.
+
+    Examples
+    --------
+    >>> import skimage, os
+    >>> info = probe(os.path.join(os.path.dirname(skimage.__file__), "data", "logo.png"))
+    >>> info.shape, info.dtype, info.channels
+    ((500, 500, 4), 'uint8', 'RGBA')
+    """
+    source = str(source)
+    if not is_url(source) and _is_zarr_dir(Path(source)):
+        return _probe_zarr(source)
+    with _open_bytes(source) as handle:
+        head = handle.read(16)
+        if not head:
+            raise ImageReadError(f"{source}: empty file (0 bytes)")
+        handle.seek(0)
+        if head[:4] in _TIFF_MAGIC:
+            info = _probe_tiff(source, handle)
+        else:
+            info = _probe_pillow(source, handle)
+    if info.format != "tiff" and info.pixels > max_pixels:
+        raise ImageReadError(
+            f"{source}: header claims {info.shape[1]}x{info.shape[0]} = {info.pixels:,} pixels, "
+            f"more than the limit of {max_pixels:,} for images decoded whole; "
+            "raise max_pixels if this file is trusted"
+        )
+    if info.pixels == 0:
+        raise ImageReadError(f"{source}: image has no pixels (shape {info.shape[:2]})")
+    return info
+
+
+def _channels(source: str, count: int, shape) -> str:
+    if count not in _CHANNELS:
+        raise ImageReadError(
+            f"{source}: {count} channels (shape {tuple(shape)}); palette_dask reads 1 to 4 "
+            "(gray, gray+alpha, RGB, RGBA)"
+        )
+    return _CHANNELS[count]
+
+
+def _probe_tiff(source: str, handle) -> ImageInfo:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(handle) as tif:
+            series = tif.series[0]
+            page = series.pages[0] if series.pages else tif.pages[0]
+            shape, axes, dtype = list(series.shape), series.axes, np.dtype(series.dtype)
+            nodata_tag = page.tags.get(42113)  # GDAL_NODATA
+            tile = (page.tilelength, page.tilewidth) if page.is_tiled else (page.rowsperstrip, 0)
+    except Exception as exc:  # tifffile raises many kinds on corrupt files
+        raise ImageReadError(f"{source}: not a readable TIFF: {exc}") from None
+    # drop leading axes of length one (OME-TIFF's T, Z, C of size 1...)
+    while len(shape) > 2 and shape[0] == 1 and axes[0] not in "YX":
+        shape, axes = shape[1:], axes[1:]
+    if axes in ("YX",):
+        shape, planar = [*shape, 1], False
+    elif len(axes) == 3 and axes[:2] == "YX":
+        planar = False
+    elif len(axes) == 3 and axes[1:] == "YX":
+        shape, planar = [shape[1], shape[2], shape[0]], True
+    else:
+        raise ImageReadError(
+            f"{source}: TIFF axes {axes!r} with shape {tuple(series.shape)} are not a 2-D image "
+            "with an optional channel axis"
+        )
+    nodata = None
+    if nodata_tag is not None:
+        try:
+            nodata = float(str(nodata_tag.value).strip("\x00 "))
+        except ValueError:
+            raise ImageReadError(
+                f"{source}: GDAL_NODATA tag {nodata_tag.value!r} is not a number"
+            ) from None
+    rows = min(tile[0] or shape[0], shape[0])
+    return ImageInfo(
+        source=source,
+        format="tiff",
+        shape=(shape[0], shape[1], shape[2]),
+        dtype=dtype.name,
+        channels=_channels(source, shape[2], series.shape),
+        nodata=nodata,
+        tile=(rows, tile[1]),
+        planar=planar,
+    )
+
+
+# Pillow mode → (mode to convert to, channels, dtype)
+_PILLOW_MODES = {
+    "1": ("L", "L", "uint8"),
+    "L": ("L", "L", "uint8"),
+    "LA": ("LA", "LA", "uint8"),
+    "La": ("LA", "LA", "uint8"),
+    "PA": ("RGBA", "RGBA", "uint8"),
+    "RGB": ("RGB", "RGB", "uint8"),
+    "RGBX": ("RGB", "RGB", "uint8"),
+    "RGBA": ("RGBA", "RGBA", "uint8"),
+    "RGBa": ("RGBA", "RGBA", "uint8"),
+    "CMYK": ("RGB", "RGB", "uint8"),
+    "YCbCr": ("RGB", "RGB", "uint8"),
+    "LAB": ("RGB", "RGB", "uint8"),
+    "HSV": ("RGB", "RGB", "uint8"),
+    "I;16": ("I;16", "L", "uint16"),
+    "I;16L": ("I;16", "L", "uint16"),
+    "I;16B": ("I;16", "L", "uint16"),
+    "I;16N": ("I;16", "L", "uint16"),
+    "I": ("I", "L", "uint16"),
+    "F": ("F", "L", "float32"),
+}
+
+
+def _pillow_mode(image) -> tuple[str, str, str]:
+    mode = image.mode
+    if mode == "P":
+        return ("RGBA", "RGBA", "uint8") if "transparency" in image.info else ("RGB", "RGB", "uint8")
+    try:
+        return _PILLOW_MODES[mode]
+    except KeyError:
+        raise ImageReadError(f"unsupported image mode {mode!r}") from None
+
+
+def _open_pillow(source: str, handle):
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            return Image.open(handle)
+        except Image.DecompressionBombError as exc:
+            raise ImageReadError(f"{source}: {exc}") from None
+        except Exception as exc:  # UnidentifiedImageError, SyntaxError, struct.error...
+            raise ImageReadError(f"{source}: not a readable image: {exc}") from None
+
+
+def _probe_pillow(source: str, handle) -> ImageInfo:
+    image = _open_pillow(source, handle)
+    try:
+        _, channels, dtype = _pillow_mode(image)
+    except ImageReadError as exc:
+        raise ImageReadError(f"{source}: {exc}") from None
+    width, height = image.size
+    return ImageInfo(
+        source=source,
+        format="pillow",
+        shape=(height, width, len(channels)),
+        dtype=dtype,
+        channels=channels,
+        tile=(height, width),
+    )
+
+
+def _probe_zarr(source: str) -> ImageInfo:
+    import zarr
+
+    try:
+        array = zarr.open_array(source, mode="r")
+    except Exception as exc:
+        raise ImageReadError(f"{source}: not a readable zarr array: {exc}") from None
+    shape = tuple(array.shape)
+    if len(shape) == 2:
+        shape = (*shape, 1)
+    if len(shape) != 3:
+        raise ImageReadError(
+            f"{source}: zarr array of shape {tuple(array.shape)} is not (rows, columns[, channels])"
+        )
+    chunks = array.chunks
+    return ImageInfo(
+        source=source,
+        format="zarr",
+        shape=shape,
+        dtype=np.dtype(array.dtype).name,
+        channels=_channels(source, shape[2], array.shape),
+        nodata=None,
+        tile=(chunks[0], chunks[1]),
+    )
+
+
+# ----------------------------------------------------------------------------
+# Lazy arrays
+# ----------------------------------------------------------------------------
+
+
+def _plan_chunks(info: ImageInfo, chunk_bytes: int) -> tuple[tuple[int, ...], ...]:
+    """Chunks that are whole multiples of the file's tiles and about ``chunk_bytes`` big."""
+    rows, cols, channels = info.shape
+    if info.format == "pillow" or is_url(info.source):
+        return ((rows,), (cols,), (channels,))  # decoded whole in one task
+    tile_rows = max(1, info.tile[0])
+    tile_cols = info.tile[1] or cols
+    row_bytes = cols * channels * np.dtype(info.dtype).itemsize
+    if row_bytes * tile_rows <= chunk_bytes:
+        chunk_cols = cols
+    else:  # wide rasters: cut columns too, in whole tiles
+        chunk_cols = min(cols, max(1, chunk_bytes // (tile_rows * channels * np.dtype(info.dtype).itemsize) // tile_cols) * tile_cols)
+    chunk_row_bytes = chunk_cols * channels * np.dtype(info.dtype).itemsize
+    chunk_rows = min(rows, max(1, chunk_bytes // chunk_row_bytes // tile_rows) * tile_rows)
+    return da.core.normalize_chunks((chunk_rows, chunk_cols, channels), info.shape)
+
+
+def read_image(
+    source: str | ImageInfo,
+    *,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> da.Array:
+    """Open one image as a lazy dask array of shape ``(rows, columns, channels)``.
+
+    Only the header is read now; each chunk is read by its own task, which
+    opens the file by path (or downloads the URL). TIFF and zarr inputs are
+    read tile-aligned in chunks of about ``chunk_bytes``; formats that can only
+    be decoded whole (PNG, JPEG...) are one chunk.
+
+    Examples
+    --------
+    >>> import skimage, os
+    >>> image = read_image(os.path.join(os.path.dirname(skimage.__file__), "data", "coffee.png"))
+    >>> image.shape, image.dtype.name, image.numblocks
+    ((400, 600, 3), 'uint8', (1, 1, 1))
+    """
+    info = source if isinstance(source, ImageInfo) else probe(source, max_pixels=max_pixels)
+    dtype = np.dtype(info.dtype)
+    return da.map_blocks(
+        _read_block,
+        chunks=_plan_chunks(info, chunk_bytes),
+        dtype=dtype,
+        meta=np.empty((0, 0, 0), dtype=dtype),
+        name="read-" + da.core.tokenize(info, chunk_bytes),
+        info=info,
+    )
+
+
+def _read_block(info: ImageInfo, block_info=None) -> np.ndarray:
+    (r0, r1), (c0, c1), _ = block_info[None]["array-location"]
+    try:
+        block = read_region(info, slice(r0, r1), slice(c0, c1))
+    except ImageReadError:
+        raise
+    except Exception as exc:  # decoders raise anything on corrupt data
+        raise ImageReadError(f"{info.source}: cannot decode: {exc}") from None
+    expected = (r1 - r0, c1 - c0, info.shape[2])
+    if block.shape != expected:
+        raise ImageReadError(
+            f"{info.source}: decoded shape {block.shape} differs from the header's {expected}"
+        )
+    return block
+
+
+def read_region(info: ImageInfo, rows: slice, cols: slice) -> np.ndarray:
+    """Decode one region of an image as ``(rows, columns, channels)``; runs inside tasks."""
+    if info.format == "zarr":
+        import zarr
+
+        block = np.asarray(zarr.open_array(info.source, mode="r")[rows, cols])
+        return block.reshape(block.shape[0], block.shape[1], info.shape[2])
+    if info.format == "tiff":
+        return _read_tiff_region(info, rows, cols)
+    return _read_pillow(info)[rows, cols]
+
+
+def _read_tiff_region(info: ImageInfo, rows: slice, cols: slice) -> np.ndarray:
+    import tifffile
+    import zarr
+
+    whole = rows == slice(0, info.shape[0]) and cols == slice(0, info.shape[1])
+    if is_url(info.source) or whole:
+        with _open_bytes(info.source) as handle:
+            block = tifffile.imread(handle, series=0, level=0, maxworkers=1)
+    else:
+        store = tifffile.imread(info.source, aszarr=True, series=0, level=0)
+        try:
+            array = zarr.open_array(store, mode="r")
+            index = (slice(None), rows, cols) if info.planar else (rows, cols)
+            block = np.asarray(array[(Ellipsis, *index)])
+        finally:
+            store.close()
+    block = block.reshape(block.shape[-3:] if block.ndim >= 3 else block.shape)
+    if info.planar:
+        block = np.moveaxis(block, 0, -1)
+    elif block.ndim == 2:
+        block = block[:, :, np.newaxis]
+    return block
+
+
+def _read_pillow(info: ImageInfo) -> np.ndarray:
+    with _open_bytes(info.source) as handle:
+        image = _open_pillow(info.source, handle)
+        target, _, dtype = _pillow_mode(image)
+        if image.size[0] * image.size[1] != info.pixels:
+            raise ImageReadError(f"{info.source}: file changed since its header was read")
+        image.load()
+        if image.mode != target and not (target == "I;16" and image.mode.startswith("I;16")):
+            image = image.convert(target)
+        array = np.asarray(image)
+    if target == "I":
+        array = np.clip(array, 0, 65535)
+    array = array.astype(dtype, copy=False)
+    return array.reshape(array.shape[0], array.shape[1], -1)
+

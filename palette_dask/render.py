@@ -1,0 +1,112 @@
+"""Render: the tutorial's palette bar, the image-beside-bar figure, a terminal table.
+
+Examples
+--------
+>>> bar = palette_bar([[255, 0, 0], [0, 0, 255]], [0.25, 0.75])
+>>> bar.shape, bar[0, 0].tolist(), bar[0, -1].tolist()
+((50, 300, 3), [0, 0, 255], [255, 0, 0])
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import dask.array as da
+import numpy as np
+
+from .store import PaletteResult
+
+__all__ = ["palette_bar", "save_png", "palette_figure", "format_table", "thumbnail"]
+
+
+def palette_bar(colors, proportions, *, height: int = 50, width: int = 300, sort: bool = True) -> np.ndarray:
+    """A ``(height, width, 3)`` uint8 bar whose segments are as wide as each colour's share.
+
+    Segments go largest share first (``sort=False`` keeps the given order).
+    Edges are rounded from the cumulative shares, so the widths add up to
+    ``width`` exactly and each is within one pixel of its share.
+    """
+    colors = np.asarray(colors, dtype=np.float64).reshape(-1, 3)
+    proportions = np.asarray(proportions, dtype=np.float64)
+    total = proportions.sum()
+    if total > 0:
+        proportions = proportions / total
+    order = np.lexsort((np.arange(len(proportions)), -proportions)) if sort else np.arange(len(proportions))
+    edges = np.rint(np.concatenate([[0.0], np.cumsum(proportions[order])]) * width).astype(int)
+    bar = np.zeros((height, width, 3), dtype=np.uint8)
+    for index, start, stop in zip(order, edges[:-1], edges[1:]):
+        bar[:, start:stop] = np.clip(np.rint(colors[index]), 0, 255).astype(np.uint8)
+    return bar
+
+
+def save_png(array: np.ndarray, path: str | os.PathLike) -> str:
+    """Write a uint8 ``(rows, cols[, 3|4])`` array as a PNG file; returns the path."""
+    from PIL import Image
+
+    Image.fromarray(np.ascontiguousarray(array)).save(path, format="PNG")
+    return str(path)
+
+
+def thumbnail(image: da.Array, max_side: int = 1024) -> np.ndarray:
+    """A strided preview of a lazy image, at most ``max_side`` pixels on its longer side.
+
+    Only the strided pixels reach the caller, so this is safe on a mosaic.
+    """
+    step = max(1, math.ceil(max(image.shape[:2]) / max_side))
+    return np.asarray(image[::step, ::step].compute())
+
+
+def palette_figure(image: np.ndarray | None, colors, proportions, *, title: str = ""):
+    """The tutorial's figure: the image on the left, its palette bar on the right.
+
+    ``image`` is a ``(rows, cols, channels)`` array (for example a
+    :func:`thumbnail`), or None for the bar alone. Returns a matplotlib Figure.
+    """
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(10, 4), layout="constrained")
+    axes = figure.subplots(1, 2 if image is not None else 1, squeeze=False)[0]
+    if image is not None:
+        shown = np.asarray(image)
+        if shown.ndim == 3 and shown.shape[2] in (1, 2):  # gray, gray + alpha
+            shown = shown[..., 0]
+        if shown.dtype != np.uint8:
+            info = np.iinfo(shown.dtype) if np.issubdtype(shown.dtype, np.integer) else None
+            shown = shown / info.max if info else np.clip(shown, 0, 1)
+        axes[0].imshow(shown, cmap="gray" if shown.ndim == 2 else None)
+        axes[0].set_axis_off()
+        axes[0].set_title(title)
+    axes[-1].imshow(palette_bar(colors, proportions))
+    axes[-1].set_axis_off()
+    axes[-1].set_title("palette")
+    return figure
+
+
+def _swatch(rgb) -> str:
+    r, g, b = (int(v) for v in rgb)
+    return f"\x1b[48;2;{r};{g};{b}m    \x1b[0m"
+
+
+def format_table(result: PaletteResult, *, color: bool = False) -> str:
+    """The palette as a text table: hex code, RGB, share and pixel count, largest share first.
+
+    Examples
+    --------
+    >>> from palette_dask.store import PaletteResult
+    >>> r = PaletteResult(np.array([[0, 0, 0], [255, 255, 255]], np.float32),
+    ...                   np.array([[0, 0, 0], [255, 255, 255]], np.uint8), np.array([1, 3]),
+    ...                   ["a"], np.array([[1, 3]]), np.array([4]), np.array([0]), np.array([1]), [""])
+    >>> print(format_table(r))
+      #  hex      rgb                share     pixels
+      1  #ffffff  255.0 255.0 255.0  75.00%         3
+      2  #000000    0.0   0.0   0.0  25.00%         1
+    """
+    lines = [f"  #  hex      {'rgb':17}  {'share':>6}  {'pixels':>9}"]
+    for rank, entry in enumerate(result.palette(), start=1):
+        rgb = " ".join(f"{v:5.1f}" for v in entry["rgb"])
+        swatch = _swatch(np.clip(np.rint(entry["rgb"]), 0, 255)) + " " if color else ""
+        lines.append(
+            f"{rank:3d}  {swatch}{entry['hex']}  {rgb}  {entry['proportion']:6.2%}  {entry['count']:9d}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,147 @@
+"""Sample: a seeded, uniform random sample of the valid pixels of all images.
+
+Each pixel gets a pseudo-random key from a counter-based hash of
+``(seed, image index, row, column)``: it depends on nothing else, so the
+sample is the same whatever the chunking, the scheduler or the number of
+workers. The sample is the ``size`` valid pixels with the smallest keys (a
+bottom-k sample: uniform, without replacement), in key order, which is a
+random order; dask-ml's k-means|| always starts from row 0, which is then a
+random pixel rather than the image's corner.
+
+Every chunk keeps only the pixels whose key is below a threshold a little
+above ``size / total pixels``, so the candidates that travel are few, and
+only their colours are decoded into features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import dask
+import dask.array as da
+import numpy as np
+
+from .pixels import N_FEATURES, block_features
+from .read import ImageInfo
+
+__all__ = ["DEFAULT_SAMPLE_SIZE", "pixel_keys", "image_candidates", "merge_candidates", "draw_sample"]
+
+#: Pixels fitted by default.
+DEFAULT_SAMPLE_SIZE = 100_000
+#: Candidates kept per chunk, relative to the expected need; covers masked pixels.
+OVERSAMPLING = 1.25
+
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, on an array of uint64 (wrapping arithmetic)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * _M1
+    x = x ^ (x >> np.uint64(27))
+    x = x * _M2
+    return x ^ (x >> np.uint64(31))
+
+
+def pixel_keys(seed: int, image_index: int, rows: slice, cols: slice, width: int) -> np.ndarray:
+    """Uniform keys in [0, 1) of the pixels of one region; a pure function of its arguments.
+
+    Examples
+    --------
+    >>> a = pixel_keys(0, 0, slice(0, 2), slice(0, 4), width=4)
+    >>> b = pixel_keys(0, 0, slice(1, 2), slice(2, 4), width=4)
+    >>> bool((a[1, 2:] == b).all()), a.shape
+    (True, (2, 4))
+    """
+    salt = _mix(np.array([(seed % 2**32) << 32 | (image_index % 2**32)], dtype=np.uint64))[0]
+    row = np.arange(rows.start, rows.stop, dtype=np.uint64)[:, None] * np.uint64(width)
+    index = row + np.arange(cols.start, cols.stop, dtype=np.uint64)[None, :]
+    return (_mix(index ^ salt) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def _block_candidates(
+    block: np.ndarray, info: ImageInfo, image_index: int, seed: int, fraction: float, location
+) -> np.ndarray:
+    """``(m, 1 + 3)`` rows of ``[key, r, g, b]`` for this block's valid pixels with key < fraction."""
+    (r0, r1), (c0, c1) = location
+    keys = pixel_keys(seed, image_index, slice(r0, r1), slice(c0, c1), info.shape[1])
+    chosen = keys < fraction
+    features, valid = block_features(block[chosen][np.newaxis], info.channels, info.nodata)
+    out = np.empty((int(valid.sum()), 1 + N_FEATURES), dtype=np.float64)
+    out[:, 0] = keys[chosen][valid[0]]
+    out[:, 1:] = features[0][valid[0]]
+    return out
+
+
+def merge_candidates(candidates: Sequence[np.ndarray], size: int) -> np.ndarray:
+    """The ``size`` rows with the smallest keys, sorted by key.
+
+    Examples
+    --------
+    >>> a = np.array([[0.5, 1, 1, 1], [0.1, 2, 2, 2]])
+    >>> merge_candidates([a, np.array([[0.3, 3, 3, 3]])], 2)[:, 0].tolist()
+    [0.1, 0.3]
+    """
+    rows = np.concatenate([np.empty((0, 1 + N_FEATURES))] + list(candidates))
+    if len(rows) > size:
+        rows = rows[np.argpartition(rows[:, 0], size - 1)[:size]]
+    return rows[np.argsort(rows[:, 0], kind="stable")]
+
+
+def sampling_fraction(total_pixels: int, size: int) -> float:
+    """The key threshold: the share of pixels each chunk keeps as candidates."""
+    return min(1.0, OVERSAMPLING * size / max(total_pixels, 1))
+
+
+def image_candidates(
+    image: da.Array, info: ImageInfo, image_index: int, *, seed: int, fraction: float, size: int
+) -> dask.delayed:
+    """A delayed ``(m, 4)`` array of ``[key, r, g, b]``: one image's best sample candidates."""
+    blocks = image.to_delayed().reshape(image.numblocks[:2])
+    row_edges = np.cumsum((0,) + image.chunks[0])
+    col_edges = np.cumsum((0,) + image.chunks[1])
+    parts = [
+        dask.delayed(_block_candidates, pure=True)(
+            blocks[i, j],
+            info,
+            image_index,
+            seed,
+            fraction,
+            ((row_edges[i], row_edges[i + 1]), (col_edges[j], col_edges[j + 1])),
+        )
+        for i in range(blocks.shape[0])
+        for j in range(blocks.shape[1])
+    ]
+    return dask.delayed(merge_candidates, pure=True)(parts, size)
+
+
+def sample_array(candidates: dask.delayed, rows: int, chunk_rows: int = 25_000) -> da.Array:
+    """The merged candidates as a ``(rows, 3)`` float32 dask array, chunked independently of workers."""
+    keyed = da.from_delayed(candidates, shape=(rows, 1 + N_FEATURES), dtype=np.float64)
+    return keyed[:, 1:].astype(np.float32).rechunk((chunk_rows, N_FEATURES))
+
+
+def draw_sample(
+    images: Sequence[da.Array], infos: Sequence[ImageInfo], size: int = DEFAULT_SAMPLE_SIZE, *, seed: int = 0
+) -> np.ndarray:
+    """Draw the sample of valid pixels of several images, as ``(m, 3)`` float32 (m ≤ size).
+
+    For notebooks and tests; the pipeline does the same with per-image error handling.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> image = da.from_array(np.arange(48, dtype=np.uint8).reshape(4, 4, 3), chunks=(2, 2, 3))
+    >>> from palette_dask.read import ImageInfo
+    >>> info = ImageInfo("array", "zarr", (4, 4, 3), "uint8", "RGB")
+    >>> draw_sample([image], [info], size=5, seed=1).shape
+    (5, 3)
+    """
+    fraction = sampling_fraction(sum(i.pixels for i in infos), size)
+    parts = [
+        image_candidates(image, info, index, seed=seed, fraction=fraction, size=size)
+        for index, (image, info) in enumerate(zip(images, infos))
+    ]
+    merged = dask.delayed(merge_candidates)(parts, size).compute()
+    return merged[:, 1:].astype(np.float32)

@@ -1,0 +1,266 @@
+"""Store: the zarr v3 group that holds a run's palette and histograms.
+
+Layout (DESIGN.md): ``centers`` (k, 3) float32, ``colors`` (k, 3) uint8,
+``counts`` (k,) int64, and per image ``image_names``, ``image_counts``
+(n, k), ``image_valid``, ``image_masked``, ``image_status`` (0 pending,
+1 done, 2 failed) and ``image_errors``. Per-image arrays hold one image per
+chunk, so each image's result is one whole-chunk write. Every array names its
+dimensions, so xarray reads the group too. The group's attributes record the
+parameters, the package version and ``complete``, true once every image is
+done or failed.
+
+All writes come from the process that drives the run, one image at a time:
+no two tasks ever write the same chunk.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import zarr
+import zarr.storage
+
+from ._version import __version__
+from .errors import StoreError
+
+__all__ = ["PENDING", "DONE", "FAILED", "PaletteResult", "create_store", "open_store", "load_result"]
+
+PENDING, DONE, FAILED = 0, 1, 2
+
+
+@dataclass
+class PaletteResult:
+    """A run's palette and histograms, as read back from its store.
+
+    Attributes
+    ----------
+    centers : ndarray of float32, shape (k, 3)
+        Cluster centres, sRGB on the 0–255 scale, in the store's order.
+    colors : ndarray of uint8, shape (k, 3)
+        Display colours (the centres rounded).
+    counts : ndarray of int64, shape (k,)
+        Valid pixels per colour over all images.
+    image_names, image_counts, image_valid, image_masked, image_status, image_errors
+        The per-image arrays of the store.
+    attrs : dict
+        The store's attributes (parameters, version, ``complete``, ``inertia``...).
+    store : str or None
+        Path of the store, None when it was in memory.
+    """
+
+    centers: np.ndarray
+    colors: np.ndarray
+    counts: np.ndarray
+    image_names: list[str]
+    image_counts: np.ndarray
+    image_valid: np.ndarray
+    image_masked: np.ndarray
+    image_status: np.ndarray
+    image_errors: list[str]
+    attrs: dict = field(default_factory=dict)
+    store: str | None = None
+
+    @property
+    def k(self) -> int:
+        """Number of colours in the palette."""
+        return len(self.centers)
+
+    @property
+    def proportions(self) -> np.ndarray:
+        """Share of the valid pixels of each colour (sums to 1)."""
+        total = self.counts.sum()
+        return self.counts / total if total else np.zeros(len(self.counts))
+
+    @property
+    def order(self) -> np.ndarray:
+        """Colour indices by share, largest first (ties by index)."""
+        return np.lexsort((np.arange(self.k), -self.counts))
+
+    @property
+    def image_proportions(self) -> np.ndarray:
+        """``(n, k)`` share of each colour in each image (rows of failed images are 0)."""
+        valid = np.maximum(self.image_valid, 1)[:, None]
+        return self.image_counts / valid
+
+    @property
+    def complete(self) -> bool:
+        """Whether every image is done or failed."""
+        return bool(self.attrs.get("complete", False))
+
+    @property
+    def failures(self) -> dict[str, str]:
+        """``{image: error}`` for each failed image."""
+        return {
+            name: error
+            for name, error, status in zip(self.image_names, self.image_errors, self.image_status)
+            if status == FAILED
+        }
+
+    def palette(self) -> list[dict]:
+        """The palette as a list of dicts, largest share first (the JSON's ``palette``)."""
+        proportions = self.proportions
+        return [
+            {
+                "hex": "#{:02x}{:02x}{:02x}".format(*self.colors[i]),
+                "rgb": [float(v) for v in self.centers[i]],
+                "count": int(self.counts[i]),
+                "proportion": float(proportions[i]),
+            }
+            for i in self.order
+        ]
+
+    def to_dict(self) -> dict:
+        """The JSON document of the command line (DESIGN.md)."""
+        status = np.asarray(self.image_status)
+        done, failed = int((status == DONE).sum()), int((status == FAILED).sum())
+        params = self.attrs.get("parameters", {})
+        return {
+            "k": self.k,
+            "k_requested": params.get("k", self.k),
+            "space": self.attrs.get("space", "rgb"),
+            "store": self.store,
+            "complete": self.complete,
+            "pixels": {"valid": int(self.counts.sum()), "masked": int(self.image_masked.sum())},
+            "inertia": self.attrs.get("inertia"),
+            "palette": self.palette(),
+            "images": {"total": len(self.image_names), "done": done, "failed": failed},
+            "failures": [{"image": n, "error": e} for n, e in self.failures.items()],
+        }
+
+
+def _dims(*names):
+    return {"dimension_names": list(names)}
+
+
+def create_store(
+    path: str | os.PathLike | None,
+    image_names: list[str],
+    *,
+    attrs: dict,
+    overwrite: bool = False,
+) -> zarr.Group:
+    """Create the group and its per-image status arrays; ``path=None`` keeps it in memory.
+
+    Raises
+    ------
+    StoreError
+        When ``path`` exists and ``overwrite`` is false.
+    """
+    if path is None:
+        store = zarr.storage.MemoryStore()
+    else:
+        if os.path.exists(path) and not overwrite:
+            raise StoreError(f"{path}: already exists; pass --overwrite to replace it or --resume to finish it")
+        store = str(path)
+    group = zarr.open_group(store, mode="w")
+    n = len(image_names)
+    names = group.create_array("image_names", shape=(n,), chunks=(1,), dtype=str, **_dims("image"))
+    if n:
+        names[:] = np.array(image_names, dtype=str)
+    group.create_array("image_status", shape=(n,), chunks=(1,), dtype="uint8", fill_value=PENDING, **_dims("image"))
+    group.create_array("image_errors", shape=(n,), chunks=(1,), dtype=str, **_dims("image"))
+    group.create_array("image_valid", shape=(n,), chunks=(1,), dtype="int64", fill_value=0, **_dims("image"))
+    group.create_array("image_masked", shape=(n,), chunks=(1,), dtype="int64", fill_value=0, **_dims("image"))
+    group.create_array(
+        "image_squared_error", shape=(n,), chunks=(1,), dtype="float64", fill_value=0.0, **_dims("image")
+    )
+    group.attrs.update(
+        {
+            **attrs,
+            "palette_dask_version": __version__,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "complete": False,
+        }
+    )
+    return group
+
+
+def open_store(path: str | os.PathLike, mode: str = "r") -> zarr.Group:
+    """Open an existing store, with a clear error when it is not one."""
+    try:
+        group = zarr.open_group(str(path), mode=mode)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError):
+        raise StoreError(f"{path}: not a palette_dask store (no zarr group there)") from None
+    if "image_status" not in group:
+        raise StoreError(f"{path}: not a palette_dask store (no image_status array)")
+    return group
+
+
+def write_palette(group: zarr.Group, centers: np.ndarray) -> None:
+    """Write the centres, their display colours, and make the (n, k) count array."""
+    k = len(centers)
+    group.create_array("centers", shape=(k, 3), dtype="float32", **_dims("color", "channel"))[:] = centers
+    colors = np.clip(np.rint(centers), 0, 255).astype(np.uint8)
+    group.create_array("colors", shape=(k, 3), dtype="uint8", **_dims("color", "channel"))[:] = colors
+    n = group["image_status"].shape[0]
+    group.create_array(
+        "image_counts", shape=(n, k), chunks=(1, k), dtype="int64", fill_value=0, **_dims("image", "color")
+    )
+
+
+def write_image_done(
+    group: zarr.Group, index: int, counts: np.ndarray, masked: int, squared_error: float = 0.0
+) -> None:
+    """Record one finished image; the status goes last, so a crash never marks half a result done."""
+    group["image_counts"][index] = counts
+    group["image_valid"][index] = int(counts.sum())
+    group["image_masked"][index] = masked
+    group["image_squared_error"][index] = squared_error
+    group["image_status"][index] = DONE
+
+
+def write_image_failed(group: zarr.Group, index: int, error: str) -> None:
+    """Record one failed image and why."""
+    group["image_errors"][index] = error
+    group["image_status"][index] = FAILED
+
+
+def finish_store(group: zarr.Group) -> None:
+    """Write the global counts and inertia, and mark the store complete."""
+    k = group["centers"].shape[0] if "centers" in group else 0
+    counts = group["image_counts"][:].sum(axis=0) if k else np.zeros(0, dtype=np.int64)
+    group.create_array("counts", shape=(k,), dtype="int64", overwrite=True, **_dims("color"))[:] = counts
+    done = group["image_status"][:] == DONE
+    inertia = float(group["image_squared_error"][:][done].sum()) if k else None
+    group.attrs.update({"inertia": inertia, "complete": True})
+
+
+def load_result(source: str | os.PathLike | zarr.Group) -> PaletteResult:
+    """Read a store back as a :class:`PaletteResult`.
+
+    Examples
+    --------
+    >>> group = create_store(None, ["a.png"], attrs={"parameters": {"k": 1}})
+    >>> write_palette(group, np.array([[10, 20, 30]], dtype=np.float32))
+    >>> write_image_done(group, 0, np.array([4]), masked=1)
+    >>> finish_store(group)
+    >>> result = load_result(group)
+    >>> result.palette()[0]["hex"], result.to_dict()["pixels"]
+    ('#0a141e', {'valid': 4, 'masked': 1})
+    """
+    group = source if isinstance(source, zarr.Group) else open_store(source)
+    n = group["image_status"].shape[0]
+    if "centers" in group:
+        centers, colors = group["centers"][:], group["colors"][:]
+        image_counts = group["image_counts"][:]
+    else:  # nothing could be fitted
+        centers, colors = np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)
+        image_counts = np.zeros((n, 0), np.int64)
+    counts = group["counts"][:] if "counts" in group else image_counts.sum(axis=0)
+    path = None if isinstance(group.store, zarr.storage.MemoryStore) else str(getattr(group.store, "root", source))
+    return PaletteResult(
+        centers=centers,
+        colors=colors,
+        counts=counts,
+        image_names=[str(s) for s in group["image_names"][:]],
+        image_counts=image_counts,
+        image_valid=group["image_valid"][:],
+        image_masked=group["image_masked"][:],
+        image_status=group["image_status"][:],
+        image_errors=[str(s) for s in group["image_errors"][:]],
+        attrs=dict(group.attrs),
+        store=path,
+    )
