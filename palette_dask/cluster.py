@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from collections.abc import Iterator
 
 from distributed import Client, LocalCluster
@@ -34,6 +35,9 @@ def connect(
     """A client for one run: the one given, one attached to ``scheduler``, or a new LocalCluster.
 
     What this context starts, it closes on exit; a client that was passed in stays open.
+    The LocalCluster's dashboard and its workers' HTTP servers listen on 127.0.0.1
+    only (``dashboard_address`` chooses the port; distributed would take None
+    for "every interface").
 
     Raises
     ------
@@ -42,7 +46,7 @@ def connect(
 
     Examples
     --------
-    >>> with connect(processes=False, n_workers=1, dashboard_address=None) as client:
+    >>> with connect(processes=False, n_workers=1, dashboard_address="127.0.0.1:0") as client:
     ...     client.submit(sum, [1, 2]).result()
     3
     """
@@ -60,20 +64,31 @@ def connect(
         with client:
             yield client
         return
-    cluster = LocalCluster(
-        n_workers=n_workers,
-        threads_per_worker=threads_per_worker,
-        processes=processes,
-        host="127.0.0.1",
-        dashboard_address=dashboard_address,
-        silence_logs=logging.CRITICAL,
-    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Port .* is already in use")  # another port is taken
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=threads_per_worker,
+            processes=processes,
+            host="127.0.0.1" if processes else None,  # threads talk in-process, no socket
+            dashboard_address=dashboard_address,
+            worker_dashboard_address="127.0.0.1:0",
+            silence_logs=logging.CRITICAL,
+        )
     with cluster, Client(cluster) as client:
         yield client
 
 
 def dashboard_link(client: Client) -> str | None:
-    """The client's dashboard URL, or None when it has none."""
+    """The client's dashboard URL, or None when it has none.
+
+    For a LocalCluster this is the address the dashboard really listens on
+    (127.0.0.1), not the host's network address dask would print.
+    """
+    scheduler = getattr(client.cluster, "scheduler", None)
+    server = getattr(scheduler, "http_server", None)
+    if server is not None and "dashboard" in getattr(scheduler, "services", {}):
+        return f"http://127.0.0.1:{server.port}/status"
     try:
         return client.dashboard_link
     except Exception:  # no dashboard (bokeh missing, or dashboard_address=None)

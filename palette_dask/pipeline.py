@@ -93,8 +93,8 @@ def extract_palette(
     --------
     >>> import os, skimage
     >>> logo = os.path.join(os.path.dirname(skimage.__file__), "data", "logo.png")
-    >>> from distributed import Client
-    >>> with Client(processes=False, n_workers=1, dashboard_address=None) as client:
+    >>> from palette_dask import connect
+    >>> with connect(processes=False, n_workers=1, dashboard_address="127.0.0.1:0") as client:
     ...     result = extract_palette(logo, k=5, client=client)
     >>> result.k, round(float(result.proportions.sum()), 6), result.to_dict()["images"]
     (5, 1.0, {'total': 1, 'done': 1, 'failed': 0})
@@ -158,6 +158,9 @@ def _run(group, names, client: Client, parameters: dict, *, max_pixels: int, rep
     _each_completed(probes, infos.__setitem__, fail)
     images = {i: read_image(info, chunk_bytes=parameters["chunk_bytes"]) for i, info in infos.items()}
 
+    if "centers" not in group and not infos:
+        stores.finish_store(group)
+        return
     if "centers" not in group:
         centers = _fit(client, names, images, infos, parameters, fail, report)
         if centers is None:

@@ -149,12 +149,8 @@ def create_store(
     StoreError
         When ``path`` exists and ``overwrite`` is false.
     """
-    if path is None:
-        store = zarr.storage.MemoryStore()
-    else:
-        if os.path.exists(path) and not overwrite:
-            raise StoreError(f"{path}: already exists; pass --overwrite to replace it or --resume to finish it")
-        store = str(path)
+    check_new_store(path, overwrite=overwrite)
+    store = zarr.storage.MemoryStore() if path is None else str(path)
     group = zarr.open_group(store, mode="w")
     n = len(image_names)
     names = group.create_array("image_names", shape=(n,), chunks=(1,), dtype=str, **_dims("image"))
@@ -176,6 +172,18 @@ def create_store(
         }
     )
     return group
+
+
+def check_new_store(path: str | os.PathLike | None, *, overwrite: bool) -> None:
+    """Refuse to replace an existing path unless ``overwrite``.
+
+    Raises
+    ------
+    StoreError
+        When ``path`` exists and ``overwrite`` is false.
+    """
+    if path is not None and os.path.exists(path) and not overwrite:
+        raise StoreError(f"{path}: already exists; pass --overwrite to replace it or --resume to finish it")
 
 
 def open_store(path: str | os.PathLike, mode: str = "r") -> zarr.Group:

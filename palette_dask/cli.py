@@ -1,0 +1,270 @@
+"""The ``palette-dask`` command: a thin shell over :func:`~palette_dask.extract_palette`.
+
+Exit codes: 0 success, 1 error, 2 usage error, 3 finished but some images failed.
+With ``--json`` exactly one JSON document goes to stdout; progress, warnings
+and errors always go to stderr, one line each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from ._version import __version__
+from .errors import ClusterError, PaletteDaskError, ParameterError
+from .store import DONE, PaletteResult, load_result
+
+__all__ = ["main", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_PARTIAL"]
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+
+DEMO_IMAGES = ("astronaut.png", "coffee.png", "logo.png", "chelsea.png", "rocket.jpg")
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, no usage dump
+        raise _UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="palette-dask", description="Dominant colours of huge images and large collections.")
+    parser.add_argument("--version", action="version", version=f"palette-dask {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    common.add_argument("-v", "--verbose", action="store_true", help="tracebacks and dask logs on stderr")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", parents=[common], help="find the palette of images and store it")
+    run.add_argument("inputs", nargs="+", metavar="INPUT", help="image file, directory, glob, list file, zarr array or URL")
+    _add_run_options(run, default_store="palette.zarr")
+
+    show = sub.add_parser("show", parents=[common], help="print the palette of a store")
+    show.add_argument("store", metavar="OUT.zarr")
+    show.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    show.add_argument("--png", metavar="BAR.png", help="also write the palette bar as PNG")
+
+    demo = sub.add_parser("demo", parents=[common], help="run on the sample photos shipped with scikit-image")
+    _add_run_options(demo, default_store=None)
+    demo.add_argument("--out", default="palette-demo", metavar="DIR", help="output folder (default: %(default)s)")
+    return parser
+
+
+def _add_run_options(parser: argparse.ArgumentParser, *, default_store: str | None) -> None:
+    parser.add_argument("-k", type=_positive_int, default=5, help="number of colours (default: 5)")
+    if default_store:
+        parser.add_argument("-o", "--out", default=default_store, metavar="OUT.zarr", help="zarr store (default: %(default)s)")
+    parser.add_argument("--sample", type=_positive_int, default=None, metavar="N", help="pixels sampled to fit")
+    parser.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
+    parser.add_argument("--scheduler", metavar="ADDRESS", help="attach to a running dask scheduler")
+    parser.add_argument("--workers", type=_positive_int, default=None, metavar="N", help="LocalCluster workers")
+    parser.add_argument("--threads", action="store_true", help="LocalCluster with threads, not processes")
+    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    parser.add_argument("--resume", action="store_true", help="finish the pending images of an existing store")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    parser.add_argument("--png", metavar="BAR.png", help="also write the palette bar as PNG")
+    parser.add_argument("--figure", metavar="FIG.png", help="also write the image (the first) beside its palette bar")
+    parser.add_argument("--max-pixels", type=_positive_int, default=None, metavar="N", help="largest image decoded whole")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code.
+
+    Examples
+    --------
+    >>> main(["run", "-k", "0", "a.png"])
+    2
+    """
+    try:
+        args = _parser().parse_args(argv)
+    except _UsageError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help, --version
+        return int(exc.code or 0)
+    _configure_output(args)
+    try:
+        return _COMMANDS[args.command](args)
+    except ParameterError as exc:
+        print(f"palette-dask: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ClusterError as exc:
+        print(f"palette-dask: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except PaletteDaskError as exc:
+        print(f"palette-dask: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("palette-dask: interrupted; finish with --resume", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.verbose:
+            raise
+        print(f"palette-dask: unexpected {type(exc).__name__}: {exc} (run with -v for details)", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _configure_output(args) -> None:
+    def one_line_warning(message, category, filename, lineno, file=None, line=None):
+        print(f"palette-dask: warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = one_line_warning
+    if not args.verbose:
+        for name in ("distributed", "dask_ml", "bokeh", "tornado"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _reporter(args):
+    if args.quiet or args.json:
+        return None
+    return lambda message: print(f"palette-dask: {message}", file=sys.stderr, flush=True)
+
+
+def _run(args) -> int:
+    result = _extract(args, args.inputs, args.out)
+    return _finish(args, result)
+
+
+def _extract(args, inputs, store) -> PaletteResult:
+    from .cluster import connect, dashboard_link
+    from .pipeline import extract_palette
+    from .read import resolve_inputs
+    from .store import check_new_store
+
+    # the checks that need no cluster come first, so that a bad command starts none
+    inputs = resolve_inputs(inputs)
+    if not (args.resume and store and os.path.exists(store)):
+        check_new_store(store, overwrite=args.overwrite)
+    report = _reporter(args)
+    options = {"k": args.k, "seed": args.seed, "store": store, "resume": args.resume, "overwrite": args.overwrite}
+    if args.sample:
+        options["sample_size"] = args.sample
+    if args.max_pixels:
+        options["max_pixels"] = args.max_pixels
+    with connect(
+        args.scheduler,
+        processes=not args.threads,
+        n_workers=args.workers,
+        threads_per_worker=1 if not args.threads else None,
+    ) as client:
+        link = dashboard_link(client)
+        if link and not args.quiet:
+            print(f"palette-dask: dashboard at {link}", file=sys.stderr, flush=True)
+        return extract_palette(inputs, client=client, report=report, **options)
+
+
+def _finish(args, result: PaletteResult) -> int:
+    if args.png and result.k:
+        from .render import palette_bar, save_png
+
+        save_png(palette_bar(result.colors, result.proportions), args.png)
+    if getattr(args, "figure", None) and result.k:
+        _save_figure(result, int((result.image_status == DONE).argmax()), args.figure)
+    _print_result(args, result)
+    status = result.to_dict()["images"]
+    if status["done"] == 0:
+        if _reporter(args) is None:  # failures were not reported as they happened
+            for error in list(result.failures.values())[:1]:
+                print(f"palette-dask: {error}", file=sys.stderr)
+        if status["total"] > 1:
+            print(f"palette-dask: all {status['total']} images failed", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_PARTIAL if status["failed"] else EXIT_OK
+
+
+def _save_figure(result: PaletteResult, index: int, path) -> None:
+    from .read import read_image
+    from .render import palette_figure, thumbnail
+
+    name = result.image_names[index]
+    figure = palette_figure(
+        thumbnail(read_image(name)), result.colors, result.image_counts[index], title=os.path.basename(name)
+    )
+    figure.savefig(path, dpi=100)
+
+
+def _print_result(args, result: PaletteResult) -> None:
+    if args.json:
+        json.dump(result.to_dict(), sys.stdout)
+        sys.stdout.write("\n")
+        return
+    from .render import format_table
+
+    summary = result.to_dict()
+    images, pixels = summary["images"], summary["pixels"]
+    if result.k:
+        print(format_table(result, color=sys.stdout.isatty()))
+    print(
+        f"{images['done']} of {images['total']} images done, {images['failed']} failed; "
+        f"{pixels['valid']:,} valid pixels, {pixels['masked']:,} masked; store: {result.store}"
+    )
+    if not result.complete:
+        print("palette-dask: the store is incomplete: finish it with 'palette-dask run ... --resume'", file=sys.stderr)
+
+
+def _show(args) -> int:
+    result = load_result(args.store)
+    if args.png and result.k:
+        from .render import palette_bar, save_png
+
+        save_png(palette_bar(result.colors, result.proportions), args.png)
+    _print_result(args, result)
+    return EXIT_OK
+
+
+def _demo(args) -> int:
+    import skimage
+
+    from .render import palette_bar, save_png
+
+    data = Path(skimage.__file__).parent / "data"
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    args.overwrite = args.overwrite or not args.resume
+    result = _extract(args, [str(data / name) for name in DEMO_IMAGES], str(out / "demo.zarr"))
+    if result.k:
+        save_png(palette_bar(result.colors, result.proportions), out / "palette.png")
+        for index, name in enumerate(result.image_names):
+            if result.image_status[index] == DONE:
+                _save_figure(result, index, out / f"{Path(name).stem}-palette.png")
+    _print_result(args, result)
+    if not args.json:
+        print(f"outputs in {out}/: demo.zarr (the store), palette.png (the global bar), <image>-palette.png")
+    return EXIT_OK if result.to_dict()["images"]["failed"] == 0 else EXIT_PARTIAL
+
+
+_COMMANDS = {"run": _run, "show": _show, "demo": _demo}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    with contextlib.suppress(BrokenPipeError):
+        sys.exit(main())
