@@ -21,7 +21,14 @@ from .count import image_stats, unpack_stats
 from .errors import NoValidPixelsError, PaletteDaskError, ParameterError, StoreError
 from .fit import fit_palette
 from .read import DEFAULT_CHUNK_BYTES, DEFAULT_MAX_PIXELS, ImageInfo, probe, read_image, resolve_inputs
-from .sample import DEFAULT_SAMPLE_SIZE, image_candidates, merge_candidates, sample_array, sampling_fraction
+from .sample import (
+    DEFAULT_SAMPLE_SIZE,
+    image_candidates,
+    merge_candidates,
+    next_fraction,
+    sample_array,
+    sampling_fraction,
+)
 from .store import PaletteResult
 
 __all__ = ["extract_palette"]
@@ -190,13 +197,15 @@ def _fit(client, names, images, infos, parameters, fail, report):
     size, seed = parameters["sample_size"], parameters["seed"]
     fraction = sampling_fraction(sum(info.pixels for info in infos.values()), size)
     report(f"sampling {size:,} pixels from {len(infos)} images")
-    candidates = {
-        i: client.compute(image_candidates(images[i], info, i, seed=seed, fraction=fraction, size=size))
-        for i, info in sorted(infos.items())
-    }
-    _each_completed(candidates, lambda index, value: None, fail)
-    merged = client.submit(merge_candidates, [candidates[i] for i in sorted(infos)], size, pure=False)
-    rows = client.submit(len, merged).result()
+    while fraction is not None:  # a second draw only when masks left too few candidates
+        candidates = {
+            i: client.compute(image_candidates(images[i], info, i, seed=seed, fraction=fraction, size=size))
+            for i, info in sorted(infos.items())
+        }
+        _each_completed(candidates, lambda index, value: None, fail)
+        merged = client.submit(merge_candidates, [candidates[i] for i in sorted(infos)], size, pure=False)
+        rows = client.submit(len, merged).result()
+        fraction = next_fraction(fraction, rows, size)
     if rows == 0:
         for index in sorted(infos):
             fail(index, _no_valid_pixels(names[index]))

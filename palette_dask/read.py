@@ -508,15 +508,14 @@ def _read_tiff_region(info: ImageInfo, rows: slice, cols: slice) -> np.ndarray:
         try:
             array = zarr.open_array(store, mode="r")
             index = (slice(None), rows, cols) if info.planar else (rows, cols)
-            block = np.asarray(array[(Ellipsis, *index)])
+            core_ndim = 3 if info.planar or info.shape[2] > 1 else 2
+            block = np.asarray(array[(0,) * (array.ndim - core_ndim) + index])  # leading axes of 1
         finally:
             store.close()
-    block = block.reshape(block.shape[-3:] if block.ndim >= 3 else block.shape)
-    if info.planar:
-        block = np.moveaxis(block, 0, -1)
-    elif block.ndim == 2:
-        block = block[:, :, np.newaxis]
-    return block
+    height, width, channels = rows.stop - rows.start, cols.stop - cols.start, info.shape[2]
+    if info.planar:  # (channels, rows, cols), maybe behind leading axes of length one
+        return np.moveaxis(block.reshape(channels, height, width), 0, -1)
+    return block.reshape(height, width, channels)
 
 
 def _read_pillow(info: ImageInfo) -> np.ndarray:

@@ -24,15 +24,25 @@ import numpy as np
 from .pixels import N_FEATURES, block_features
 from .read import ImageInfo
 
-__all__ = ["DEFAULT_SAMPLE_SIZE", "pixel_keys", "image_candidates", "merge_candidates", "draw_sample"]
+__all__ = [
+    "DEFAULT_SAMPLE_SIZE",
+    "pixel_keys",
+    "sampling_fraction",
+    "next_fraction",
+    "image_candidates",
+    "merge_candidates",
+    "sample_array",
+    "draw_sample",
+]
 
 #: Pixels fitted by default.
 DEFAULT_SAMPLE_SIZE = 100_000
 #: Candidates kept per chunk, relative to the expected need; covers masked pixels.
-OVERSAMPLING = 1.25
+OVERSAMPLING = 1.5
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -54,10 +64,12 @@ def pixel_keys(seed: int, image_index: int, rows: slice, cols: slice, width: int
     >>> bool((a[1, 2:] == b).all()), a.shape
     (True, (2, 4))
     """
-    salt = _mix(np.array([(seed % 2**32) << 32 | (image_index % 2**32)], dtype=np.uint64))[0]
+    stream = np.array([(seed % 2**32) << 32 | (image_index % 2**32)], dtype=np.uint64)
+    salt = _mix(stream * _GAMMA + _GAMMA)[0]
     row = np.arange(rows.start, rows.stop, dtype=np.uint64)[:, None] * np.uint64(width)
     index = row + np.arange(cols.start, cols.stop, dtype=np.uint64)[None, :]
-    return (_mix(index ^ salt) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    # splitmix64: the i-th output of the stream is mix(salt + (i + 1) * gamma)
+    return (_mix(salt + (index + np.uint64(1)) * _GAMMA) >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
 def _block_candidates(
@@ -90,8 +102,25 @@ def merge_candidates(candidates: Sequence[np.ndarray], size: int) -> np.ndarray:
 
 
 def sampling_fraction(total_pixels: int, size: int) -> float:
-    """The key threshold: the share of pixels each chunk keeps as candidates."""
+    """The first key threshold: the share of pixels each chunk keeps as candidates."""
     return min(1.0, OVERSAMPLING * size / max(total_pixels, 1))
+
+
+def next_fraction(fraction: float, found: int, size: int) -> float | None:
+    """A larger threshold when a draw found fewer than ``size`` valid pixels, else None.
+
+    Heavily masked images (a no-data border, transparency) leave fewer valid
+    candidates than planned; drawing again with a threshold scaled to what was
+    found keeps the sample exactly the ``size`` smallest keys.
+
+    Examples
+    --------
+    >>> next_fraction(0.25, 500, 1000), next_fraction(0.1, 1000, 1000), next_fraction(1.0, 5, 1000)
+    (0.75, None, None)
+    """
+    if found >= size or fraction >= 1.0:
+        return None
+    return min(1.0, fraction * OVERSAMPLING * size / max(found, 1))
 
 
 def image_candidates(
@@ -139,9 +168,11 @@ def draw_sample(
     (5, 3)
     """
     fraction = sampling_fraction(sum(i.pixels for i in infos), size)
-    parts = [
-        image_candidates(image, info, index, seed=seed, fraction=fraction, size=size)
-        for index, (image, info) in enumerate(zip(images, infos))
-    ]
-    merged = dask.delayed(merge_candidates)(parts, size).compute()
+    while fraction is not None:
+        parts = [
+            image_candidates(image, info, index, seed=seed, fraction=fraction, size=size)
+            for index, (image, info) in enumerate(zip(images, infos))
+        ]
+        merged = dask.delayed(merge_candidates)(parts, size).compute()
+        fraction = next_fraction(fraction, len(merged), size)
     return merged[:, 1:].astype(np.float32)

@@ -1,0 +1,212 @@
+import pickle
+
+import dask
+import numpy as np
+import pytest
+import tifffile
+import zarr
+from conftest import PHOTOS, write_png
+from PIL import Image
+
+from palette_dask import ImageReadError, InputError, probe, read_image, resolve_inputs
+
+
+class ComputeForbidden(RuntimeError):
+    pass
+
+
+def forbid_compute(dsk, keys, **kwargs):
+    raise ComputeForbidden("graph construction computed something")
+
+
+# --- inputs -----------------------------------------------------------------
+
+
+def test_resolve_directory_recursive_sorted_skips_hidden_and_other_files(tmp_path):
+    (tmp_path / "b").mkdir()
+    (tmp_path / ".hidden").mkdir()
+    for name in ("b/2.png", "a.JPG", "c.tif", ".hidden/x.png", "notes.md"):
+        (tmp_path / name).write_bytes(b"x")
+    assert resolve_inputs(tmp_path) == [str(tmp_path / n) for n in ("a.JPG", "b/2.png", "c.tif")]
+
+
+def test_resolve_glob_list_file_and_url(tmp_path):
+    for name in ("x1.png", "x2.png", "y.png"):
+        (tmp_path / name).write_bytes(b"x")
+    listing = tmp_path / "inputs.txt"
+    listing.write_text("# photos\n\ny.png\nhttps://example.org/z.png\nmissing.png\n")
+    assert resolve_inputs([str(tmp_path / "x*.png"), listing]) == [
+        str(tmp_path / "x1.png"),
+        str(tmp_path / "x2.png"),
+        str(tmp_path / "y.png"),
+        "https://example.org/z.png",
+        str(tmp_path / "missing.png"),  # kept: fails alone when read
+    ]
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: (p / "empty").mkdir() or p / "empty", "directory holds no images"),
+        (lambda p: p / "nothing*.png", "no file matches this pattern"),
+        (lambda p: "file:///etc/passwd", "unsupported URL scheme 'file'"),
+        (lambda p: "ftp://example.org/a.png", "unsupported URL scheme 'ftp'"),
+        (lambda p: (p / "l.txt").write_text("# nothing\n") and p / "l.txt", "the list of inputs is empty"),
+    ],
+)
+def test_resolve_bad_inputs(tmp_path, make, message):
+    target = make(tmp_path)
+    with pytest.raises(InputError, match=message) as info:
+        resolve_inputs([str(target)])
+    assert "\n" not in str(info.value)
+
+
+# --- formats ------------------------------------------------------------------
+
+
+def roundtrip(path, **kwargs):
+    info = probe(str(path))
+    image = read_image(info, **kwargs)
+    array = image.compute(scheduler="sync")
+    assert array.shape == image.shape == info.shape
+    assert array.dtype == image.dtype
+    return info, array
+
+
+def test_rgb_png_equals_pillow():
+    info, array = roundtrip(PHOTOS[0])
+    assert (info.channels, info.dtype, info.format) == ("RGB", "uint8", "pillow")
+    np.testing.assert_array_equal(array, np.asarray(Image.open(PHOTOS[0])))
+
+
+def test_rgba_gray_and_gray_alpha_png(tmp_path):
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, (20, 30, 4), dtype=np.uint8)
+    gray = rgba[..., 0]
+    for name, data, channels in [("rgba", rgba, "RGBA"), ("gray", gray, "L"), ("la", rgba[..., :2], "LA")]:
+        path = tmp_path / f"{name}.png"
+        Image.fromarray(data, mode={"L": "L", "LA": "LA", "RGBA": "RGBA"}[channels]).save(path)
+        info, array = roundtrip(path)
+        assert info.channels == channels
+        np.testing.assert_array_equal(array, data.reshape(20, 30, -1))
+
+
+def test_palette_png_gives_colours_not_indices(tmp_path):
+    indices = np.array([[0, 1], [1, 2]], dtype=np.uint8)
+    palette = [200, 10, 10, 10, 200, 10, 10, 10, 200] + [0] * (256 * 3 - 9)
+    image = Image.fromarray(indices, mode="P")
+    image.putpalette(palette)
+    image.save(tmp_path / "p.png")
+    info, array = roundtrip(tmp_path / "p.png")
+    assert info.channels == "RGB"
+    assert array[0, 0].tolist() == [200, 10, 10] and array[1, 1].tolist() == [10, 10, 200]
+    image.save(tmp_path / "pt.png", transparency=1)  # index 1 transparent
+    info, array = roundtrip(tmp_path / "pt.png")
+    assert info.channels == "RGBA"
+    assert array[0, 1, 3] == 0 and array[0, 0, 3] == 255
+
+
+def test_one_bit_and_sixteen_bit_png(tmp_path):
+    Image.fromarray(np.array([[True, False]])).save(tmp_path / "bits.png")
+    info, array = roundtrip(tmp_path / "bits.png")
+    assert info.channels == "L" and array[:, :, 0].tolist() == [[255, 0]]
+    gray16 = np.array([[0, 1000], [40000, 65535]], dtype=np.uint16)
+    write_png(tmp_path / "g16.png", gray16)
+    info, array = roundtrip(tmp_path / "g16.png")
+    assert info.dtype == "uint16"
+    np.testing.assert_array_equal(array[:, :, 0], gray16)
+    rgb16 = np.arange(2 * 3 * 3, dtype=np.uint16).reshape(2, 3, 3) * 3000
+    write_png(tmp_path / "rgb16.png", rgb16)
+    info, array = roundtrip(tmp_path / "rgb16.png")
+    # Pillow reads 16-bit colour PNGs as 8-bit: the high byte, the right display value
+    np.testing.assert_array_equal(array, (rgb16 >> 8).astype(np.uint8))
+
+
+def test_jpeg(tmp_path):
+    data = np.asarray(Image.open(PHOTOS[1]))
+    Image.fromarray(data).save(tmp_path / "c.jpg", quality=95)
+    info, array = roundtrip(tmp_path / "c.jpg")
+    assert info.shape == data.shape
+    assert np.abs(array.astype(int) - data).mean() < 3
+
+
+def test_planar_tiff_has_channels_last(shared_data):
+    info, array = roundtrip(shared_data / "world.rgb.tif")
+    assert info.planar and info.shape == (256, 512, 3)
+    np.testing.assert_array_equal(array, np.moveaxis(tifffile.imread(shared_data / "world.rgb.tif"), 0, -1))
+
+
+def test_geotiff_nodata_and_uint16_rgba(shared_data):
+    info = probe(str(shared_data / "RGB.byte.tif"))
+    assert info.nodata == 0.0 and info.shape == (718, 791, 3)
+    info = probe(str(shared_data / "RGBA.uint16.tif"))
+    assert (info.channels, info.dtype) == ("RGBA", "uint16")
+
+
+def test_tiled_tiff_is_read_in_tile_aligned_chunks(tmp_path):
+    data = np.random.default_rng(1).integers(0, 256, (300, 500, 3), dtype=np.uint8)
+    path = tmp_path / "tiled.tif"
+    tifffile.imwrite(path, data, tile=(64, 64), compression="zlib")
+    info, array = roundtrip(path, chunk_bytes=64 * 500 * 3 * 2)
+    image = read_image(info, chunk_bytes=64 * 500 * 3 * 2)
+    assert image.chunks[0][:-1] == (128, 128) and len(image.chunks[1]) == 1
+    np.testing.assert_array_equal(array, data)
+    wide = read_image(info, chunk_bytes=64 * 64 * 3 * 2)  # columns are cut too, in whole tiles
+    assert set(wide.chunks[1][:-1]) == {128}
+    np.testing.assert_array_equal(wide.compute(scheduler="sync"), data)
+
+
+def test_zarr_array_input(tmp_path):
+    data = np.random.default_rng(2).integers(0, 256, (100, 80, 3), dtype=np.uint8)
+    z = zarr.create_array(str(tmp_path / "m.zarr"), shape=data.shape, chunks=(32, 80, 3), dtype="uint8")
+    z[:] = data
+    assert resolve_inputs(str(tmp_path / "m.zarr")) == [str(tmp_path / "m.zarr")]
+    info, array = roundtrip(tmp_path / "m.zarr", chunk_bytes=32 * 80 * 3)
+    assert info.format == "zarr"
+    np.testing.assert_array_equal(array, data)
+
+
+def test_building_the_array_computes_nothing_and_embeds_no_pixels(tmp_path):
+    data = np.random.default_rng(3).integers(0, 256, (512, 512, 3), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "t.tif", data, tile=(64, 64))
+    with dask.config.set(scheduler=forbid_compute):
+        image = read_image(str(tmp_path / "t.tif"), chunk_bytes=64 * 512 * 3)
+    graph_bytes = len(pickle.dumps(dict(image.__dask_graph__())))
+    assert image.numblocks[0] == 8
+    assert graph_bytes < data.nbytes / 50
+    with pytest.raises(ComputeForbidden), dask.config.set(scheduler=forbid_compute):
+        image.sum().compute()  # the guard itself works
+
+
+# --- bad files ----------------------------------------------------------------
+
+
+def test_bad_files_give_one_line_errors(tmp_path):
+    (tmp_path / "zero.png").write_bytes(b"")
+    (tmp_path / "random.png").write_bytes(np.random.default_rng(0).bytes(300))
+    (tmp_path / "dir.png").mkdir()
+    cases = {
+        "zero.png": "empty file",
+        "random.png": "not a readable image",
+        "missing.png": "no such file",
+        "dir.png": "is a directory",
+    }
+    for name, message in cases.items():
+        with pytest.raises(ImageReadError, match=message) as info:
+            probe(str(tmp_path / name))
+        assert str(info.value).startswith(str(tmp_path / name)) and "\n" not in str(info.value)
+
+
+def test_truncated_png_fails_when_decoded(tmp_path):
+    good = PHOTOS[1].read_bytes()
+    (tmp_path / "cut.png").write_bytes(good[: len(good) // 2])
+    image = read_image(str(tmp_path / "cut.png"))  # the header is intact
+    with pytest.raises(ImageReadError, match="cut.png: cannot decode"):
+        image.compute(scheduler="sync")
+
+
+def test_pixel_limit_is_checked_on_the_header(tmp_path):
+    write_png(tmp_path / "big.png", np.zeros((100, 100, 3), np.uint8))
+    with pytest.raises(ImageReadError, match="more than the limit of 9,999"):
+        probe(str(tmp_path / "big.png"), max_pixels=9_999)
+    assert probe(str(tmp_path / "big.png"), max_pixels=10_000).pixels == 10_000
