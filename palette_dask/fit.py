@@ -14,6 +14,9 @@ DESIGN.md), each covered by a test:
   variance, as scikit-learn does;
 - few init rounds give fewer than k candidates: each round draws about
   ``2k`` candidates (``oversampling_factor``);
+- its k-means|| reduces the candidates without their weights and lands in a
+  poor local optimum now and then: ``n_init`` fits are run (k-means||, then
+  greedy k-means++ seeds) and the lowest inertia is kept;
 - fewer distinct colours than k: the palette is those colours, smaller than
   k, with a :class:`~palette_dask.errors.PaletteDaskWarning`; never duplicates.
 """
@@ -131,11 +134,19 @@ def _distinct_rows(x: np.ndarray, limit: int) -> np.ndarray:
     return np.unique(x, axis=0)[:limit]
 
 
+def _kmeans_plusplus(x: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """scikit-learn's greedy k-means++ seeds on the (small, in-memory) sample."""
+    from sklearn.cluster import kmeans_plusplus
+
+    return kmeans_plusplus(np.asarray(x, dtype=np.float32), k, random_state=seed)[0]
+
+
 def fit_palette(
     sample: da.Array | np.ndarray,
     k: int = 5,
     *,
     random_state: int = 0,
+    n_init: int = 3,
     max_iter: int = 300,
     tol: float = 1e-4,
 ) -> FittedPalette:
@@ -148,7 +159,10 @@ def fit_palette(
     k : int
         Number of colours.
     random_state : int
-        Seed of k-means||.
+        Seed of the initialisations.
+    n_init : int
+        Fits to run, keeping the lowest inertia: the first starts from
+        dask-ml's k-means||, the others from k-means++ seeds drawn on the sample.
     max_iter : int
         Most Lloyd iterations.
     tol : float
@@ -186,16 +200,26 @@ def fit_palette(
             )
         centers, inertia = dask.compute(dask.delayed(polish)(sample, distinct, max_iter=1))[0]
         return FittedPalette(centers, inertia, n, k, 0)
-    model = KMeans(
-        n_clusters=k,
-        init="k-means||",
-        oversampling_factor=max(2, 2 * k),
-        init_max_iter=5,
-        max_iter=max_iter,
-        tol=tol * float(variance),
-        random_state=random_state,
-    ).fit(sample)
-    centers, inertia = dask.compute(
-        dask.delayed(polish)(sample, model.cluster_centers_, tol=tol * float(variance))
-    )[0]
-    return FittedPalette(centers, inertia, n, k, int(model.n_iter_))
+    # Lloyd's algorithm lands in a local optimum now and then (a few % worse):
+    # start from k-means|| and from greedy k-means++ seeds, keep the best.
+    seeds = [int(s) for s in np.random.SeedSequence(random_state).generate_state(n_init)]
+    inits = ["k-means||"] + list(
+        dask.compute(*[dask.delayed(_kmeans_plusplus)(sample, k, seed) for seed in seeds[1:]])
+    )
+    best = None
+    for init, seed in zip(inits, seeds):
+        model = KMeans(
+            n_clusters=k,
+            init=init,
+            oversampling_factor=max(2, 2 * k),
+            init_max_iter=5,
+            max_iter=max_iter,
+            tol=tol * float(variance),
+            random_state=seed,
+        ).fit(sample)
+        centers, inertia = dask.compute(
+            dask.delayed(polish)(sample, model.cluster_centers_, tol=tol * float(variance))
+        )[0]
+        if best is None or inertia < best.sample_inertia:
+            best = FittedPalette(centers, inertia, n, k, int(model.n_iter_))
+    return best
