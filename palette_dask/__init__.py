@@ -7,8 +7,10 @@ for one process.
 Examples
 --------
 >>> import palette_dask
->>> sorted(palette_dask.__all__)[:3]
-['ClusterError', 'ImageReadError', 'InputError']
+>>> with palette_dask.connect(processes=False, dashboard_address="127.0.0.1:0") as client:  # doctest: +SKIP
+...     result = palette_dask.extract_palette("photos/", k=5, store="photos.zarr", client=client)
+>>> palette_dask.palette_bar([[255, 0, 0], [0, 0, 255]], [0.4, 0.6]).shape
+(50, 300, 3)
 """
 
 from ._version import __version__

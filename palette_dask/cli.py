@@ -111,7 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except SystemExit as exc:  # --help, --version
         return int(exc.code or 0)
-    _configure_output(args)
+    with warnings.catch_warnings():  # restores warnings.showwarning for in-process callers
+        _configure_output(args)
+        return _dispatch(args)
+
+
+def _dispatch(args) -> int:
     try:
         return _COMMANDS[args.command](args)
     except ParameterError as exc:

@@ -36,6 +36,9 @@ __all__ = ["FittedPalette", "fit_palette", "nearest_center", "polish"]
 
 #: Pixels labelled at once; bounds the memory of the distance computation.
 LABEL_BATCH = 1 << 20
+#: Lloyd iterations dask-ml runs after its k-means|| (each one a pass over the
+#: sample and several round trips); :func:`polish` converges the rest in memory.
+DASK_ML_ITERATIONS = 3
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ class FittedPalette:
         The ``k`` asked for; ``len(centers)`` is smaller only when the sample
         has fewer distinct colours.
     n_iter : int
-        Lloyd iterations run by dask-ml.
+        Lloyd iterations dask-ml ran after its k-means||.
     """
 
     centers: np.ndarray
@@ -161,10 +164,10 @@ def fit_palette(
     random_state : int
         Seed of the initialisations.
     n_init : int
-        Fits to run, keeping the lowest inertia: the first starts from
-        dask-ml's k-means||, the others from k-means++ seeds drawn on the sample.
+        Starts to try, keeping the lowest inertia: the first is dask-ml's
+        k-means||, the others k-means++ seeds drawn on the sample.
     max_iter : int
-        Most Lloyd iterations.
+        Most Lloyd iterations of each start.
     tol : float
         Relative tolerance: the fit stops when the squared centre shift is
         below ``tol`` times the sample's mean feature variance (scikit-learn's rule).
@@ -200,26 +203,25 @@ def fit_palette(
             )
         centers, inertia = dask.compute(dask.delayed(polish)(sample, distinct, max_iter=1))[0]
         return FittedPalette(centers, inertia, n, k, 0)
-    # Lloyd's algorithm lands in a local optimum now and then (a few % worse):
-    # start from k-means|| and from greedy k-means++ seeds, keep the best.
+    # dask-ml's k-means|| (with a few of its Lloyd iterations, each a pass over
+    # the persisted sample) gives the first start; k-means++ seeds drawn on the
+    # sample give the others, since Lloyd's algorithm lands in a local optimum
+    # a few percent worse now and then. Every start is then polished in memory
+    # where the sample lives, in parallel, and the lowest inertia wins.
     seeds = [int(s) for s in np.random.SeedSequence(random_state).generate_state(n_init)]
-    inits = ["k-means||"] + list(
-        dask.compute(*[dask.delayed(_kmeans_plusplus)(sample, k, seed) for seed in seeds[1:]])
+    model = KMeans(
+        n_clusters=k,
+        init="k-means||",
+        oversampling_factor=max(2, 2 * k),
+        init_max_iter=5,
+        max_iter=DASK_ML_ITERATIONS,
+        tol=tol * float(variance),
+        random_state=seeds[0],
+    ).fit(sample)
+    starts = [model.cluster_centers_] + [dask.delayed(_kmeans_plusplus)(sample, k, s) for s in seeds[1:]]
+    polished = dask.compute(
+        *[dask.delayed(polish)(sample, start, max_iter=max_iter, tol=tol * float(variance)) for start in starts]
     )
-    best = None
-    for init, seed in zip(inits, seeds):
-        model = KMeans(
-            n_clusters=k,
-            init=init,
-            oversampling_factor=max(2, 2 * k),
-            init_max_iter=5,
-            max_iter=max_iter,
-            tol=tol * float(variance),
-            random_state=seed,
-        ).fit(sample)
-        centers, inertia = dask.compute(
-            dask.delayed(polish)(sample, model.cluster_centers_, tol=tol * float(variance))
-        )[0]
-        if best is None or inertia < best.sample_inertia:
-            best = FittedPalette(centers, inertia, n, k, int(model.n_iter_))
-    return best
+    best = min(range(len(polished)), key=lambda i: (polished[i][1], i))
+    centers, inertia = polished[best]
+    return FittedPalette(centers, inertia, n, k, int(model.n_iter_))

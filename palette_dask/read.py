@@ -366,6 +366,8 @@ def _open_pillow(source: str, handle):
             return Image.open(handle)
         except Image.DecompressionBombError as exc:
             raise ImageReadError(f"{source}: {exc}") from None
+        except Image.UnidentifiedImageError:
+            raise ImageReadError(f"{source}: not a readable image (unknown format)") from None
         except Exception as exc:  # UnidentifiedImageError, SyntaxError, struct.error...
             raise ImageReadError(f"{source}: not a readable image: {exc}") from None
 

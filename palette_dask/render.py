@@ -98,15 +98,15 @@ def format_table(result: PaletteResult, *, color: bool = False) -> str:
     ...                   np.array([[0, 0, 0], [255, 255, 255]], np.uint8), np.array([1, 3]),
     ...                   ["a"], np.array([[1, 3]]), np.array([4]), np.array([0]), np.array([1]), [""])
     >>> print(format_table(r))
-      #  hex      rgb                share     pixels
-      1  #ffffff  255.0 255.0 255.0  75.00%         3
-      2  #000000    0.0   0.0   0.0  25.00%         1
+      #  hex      rgb                  share         pixels
+      1  #ffffff  255.0 255.0 255.0   75.00%              3
+      2  #000000    0.0   0.0   0.0   25.00%              1
     """
-    lines = [f"  #  hex      {'rgb':17}  {'share':>6}  {'pixels':>9}"]
+    lines = [f"{'#':>3}  {'':{5 if color else 0}}{'hex':7}  {'rgb':17}  {'share':>7}  {'pixels':>13}"]
     for rank, entry in enumerate(result.palette(), start=1):
         rgb = " ".join(f"{v:5.1f}" for v in entry["rgb"])
         swatch = _swatch(np.clip(np.rint(entry["rgb"]), 0, 255)) + " " if color else ""
         lines.append(
-            f"{rank:3d}  {swatch}{entry['hex']}  {rgb}  {entry['proportion']:6.2%}  {entry['count']:9d}"
+            f"{rank:3d}  {swatch}{entry['hex']}  {rgb:17}  {entry['proportion']:7.2%}  {entry['count']:13,d}"
         )
     return "\n".join(lines)

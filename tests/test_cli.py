@@ -1,0 +1,120 @@
+import json
+
+import numpy as np
+import pytest
+from conftest import PHOTOS, write_png
+from PIL import Image
+
+from palette_dask.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def test_run_json_is_one_document_as_designed(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "run", *PHOTOS[:2], "-o", tmp_path / "o.zarr", "--json", "--threads", "--seed", "1")
+    assert code == 0
+    document = json.loads(out)  # exactly one document: json.loads rejects anything after it
+    assert document["k"] == 5 and document["space"] == "rgb" and document["store"] == str(tmp_path / "o.zarr")
+    assert document["pixels"] == {"valid": 512 * 512 + 400 * 600, "masked": 0}
+    assert document["images"] == {"total": 2, "done": 2, "failed": 0}
+    palette = document["palette"]
+    shares = [entry["proportion"] for entry in palette]
+    assert shares == sorted(shares, reverse=True) and sum(shares) == pytest.approx(1)
+    assert sum(entry["count"] for entry in palette) == document["pixels"]["valid"]
+    for entry in palette:
+        assert entry["hex"] == "#{:02x}{:02x}{:02x}".format(*(int(round(v)) for v in entry["rgb"]))
+        assert any(v != round(v) for v in entry["rgb"])  # unrounded centres
+    assert err.startswith("palette-dask: dashboard at") and len(err.splitlines()) == 1  # no progress
+
+
+def test_run_table_show_and_png(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "run", PHOTOS[1], "-o", tmp_path / "o.zarr", "--threads", "--png", tmp_path / "bar.png", "--figure", tmp_path / "fig.png")
+    assert code == 0
+    assert "share" in out and "1 of 1 images done" in out
+    assert "fitting k=5 colours" in err and "dashboard at http://127.0.0.1:" in err
+    bar = np.asarray(Image.open(tmp_path / "bar.png"))
+    assert bar.shape == (50, 300, 3)
+    assert Image.open(tmp_path / "fig.png").size[0] > 300
+    code, shown, _ = run_cli(capsys, "show", tmp_path / "o.zarr")
+    assert code == 0 and shown == out
+    code, document, _ = run_cli(capsys, "show", tmp_path / "o.zarr", "--json")
+    assert json.loads(document)["palette"][0]["hex"] in out
+
+
+def test_some_images_failing_exit_3(capsys, tmp_path):
+    (tmp_path / "zero.png").write_bytes(b"")
+    code, out, err = run_cli(capsys, "run", PHOTOS[1], tmp_path / "zero.png", "-o", tmp_path / "o.zarr", "--json", "--threads")
+    assert code == 3
+    document = json.loads(out)
+    assert document["images"] == {"total": 2, "done": 1, "failed": 1}
+    assert document["failures"] == [{"image": str(tmp_path / "zero.png"), "error": f"{tmp_path / 'zero.png'}: empty file (0 bytes)"}]
+
+
+def bad_inputs(tmp_path):
+    (tmp_path / "zero.png").write_bytes(b"")
+    (tmp_path / "empty").mkdir()
+    data = PHOTOS[1].read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    write_png(tmp_path / "clear.png", np.zeros((8, 8, 4), np.uint8))
+    (tmp_path / "text.png").write_text("not an image")
+    return {
+        "missing.png": "missing.png: no such file",
+        "empty": "empty: directory holds no images",
+        "zero.png": "zero.png: empty file (0 bytes)",
+        "cut.png": "cut.png: cannot decode",
+        "clear.png": "clear.png: no valid pixels",
+        "text.png": "text.png: not a readable image",
+    }
+
+
+@pytest.mark.parametrize("name", ["missing.png", "empty", "zero.png", "cut.png", "clear.png", "text.png"])
+def test_bad_input_is_one_line_and_exit_1(capsys, tmp_path, name):
+    expected = bad_inputs(tmp_path)[name]
+    code, out, err = run_cli(capsys, "run", tmp_path / name, "-o", tmp_path / "o.zarr", "--threads", "-q")
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"palette-dask: {tmp_path}/{expected}")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "-k", "0", "a.png"], "argument -k: expected a whole number >= 1, got 0"),
+        (["run", "-k", "five", "a.png"], "argument -k: expected a whole number, got 'five'"),
+        (["run", "--seed", "-2", "a.png"], "argument --seed: expected a whole number >= 0"),
+        (["run"], "the following arguments are required: INPUT"),
+        (["run", "a.png", "--colour"], "unrecognized arguments: --colour"),
+        (["paint"], "invalid choice: 'paint'"),
+        ([], "the following arguments are required: command"),
+    ],
+)
+def test_usage_errors_exit_2(capsys, argv, message):
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and message in err
+
+
+def test_existing_store_is_refused_before_any_work(capsys, tmp_path):
+    (tmp_path / "o.zarr").mkdir()
+    code, _, err = run_cli(capsys, "run", PHOTOS[1], "-o", tmp_path / "o.zarr")
+    assert code == 1
+    assert err.strip() == f"palette-dask: {tmp_path / 'o.zarr'}: already exists; pass --overwrite to replace it or --resume to finish it"
+
+
+def test_show_of_something_else(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "show", tmp_path / "nothing.zarr")
+    assert code == 1 and "not a palette_dask store" in err
+
+
+def test_default_process_cluster_and_demo(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "demo", "--out", tmp_path / "demo", "--workers", "2")
+    assert code == 0, err
+    assert "dashboard at http://127.0.0.1:" in err
+    for name in ("palette.png", "astronaut-palette.png", "logo-palette.png", "demo.zarr/zarr.json"):
+        assert (tmp_path / "demo" / name).exists(), name
+    assert "5 of 5 images done" in out

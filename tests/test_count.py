@@ -1,0 +1,52 @@
+import dask.array as da
+import numpy as np
+import pytest
+from conftest import reference_labels
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from palette_dask import image_stats
+from palette_dask.count import unpack_stats
+from palette_dask.read import ImageInfo
+
+CENTERS = np.array([[10, 10, 10], [240, 30, 30], [30, 240, 30], [128, 128, 250]], dtype=np.float32)
+
+
+def reference_counts(rgba: np.ndarray, centers=CENTERS):
+    valid = rgba[..., 3] > 0
+    pixels = rgba[..., :3][valid].astype(np.float64)
+    labels = reference_labels(pixels, centers)
+    squared = ((pixels - centers[labels].astype(np.float64)) ** 2).sum()
+    return np.bincount(labels, minlength=len(centers)), squared, int((~valid).sum())
+
+
+def stats_of(rgba, chunks):
+    info = ImageInfo("array", "zarr", rgba.shape, "uint8", "RGBA")
+    image = da.from_array(rgba, chunks=chunks)
+    return unpack_stats(image_stats(image, info, CENTERS).compute(scheduler="sync"))
+
+
+def test_counts_equal_numpy_bincount_of_nearest_centre_labels():
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, (123, 77, 4), dtype=np.uint8)
+    rgba[..., 3] *= rng.random((123, 77)) > 0.3
+    counts, squared, masked = reference_counts(rgba)
+    result = stats_of(rgba, (40, 30, 4))
+    np.testing.assert_array_equal(result.counts, counts)
+    assert result.masked == masked and result.valid == counts.sum()
+    assert result.squared_error.sum() == pytest.approx(squared, rel=1e-12)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    rgba=arrays(np.uint8, st.tuples(st.integers(1, 40), st.integers(1, 40), st.just(4))),
+    row_chunk=st.integers(1, 40),
+    col_chunk=st.integers(1, 40),
+)
+def test_counts_sum_to_the_valid_pixels_whatever_the_chunking(rgba, row_chunk, col_chunk):
+    counts, _, masked = reference_counts(rgba)
+    result = stats_of(rgba, (row_chunk, col_chunk, 4))
+    np.testing.assert_array_equal(result.counts, counts)
+    assert result.valid + result.masked == rgba.shape[0] * rgba.shape[1]
+    assert result.masked == masked

@@ -1,0 +1,155 @@
+import numpy as np
+import pytest
+import tifffile
+import zarr
+from conftest import PHOTOS, SKIMAGE_DATA, reference_labels, sklearn_best_inertia, write_png
+from PIL import Image
+
+from palette_dask import PaletteDaskWarning, extract_palette
+from palette_dask.pixels import block_features
+from palette_dask.read import probe, read_region
+from palette_dask.store import DONE, FAILED
+
+
+def valid_pixels(path) -> np.ndarray:
+    """The valid pixels of an image file, computed in memory as a reference."""
+    info = probe(str(path))
+    block = read_region(info, slice(0, info.shape[0]), slice(0, info.shape[1]))
+    features, valid = block_features(block, info.channels, info.nodata)
+    return features[valid].astype(np.float64)
+
+
+def check_against_references(result, paths, k):
+    pixels = [valid_pixels(p) for p in paths]
+    everything = np.concatenate(pixels)
+    labels = reference_labels(everything, result.centers)
+    np.testing.assert_array_equal(result.counts, np.bincount(labels, minlength=result.k))
+    start = 0
+    for row, image_pixels in zip(result.image_counts, pixels):
+        image_labels = labels[start : start + len(image_pixels)]
+        np.testing.assert_array_equal(row, np.bincount(image_labels, minlength=result.k))
+        start += len(image_pixels)
+    assert result.counts.sum() == len(everything)
+    assert result.proportions.sum() == pytest.approx(1.0, abs=1e-12)
+    inertia = float(((everything - result.centers[labels].astype(np.float64)) ** 2).sum())
+    assert result.attrs["inertia"] == pytest.approx(inertia, rel=1e-9)
+    reference = sklearn_best_inertia(everything, k)
+    assert inertia <= 1.02 * reference, f"inertia {inertia / reference:.4f}x scikit-learn's"
+    return everything
+
+
+def test_scikit_image_photos_match_scikit_learn(client, tmp_path):
+    result = extract_palette(PHOTOS, 5, store=tmp_path / "out.zarr", client=client)
+    assert result.k == 5 and result.complete
+    assert (result.image_status == DONE).all()
+    assert result.image_valid.tolist() == [512 * 512, 400 * 600, 500 * 500]  # the logo is opaque
+    check_against_references(result, PHOTOS, 5)
+
+
+def test_transparent_pixels_are_left_out(client, tmp_path):
+    photo = np.asarray(Image.open(PHOTOS[1]))
+    rgba = np.dstack([photo, np.full(photo.shape[:2], 255, np.uint8)])
+    rgba[:, :250] = [255, 0, 255, 0]  # a transparent magenta band, as in the tutorial's PNG
+    rgba[:50, 300:] = [0, 255, 0, 0]
+    path = write_png(tmp_path / "cut-out.png", rgba)
+    result = extract_palette(path, 5, client=client)
+    opaque = int((rgba[..., 3] > 0).sum())
+    assert result.image_valid.tolist() == [opaque] and result.image_masked.tolist() == [rgba[..., 0].size - opaque]
+    assert np.abs(result.centers - [255, 0, 255]).sum(axis=1).min() > 60  # no magenta colour
+    check_against_references(result, [path], result.k)
+
+
+def test_same_seed_same_palette_on_threads_and_processes(client, process_client, tmp_path):
+    paths = PHOTOS[:2]
+    on_threads = extract_palette(paths, 5, seed=11, client=client)
+    on_processes = extract_palette(paths, 5, seed=11, client=process_client)
+    np.testing.assert_array_equal(on_threads.centers, on_processes.centers)
+    np.testing.assert_array_equal(on_threads.image_counts, on_processes.image_counts)
+    other_seed = extract_palette(paths, 5, seed=12, client=client)
+    assert not np.array_equal(other_seed.centers, on_threads.centers)
+
+
+def test_bad_images_in_a_collection_are_recorded_and_the_rest_finish(client, tmp_path):
+    good = str(PHOTOS[1])
+    (tmp_path / "zero.png").write_bytes(b"")
+    data = PHOTOS[0].read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 3])
+    write_png(tmp_path / "clear.png", np.zeros((20, 20, 4), np.uint8))
+    inputs = [good, tmp_path / "zero.png", tmp_path / "missing.png", tmp_path / "cut.png", tmp_path / "clear.png"]
+    result = extract_palette(inputs, 5, store=tmp_path / "s.zarr", client=client)
+    assert result.image_status.tolist() == [DONE, FAILED, FAILED, FAILED, FAILED]
+    errors = result.image_errors
+    assert errors[0] == ""
+    assert errors[1] == f"{tmp_path / 'zero.png'}: empty file (0 bytes)"
+    assert errors[2] == f"{tmp_path / 'missing.png'}: no such file"
+    assert errors[3].startswith(f"{tmp_path / 'cut.png'}: cannot decode")
+    assert errors[4] == f"{tmp_path / 'clear.png'}: no valid pixels (every pixel is transparent, nodata or NaN)"
+    assert result.image_counts[1:].sum() == 0 and result.complete
+    check_against_references(result, [good], 5)
+
+
+def test_all_images_failing_leave_an_empty_but_complete_store(client, tmp_path):
+    write_png(tmp_path / "clear.png", np.zeros((20, 20, 4), np.uint8))
+    result = extract_palette([tmp_path / "clear.png", tmp_path / "nope.png"], 5, store=tmp_path / "s.zarr", client=client)
+    assert result.k == 0 and result.complete
+    assert result.image_status.tolist() == [FAILED, FAILED]
+    assert result.to_dict()["images"] == {"total": 2, "done": 0, "failed": 2}
+
+
+def test_store_is_plain_zarr_v3_with_one_image_per_chunk(client, tmp_path):
+    result = extract_palette(PHOTOS[:2], 4, store=tmp_path / "out.zarr", client=client, seed=3)
+    group = zarr.open_group(tmp_path / "out.zarr", mode="r")
+    assert group.metadata.zarr_format == 3
+    expected = {
+        "centers": ("float32", (4, 3)),
+        "colors": ("uint8", (4, 3)),
+        "counts": ("int64", (4,)),
+        "image_counts": ("int64", (2, 4)),
+        "image_valid": ("int64", (2,)),
+        "image_status": ("uint8", (2,)),
+    }
+    for name, (dtype, shape) in expected.items():
+        assert (str(group[name].dtype), group[name].shape) == (dtype, shape), name
+        assert group[name].metadata.dimension_names is not None
+    for name in ("image_names", "image_errors", "image_valid", "image_status", "image_counts"):
+        assert group[name].chunks[0] == 1, name
+    assert list(group["image_names"][:]) == [str(p) for p in PHOTOS[:2]]
+    attrs = group.attrs.asdict()
+    assert attrs["complete"] is True and attrs["parameters"]["k"] == 4 and attrs["parameters"]["seed"] == 3
+    assert "palette_dask_version" in attrs and attrs["space"] == "rgb"
+    np.testing.assert_array_equal(group["colors"][:], np.rint(result.centers).astype(np.uint8))
+    assert group["counts"][:].sum() == group["image_valid"][:].sum()
+
+
+def test_an_existing_store_is_not_overwritten(client, tmp_path):
+    from palette_dask import StoreError
+
+    extract_palette(PHOTOS[1], 3, store=tmp_path / "out.zarr", client=client)
+    with pytest.raises(StoreError, match="already exists; pass --overwrite"):
+        extract_palette(PHOTOS[1], 3, store=tmp_path / "out.zarr", client=client)
+    extract_palette(PHOTOS[1], 2, store=tmp_path / "out.zarr", client=client, overwrite=True)
+    assert zarr.open_group(tmp_path / "out.zarr", mode="r")["centers"].shape == (2, 3)
+
+
+@pytest.mark.parametrize("name", ["RGB.byte.tif", "RGBA.uint16.tif", "world.rgb.tif"])
+def test_real_rasters(client, shared_data, name):
+    path = shared_data / name
+    if name == "RGBA.uint16.tif":  # its valid pixels all hold one colour, (10000, 10000, 10000)
+        with pytest.warns(PaletteDaskWarning, match="only 1 distinct colours"):
+            result = extract_palette(path, 5, client=client, sample_size=50_000)
+        assert result.k == 1 and result.centers[0] == pytest.approx([10000 * 255 / 65535] * 3)
+    else:
+        result = extract_palette(path, 5, client=client, sample_size=50_000)
+    raw = tifffile.imread(path)
+    if name == "world.rgb.tif":
+        raw = np.moveaxis(raw, 0, -1)
+    if name == "RGB.byte.tif":  # GDAL_NODATA=0: a pixel is nodata when all its bands are 0
+        expected_valid = int((raw != 0).any(axis=-1).sum())
+        assert 0.25 < 1 - expected_valid / raw[..., 0].size < 0.45  # the no-data border
+        assert np.linalg.norm(result.centers, axis=1).min() > 20  # no black colour from the border
+    elif name == "RGBA.uint16.tif":
+        expected_valid = int((raw[..., 3] > 0).sum())
+    else:
+        expected_valid = raw[..., 0].size
+    assert result.image_valid.tolist() == [expected_valid]
+    check_against_references(result, [path], result.k)

@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+from conftest import PHOTOS
+
+from palette_dask import palette_bar, palette_figure, read_image, thumbnail
+
+
+def test_bar_segments_are_proportional_and_largest_first():
+    colors = [[255, 0, 0], [0, 255, 0], [0, 0, 255]]
+    bar = palette_bar(colors, [0.2, 0.5, 0.3])
+    assert bar.shape == (50, 300, 3) and bar.dtype == np.uint8
+    widths = {tuple(c): int((bar[0] == c).all(axis=1).sum()) for c in colors}
+    assert widths == {(0, 255, 0): 150, (0, 0, 255): 90, (255, 0, 0): 60}
+    assert bar[25, 0].tolist() == [0, 255, 0] and bar[25, 299].tolist() == [255, 0, 0]
+    assert (bar == bar[:1]).all()  # every row is the same
+
+
+@pytest.mark.parametrize("shares", [[1, 1, 1], [0.001, 0.999], [3, 0, 7], [1 / 7] * 7])
+def test_bar_always_fills_its_width(shares):
+    colors = np.linspace(10, 250, 3 * len(shares)).reshape(-1, 3)
+    bar = palette_bar(colors, shares, width=301, height=4)
+    assert bar.shape == (4, 301, 3)
+    painted = np.zeros(301, bool)
+    for color, share in zip(np.rint(colors).astype(np.uint8), np.asarray(shares) / np.sum(shares)):
+        width = int((bar[0] == color).all(axis=1).sum())
+        assert abs(width - share * 301) <= 1
+        painted |= (bar[0] == color).all(axis=1)
+    assert painted.all()
+
+
+def test_thumbnail_and_figure():
+    image = read_image(str(PHOTOS[0]))
+    small = thumbnail(image, max_side=100)
+    assert small.shape == (86, 86, 3)  # every 6th pixel: at most 100 on a side
+    np.testing.assert_array_equal(small, image.compute(scheduler="sync")[::6, ::6])
+    figure = palette_figure(small, [[200, 10, 10], [10, 10, 200]], [3, 1], title="astronaut")
+    assert len(figure.axes) == 2
+    canvas = figure.canvas
+    canvas.draw()
+    assert np.asarray(canvas.buffer_rgba()).shape[2] == 4
