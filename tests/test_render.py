@@ -1,6 +1,9 @@
+import io
+
 import numpy as np
 import pytest
 from conftest import PHOTOS
+from PIL import Image
 
 from palette_dask import palette_bar, palette_figure, read_image, thumbnail
 
@@ -35,6 +38,9 @@ def test_thumbnail_and_figure():
     np.testing.assert_array_equal(small, image.compute(scheduler="sync")[::6, ::6])
     figure = palette_figure(small, [[200, 10, 10], [10, 10, 200]], [3, 1], title="astronaut")
     assert len(figure.axes) == 2
-    canvas = figure.canvas
-    canvas.draw()
-    assert np.asarray(canvas.buffer_rgba()).shape[2] == 4
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    pixels = np.asarray(Image.open(buffer).convert("RGB")).reshape(-1, 3)
+    assert Image.open(buffer).size == (1000, 400)
+    for colour in ([200, 10, 10], [10, 10, 200]):  # the bar's colours are drawn as they are
+        assert (pixels == colour).all(axis=1).sum() > 1000
