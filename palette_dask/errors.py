@@ -8,6 +8,8 @@ there is something to do.
 
 from __future__ import annotations
 
+import functools
+
 __all__ = [
     "PaletteDaskError",
     "ParameterError",
@@ -17,6 +19,7 @@ __all__ = [
     "StoreError",
     "ClusterError",
     "PaletteDaskWarning",
+    "without_context",
 ]
 
 
@@ -50,3 +53,24 @@ class PaletteDaskWarning(UserWarning):
 
 class ClusterError(PaletteDaskError):
     """The dask cluster cannot be reached or started as asked."""
+
+
+def without_context(func):
+    """Re-raise palette_dask's errors from ``func`` without their ``__context__``.
+
+    dask.distributed pickles an exception with its whole chain of causes; a
+    chained decoder or network error may not pickle (an HTTP error holds its
+    socket), and then the worker sends back a bare ``Exception`` instead of
+    ours. Functions that run inside tasks raise a clean error instead.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except PaletteDaskError as exc:
+            error = exc
+        error.__context__ = error.__cause__ = None
+        raise error
+
+    return wrapper

@@ -26,7 +26,7 @@ from pathlib import Path
 import dask.array as da
 import numpy as np
 
-from .errors import ImageReadError, InputError
+from .errors import ImageReadError, InputError, without_context
 
 __all__ = [
     "ImageInfo",
@@ -199,8 +199,10 @@ def _read_list(path: Path) -> list[str]:
 # ----------------------------------------------------------------------------
 
 
-def fetch_url(url: str, *, max_bytes: int = URL_MAX_BYTES, timeout: float = URL_TIMEOUT) -> bytes:
-    """Download an http(s) URL, refusing more than ``max_bytes``."""
+def fetch_url(url: str, *, max_bytes: int | None = None, timeout: float | None = None) -> bytes:
+    """Download an http(s) URL, refusing more than ``max_bytes`` (default :data:`URL_MAX_BYTES`)."""
+    max_bytes = URL_MAX_BYTES if max_bytes is None else max_bytes
+    timeout = URL_TIMEOUT if timeout is None else timeout
     if not is_url(url):
         raise ImageReadError(f"{url}: only http and https URLs are read")
     try:
@@ -228,6 +230,7 @@ def _open_bytes(source: str):
     return handle
 
 
+@without_context
 def probe(source: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
     """Read the header of one image (no pixel decoding).
 
@@ -469,6 +472,7 @@ def read_image(
     )
 
 
+@without_context
 def _read_block(info: ImageInfo, block_info=None) -> np.ndarray:
     (r0, r1), (c0, c1), _ = block_info[None]["array-location"]
     try:
