@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(BIN)/palette-dask demo
 
 test: $(STAMP)
+	$(BIN)/ruff check palette_dask tests benchmarks
 	$(BIN)/python -m pytest
 
 clean:

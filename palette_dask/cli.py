@@ -57,7 +57,9 @@ def _seed(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="palette-dask", description="Dominant colours of huge images and large collections.")
+    parser = _Parser(
+        prog="palette-dask", description="Dominant colours of huge images and large collections."
+    )
     parser.add_argument("--version", action="version", version=f"palette-dask {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
@@ -65,7 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", parents=[common], help="find the palette of images and store it")
-    run.add_argument("inputs", nargs="+", metavar="INPUT", help="image file, directory, glob, list file, zarr array or URL")
+    run.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="image file, directory, glob, list file, zarr array or URL"
+    )
     _add_run_options(run, default_store="palette.zarr")
 
     show = sub.add_parser("show", parents=[common], help="print the palette of a store")
@@ -75,25 +79,39 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", parents=[common], help="run on the sample photos shipped with scikit-image")
     _add_run_options(demo, default_store=None)
-    demo.add_argument("--out", default="palette-demo", metavar="DIR", help="output folder (default: %(default)s)")
+    demo.add_argument(
+        "--out", default="palette-demo", metavar="DIR", help="output folder (default: %(default)s)"
+    )
     return parser
 
 
 def _add_run_options(parser: argparse.ArgumentParser, *, default_store: str | None) -> None:
     parser.add_argument("-k", type=_positive_int, default=5, help="number of colours (default: 5)")
     if default_store:
-        parser.add_argument("-o", "--out", default=default_store, metavar="OUT.zarr", help="zarr store (default: %(default)s)")
-    parser.add_argument("--sample", type=_positive_int, default=None, metavar="N", help="pixels sampled to fit")
+        parser.add_argument(
+            "-o", "--out", default=default_store, metavar="OUT.zarr", help="zarr store (default: %(default)s)"
+        )
+    parser.add_argument(
+        "--sample", type=_positive_int, default=None, metavar="N", help="pixels sampled to fit"
+    )
     parser.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
     parser.add_argument("--scheduler", metavar="ADDRESS", help="attach to a running dask scheduler")
-    parser.add_argument("--workers", type=_positive_int, default=None, metavar="N", help="LocalCluster workers")
+    parser.add_argument(
+        "--workers", type=_positive_int, default=None, metavar="N", help="LocalCluster workers"
+    )
     parser.add_argument("--threads", action="store_true", help="LocalCluster with threads, not processes")
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
-    parser.add_argument("--resume", action="store_true", help="finish the pending images of an existing store")
+    parser.add_argument(
+        "--resume", action="store_true", help="finish the pending images of an existing store"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing store")
     parser.add_argument("--png", metavar="BAR.png", help="also write the palette bar as PNG")
-    parser.add_argument("--figure", metavar="FIG.png", help="also write the image (the first) beside its palette bar")
-    parser.add_argument("--max-pixels", type=_positive_int, default=None, metavar="N", help="largest image decoded whole")
+    parser.add_argument(
+        "--figure", metavar="FIG.png", help="also write the image (the first) beside its palette bar"
+    )
+    parser.add_argument(
+        "--max-pixels", type=_positive_int, default=None, metavar="N", help="largest image decoded whole"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,7 +152,9 @@ def _dispatch(args) -> int:
     except Exception as exc:
         if args.verbose:
             raise
-        print(f"palette-dask: unexpected {type(exc).__name__}: {exc} (run with -v for details)", file=sys.stderr)
+        print(
+            f"palette-dask: unexpected {type(exc).__name__}: {exc} (run with -v for details)", file=sys.stderr
+        )
         return EXIT_ERROR
 
 
@@ -170,7 +190,13 @@ def _extract(args, inputs, store) -> PaletteResult:
     if not (args.resume and store and os.path.exists(store)):
         check_new_store(store, overwrite=args.overwrite)
     report = _reporter(args)
-    options = {"k": args.k, "seed": args.seed, "store": store, "resume": args.resume, "overwrite": args.overwrite}
+    options = {
+        "k": args.k,
+        "seed": args.seed,
+        "store": store,
+        "resume": args.resume,
+        "overwrite": args.overwrite,
+    }
     if args.sample:
         options["sample_size"] = args.sample
     if args.max_pixels:
@@ -233,7 +259,10 @@ def _print_result(args, result: PaletteResult) -> None:
         f"{pixels['valid']:,} valid pixels, {pixels['masked']:,} masked; store: {result.store}"
     )
     if not result.complete:
-        print("palette-dask: the store is incomplete: finish it with 'palette-dask run ... --resume'", file=sys.stderr)
+        print(
+            "palette-dask: the store is incomplete: finish it with 'palette-dask run ... --resume'",
+            file=sys.stderr,
+        )
 
 
 def _show(args) -> int:

@@ -220,7 +220,10 @@ def fit_palette(
     ).fit(sample)
     starts = [model.cluster_centers_] + [dask.delayed(_kmeans_plusplus)(sample, k, s) for s in seeds[1:]]
     polished = dask.compute(
-        *[dask.delayed(polish)(sample, start, max_iter=max_iter, tol=tol * float(variance)) for start in starts]
+        *[
+            dask.delayed(polish)(sample, start, max_iter=max_iter, tol=tol * float(variance))
+            for start in starts
+        ]
     )
     best = min(range(len(polished)), key=lambda i: (polished[i][1], i))
     centers, inertia = polished[best]

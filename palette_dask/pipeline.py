@@ -109,7 +109,12 @@ def extract_palette(
     _check_parameters(k, sample_size, seed)
     report = report or (lambda message: None)
     names = resolve_inputs(inputs)
-    parameters = {"k": int(k), "sample_size": int(sample_size), "seed": int(seed), "chunk_bytes": int(chunk_bytes)}
+    parameters = {
+        "k": int(k),
+        "sample_size": int(sample_size),
+        "seed": int(seed),
+        "chunk_bytes": int(chunk_bytes),
+    }
     group = _open_or_create(store, names, parameters, overwrite=overwrite, resume=resume)
     with connect(client) as run_client, run_client.as_current():
         _run(group, names, run_client, parameters, max_pixels=max_pixels, report=report)
@@ -151,7 +156,9 @@ def _run(group, names, client: Client, parameters: dict, *, max_pixels: int, rep
     status = group["image_status"][:]
     pending = [i for i in range(len(names)) if status[i] == stores.PENDING]
     if not pending:
-        report(f"all {len(names)} images were already done; nothing to do")
+        report(f"all {len(names)} images were already done or failed; nothing to do")
+        if not group.attrs.get("complete"):  # stopped between the last image and the end
+            stores.finish_store(group)
         return
     infos: dict[int, ImageInfo] = {}
 
@@ -183,7 +190,9 @@ def _run(group, names, client: Client, parameters: dict, *, max_pixels: int, rep
         if result.valid == 0:
             fail(index, _no_valid_pixels(names[index]))
         else:
-            stores.write_image_done(group, index, result.counts, result.masked, float(result.squared_error.sum()))
+            stores.write_image_done(
+                group, index, result.counts, result.masked, float(result.squared_error.sum())
+            )
 
     report(f"counting the pixels of {len(infos)} images")
     counted = {i: client.compute(image_stats(images[i], infos[i], centers)) for i in sorted(infos)}

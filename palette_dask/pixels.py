@@ -71,9 +71,7 @@ def block_features(
     return features, valid
 
 
-def pixel_features(
-    image: da.Array, channels: str, nodata: float | None = None
-) -> tuple[da.Array, da.Array]:
+def pixel_features(image: da.Array, channels: str, nodata: float | None = None) -> tuple[da.Array, da.Array]:
     """Lazy :func:`block_features` over a whole image.
 
     Returns

@@ -162,9 +162,7 @@ def _expand(item: str, *, allow_lists: bool) -> list[str]:
             and not any(part.startswith(".") for part in p.relative_to(path).parts)
         )
         if not found:
-            raise InputError(
-                f"{item}: directory holds no images (looked for {', '.join(IMAGE_SUFFIXES)})"
-            )
+            raise InputError(f"{item}: directory holds no images (looked for {', '.join(IMAGE_SUFFIXES)})")
         return found
     if path.is_file() and path.suffix.lower() in LIST_SUFFIXES and allow_lists:
         return _read_list(path)
@@ -310,9 +308,7 @@ def _probe_tiff(source: str, handle) -> ImageInfo:
         try:
             nodata = float(str(nodata_tag.value).strip("\x00 "))
         except ValueError:
-            raise ImageReadError(
-                f"{source}: GDAL_NODATA tag {nodata_tag.value!r} is not a number"
-            ) from None
+            raise ImageReadError(f"{source}: GDAL_NODATA tag {nodata_tag.value!r} is not a number") from None
     rows = min(tile[0] or shape[0], shape[0])
     return ImageInfo(
         source=source,
@@ -434,7 +430,11 @@ def _plan_chunks(info: ImageInfo, chunk_bytes: int) -> tuple[tuple[int, ...], ..
     if row_bytes * tile_rows <= chunk_bytes:
         chunk_cols = cols
     else:  # wide rasters: cut columns too, in whole tiles
-        chunk_cols = min(cols, max(1, chunk_bytes // (tile_rows * channels * np.dtype(info.dtype).itemsize) // tile_cols) * tile_cols)
+        chunk_cols = min(
+            cols,
+            max(1, chunk_bytes // (tile_rows * channels * np.dtype(info.dtype).itemsize) // tile_cols)
+            * tile_cols,
+        )
     chunk_row_bytes = chunk_cols * channels * np.dtype(info.dtype).itemsize
     chunk_rows = min(rows, max(1, chunk_bytes // chunk_row_bytes // tile_rows) * tile_rows)
     return da.core.normalize_chunks((chunk_rows, chunk_cols, channels), info.shape)
@@ -538,4 +538,3 @@ def _read_pillow(info: ImageInfo) -> np.ndarray:
         array = np.clip(array, 0, 65535)
     array = array.astype(dtype, copy=False)
     return array.reshape(array.shape[0], array.shape[1], -1)
-

@@ -156,7 +156,9 @@ def create_store(
     names = group.create_array("image_names", shape=(n,), chunks=(1,), dtype=str, **_dims("image"))
     if n:
         names[:] = np.array(image_names, dtype=str)
-    group.create_array("image_status", shape=(n,), chunks=(1,), dtype="uint8", fill_value=PENDING, **_dims("image"))
+    group.create_array(
+        "image_status", shape=(n,), chunks=(1,), dtype="uint8", fill_value=PENDING, **_dims("image")
+    )
     group.create_array("image_errors", shape=(n,), chunks=(1,), dtype=str, **_dims("image"))
     group.create_array("image_valid", shape=(n,), chunks=(1,), dtype="int64", fill_value=0, **_dims("image"))
     group.create_array("image_masked", shape=(n,), chunks=(1,), dtype="int64", fill_value=0, **_dims("image"))
@@ -258,7 +260,11 @@ def load_result(source: str | os.PathLike | zarr.Group) -> PaletteResult:
         centers, colors = np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)
         image_counts = np.zeros((n, 0), np.int64)
     counts = group["counts"][:] if "counts" in group else image_counts.sum(axis=0)
-    path = None if isinstance(group.store, zarr.storage.MemoryStore) else str(getattr(group.store, "root", source))
+    path = (
+        None
+        if isinstance(group.store, zarr.storage.MemoryStore)
+        else str(getattr(group.store, "root", source))
+    )
     return PaletteResult(
         centers=centers,
         colors=colors,

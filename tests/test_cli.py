@@ -16,7 +16,9 @@ def run_cli(capsys, *argv):
 
 
 def test_run_json_is_one_document_as_designed(capsys, tmp_path):
-    code, out, err = run_cli(capsys, "run", *PHOTOS[:2], "-o", tmp_path / "o.zarr", "--json", "--threads", "--seed", "1")
+    code, out, err = run_cli(
+        capsys, "run", *PHOTOS[:2], "-o", tmp_path / "o.zarr", "--json", "--threads", "--seed", "1"
+    )
     assert code == 0
     document = json.loads(out)  # exactly one document: json.loads rejects anything after it
     assert document["k"] == 5 and document["space"] == "rgb" and document["store"] == str(tmp_path / "o.zarr")
@@ -33,7 +35,18 @@ def test_run_json_is_one_document_as_designed(capsys, tmp_path):
 
 
 def test_run_table_show_and_png(capsys, tmp_path):
-    code, out, err = run_cli(capsys, "run", PHOTOS[1], "-o", tmp_path / "o.zarr", "--threads", "--png", tmp_path / "bar.png", "--figure", tmp_path / "fig.png")
+    code, out, err = run_cli(
+        capsys,
+        "run",
+        PHOTOS[1],
+        "-o",
+        tmp_path / "o.zarr",
+        "--threads",
+        "--png",
+        tmp_path / "bar.png",
+        "--figure",
+        tmp_path / "fig.png",
+    )
     assert code == 0
     assert "share" in out and "1 of 1 images done" in out
     assert "fitting k=5 colours" in err and "dashboard at http://127.0.0.1:" in err
@@ -48,11 +61,15 @@ def test_run_table_show_and_png(capsys, tmp_path):
 
 def test_some_images_failing_exit_3(capsys, tmp_path):
     (tmp_path / "zero.png").write_bytes(b"")
-    code, out, err = run_cli(capsys, "run", PHOTOS[1], tmp_path / "zero.png", "-o", tmp_path / "o.zarr", "--json", "--threads")
+    code, out, err = run_cli(
+        capsys, "run", PHOTOS[1], tmp_path / "zero.png", "-o", tmp_path / "o.zarr", "--json", "--threads"
+    )
     assert code == 3
     document = json.loads(out)
     assert document["images"] == {"total": 2, "done": 1, "failed": 1}
-    assert document["failures"] == [{"image": str(tmp_path / "zero.png"), "error": f"{tmp_path / 'zero.png'}: empty file (0 bytes)"}]
+    assert document["failures"] == [
+        {"image": str(tmp_path / "zero.png"), "error": f"{tmp_path / 'zero.png'}: empty file (0 bytes)"}
+    ]
 
 
 def bad_inputs(tmp_path):
@@ -103,7 +120,9 @@ def test_existing_store_is_refused_before_any_work(capsys, tmp_path):
     (tmp_path / "o.zarr").mkdir()
     code, _, err = run_cli(capsys, "run", PHOTOS[1], "-o", tmp_path / "o.zarr")
     assert code == 1
-    assert err.strip() == f"palette-dask: {tmp_path / 'o.zarr'}: already exists; pass --overwrite to replace it or --resume to finish it"
+    store = tmp_path / "o.zarr"
+    advice = "pass --overwrite to replace it or --resume to finish it"
+    assert err.strip() == f"palette-dask: {store}: already exists; {advice}"
 
 
 def test_show_of_something_else(capsys, tmp_path):

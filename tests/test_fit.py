@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 from conftest import PHOTOS, reference_labels, sklearn_best_inertia
 
-from palette_dask import NoValidPixelsError, PaletteDaskWarning, ParameterError, draw_sample, fit_palette, probe, read_image
+from palette_dask import (
+    NoValidPixelsError,
+    PaletteDaskWarning,
+    ParameterError,
+    draw_sample,
+    fit_palette,
+    probe,
+    read_image,
+)
 from palette_dask.fit import polish
 
 

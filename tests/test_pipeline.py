@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
-from conftest import PHOTOS, SKIMAGE_DATA, reference_labels, sklearn_best_inertia, write_png
+from conftest import PHOTOS, reference_labels, sklearn_best_inertia, write_png
 from PIL import Image
 
 from palette_dask import PaletteDaskWarning, extract_palette
@@ -54,7 +54,9 @@ def test_transparent_pixels_are_left_out(client, tmp_path):
     path = write_png(tmp_path / "cut-out.png", rgba)
     result = extract_palette(path, 5, client=client)
     opaque = int((rgba[..., 3] > 0).sum())
-    assert result.image_valid.tolist() == [opaque] and result.image_masked.tolist() == [rgba[..., 0].size - opaque]
+    assert result.image_valid.tolist() == [opaque] and result.image_masked.tolist() == [
+        rgba[..., 0].size - opaque
+    ]
     assert np.abs(result.centers - [255, 0, 255]).sum(axis=1).min() > 60  # no magenta colour
     check_against_references(result, [path], result.k)
 
@@ -75,7 +77,13 @@ def test_bad_images_in_a_collection_are_recorded_and_the_rest_finish(client, tmp
     data = PHOTOS[0].read_bytes()
     (tmp_path / "cut.png").write_bytes(data[: len(data) // 3])
     write_png(tmp_path / "clear.png", np.zeros((20, 20, 4), np.uint8))
-    inputs = [good, tmp_path / "zero.png", tmp_path / "missing.png", tmp_path / "cut.png", tmp_path / "clear.png"]
+    inputs = [
+        good,
+        tmp_path / "zero.png",
+        tmp_path / "missing.png",
+        tmp_path / "cut.png",
+        tmp_path / "clear.png",
+    ]
     result = extract_palette(inputs, 5, store=tmp_path / "s.zarr", client=client)
     assert result.image_status.tolist() == [DONE, FAILED, FAILED, FAILED, FAILED]
     errors = result.image_errors
@@ -83,14 +91,18 @@ def test_bad_images_in_a_collection_are_recorded_and_the_rest_finish(client, tmp
     assert errors[1] == f"{tmp_path / 'zero.png'}: empty file (0 bytes)"
     assert errors[2] == f"{tmp_path / 'missing.png'}: no such file"
     assert errors[3].startswith(f"{tmp_path / 'cut.png'}: cannot decode")
-    assert errors[4] == f"{tmp_path / 'clear.png'}: no valid pixels (every pixel is transparent, nodata or NaN)"
+    assert (
+        errors[4] == f"{tmp_path / 'clear.png'}: no valid pixels (every pixel is transparent, nodata or NaN)"
+    )
     assert result.image_counts[1:].sum() == 0 and result.complete
     check_against_references(result, [good], 5)
 
 
 def test_all_images_failing_leave_an_empty_but_complete_store(client, tmp_path):
     write_png(tmp_path / "clear.png", np.zeros((20, 20, 4), np.uint8))
-    result = extract_palette([tmp_path / "clear.png", tmp_path / "nope.png"], 5, store=tmp_path / "s.zarr", client=client)
+    result = extract_palette(
+        [tmp_path / "clear.png", tmp_path / "nope.png"], 5, store=tmp_path / "s.zarr", client=client
+    )
     assert result.k == 0 and result.complete
     assert result.image_status.tolist() == [FAILED, FAILED]
     assert result.to_dict()["images"] == {"total": 2, "done": 0, "failed": 2}
@@ -153,3 +165,41 @@ def test_real_rasters(client, shared_data, name):
         expected_valid = raw[..., 0].size
     assert result.image_valid.tolist() == [expected_valid]
     check_against_references(result, [path], result.k)
+
+
+def test_resume_finishes_only_what_is_pending_and_matches_a_full_run(client, tmp_path):
+    inputs = [*PHOTOS, tmp_path / "missing.png"]
+    full = extract_palette(inputs, 4, store=tmp_path / "full.zarr", client=client, seed=5)
+    extract_palette(inputs, 4, store=tmp_path / "cut.zarr", client=client, seed=5)
+    # as if the run had stopped before its second image and the end were written
+    group = zarr.open_group(tmp_path / "cut.zarr", mode="r+")
+    group["image_status"][1] = 0
+    group["image_counts"][1] = 0
+    group["image_valid"][1] = 0
+    del group["counts"]
+    group.attrs["complete"] = False
+    messages = []
+    resumed = extract_palette(
+        inputs, 4, store=tmp_path / "cut.zarr", client=client, seed=5, resume=True, report=messages.append
+    )
+    assert "reading the headers of 1 images" in messages and not any("sampling" in m for m in messages)
+    for name in ("centers", "counts", "image_counts", "image_valid", "image_status", "image_errors"):
+        np.testing.assert_array_equal(
+            zarr.open_group(tmp_path / "full.zarr")[name][:], zarr.open_group(tmp_path / "cut.zarr")[name][:]
+        )
+    assert resumed.complete and resumed.attrs["inertia"] == pytest.approx(full.attrs["inertia"], rel=1e-12)
+    messages.clear()
+    extract_palette(
+        inputs, 4, store=tmp_path / "cut.zarr", client=client, seed=5, resume=True, report=messages.append
+    )
+    assert messages == ["all 4 images were already done or failed; nothing to do"]
+
+
+def test_resume_needs_the_same_inputs_and_parameters(client, tmp_path):
+    from palette_dask import StoreError
+
+    extract_palette(PHOTOS[1], 3, store=tmp_path / "s.zarr", client=client)
+    with pytest.raises(StoreError, match="--resume needs the same parameters"):
+        extract_palette(PHOTOS[1], 4, store=tmp_path / "s.zarr", client=client, resume=True)
+    with pytest.raises(StoreError, match="--resume needs the same inputs"):
+        extract_palette(PHOTOS[0], 3, store=tmp_path / "s.zarr", client=client, resume=True)

@@ -21,7 +21,13 @@ def test_gray_is_repeated_and_gray_alpha_masks():
 
 @pytest.mark.parametrize(
     "dtype, value, expected",
-    [(np.uint8, 255, 255.0), (np.uint16, 65535, 255.0), (np.uint16, 257, 1.0), (np.float32, 0.5, 127.5), (np.float32, 2.0, 255.0)],
+    [
+        (np.uint8, 255, 255.0),
+        (np.uint16, 65535, 255.0),
+        (np.uint16, 257, 1.0),
+        (np.float32, 0.5, 127.5),
+        (np.float32, 2.0, 255.0),
+    ],
 )
 def test_scaling_to_0_255(dtype, value, expected):
     features, _ = block_features(np.full((1, 1, 3), value, dtype=dtype), "RGB")

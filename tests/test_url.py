@@ -29,11 +29,15 @@ def server(tmp_path_factory):
 def test_url_is_read_like_the_file(server):
     url = f"{server}/coffee.png"
     assert probe(url).shape == (400, 600, 3)
-    np.testing.assert_array_equal(read_image(url).compute(scheduler="sync"), np.asarray(Image.open(PHOTOS[1])))
+    np.testing.assert_array_equal(
+        read_image(url).compute(scheduler="sync"), np.asarray(Image.open(PHOTOS[1]))
+    )
 
 
 def test_url_in_a_run_and_its_failures(server, client):
-    result = extract_palette([f"{server}/coffee.png", f"{server}/missing.png", f"{server}/junk.png"], 3, client=client)
+    result = extract_palette(
+        [f"{server}/coffee.png", f"{server}/missing.png", f"{server}/junk.png"], 3, client=client
+    )
     assert result.image_status.tolist() == [1, 2, 2]
     assert result.image_valid[0] == 400 * 600
     assert result.image_errors[1].startswith(f"{server}/missing.png: download failed: HTTP Error 404")
