@@ -36,24 +36,22 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: {message} (see --help)")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
-    return value
+def _whole_number(minimum: int):
+    """An argparse type: a whole number of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {value}")
+        return value
+
+    return parse
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
-    return value
+_positive_int, _seed = _whole_number(1), _whole_number(0)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -137,10 +135,7 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args) -> int:
     try:
         return _COMMANDS[args.command](args)
-    except ParameterError as exc:
-        print(f"palette-dask: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ClusterError as exc:
+    except (ParameterError, ClusterError) as exc:
         print(f"palette-dask: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except PaletteDaskError as exc:
@@ -213,12 +208,17 @@ def _extract(args, inputs, store) -> PaletteResult:
         return extract_palette(inputs, client=client, report=report, **options)
 
 
-def _finish(args, result: PaletteResult) -> int:
-    if args.png and result.k:
-        from .render import palette_bar, save_png
+def _save_bar(result: PaletteResult, path) -> None:
+    from .render import palette_bar, save_png
 
-        save_png(palette_bar(result.colors, result.proportions), args.png)
-    if getattr(args, "figure", None) and result.k:
+    if result.k:
+        save_png(palette_bar(result.colors, result.proportions), path)
+
+
+def _finish(args, result: PaletteResult) -> int:
+    if args.png:
+        _save_bar(result, args.png)
+    if args.figure and result.k:
         _save_figure(result, int((result.image_status == DONE).argmax()), args.figure)
     _print_result(args, result)
     status = result.to_dict()["images"]
@@ -267,10 +267,8 @@ def _print_result(args, result: PaletteResult) -> None:
 
 def _show(args) -> int:
     result = load_result(args.store)
-    if args.png and result.k:
-        from .render import palette_bar, save_png
-
-        save_png(palette_bar(result.colors, result.proportions), args.png)
+    if args.png:
+        _save_bar(result, args.png)
     _print_result(args, result)
     return EXIT_OK
 
@@ -278,18 +276,15 @@ def _show(args) -> int:
 def _demo(args) -> int:
     import skimage
 
-    from .render import palette_bar, save_png
-
     data = Path(skimage.__file__).parent / "data"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     args.overwrite = args.overwrite or not args.resume
     result = _extract(args, [str(data / name) for name in DEMO_IMAGES], str(out / "demo.zarr"))
-    if result.k:
-        save_png(palette_bar(result.colors, result.proportions), out / "palette.png")
-        for index, name in enumerate(result.image_names):
-            if result.image_status[index] == DONE:
-                _save_figure(result, index, out / f"{Path(name).stem}-palette.png")
+    _save_bar(result, out / "palette.png")
+    for index, name in enumerate(result.image_names):
+        if result.image_status[index] == DONE:
+            _save_figure(result, index, out / f"{Path(name).stem}-palette.png")
     _print_result(args, result)
     if not args.json:
         print(f"outputs in {out}/: demo.zarr (the store), palette.png (the global bar), <image>-palette.png")

@@ -67,6 +67,12 @@ class FittedPalette:
     n_iter: int
 
 
+def check_k(k) -> None:
+    """Raise :class:`ParameterError` unless ``k`` is a whole number >= 1."""
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+        raise ParameterError(f"k must be a whole number of colours >= 1, got {k!r}")
+
+
 def nearest_center(x: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Index of the nearest centre of each row, and its squared distance.
 
@@ -182,8 +188,7 @@ def fit_palette(
     """
     from dask_ml.cluster import KMeans
 
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-        raise ParameterError(f"k must be a whole number of colours >= 1, got {k!r}")
+    check_k(k)
     if isinstance(sample, np.ndarray):
         sample = da.from_array(sample.astype(np.float32, copy=False), chunks=(25_000, -1))
     sample = sample.astype(np.float32)

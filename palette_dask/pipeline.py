@@ -19,7 +19,7 @@ from . import store as stores
 from .cluster import connect
 from .count import image_stats, unpack_stats
 from .errors import NoValidPixelsError, PaletteDaskError, ParameterError, StoreError
-from .fit import fit_palette
+from .fit import check_k, fit_palette
 from .read import DEFAULT_CHUNK_BYTES, DEFAULT_MAX_PIXELS, ImageInfo, probe, read_image, resolve_inputs
 from .sample import (
     DEFAULT_SAMPLE_SIZE,
@@ -43,8 +43,7 @@ def _error_text(name: str, exc: BaseException) -> str:
 
 
 def _check_parameters(k, sample_size, seed) -> None:
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-        raise ParameterError(f"k must be a whole number of colours >= 1, got {k!r}")
+    check_k(k)
     if not isinstance(sample_size, (int, np.integer)) or sample_size < k:
         raise ParameterError(f"sample_size must be a whole number >= k={k}, got {sample_size!r}")
     if not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -172,17 +171,13 @@ def _run(group, names, client: Client, parameters: dict, *, max_pixels: int, rep
     _each_completed(probes, infos.__setitem__, fail)
     images = {i: read_image(info, chunk_bytes=parameters["chunk_bytes"]) for i, info in infos.items()}
 
-    if "centers" not in group and not infos:
-        stores.finish_store(group)
-        return
     if "centers" not in group:
-        centers = _fit(client, names, images, infos, parameters, fail, report)
-        if centers is None:
+        fitted = _fit(client, names, images, infos, parameters, fail, report) if infos else None
+        if fitted is None:  # no image has a valid pixel
             stores.finish_store(group)
             return
-        stores.write_palette(group, centers.centers)
-        group.attrs["sample_inertia"] = centers.sample_inertia
-        group.attrs["sample_size"] = centers.sample_size
+        stores.write_palette(group, fitted.centers)
+        group.attrs.update({"sample_inertia": fitted.sample_inertia, "sample_size": fitted.sample_size})
     centers = group["centers"][:]
 
     def done(index: int, stats: np.ndarray) -> None:
