@@ -200,15 +200,18 @@ def open_store(path: str | os.PathLike, mode: str = "r") -> zarr.Group:
 
 
 def write_palette(group: zarr.Group, centers: np.ndarray) -> None:
-    """Write the centres, their display colours, and make the (n, k) count array."""
+    """Write the centres and their display colours, and make the (n, k) count array.
+
+    ``centers`` goes last: its presence is what says the palette is complete.
+    """
     k = len(centers)
-    group.create_array("centers", shape=(k, 3), dtype="float32", **_dims("color", "channel"))[:] = centers
-    colors = np.clip(np.rint(centers), 0, 255).astype(np.uint8)
-    group.create_array("colors", shape=(k, 3), dtype="uint8", **_dims("color", "channel"))[:] = colors
     n = group["image_status"].shape[0]
     group.create_array(
         "image_counts", shape=(n, k), chunks=(1, k), dtype="int64", fill_value=0, **_dims("image", "color")
     )
+    colors = np.clip(np.rint(centers), 0, 255).astype(np.uint8)
+    group.create_array("colors", shape=(k, 3), dtype="uint8", **_dims("color", "channel"))[:] = colors
+    group.create_array("centers", shape=(k, 3), dtype="float32", **_dims("color", "channel"))[:] = centers
 
 
 def write_image_done(
