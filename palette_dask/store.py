@@ -207,10 +207,18 @@ def write_palette(group: zarr.Group, centers: np.ndarray) -> None:
     k = len(centers)
     n = group["image_status"].shape[0]
     group.create_array(
-        "image_counts", shape=(n, k), chunks=(1, k), dtype="int64", fill_value=0, **_dims("image", "color")
+        "image_counts",
+        shape=(n, k),
+        chunks=(1, k),
+        dtype="int64",
+        fill_value=0,
+        overwrite=True,
+        **_dims("image", "color"),
+    )  # overwrite: what a run stopped while writing the palette left behind
+    colors = group.create_array(
+        "colors", shape=(k, 3), dtype="uint8", overwrite=True, **_dims("color", "channel")
     )
-    colors = np.clip(np.rint(centers), 0, 255).astype(np.uint8)
-    group.create_array("colors", shape=(k, 3), dtype="uint8", **_dims("color", "channel"))[:] = colors
+    colors[:] = np.clip(np.rint(centers), 0, 255).astype(np.uint8)
     group.create_array("centers", shape=(k, 3), dtype="float32", **_dims("color", "channel"))[:] = centers
 
 
