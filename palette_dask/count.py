@@ -14,8 +14,7 @@ import dask.array as da
 import numpy as np
 
 from .fit import nearest_center
-from .pixels import block_features
-from .read import ImageInfo
+from .pixels import PixelSpec, block_features
 
 __all__ = ["ImageCounts", "block_stats", "image_stats", "unpack_stats"]
 
@@ -44,19 +43,27 @@ class ImageCounts:
         return int(self.counts.sum())
 
 
-def block_stats(block: np.ndarray, info: ImageInfo, centers: np.ndarray) -> np.ndarray:
+def block_stats(
+    block: np.ndarray, spec: PixelSpec, centers: np.ndarray, *, labels_out: np.ndarray | None = None
+) -> np.ndarray:
     """``[counts (k), squared errors (k), masked]`` of one block, as float64.
+
+    With ``labels_out`` (a ``(rows, cols)`` integer array), also writes each
+    pixel's colour index + 1 into it, and 0 for masked pixels.
 
     Examples
     --------
-    >>> from palette_dask.read import ImageInfo
-    >>> info = ImageInfo("a", "pillow", (1, 3, 4), "uint8", "RGBA")
+    >>> from palette_dask.pixels import PixelSpec
+    >>> spec = PixelSpec(bands=(0, 1, 2), alpha=3, low=(0, 0, 0), high=(255, 255, 255))
     >>> block = np.array([[[0, 0, 0, 255], [250, 250, 250, 255], [9, 9, 9, 0]]], dtype=np.uint8)
-    >>> block_stats(block, info, np.array([[0, 0, 0], [255, 255, 255.0]])).tolist()
+    >>> block_stats(block, spec, np.array([[0, 0, 0], [255, 255, 255.0]])).tolist()
     [1.0, 1.0, 0.0, 75.0, 1.0]
     """
-    features, valid = block_features(block, info.channels, info.nodata)
+    features, valid = block_features(block, spec)
     labels, d2 = nearest_center(features[valid], centers)
+    if labels_out is not None:
+        labels_out[...] = 0
+        labels_out[valid] = labels + 1
     k = len(centers)
     return np.concatenate(
         [
@@ -67,15 +74,38 @@ def block_stats(block: np.ndarray, info: ImageInfo, centers: np.ndarray) -> np.n
     ).astype(np.float64)
 
 
-def image_stats(image: da.Array, info: ImageInfo, centers: np.ndarray) -> da.Array:
-    """Lazy ``(2k + 1,)`` vector of :func:`block_stats` summed over an image's chunks."""
+def _stats_task(block, spec, centers, labels_path=None, block_info=None):
+    if labels_path is None:
+        stats = block_stats(block, spec, centers)
+    else:  # this task owns exactly this chunk of the label raster
+        import zarr
+
+        target = zarr.open_array(labels_path, mode="r+")
+        (r0, r1), (c0, c1), _ = block_info[0]["array-location"]
+        labels = np.zeros((r1 - r0, c1 - c0), dtype=target.dtype)
+        stats = block_stats(block, spec, centers, labels_out=labels)
+        target[r0:r1, c0:c1] = labels
+    return stats[np.newaxis, np.newaxis, :]
+
+
+def image_stats(
+    image: da.Array, spec: PixelSpec, centers: np.ndarray, labels_path: str | None = None
+) -> da.Array:
+    """Lazy ``(2k + 1,)`` vector of :func:`block_stats` summed over an image's chunks.
+
+    With ``labels_path`` (a zarr array chunked like ``image``), every chunk's
+    task also writes its labels there, in the same pass.
+    """
     centers = np.asarray(centers, dtype=np.float32)
     width = 2 * len(centers) + 1
     per_block = image.map_blocks(
-        lambda block: block_stats(block, info, centers)[np.newaxis, np.newaxis, :],
+        _stats_task,
+        spec,
+        centers,
+        labels_path,
         chunks=((1,) * image.numblocks[0], (1,) * image.numblocks[1], (width,)),
         dtype=np.float64,
-        name="count-" + da.core.tokenize(image.name, centers),
+        name="count-" + da.core.tokenize(image.name, spec, centers, labels_path),
     )
     return per_block.sum(axis=(0, 1), split_every=16)
 

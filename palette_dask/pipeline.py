@@ -9,7 +9,7 @@ the store with its error, and the others still finish.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import dask
 import numpy as np
@@ -20,7 +20,17 @@ from .cluster import connect
 from .count import image_stats, unpack_stats
 from .errors import NoValidPixelsError, PaletteDaskError, ParameterError, StoreError
 from .fit import check_k, fit_palette
-from .read import DEFAULT_CHUNK_BYTES, DEFAULT_MAX_PIXELS, ImageInfo, probe, read_image, resolve_inputs
+from .pixels import PixelSpec, band_range, combine_ranges, percentile_range, pixel_spec
+from .read import (
+    DEFAULT_CHUNK_BYTES,
+    DEFAULT_MAX_PIXELS,
+    ImageInfo,
+    array_image,
+    is_array,
+    probe,
+    read_image,
+    resolve_inputs,
+)
 from .sample import (
     DEFAULT_SAMPLE_SIZE,
     image_candidates,
@@ -28,6 +38,7 @@ from .sample import (
     next_fraction,
     sample_array,
     sampling_fraction,
+    scale_candidates,
 )
 from .store import PaletteResult
 
@@ -50,13 +61,36 @@ def _check_parameters(k, sample_size, seed) -> None:
         raise ParameterError(f"seed must be a whole number >= 0, got {seed!r}")
 
 
+def _split_inputs(inputs) -> tuple[list[str], dict]:
+    """Image names, and the arrays among the inputs by their index in the names."""
+    if is_array(inputs) or isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    inputs = list(inputs)
+    if not any(is_array(item) for item in inputs):
+        return resolve_inputs(inputs), {}
+    names, arrays = [], {}
+    for position, item in enumerate(inputs):
+        if is_array(item):
+            name = getattr(item, "name", None)
+            arrays[len(names)] = item
+            names.append(f"array:{name}" if isinstance(name, str) and name else f"array:{position}")
+        else:
+            names.extend(resolve_inputs([item]))
+    return names, arrays
+
+
 def extract_palette(
-    inputs: str | os.PathLike | Iterable[str | os.PathLike],
+    inputs,
     k: int = 5,
     *,
     store: str | os.PathLike | None = None,
     sample_size: int = DEFAULT_SAMPLE_SIZE,
     seed: int = 0,
+    bands: tuple[int, ...] | None = None,
+    nodata: float | None = None,
+    scale: str | tuple[float, float] = "dtype",
+    channel_axis: int | None = None,
+    labels: bool = False,
     client: Client | str | None = None,
     overwrite: bool = False,
     resume: bool = False,
@@ -68,8 +102,9 @@ def extract_palette(
 
     Parameters
     ----------
-    inputs : path, URL, glob, directory, list file, or a list of them
-        See :func:`palette_dask.read.resolve_inputs`.
+    inputs : path, URL, glob, directory, list file, array, or a list of them
+        See :func:`palette_dask.read.resolve_inputs`; arrays are numpy, dask
+        or xarray ``(rows, columns[, bands])`` in any axis order.
     k : int
         Number of colours.
     store : path, optional
@@ -78,6 +113,20 @@ def extract_palette(
         Valid pixels sampled (uniformly, seeded) to fit the palette.
     seed : int
         Seed of the sample and of k-means||; the same seed gives the same palette.
+    bands : tuple of int, optional
+        0-based indices of the three bands shown as red, green, blue (or one, gray);
+        needed for images with other than 1, 2, 3 or 4 bands.
+    nodata : float, optional
+        Pixels whose bands all equal this are left out; overrides GeoTIFF's ``GDAL_NODATA``.
+    scale : {"dtype", "minmax", "percentile"} or (low, high)
+        How band values map to display 0–255: by the dtype's range (16-bit:
+        0–65535), by the least and greatest valid value of each band over all
+        images (one extra pass), by each band's 2nd and 98th percentile in the
+        sample, or from ``low`` to ``high``.
+    channel_axis : int, optional
+        The axis of the bands, for zarr arrays and arrays whose layout is not named.
+    labels : bool
+        Also write a label raster per image to the store (``labels/<i>``).
     client : distributed.Client or str, optional
         A client, a scheduler address, or None to start a LocalCluster for this run.
     overwrite, resume : bool
@@ -106,17 +155,25 @@ def extract_palette(
     (5, 1.0, {'total': 1, 'done': 1, 'failed': 0})
     """
     _check_parameters(k, sample_size, seed)
+    if labels and store is None:
+        raise ParameterError("labels=True needs a store path to write the label rasters to")
     report = report or (lambda message: None)
-    names = resolve_inputs(inputs)
+    names, arrays = _split_inputs(inputs)
     parameters = {
         "k": int(k),
         "sample_size": int(sample_size),
         "seed": int(seed),
         "chunk_bytes": int(chunk_bytes),
+        "bands": None if bands is None else [int(b) for b in bands],
+        "nodata": None if nodata is None else float(nodata),
+        "scale": scale if isinstance(scale, str) else [float(v) for v in scale],
+        "channel_axis": channel_axis,
+        "labels": bool(labels),
     }
     group = _open_or_create(store, names, parameters, overwrite=overwrite, resume=resume)
     with connect(client) as run_client, run_client.as_current():
-        _run(group, names, run_client, parameters, max_pixels=max_pixels, report=report)
+        run = _Run(group, names, arrays, run_client, parameters, max_pixels, report)
+        run.execute()
     return stores.load_result(group)
 
 
@@ -151,69 +208,151 @@ def _no_valid_pixels(name: str) -> NoValidPixelsError:
     return NoValidPixelsError(f"{name}: no valid pixels (every pixel is transparent, nodata or NaN)")
 
 
-def _run(group, names, client: Client, parameters: dict, *, max_pixels: int, report: Reporter) -> None:
-    status = group["image_status"][:]
-    pending = [i for i in range(len(names)) if status[i] == stores.PENDING]
-    if not pending:
-        report(f"all {len(names)} images were already done or failed; nothing to do")
-        if not group.attrs.get("complete"):  # stopped between the last image and the end
-            stores.finish_store(group)
-        return
-    infos: dict[int, ImageInfo] = {}
+class _Run:
+    """One run over the pending images of a store: the stages, in order, with per-image failures."""
 
-    def fail(index: int, exc: BaseException) -> None:
-        stores.write_image_failed(group, index, _error_text(names[index], exc))
-        infos.pop(index, None)
-        report(f"failed: {_error_text(names[index], exc)}")
+    def __init__(self, group, names, arrays, client: Client, parameters: dict, max_pixels: int, report):
+        self.group, self.names, self.arrays, self.client = group, names, arrays, client
+        self.parameters, self.max_pixels, self.report = parameters, max_pixels, report
+        self.images: dict = {}
+        self.specs: dict[int, PixelSpec] = {}
 
-    report(f"reading the headers of {len(pending)} images")
-    probes = {i: client.submit(probe, names[i], max_pixels=max_pixels, pure=False) for i in pending}
-    _each_completed(probes, infos.__setitem__, fail)
-    images = {i: read_image(info, chunk_bytes=parameters["chunk_bytes"]) for i, info in infos.items()}
+    def fail(self, index: int, exc: BaseException) -> None:
+        text = _error_text(self.names[index], exc)
+        stores.write_image_failed(self.group, index, text)
+        self.images.pop(index, None)
+        self.specs.pop(index, None)
+        self.report(f"failed: {text}")
 
-    if "centers" not in group:
-        fitted = _fit(client, names, images, infos, parameters, fail, report) if infos else None
-        if fitted is None:  # no image has a valid pixel
-            stores.finish_store(group)
+    def execute(self) -> None:
+        group = self.group
+        status = group["image_status"][:]
+        pending = [i for i in range(len(self.names)) if status[i] == stores.PENDING]
+        if not pending:
+            self.report(f"all {len(self.names)} images were already done or failed; nothing to do")
+            if not group.attrs.get("complete"):  # stopped between the last image and the end
+                stores.finish_store(group)
             return
-        stores.write_palette(group, fitted.centers)
-        group.attrs.update({"sample_inertia": fitted.sample_inertia, "sample_size": fitted.sample_size})
-    centers = group["centers"][:]
+        self.open_images(pending)
+        if "centers" not in group:
+            fitted = self.fit() if self.images else None
+            if fitted is None:  # no image has a valid pixel
+                stores.finish_store(group)
+                return
+            stores.write_palette(group, fitted.centers)
+            group.attrs.update({"sample_inertia": fitted.sample_inertia, "sample_size": fitted.sample_size})
+        elif group.attrs.get("display_range"):  # measured by the run this one resumes
+            self.set_range(np.array(group.attrs["display_range"]))
+        self.count(group["centers"][:])
+        stores.finish_store(group)
+        self.report("done")
 
-    def done(index: int, stats: np.ndarray) -> None:
-        result = unpack_stats(stats)
-        if result.valid == 0:
-            fail(index, _no_valid_pixels(names[index]))
-        else:
-            stores.write_image_done(
-                group, index, result.counts, result.masked, float(result.squared_error.sum())
+    def open_images(self, pending: list[int]) -> None:
+        """Headers (read on the workers) → specs and lazy arrays; failures recorded."""
+        options = {k: self.parameters[k] for k in ("bands", "nodata")}
+        scale = self.parameters["scale"]
+        chunk_bytes, channel_axis = self.parameters["chunk_bytes"], self.parameters["channel_axis"]
+
+        def opened(index: int, info: ImageInfo, image=None) -> None:
+            try:
+                self.specs[index] = pixel_spec(
+                    info, scale=scale if isinstance(scale, str) else tuple(scale), **options
+                )
+            except PaletteDaskError as exc:
+                self.fail(index, exc)
+                return
+            self.images[index] = image if image is not None else read_image(info, chunk_bytes=chunk_bytes)
+
+        self.report(f"reading the headers of {len(pending)} images")
+        files = [i for i in pending if i not in self.arrays]
+        probes = {
+            i: self.client.submit(
+                probe, self.names[i], max_pixels=self.max_pixels, channel_axis=channel_axis, pure=False
             )
-
-    report(f"counting the pixels of {len(infos)} images")
-    counted = {i: client.compute(image_stats(images[i], infos[i], centers)) for i in sorted(infos)}
-    _each_completed(counted, done, fail)
-    stores.finish_store(group)
-    report("done")
-
-
-def _fit(client, names, images, infos, parameters, fail, report):
-    """Sample the valid pixels and fit the palette; None when no image has a valid pixel."""
-    size, seed = parameters["sample_size"], parameters["seed"]
-    fraction = sampling_fraction(sum(info.pixels for info in infos.values()), size)
-    report(f"sampling {size:,} pixels from {len(infos)} images")
-    while fraction is not None:  # a second draw only when masks left too few candidates
-        candidates = {
-            i: client.compute(image_candidates(images[i], info, i, seed=seed, fraction=fraction, size=size))
-            for i, info in sorted(infos.items())
+            for i in files
         }
-        _each_completed(candidates, lambda index, value: None, fail)
-        merged = client.submit(merge_candidates, [candidates[i] for i in sorted(infos)], size, pure=False)
-        rows = client.submit(len, merged).result()
-        fraction = next_fraction(fraction, rows, size)
-    if rows == 0:
-        for index in sorted(infos):
-            fail(index, _no_valid_pixels(names[index]))
-        return None
-    sample = client.persist(sample_array(dask.delayed(merged), rows))
-    report(f"fitting k={parameters['k']} colours on {rows:,} sampled pixels")
-    return fit_palette(sample, parameters["k"], random_state=seed)
+        for index in (i for i in pending if i in self.arrays):
+            try:
+                info, image = array_image(
+                    self.arrays[index], self.names[index], channel_axis=channel_axis, chunk_bytes=chunk_bytes
+                )
+            except PaletteDaskError as exc:
+                self.fail(index, exc)
+                continue
+            opened(index, info, image)
+        _each_completed(probes, opened, self.fail)
+
+    def set_range(self, display_range: np.ndarray) -> None:
+        self.specs = {
+            i: spec.with_range(display_range[0], display_range[1]) for i, spec in self.specs.items()
+        }
+
+    def measure_range(self) -> None:
+        """``scale="minmax"``: one pass for each band's least and greatest valid value."""
+        self.report(f"measuring the band ranges of {len(self.images)} images")
+        futures = {
+            i: self.client.compute(band_range(self.images[i], self.specs[i])) for i in sorted(self.images)
+        }
+        ranges = {}
+        _each_completed(futures, ranges.__setitem__, self.fail)
+        if ranges:
+            display_range = combine_ranges(list(ranges.values()))
+            self.group.attrs["display_range"] = display_range.tolist()
+            self.set_range(display_range)
+
+    def fit(self):
+        """Sample the valid pixels and fit the palette; None when no image has a valid pixel."""
+        size, seed = self.parameters["sample_size"], self.parameters["seed"]
+        if self.parameters["scale"] == "minmax":
+            self.measure_range()
+        fraction = sampling_fraction(
+            sum(image.shape[0] * image.shape[1] for image in self.images.values()), size
+        )
+        self.report(f"sampling {size:,} pixels from {len(self.images)} images")
+        while fraction is not None:  # a second draw only when masks left too few candidates
+            candidates = {
+                i: self.client.compute(
+                    image_candidates(
+                        self.images[i], self.specs[i], i, seed=seed, fraction=fraction, size=size
+                    )
+                )
+                for i in sorted(self.images)
+            }
+            _each_completed(candidates, lambda index, value: None, self.fail)
+            parts = [candidates[i] for i in sorted(self.images)]
+            merged = self.client.submit(merge_candidates, parts, size, pure=False)
+            rows = self.client.submit(len, merged).result()
+            fraction = next_fraction(fraction, rows, size)
+        if rows == 0:
+            for index in sorted(self.images):
+                self.fail(index, _no_valid_pixels(self.names[index]))
+            return None
+        if self.parameters["scale"] == "percentile":  # the sample holds raw values so far
+            display_range = self.client.submit(lambda m: percentile_range(m[:, 1:]), merged).result()
+            self.group.attrs["display_range"] = display_range.tolist()
+            self.set_range(display_range)
+            merged = self.client.submit(scale_candidates, merged, next(iter(self.specs.values())), pure=False)
+        sample = self.client.persist(sample_array(dask.delayed(merged), rows))
+        self.report(f"fitting k={self.parameters['k']} colours on {rows:,} sampled pixels")
+        return fit_palette(sample, self.parameters["k"], random_state=seed)
+
+    def count(self, centers: np.ndarray) -> None:
+        """One pass: label and count every pixel, image by image; each result is written as it ends."""
+        group, names = self.group, self.names
+
+        def done(index: int, stats: np.ndarray) -> None:
+            result = unpack_stats(stats)
+            if result.valid == 0:
+                self.fail(index, _no_valid_pixels(names[index]))
+            else:
+                squared_error = float(result.squared_error.sum())
+                stores.write_image_done(group, index, result.counts, result.masked, squared_error)
+
+        self.report(f"counting the pixels of {len(self.images)} images")
+        counted = {}
+        for i in sorted(self.images):
+            label_path = (
+                stores.create_labels(group, i, self.images[i], centers) if self.parameters["labels"] else None
+            )
+            counted[i] = self.client.compute(image_stats(self.images[i], self.specs[i], centers, label_path))
+        _each_completed(counted, done, self.fail)

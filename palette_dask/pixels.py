@@ -1,43 +1,199 @@
 """Pixels: from raw image blocks to float32 colour features and a validity mask.
 
-The feature space is sRGB on the 0–255 scale, three float32 features per
-pixel, whatever the input:
+The feature space is display sRGB on the 0–255 scale, three float32 features
+per pixel, whatever the input. A :class:`PixelSpec` says, for one image:
 
-- gray images repeat their one channel three times (clustering is unchanged),
-- alpha is a mask, never a colour: a pixel with alpha 0 is left out, every
-  other pixel is kept with its colour,
-- a pixel whose bands all equal the ``nodata`` value is left out, as GDAL's
-  dataset mask does, and so is a pixel with any NaN band,
-- integers are scaled by their dtype's range (16-bit 65535 → 255), floats
-  are taken as 0–1 and clipped.
+- which bands are the colour: three (red, green, blue) or one (gray, which is
+  repeated three times; clustering is unchanged); ``bands`` picks three of a
+  multispectral image;
+- which band is alpha: a pixel with alpha 0 is left out, every other pixel is
+  kept with its colour (alpha is a mask, never a colour);
+- the nodata value: a pixel whose bands all equal it is left out, as GDAL's
+  dataset mask does; a pixel with a NaN colour band is left out too;
+- the display range: band values ``low`` map to 0 and ``high`` to 255, then
+  clipped. :func:`pixel_spec` sets it from the dtype (``scale="dtype"``:
+  0–255 for 8-bit, 0–65535 for 16-bit, 0–1 for floats), from explicit
+  values (``scale=(0, 10000)``), or leaves it to be measured
+  (``"minmax"``, ``"percentile"``; see :func:`band_range`, :func:`percentile_range`).
 
 :func:`block_features` works on one numpy block and is what every task calls;
-:func:`pixel_features` and :func:`pixel_table` are the dask versions for
-notebooks.
+:func:`pixel_features` and :func:`pixel_table` are the dask versions for notebooks.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import dask
 import dask.array as da
 import numpy as np
 
-__all__ = ["block_features", "pixel_features", "pixel_table", "N_FEATURES"]
+from .errors import ImageReadError, ParameterError
+from .read import ImageInfo
+
+__all__ = [
+    "N_FEATURES",
+    "SCALES",
+    "PixelSpec",
+    "pixel_spec",
+    "valid_mask",
+    "colour_values",
+    "to_features",
+    "block_features",
+    "pixel_features",
+    "pixel_table",
+    "band_range",
+    "combine_ranges",
+    "percentile_range",
+]
 
 N_FEATURES = 3
+#: Named display ranges; a (low, high) pair of numbers is accepted too.
+SCALES = ("dtype", "minmax", "percentile")
+#: The percentiles of ``scale="percentile"``.
+PERCENTILES = (2.0, 98.0)
 
 
-def _scale(dtype: np.dtype) -> float:
+@dataclass(frozen=True)
+class PixelSpec:
+    """How the bands of one image become colour features (see the module docstring).
+
+    Attributes
+    ----------
+    bands : tuple of int
+        Indices of the colour bands: three, or one for gray.
+    alpha : int or None
+        Index of the alpha band.
+    nodata : float or None
+        Pixels whose non-alpha bands all equal this are left out.
+    low, high : tuple of float, or None
+        Per colour band, the values shown as 0 and 255; None until measured.
+    """
+
+    bands: tuple[int, ...]
+    alpha: int | None = None
+    nodata: float | None = None
+    low: tuple[float, ...] | None = None
+    high: tuple[float, ...] | None = None
+
+    def with_range(self, low: Sequence[float], high: Sequence[float]) -> PixelSpec:
+        """The same spec with a display range (one value per colour band, or three)."""
+        low, high = tuple(float(v) for v in low), tuple(float(v) for v in high)
+        if len(low) == N_FEATURES and len(self.bands) == 1:
+            low, high = low[:1], high[:1]
+        return replace(self, low=low, high=high)
+
+
+def _dtype_range(dtype: np.dtype) -> tuple[float, float]:
     if dtype == np.bool_:
-        return 255.0
+        return 0.0, 1.0
     if np.issubdtype(dtype, np.integer):
-        return 255.0 / np.iinfo(dtype).max
-    return 255.0
+        info = np.iinfo(dtype)
+        return float(min(info.min, 0)), float(info.max)
+    return 0.0, 1.0
 
 
-def block_features(
-    block: np.ndarray, channels: str, nodata: float | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Colour features and validity of one ``(rows, cols, channels)`` block.
+def _parse_bands(info: ImageInfo, bands) -> tuple[int, ...]:
+    count = info.shape[2]
+    if bands is None:
+        colour = count - info.alpha
+        if colour not in (1, 3):
+            raise ImageReadError(
+                f"{info.source}: {count} bands (shape {info.shape}); choose three for the display "
+                "colours with bands=(r, g, b) (--bands 4,3,2 counts from 1)"
+            )
+        return tuple(range(colour))
+    bands = tuple(int(b) for b in bands)
+    if len(bands) not in (1, 3) or not all(-count <= b < count for b in bands):
+        raise ImageReadError(
+            f"{info.source}: bands={bands} must be one or three band indices of the {count} bands"
+        )
+    return tuple(b % count for b in bands)
+
+
+def pixel_spec(
+    info: ImageInfo,
+    *,
+    bands: Sequence[int] | None = None,
+    nodata: float | None = None,
+    scale: str | tuple[float, float] = "dtype",
+) -> PixelSpec:
+    """The spec of one image from its header and the user's choices.
+
+    ``bands`` are 0-based indices; ``nodata`` overrides the file's own;
+    ``scale`` is ``"dtype"``, ``"minmax"``, ``"percentile"`` or a
+    ``(low, high)`` pair. With ``"minmax"`` and ``"percentile"`` the range is
+    left empty, to be measured over all images.
+
+    Examples
+    --------
+    >>> info = ImageInfo("scene.tif", "tiff", (100, 100, 7), "uint16")
+    >>> spec = pixel_spec(info, bands=(3, 2, 1), nodata=0)
+    >>> spec.bands, spec.alpha, spec.high
+    ((3, 2, 1), None, (65535.0, 65535.0, 65535.0))
+    """
+    colour = _parse_bands(info, bands)
+    alpha = info.shape[2] - 1 if info.alpha and (info.shape[2] - 1) not in colour else None
+    if nodata is None:
+        nodata = info.nodata
+    elif not isinstance(nodata, (int, float, np.number)) or isinstance(nodata, bool):
+        raise ParameterError(f"nodata must be a number, got {nodata!r}")
+    dtype = np.dtype(info.dtype)
+    if nodata is not None and not np.isnan(nodata) and np.issubdtype(dtype, np.integer):
+        limits = np.iinfo(dtype)
+        if not (limits.min <= nodata <= limits.max and float(nodata).is_integer()):
+            raise ImageReadError(
+                f"{info.source}: nodata={nodata:g} cannot occur in {dtype} data "
+                f"({limits.min} to {limits.max}); pass a value of that type"
+            )
+    spec = PixelSpec(bands=colour, alpha=alpha, nodata=None if nodata is None else float(nodata))
+    if isinstance(scale, str):
+        if scale not in SCALES:
+            raise ParameterError(f"scale must be one of {', '.join(SCALES)} or (low, high), got {scale!r}")
+        if scale != "dtype":
+            return spec
+        low, high = _dtype_range(dtype)
+    else:
+        low, high = (float(v) for v in scale)
+        if not high > low:
+            raise ParameterError(f"scale=(low, high) needs high > low, got {scale!r}")
+    return spec.with_range([low] * len(colour), [high] * len(colour))
+
+
+def valid_mask(block: np.ndarray, spec: PixelSpec) -> np.ndarray:
+    """Which pixels of a ``(..., bands)`` block count: alpha > 0, not nodata, no NaN."""
+    valid = np.ones(block.shape[:-1], dtype=bool)
+    if spec.alpha is not None:
+        valid &= block[..., spec.alpha] > 0
+    if spec.nodata is not None:
+        data = np.delete(block, spec.alpha, axis=-1) if spec.alpha is not None else block
+        if np.isnan(spec.nodata):
+            valid &= ~np.all(np.isnan(data), axis=-1)
+        else:
+            valid &= ~np.all(data == np.asarray(spec.nodata, dtype=block.dtype), axis=-1)
+    if np.issubdtype(block.dtype, np.floating):
+        valid &= ~np.any(np.isnan(block[..., list(spec.bands)]), axis=-1)
+    return valid
+
+
+def colour_values(block: np.ndarray, spec: PixelSpec) -> np.ndarray:
+    """The colour bands of a ``(..., bands)`` block as float64 ``(..., 3)``, unscaled."""
+    values = block[..., list(spec.bands)].astype(np.float64)
+    return np.repeat(values, N_FEATURES, axis=-1) if values.shape[-1] == 1 else values
+
+
+def to_features(values: np.ndarray, spec: PixelSpec) -> np.ndarray:
+    """Map :func:`colour_values` to display sRGB, float32 0–255, with the spec's range."""
+    low = np.resize(np.asarray(spec.low, dtype=np.float64), N_FEATURES)
+    high = np.resize(np.asarray(spec.high, dtype=np.float64), N_FEATURES)
+    span = np.where(high > low, high - low, 1.0)  # a constant band shows as its low end
+    features = ((values - low) * (255.0 / span)).astype(np.float32)
+    return np.clip(features, 0.0, 255.0, out=features)
+
+
+def block_features(block: np.ndarray, spec: PixelSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Colour features and validity of one ``(rows, cols, bands)`` block.
 
     Returns
     -------
@@ -48,30 +204,15 @@ def block_features(
     Examples
     --------
     >>> rgba = np.array([[[255, 0, 0, 255], [0, 255, 0, 0]]], dtype=np.uint8)
-    >>> features, valid = block_features(rgba, "RGBA")
+    >>> spec = pixel_spec(ImageInfo("a.png", "pillow", (1, 2, 4), "uint8", alpha=True))
+    >>> features, valid = block_features(rgba, spec)
     >>> features[0, 0].tolist(), valid.tolist()
     ([255.0, 0.0, 0.0], [[True, False]])
     """
-    has_alpha = channels in ("LA", "RGBA")
-    colour = block[..., :-1] if has_alpha else block
-    valid = np.ones(block.shape[:2], dtype=bool)
-    if has_alpha:
-        valid &= block[..., -1] > 0
-    if nodata is not None:
-        if np.isnan(nodata):
-            valid &= ~np.all(np.isnan(colour), axis=-1)
-        else:
-            valid &= ~np.all(colour == np.asarray(nodata).astype(colour.dtype), axis=-1)
-    features = colour.astype(np.float32) * np.float32(_scale(block.dtype))
-    if np.issubdtype(block.dtype, np.floating):
-        valid &= ~np.any(np.isnan(features), axis=-1)
-        np.clip(features, 0.0, 255.0, out=features)
-    if features.shape[-1] == 1:
-        features = np.repeat(features, N_FEATURES, axis=-1)
-    return features, valid
+    return to_features(colour_values(block, spec), spec), valid_mask(block, spec)
 
 
-def pixel_features(image: da.Array, channels: str, nodata: float | None = None) -> tuple[da.Array, da.Array]:
+def pixel_features(image: da.Array, spec: PixelSpec) -> tuple[da.Array, da.Array]:
     """Lazy :func:`block_features` over a whole image.
 
     Returns
@@ -81,29 +222,49 @@ def pixel_features(image: da.Array, channels: str, nodata: float | None = None) 
     """
     image = image.rechunk({2: -1})
     features = image.map_blocks(
-        lambda b: block_features(b, channels, nodata)[0],
-        chunks=image.chunks[:2] + ((N_FEATURES,),),
-        dtype=np.float32,
+        lambda b: block_features(b, spec)[0], chunks=image.chunks[:2] + ((N_FEATURES,),), dtype=np.float32
     )
-    valid = image.map_blocks(
-        lambda b: block_features(b, channels, nodata)[1],
-        drop_axis=2,
-        dtype=bool,
-    )
+    valid = image.map_blocks(lambda b: valid_mask(b, spec), drop_axis=2, dtype=bool)
     return features, valid
 
 
-def pixel_table(image: da.Array, channels: str, nodata: float | None = None) -> da.Array:
+def pixel_table(image: da.Array, spec: PixelSpec) -> da.Array:
     """The tutorial's ``(pixels × channels)`` table, of valid pixels only.
 
     The number of rows is unknown until computed (masked pixels are dropped).
 
     Examples
     --------
-    >>> import dask.array as da
     >>> rgba = da.from_array(np.array([[[9, 9, 9, 255], [1, 1, 1, 0]]], dtype=np.uint8))
-    >>> pixel_table(rgba, "RGBA").compute().tolist()
+    >>> spec = pixel_spec(ImageInfo("a", "array", (1, 2, 4), "uint8", alpha=True))
+    >>> pixel_table(rgba, spec).compute().tolist()
     [[9.0, 9.0, 9.0]]
     """
-    features, valid = pixel_features(image, channels, nodata)
+    features, valid = pixel_features(image, spec)
     return features.reshape(-1, N_FEATURES)[valid.reshape(-1)]
+
+
+def _block_range(block: np.ndarray, spec: PixelSpec) -> np.ndarray:
+    values = colour_values(block, spec)[valid_mask(block, spec)]
+    if len(values) == 0:
+        return np.array([[np.inf] * N_FEATURES, [-np.inf] * N_FEATURES])
+    return np.stack([values.min(axis=0), values.max(axis=0)])
+
+
+def band_range(image: da.Array, spec: PixelSpec) -> dask.delayed:
+    """Delayed ``(2, 3)`` array: the least and greatest value of each colour band over valid pixels.
+
+    One pass over the image, chunk by chunk (``scale="minmax"``).
+    """
+    parts = [dask.delayed(_block_range)(block, spec) for block in image.to_delayed().ravel()]
+    return dask.delayed(combine_ranges)(parts)
+
+
+def combine_ranges(ranges: Sequence[np.ndarray]) -> np.ndarray:
+    """The overall ``(2, 3)`` range of several :func:`band_range` results."""
+    return np.stack([np.min([r[0] for r in ranges], axis=0), np.max([r[1] for r in ranges], axis=0)])
+
+
+def percentile_range(values: np.ndarray, percentiles=PERCENTILES) -> np.ndarray:
+    """``(2, 3)``: the low and high percentiles of each band of sampled raw values."""
+    return np.percentile(np.asarray(values, dtype=np.float64), percentiles, axis=0)

@@ -6,9 +6,10 @@ a dask array whose every chunk is read by a task that opens the file itself, by
 path or URL. So no pixel data enters the task graph and process-based workers
 work (tifffile's zarr store cannot be pickled; it is opened inside the task).
 
-Every image comes out with shape ``(rows, columns, channels)``; the
-``channels`` attribute of :class:`ImageInfo` says what they are: ``"L"``
-(gray), ``"LA"`` (gray and alpha), ``"RGB"`` or ``"RGBA"``.
+Every image comes out with shape ``(rows, columns, bands)``, whatever its
+stored layout (channels last, planar, OME-Zarr's ``tczyx``...); the
+``channels`` of :class:`ImageInfo` says what the bands are: ``"L"`` (gray),
+``"LA"`` (gray and alpha), ``"RGB"``, ``"RGBA"``, or ``"7 bands"``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ __all__ = [
     "resolve_inputs",
     "probe",
     "read_image",
+    "array_image",
+    "is_array",
 ]
 
 #: File name endings taken as images when a directory is expanded.
@@ -51,7 +54,6 @@ DEFAULT_CHUNK_BYTES = 32 * 2**20
 URL_MAX_BYTES = 512 * 2**20
 URL_TIMEOUT = 60
 
-_CHANNELS = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
@@ -64,34 +66,45 @@ class ImageInfo:
     source : str
         The path or URL, as given.
     format : str
-        ``"tiff"``, ``"pillow"`` (PNG, JPEG, GIF, BMP, WebP...) or ``"zarr"``.
+        ``"tiff"``, ``"pillow"`` (PNG, JPEG, GIF, BMP, WebP...), ``"zarr"`` or ``"array"``.
     shape : tuple of int
-        ``(rows, columns, channels)`` of the array :func:`read_image` gives.
+        ``(rows, columns, bands)`` of the array :func:`read_image` gives.
     dtype : str
         Its dtype (``"uint8"``, ``"uint16"``, ``"float32"``...).
-    channels : str
-        ``"L"``, ``"LA"``, ``"RGB"`` or ``"RGBA"``.
+    alpha : bool
+        Whether the last band is alpha (transparency).
     nodata : float or None
         A pixel whose bands all equal this value is left out (GeoTIFF ``GDAL_NODATA``).
     tile : tuple of int
         ``(rows, columns)`` of the file's own tiles or strips; chunks are multiples of it.
-    planar : bool
-        TIFF only: the channels are stored first (``SYX``), not last.
+    axes : str
+        Layout of the stored array, one letter per dimension: ``y`` rows, ``x``
+        columns, ``c`` bands; any other axis has length one and is read at 0.
+        ``"yxc"`` is channels last, ``"cyx"`` planar, ``"tczyx"`` OME-Zarr.
     """
 
     source: str
     format: str
     shape: tuple[int, int, int]
     dtype: str
-    channels: str
+    alpha: bool = False
     nodata: float | None = None
     tile: tuple[int, int] = (0, 0)
-    planar: bool = False
+    axes: str = "yxc"
 
     @property
     def pixels(self) -> int:
         """Number of pixels (rows × columns)."""
         return self.shape[0] * self.shape[1]
+
+    @property
+    def channels(self) -> str:
+        """``"L"``, ``"LA"``, ``"RGB"``, ``"RGBA"``, or ``"7 bands"`` for other layouts."""
+        colour = self.shape[2] - self.alpha
+        name = {1: "L", 3: "RGB"}.get(colour)
+        if name is None:
+            return f"{self.shape[2]} bands"
+        return name + "A" * self.alpha
 
 
 # ----------------------------------------------------------------------------
@@ -229,8 +242,12 @@ def _open_bytes(source: str):
 
 
 @without_context
-def probe(source: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
+def probe(source: str, *, max_pixels: int = DEFAULT_MAX_PIXELS, channel_axis: int | None = None) -> ImageInfo:
     """Read the header of one image (no pixel decoding).
+
+    ``channel_axis`` says which axis holds the bands of a zarr array whose
+    layout is not named (by ``dimension_names`` or OME-Zarr ``axes``) and not
+    obvious from its shape.
 
     Raises
     ------
@@ -247,7 +264,7 @@ def probe(source: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
     """
     source = str(source)
     if not is_url(source) and _is_zarr_dir(Path(source)):
-        return _probe_zarr(source)
+        return _probe_zarr(source, channel_axis)
     with _open_bytes(source) as handle:
         head = handle.read(16)
         if not head:
@@ -268,13 +285,60 @@ def probe(source: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
     return info
 
 
-def _channels(source: str, count: int, shape) -> str:
-    if count not in _CHANNELS:
+_AXIS_NAMES = {
+    "y": "y", "row": "y", "rows": "y", "lat": "y", "latitude": "y",
+    "x": "x", "col": "x", "cols": "x", "column": "x", "columns": "x", "lon": "x", "longitude": "x",
+    "c": "c", "s": "c", "channel": "c", "channels": "c", "band": "c", "bands": "c", "rgb": "c",
+}  # fmt: skip
+
+
+def _layout(source: str, names, shape, channel_axis: int | None = None) -> str:
+    """One letter per dimension (see :attr:`ImageInfo.axes`), checked against the shape."""
+    shape = tuple(shape)
+    if names is not None and all(names):
+        letters = [_AXIS_NAMES.get(str(n).lower(), str(n).lower()[:1].upper()) for n in names]
+    elif channel_axis is not None:
+        if not -len(shape) <= channel_axis < len(shape):
+            raise ImageReadError(f"{source}: channel_axis={channel_axis} is out of range for shape {shape}")
+        rest = iter("yx")
+        letters = ["c" if i == channel_axis % len(shape) else next(rest, "?") for i in range(len(shape))]
+    elif len(shape) == 2:
+        letters = ["y", "x"]
+    elif len(shape) == 3 and shape[-1] <= 16:
+        letters = ["y", "x", "c"]
+    elif len(shape) == 3 and shape[0] <= 16:
+        letters = ["c", "y", "x"]
+    else:
         raise ImageReadError(
-            f"{source}: {count} channels (shape {tuple(shape)}); palette_dask reads 1 to 4 "
-            "(gray, gray+alpha, RGB, RGBA)"
+            f"{source}: cannot tell rows, columns and bands apart in shape {shape}; "
+            "pass channel_axis (--channel-axis)"
         )
-    return _CHANNELS[count]
+    axes = "".join(letters)
+    if axes.count("y") != 1 or axes.count("x") != 1 or axes.count("c") > 1 or "?" in axes:
+        raise ImageReadError(f"{source}: axes {axes!r} of shape {shape} are not rows, columns and bands")
+    extra = {a: n for a, n in zip(axes, shape) if a not in "yxc" and n != 1}
+    if extra:
+        raise ImageReadError(
+            f"{source}: shape {shape} with axes {axes!r} holds more than one 2-D image "
+            f"({', '.join(f'{a}={n}' for a, n in extra.items())}); pass one plane"
+        )
+    return axes
+
+
+def _yxc_shape(axes: str, shape) -> tuple[int, int, int]:
+    size = dict(zip(axes, shape))
+    return (size["y"], size["x"], size.get("c", 1))
+
+
+def _select(array, axes: str, rows: slice, cols: slice) -> np.ndarray:
+    """``array[rows, cols]`` of a stored layout, as ``(rows, cols, bands)``; numpy, zarr or dask."""
+    index = tuple(rows if a == "y" else cols if a == "x" else slice(None) if a == "c" else 0 for a in axes)
+    block = array[index]
+    kept = [a for a in axes if a in "yxc"]
+    if "c" not in kept:
+        block, kept = block[..., np.newaxis], [*kept, "c"]
+    block = block.transpose([kept.index(a) for a in "yxc"])
+    return block if isinstance(block, da.Array) else np.asarray(block)
 
 
 def _probe_tiff(source: str, handle) -> ImageInfo:
@@ -284,41 +348,30 @@ def _probe_tiff(source: str, handle) -> ImageInfo:
         with tifffile.TiffFile(handle) as tif:
             series = tif.series[0]
             page = series.pages[0] if series.pages else tif.pages[0]
-            shape, axes, dtype = list(series.shape), series.axes, np.dtype(series.dtype)
+            shape, dtype = tuple(series.shape), np.dtype(series.dtype)
+            names = ["c" if a in "SC" else a.lower() if a in "YX" else a for a in series.axes]
             nodata_tag = page.tags.get(42113)  # GDAL_NODATA
             tile = (page.tilelength, page.tilewidth) if page.is_tiled else (page.rowsperstrip, 0)
+            extrasamples = tuple(int(e) for e in (page.extrasamples or ()))
     except Exception as exc:  # tifffile raises many kinds on corrupt files
         raise ImageReadError(f"{source}: not a readable TIFF: {exc}") from None
-    # drop leading axes of length one (OME-TIFF's T, Z, C of size 1...)
-    while len(shape) > 2 and shape[0] == 1 and axes[0] not in "YX":
-        shape, axes = shape[1:], axes[1:]
-    if axes in ("YX",):
-        shape, planar = [*shape, 1], False
-    elif len(axes) == 3 and axes[:2] == "YX":
-        planar = False
-    elif len(axes) == 3 and axes[1:] == "YX":
-        shape, planar = [shape[1], shape[2], shape[0]], True
-    else:
-        raise ImageReadError(
-            f"{source}: TIFF axes {axes!r} with shape {tuple(series.shape)} are not a 2-D image "
-            "with an optional channel axis"
-        )
+    axes = _layout(source, names, shape)
     nodata = None
     if nodata_tag is not None:
         try:
             nodata = float(str(nodata_tag.value).strip("\x00 "))
         except ValueError:
             raise ImageReadError(f"{source}: GDAL_NODATA tag {nodata_tag.value!r} is not a number") from None
-    rows = min(tile[0] or shape[0], shape[0])
+    yxc = _yxc_shape(axes, shape)
     return ImageInfo(
         source=source,
         format="tiff",
-        shape=(shape[0], shape[1], shape[2]),
+        shape=yxc,
         dtype=dtype.name,
-        channels=_channels(source, shape[2], series.shape),
+        alpha=bool(extrasamples) and extrasamples[-1] in (1, 2),  # associated or unassociated alpha
         nodata=nodata,
-        tile=(rows, tile[1]),
-        planar=planar,
+        tile=(min(tile[0] or yxc[0], yxc[0]), tile[1]),
+        axes=axes,
     )
 
 
@@ -383,34 +436,61 @@ def _probe_pillow(source: str, handle) -> ImageInfo:
         format="pillow",
         shape=(height, width, len(channels)),
         dtype=dtype,
-        channels=channels,
+        alpha=channels.endswith("A"),
         tile=(height, width),
     )
 
 
-def _probe_zarr(source: str) -> ImageInfo:
+def _multiscales(attrs) -> list | None:
+    """OME-Zarr's ``multiscales`` metadata (0.4 at the top, 0.5 under ``ome``), if any."""
+    return attrs.get("ome", {}).get("multiscales") or attrs.get("multiscales")
+
+
+def _axis_names(multiscales) -> list | None:
+    axes = multiscales[0].get("axes")
+    return [a["name"] if isinstance(a, dict) else a for a in axes] if axes else None
+
+
+def _probe_zarr(source: str, channel_axis: int | None = None) -> ImageInfo:
+    """A zarr array, an OME-Zarr image (its full-resolution level), or one level of it."""
     import zarr
 
     try:
-        array = zarr.open_array(source, mode="r")
+        node = zarr.open(source, mode="r")
     except Exception as exc:
         raise ImageReadError(f"{source}: not a readable zarr array: {exc}") from None
-    shape = tuple(array.shape)
-    if len(shape) == 2:
-        shape = (*shape, 1)
-    if len(shape) != 3:
-        raise ImageReadError(
-            f"{source}: zarr array of shape {tuple(array.shape)} is not (rows, columns[, channels])"
-        )
-    chunks = array.chunks
+    names = None
+    if isinstance(node, zarr.Group):
+        multiscales = _multiscales(node.attrs)
+        if not multiscales:
+            arrays = sorted(name for name, _ in node.arrays())
+            raise ImageReadError(
+                f"{source}: zarr group without an image; pass an OME-Zarr image or one of its arrays"
+                + (f" ({', '.join(arrays[:5])})" if arrays else "")
+            )
+        level = multiscales[0]["datasets"][0]["path"]
+        source, node, names = f"{source.rstrip('/')}/{level}", node[level], _axis_names(multiscales)
+    else:
+        names = getattr(node.metadata, "dimension_names", None)
+        parent = Path(source).parent
+        if names is None and _is_zarr_dir(parent):  # a level of an OME-Zarr image
+            try:
+                multiscales = _multiscales(zarr.open_group(str(parent), mode="r").attrs)
+                names = _axis_names(multiscales) if multiscales else None
+            except Exception:
+                names = None
+    if channel_axis is not None:
+        names = None
+    axes = _layout(source, names, node.shape, channel_axis)
+    chunks = dict(zip(axes, node.chunks))
     return ImageInfo(
         source=source,
         format="zarr",
-        shape=shape,
-        dtype=np.dtype(array.dtype).name,
-        channels=_channels(source, shape[2], array.shape),
-        nodata=None,
-        tile=(chunks[0], chunks[1]),
+        shape=_yxc_shape(axes, node.shape),
+        dtype=np.dtype(node.dtype).name,
+        alpha=_yxc_shape(axes, node.shape)[2] in (2, 4),
+        tile=(chunks["y"], chunks["x"]),
+        axes=axes,
     )
 
 
@@ -422,7 +502,7 @@ def _probe_zarr(source: str) -> ImageInfo:
 def _plan_chunks(info: ImageInfo, chunk_bytes: int) -> tuple[tuple[int, ...], ...]:
     """Chunks that are whole multiples of the file's tiles and about ``chunk_bytes`` big."""
     rows, cols, channels = info.shape
-    if info.format == "pillow" or is_url(info.source):
+    if info.format == "pillow" or (info.format == "tiff" and is_url(info.source)):
         return ((rows,), (cols,), (channels,))  # decoded whole in one task
     tile_rows = max(1, info.tile[0])
     tile_cols = info.tile[1] or cols
@@ -472,6 +552,43 @@ def read_image(
     )
 
 
+def is_array(item) -> bool:
+    """Whether ``item`` is an in-memory or dask array (numpy, dask, xarray), not a path."""
+    return hasattr(item, "shape") and hasattr(item, "dtype") and not isinstance(item, (str, os.PathLike))
+
+
+def array_image(
+    array, name: str, *, channel_axis: int | None = None, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+) -> tuple[ImageInfo, da.Array]:
+    """An image given as an array: numpy, dask, or xarray (whose ``dims`` name the axes).
+
+    Returns its :class:`ImageInfo` and a ``(rows, columns, bands)`` dask array.
+    Images with 2 or 4 bands are taken to end with alpha.
+
+    Examples
+    --------
+    >>> info, image = array_image(np.zeros((3, 20, 30), np.uint16), "planar")
+    >>> info.axes, image.shape, info.channels
+    ('cyx', (20, 30, 3), 'RGB')
+    """
+    names = list(array.dims) if hasattr(array, "dims") else None
+    data = array.data if names is not None else array
+    axes = _layout(name, None if channel_axis is not None else names, data.shape, channel_axis)
+    if not isinstance(data, da.Array):
+        data = da.from_array(np.asarray(data), chunks="auto")
+    image = _select(data, axes, slice(None), slice(None))
+    image = image.rechunk({0: "auto", 1: "auto", 2: -1}, block_size_limit=chunk_bytes)
+    info = ImageInfo(
+        source=name,
+        format="array",
+        shape=tuple(int(n) for n in image.shape),
+        dtype=np.dtype(image.dtype).name,
+        alpha=image.shape[2] in (2, 4),
+        axes=axes,
+    )
+    return info, image
+
+
 @without_context
 def _read_block(info: ImageInfo, block_info=None) -> np.ndarray:
     (r0, r1), (c0, c1), _ = block_info[None]["array-location"]
@@ -490,12 +607,11 @@ def _read_block(info: ImageInfo, block_info=None) -> np.ndarray:
 
 
 def read_region(info: ImageInfo, rows: slice, cols: slice) -> np.ndarray:
-    """Decode one region of an image as ``(rows, columns, channels)``; runs inside tasks."""
+    """Decode one region of an image as ``(rows, columns, bands)``; runs inside tasks."""
     if info.format == "zarr":
         import zarr
 
-        block = np.asarray(zarr.open_array(info.source, mode="r")[rows, cols])
-        return block.reshape(block.shape[0], block.shape[1], info.shape[2])
+        return _select(zarr.open_array(info.source, mode="r"), info.axes, rows, cols)
     if info.format == "tiff":
         return _read_tiff_region(info, rows, cols)
     return _read_pillow(info)[rows, cols]
@@ -508,20 +624,12 @@ def _read_tiff_region(info: ImageInfo, rows: slice, cols: slice) -> np.ndarray:
     whole = rows == slice(0, info.shape[0]) and cols == slice(0, info.shape[1])
     if is_url(info.source) or whole:
         with _open_bytes(info.source) as handle:
-            block = tifffile.imread(handle, series=0, level=0, maxworkers=1)
-    else:
-        store = tifffile.imread(info.source, aszarr=True, series=0, level=0)
-        try:
-            array = zarr.open_array(store, mode="r")
-            index = (slice(None), rows, cols) if info.planar else (rows, cols)
-            core_ndim = 3 if info.planar or info.shape[2] > 1 else 2
-            block = np.asarray(array[(0,) * (array.ndim - core_ndim) + index])  # leading axes of 1
-        finally:
-            store.close()
-    height, width, channels = rows.stop - rows.start, cols.stop - cols.start, info.shape[2]
-    if info.planar:  # (channels, rows, cols), maybe behind leading axes of length one
-        return np.moveaxis(block.reshape(channels, height, width), 0, -1)
-    return block.reshape(height, width, channels)
+            return _select(tifffile.imread(handle, series=0, level=0, maxworkers=1), info.axes, rows, cols)
+    store = tifffile.imread(info.source, aszarr=True, series=0, level=0)
+    try:
+        return _select(zarr.open_array(store, mode="r"), info.axes, rows, cols)
+    finally:
+        store.close()
 
 
 def _read_pillow(info: ImageInfo) -> np.ndarray:

@@ -21,8 +21,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from .pixels import N_FEATURES, block_features
-from .read import ImageInfo
+from .pixels import N_FEATURES, PixelSpec, colour_values, to_features, valid_mask
 
 __all__ = [
     "DEFAULT_SAMPLE_SIZE",
@@ -32,6 +31,7 @@ __all__ = [
     "image_candidates",
     "merge_candidates",
     "sample_array",
+    "scale_candidates",
     "draw_sample",
 ]
 
@@ -73,16 +73,21 @@ def pixel_keys(seed: int, image_index: int, rows: slice, cols: slice, width: int
 
 
 def _block_candidates(
-    block: np.ndarray, info: ImageInfo, image_index: int, seed: int, fraction: float, location
+    block: np.ndarray, spec: PixelSpec, width: int, image_index: int, seed: int, fraction: float, location
 ) -> np.ndarray:
-    """``(m, 1 + 3)`` rows of ``[key, r, g, b]`` for this block's valid pixels with key < fraction."""
+    """``(m, 1 + 3)`` rows of ``[key, colour]`` for this block's valid pixels with key < fraction.
+
+    The colour is the display features when the spec has its range, else the raw band values.
+    """
     (r0, r1), (c0, c1) = location
-    keys = pixel_keys(seed, image_index, slice(r0, r1), slice(c0, c1), info.shape[1])
+    keys = pixel_keys(seed, image_index, slice(r0, r1), slice(c0, c1), width)
     chosen = keys < fraction
-    features, valid = block_features(block[chosen][np.newaxis], info.channels, info.nodata)
-    out = np.empty((int(valid.sum()), 1 + N_FEATURES), dtype=np.float64)
-    out[:, 0] = keys[chosen][valid[0]]
-    out[:, 1:] = features[0][valid[0]]
+    pixels = block[chosen]
+    valid = valid_mask(pixels, spec)
+    values = colour_values(pixels[valid], spec)
+    out = np.empty((len(values), 1 + N_FEATURES), dtype=np.float64)
+    out[:, 0] = keys[chosen][valid]
+    out[:, 1:] = values if spec.high is None else to_features(values, spec)
     return out
 
 
@@ -124,7 +129,7 @@ def next_fraction(fraction: float, found: int, size: int) -> float | None:
 
 
 def image_candidates(
-    image: da.Array, info: ImageInfo, image_index: int, *, seed: int, fraction: float, size: int
+    image: da.Array, spec: PixelSpec, image_index: int, *, seed: int, fraction: float, size: int
 ) -> dask.delayed:
     """A delayed ``(m, 4)`` array of ``[key, r, g, b]``: one image's best sample candidates."""
     blocks = image.to_delayed().reshape(image.numblocks[:2])
@@ -133,7 +138,8 @@ def image_candidates(
     parts = [
         dask.delayed(_block_candidates, pure=True)(
             blocks[i, j],
-            info,
+            spec,
+            image.shape[1],
             image_index,
             seed,
             fraction,
@@ -151,27 +157,35 @@ def sample_array(candidates: dask.delayed, rows: int, chunk_rows: int = 25_000) 
     return keyed[:, 1:].astype(np.float32).rechunk((chunk_rows, N_FEATURES))
 
 
+def scale_candidates(candidates: np.ndarray, spec: PixelSpec) -> np.ndarray:
+    """Candidates of raw band values, with their colours mapped by the spec's range."""
+    out = candidates.copy()
+    out[:, 1:] = to_features(candidates[:, 1:], spec)
+    return out
+
+
 def draw_sample(
-    images: Sequence[da.Array], infos: Sequence[ImageInfo], size: int = DEFAULT_SAMPLE_SIZE, *, seed: int = 0
+    images: Sequence[da.Array], specs: Sequence[PixelSpec], size: int = DEFAULT_SAMPLE_SIZE, *, seed: int = 0
 ) -> np.ndarray:
     """Draw the sample of valid pixels of several images, as ``(m, 3)`` float32 (m ≤ size).
 
-    For notebooks and tests; the pipeline does the same with per-image error handling.
+    For notebooks and tests; the pipeline does the same with per-image error
+    handling. Every spec needs its display range here.
 
     Examples
     --------
-    >>> import dask.array as da
-    >>> image = da.from_array(np.arange(48, dtype=np.uint8).reshape(4, 4, 3), chunks=(2, 2, 3))
+    >>> from palette_dask.pixels import pixel_spec
     >>> from palette_dask.read import ImageInfo
-    >>> info = ImageInfo("array", "zarr", (4, 4, 3), "uint8", "RGB")
-    >>> draw_sample([image], [info], size=5, seed=1).shape
+    >>> image = da.from_array(np.arange(48, dtype=np.uint8).reshape(4, 4, 3), chunks=(2, 2, 3))
+    >>> spec = pixel_spec(ImageInfo("array", "array", (4, 4, 3), "uint8"))
+    >>> draw_sample([image], [spec], size=5, seed=1).shape
     (5, 3)
     """
-    fraction = sampling_fraction(sum(i.pixels for i in infos), size)
+    fraction = sampling_fraction(sum(image.shape[0] * image.shape[1] for image in images), size)
     while fraction is not None:
         parts = [
-            image_candidates(image, info, index, seed=seed, fraction=fraction, size=size)
-            for index, (image, info) in enumerate(zip(images, infos))
+            image_candidates(image, spec, index, seed=seed, fraction=fraction, size=size)
+            for index, (image, spec) in enumerate(zip(images, specs))
         ]
         merged = dask.delayed(merge_candidates)(parts, size).compute()
         fraction = next_fraction(fraction, len(merged), size)

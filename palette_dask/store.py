@@ -3,14 +3,16 @@
 Layout (DESIGN.md): ``centers`` (k, 3) float32, ``colors`` (k, 3) uint8,
 ``counts`` (k,) int64, and per image ``image_names``, ``image_counts``
 (n, k), ``image_valid``, ``image_masked``, ``image_status`` (0 pending,
-1 done, 2 failed) and ``image_errors``. Per-image arrays hold one image per
+1 done, 2 failed) and ``image_errors``; optionally ``labels/<i>``, an
+OME-Zarr label image per input. Per-image arrays hold one image per
 chunk, so each image's result is one whole-chunk write. Every array names its
 dimensions, so xarray reads the group too. The group's attributes record the
 parameters, the package version and ``complete``, true once every image is
 done or failed.
 
-All writes come from the process that drives the run, one image at a time:
-no two tasks ever write the same chunk.
+All writes come from the process that drives the run, one image at a time,
+except the label rasters, whose chunks are each written by the one task that
+labels them: no two tasks ever write the same chunk.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import datetime
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import zarr
@@ -220,6 +223,51 @@ def write_palette(group: zarr.Group, centers: np.ndarray) -> None:
     )
     colors[:] = np.clip(np.rint(centers), 0, 255).astype(np.uint8)
     group.create_array("centers", shape=(k, 3), dtype="float32", **_dims("color", "channel"))[:] = centers
+
+
+def create_labels(group: zarr.Group, index: int, image, centers: np.ndarray) -> str:
+    """Make ``labels/<index>``, an OME-Zarr 0.5 label image chunked like ``image``; returns its array's path.
+
+    Values are colour index + 1, and 0 for masked pixels; its metadata lists
+    each value's palette colour, so OME-Zarr viewers show it in the palette.
+    """
+    root = getattr(group.store, "root", None)
+    if root is None:
+        raise StoreError("label rasters need a store on disk")
+    name = str(group["image_names"][index])
+    labels = group.require_group("labels")
+    listed = labels.attrs.get("ome", {}).get("labels", [])
+    if str(index) not in listed:
+        labels.attrs["ome"] = {"version": "0.5", "labels": [*listed, str(index)]}
+    colors = np.clip(np.rint(centers), 0, 255).astype(int)
+    label = labels.require_group(str(index))
+    label.attrs["ome"] = {
+        "version": "0.5",
+        "multiscales": [
+            {
+                "name": name,
+                "axes": [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
+                "datasets": [
+                    {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0, 1.0]}]}
+                ],
+            }
+        ],
+        "image-label": {
+            "version": "0.5",
+            "colors": [{"label-value": j + 1, "rgba": [*map(int, c), 255]} for j, c in enumerate(colors)],
+            "source": {"image": name},
+        },
+    }
+    label.create_array(
+        "0",
+        shape=image.shape[:2],
+        chunks=(image.chunks[0][0], image.chunks[1][0]),
+        dtype="uint8" if len(centers) < 255 else "uint16",
+        fill_value=0,
+        overwrite=True,
+        **_dims("y", "x"),
+    )
+    return str(Path(root) / "labels" / str(index) / "0")
 
 
 def write_image_done(

@@ -8,6 +8,7 @@ from hypothesis.extra.numpy import arrays
 
 from palette_dask import image_stats
 from palette_dask.count import unpack_stats
+from palette_dask.pixels import pixel_spec
 from palette_dask.read import ImageInfo
 
 CENTERS = np.array([[10, 10, 10], [240, 30, 30], [30, 240, 30], [128, 128, 250]], dtype=np.float32)
@@ -22,9 +23,9 @@ def reference_counts(rgba: np.ndarray, centers=CENTERS):
 
 
 def stats_of(rgba, chunks):
-    info = ImageInfo("array", "zarr", rgba.shape, "uint8", "RGBA")
+    spec = pixel_spec(ImageInfo("array", "array", rgba.shape, "uint8", alpha=True))
     image = da.from_array(rgba, chunks=chunks)
-    return unpack_stats(image_stats(image, info, CENTERS).compute(scheduler="sync"))
+    return unpack_stats(image_stats(image, spec, CENTERS).compute(scheduler="sync"))
 
 
 def test_counts_equal_numpy_bincount_of_nearest_centre_labels():

@@ -14,12 +14,13 @@ from palette_dask import (
     read_image,
 )
 from palette_dask.fit import polish
+from palette_dask.pixels import pixel_spec
 
 
 @pytest.fixture(scope="module")
 def photo_sample():
     infos = [probe(str(p)) for p in PHOTOS]
-    return draw_sample([read_image(i) for i in infos], infos, 30_000, seed=0)
+    return draw_sample([read_image(i) for i in infos], [pixel_spec(i) for i in infos], 30_000, seed=0)
 
 
 def squared_inertia(x, centers):

@@ -6,7 +6,7 @@ from conftest import PHOTOS, reference_labels, sklearn_best_inertia, write_png
 from PIL import Image
 
 from palette_dask import PaletteDaskWarning, extract_palette
-from palette_dask.pixels import block_features
+from palette_dask.pixels import block_features, pixel_spec
 from palette_dask.read import probe, read_region
 from palette_dask.store import DONE, FAILED
 
@@ -15,7 +15,7 @@ def valid_pixels(path) -> np.ndarray:
     """The valid pixels of an image file, computed in memory as a reference."""
     info = probe(str(path))
     block = read_region(info, slice(0, info.shape[0]), slice(0, info.shape[1]))
-    features, valid = block_features(block, info.channels, info.nodata)
+    features, valid = block_features(block, pixel_spec(info))
     return features[valid].astype(np.float64)
 
 

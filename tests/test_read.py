@@ -132,7 +132,7 @@ def test_jpeg(tmp_path):
 
 def test_planar_tiff_has_channels_last(shared_data):
     info, array = roundtrip(shared_data / "world.rgb.tif")
-    assert info.planar and info.shape == (256, 512, 3)
+    assert info.axes == "cyx" and info.shape == (256, 512, 3)
     np.testing.assert_array_equal(array, np.moveaxis(tifffile.imread(shared_data / "world.rgb.tif"), 0, -1))
 
 

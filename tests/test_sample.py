@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from palette_dask import draw_sample, probe, read_image
+from palette_dask.pixels import pixel_spec
 from palette_dask.read import ImageInfo
 from palette_dask.sample import merge_candidates, pixel_keys
 
@@ -14,13 +15,13 @@ def test_sample_is_the_same_whatever_the_chunking(tmp_path):
     tifffile.imwrite(tmp_path / "t.tif", data, tile=(32, 32))
     info = probe(str(tmp_path / "t.tif"))
     samples = [
-        draw_sample([read_image(info, chunk_bytes=size)], [info], 3_000, seed=7)
+        draw_sample([read_image(info, chunk_bytes=size)], [pixel_spec(info)], 3_000, seed=7)
         for size in (32 * 32 * 3, 96 * 320 * 3, 10**9)
     ]
     assert samples[0].shape == (3_000, 3)
     for other in samples[1:]:
         np.testing.assert_array_equal(samples[0], other)
-    assert not np.array_equal(samples[0], draw_sample([read_image(info)], [info], 3_000, seed=8))
+    assert not np.array_equal(samples[0], draw_sample([read_image(info)], [pixel_spec(info)], 3_000, seed=8))
 
 
 def test_sample_holds_only_valid_pixels_and_is_uniform():
@@ -28,8 +29,8 @@ def test_sample_holds_only_valid_pixels_and_is_uniform():
     rgba[:, :100] = [255, 255, 255, 255]  # white, valid
     rgba[:, 100:150] = [0, 0, 0, 255]  # black, valid
     rgba[:, 150:] = [255, 0, 255, 0]  # magenta, transparent
-    info = ImageInfo("array", "zarr", rgba.shape, "uint8", "RGBA")
-    sample = draw_sample([da.from_array(rgba, chunks=(50, 64, 4))], [info], 10_000, seed=0)
+    spec = pixel_spec(ImageInfo("array", "array", rgba.shape, "uint8", alpha=True))
+    sample = draw_sample([da.from_array(rgba, chunks=(50, 64, 4))], [spec], 10_000, seed=0)
     assert len(sample) == 10_000
     assert not np.any(np.all(sample == [255, 0, 255], axis=1))  # nothing transparent
     white = np.all(sample == 255, axis=1).mean()
@@ -38,8 +39,8 @@ def test_sample_holds_only_valid_pixels_and_is_uniform():
 
 def test_sample_is_not_in_image_order():
     gradient = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 256, axis=1)[..., None]
-    info = ImageInfo("array", "zarr", gradient.shape, "uint8", "L")
-    sample = draw_sample([da.from_array(gradient)], [info], 2_000, seed=0)
+    spec = pixel_spec(ImageInfo("array", "array", gradient.shape, "uint8"))
+    sample = draw_sample([da.from_array(gradient)], [spec], 2_000, seed=0)
     assert sample[0, 0] != 0  # k-means|| starts at row 0: it must not be the image's corner
     assert abs(np.corrcoef(np.arange(len(sample)), sample[:, 0])[0, 1]) < 0.1
 
