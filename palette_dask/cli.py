@@ -54,6 +54,38 @@ def _whole_number(minimum: int):
 _positive_int, _seed = _whole_number(1), _whole_number(0)
 
 
+def _bands(text: str) -> tuple[int, ...]:
+    """``4,3,2`` (band numbers counted from 1, as GDAL does) → 0-based indices."""
+    try:
+        numbers = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected band numbers such as 4,3,2, got {text!r}") from None
+    if len(numbers) not in (1, 3) or min(numbers) < 1:
+        raise argparse.ArgumentTypeError(f"expected one or three band numbers from 1, got {text!r}")
+    return tuple(n - 1 for n in numbers)
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number (or nan), got {text!r}") from None
+
+
+def _scale(text: str):
+    if text in ("dtype", "minmax", "percentile"):
+        return text
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected dtype, minmax, percentile or LOW,HIGH, got {text!r}"
+        ) from None
+    if not high > low:
+        raise argparse.ArgumentTypeError(f"LOW,HIGH needs HIGH > LOW, got {text!r}")
+    return (low, high)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="palette-dask", description="Dominant colours of huge images and large collections."
@@ -110,6 +142,23 @@ def _add_run_options(parser: argparse.ArgumentParser, *, default_store: str | No
     parser.add_argument(
         "--max-pixels", type=_positive_int, default=None, metavar="N", help="largest image decoded whole"
     )
+    parser.add_argument(
+        "--bands", type=_bands, metavar="R,G,B", help="bands shown as red, green, blue, from 1 (e.g. 4,3,2)"
+    )
+    parser.add_argument(
+        "--nodata", type=_number, metavar="V", help="pixels whose bands all equal V are left out"
+    )
+    parser.add_argument(
+        "--scale",
+        type=_scale,
+        default="dtype",
+        metavar="HOW",
+        help="band values to display 0-255: dtype (default), minmax, percentile (2-98), or LOW,HIGH",
+    )
+    parser.add_argument(
+        "--channel-axis", type=int, default=None, metavar="N", help="axis of the bands of zarr arrays"
+    )
+    parser.add_argument("--labels", action="store_true", help="also store a label raster per image")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,6 +193,8 @@ def _dispatch(args) -> int:
     except KeyboardInterrupt:
         print("palette-dask: interrupted; finish with --resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # stdout closed early (| head): nothing more to say
+        return EXIT_ERROR
     except Exception as exc:
         if args.verbose:
             raise
@@ -191,6 +242,11 @@ def _extract(args, inputs, store) -> PaletteResult:
         "store": store,
         "resume": args.resume,
         "overwrite": args.overwrite,
+        "bands": args.bands,
+        "nodata": args.nodata,
+        "scale": args.scale,
+        "channel_axis": args.channel_axis,
+        "labels": args.labels,
     }
     if args.sample:
         options["sample_size"] = args.sample

@@ -292,11 +292,17 @@ _AXIS_NAMES = {
 }  # fmt: skip
 
 
+def _other_axis(name: str) -> str:
+    """A letter for an axis that is not rows, columns or bands (``t``, ``z``...): never y, x or c."""
+    letter = name.lower()[:1]
+    return letter if letter and letter not in "yxc" else "o"
+
+
 def _layout(source: str, names, shape, channel_axis: int | None = None) -> str:
     """One letter per dimension (see :attr:`ImageInfo.axes`), checked against the shape."""
     shape = tuple(shape)
     if names is not None and all(names):
-        letters = [_AXIS_NAMES.get(str(n).lower(), str(n).lower()[:1].upper()) for n in names]
+        letters = [_AXIS_NAMES.get(str(n).lower(), _other_axis(str(n))) for n in names]
     elif channel_axis is not None:
         if not -len(shape) <= channel_axis < len(shape):
             raise ImageReadError(f"{source}: channel_axis={channel_axis} is out of range for shape {shape}")
@@ -349,7 +355,7 @@ def _probe_tiff(source: str, handle) -> ImageInfo:
             series = tif.series[0]
             page = series.pages[0] if series.pages else tif.pages[0]
             shape, dtype = tuple(series.shape), np.dtype(series.dtype)
-            names = ["c" if a in "SC" else a.lower() if a in "YX" else a for a in series.axes]
+            names = ["c" if a in "SC" else a.lower() for a in series.axes]
             nodata_tag = page.tags.get(42113)  # GDAL_NODATA
             tile = (page.tilelength, page.tilewidth) if page.is_tiled else (page.rowsperstrip, 0)
             extrasamples = tuple(int(e) for e in (page.extrasamples or ()))

@@ -1,0 +1,188 @@
+"""Mosaics and collections: layouts, bands, masks, scaling, label rasters, arrays."""
+
+import dask.array as da
+import numpy as np
+import pytest
+import tifffile
+import xarray as xr
+import zarr
+from conftest import PHOTOS, reference_labels, write_png
+from PIL import Image
+
+from palette_dask import ImageReadError, extract_palette, probe
+from palette_dask.store import DONE
+
+
+def photo_mosaic(rows: int, cols: int) -> np.ndarray:
+    """An RGB mosaic of the real photos, cropped to (rows, cols)."""
+    tiles = [np.asarray(Image.open(p).convert("RGB").resize((200, 200))) for p in PHOTOS]
+    grid = np.vstack(
+        [np.hstack([tiles[(i + j) % 3] for j in range(cols // 200 + 1)]) for i in range(rows // 200 + 1)]
+    )
+    return np.ascontiguousarray(grid[:rows, :cols])
+
+
+@pytest.fixture(scope="module")
+def multispectral(tmp_path_factory):
+    """A 5-band uint16 planar tiled BigTIFF with a nodata (0) border: bands 3,2,1 are a photo mosaic."""
+    rgb = photo_mosaic(300, 420).astype(np.uint16) * 40  # 0..10200
+    bands = np.stack([rgb[..., 2], rgb[..., 1], rgb[..., 0], rgb[..., 0] // 2 + 7, rgb[..., 1] // 3 + 9])
+    bands[:, :40] = 0  # border
+    bands[:, :, -25:] = 0
+    path = tmp_path_factory.mktemp("ms") / "scene.tif"
+    tifffile.imwrite(
+        path, bands, bigtiff=True, tile=(64, 64), photometric="minisblack", planarconfig="separate"
+    )
+    return path, bands
+
+
+def reference(bands, order=(2, 1, 0), high=65535.0, low=0.0):
+    colour = np.moveaxis(bands, 0, -1)[..., list(order)].astype(np.float64)
+    valid = ~np.all(np.moveaxis(bands, 0, -1) == 0, axis=-1)
+    features = np.clip((colour - low) * (255.0 / (high - low)), 0, 255).astype(np.float32)
+    return features, valid
+
+
+def test_multispectral_bands_nodata_and_labels(client, tmp_path, multispectral):
+    path, bands = multispectral
+    with pytest.raises(ImageReadError, match="5 bands"):
+        from palette_dask.pixels import pixel_spec
+
+        pixel_spec(probe(str(path)))
+    result = extract_palette(
+        path,
+        4,
+        bands=(2, 1, 0),
+        nodata=0,
+        labels=True,
+        store=tmp_path / "s.zarr",
+        client=client,
+        chunk_bytes=2**16,
+    )
+    features, valid = reference(bands)
+    assert result.image_valid.tolist() == [int(valid.sum())] and result.image_masked.tolist() == [
+        int((~valid).sum())
+    ]
+    labels = reference_labels(features[valid], result.centers)
+    np.testing.assert_array_equal(result.counts, np.bincount(labels, minlength=4))
+    group = zarr.open_group(tmp_path / "s.zarr", mode="r")
+    raster = group["labels/0/0"]
+    assert raster.shape == bands.shape[1:] and raster.chunks[0] < bands.shape[1]  # written chunk by chunk
+    expected = np.zeros(bands.shape[1:], np.uint8)
+    expected[valid] = labels + 1
+    np.testing.assert_array_equal(raster[:], expected)
+    ome = group["labels/0"].attrs["ome"]
+    colours = {c["label-value"]: c["rgba"] for c in ome["image-label"]["colors"]}
+    assert colours == {j + 1: [*map(int, result.colors[j]), 255] for j in range(4)}
+    assert group["labels"].attrs["ome"]["labels"] == ["0"]
+
+
+def test_scale_minmax_and_percentile(client, multispectral):
+    path, bands = multispectral
+    features, valid = reference(bands)
+    colour = np.moveaxis(bands, 0, -1)[..., [2, 1, 0]][valid].astype(np.float64)
+    result = extract_palette(path, 4, bands=(2, 1, 0), nodata=0, scale="minmax", client=client)
+    np.testing.assert_array_equal(result.attrs["display_range"], [colour.min(0), colour.max(0)])
+    low, high = colour.min(0), colour.max(0)
+    scaled = np.clip((colour - low) * (255.0 / (high - low)), 0, 255)
+    assert np.abs(result.centers.max() - scaled.max()) < 40  # the brightest colour nears 255 now
+    result = extract_palette(
+        path, 4, bands=(2, 1, 0), nodata=0, scale="percentile", client=client, sample_size=20_000
+    )
+    measured = np.array(result.attrs["display_range"])
+    np.testing.assert_allclose(measured, np.percentile(colour, [2, 98], axis=0), rtol=0.05, atol=80)
+    explicit = extract_palette(path, 4, bands=(2, 1, 0), nodata=0, scale=(0, 10200), client=client)
+    assert explicit.centers.max() > 150  # 0–10200 spread over 0–255, not 0–40 as by dtype
+
+
+def ome_zarr(path, rgb, version="0.5"):
+    """A minimal OME-Zarr image (tczyx, one level) written with plain zarr."""
+    group = zarr.open_group(path, mode="w")
+    axes = [{"name": n, "type": t} for n, t in zip("tczyx", ["time", "channel", "space", "space", "space"])]
+    group.attrs["ome"] = {
+        "version": version,
+        "multiscales": [{"axes": axes, "datasets": [{"path": "0", "coordinateTransformations": []}]}],
+    }
+    data = np.moveaxis(rgb, -1, 0)[None, :, None]
+    group.create_array("0", shape=data.shape, chunks=(1, 3, 1, 64, 64), dtype=data.dtype)[:] = data
+    return path
+
+
+def test_ome_zarr_image_or_level_and_a_group_without_image(client, tmp_path):
+    rgb = photo_mosaic(200, 260)
+    image = ome_zarr(tmp_path / "image.zarr", rgb)
+    by_group = extract_palette(image, 3, client=client)
+    by_level = extract_palette(image / "0", 3, client=client)
+    by_file = extract_palette(write_png(tmp_path / "same.png", rgb), 3, client=client)
+    np.testing.assert_array_equal(by_group.centers, by_file.centers)
+    np.testing.assert_array_equal(by_level.image_counts, by_file.image_counts)
+    assert probe(str(image)).axes == "tczyx"
+    zarr.open_group(tmp_path / "plain.zarr", mode="w").create_array("thing", shape=(4,), dtype="u1")
+    with pytest.raises(
+        ImageReadError,
+        match="zarr group without an image; pass an OME-Zarr image or one of its arrays \\(thing\\)",
+    ):
+        probe(str(tmp_path / "plain.zarr"))
+
+
+def test_ome_tiff(tmp_path):
+    rgb = photo_mosaic(100, 120)
+    path = tmp_path / "x.ome.tif"
+    tifffile.imwrite(path, np.moveaxis(rgb, -1, 0)[None, :, None], ome=True, metadata={"axes": "TCZYX"})
+    info = probe(str(path))
+    assert info.shape == (100, 120, 3)
+    from palette_dask.read import read_image
+
+    np.testing.assert_array_equal(read_image(info).compute(scheduler="sync"), rgb)
+    stack = tmp_path / "stack.ome.tif"
+    tifffile.imwrite(stack, np.zeros((4, 10, 12), np.uint8), ome=True, metadata={"axes": "ZYX"})
+    with pytest.raises(ImageReadError, match="holds more than one 2-D image \\(z=4\\); pass one plane"):
+        probe(str(stack))
+
+
+def test_numpy_dask_and_xarray_inputs_match_the_file(client, tmp_path):
+    rgb = photo_mosaic(160, 240)
+    by_file = extract_palette(write_png(tmp_path / "m.png", rgb), 3, client=client)
+    planar = np.moveaxis(rgb, -1, 0).copy()
+    inputs = {
+        "numpy": rgb,
+        "numpy planar": planar,
+        "dask": da.from_array(rgb, chunks=(50, 70, 3)),
+        "xarray": xr.DataArray(planar, dims=("band", "y", "x"), name="scene"),
+    }
+    for kind, array in inputs.items():
+        result = extract_palette(array, 3, client=client)
+        np.testing.assert_array_equal(result.centers, by_file.centers, err_msg=kind)
+        np.testing.assert_array_equal(result.image_counts, by_file.image_counts, err_msg=kind)
+    assert extract_palette([inputs["xarray"], PHOTOS[1]], 3, client=client).image_names == [
+        "array:scene",
+        str(PHOTOS[1]),
+    ]
+
+
+def test_collection_of_mixed_images_is_one_palette_with_consistent_rows(client, tmp_path):
+    rng = np.random.default_rng(0)
+    photos = [np.asarray(Image.open(p).convert("RGB")) for p in PHOTOS]
+    expected_valid = []
+    for i in range(120):
+        h, w = rng.integers(8, 90, 2)
+        y, x = rng.integers(0, 300, 2)
+        crop = photos[i % 3][y : y + h, x : x + w]
+        kind = ("png", "jpg", "tif")[i % 3]
+        path = tmp_path / "photos" / f"{i:03d}.{kind}"
+        path.parent.mkdir(exist_ok=True)
+        if kind == "tif":
+            tifffile.imwrite(path, crop)
+        else:
+            Image.fromarray(crop).save(path)
+        expected_valid.append(crop.shape[0] * crop.shape[1])
+    with pytest.warns() as caught:
+        result = extract_palette(tmp_path / "photos", 6, store=tmp_path / "c.zarr", client=client)
+        import warnings
+
+        warnings.warn("sentinel", UserWarning)  # pytest.warns needs one; nothing else may appear
+    assert [str(w.message) for w in caught] == ["sentinel"]  # no "large graph" or other warning
+    assert (result.image_status == DONE).all() and len(result.image_names) == 120
+    assert result.image_valid.tolist() == [expected_valid[int(n[-7:-4])] for n in result.image_names]
+    np.testing.assert_array_equal(result.image_counts.sum(axis=1), result.image_valid)
+    np.testing.assert_array_equal(result.image_counts.sum(axis=0), result.counts)
