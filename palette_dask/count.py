@@ -1,9 +1,15 @@
 """Count: one fused pass over all pixels that labels and counts them per chunk.
 
-Each chunk's task reads its tile, turns it into features, labels every valid
-pixel with its nearest centre and returns only a small vector: the pixels per
-cluster, their squared distances (for the true inertia), and the masked
-pixels. The label raster is never materialised.
+Each chunk's task reads its tile, and one compiled loop (numba) turns every
+pixel into its features, checks its mask, finds its nearest centre and counts
+it: the task returns only a small vector (the pixels per cluster, their
+squared distances for the true inertia, and the masked pixels), and holds no
+per-pixel temporary array. The label raster is never materialised, unless
+label rasters are asked for, and then only one chunk at a time.
+
+The loop computes exactly what :func:`~palette_dask.pixels.block_features`
+and :func:`~palette_dask.fit.nearest_center` compute, in the same order and
+precision, so its counts equal ``numpy.bincount`` of their labels.
 """
 
 from __future__ import annotations
@@ -11,10 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import dask.array as da
+import numba
 import numpy as np
 
-from .fit import nearest_center
-from .pixels import PixelSpec, block_features
+from .pixels import N_FEATURES, PixelSpec
 
 __all__ = ["ImageCounts", "block_stats", "image_stats", "unpack_stats"]
 
@@ -43,6 +49,62 @@ class ImageCounts:
         return int(self.counts.sum())
 
 
+@numba.njit(nogil=True, cache=True)
+def _count_pixels(pixels, bands, alpha, nodata, nodata_is_nan, check_nan, low, scale, centers, labels_out):
+    """The fused per-pixel loop; ``pixels`` is ``(n, bands)``; returns counts, squared errors, masked."""
+    k = centers.shape[0]
+    counts = np.zeros(k, dtype=np.int64)
+    squared = np.zeros(k, dtype=np.float64)
+    masked = 0
+    n_bands = pixels.shape[1]
+    feature = np.empty(3, dtype=np.float64)
+    for i in range(pixels.shape[0]):
+        valid = True
+        if alpha >= 0 and not pixels[i, alpha] > 0:
+            valid = False
+        if valid and (nodata_is_nan or nodata.shape[0] > 0):
+            all_nodata = True
+            for b in range(n_bands):
+                if b != alpha:
+                    value = pixels[i, b]
+                    if nodata_is_nan:
+                        if value == value:
+                            all_nodata = False
+                    elif value != nodata[0]:
+                        all_nodata = False
+            if all_nodata:
+                valid = False
+        if valid and check_nan:
+            for f in range(3):
+                value = pixels[i, bands[f]]
+                if value != value:
+                    valid = False
+        if not valid:
+            masked += 1
+            if labels_out.shape[0] > 0:
+                labels_out[i] = 0
+            continue
+        for f in range(3):
+            v = np.float32((np.float64(pixels[i, bands[f]]) - low[f]) * scale[f])
+            v = min(max(v, np.float32(0.0)), np.float32(255.0))
+            feature[f] = np.float64(v)
+        best = 0
+        best_d2 = np.inf
+        for j in range(k):
+            d2 = 0.0
+            for f in range(3):
+                diff = feature[f] - centers[j, f]
+                d2 += diff * diff
+            if d2 < best_d2:
+                best_d2 = d2
+                best = j
+        counts[best] += 1
+        squared[best] += best_d2
+        if labels_out.shape[0] > 0:
+            labels_out[i] = best + 1
+    return counts, squared, masked
+
+
 def block_stats(
     block: np.ndarray, spec: PixelSpec, centers: np.ndarray, *, labels_out: np.ndarray | None = None
 ) -> np.ndarray:
@@ -59,19 +121,33 @@ def block_stats(
     >>> block_stats(block, spec, np.array([[0, 0, 0], [255, 255, 255.0]])).tolist()
     [1.0, 1.0, 0.0, 75.0, 1.0]
     """
-    features, valid = block_features(block, spec)
-    labels, d2 = nearest_center(features[valid], centers)
-    if labels_out is not None:
-        labels_out[...] = 0
-        labels_out[valid] = labels + 1
-    k = len(centers)
-    return np.concatenate(
-        [
-            np.bincount(labels, minlength=k),
-            np.bincount(labels, weights=d2, minlength=k),
-            [valid.size - np.count_nonzero(valid)],
-        ]
-    ).astype(np.float64)
+    pixels = block.reshape(-1, block.shape[-1])
+    if pixels.dtype == np.bool_:
+        pixels = pixels.view(np.uint8)
+    low = np.resize(np.asarray(spec.low, dtype=np.float64), N_FEATURES)
+    high = np.resize(np.asarray(spec.high, dtype=np.float64), N_FEATURES)
+    scale = 255.0 / np.where(high > low, high - low, 1.0)  # as pixels.to_features does
+    bands = np.resize(np.asarray(spec.bands, dtype=np.int64), N_FEATURES)
+    nodata_is_nan = spec.nodata is not None and np.isnan(spec.nodata)
+    nodata = (
+        np.asarray([spec.nodata], dtype=pixels.dtype)
+        if spec.nodata is not None and not nodata_is_nan
+        else np.empty(0, dtype=pixels.dtype)
+    )
+    flat_labels = labels_out.reshape(-1) if labels_out is not None else np.empty(0, dtype=np.uint8)
+    counts, squared, masked = _count_pixels(
+        pixels,
+        bands,
+        -1 if spec.alpha is None else spec.alpha,
+        nodata,
+        nodata_is_nan,
+        np.issubdtype(pixels.dtype, np.floating),
+        low,
+        scale,
+        np.asarray(centers, dtype=np.float32).astype(np.float64),
+        flat_labels,
+    )
+    return np.concatenate([counts, squared, [masked]]).astype(np.float64)
 
 
 def _stats_task(block, spec, centers, labels_path=None, block_info=None):

@@ -72,6 +72,10 @@ def pixel_keys(seed: int, image_index: int, rows: slice, cols: slice, width: int
     return (_mix(salt + (index + np.uint64(1)) * _GAMMA) >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
+#: Pixels hashed at once; bounds the memory of a candidates task.
+KEY_BATCH = 1 << 20
+
+
 def _block_candidates(
     block: np.ndarray, spec: PixelSpec, width: int, image_index: int, seed: int, fraction: float, location
 ) -> np.ndarray:
@@ -80,15 +84,20 @@ def _block_candidates(
     The colour is the display features when the spec has its range, else the raw band values.
     """
     (r0, r1), (c0, c1) = location
-    keys = pixel_keys(seed, image_index, slice(r0, r1), slice(c0, c1), width)
-    chosen = keys < fraction
-    pixels = block[chosen]
-    valid = valid_mask(pixels, spec)
-    values = colour_values(pixels[valid], spec)
-    out = np.empty((len(values), 1 + N_FEATURES), dtype=np.float64)
-    out[:, 0] = keys[chosen][valid]
-    out[:, 1:] = values if spec.high is None else to_features(values, spec)
-    return out
+    step = max(1, KEY_BATCH // max(c1 - c0, 1))
+    parts = []
+    for start in range(r0, r1, step):  # a few rows at a time, to bound memory
+        stop = min(start + step, r1)
+        keys = pixel_keys(seed, image_index, slice(start, stop), slice(c0, c1), width)
+        chosen = keys < fraction
+        pixels = block[start - r0 : stop - r0][chosen]
+        valid = valid_mask(pixels, spec)
+        values = colour_values(pixels[valid], spec)
+        part = np.empty((len(values), 1 + N_FEATURES), dtype=np.float64)
+        part[:, 0] = keys[chosen][valid]
+        part[:, 1:] = values if spec.high is None else to_features(values, spec)
+        parts.append(part)
+    return np.concatenate(parts) if parts else np.empty((0, 1 + N_FEATURES))
 
 
 def merge_candidates(candidates: Sequence[np.ndarray], size: int) -> np.ndarray:
