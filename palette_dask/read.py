@@ -356,6 +356,9 @@ def _probe_tiff(source: str, handle) -> ImageInfo:
             page = series.pages[0] if series.pages else tif.pages[0]
             shape, dtype = tuple(series.shape), np.dtype(series.dtype)
             names = ["c" if a in "SC" else a.lower() for a in series.axes]
+            pages = [i for i, a in enumerate(names) if a in ("q", "i") and 1 < shape[i] <= 16]
+            if "c" not in names and len(pages) == 1:  # a band per page, as some multiband stacks are
+                names[pages[0]] = "c"
             nodata_tag = page.tags.get(42113)  # GDAL_NODATA
             tile = (page.tilelength, page.tilewidth) if page.is_tiled else (page.rowsperstrip, 0)
             extrasamples = tuple(int(e) for e in (page.extrasamples or ()))

@@ -1,5 +1,6 @@
 """Mosaics and collections: layouts, bands, masks, scaling, label rasters, arrays."""
 
+import json
 import warnings
 
 import dask.array as da
@@ -186,3 +187,34 @@ def test_collection_of_mixed_images_is_one_palette_with_consistent_rows(client, 
     assert result.image_valid.tolist() == [expected_valid[int(n[-7:-4])] for n in result.image_names]
     np.testing.assert_array_equal(result.image_counts.sum(axis=1), result.image_valid)
     np.testing.assert_array_equal(result.image_counts.sum(axis=0), result.counts)
+
+
+def test_all_nodata_raster_and_nodata_override_from_the_command_line(capsys, tmp_path):
+    from palette_dask.cli import main
+
+    zeros = np.zeros((40, 50, 3), np.uint8)
+    tifffile.imwrite(tmp_path / "empty.tif", zeros, extratags=[(42113, "s", 0, "0", True)])
+    assert probe(str(tmp_path / "empty.tif")).nodata == 0
+    code = main(["run", str(tmp_path / "empty.tif"), "-o", str(tmp_path / "a.zarr"), "--threads", "-q"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.strip().endswith(
+        "empty.tif: no valid pixels (every pixel is transparent, nodata or NaN)"
+    )
+    scene = photo_mosaic(60, 80)
+    tifffile.imwrite(
+        tmp_path / "scene.tif",
+        np.moveaxis(np.dstack([scene, scene[..., :2]]), -1, 0),
+        photometric="minisblack",
+    )
+    argv = ["run", str(tmp_path / "scene.tif"), "--threads", "--json", "-k", "3"]
+    assert main([*argv, "-o", str(tmp_path / "b.zarr")]) == 1  # 5 bands and no --bands
+    assert "5 bands" in capsys.readouterr().err
+    assert (
+        main(
+            [*argv, "-o", str(tmp_path / "c.zarr"), "--bands", "1,2,3", "--nodata", "255", "--scale", "0,255"]
+        )
+        == 0
+    )
+    document = json.loads(capsys.readouterr().out)
+    white = int(np.all(np.dstack([scene, scene[..., :2]]) == 255, axis=-1).sum())
+    assert document["pixels"] == {"valid": 60 * 80 - white, "masked": white}
