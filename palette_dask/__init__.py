@@ -28,7 +28,8 @@ from .errors import (
 )
 from .fit import FittedPalette, fit_palette, nearest_center
 from .pipeline import extract_palette
-from .pixels import pixel_features, pixel_table
+from .pixels import PixelSpec, pixel_features, pixel_spec, pixel_table
+from .progress import Progress
 from .read import ImageInfo, probe, read_image, resolve_inputs
 from .render import format_table, palette_bar, palette_figure, save_png, thumbnail
 from .sample import draw_sample
@@ -43,6 +44,8 @@ __all__ = [
     "probe",
     "read_image",
     "ImageInfo",
+    "PixelSpec",
+    "pixel_spec",
     "pixel_features",
     "pixel_table",
     "draw_sample",
@@ -56,6 +59,7 @@ __all__ = [
     "save_png",
     "thumbnail",
     "connect",
+    "Progress",
     "PaletteDaskError",
     "ParameterError",
     "InputError",

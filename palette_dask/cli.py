@@ -215,9 +215,9 @@ def _configure_output(args) -> None:
 
 
 def _reporter(args):
-    if args.quiet or args.json:
-        return None
-    return lambda message: print(f"palette-dask: {message}", file=sys.stderr, flush=True)
+    from .progress import Progress
+
+    return None if args.quiet or args.json else Progress()
 
 
 def _run(args) -> int:

@@ -137,7 +137,9 @@ def extract_palette(
     chunk_bytes : int
         Target size of a chunk of a tiled image.
     report : callable, optional
-        Called with one line of progress per stage.
+        Called with one line per stage and per failed image; if it has an
+        ``update(stage, done, total)`` method (:class:`~palette_dask.progress.Progress`),
+        that hears of every image finished.
 
     Returns
     -------
@@ -193,15 +195,21 @@ def _open_or_create(store, names, parameters, *, overwrite: bool, resume: bool):
     return stores.create_store(store, names, attrs=attrs, overwrite=overwrite)
 
 
-def _each_completed(futures: dict, on_result: Callable, on_error: Callable) -> None:
-    """Call ``on_result(index, value)`` or ``on_error(index, exception)`` as each future ends."""
+def _each_completed(futures: dict, on_result: Callable, on_error: Callable, progress=None) -> None:
+    """Call ``on_result(index, value)`` or ``on_error(index, exception)`` as each future ends.
+
+    ``progress`` is ``(reporter, stage)``: the reporter's ``update`` hears of each image done.
+    """
     index_of = {future.key: index for index, future in futures.items()}
-    for future in as_completed(list(futures.values())):
+    update = getattr(progress[0], "update", None) if progress else None
+    for done, future in enumerate(as_completed(list(futures.values())), start=1):
         index = index_of[future.key]
         if future.status == "finished":
             on_result(index, future.result())
         else:
             on_error(index, future.exception())
+        if update is not None:
+            update(progress[1], done, len(futures))
 
 
 def _no_valid_pixels(name: str) -> NoValidPixelsError:
@@ -280,7 +288,7 @@ class _Run:
                 self.fail(index, exc)
                 continue
             opened(index, info, image)
-        _each_completed(probes, opened, self.fail)
+        _each_completed(probes, opened, self.fail, (self.report, "reading headers"))
 
     def set_range(self, display_range: np.ndarray) -> None:
         self.specs = {
@@ -294,7 +302,7 @@ class _Run:
             i: self.client.compute(band_range(self.images[i], self.specs[i])) for i in sorted(self.images)
         }
         ranges = {}
-        _each_completed(futures, ranges.__setitem__, self.fail)
+        _each_completed(futures, ranges.__setitem__, self.fail, (self.report, "measuring ranges"))
         if ranges:
             display_range = combine_ranges(list(ranges.values()))
             self.group.attrs["display_range"] = display_range.tolist()
@@ -318,7 +326,7 @@ class _Run:
                 )
                 for i in sorted(self.images)
             }
-            _each_completed(candidates, lambda index, value: None, self.fail)
+            _each_completed(candidates, lambda index, value: None, self.fail, (self.report, "sampling"))
             parts = [candidates[i] for i in sorted(self.images)]
             merged = self.client.submit(merge_candidates, parts, size, pure=False)
             rows = self.client.submit(len, merged).result()
@@ -355,4 +363,4 @@ class _Run:
                 stores.create_labels(group, i, self.images[i], centers) if self.parameters["labels"] else None
             )
             counted[i] = self.client.compute(image_stats(self.images[i], self.specs[i], centers, label_path))
-        _each_completed(counted, done, self.fail)
+        _each_completed(counted, done, self.fail, (self.report, "counting"))
