@@ -126,6 +126,25 @@ def _add_run_options(parser: argparse.ArgumentParser, *, default_store: str | No
     )
     parser.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
     parser.add_argument("--scheduler", metavar="ADDRESS", help="attach to a running dask scheduler")
+    queue = parser.add_argument_group("job-queue cluster (dask-jobqueue)")
+    queue.add_argument(
+        "--cluster", metavar="KIND", help="start one: slurm, pbs, sge, lsf, moab, oar, htcondor"
+    )
+    queue.add_argument(
+        "--cluster-config", metavar="FILE.yaml", help="its settings, under palette-dask: cluster:"
+    )
+    queue.add_argument("--jobs", type=_positive_int, metavar="N", help="jobs kept running")
+    queue.add_argument("--cores", type=_positive_int, metavar="N", help="cores per job")
+    queue.add_argument("--memory", metavar="SIZE", help="memory per job, e.g. 16GB")
+    queue.add_argument("--walltime", metavar="HH:MM:SS", help="walltime per job")
+    queue.add_argument("--queue", metavar="NAME", help="queue or partition")
+    queue.add_argument("--account", metavar="NAME", help="account or project")
+    queue.add_argument(
+        "--lifetime", metavar="TIME", help="workers retire after this (default: walltime - 5m)"
+    )
+    queue.add_argument(
+        "--print-job-script", action="store_true", help="print the job script and stop, submitting nothing"
+    )
     parser.add_argument(
         "--workers", type=_positive_int, default=None, metavar="N", help="LocalCluster workers"
     )
@@ -181,14 +200,18 @@ def main(argv: list[str] | None = None) -> int:
         return _dispatch(args)
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
 def _dispatch(args) -> int:
     try:
         return _COMMANDS[args.command](args)
     except (ParameterError, ClusterError) as exc:
-        print(f"palette-dask: {exc}", file=sys.stderr)
+        print(f"palette-dask: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except PaletteDaskError as exc:
-        print(f"palette-dask: {exc}", file=sys.stderr)
+        print(f"palette-dask: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("palette-dask: interrupted; finish with --resume", file=sys.stderr)
@@ -220,7 +243,27 @@ def _reporter(args):
     return None if args.quiet or args.json else Progress()
 
 
+def _jobqueue(args) -> dict | None:
+    """The job-queue cluster asked for, if any (--cluster, --cluster-config, or the dask config)."""
+    from .cluster import jobqueue_options
+
+    if not (args.cluster or args.cluster_config or args.print_job_script):
+        return None
+    if args.scheduler:
+        raise ClusterError("pass either --scheduler or --cluster, not both")
+    overrides = {
+        k: getattr(args, k) for k in ("jobs", "cores", "memory", "walltime", "queue", "account", "lifetime")
+    }
+    return jobqueue_options(args.cluster_config, kind=args.cluster, **overrides)
+
+
 def _run(args) -> int:
+    if args.print_job_script:
+        from .cluster import make_jobqueue_cluster
+
+        with make_jobqueue_cluster(_jobqueue(args)) as cluster:
+            print(cluster.job_script())
+        return EXIT_OK
     result = _extract(args, args.inputs, args.out)
     return _finish(args, result)
 
@@ -232,6 +275,7 @@ def _extract(args, inputs, store) -> PaletteResult:
     from .store import check_new_store
 
     # the checks that need no cluster come first, so that a bad command starts none
+    jobqueue = _jobqueue(args)
     inputs = resolve_inputs(inputs)
     if not (args.resume and store and os.path.exists(store)):
         check_new_store(store, overwrite=args.overwrite)
@@ -254,6 +298,7 @@ def _extract(args, inputs, store) -> PaletteResult:
         options["max_pixels"] = args.max_pixels
     with connect(
         args.scheduler,
+        jobqueue=jobqueue,
         processes=not args.threads,
         n_workers=args.workers,
         threads_per_worker=1 if not args.threads else None,

@@ -2,7 +2,15 @@
 
 By default a :class:`~distributed.LocalCluster` is started in-process, with
 its dashboard bound to 127.0.0.1; ``scheduler`` attaches to a running cluster
-by address instead, or an existing :class:`~distributed.Client` is used as is.
+by address instead, or an existing :class:`~distributed.Client` is used as is;
+``jobqueue`` starts a job-queue cluster (SLURM, PBS, SGE, LSF, Moab, OAR,
+HTCondor) through dask-jobqueue, whose workers retire before the walltime
+ends and are replaced by new jobs, so a long run outlives its jobs.
+
+A job-queue cluster is described by a dict with the keys of
+:data:`JOBQUEUE_KEYS`, read from the dask config namespace ``palette-dask``
+(``palette-dask: {cluster: {kind: slurm, cores: 8, ...}}`` in a YAML file)
+and overridden by explicit options.
 """
 
 from __future__ import annotations
@@ -16,23 +24,156 @@ from distributed import Client, LocalCluster
 
 from .errors import ClusterError
 
-__all__ = ["connect", "dashboard_link"]
+__all__ = ["connect", "dashboard_link", "jobqueue_options", "make_jobqueue_cluster", "JOBQUEUE_KINDS"]
 
 #: Seconds to wait for a scheduler before giving up.
 CONNECT_TIMEOUT = 10
+#: Job-queue systems, by the name used with ``--cluster``.
+JOBQUEUE_KINDS = {
+    "slurm": "SLURMCluster",
+    "pbs": "PBSCluster",
+    "sge": "SGECluster",
+    "lsf": "LSFCluster",
+    "moab": "MoabCluster",
+    "oar": "OARCluster",
+    "htcondor": "HTCondorCluster",
+}
+#: What a job-queue cluster description may say.
+JOBQUEUE_KEYS = {
+    "kind": "slurm, pbs, sge, lsf, moab, oar or htcondor",
+    "jobs": "jobs kept running (default 1)",
+    "cores": "cores per job",
+    "memory": "memory per job, e.g. 16GB",
+    "processes": "worker processes per job (default 1)",
+    "walltime": "HH:MM:SS per job",
+    "queue": "queue or partition",
+    "account": "account or project to charge",
+    "lifetime": "a worker retires after this long, e.g. 55m (default: walltime minus 5 minutes)",
+    "lifetime-stagger": "spread of the lifetimes, e.g. 4m (default 2m)",
+    "interface": "network interface the workers reach the scheduler on, e.g. ib0",
+    "job-extra-directives": "extra lines for the job script header",
+    "local-directory": "scratch folder on the compute nodes",
+    "log-directory": "where job logs go",
+}
+
+
+def jobqueue_options(config_file: str | None = None, **overrides) -> dict:
+    """A job-queue cluster description: dask config ``palette-dask.cluster``, ``config_file``, overrides.
+
+    Raises
+    ------
+    ClusterError
+        For a YAML file that cannot be read, unknown keys, or an unknown kind.
+
+    Examples
+    --------
+    >>> jobqueue_options(kind="slurm", cores=4, memory="8GB")["kind"]
+    'slurm'
+    """
+    import dask.config
+
+    options = dict(dask.config.get("palette-dask.cluster", default={}) or {})
+    if config_file:
+        import yaml
+
+        try:
+            with open(config_file) as handle:
+                document = yaml.safe_load(handle) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ClusterError(f"{config_file}: cannot read the cluster configuration: {exc}") from None
+        if not isinstance(document, dict) or set(document) - {"palette-dask"}:
+            raise ClusterError(f"{config_file}: expected a YAML mapping with one key, 'palette-dask'")
+        section = (document.get("palette-dask") or {}).get("cluster") or {}
+        unknown = set(document.get("palette-dask") or {}) - {"cluster"}
+        if unknown:
+            raise ClusterError(
+                f"{config_file}: unknown key(s) palette-dask.{', '.join(sorted(unknown))}; accepted: cluster"
+            )
+        options.update(section)
+    options.update({k.replace("_", "-"): v for k, v in overrides.items() if v is not None})
+    unknown = sorted(set(options) - set(JOBQUEUE_KEYS))
+    if unknown:
+        raise ClusterError(
+            f"{config_file or 'cluster options'}: unknown key(s) {', '.join(unknown)}; "
+            f"accepted: {', '.join(JOBQUEUE_KEYS)}"
+        )
+    if options.get("kind") not in JOBQUEUE_KINDS:
+        raise ClusterError(
+            f"unknown cluster kind {options.get('kind')!r}; accepted: {', '.join(JOBQUEUE_KINDS)}"
+        )
+    for required in ("cores", "memory"):
+        if options.get(required) in (None, ""):
+            raise ClusterError(
+                f"a {options['kind']} cluster needs {required} per job ({JOBQUEUE_KEYS[required]})"
+            )
+    return options
+
+
+def _minutes(walltime: str) -> float:
+    parts = [float(p) for p in str(walltime).split(":")]
+    while len(parts) < 3:
+        parts.insert(0, 0.0)
+    hours, minutes, seconds = parts[-3:]
+    return hours * 60 + minutes + seconds / 60
+
+
+def make_jobqueue_cluster(options: dict, *, dashboard_address: str = "127.0.0.1:8787"):
+    """A dask-jobqueue cluster from :func:`jobqueue_options` (no job is submitted yet).
+
+    Workers get ``--lifetime`` (default: walltime minus 5 minutes) and
+    ``--lifetime-stagger``, so they retire before the scheduler kills them.
+    """
+    try:
+        import dask_jobqueue
+    except ImportError:
+        raise ClusterError(
+            "job-queue clusters need dask-jobqueue: pip install 'palette-dask[jobqueue]'"
+        ) from None
+    cluster_class = getattr(dask_jobqueue, JOBQUEUE_KINDS[options["kind"]])
+    lifetime = options.get("lifetime")
+    if lifetime is None and options.get("walltime"):
+        lifetime = f"{max(1, int(_minutes(options['walltime']) - 5))}m"
+    extra = (
+        ["--lifetime", str(lifetime), "--lifetime-stagger", str(options.get("lifetime-stagger", "2m"))]
+        if lifetime
+        else []
+    )
+    keywords = {
+        "cores": int(options["cores"]),
+        "memory": str(options["memory"]),
+        "processes": int(options.get("processes", 1)),
+        "worker_extra_args": extra,
+        "scheduler_options": {"dashboard_address": dashboard_address},
+    }
+    for key in (
+        "walltime",
+        "queue",
+        "account",
+        "interface",
+        "job-extra-directives",
+        "local-directory",
+        "log-directory",
+    ):
+        if options.get(key) is not None:
+            keywords[key.replace("-", "_")] = options[key]
+    try:
+        return cluster_class(**keywords)
+    except (TypeError, ValueError) as exc:
+        raise ClusterError(f"{options['kind']} cluster: {exc}") from None
 
 
 @contextlib.contextmanager
 def connect(
     scheduler: str | Client | None = None,
     *,
+    jobqueue: dict | None = None,
     processes: bool = True,
     n_workers: int | None = None,
     threads_per_worker: int | None = None,
     dashboard_address: str = "127.0.0.1:8787",
     timeout: float = CONNECT_TIMEOUT,
 ) -> Iterator[Client]:
-    """A client for one run: the one given, one attached to ``scheduler``, or a new LocalCluster.
+    """A client for one run: the one given, one at ``scheduler``, a job-queue cluster, or a LocalCluster.
 
     What this context starts, it closes on exit; a client that was passed in stays open.
     The LocalCluster's dashboard and its workers' HTTP servers listen on 127.0.0.1
@@ -52,6 +193,13 @@ def connect(
     """
     if isinstance(scheduler, Client):
         yield scheduler
+        return
+    if jobqueue is not None:
+        cluster = make_jobqueue_cluster(jobqueue, dashboard_address=dashboard_address)
+        with cluster, Client(cluster) as client:
+            jobs = int(jobqueue.get("jobs", 1))
+            cluster.adapt(minimum_jobs=jobs, maximum_jobs=jobs)  # retired workers' jobs are replaced
+            yield client
         return
     if scheduler:
         try:

@@ -107,3 +107,67 @@ def test_dashboard_answers_during_a_run(tmp_path):
         process.stderr.read()
         process.wait(timeout=120)
     assert process.returncode == 0
+
+
+def test_job_script_from_options_has_resources_and_lifetime(capsys):
+    argv = ["run", "x.png", "--cluster", "slurm", "--cores", "4", "--memory", "8GB", "--walltime", "01:00:00"]
+    assert main([*argv, "--queue", "short", "--account", "proj", "--print-job-script"]) == 0
+    script = capsys.readouterr().out
+    for line in (
+        "#SBATCH -p short",
+        "#SBATCH -A proj",
+        "#SBATCH --cpus-per-task=4",
+        "#SBATCH --mem=8G",
+        "#SBATCH -t 01:00:00",
+    ):
+        assert line in script
+    assert "--nthreads 4" in script and "--lifetime 55m --lifetime-stagger 2m" in script
+
+
+def test_job_script_from_a_yaml_file_in_the_palette_dask_namespace(capsys, tmp_path):
+    config = tmp_path / "cluster.yaml"
+    config.write_text(
+        "palette-dask:\n  cluster:\n    kind: pbs\n    cores: 2\n    memory: 4GB\n"
+        '    walltime: "00:30:00"\n    jobs: 3\n    lifetime-stagger: 1m\n'
+    )
+    assert main(["run", "x.png", "--cluster-config", str(config), "--print-job-script"]) == 0
+    script = capsys.readouterr().out
+    assert "#PBS -l walltime=00:30:00" in script and "ncpus=2" in script
+    assert "--lifetime 25m --lifetime-stagger 1m" in script
+    assert (
+        main(
+            ["run", "x.png", "--cluster-config", str(config), "--walltime", "02:00:00", "--print-job-script"]
+        )
+        == 0
+    )
+    assert "--lifetime 115m" in capsys.readouterr().out  # options override the file
+
+
+@pytest.mark.parametrize(
+    "yaml_text, argv, message",
+    [
+        (
+            "palette-dask:\n  cluster:\n    kind: slurm\n    colour: red\n",
+            [],
+            "unknown key(s) colour; accepted: kind, jobs",
+        ),
+        ("palette-dask:\n  clusters: {}\n", [], "unknown key(s) palette-dask.clusters"),
+        ("palette-dask: [", [], "cannot read the cluster configuration"),
+        (
+            "",
+            ["--cluster", "kubernetes", "--cores", "1", "--memory", "1GB"],
+            "unknown cluster kind 'kubernetes'; accepted: slurm, pbs",
+        ),
+        ("", ["--cluster", "slurm", "--memory", "1GB"], "a slurm cluster needs cores per job"),
+    ],
+)
+def test_bad_cluster_settings_are_usage_errors(capsys, tmp_path, yaml_text, argv, message):
+    extra = []
+    if yaml_text:
+        (tmp_path / "c.yaml").write_text(yaml_text)
+        extra = ["--cluster-config", str(tmp_path / "c.yaml")]
+    start = time.monotonic()
+    assert main(["run", "x.png", "-o", str(tmp_path / "o.zarr"), *extra, *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert time.monotonic() - start < 10
