@@ -20,7 +20,7 @@ from ._version import __version__
 from .errors import ClusterError, PaletteDaskError, ParameterError
 from .store import DONE, PaletteResult, load_result
 
-__all__ = ["main", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_PARTIAL"]
+__all__ = ["main", "bands_argument", "scale_argument", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_PARTIAL"]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 
@@ -54,7 +54,7 @@ def _whole_number(minimum: int):
 _positive_int, _seed = _whole_number(1), _whole_number(0)
 
 
-def _bands(text: str) -> tuple[int, ...]:
+def bands_argument(text: str) -> tuple[int, ...]:
     """``4,3,2`` (band numbers counted from 1, as GDAL does) → 0-based indices."""
     try:
         numbers = tuple(int(part) for part in text.split(","))
@@ -72,7 +72,7 @@ def _number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number (or nan), got {text!r}") from None
 
 
-def _scale(text: str):
+def scale_argument(text: str):
     if text in ("dtype", "minmax", "percentile"):
         return text
     try:
@@ -162,14 +162,17 @@ def _add_run_options(parser: argparse.ArgumentParser, *, default_store: str | No
         "--max-pixels", type=_positive_int, default=None, metavar="N", help="largest image decoded whole"
     )
     parser.add_argument(
-        "--bands", type=_bands, metavar="R,G,B", help="bands shown as red, green, blue, from 1 (e.g. 4,3,2)"
+        "--bands",
+        type=bands_argument,
+        metavar="R,G,B",
+        help="bands shown as red, green, blue, from 1 (e.g. 4,3,2)",
     )
     parser.add_argument(
         "--nodata", type=_number, metavar="V", help="pixels whose bands all equal V are left out"
     )
     parser.add_argument(
         "--scale",
-        type=_scale,
+        type=scale_argument,
         default="dtype",
         metavar="HOW",
         help="band values to display 0-255: dtype (default), minmax, percentile (2-98), or LOW,HIGH",

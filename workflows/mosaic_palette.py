@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""The dominant colours of one huge raster (satellite or microscopy mosaic), as a batch job.
+
+Writes to OUT/: palette.zarr (the store, with the label raster under
+labels/0), palette.png (the palette bar), palette.json (the summary the CLI
+prints with --json) and preview.png (a downsampled picture of the mosaic
+recoloured with its palette, read from the label raster).
+
+Examples:
+    python workflows/mosaic_palette.py scene.tif --out results/scene --bands 4,3,2 --nodata 0
+    python workflows/mosaic_palette.py image.zarr --out results/image --cluster-config workflows/slurm/palette-dask.yaml
+
+Exit codes as palette-dask's: 0 done, 1 error, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from palette_dask import PaletteDaskError, connect, extract_palette, palette_bar, save_png
+from palette_dask.cli import bands_argument, scale_argument
+from palette_dask.cluster import dashboard_link, jobqueue_options
+from palette_dask.errors import ClusterError, ParameterError
+from palette_dask.progress import Progress
+
+PREVIEW_SIDE = 1024
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], epilog="See the module docstring for outputs."
+    )
+    parser.add_argument("input", help="a TIFF/BigTIFF/OME-TIFF, zarr array or OME-Zarr image")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("-k", type=int, default=5, help="number of colours (default 5)")
+    parser.add_argument(
+        "--bands", type=bands_argument, help="bands shown as red, green, blue, from 1 (e.g. 4,3,2)"
+    )
+    parser.add_argument("--nodata", type=float, help="pixels whose bands all equal this are left out")
+    parser.add_argument(
+        "--scale", type=scale_argument, default="dtype", help="dtype, minmax, percentile or LOW,HIGH"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scheduler", help="address of a running dask scheduler")
+    parser.add_argument("--cluster-config", help="job-queue cluster YAML (palette-dask: cluster: ...)")
+    parser.add_argument("--threads", action="store_true", help="LocalCluster on threads (small inputs)")
+    parser.add_argument("--resume", action="store_true", help="finish an interrupted run")
+    return parser.parse_args(argv)
+
+
+def preview(store: Path, colors: np.ndarray) -> np.ndarray:
+    """The label raster, strided to at most PREVIEW_SIDE pixels a side, in palette colours (masked: black)."""
+    import zarr
+
+    labels = zarr.open_array(store / "labels" / "0" / "0", mode="r")
+    step = max(1, -(-max(labels.shape) // PREVIEW_SIDE))
+    strided = labels[::step, ::step]
+    lookup = np.vstack([np.zeros((1, 3), np.uint8), colors])
+    return lookup[strided]
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    store = out / "palette.zarr"
+    try:
+        jobqueue = jobqueue_options(args.cluster_config) if args.cluster_config else None
+        with connect(args.scheduler, jobqueue=jobqueue, processes=not args.threads) as client:
+            print(f"palette-dask: dashboard at {dashboard_link(client)}", file=sys.stderr)
+            result = extract_palette(
+                args.input, args.k, store=store, seed=args.seed, bands=args.bands, nodata=args.nodata,
+                scale=args.scale, labels=True, client=client, resume=args.resume and store.exists(),
+                overwrite=not args.resume, report=Progress(),
+            )  # fmt: skip
+    except (ParameterError, ClusterError) as exc:
+        print(f"palette-dask: {exc}", file=sys.stderr)
+        return 2
+    except PaletteDaskError as exc:
+        print(f"palette-dask: {exc}", file=sys.stderr)
+        return 1
+    (out / "palette.json").write_text(json.dumps(result.to_dict(), indent=2))
+    if not result.k:
+        print(f"palette-dask: {next(iter(result.failures.values()))}", file=sys.stderr)
+        return 1
+    save_png(palette_bar(result.colors, result.proportions), out / "palette.png")
+    save_png(preview(store, result.colors), out / "preview.png")
+    print(
+        f"palette-dask: outputs in {out}/: palette.zarr, palette.png, palette.json, preview.png",
+        file=sys.stderr,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
