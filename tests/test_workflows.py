@@ -56,7 +56,7 @@ def test_mosaic_job(tmp_path):
     preview = np.asarray(Image.open(tmp_path / "out" / "preview.png"))
     assert preview.shape == (512, 512, 3) and (preview[:, :64] == 0).all()
     palette = {tuple(int(v) for v in bytes.fromhex(e["hex"][1:])) for e in summary["palette"]}
-    assert {tuple(c) for c in preview[:, 64:].reshape(-1, 3)} <= palette
+    assert {tuple(c) for c in preview[:, 64:].reshape(-1, 3)} <= palette | {(0, 0, 0)}  # black: masked
     assert Image.open(tmp_path / "out" / "palette.png").size == (300, 50)
 
 
