@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/palette-dask demo
 
 test: $(STAMP)
-	$(BIN)/ruff check palette_dask tests benchmarks
+	$(BIN)/ruff check palette_dask tests benchmarks workflows
 	$(BIN)/python -m pytest
 
 clean:

@@ -73,6 +73,7 @@ def _number(text: str) -> float:
 
 
 def scale_argument(text: str):
+    """``dtype``, ``minmax``, ``percentile`` or ``LOW,HIGH`` → the ``scale`` of :func:`extract_palette`."""
     if text in ("dtype", "minmax", "percentile"):
         return text
     try:
