@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import glob
 import io
+import logging
 import os
+import re
 import urllib.parse
 import urllib.request
 import warnings
@@ -50,11 +52,17 @@ LIST_SUFFIXES = (".txt", ".lst", ".list")
 DEFAULT_MAX_PIXELS = 178_956_970  # Pillow's decompression-bomb error threshold
 #: Target size of one chunk, in bytes of decoded pixels.
 DEFAULT_CHUNK_BYTES = 32 * 2**20
+#: More chunks than this in one image is a damaged header or a bomb, not a mosaic (32 PB at 32 MB).
+MAX_CHUNKS = 1_000_000
 #: URLs: at most this many bytes are downloaded, within this many seconds.
 URL_MAX_BYTES = 512 * 2**20
 URL_TIMEOUT = 60
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+# tifffile logs a warning for each flaw it works around in a damaged file; palette_dask
+# reports a file it cannot read as one error line of its own instead.
+logging.getLogger("tifffile").setLevel(logging.CRITICAL)
 
 
 @dataclass(frozen=True)
@@ -273,13 +281,9 @@ def probe(source: str, *, max_pixels: int = DEFAULT_MAX_PIXELS, channel_axis: in
         if head[:4] in _TIFF_MAGIC:
             info = _probe_tiff(source, handle)
         else:
-            info = _probe_pillow(source, handle)
+            info = _probe_pillow(source, handle, max_pixels)
     if info.format != "tiff" and info.pixels > max_pixels:
-        raise ImageReadError(
-            f"{source}: header claims {info.shape[1]}x{info.shape[0]} = {info.pixels:,} pixels, "
-            f"more than the limit of {max_pixels:,} for images decoded whole; "
-            "raise max_pixels if this file is trusted"
-        )
+        raise _too_many_pixels(source, info.pixels, max_pixels)
     if info.pixels == 0:
         raise ImageReadError(f"{source}: image has no pixels (shape {info.shape[:2]})")
     return info
@@ -359,9 +363,17 @@ def _probe_tiff(source: str, handle) -> ImageInfo:
             pages = [i for i, a in enumerate(names) if a in ("q", "i") and 1 < shape[i] <= 16]
             if "c" not in names and len(pages) == 1:  # a band per page, as some multiband stacks are
                 names[pages[0]] = "c"
+            needed, stored = int(np.prod(page.chunked)), len(page.dataoffsets)
+            if needed != stored:  # a damaged header, or a "bomb" claiming far more than the file holds
+                raise ImageReadError(
+                    f"{source}: damaged TIFF: its header claims {page.shape} pixels in {needed:,} "
+                    f"strips or tiles, but the file lists {stored:,}"
+                )
             nodata_tag = page.tags.get(42113)  # GDAL_NODATA
             tile = (page.tilelength, page.tilewidth) if page.is_tiled else (page.rowsperstrip, 0)
             extrasamples = tuple(int(e) for e in (page.extrasamples or ()))
+    except ImageReadError:
+        raise
     except Exception as exc:  # tifffile raises many kinds on corrupt files
         raise ImageReadError(f"{source}: not a readable TIFF: {exc}") from None
     axes = _layout(source, names, shape)
@@ -418,23 +430,38 @@ def _pillow_mode(image) -> tuple[str, str, str]:
         raise ImageReadError(f"unsupported image mode {mode!r}") from None
 
 
-def _open_pillow(source: str, handle):
+def _too_many_pixels(source: str, pixels: int, max_pixels: int) -> ImageReadError:
+    return ImageReadError(
+        f"{source}: header claims {pixels:,} pixels, more than the limit of {max_pixels:,} for images "
+        "decoded whole; raise max_pixels (--max-pixels) if this file is trusted"
+    )
+
+
+def _open_pillow(source: str, handle, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """Pillow's image, with only its header read.
+
+    palette_dask checks the size itself (see :func:`probe`), so Pillow's own
+    decompression-bomb limit is raised, never lowered, to ``max_pixels``.
+    """
     from PIL import Image
 
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
+        Image.MAX_IMAGE_PIXELS = max_pixels
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             return Image.open(handle)
         except Image.DecompressionBombError as exc:
-            raise ImageReadError(f"{source}: {exc}") from None
+            claimed = re.search(r"\((\d+) pixels\)", str(exc))
+            raise _too_many_pixels(source, int(claimed.group(1)) if claimed else -1, max_pixels) from None
         except Image.UnidentifiedImageError:
             raise ImageReadError(f"{source}: not a readable image (unknown format)") from None
-        except Exception as exc:  # UnidentifiedImageError, SyntaxError, struct.error...
+        except Exception as exc:  # SyntaxError, struct.error...
             raise ImageReadError(f"{source}: not a readable image: {exc}") from None
 
 
-def _probe_pillow(source: str, handle) -> ImageInfo:
-    image = _open_pillow(source, handle)
+def _probe_pillow(source: str, handle, max_pixels: int) -> ImageInfo:
+    image = _open_pillow(source, handle, max_pixels)
     try:
         _, channels, dtype = _pillow_mode(image)
     except ImageReadError as exc:
@@ -551,9 +578,16 @@ def read_image(
     """
     info = source if isinstance(source, ImageInfo) else probe(source, max_pixels=max_pixels)
     dtype = np.dtype(info.dtype)
+    chunks = _plan_chunks(info, chunk_bytes)
+    count = len(chunks[0]) * len(chunks[1])
+    if count > MAX_CHUNKS:
+        raise ImageReadError(
+            f"{info.source}: shape {info.shape} would need {count:,} chunks of about {chunk_bytes:,} bytes, "
+            f"more than {MAX_CHUNKS:,}; pass a larger chunk_bytes if the image is real"
+        )
     return da.map_blocks(
         _read_block,
-        chunks=_plan_chunks(info, chunk_bytes),
+        chunks=chunks,
         dtype=dtype,
         meta=np.empty((0, 0, 0), dtype=dtype),
         name="read-" + da.core.tokenize(info, chunk_bytes),
@@ -643,7 +677,7 @@ def _read_tiff_region(info: ImageInfo, rows: slice, cols: slice) -> np.ndarray:
 
 def _read_pillow(info: ImageInfo) -> np.ndarray:
     with _open_bytes(info.source) as handle:
-        image = _open_pillow(info.source, handle)
+        image = _open_pillow(info.source, handle, max(info.pixels, DEFAULT_MAX_PIXELS))
         target, _, dtype = _pillow_mode(image)
         if image.size[0] * image.size[1] != info.pixels:
             raise ImageReadError(f"{info.source}: file changed since its header was read")
