@@ -182,6 +182,12 @@ def _add_run_options(parser: argparse.ArgumentParser, *, default_store: str | No
         "--channel-axis", type=int, default=None, metavar="N", help="axis of the bands of zarr arrays"
     )
     parser.add_argument("--labels", action="store_true", help="also store a label raster per image")
+    parser.add_argument(
+        "--on-error",
+        choices=("skip", "fail"),
+        default="skip",
+        help="on a bad image: record it and go on (skip, exit 3 at the end) or stop (fail, exit 1)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -295,6 +301,7 @@ def _extract(args, inputs, store) -> PaletteResult:
         "scale": args.scale,
         "channel_axis": args.channel_axis,
         "labels": args.labels,
+        "on_error": args.on_error,
     }
     if args.sample:
         options["sample_size"] = args.sample

@@ -14,6 +14,8 @@ from collections.abc import Callable
 import dask
 import numpy as np
 from distributed import Client, as_completed
+from distributed.client import FutureCancelledError as CancelledError
+from distributed.scheduler import KilledWorker
 
 from . import store as stores
 from .cluster import connect
@@ -42,7 +44,7 @@ from .sample import (
 )
 from .store import PaletteResult
 
-__all__ = ["extract_palette"]
+__all__ = ["extract_palette", "ImageFailedError", "RunIncompleteError"]
 
 Reporter = Callable[[str], None]
 
@@ -91,6 +93,7 @@ def extract_palette(
     scale: str | tuple[float, float] = "dtype",
     channel_axis: int | None = None,
     labels: bool = False,
+    on_error: str = "skip",
     client: Client | str | None = None,
     overwrite: bool = False,
     resume: bool = False,
@@ -127,6 +130,11 @@ def extract_palette(
         The axis of the bands, for zarr arrays and arrays whose layout is not named.
     labels : bool
         Also write a label raster per image to the store (``labels/<i>``).
+    on_error : {"skip", "fail"}
+        On a bad image, record it and go on (``skip``), or record it and stop
+        (``fail``, raising :class:`ImageFailedError`). Images whose tasks kill
+        their workers are left pending either way, and :class:`RunIncompleteError`
+        says so after the others finish.
     client : distributed.Client or str, optional
         A client, a scheduler address, or None to start a LocalCluster for this run.
     overwrite, resume : bool
@@ -172,15 +180,18 @@ def extract_palette(
         "channel_axis": channel_axis,
         "labels": bool(labels),
     }
+    if on_error not in ("skip", "fail"):
+        raise ParameterError(f"on_error must be 'skip' or 'fail', got {on_error!r}")
     group = _open_or_create(store, names, parameters, overwrite=overwrite, resume=resume)
     with connect(client) as run_client, run_client.as_current():
-        run = _Run(group, names, arrays, run_client, parameters, max_pixels, report)
+        run = _Run(group, names, arrays, run_client, {**parameters, "on_error": on_error}, max_pixels, report)
         run.execute()
     return stores.load_result(group)
 
 
 def _open_or_create(store, names, parameters, *, overwrite: bool, resume: bool):
     if resume and store is not None and os.path.exists(store):
+        stores.remove_partial_writes(store)
         group = stores.open_store(store, mode="r+")
         stored = [str(s) for s in group["image_names"][:]]
         if stored != names:
@@ -212,6 +223,18 @@ def _each_completed(futures: dict, on_result: Callable, on_error: Callable, prog
             update(progress[1], done, len(futures))
 
 
+#: Failures of the cluster, not of the image: the image is left pending for --resume.
+_CLUSTER_FAILURES = (KilledWorker, CancelledError)
+
+
+class ImageFailedError(PaletteDaskError):
+    """An image failed and ``on_error="fail"`` asked to stop there."""
+
+
+class RunIncompleteError(PaletteDaskError):
+    """Workers died under some images; they are left pending and the store incomplete."""
+
+
 def _no_valid_pixels(name: str) -> NoValidPixelsError:
     return NoValidPixelsError(f"{name}: no valid pixels (every pixel is transparent, nodata or NaN)")
 
@@ -224,13 +247,30 @@ class _Run:
         self.parameters, self.max_pixels, self.report = parameters, max_pixels, report
         self.images: dict = {}
         self.specs: dict[int, PixelSpec] = {}
+        self.unfinished: list[int] = []  # images whose tasks killed their workers
 
     def fail(self, index: int, exc: BaseException) -> None:
-        text = _error_text(self.names[index], exc)
-        stores.write_image_failed(self.group, index, text)
+        """Record why an image failed, or, if the cluster failed it, leave it pending for --resume."""
         self.images.pop(index, None)
         self.specs.pop(index, None)
+        if isinstance(exc, _CLUSTER_FAILURES):
+            self.unfinished.append(index)
+            self.report(f"not finished, workers died running it: {self.names[index]} ({type(exc).__name__})")
+            return
+        text = _error_text(self.names[index], exc)
+        stores.write_image_failed(self.group, index, text)
         self.report(f"failed: {text}")
+        if self.parameters.get("on_error") == "fail":
+            raise ImageFailedError(f"stopped at the first failure (--on-error fail): {text}")
+
+    def finish(self) -> None:
+        """Mark the store complete, unless workers died under some images: those stay pending."""
+        if self.unfinished:
+            raise RunIncompleteError(
+                f"{len(self.unfinished)} image(s) not finished because workers died running them "
+                f"(first: {self.names[self.unfinished[0]]}); the rest is stored: finish with --resume"
+            )
+        stores.finish_store(self.group)
 
     def execute(self) -> None:
         group = self.group
@@ -245,14 +285,14 @@ class _Run:
         if "centers" not in group:
             fitted = self.fit() if self.images else None
             if fitted is None:  # no image has a valid pixel
-                stores.finish_store(group)
+                self.finish()
                 return
             stores.write_palette(group, fitted.centers)
             group.attrs.update({"sample_inertia": fitted.sample_inertia, "sample_size": fitted.sample_size})
         elif group.attrs.get("display_range"):  # measured by the run this one resumes
             self.set_range(np.array(group.attrs["display_range"]))
         self.count(group["centers"][:])
-        stores.finish_store(group)
+        self.finish()
         self.report("done")
 
     def open_images(self, pending: list[int]) -> None:

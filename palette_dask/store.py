@@ -191,6 +191,18 @@ def check_new_store(path: str | os.PathLike | None, *, overwrite: bool) -> None:
         raise StoreError(f"{path}: already exists; pass --overwrite to replace it or --resume to finish it")
 
 
+def remove_partial_writes(path: str | os.PathLike) -> int:
+    """Delete the temporary files a killed write left in a store on disk; returns how many.
+
+    zarr writes each chunk to ``<chunk>.<uuid>.partial`` and then renames it, so a
+    process killed in between leaves that file behind, never a half-written chunk.
+    """
+    leftovers = list(Path(path).rglob("*.partial"))
+    for leftover in leftovers:
+        leftover.unlink(missing_ok=True)
+    return len(leftovers)
+
+
 def open_store(path: str | os.PathLike, mode: str = "r") -> zarr.Group:
     """Open an existing store, with a clear error when it is not one."""
     try:
