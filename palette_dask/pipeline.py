@@ -73,7 +73,7 @@ def _split_inputs(inputs) -> tuple[list[str], dict]:
     names, arrays = [], {}
     for position, item in enumerate(inputs):
         if is_array(item):
-            name = getattr(item, "name", None)
+            name = getattr(item, "name", None) if hasattr(item, "dims") else None  # xarray's own name
             arrays[len(names)] = item
             names.append(f"array:{name}" if isinstance(name, str) and name else f"array:{position}")
         else:

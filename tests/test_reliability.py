@@ -1,0 +1,134 @@
+"""Reliability with real failures: a killed client, dying workers, and stopping at the first bad image."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import zarr
+from conftest import PHOTOS
+from PIL import Image
+
+from palette_dask import connect, extract_palette
+from palette_dask.cli import main
+from palette_dask.pipeline import ImageFailedError, RunIncompleteError
+from palette_dask.store import DONE, FAILED, PENDING
+
+CLI = str(Path(sys.executable).parent / "palette-dask")
+ARRAYS = (
+    "centers",
+    "colors",
+    "counts",
+    "image_counts",
+    "image_valid",
+    "image_masked",
+    "image_status",
+    "image_errors",
+)
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory):
+    """60 different crops of the photos, and one broken file."""
+    folder = tmp_path_factory.mktemp("collection")
+    rng = np.random.default_rng(0)
+    photos = [np.asarray(Image.open(p).convert("RGB")) for p in PHOTOS]
+    for i in range(60):
+        y, x, h, w = *rng.integers(0, 200, 2), *rng.integers(60, 200, 2)
+        Image.fromarray(photos[i % 3][y : y + h, x : x + w]).save(folder / f"{i:02d}.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(collection, tmp_path_factory):
+    store = tmp_path_factory.mktemp("full") / "full.zarr"
+    done = subprocess.run(
+        [CLI, "run", str(collection), "-o", str(store), "--threads", "-q"], capture_output=True
+    )
+    assert done.returncode == 3  # the broken file
+    return zarr.open_group(store, mode="r")
+
+
+def kill_when(command, marker: str, delay: float) -> None:
+    """Start the command and SIGKILL it ``delay`` seconds after ``marker`` shows on its stderr."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for line in process.stderr:
+        if marker in line:
+            time.sleep(delay)
+            break
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize("marker, delay", [("fitting k=", 0.2), ("counting the pixels", 0.0)])
+def test_resume_after_the_client_is_killed_matches_an_uninterrupted_run(
+    tmp_path, collection, uninterrupted, marker, delay
+):
+    store = tmp_path / "cut.zarr"
+    command = [CLI, "run", str(collection), "-o", str(store), "--threads"]
+    kill_when(command, marker, delay)
+    group = zarr.open_group(store, mode="r")
+    assert group.attrs["complete"] is False
+    status = group["image_status"][:]
+    assert (status == PENDING).any()  # it really was cut short
+    (store / "image_status" / "c.0a1b.partial").write_bytes(b"torn")  # what a killed write leaves
+    done = subprocess.run([*command, "--resume", "-q"], capture_output=True, text=True)
+    assert done.returncode == 3, done.stderr
+    assert not list(store.rglob("*.partial"))
+    resumed = zarr.open_group(store, mode="r")
+    assert resumed.attrs["complete"] is True
+    for name in ARRAYS:
+        np.testing.assert_array_equal(resumed[name][:], uninterrupted[name][:], err_msg=name)
+    again = subprocess.run([*command, "--resume"], capture_output=True, text=True)
+    assert again.returncode == 3 and "nothing to do" in again.stderr
+
+
+def test_on_error_fail_stops_at_the_first_bad_image(capsys, tmp_path, collection):
+    code = main(
+        ["run", str(collection), "-o", str(tmp_path / "s.zarr"), "--threads", "-q", "--on-error", "fail"]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1
+    assert err.startswith("palette-dask: stopped at the first failure (--on-error fail): ")
+    assert "broken.png: not a readable image" in err
+    group = zarr.open_group(tmp_path / "s.zarr", mode="r")
+    assert group.attrs["complete"] is False
+    assert group["image_status"][:].tolist().count(FAILED) == 1
+
+
+def crash_the_worker(block):
+    if block.size:  # not when dask probes the function with an empty block
+        os._exit(1)  # a worker dying under this task, as an out-of-memory kill would
+    return block
+
+
+def test_a_task_that_kills_its_workers_leaves_its_image_pending(tmp_path):
+    deadly = da.zeros((64, 64, 3), dtype=np.uint8, chunks=(32, 32, 3)).map_blocks(
+        crash_the_worker, dtype=np.uint8
+    )
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        with connect(
+            processes=True, n_workers=1, threads_per_worker=1, dashboard_address="127.0.0.1:0"
+        ) as client:
+            with pytest.raises(RunIncompleteError, match="image\\(s\\) not finished because workers died"):
+                extract_palette([PHOTOS[1], deadly], 3, store=tmp_path / "s.zarr", client=client)
+    group = zarr.open_group(tmp_path / "s.zarr", mode="r")
+    status = group["image_status"][:].tolist()
+    assert status[1] == PENDING  # never marked done, nor failed: --resume will try it again
+    assert status[0] in (DONE, PENDING)  # the photo's tasks may have been on the dying worker too
+    assert status[0] == PENDING or group["image_valid"][0] == 400 * 600
+    assert group.attrs["complete"] is False
+
+
+def test_on_error_fail_from_the_api(client, tmp_path):
+    (tmp_path / "zero.png").write_bytes(b"")
+    with pytest.raises(ImageFailedError, match="zero.png: empty file"):
+        extract_palette([PHOTOS[1], tmp_path / "zero.png"], 3, client=client, on_error="fail")
