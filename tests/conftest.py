@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +18,7 @@ from palette_dask import connect
 
 SKIMAGE_DATA = Path(skimage.__file__).parent / "data"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DASK = str(Path(sys.executable).parent / "dask")
 PHOTOS = [SKIMAGE_DATA / name for name in ("astronaut.png", "coffee.png", "logo.png")]
 
 
@@ -36,6 +41,47 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"the real test rasters are missing: expected {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def remote_cluster(tmp_path_factory):
+    """A scheduler and two worker processes started with distributed's own commands, on 127.0.0.1."""
+    folder = tmp_path_factory.mktemp("cluster")
+    scheduler_file = folder / "scheduler.json"
+    loopback = ["--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0"]
+    processes = [
+        subprocess.Popen(
+            [DASK, "scheduler", "--scheduler-file", str(scheduler_file), "--port", "0", *loopback],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(scheduler_file.read_text())["address"]
+        for _ in range(2):
+            processes.append(
+                subprocess.Popen(
+                    [DASK, "worker", address, "--nthreads", "1", "--nworkers", "1", *loopback],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        from distributed import Client
+
+        with Client(address, timeout=30) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def write_png(path: os.PathLike, array: np.ndarray, **save) -> str:

@@ -1,6 +1,5 @@
 """Execution targets with real processes: `dask scheduler` + `dask worker`, the dashboard, timeouts."""
 
-import json
 import subprocess
 import sys
 import time
@@ -13,49 +12,6 @@ import zarr
 from conftest import PHOTOS
 
 from palette_dask.cli import main
-
-DASK = str(Path(sys.executable).parent / "dask")
-
-
-@pytest.fixture(scope="module")
-def remote_cluster(tmp_path_factory):
-    """A scheduler and two worker processes started with distributed's own commands, on 127.0.0.1."""
-    folder = tmp_path_factory.mktemp("cluster")
-    scheduler_file = folder / "scheduler.json"
-    loopback = ["--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0"]
-    processes = [
-        subprocess.Popen(
-            [DASK, "scheduler", "--scheduler-file", str(scheduler_file), "--port", "0", *loopback],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-    ]
-    try:
-        deadline = time.monotonic() + 60
-        while not scheduler_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        address = json.loads(scheduler_file.read_text())["address"]
-        for _ in range(2):
-            processes.append(
-                subprocess.Popen(
-                    [DASK, "worker", address, "--nthreads", "1", "--nworkers", "1", *loopback],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
-        from distributed import Client
-
-        with Client(address, timeout=30) as client:
-            client.wait_for_workers(2, timeout=60)
-        yield address
-    finally:
-        for process in reversed(processes):
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 def test_run_on_a_remote_cluster_equals_the_local_run(capsys, tmp_path, remote_cluster):

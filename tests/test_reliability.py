@@ -132,3 +132,27 @@ def test_on_error_fail_from_the_api(client, tmp_path):
     (tmp_path / "zero.png").write_bytes(b"")
     with pytest.raises(ImageFailedError, match="zero.png: empty file"):
         extract_palette([PHOTOS[1], tmp_path / "zero.png"], 3, client=client, on_error="fail")
+
+
+def test_a_worker_killed_mid_run_does_not_change_the_result(
+    tmp_path, collection, uninterrupted, remote_cluster
+):
+    from distributed import Client
+
+    with Client(remote_cluster, timeout=30) as client:
+        pids = list(client.run(os.getpid).values())
+    store = tmp_path / "s.zarr"
+    command = [CLI, "run", str(collection), "-o", str(store), "--scheduler", remote_cluster]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for line in process.stderr:
+        if "sampling" in line:
+            os.kill(pids[0], signal.SIGKILL)  # the nanny starts a new worker; its tasks run again
+            break
+    rest = process.stderr.read()
+    assert process.wait(timeout=300) == 3, rest
+    result = zarr.open_group(store, mode="r")
+    for name in ARRAYS:
+        np.testing.assert_array_equal(result[name][:], uninterrupted[name][:], err_msg=name)
+    with Client(remote_cluster, timeout=30) as client:
+        client.wait_for_workers(2, timeout=60)
+        assert pids[0] not in client.run(os.getpid).values()
