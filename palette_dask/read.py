@@ -272,17 +272,18 @@ def probe(source: str, *, max_pixels: int = DEFAULT_MAX_PIXELS, channel_axis: in
     """
     source = str(source)
     if not is_url(source) and _is_zarr_dir(Path(source)):
-        return _probe_zarr(source, channel_axis)
-    with _open_bytes(source) as handle:
-        head = handle.read(16)
-        if not head:
-            raise ImageReadError(f"{source}: empty file (0 bytes)")
-        handle.seek(0)
-        if head[:4] in _TIFF_MAGIC:
-            info = _probe_tiff(source, handle)
-        else:
-            info = _probe_pillow(source, handle, max_pixels)
-    if info.format != "tiff" and info.pixels > max_pixels:
+        info = _probe_zarr(source, channel_axis)
+    else:
+        with _open_bytes(source) as handle:
+            head = handle.read(16)
+            if not head:
+                raise ImageReadError(f"{source}: empty file (0 bytes)")
+            handle.seek(0)
+            if head[:4] in _TIFF_MAGIC:
+                info = _probe_tiff(source, handle)
+            else:
+                info = _probe_pillow(source, handle, max_pixels)
+    if info.format == "pillow" and info.pixels > max_pixels:
         raise _too_many_pixels(source, info.pixels, max_pixels)
     if info.pixels == 0:
         raise ImageReadError(f"{source}: image has no pixels (shape {info.shape[:2]})")
@@ -487,10 +488,28 @@ def _axis_names(multiscales) -> list | None:
     return [a["name"] if isinstance(a, dict) else a for a in axes] if axes else None
 
 
+#: Codecs and dtypes that can run code or hold Python objects when read; a zarr input using one is refused.
+_UNSAFE_ZARR = ("pickle", "object", "|o", "vlen-bytes", "vlen-array", "msgpack2", "json2")
+
+
+def _refuse_unsafe_zarr(source: str) -> None:
+    """Refuse zarr metadata that declares pickle or object codecs, before zarr decodes anything."""
+    for path in Path(source).rglob("*"):
+        if path.name in ("zarr.json", ".zarray") and path.stat().st_size < 1_000_000:
+            text = path.read_text(errors="replace").lower()
+            unsafe = [word for word in _UNSAFE_ZARR if f'"{word}"' in text]
+            if unsafe:
+                raise ImageReadError(
+                    f"{source}: zarr metadata {path.relative_to(source)} declares {', '.join(unsafe)}; "
+                    "refused (such codecs can run code when read): store the pixels as numbers"
+                )
+
+
 def _probe_zarr(source: str, channel_axis: int | None = None) -> ImageInfo:
     """A zarr array, an OME-Zarr image (its full-resolution level), or one level of it."""
     import zarr
 
+    _refuse_unsafe_zarr(source)
     try:
         node = zarr.open(source, mode="r")
     except Exception as exc:

@@ -51,3 +51,17 @@ def test_counts_sum_to_the_valid_pixels_whatever_the_chunking(rgba, row_chunk, c
     np.testing.assert_array_equal(result.counts, counts)
     assert result.valid + result.masked == rgba.shape[0] * rgba.shape[1]
     assert result.masked == masked
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    rgba=arrays(np.uint8, st.tuples(st.integers(1, 30), st.integers(1, 30), st.just(4))),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_counts_do_not_depend_on_pixel_order(rgba, seed):
+    order = np.random.default_rng(seed).permutation(rgba.shape[0] * rgba.shape[1])
+    shuffled = rgba.reshape(-1, 4)[order].reshape(rgba.shape)
+    first, second = stats_of(rgba, (7, 9, 4)), stats_of(shuffled, (5, 11, 4))
+    np.testing.assert_array_equal(first.counts, second.counts)
+    assert first.masked == second.masked
+    assert first.squared_error.sum() == pytest.approx(second.squared_error.sum(), rel=1e-12)

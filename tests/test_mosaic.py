@@ -218,3 +218,34 @@ def test_all_nodata_raster_and_nodata_override_from_the_command_line(capsys, tmp
     document = json.loads(capsys.readouterr().out)
     white = int(np.all(np.dstack([scene, scene[..., :2]]) == 255, axis=-1).sum())
     assert document["pixels"] == {"valid": 60 * 80 - white, "masked": white}
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"zarr_format": 2, "shape": [4, 4, 3], "chunks": [4, 4, 3], "dtype": "|O", "compressor": None,
+         "fill_value": 0, "order": "C", "filters": [{"id": "pickle", "protocol": 5}]},
+        {"zarr_format": 2, "shape": [4, 4, 3], "chunks": [4, 4, 3], "dtype": "|u1",
+         "compressor": {"id": "pickle"}, "fill_value": 0, "order": "C", "filters": None},
+    ],
+)  # fmt: skip
+def test_zarr_declaring_pickle_or_object_codecs_is_refused(tmp_path, metadata):
+    (tmp_path / "evil.zarr").mkdir()
+    (tmp_path / "evil.zarr" / ".zarray").write_text(json.dumps(metadata))
+    with pytest.raises(ImageReadError, match="evil.zarr: zarr metadata .zarray declares .*refused"):
+        probe(str(tmp_path / "evil.zarr"))
+
+
+def test_empty_and_chunked_identically_whatever_the_chunk_size(client, tmp_path):
+    zarr.create_array(str(tmp_path / "empty.zarr"), shape=(0, 10, 3), dtype="u1")
+    with pytest.raises(ImageReadError, match="image has no pixels"):
+        probe(str(tmp_path / "empty.zarr"))
+    rgb = photo_mosaic(300, 400)
+    tifffile.imwrite(tmp_path / "t.tif", rgb, tile=(32, 32))
+    results = [
+        extract_palette(tmp_path / "t.tif", 4, client=client, chunk_bytes=size)
+        for size in (32 * 32 * 3, 10**5, 10**8)
+    ]
+    for other in results[1:]:
+        np.testing.assert_array_equal(other.centers, results[0].centers)
+        np.testing.assert_array_equal(other.image_counts, results[0].image_counts)
