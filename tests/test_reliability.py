@@ -79,6 +79,10 @@ def test_resume_after_the_client_is_killed_matches_an_uninterrupted_run(
     assert group.attrs["complete"] is False
     status = group["image_status"][:]
     assert (status == PENDING).any()  # it really was cut short
+    shown = subprocess.run([CLI, "show", str(store), "--json"], capture_output=True, text=True)
+    assert '"complete": false' in shown.stdout and "the store is incomplete" not in shown.stdout
+    shown = subprocess.run([CLI, "show", str(store)], capture_output=True, text=True)
+    assert "the store is incomplete: finish it with 'palette-dask run ... --resume'" in shown.stderr
     (store / "image_status" / "c.0a1b.partial").write_bytes(b"torn")  # what a killed write leaves
     done = subprocess.run([*command, "--resume", "-q"], capture_output=True, text=True)
     assert done.returncode == 3, done.stderr
