@@ -28,14 +28,25 @@ from dataclasses import dataclass
 
 import dask
 import dask.array as da
+import numba
 import numpy as np
 
 from .errors import NoValidPixelsError, PaletteDaskWarning, ParameterError
 
 __all__ = ["FittedPalette", "fit_palette", "nearest_center", "polish"]
 
-#: Pixels labelled at once; bounds the memory of the distance computation.
-LABEL_BATCH = 1 << 20
+def _cache_dask_ml_kernel() -> None:
+    """Let numba cache dask-ml's Lloyd kernel on disk: fresh worker processes then load it, not compile it."""
+    try:
+        from dask_ml.cluster import k_means
+
+        k_means._centers_dense.enable_caching()
+    except Exception:  # another dask-ml, or a read-only install: compiling is only slower
+        pass
+
+
+_cache_dask_ml_kernel()
+
 #: Lloyd iterations dask-ml runs after its k-means|| (each one a pass over the
 #: sample and several round trips); :func:`polish` converges the rest in memory.
 DASK_ML_ITERATIONS = 3
@@ -73,6 +84,22 @@ def check_k(k) -> None:
         raise ParameterError(f"k must be a whole number of colours >= 1, got {k!r}")
 
 
+@numba.njit(nogil=True, cache=True)
+def _assign(x, centers, labels, best):
+    """Nearest centre (lowest index on ties) and squared distance of every row, in float64."""
+    for i in range(x.shape[0]):
+        label, smallest = 0, np.inf
+        for j in range(centers.shape[0]):
+            d2 = 0.0
+            for f in range(x.shape[1]):
+                diff = np.float64(x[i, f]) - centers[j, f]
+                d2 += diff * diff
+            if d2 < smallest:
+                label, smallest = j, d2
+        labels[i] = label
+        best[i] = smallest
+
+
 def nearest_center(x: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Index of the nearest centre of each row, and its squared distance.
 
@@ -84,22 +111,16 @@ def nearest_center(x: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.n
     >>> labels.tolist(), d2.tolist()
     ([0, 1], [1.0, 1.0])
     """
-    x = np.asarray(x)
-    centers = np.asarray(centers, dtype=np.float64)
-    labels = np.zeros(len(x), dtype=np.intp)
-    best = np.full(len(x), np.inf)
-    for start in range(0, len(x), LABEL_BATCH):
-        part = x[start : start + LABEL_BATCH].astype(np.float64)
-        best_part, labels_part = best[start : start + LABEL_BATCH], labels[start : start + LABEL_BATCH]
-        for j, center in enumerate(centers):
-            d2 = np.square(part - center).sum(axis=1)
-            closer = d2 < best_part
-            best_part[closer] = d2[closer]
-            labels_part[closer] = j
+    x = np.ascontiguousarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
+    labels = np.empty(len(x), dtype=np.intp)
+    best = np.empty(len(x), dtype=np.float64)
+    _assign(x, np.ascontiguousarray(centers, dtype=np.float64), labels, best)
     return labels, best
 
 
-def polish(x: np.ndarray, centers: np.ndarray, *, max_iter: int = 100, tol: float = 0.0):
+def polish(x: np.ndarray, centers: np.ndarray, *, max_iter: int = 300, tol: float = 0.0):
     """Lloyd iterations on the sample that leave no cluster empty.
 
     An empty cluster is reseeded with the pixel farthest from its current centre
