@@ -223,11 +223,6 @@ def _each_completed(futures: dict, on_result: Callable, on_error: Callable, prog
             update(progress[1], done, len(futures))
 
 
-#: Inputs are kept in the workers' memory between passes when they take at most this share of it...
-MEMORY_SHARE = 0.25
-#: ...and at most this many bytes, decoded.
-MEMORY_CAP = 2 * 2**30
-
 #: Failures of the cluster, not of the image: the image is left pending for --resume.
 _CLUSTER_FAILURES = (KilledWorker, CancelledError)
 
@@ -334,20 +329,6 @@ class _Run:
                 continue
             opened(index, info, image)
         _each_completed(probes, opened, self.fail, (self.report, "reading headers"))
-        self.keep_in_memory_if_small()
-
-    def keep_in_memory_if_small(self) -> None:
-        """Decode once: images that fit easily in the workers' memory are kept there for every pass.
-
-        Small inputs (a photo, a collection of a few GB at most) are then read
-        and decoded once instead of once per pass (sample, count); a mosaic
-        larger than the budget is read from its file in each pass, chunk by chunk.
-        """
-        size = sum(image.nbytes for image in self.images.values())
-        workers = self.client.scheduler_info(n_workers=-1).get("workers", {}).values()
-        memory = sum(w.get("memory_limit") or 0 for w in workers)
-        if self.images and 0 < size <= min(MEMORY_SHARE * memory, MEMORY_CAP):
-            self.images = dict(zip(self.images, self.client.persist(list(self.images.values()))))
 
     def set_range(self, display_range: np.ndarray) -> None:
         self.specs = {
