@@ -28,7 +28,7 @@ import numpy as np
 import skimage
 import tifffile
 import zarr
-from measure import timed
+from measure import emit, timed
 from PIL import Image
 
 PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "logo.png", "motorcycle_left.png")
@@ -108,10 +108,7 @@ def main() -> None:
         "\nEvery image's counts add up to its valid pixels, and the images' to the global counts (checked).\n",
     ]
     table = "\n".join(lines)
-    print(table)
-    if args.write:
-        with open(args.write, "a") as handle:
-            handle.write(table)
+    emit(table, args.write)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import skimage
 import tifffile
+from measure import emit
 from PIL import Image
 
 from palette_dask.errors import PaletteDaskError
@@ -159,10 +160,7 @@ def main() -> None:
     ]
     lines += [f"  - {count} x {message}" for message, count in sorted(crashes.items())]
     table = "\n".join(lines) + "\n"
-    print(table)
-    if args.write:
-        with open(args.write, "a") as handle:
-            handle.write(table)
+    emit(table, args.write)
     sys.exit(1 if crashes else 0)
 
 

@@ -54,3 +54,11 @@ def timed(command: list[str], *, ok=(0, 3)) -> tuple[float, int, str]:
     if process.returncode not in ok:
         raise RuntimeError(f"{command[:3]} exited {process.returncode}")
     return elapsed, peak, out
+
+
+def emit(table: str, results_file: str | None) -> None:
+    """Print a results table, and append it to ``results_file`` when one is named."""
+    print(table)
+    if results_file:
+        with open(results_file, "a") as handle:
+            handle.write(table)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import skimage
-from measure import timed
+from measure import emit, timed
 from PIL import Image
 
 TILE = 512
@@ -129,10 +129,7 @@ def main() -> None:
         )
         print(lines[-1], file=sys.stderr)
     table = "\n".join(lines) + "\n"
-    print(table)
-    if args.write:
-        with open(args.write, "a") as handle:
-            handle.write(table)
+    emit(table, args.write)
 
 
 if __name__ == "__main__":

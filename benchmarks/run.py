@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import skimage
-from measure import timed
+from measure import emit, timed
 from PIL import Image
 
 PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "logo.png")
@@ -101,10 +101,7 @@ def main() -> None:
         f"\nInertia over all pixels: palette_dask / scikit-learn = {ours_inertia / reference:.4f}\n",
     ]
     table = "\n".join(lines)
-    print(table)
-    if args.write:
-        with open(args.write, "a") as handle:
-            handle.write(table)
+    emit(table, args.write)
 
 
 if __name__ == "__main__":

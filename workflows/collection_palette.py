@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 from pathlib import Path
 
-from palette_dask import PaletteDaskError, connect, extract_palette, palette_bar, save_png
-from palette_dask.cluster import dashboard_link, jobqueue_options
-from palette_dask.errors import ClusterError, ParameterError
-from palette_dask.progress import Progress
+from jobs import add_run_arguments, run, write_summary
+
 from palette_dask.store import DONE, FAILED
 
 
@@ -34,13 +31,7 @@ def parse(argv):
         description=__doc__.splitlines()[0], epilog="See the module docstring for outputs."
     )
     parser.add_argument("inputs", nargs="+", help="files, directories, globs, list files or URLs")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("-k", type=int, default=5, help="number of colours (default 5)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--scheduler", help="address of a running dask scheduler")
-    parser.add_argument("--cluster-config", help="job-queue cluster YAML (palette-dask: cluster: ...)")
-    parser.add_argument("--threads", action="store_true", help="LocalCluster on threads (small inputs)")
-    parser.add_argument("--resume", action="store_true", help="finish an interrupted run")
+    add_run_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -58,30 +49,14 @@ def write_shares(result, path: Path) -> None:
 
 def main(argv=None) -> int:
     args = parse(argv)
+    result = run(args, args.inputs)
+    if isinstance(result, int):
+        return result
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    store = out / "palette.zarr"
-    try:
-        jobqueue = jobqueue_options(args.cluster_config) if args.cluster_config else None
-        with connect(args.scheduler, jobqueue=jobqueue, processes=not args.threads) as client:
-            print(f"palette-dask: dashboard at {dashboard_link(client)}", file=sys.stderr)
-            result = extract_palette(
-                args.inputs, args.k, store=store, seed=args.seed, client=client,
-                resume=args.resume and store.exists(), overwrite=not args.resume, report=Progress(),
-            )  # fmt: skip
-    except (ParameterError, ClusterError) as exc:
-        print(f"palette-dask: {exc}", file=sys.stderr)
-        return 2
-    except PaletteDaskError as exc:
-        print(f"palette-dask: {exc}", file=sys.stderr)
-        return 1
-    summary = result.to_dict()
-    (out / "palette.json").write_text(json.dumps(summary, indent=2))
+    write_summary(result, out)
     (out / "failures.txt").write_text("".join(f"{error}\n" for error in result.failures.values()))
     write_shares(result, out / "shares.csv")
-    if result.k:
-        save_png(palette_bar(result.colors, result.proportions), out / "palette.png")
-    images = summary["images"]
+    images = result.to_dict()["images"]
     print(
         f"palette-dask: {images['done']} of {images['total']} images done; outputs in {out}/", file=sys.stderr
     )

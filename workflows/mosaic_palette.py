@@ -16,17 +16,14 @@ Exit codes as palette-dask's: 0 done, 1 error, 2 usage error.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
+from jobs import add_run_arguments, run, write_summary
 
-from palette_dask import PaletteDaskError, connect, extract_palette, palette_bar, save_png
+from palette_dask import save_png
 from palette_dask.cli import bands_argument, scale_argument
-from palette_dask.cluster import dashboard_link, jobqueue_options
-from palette_dask.errors import ClusterError, ParameterError
-from palette_dask.progress import Progress
 
 PREVIEW_SIDE = 1024
 
@@ -36,8 +33,7 @@ def parse(argv):
         description=__doc__.splitlines()[0], epilog="See the module docstring for outputs."
     )
     parser.add_argument("input", help="a TIFF/BigTIFF/OME-TIFF, zarr array or OME-Zarr image")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("-k", type=int, default=5, help="number of colours (default 5)")
+    add_run_arguments(parser)
     parser.add_argument(
         "--bands", type=bands_argument, help="bands shown as red, green, blue, from 1 (e.g. 4,3,2)"
     )
@@ -45,11 +41,6 @@ def parse(argv):
     parser.add_argument(
         "--scale", type=scale_argument, default="dtype", help="dtype, minmax, percentile or LOW,HIGH"
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--scheduler", help="address of a running dask scheduler")
-    parser.add_argument("--cluster-config", help="job-queue cluster YAML (palette-dask: cluster: ...)")
-    parser.add_argument("--threads", action="store_true", help="LocalCluster on threads (small inputs)")
-    parser.add_argument("--resume", action="store_true", help="finish an interrupted run")
     return parser.parse_args(argv)
 
 
@@ -66,30 +57,15 @@ def preview(store: Path, colors: np.ndarray) -> np.ndarray:
 
 def main(argv=None) -> int:
     args = parse(argv)
+    result = run(args, args.input, bands=args.bands, nodata=args.nodata, scale=args.scale, labels=True)
+    if isinstance(result, int):
+        return result
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    store = out / "palette.zarr"
-    try:
-        jobqueue = jobqueue_options(args.cluster_config) if args.cluster_config else None
-        with connect(args.scheduler, jobqueue=jobqueue, processes=not args.threads) as client:
-            print(f"palette-dask: dashboard at {dashboard_link(client)}", file=sys.stderr)
-            result = extract_palette(
-                args.input, args.k, store=store, seed=args.seed, bands=args.bands, nodata=args.nodata,
-                scale=args.scale, labels=True, client=client, resume=args.resume and store.exists(),
-                overwrite=not args.resume, report=Progress(),
-            )  # fmt: skip
-    except (ParameterError, ClusterError) as exc:
-        print(f"palette-dask: {exc}", file=sys.stderr)
-        return 2
-    except PaletteDaskError as exc:
-        print(f"palette-dask: {exc}", file=sys.stderr)
-        return 1
-    (out / "palette.json").write_text(json.dumps(result.to_dict(), indent=2))
+    write_summary(result, out)
     if not result.k:
         print(f"palette-dask: {next(iter(result.failures.values()))}", file=sys.stderr)
         return 1
-    save_png(palette_bar(result.colors, result.proportions), out / "palette.png")
-    save_png(preview(store, result.colors), out / "preview.png")
+    save_png(preview(out / "palette.zarr", result.colors), out / "preview.png")
     print(
         f"palette-dask: outputs in {out}/: palette.zarr, palette.png, palette.json, preview.png",
         file=sys.stderr,

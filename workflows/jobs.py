@@ -1,0 +1,51 @@
+"""What the job scripts share: cluster options, the run itself with exit codes, the common outputs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from palette_dask import PaletteDaskError, connect, extract_palette, palette_bar, save_png
+from palette_dask.cluster import dashboard_link, jobqueue_options
+from palette_dask.errors import ClusterError, ParameterError
+from palette_dask.progress import Progress
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("-k", type=int, default=5, help="number of colours (default 5)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scheduler", help="address of a running dask scheduler")
+    parser.add_argument("--cluster-config", help="job-queue cluster YAML (palette-dask: cluster: ...)")
+    parser.add_argument("--threads", action="store_true", help="LocalCluster on threads (small inputs)")
+    parser.add_argument("--resume", action="store_true", help="finish an interrupted run")
+
+
+def run(args, inputs, **options):
+    """Run the pipeline into OUT/palette.zarr; returns the result, or the exit code of a failure."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    store = out / "palette.zarr"
+    try:
+        jobqueue = jobqueue_options(args.cluster_config) if args.cluster_config else None
+        with connect(args.scheduler, jobqueue=jobqueue, processes=not args.threads) as client:
+            print(f"palette-dask: dashboard at {dashboard_link(client)}", file=sys.stderr)
+            return extract_palette(
+                inputs, args.k, store=store, seed=args.seed, client=client, report=Progress(),
+                resume=args.resume and store.exists(), overwrite=not args.resume, **options,
+            )  # fmt: skip
+    except (ParameterError, ClusterError) as exc:
+        print(f"palette-dask: {exc}", file=sys.stderr)
+        return 2
+    except PaletteDaskError as exc:
+        print(f"palette-dask: {exc}", file=sys.stderr)
+        return 1
+
+
+def write_summary(result, out: Path) -> None:
+    """OUT/palette.json (the CLI's --json document) and OUT/palette.png (the bar), when there is a palette."""
+    (out / "palette.json").write_text(json.dumps(result.to_dict(), indent=2))
+    if result.k:
+        save_png(palette_bar(result.colors, result.proportions), out / "palette.png")
