@@ -107,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("store", metavar="OUT.zarr")
     show.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     show.add_argument("--png", metavar="BAR.png", help="also write the palette bar as PNG")
+    _add_palette_options(show)
 
     demo = sub.add_parser("demo", parents=[common], help="run on the sample photos shipped with scikit-image")
     _add_run_options(demo, default_store=None)
@@ -114,6 +115,29 @@ def _parser() -> argparse.ArgumentParser:
         "--out", default="palette-demo", metavar="DIR", help="output folder (default: %(default)s)"
     )
     return parser
+
+
+def _export_path(text: str) -> str:
+    if not text.lower().endswith((".json", ".csv", ".gpl")):
+        raise argparse.ArgumentTypeError(f"the file must end in .json, .csv or .gpl, got {text!r}")
+    return text
+
+
+def _add_palette_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--order",
+        choices=("share", "lightness", "hue"),
+        default="share",
+        help="palette order (default: share)",
+    )
+    parser.add_argument(
+        "--export",
+        action="append",
+        default=[],
+        type=_export_path,
+        metavar="FILE",
+        help="write the palette as .json, .csv or .gpl (GIMP, Inkscape); repeatable",
+    )
 
 
 def _add_run_options(parser: argparse.ArgumentParser, *, default_store: str | None) -> None:
@@ -156,6 +180,7 @@ def _add_run_options(parser: argparse.ArgumentParser, *, default_store: str | No
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing store")
     parser.add_argument("--png", metavar="BAR.png", help="also write the palette bar as PNG")
+    _add_palette_options(parser)
     parser.add_argument(
         "--figure", metavar="FIG.png", help="also write the image (the first) beside its palette bar"
     )
@@ -320,16 +345,26 @@ def _extract(args, inputs, store) -> PaletteResult:
         return extract_palette(inputs, client=client, report=report, **options)
 
 
-def _save_bar(result: PaletteResult, path) -> None:
+def _save_bar(result: PaletteResult, path, order: str = "share") -> None:
     from .render import palette_bar, save_png
 
     if result.k:
-        save_png(palette_bar(result.colors, result.proportions), path)
+        index = result.ordered(order)
+        save_png(palette_bar(result.colors[index], result.proportions[index], sort=False), path)
+
+
+def _export(args, result: PaletteResult) -> None:
+    from .render import export_palette
+
+    for path in args.export:
+        if result.k:
+            export_palette(result, path, order=args.order)
 
 
 def _finish(args, result: PaletteResult) -> int:
+    _export(args, result)
     if args.png:
-        _save_bar(result, args.png)
+        _save_bar(result, args.png, args.order)
     if args.figure and result.k:
         _save_figure(result, int((result.image_status == DONE).argmax()), args.figure)
     _print_result(args, result)
@@ -365,7 +400,7 @@ def _print_result(args, result: PaletteResult) -> None:
     summary = result.to_dict()
     images, pixels = summary["images"], summary["pixels"]
     if result.k:
-        print(format_table(result, color=sys.stdout.isatty()))
+        print(format_table(result, color=sys.stdout.isatty(), order=getattr(args, "order", "share")))
     print(
         f"{images['done']} of {images['total']} images done, {images['failed']} failed; "
         f"{pixels['valid']:,} valid pixels, {pixels['masked']:,} masked; store: {result.store}"
@@ -379,8 +414,9 @@ def _print_result(args, result: PaletteResult) -> None:
 
 def _show(args) -> int:
     result = load_result(args.store)
+    _export(args, result)
     if args.png:
-        _save_bar(result, args.png)
+        _save_bar(result, args.png, args.order)
     _print_result(args, result)
     return EXIT_OK
 

@@ -35,6 +35,7 @@ from .errors import NoValidPixelsError, PaletteDaskWarning, ParameterError
 
 __all__ = ["FittedPalette", "fit_palette", "nearest_center", "polish"]
 
+
 def _cache_dask_ml_kernel() -> None:
     """Let numba cache dask-ml's Lloyd kernel on disk: fresh worker processes then load it, not compile it."""
     try:

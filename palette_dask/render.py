@@ -17,7 +17,7 @@ import numpy as np
 
 from .store import PaletteResult
 
-__all__ = ["palette_bar", "save_png", "palette_figure", "format_table", "thumbnail"]
+__all__ = ["palette_bar", "save_png", "palette_figure", "format_table", "thumbnail", "export_palette"]
 
 
 def palette_bar(colors, proportions, *, height: int = 50, width: int = 300, sort: bool = True) -> np.ndarray:
@@ -88,7 +88,7 @@ def _swatch(rgb) -> str:
     return f"\x1b[48;2;{r};{g};{b}m    \x1b[0m"
 
 
-def format_table(result: PaletteResult, *, color: bool = False) -> str:
+def format_table(result: PaletteResult, *, color: bool = False, order: str = "share") -> str:
     """The palette as a text table: hex code, RGB, share and pixel count, largest share first.
 
     Examples
@@ -103,10 +103,62 @@ def format_table(result: PaletteResult, *, color: bool = False) -> str:
       2  #000000    0.0   0.0   0.0   25.00%              1
     """
     lines = [f"{'#':>3}  {'':{5 if color else 0}}{'hex':7}  {'rgb':17}  {'share':>7}  {'pixels':>13}"]
-    for rank, entry in enumerate(result.palette(), start=1):
+    for rank, entry in enumerate(result.palette(order), start=1):
         rgb = " ".join(f"{v:5.1f}" for v in entry["rgb"])
         swatch = _swatch(np.clip(np.rint(entry["rgb"]), 0, 255)) + " " if color else ""
         lines.append(
             f"{rank:3d}  {swatch}{entry['hex']}  {rgb:17}  {entry['proportion']:7.2%}  {entry['count']:13,d}"
         )
     return "\n".join(lines)
+
+
+def export_palette(result: PaletteResult, path: str | os.PathLike, *, order: str = "share") -> str:
+    """Write the palette as ``.json``, ``.csv`` or ``.gpl`` (a GIMP / Inkscape palette), by the file's suffix.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from palette_dask.store import PaletteResult
+    >>> red = np.array([[250, 0, 0]])
+    >>> r = PaletteResult(red.astype(np.float32), red.astype(np.uint8), np.array([7]),
+    ...                   ["a"], np.array([[7]]), np.array([7]), np.array([0]), np.array([1]), [""])
+    >>> path = export_palette(r, pathlib.Path(tempfile.mkdtemp()) / "p.gpl")
+    >>> print(pathlib.Path(path).read_text(), end="")
+    GIMP Palette
+    Name: palette_dask
+    Columns: 1
+    #
+    250   0   0   #fa0000 100.00%
+    """
+    import csv
+    import json
+
+    path = str(path)
+    entries = result.palette(order)
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix == ".json":
+        with open(path, "w") as handle:
+            json.dump(entries, handle, indent=2)
+    elif suffix == ".csv":
+        with open(path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["hex", "r", "g", "b", "count", "proportion"])
+            for entry in entries:
+                writer.writerow(
+                    [
+                        entry["hex"],
+                        *(f"{v:.3f}" for v in entry["rgb"]),
+                        entry["count"],
+                        f"{entry['proportion']:.6f}",
+                    ]
+                )
+    elif suffix == ".gpl":
+        lines = ["GIMP Palette", "Name: palette_dask", f"Columns: {len(entries)}", "#"]
+        for entry in entries:
+            r, g, b = (int(c) for c in bytes.fromhex(entry["hex"][1:]))
+            lines.append(f"{r:3d} {g:3d} {b:3d}   {entry['hex']} {entry['proportion']:.2%}")
+        with open(path, "w") as handle:
+            handle.write("\n".join(lines) + "\n")
+    else:
+        raise ValueError(f"{path}: export to .json, .csv or .gpl")
+    return path

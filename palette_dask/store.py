@@ -80,7 +80,27 @@ class PaletteResult:
     @property
     def order(self) -> np.ndarray:
         """Colour indices by share, largest first (ties by index)."""
-        return np.lexsort((np.arange(self.k), -self.counts))
+        return self.ordered("share")
+
+    def ordered(self, by: str = "share") -> np.ndarray:
+        """Colour indices by ``share`` (largest first), ``lightness`` (CIELAB L*, dark first) or ``hue``.
+
+        ``hue`` goes round the colour wheel from red; grays (saturation below 0.1) come first, dark to light.
+        """
+        index = np.arange(self.k)
+        if by == "share":
+            return np.lexsort((index, -self.counts))
+        from skimage.color import rgb2hsv, rgb2lab
+
+        rgb = np.clip(self.centers.astype(np.float64) / 255.0, 0, 1)[np.newaxis]
+        lightness = rgb2lab(rgb)[0, :, 0]
+        if by == "lightness":
+            return np.lexsort((index, lightness))
+        if by == "hue":
+            hsv = rgb2hsv(rgb)[0]
+            gray = hsv[:, 1] < 0.1
+            return np.lexsort((index, lightness, np.where(gray, -1.0, hsv[:, 0])))
+        raise ValueError(f"order must be share, lightness or hue, got {by!r}")
 
     @property
     def image_proportions(self) -> np.ndarray:
@@ -102,8 +122,8 @@ class PaletteResult:
             if status == FAILED
         }
 
-    def palette(self) -> list[dict]:
-        """The palette as a list of dicts, largest share first (the JSON's ``palette``)."""
+    def palette(self, order: str = "share") -> list[dict]:
+        """The palette as a list of dicts, largest share first unless ``order`` says (see :meth:`ordered`)."""
         proportions = self.proportions
         return [
             {
@@ -112,7 +132,7 @@ class PaletteResult:
                 "count": int(self.counts[i]),
                 "proportion": float(proportions[i]),
             }
-            for i in self.order
+            for i in self.ordered(order)
         ]
 
     def to_dict(self) -> dict:

@@ -44,3 +44,37 @@ def test_thumbnail_and_figure():
     assert Image.open(buffer).size == (1000, 400)
     for colour in ([200, 10, 10], [10, 10, 200]):  # the bar's colours are drawn as they are
         assert (pixels == colour).all(axis=1).sum() > 1000
+
+
+def test_orders_and_exports(capsys, tmp_path):
+    import csv
+    import json
+
+    from palette_dask.cli import main
+
+    store = tmp_path / "s.zarr"
+    assert main(["run", str(PHOTOS[0]), "-o", str(store), "--threads", "-q", "-k", "6"]) == 0
+    capsys.readouterr()
+    exports = [tmp_path / name for name in ("p.json", "p.csv", "p.gpl")]
+    argv = ["show", str(store), "--order", "lightness", "--png", str(tmp_path / "bar.png")]
+    assert main([*argv, *(a for path in exports for a in ("--export", str(path)))]) == 0
+    table = capsys.readouterr().out
+    entries = json.loads(exports[0].read_text())
+    from skimage.color import rgb2lab
+
+    lightness = [rgb2lab(np.array([[e["rgb"]]]) / 255)[0, 0, 0] for e in entries]
+    assert lightness == sorted(lightness) and len(entries) == 6
+    with open(exports[1]) as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["hex"] for r in rows] == [e["hex"] for e in entries]
+    assert abs(sum(float(r["proportion"]) for r in rows) - 1) < 1e-5
+    gpl = exports[2].read_text().splitlines()
+    assert gpl[:4] == ["GIMP Palette", "Name: palette_dask", "Columns: 6", "#"]
+    assert [line.split()[3] for line in gpl[4:]] == [e["hex"] for e in entries]
+    assert table.index(entries[0]["hex"]) < table.index(entries[-1]["hex"])  # the table in the same order
+    bar = np.asarray(Image.open(tmp_path / "bar.png"))
+    assert tuple(bar[0, 0]) == tuple(int(v) for v in bytes.fromhex(entries[0]["hex"][1:]))  # darkest first
+    assert main(["show", str(store), "--export", str(tmp_path / "p.txt")]) == 2
+    assert "must end in .json, .csv or .gpl" in capsys.readouterr().err
+    hues = main(["show", str(store), "--order", "hue", "--export", str(tmp_path / "h.json")])
+    assert hues == 0 and len(json.loads((tmp_path / "h.json").read_text())) == 6
