@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable
 
 import dask
+import dask.array as da
 import numpy as np
 from distributed import Client, as_completed
 from distributed.client import FutureCancelledError as CancelledError
@@ -322,13 +323,25 @@ class _Run:
         for index in (i for i in pending if i in self.arrays):
             try:
                 info, image = array_image(
-                    self.arrays[index], self.names[index], channel_axis=channel_axis, chunk_bytes=chunk_bytes
+                    self.on_workers(self.arrays[index]),
+                    self.names[index],
+                    channel_axis=channel_axis,
+                    chunk_bytes=chunk_bytes,
                 )
             except PaletteDaskError as exc:
                 self.fail(index, exc)
                 continue
             opened(index, info, image)
         _each_completed(probes, opened, self.fail, (self.report, "reading headers"))
+
+    def on_workers(self, array):
+        """An in-memory array (numpy, or xarray over numpy) sent to the workers once, not put in the graph."""
+        data = getattr(array, "data", array) if hasattr(array, "dims") else array
+        if isinstance(data, da.Array):
+            return array
+        data = np.asarray(data)
+        lazy = da.from_delayed(self.client.scatter(data, hash=False), shape=data.shape, dtype=data.dtype)
+        return array.copy(data=lazy) if hasattr(array, "dims") else lazy
 
     def set_range(self, display_range: np.ndarray) -> None:
         self.specs = {

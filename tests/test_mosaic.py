@@ -3,6 +3,7 @@
 import json
 import warnings
 
+import cloudpickle
 import dask.array as da
 import numpy as np
 import pytest
@@ -249,3 +250,20 @@ def test_empty_and_chunked_identically_whatever_the_chunk_size(client, tmp_path)
     for other in results[1:]:
         np.testing.assert_array_equal(other.centers, results[0].centers)
         np.testing.assert_array_equal(other.image_counts, results[0].image_counts)
+
+
+def test_an_in_memory_array_is_sent_to_the_workers_not_put_in_the_graph(client):
+    from palette_dask.pipeline import _Run
+
+    rgb = photo_mosaic(200, 300)
+    run = _Run(None, ["array:0"], {}, client, {}, 0, print)
+    lazy = run.on_workers(rgb)
+
+    def graph_bytes(array):
+        return len(cloudpickle.dumps(dict(array.__dask_graph__())))
+
+    assert graph_bytes(da.from_array(rgb)) > rgb.nbytes  # what embedding would cost
+    assert graph_bytes(lazy) < 5_000 and lazy.shape == rgb.shape
+    np.testing.assert_array_equal(lazy.compute(), rgb)
+    planar = xr.DataArray(np.moveaxis(rgb, -1, 0), dims=("band", "y", "x"))
+    assert isinstance(run.on_workers(planar).data, da.Array)
