@@ -1,4 +1,4 @@
-"""Benchmark: palette_dask against the tutorial's recipe and a plain read, in one run.
+"""Benchmark: palette_dask against the tutorial's recipe, naive dask-ml and a plain read, in one run.
 
 Each contender runs as a whole process on the same PNG mosaic built from
 scikit-image's photos; the harness reports wall time as a ratio to the
@@ -39,6 +39,23 @@ hist = hist.astype("float") / hist.sum()
 np.save(sys.argv[2], clt.cluster_centers_)
 """
 
+NAIVE_DASK_ML = """
+import sys
+import dask.array as da
+import numpy as np
+from distributed import Client, LocalCluster
+from skimage import io
+from dask_ml.cluster import KMeans
+if __name__ == "__main__":
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address="127.0.0.1:0") as cluster, Client(cluster):
+        img = io.imread(sys.argv[1])
+        pixels = da.from_array(img.reshape(-1, img.shape[2]).astype(np.float32), chunks=(1_000_000, 3))
+        model = KMeans(n_clusters=5).fit(pixels)
+        labels = model.predict(pixels)
+        hist = np.bincount(labels.compute(), minlength=5) / labels.shape[0]
+        np.save(sys.argv[2], model.cluster_centers_)
+"""
+
 READ_ONLY = """
 import sys
 from skimage import io
@@ -67,6 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megapixels", type=float, default=4.0)
     parser.add_argument("--write", metavar="RESULTS.md", help="append the table to this file")
+    parser.add_argument("--skip-naive", action="store_true", help="leave out naive dask-ml (the slowest)")
     args = parser.parse_args()
     python = sys.executable
     cli = str(Path(python).parent / "palette-dask")
@@ -79,15 +97,21 @@ def main() -> None:
         runs["tutorial (scikit-learn)"] = timed(
             [python, "-c", TUTORIAL, str(tmp / "mosaic.png"), str(tmp / "sk.npy")]
         )
+        if not args.skip_naive:
+            runs["dask-ml KMeans on all pixels (naive)"] = timed(
+                [python, "-c", NAIVE_DASK_ML, str(tmp / "mosaic.png"), str(tmp / "naive.npy")]
+            )
         runs["palette_dask"] = timed(
             [cli, "run", str(tmp / "mosaic.png"), "-o", str(tmp / "out.zarr"), "--json", "-q"]
         )
         reference = inertia(pixels, np.load(tmp / "sk.npy"))
         ours = json.loads(runs["palette_dask"][2])
         ours_inertia = inertia(pixels, np.array([entry["rgb"] for entry in ours["palette"]]))
+        naive = (tmp / "naive.npy").exists() and inertia(pixels, np.load(tmp / "naive.npy"))
     base = runs["tutorial (scikit-learn)"][0]
+    ours_seconds = runs["palette_dask"][0]
     rows = [
-        f"| {name} | {seconds:.1f} | {base / seconds:.2f}x | {peak / 2**20:.0f} |"
+        f"| {name} | {seconds:.1f} | {base / seconds:.2f}x | {seconds / ours_seconds:.2f}x | {peak / 2**20:.0f} |"
         for name, (seconds, peak, _) in runs.items()
     ]
     height, width = mosaic.shape[:2]
@@ -95,10 +119,12 @@ def main() -> None:
     lines = [
         f"\n### PNG mosaic, {width}x{height} ({width * height / 1e6:.1f} MP), k=5\n",
         f"`{command}` on {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}\n",
-        "| contender | seconds | speed vs tutorial | peak RSS of process tree (MiB) |",
-        "|---|---|---|---|",
+        "| contender | seconds | speed vs tutorial | time vs palette_dask | peak RSS of process tree (MiB) |",
+        "|---|---|---|---|---|",
         *rows,
-        f"\nInertia over all pixels: palette_dask / scikit-learn = {ours_inertia / reference:.4f}\n",
+        f"\nInertia over all pixels, relative to scikit-learn's: palette_dask {ours_inertia / reference:.4f}"
+        + (f", naive dask-ml {naive / reference:.4f}" if naive else "")
+        + "\n",
     ]
     table = "\n".join(lines)
     emit(table, args.write)
