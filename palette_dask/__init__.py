@@ -18,12 +18,14 @@ from .cluster import connect
 from .count import image_stats
 from .errors import (
     ClusterError,
+    ImageFailedError,
     ImageReadError,
     InputError,
     NoValidPixelsError,
     PaletteDaskError,
     PaletteDaskWarning,
     ParameterError,
+    RunIncompleteError,
     StoreError,
 )
 from .fit import FittedPalette, fit_palette, nearest_center
@@ -67,5 +69,7 @@ __all__ = [
     "NoValidPixelsError",
     "StoreError",
     "ClusterError",
+    "ImageFailedError",
+    "RunIncompleteError",
     "PaletteDaskWarning",
 ]

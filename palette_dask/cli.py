@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 
 from ._version import __version__
-from .errors import ClusterError, PaletteDaskError, ParameterError
+from .errors import ClusterError, PaletteDaskError, ParameterError, one_line
 from .store import DONE, PaletteResult, load_result
 
 __all__ = ["main", "bands_argument", "scale_argument", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_PARTIAL"]
@@ -235,18 +235,14 @@ def main(argv: list[str] | None = None) -> int:
         return _dispatch(args)
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
-
-
 def _dispatch(args) -> int:
     try:
         return _COMMANDS[args.command](args)
     except (ParameterError, ClusterError) as exc:
-        print(f"palette-dask: {_one_line(exc)}", file=sys.stderr)
+        print(f"palette-dask: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except PaletteDaskError as exc:
-        print(f"palette-dask: {_one_line(exc)}", file=sys.stderr)
+        print(f"palette-dask: {one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("palette-dask: interrupted; finish with --resume", file=sys.stderr)
@@ -366,7 +362,7 @@ def _finish(args, result: PaletteResult) -> int:
     if args.png:
         _save_bar(result, args.png, args.order)
     if args.figure and result.k:
-        _save_figure(result, int((result.image_status == DONE).argmax()), args.figure)
+        _save_figure(result, int((result.image_status == DONE).argmax()), args.figure, args.channel_axis)
     _print_result(args, result)
     status = result.to_dict()["images"]
     if status["done"] == 0:
@@ -379,14 +375,18 @@ def _finish(args, result: PaletteResult) -> int:
     return EXIT_PARTIAL if status["failed"] else EXIT_OK
 
 
-def _save_figure(result: PaletteResult, index: int, path) -> None:
-    from .read import read_image
+def _save_figure(result: PaletteResult, index: int, path, channel_axis: int | None = None) -> None:
+    """The image beside its bar; a figure that cannot be drawn is a warning, the run's result stands."""
+    from .read import probe, read_image
     from .render import palette_figure, thumbnail
 
     name = result.image_names[index]
-    figure = palette_figure(
-        thumbnail(read_image(name)), result.colors, result.image_counts[index], title=os.path.basename(name)
-    )
+    try:
+        image = thumbnail(read_image(probe(name, channel_axis=channel_axis)))
+    except PaletteDaskError as exc:
+        print(f"palette-dask: warning: no figure for {name}: {one_line(exc)}", file=sys.stderr)
+        return
+    figure = palette_figure(image, result.colors, result.image_counts[index], title=os.path.basename(name))
     figure.savefig(path, dpi=100)
 
 

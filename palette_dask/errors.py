@@ -18,6 +18,9 @@ __all__ = [
     "NoValidPixelsError",
     "StoreError",
     "ClusterError",
+    "ImageFailedError",
+    "RunIncompleteError",
+    "one_line",
     "PaletteDaskWarning",
     "without_context",
 ]
@@ -45,6 +48,25 @@ class NoValidPixelsError(PaletteDaskError):
 
 class StoreError(PaletteDaskError):
     """The output store cannot be created, or an existing one would be overwritten."""
+
+
+class ImageFailedError(PaletteDaskError):
+    """An image failed and ``on_error="fail"`` asked to stop there."""
+
+
+class RunIncompleteError(PaletteDaskError):
+    """Workers died under some images; they are left pending and the store incomplete."""
+
+
+def one_line(exc: BaseException) -> str:
+    r"""An error's message on one line, whitespace folded.
+
+    Examples
+    --------
+    >>> one_line(ValueError("a.tif: bad\n  header"))
+    'a.tif: bad header'
+    """
+    return " ".join(str(exc).split())
 
 
 class PaletteDaskWarning(UserWarning):

@@ -21,9 +21,17 @@ from distributed.scheduler import KilledWorker
 from . import store as stores
 from .cluster import connect
 from .count import image_stats, unpack_stats
-from .errors import NoValidPixelsError, PaletteDaskError, ParameterError, StoreError
+from .errors import (
+    ImageFailedError,
+    NoValidPixelsError,
+    PaletteDaskError,
+    ParameterError,
+    RunIncompleteError,
+    StoreError,
+    one_line,
+)
 from .fit import check_k, fit_palette
-from .pixels import PixelSpec, band_range, combine_ranges, percentile_range, pixel_spec
+from .pixels import PixelSpec, band_range, check_options, combine_ranges, percentile_range, pixel_spec
 from .read import (
     DEFAULT_CHUNK_BYTES,
     DEFAULT_MAX_PIXELS,
@@ -52,12 +60,13 @@ Reporter = Callable[[str], None]
 
 def _error_text(name: str, exc: BaseException) -> str:
     """One line naming the image and the problem."""
-    text = str(exc) if isinstance(exc, PaletteDaskError) else f"{name}: {type(exc).__name__}: {exc}"
-    return " ".join(text.split())
+    return one_line(exc if isinstance(exc, PaletteDaskError) else f"{name}: {type(exc).__name__}: {exc}")
 
 
-def _check_parameters(k, sample_size, seed) -> None:
+def _check_parameters(k, sample_size, seed, nodata, scale) -> None:
+    """Options no image could use are usage errors before anything runs, not a failure per image."""
     check_k(k)
+    check_options(nodata=nodata, scale=scale)
     if not isinstance(sample_size, (int, np.integer)) or sample_size < k:
         raise ParameterError(f"sample_size must be a whole number >= k={k}, got {sample_size!r}")
     if not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -165,7 +174,7 @@ def extract_palette(
     >>> result.k, round(float(result.proportions.sum()), 6), result.to_dict()["images"]
     (5, 1.0, {'total': 1, 'done': 1, 'failed': 0})
     """
-    _check_parameters(k, sample_size, seed)
+    _check_parameters(k, sample_size, seed, nodata, scale)
     if labels and store is None:
         raise ParameterError("labels=True needs a store path to write the label rasters to")
     report = report or (lambda message: None)
@@ -226,14 +235,6 @@ def _each_completed(futures: dict, on_result: Callable, on_error: Callable, prog
 
 #: Failures of the cluster, not of the image: the image is left pending for --resume.
 _CLUSTER_FAILURES = (KilledWorker, CancelledError)
-
-
-class ImageFailedError(PaletteDaskError):
-    """An image failed and ``on_error="fail"`` asked to stop there."""
-
-
-class RunIncompleteError(PaletteDaskError):
-    """Workers died under some images; they are left pending and the store incomplete."""
 
 
 def _no_valid_pixels(name: str) -> NoValidPixelsError:

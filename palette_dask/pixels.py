@@ -36,6 +36,7 @@ __all__ = [
     "N_FEATURES",
     "SCALES",
     "PixelSpec",
+    "check_options",
     "pixel_spec",
     "valid_mask",
     "colour_values",
@@ -112,6 +113,33 @@ def _parse_bands(info: ImageInfo, bands) -> tuple[int, ...]:
     return tuple(b % count for b in bands)
 
 
+def check_options(*, nodata=None, scale="dtype") -> None:
+    """Raise :class:`ParameterError` for a ``nodata`` or ``scale`` no image could use.
+
+    Examples
+    --------
+    >>> check_options(nodata=0, scale=(0, 10000))
+    >>> check_options(scale=(5, 1))
+    Traceback (most recent call last):
+    ...
+    palette_dask.errors.ParameterError: scale=(low, high) needs high > low, got (5, 1)
+    """
+    if nodata is not None and (not isinstance(nodata, (int, float, np.number)) or isinstance(nodata, bool)):
+        raise ParameterError(f"nodata must be a number, got {nodata!r}")
+    if isinstance(scale, str):
+        if scale not in SCALES:
+            raise ParameterError(f"scale must be one of {', '.join(SCALES)} or (low, high), got {scale!r}")
+        return
+    try:
+        low, high = (float(v) for v in scale)
+    except (TypeError, ValueError):
+        raise ParameterError(
+            f"scale must be one of {', '.join(SCALES)} or (low, high), got {scale!r}"
+        ) from None
+    if not high > low:
+        raise ParameterError(f"scale=(low, high) needs high > low, got {scale!r}")
+
+
 def pixel_spec(
     info: ImageInfo,
     *,
@@ -135,10 +163,9 @@ def pixel_spec(
     """
     colour = _parse_bands(info, bands)
     alpha = info.shape[2] - 1 if info.alpha and (info.shape[2] - 1) not in colour else None
+    check_options(nodata=nodata, scale=scale)
     if nodata is None:
         nodata = info.nodata
-    elif not isinstance(nodata, (int, float, np.number)) or isinstance(nodata, bool):
-        raise ParameterError(f"nodata must be a number, got {nodata!r}")
     dtype = np.dtype(info.dtype)
     if nodata is not None and not np.isnan(nodata) and np.issubdtype(dtype, np.integer):
         limits = np.iinfo(dtype)
@@ -149,15 +176,11 @@ def pixel_spec(
             )
     spec = PixelSpec(bands=colour, alpha=alpha, nodata=None if nodata is None else float(nodata))
     if isinstance(scale, str):
-        if scale not in SCALES:
-            raise ParameterError(f"scale must be one of {', '.join(SCALES)} or (low, high), got {scale!r}")
         if scale != "dtype":
             return spec
         low, high = _dtype_range(dtype)
     else:
         low, high = (float(v) for v in scale)
-        if not high > low:
-            raise ParameterError(f"scale=(low, high) needs high > low, got {scale!r}")
     return spec.with_range([low] * len(colour), [high] * len(colour))
 
 
