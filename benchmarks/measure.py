@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -32,10 +33,16 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def timed(command: list[str], *, ok=(0, 3)) -> tuple[float, int, str]:
-    """Wall seconds, peak tree RSS in bytes (sampled every 50 ms), and stdout of a command."""
+def timed(command: list[str], *, ok=(0, 3), timeout: float | None = None) -> tuple[float | None, int, str]:
+    """Wall seconds, peak tree RSS in bytes (sampled every 50 ms), and stdout of a command.
+
+    A command still running after ``timeout`` seconds is killed with its
+    whole process tree; its seconds are then None.
+    """
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True
+    )
     peak = 0
     stop = threading.Event()
 
@@ -47,7 +54,14 @@ def timed(command: list[str], *, ok=(0, 3)) -> tuple[float, int, str]:
 
     sampler = threading.Thread(target=sample)
     sampler.start()
-    out, _ = process.communicate()
+    try:
+        out, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        stop.set()
+        sampler.join()
+        return None, peak, ""
     stop.set()
     sampler.join()
     elapsed = time.perf_counter() - start

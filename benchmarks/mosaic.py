@@ -53,6 +53,11 @@ def tile_at(row: int, col: int, bank: list[np.ndarray]) -> np.ndarray:
     return bank[(row * 7 + col * 3) % len(bank)]
 
 
+def side_for(gigabytes: float) -> int:
+    """Side of a square RGB uint8 mosaic of about ``gigabytes``, a whole number of zarr chunks."""
+    return int(np.sqrt(gigabytes * 1e9 / 3) // (TILE * 2) + 1) * TILE * 2
+
+
 def build_zarr(path: Path, side: int, bank) -> None:
     import zarr
 
@@ -95,7 +100,7 @@ def main() -> None:
     parser.add_argument("--dir", default="/tmp/palette-dask-mosaic")
     parser.add_argument("--write", metavar="RESULTS.md")
     args = parser.parse_args()
-    side = int(np.sqrt(args.gigabytes * 1e9 / 3) // (TILE * 2) + 1) * TILE * 2
+    side = side_for(args.gigabytes)
     folder = Path(args.dir)
     folder.mkdir(parents=True, exist_ok=True)
     bank = tiles()

@@ -13,29 +13,60 @@ Examples
 (50, 300, 3)
 """
 
-from ._version import __version__
-from .cluster import connect
-from .count import image_stats
-from .errors import (
-    ClusterError,
-    ImageFailedError,
-    ImageReadError,
-    InputError,
-    NoValidPixelsError,
-    PaletteDaskError,
-    PaletteDaskWarning,
-    ParameterError,
-    RunIncompleteError,
-    StoreError,
-)
-from .fit import FittedPalette, fit_palette, nearest_center
-from .pipeline import extract_palette
-from .pixels import PixelSpec, pixel_features, pixel_spec, pixel_table
-from .progress import Progress
-from .read import ImageInfo, probe, read_image, resolve_inputs
-from .render import format_table, palette_bar, palette_figure, save_png, thumbnail
-from .sample import draw_sample
-from .store import PaletteResult, load_result
+import importlib
+
+#: Public names and the module (one per stage) each comes from. They are
+#: imported on first use, so a worker process unpickling a counting task
+#: imports the reading and counting stages, not dask-ml and scikit-learn.
+_EXPORTS = {
+    "__version__": "_version",
+    "connect": "cluster",
+    "image_stats": "count",
+    "ClusterError": "errors",
+    "ImageFailedError": "errors",
+    "ImageReadError": "errors",
+    "InputError": "errors",
+    "NoValidPixelsError": "errors",
+    "PaletteDaskError": "errors",
+    "PaletteDaskWarning": "errors",
+    "ParameterError": "errors",
+    "RunIncompleteError": "errors",
+    "StoreError": "errors",
+    "FittedPalette": "fit",
+    "fit_palette": "fit",
+    "nearest_center": "fit",
+    "extract_palette": "pipeline",
+    "PixelSpec": "pixels",
+    "pixel_features": "pixels",
+    "pixel_spec": "pixels",
+    "pixel_table": "pixels",
+    "Progress": "progress",
+    "ImageInfo": "read",
+    "probe": "read",
+    "read_image": "read",
+    "resolve_inputs": "read",
+    "format_table": "render",
+    "palette_bar": "render",
+    "palette_figure": "render",
+    "save_png": "render",
+    "thumbnail": "render",
+    "draw_sample": "sample",
+    "PaletteResult": "store",
+    "load_result": "store",
+}
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'palette_dask' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "__version__",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import warnings
 from collections.abc import Iterator
 
@@ -28,6 +29,15 @@ __all__ = ["connect", "dashboard_link", "jobqueue_options", "make_jobqueue_clust
 
 #: Seconds to wait for a scheduler before giving up.
 CONNECT_TIMEOUT = 10
+#: On a machine with at most this many cores the default LocalCluster is one
+#: in-process worker with a thread per core; above it, one worker process per
+#: core. Measured on 2 cores (benchmarks/RESULTS.md), threads beat process
+#: workers on every input: 16 MP PNG 3.3 s vs 6.5 s, 4 GB zarr mosaic 20 s vs
+#: 35 s, 2,000 photos 52 s vs 65 s. The hot loops (decoders, zarr codecs, the
+#: numba kernels) release the GIL, and no pixels cross process boundaries;
+#: processes cost a second or two of start-up and imports in every worker.
+#: Many cores need processes to spread Python's per-task work past the GIL.
+THREADS_UP_TO_CORES = 4
 #: Job-queue systems, by the name used with ``--cluster``.
 JOBQUEUE_KINDS = {
     "slurm": "SLURMCluster",
@@ -167,7 +177,7 @@ def connect(
     scheduler: str | Client | None = None,
     *,
     jobqueue: dict | None = None,
-    processes: bool = True,
+    processes: bool | None = None,
     n_workers: int | None = None,
     threads_per_worker: int | None = None,
     dashboard_address: str = "127.0.0.1:8787",
@@ -176,6 +186,10 @@ def connect(
     """A client for one run: the one given, one at ``scheduler``, a job-queue cluster, or a LocalCluster.
 
     What this context starts, it closes on exit; a client that was passed in stays open.
+    A LocalCluster has process workers when ``processes`` is true, one
+    in-process worker with threads when it is false, and when it is None the
+    machine decides: threads up to :data:`THREADS_UP_TO_CORES` cores, else
+    processes (``n_workers`` given: processes).
     The LocalCluster's dashboard and its workers' HTTP servers listen on 127.0.0.1
     only (``dashboard_address`` chooses the port; distributed would take None
     for "every interface").
@@ -212,6 +226,10 @@ def connect(
         with client:
             yield client
         return
+    if processes is None:
+        processes = n_workers is not None or (os.cpu_count() or 1) > THREADS_UP_TO_CORES
+    if processes and threads_per_worker is None and n_workers is None:
+        threads_per_worker = 1  # one worker process per core
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Port .* is already in use")  # another port is taken
         cluster = LocalCluster(

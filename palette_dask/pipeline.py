@@ -30,8 +30,16 @@ from .errors import (
     StoreError,
     one_line,
 )
-from .fit import check_k, fit_palette
-from .pixels import PixelSpec, band_range, check_options, combine_ranges, percentile_range, pixel_spec
+from .fit import LOCAL_FIT_BYTES, check_k, fit_palette
+from .pixels import (
+    N_FEATURES,
+    PixelSpec,
+    band_range,
+    check_options,
+    combine_ranges,
+    percentile_range,
+    pixel_spec,
+)
 from .read import (
     DEFAULT_CHUNK_BYTES,
     DEFAULT_MAX_PIXELS,
@@ -89,6 +97,14 @@ def _split_inputs(inputs) -> tuple[list[str], dict]:
         else:
             names.extend(resolve_inputs([item]))
     return names, arrays
+
+
+#: Runs of at most this many images, whose decoded pixels total at most
+#: KEEP_DECODED_BYTES, decode each image once: the pixels stay in the workers'
+#: memory from the sampling pass to the counting pass (a 16 MP PNG: 0.35 s of
+#: decoding saved). Bigger runs read their inputs twice, keeping memory flat.
+KEEP_DECODED_IMAGES = 64
+KEEP_DECODED_BYTES = 512 * 2**20
 
 
 def extract_palette(
@@ -362,6 +378,12 @@ class _Run:
             self.group.attrs["display_range"] = display_range.tolist()
             self.set_range(display_range)
 
+    def keep_decoded(self) -> None:
+        """Small inputs are decoded once and kept on the workers for both passes (sampling, counting)."""
+        decoded = sum(image.nbytes for image in self.images.values())
+        if len(self.images) <= KEEP_DECODED_IMAGES and decoded <= KEEP_DECODED_BYTES:
+            self.images = {i: self.client.persist(image) for i, image in self.images.items()}
+
     def fit(self):
         """Sample the valid pixels and fit the palette; None when no image has a valid pixel."""
         size, seed = self.parameters["sample_size"], self.parameters["seed"]
@@ -370,6 +392,7 @@ class _Run:
         fraction = sampling_fraction(
             sum(image.shape[0] * image.shape[1] for image in self.images.values()), size
         )
+        self.keep_decoded()
         self.report(f"sampling {size:,} pixels from {len(self.images)} images")
         while fraction is not None:  # a second draw only when masks left too few candidates
             candidates = {
@@ -394,7 +417,10 @@ class _Run:
             self.group.attrs["display_range"] = display_range.tolist()
             self.set_range(display_range)
             merged = self.client.submit(scale_candidates, merged, next(iter(self.specs.values())), pure=False)
-        sample = self.client.persist(sample_array(dask.delayed(merged), rows))
+        if rows * N_FEATURES * 4 <= LOCAL_FIT_BYTES:  # a few MB: fitted here, no round trips to the cluster
+            sample = self.client.submit(lambda m: m[:, 1:].astype(np.float32), merged).result()
+        else:
+            sample = self.client.persist(sample_array(dask.delayed(merged), rows))
         self.report(f"fitting k={self.parameters['k']} colours on {rows:,} sampled pixels")
         return fit_palette(sample, self.parameters["k"], random_state=seed)
 

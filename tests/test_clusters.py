@@ -1,5 +1,7 @@
 """Execution targets with real processes: `dask scheduler` + `dask worker`, the dashboard, timeouts."""
 
+import json
+import os
 import subprocess
 import sys
 import time
@@ -11,7 +13,11 @@ import pytest
 import zarr
 from conftest import PHOTOS
 
+from palette_dask import connect
 from palette_dask.cli import main
+from palette_dask.cluster import THREADS_UP_TO_CORES
+
+CLI = str(Path(sys.executable).parent / "palette-dask")
 
 
 def test_run_on_a_remote_cluster_equals_the_local_run(capsys, tmp_path, remote_cluster):
@@ -127,3 +133,25 @@ def test_bad_cluster_settings_are_usage_errors(capsys, tmp_path, yaml_text, argv
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert time.monotonic() - start < 10
+
+
+def test_default_local_cluster_is_sized_to_the_machine():
+    cores = os.cpu_count()
+    with connect(dashboard_address="127.0.0.1:0") as client:
+        workers = list(client.scheduler_info()["workers"].values())
+        if cores <= THREADS_UP_TO_CORES:  # one in-process worker, a thread per core
+            assert client.cluster.processes is False
+            assert [w["nthreads"] for w in workers] == [cores]
+        else:  # a worker process per core
+            assert client.cluster.processes is True
+            assert [w["nthreads"] for w in workers] == [1] * cores
+
+
+def test_the_command_on_process_workers_through_a_pipe(tmp_path):
+    command = [CLI, "run", str(PHOTOS[1]), "-o", str(tmp_path / "p.zarr"), "--processes", "--workers", "2"]
+    done = subprocess.run([*command, "--json"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)  # the whole document arrives through the pipe
+    assert document["pixels"]["valid"] == 400 * 600 and document["k"] == 5
+    refused = subprocess.run([*command, "--threads"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "not allowed with argument" in refused.stderr

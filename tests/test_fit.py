@@ -1,5 +1,6 @@
 import warnings
 
+import dask.array as da
 import numpy as np
 import pytest
 from conftest import PHOTOS, reference_labels, sklearn_best_inertia
@@ -95,3 +96,14 @@ def test_bad_k(k):
 def test_empty_sample():
     with pytest.raises(NoValidPixelsError, match="no valid pixels"):
         fit_palette(np.zeros((0, 3), np.float32), 5)
+
+
+def test_a_numpy_sample_is_fitted_in_process_without_cluster_round_trips(client, photo_sample):
+    from distributed import get_task_stream
+
+    with get_task_stream(client) as stream:
+        local = fit_palette(photo_sample, 5, random_state=3)
+    assert stream.data == []  # dask's threaded scheduler here, not the cluster
+    persisted = client.persist(da.from_array(photo_sample, chunks=(20_000, 3)))
+    on_cluster = fit_palette(persisted, 5, random_state=3)
+    assert local.sample_inertia == pytest.approx(on_cluster.sample_inertia, rel=0.01)

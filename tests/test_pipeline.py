@@ -203,3 +203,14 @@ def test_resume_needs_the_same_inputs_and_parameters(client, tmp_path):
         extract_palette(PHOTOS[1], 4, store=tmp_path / "s.zarr", client=client, resume=True)
     with pytest.raises(StoreError, match="--resume needs the same inputs"):
         extract_palette(PHOTOS[0], 3, store=tmp_path / "s.zarr", client=client, resume=True)
+
+
+def test_a_small_run_decodes_each_image_once(client, tmp_path):
+    from dask.utils import key_split
+    from distributed import get_task_stream
+
+    with get_task_stream(client) as stream:
+        result = extract_palette(PHOTOS[1], 5, client=client)
+    reads = [task for task in stream.data if key_split(task["key"]) == "read"]
+    assert len(reads) == 1  # the PNG is one chunk, kept in memory from sampling to counting
+    assert result.image_counts.sum() == 400 * 600

@@ -19,8 +19,15 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scheduler", help="address of a running dask scheduler")
     parser.add_argument("--cluster-config", help="job-queue cluster YAML (palette-dask: cluster: ...)")
-    parser.add_argument("--threads", action="store_true", help="LocalCluster on threads (small inputs)")
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--threads", action="store_true", help="LocalCluster: one worker, a thread per core")
+    kind.add_argument("--processes", action="store_true", help="LocalCluster: a worker process per core")
     parser.add_argument("--resume", action="store_true", help="finish an interrupted run")
+
+
+def _processes(args) -> bool | None:
+    """--threads, --processes, or None: palette_dask sizes the LocalCluster to the machine."""
+    return True if args.processes else False if args.threads else None
 
 
 def run(args, inputs, **options):
@@ -30,7 +37,7 @@ def run(args, inputs, **options):
     store = out / "palette.zarr"
     try:
         jobqueue = jobqueue_options(args.cluster_config) if args.cluster_config else None
-        with connect(args.scheduler, jobqueue=jobqueue, processes=not args.threads) as client:
+        with connect(args.scheduler, jobqueue=jobqueue, processes=_processes(args)) as client:
             print(f"palette-dask: dashboard at {dashboard_link(client)}", file=sys.stderr)
             return extract_palette(
                 inputs, args.k, store=store, seed=args.seed, client=client, report=Progress(),
