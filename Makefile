@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test clean
+.PHONY: install demo test browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/palette-dask demo
 
-test: $(STAMP)
+# The HTML report is opened in a real headless browser by the tests: Debian's Chromium.
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  (echo "installing Chromium for the report's browser test" && \
+	   (DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
+	    (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null)))
+
+test: $(STAMP) browser
 	$(BIN)/ruff check palette_dask tests benchmarks workflows
 	$(BIN)/python -m pytest
 

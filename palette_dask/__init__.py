@@ -36,6 +36,8 @@ _EXPORTS = {
     "fit_palette": "fit",
     "nearest_center": "fit",
     "extract_palette": "pipeline",
+    "sweep_k": "pipeline",
+    "Sweep": "choose",
     "PixelSpec": "pixels",
     "pixel_features": "pixels",
     "pixel_spec": "pixels",
@@ -71,6 +73,8 @@ def __dir__() -> list[str]:
 __all__ = [
     "__version__",
     "extract_palette",
+    "sweep_k",
+    "Sweep",
     "PaletteResult",
     "load_result",
     "resolve_inputs",

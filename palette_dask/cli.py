@@ -8,6 +8,7 @@ and errors always go to stderr, one line each.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -64,6 +65,19 @@ def bands_argument(text: str) -> tuple[int, ...]:
     return tuple(n - 1 for n in numbers)
 
 
+def _k_range(text: str) -> range:
+    """``2..16`` → range(2, 17): at least three values, from 1."""
+    try:
+        low, high = (int(part) for part in text.split(".."))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW..HIGH such as 2..16, got {text!r}") from None
+    if low < 1 or high - low < 2:
+        raise argparse.ArgumentTypeError(
+            f"expected LOW..HIGH with 1 <= LOW and at least 3 values, got {text!r}"
+        )
+    return range(low, high + 1)
+
+
 def _number(text: str) -> float:
     try:
         return float(text)
@@ -108,6 +122,25 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--png", metavar="BAR.png", help="also write the palette bar as PNG")
     _add_palette_options(show)
 
+    sweep = sub.add_parser(
+        "sweep", parents=[common], help="fit the sample for a range of k and suggest one (nothing stored)"
+    )
+    sweep.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="image file, directory, glob, list file, zarr array or URL"
+    )
+    sweep.add_argument(
+        "-k", type=_k_range, default=range(2, 17), metavar="LOW..HIGH", help="values of k (default: 2..16)"
+    )
+    _add_input_options(sweep)
+    sweep.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    sweep.add_argument("--png", metavar="CURVE.png", help="also draw the inertia curve as PNG")
+
+    report = sub.add_parser("report", parents=[common], help="write the HTML report of a store")
+    report.add_argument("store", metavar="OUT.zarr")
+    report.add_argument(
+        "-o", "--out", default="report.html", metavar="REPORT.html", help="where (default: %(default)s)"
+    )
+
     demo = sub.add_parser("demo", parents=[common], help="run on the sample photos shipped with scikit-image")
     _add_run_options(demo, default_store=None)
     demo.add_argument(
@@ -145,6 +178,31 @@ def _add_run_options(parser: argparse.ArgumentParser, *, default_store: str | No
         parser.add_argument(
             "-o", "--out", default=default_store, metavar="OUT.zarr", help="zarr store (default: %(default)s)"
         )
+    _add_input_options(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    parser.add_argument(
+        "--resume", action="store_true", help="finish the pending images of an existing store"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    parser.add_argument("--png", metavar="BAR.png", help="also write the palette bar as PNG")
+    _add_palette_options(parser)
+    parser.add_argument(
+        "--figure", metavar="FIG.png", help="also write the image (the first) beside its palette bar"
+    )
+    parser.add_argument(
+        "--html", metavar="REPORT.html", help="also write a self-contained HTML report with previews"
+    )
+    parser.add_argument("--labels", action="store_true", help="also store a label raster per image")
+    parser.add_argument(
+        "--on-error",
+        choices=("skip", "fail"),
+        default="skip",
+        help="on a bad image: record it and go on (skip, exit 3 at the end) or stop (fail, exit 1)",
+    )
+
+
+def _add_input_options(parser: argparse.ArgumentParser) -> None:
+    """How inputs are read and sampled, and where the work runs: shared by run, demo and sweep."""
     parser.add_argument(
         "--sample", type=_positive_int, default=None, metavar="N", help="pixels sampled to fit"
     )
@@ -183,16 +241,6 @@ def _add_run_options(parser: argparse.ArgumentParser, *, default_store: str | No
     kind.add_argument(
         "--processes", action="store_true", help="LocalCluster: one worker process per core (or --workers)"
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
-    parser.add_argument(
-        "--resume", action="store_true", help="finish the pending images of an existing store"
-    )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing store")
-    parser.add_argument("--png", metavar="BAR.png", help="also write the palette bar as PNG")
-    _add_palette_options(parser)
-    parser.add_argument(
-        "--figure", metavar="FIG.png", help="also write the image (the first) beside its palette bar"
-    )
     parser.add_argument(
         "--max-pixels", type=_positive_int, default=None, metavar="N", help="largest image decoded whole"
     )
@@ -215,12 +263,11 @@ def _add_run_options(parser: argparse.ArgumentParser, *, default_store: str | No
     parser.add_argument(
         "--channel-axis", type=int, default=None, metavar="N", help="axis of the bands of zarr arrays"
     )
-    parser.add_argument("--labels", action="store_true", help="also store a label raster per image")
     parser.add_argument(
-        "--on-error",
-        choices=("skip", "fail"),
-        default="skip",
-        help="on a bad image: record it and go on (skip, exit 3 at the end) or stop (fail, exit 1)",
+        "--space",
+        choices=("rgb", "lab"),  # colour.SPACES, without importing numba to parse a command
+        default="rgb",
+        help="cluster in display sRGB (rgb, the default) or perceptual CIELAB (lab)",
     )
 
 
@@ -318,17 +365,67 @@ def _jobqueue(args) -> dict | None:
 
 def _run(args) -> int:
     if args.print_job_script:
-        from .cluster import make_jobqueue_cluster
-
-        with make_jobqueue_cluster(_jobqueue(args)) as cluster:
-            print(cluster.job_script())
-        return EXIT_OK
+        return _print_job_script(args)
     result = _extract(args, args.inputs, args.out)
     return _finish(args, result)
 
 
-def _extract(args, inputs, store) -> PaletteResult:
+def _print_job_script(args) -> int:
+    from .cluster import make_jobqueue_cluster
+
+    with make_jobqueue_cluster(_jobqueue(args)) as cluster:
+        print(cluster.job_script())
+    return EXIT_OK
+
+
+@contextlib.contextmanager
+def _client(args, jobqueue):
+    """The run's dask client (see cluster.connect), its dashboard link printed on stderr."""
     from .cluster import connect, dashboard_link
+
+    with connect(
+        args.scheduler, jobqueue=jobqueue, processes=_processes(args), n_workers=args.workers
+    ) as client:
+        link = dashboard_link(client)
+        if link and not args.quiet:
+            print(f"palette-dask: dashboard at {link}", file=sys.stderr, flush=True)
+        yield client
+
+
+def _sweep(args) -> int:
+    if args.print_job_script:
+        return _print_job_script(args)
+    from .choose import sweep_figure
+    from .pipeline import sweep_k
+    from .read import resolve_inputs
+
+    jobqueue = _jobqueue(args)
+    inputs = resolve_inputs(args.inputs)
+    options = {k: getattr(args, k) for k in ("seed", "bands", "nodata", "scale", "space", "channel_axis")}
+    if args.sample:
+        options["sample_size"] = args.sample
+    if args.max_pixels:
+        options["max_pixels"] = args.max_pixels
+    with _client(args, jobqueue) as client:
+        sweep = sweep_k(inputs, args.k, client=client, report=_reporter(args), **options)
+    if args.png:
+        sweep_figure(sweep, args.png)
+    if args.json:
+        json.dump(sweep.to_dict(), sys.stdout)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    print("   k   inertia of the sample")
+    for k, inertia, colours in zip(sweep.ks, sweep.inertias, sweep.colours):
+        mark = "  <- suggested" if k == sweep.suggested else ""
+        found = f"  (only {colours} distinct colours)" if colours < k else ""
+        print(f"{k:4d}   {inertia:,.0f}{found}{mark}")
+    print(f"suggested k={sweep.suggested} (the elbow of the curve; {sweep.sample_size:,} sampled pixels)")
+    for error in list(sweep.failures.values())[:5]:
+        print(f"palette-dask: left out: {error}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _extract(args, inputs, store) -> PaletteResult:
     from .pipeline import extract_palette
     from .read import resolve_inputs
     from .store import check_new_store
@@ -348,6 +445,7 @@ def _extract(args, inputs, store) -> PaletteResult:
         "bands": args.bands,
         "nodata": args.nodata,
         "scale": args.scale,
+        "space": args.space,
         "channel_axis": args.channel_axis,
         "labels": args.labels,
         "on_error": args.on_error,
@@ -356,16 +454,21 @@ def _extract(args, inputs, store) -> PaletteResult:
         options["sample_size"] = args.sample
     if args.max_pixels:
         options["max_pixels"] = args.max_pixels
-    with connect(
-        args.scheduler,
-        jobqueue=jobqueue,
-        processes=_processes(args),
-        n_workers=args.workers,
-    ) as client:
-        link = dashboard_link(client)
-        if link and not args.quiet:
-            print(f"palette-dask: dashboard at {link}", file=sys.stderr, flush=True)
-        return extract_palette(inputs, client=client, report=report, **options)
+    with _client(args, jobqueue) as client:
+        result = extract_palette(inputs, client=client, report=report, **options)
+        if getattr(args, "html", None):
+            _save_report(result, args.html)
+        return result
+
+
+def _save_report(result: PaletteResult, path) -> None:
+    """The HTML report; one that cannot be written is a warning, the run's result stands."""
+    from .report import html_report
+
+    try:
+        html_report(result, path)
+    except (OSError, PaletteDaskError) as exc:
+        print(f"palette-dask: warning: no report {path}: {one_line(exc)}", file=sys.stderr)
 
 
 def _processes(args) -> bool | None:
@@ -437,6 +540,11 @@ def _print_result(args, result: PaletteResult) -> None:
         f"{images['done']} of {images['total']} images done, {images['failed']} failed; "
         f"{pixels['valid']:,} valid pixels, {pixels['masked']:,} masked; store: {result.store}"
     )
+    if summary.get("lab_error") is not None:
+        print(
+            f"palette error: mean squared CIELAB distance {summary['lab_error']:.1f} "
+            f"(RMS delta E {summary['lab_error'] ** 0.5:.2f}) of every pixel to its nearest colour as shown"
+        )
     if not result.complete:
         print(
             "palette-dask: the store is incomplete: finish it with 'palette-dask run ... --resume'",
@@ -460,6 +568,7 @@ def _demo(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     args.overwrite = args.overwrite or not args.resume
+    args.html = args.html or str(out / "report.html")
     result = _extract(args, [str(data / name) for name in DEMO_IMAGES], str(out / "demo.zarr"))
     _save_bar(result, out / "palette.png")
     for index, name in enumerate(result.image_names):
@@ -467,11 +576,22 @@ def _demo(args) -> int:
             _save_figure(result, index, out / f"{Path(name).stem}-palette.png")
     _print_result(args, result)
     if not args.json:
-        print(f"outputs in {out}/: demo.zarr (the store), palette.png (the global bar), <image>-palette.png")
+        print(
+            f"outputs in {out}/: report.html (open it in a browser), demo.zarr (the store), "
+            "palette.png (the global bar), <image>-palette.png"
+        )
     return EXIT_OK if result.to_dict()["images"]["failed"] == 0 else EXIT_PARTIAL
 
 
-_COMMANDS = {"run": _run, "show": _show, "demo": _demo}
+def _report(args) -> int:
+    from .report import html_report
+
+    result = load_result(args.store)
+    print(html_report(result, args.out))
+    return EXIT_OK
+
+
+_COMMANDS = {"run": _run, "show": _show, "demo": _demo, "sweep": _sweep, "report": _report}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,9 +3,11 @@
 Each chunk's task reads its tile, and one compiled loop (numba) turns every
 pixel into its features, checks its mask, finds its nearest centre and counts
 it: the task returns only a small vector (the pixels per cluster, their
-squared distances for the true inertia, and the masked pixels), and holds no
-per-pixel temporary array. The label raster is never materialised, unless
-label rasters are asked for, and then only one chunk at a time.
+squared distances for the true inertia, the masked pixels, and the palette's
+CIELAB error: the squared ΔE*ab of each pixel to its nearest palette colour
+as shown, rounded to 8-bit sRGB), and holds no per-pixel temporary array.
+The label raster is never materialised, unless label rasters are asked for,
+and then only one chunk at a time.
 
 The loop computes exactly what :func:`~palette_dask.pixels.block_features`
 and :func:`~palette_dask.fit.nearest_center` compute, in the same order and
@@ -20,6 +22,7 @@ import dask.array as da
 import numba
 import numpy as np
 
+from .colour import lab_of, palette_lab
 from .pixels import N_FEATURES, PixelSpec
 
 __all__ = ["ImageCounts", "block_stats", "image_stats", "unpack_stats"]
@@ -34,14 +37,18 @@ class ImageCounts:
     counts : ndarray of int64, shape (k,)
         Valid pixels nearest to each centre.
     squared_error : ndarray of float64, shape (k,)
-        Sum of squared distances of those pixels to their centre.
+        Sum of squared distances of those pixels to their centre, in the clustering space.
     masked : int
         Pixels left out (alpha 0, nodata, NaN).
+    lab_squared_error : float
+        Sum over the valid pixels of the squared CIELAB distance to the nearest
+        palette colour rounded to 8-bit sRGB.
     """
 
     counts: np.ndarray
     squared_error: np.ndarray
     masked: int
+    lab_squared_error: float = 0.0
 
     @property
     def valid(self) -> int:
@@ -49,15 +56,47 @@ class ImageCounts:
         return int(self.counts.sum())
 
 
+#: Colours remembered by the counting loop of an 8-bit chunk (a power of two).
+CACHE_SLOTS = 2**15
+
+
 @numba.njit(nogil=True, cache=True)
-def _count_pixels(pixels, bands, alpha, nodata, nodata_is_nan, check_nan, low, scale, centers, labels_out):
-    """The fused per-pixel loop; ``pixels`` is ``(n, bands)``; returns counts, squared errors, masked."""
+def _count_pixels(
+    pixels,
+    bands,
+    alpha,
+    nodata,
+    nodata_is_nan,
+    check_nan,
+    low,
+    scale,
+    lab,
+    centers,
+    shown_lab,
+    use_cache,
+    labels_out,
+):
+    """The fused per-pixel loop over ``(n, bands)`` pixels: counts, squared errors, masked, Lab error.
+
+    With ``use_cache`` (8-bit colours that are their own features), a colour's
+    results are remembered in a small direct-mapped cache keyed by the colour:
+    a colour seen again costs a lookup instead of its Lab conversion and two
+    nearest-colour searches, with the same numbers, added in the same order.
+    """
     k = centers.shape[0]
     counts = np.zeros(k, dtype=np.int64)
     squared = np.zeros(k, dtype=np.float64)
     masked = 0
+    lab_error = 0.0
     n_bands = pixels.shape[1]
     feature = np.empty(3, dtype=np.float64)
+    slots = CACHE_SLOTS if use_cache else 1
+    cache_key = np.full(slots, -1, dtype=np.int32)
+    cache_label = np.empty(slots, dtype=np.int32)
+    cache_d2 = np.empty(slots, dtype=np.float64)
+    cache_lab = np.empty(slots, dtype=np.float64)
+    key = 0
+    slot = 0
     for i in range(pixels.shape[0]):
         valid = True
         if alpha >= 0 and not pixels[i, alpha] > 0:
@@ -84,10 +123,34 @@ def _count_pixels(pixels, bands, alpha, nodata, nodata_is_nan, check_nan, low, s
             if labels_out.shape[0] > 0:
                 labels_out[i] = 0
             continue
+        if use_cache:
+            key = (np.int32(pixels[i, bands[0]]) << 16) | (np.int32(pixels[i, bands[1]]) << 8)
+            key |= np.int32(pixels[i, bands[2]])
+            slot = ((key * 2654435761) >> 13) & (CACHE_SLOTS - 1)
+            if cache_key[slot] == key:
+                best = cache_label[slot]
+                counts[best] += 1
+                squared[best] += cache_d2[slot]
+                lab_error += cache_lab[slot]
+                if labels_out.shape[0] > 0:
+                    labels_out[i] = best + 1
+                continue
         for f in range(3):
             v = np.float32((np.float64(pixels[i, bands[f]]) - low[f]) * scale[f])
             v = min(max(v, np.float32(0.0)), np.float32(255.0))
             feature[f] = np.float64(v)
+        lightness, green_red, blue_yellow = lab_of(feature[0], feature[1], feature[2])
+        if lab:  # the features are the pixel's Lab, as float32 like the sample's
+            feature[0] = np.float64(np.float32(lightness))
+            feature[1] = np.float64(np.float32(green_red))
+            feature[2] = np.float64(np.float32(blue_yellow))
+        nearest_shown = np.inf
+        for j in range(shown_lab.shape[0]):
+            d0 = lightness - shown_lab[j, 0]
+            d1 = green_red - shown_lab[j, 1]
+            d2 = blue_yellow - shown_lab[j, 2]
+            nearest_shown = min(nearest_shown, d0 * d0 + d1 * d1 + d2 * d2)
+        lab_error += nearest_shown
         best = 0
         best_d2 = np.inf
         for j in range(k):
@@ -102,15 +165,27 @@ def _count_pixels(pixels, bands, alpha, nodata, nodata_is_nan, check_nan, low, s
         squared[best] += best_d2
         if labels_out.shape[0] > 0:
             labels_out[i] = best + 1
-    return counts, squared, masked
+        if use_cache:
+            cache_key[slot] = key
+            cache_label[slot] = best
+            cache_d2[slot] = best_d2
+            cache_lab[slot] = nearest_shown
+    return counts, squared, masked, lab_error
 
 
 def block_stats(
-    block: np.ndarray, spec: PixelSpec, centers: np.ndarray, *, labels_out: np.ndarray | None = None
+    block: np.ndarray,
+    spec: PixelSpec,
+    centers: np.ndarray,
+    colors: np.ndarray | None = None,
+    *,
+    labels_out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``[counts (k), squared errors (k), masked]`` of one block, as float64.
+    """``[counts (k), squared errors (k), masked, CIELAB squared error]`` of one block, as float64.
 
-    With ``labels_out`` (a ``(rows, cols)`` integer array), also writes each
+    ``centers`` are in the spec's space; ``colors`` (display sRGB, default
+    ``centers``) is the palette as shown, for the CIELAB error. With
+    ``labels_out`` (a ``(rows, cols)`` integer array), also writes each
     pixel's colour index + 1 into it, and 0 for masked pixels.
 
     Examples
@@ -118,8 +193,8 @@ def block_stats(
     >>> from palette_dask.pixels import PixelSpec
     >>> spec = PixelSpec(bands=(0, 1, 2), alpha=3, low=(0, 0, 0), high=(255, 255, 255))
     >>> block = np.array([[[0, 0, 0, 255], [250, 250, 250, 255], [9, 9, 9, 0]]], dtype=np.uint8)
-    >>> block_stats(block, spec, np.array([[0, 0, 0], [255, 255, 255.0]])).tolist()
-    [1.0, 1.0, 0.0, 75.0, 1.0]
+    >>> block_stats(block, spec, np.array([[0, 0, 0], [255, 255, 255.0]])).round(2).tolist()
+    [1.0, 1.0, 0.0, 75.0, 1.0, 2.99]
     """
     pixels = block.reshape(-1, block.shape[-1])
     if pixels.dtype == np.bool_:
@@ -135,7 +210,7 @@ def block_stats(
         else np.empty(0, dtype=pixels.dtype)
     )
     flat_labels = labels_out.reshape(-1) if labels_out is not None else np.empty(0, dtype=np.uint8)
-    counts, squared, masked = _count_pixels(
+    counts, squared, masked, lab_error = _count_pixels(
         pixels,
         bands,
         -1 if spec.alpha is None else spec.alpha,
@@ -144,53 +219,65 @@ def block_stats(
         np.issubdtype(pixels.dtype, np.floating),
         low,
         scale,
+        spec.space == "lab",
         np.asarray(centers, dtype=np.float32).astype(np.float64),
+        palette_lab(centers if colors is None else colors),
+        pixels.dtype == np.uint8 and bool(np.all(low == 0.0)) and bool(np.all(scale == 1.0)),
         flat_labels,
     )
-    return np.concatenate([counts, squared, [masked]]).astype(np.float64)
+    return np.concatenate([counts, squared, [masked, lab_error]]).astype(np.float64)
 
 
-def _stats_task(block, spec, centers, labels_path=None, block_info=None):
+def _stats_task(block, spec, centers, colors, labels_path=None, block_info=None):
     if labels_path is None:
-        stats = block_stats(block, spec, centers)
+        stats = block_stats(block, spec, centers, colors)
     else:  # this task owns exactly this chunk of the label raster
         import zarr
 
         target = zarr.open_array(labels_path, mode="r+")
         (r0, r1), (c0, c1), _ = block_info[0]["array-location"]
         labels = np.zeros((r1 - r0, c1 - c0), dtype=target.dtype)
-        stats = block_stats(block, spec, centers, labels_out=labels)
+        stats = block_stats(block, spec, centers, colors, labels_out=labels)
         target[r0:r1, c0:c1] = labels
     return stats[np.newaxis, np.newaxis, :]
 
 
 def image_stats(
-    image: da.Array, spec: PixelSpec, centers: np.ndarray, labels_path: str | None = None
+    image: da.Array,
+    spec: PixelSpec,
+    centers: np.ndarray,
+    labels_path: str | None = None,
+    colors: np.ndarray | None = None,
 ) -> da.Array:
-    """Lazy ``(2k + 1,)`` vector of :func:`block_stats` summed over an image's chunks.
+    """Lazy ``(2k + 2,)`` vector of :func:`block_stats` summed over an image's chunks.
 
-    With ``labels_path`` (a zarr array chunked like ``image``), every chunk's
-    task also writes its labels there, in the same pass.
+    ``centers`` are in the spec's space, ``colors`` the palette as shown
+    (display sRGB; default ``centers``). With ``labels_path`` (a zarr array
+    chunked like ``image``), every chunk's task also writes its labels
+    there, in the same pass.
     """
     centers = np.asarray(centers, dtype=np.float32)
-    width = 2 * len(centers) + 1
+    colors = centers if colors is None else np.asarray(colors, dtype=np.float64)
+    width = 2 * len(centers) + 2
     per_block = image.map_blocks(
         _stats_task,
         spec,
         centers,
+        colors,
         labels_path,
         chunks=((1,) * image.numblocks[0], (1,) * image.numblocks[1], (width,)),
         dtype=np.float64,
-        name="count-" + da.core.tokenize(image.name, spec, centers, labels_path),
+        name="count-" + da.core.tokenize(image.name, spec, centers, colors, labels_path),
     )
     return per_block.sum(axis=(0, 1), split_every=16)
 
 
 def unpack_stats(stats: np.ndarray) -> ImageCounts:
     """Split an :func:`image_stats` vector into an :class:`ImageCounts`."""
-    k = (len(stats) - 1) // 2
+    k = (len(stats) - 2) // 2
     return ImageCounts(
         counts=np.rint(stats[:k]).astype(np.int64),
         squared_error=np.asarray(stats[k : 2 * k], dtype=np.float64),
-        masked=int(round(stats[-1])),
+        masked=int(round(stats[2 * k])),
+        lab_squared_error=float(stats[2 * k + 1]),
     )

@@ -19,7 +19,9 @@ from distributed.client import FutureCancelledError as CancelledError
 from distributed.scheduler import KilledWorker
 
 from . import store as stores
+from .choose import Sweep, fit_sweep
 from .cluster import connect
+from .colour import lab_to_srgb
 from .count import image_stats, unpack_stats
 from .errors import (
     ImageFailedError,
@@ -61,7 +63,7 @@ from .sample import (
 )
 from .store import PaletteResult
 
-__all__ = ["extract_palette", "ImageFailedError", "RunIncompleteError"]
+__all__ = ["extract_palette", "sweep_k", "ImageFailedError", "RunIncompleteError"]
 
 Reporter = Callable[[str], None]
 
@@ -71,10 +73,10 @@ def _error_text(name: str, exc: BaseException) -> str:
     return one_line(exc if isinstance(exc, PaletteDaskError) else f"{name}: {type(exc).__name__}: {exc}")
 
 
-def _check_parameters(k, sample_size, seed, nodata, scale) -> None:
+def _check_parameters(k, sample_size, seed, nodata, scale, space) -> None:
     """Options no image could use are usage errors before anything runs, not a failure per image."""
     check_k(k)
-    check_options(nodata=nodata, scale=scale)
+    check_options(nodata=nodata, scale=scale, space=space)
     if not isinstance(sample_size, (int, np.integer)) or sample_size < k:
         raise ParameterError(f"sample_size must be a whole number >= k={k}, got {sample_size!r}")
     if not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -105,6 +107,9 @@ def _split_inputs(inputs) -> tuple[list[str], dict]:
 #: decoding saved). Bigger runs read their inputs twice, keeping memory flat.
 KEEP_DECODED_IMAGES = 64
 KEEP_DECODED_BYTES = 512 * 2**20
+#: A kept image of at least this many pixels in fewer chunks than the
+#: cluster has threads is split into one band of rows per thread.
+SPLIT_PIXELS = 2**20
 
 
 def extract_palette(
@@ -117,6 +122,7 @@ def extract_palette(
     bands: tuple[int, ...] | None = None,
     nodata: float | None = None,
     scale: str | tuple[float, float] = "dtype",
+    space: str = "rgb",
     channel_axis: int | None = None,
     labels: bool = False,
     on_error: str = "skip",
@@ -152,6 +158,10 @@ def extract_palette(
         0–65535), by the least and greatest valid value of each band over all
         images (one extra pass), by each band's 2nd and 98th percentile in the
         sample, or from ``low`` to ``high``.
+    space : {"rgb", "lab"}
+        Cluster in display sRGB, as the tutorial does, or in CIELAB, where
+        distances follow perceived differences; either way the palette is
+        given in sRGB, and the store records the space.
     channel_axis : int, optional
         The axis of the bands, for zarr arrays and arrays whose layout is not named.
     labels : bool
@@ -190,22 +200,12 @@ def extract_palette(
     >>> result.k, round(float(result.proportions.sum()), 6), result.to_dict()["images"]
     (5, 1.0, {'total': 1, 'done': 1, 'failed': 0})
     """
-    _check_parameters(k, sample_size, seed, nodata, scale)
     if labels and store is None:
         raise ParameterError("labels=True needs a store path to write the label rasters to")
     report = report or (lambda message: None)
     names, arrays = _split_inputs(inputs)
-    parameters = {
-        "k": int(k),
-        "sample_size": int(sample_size),
-        "seed": int(seed),
-        "chunk_bytes": int(chunk_bytes),
-        "bands": None if bands is None else [int(b) for b in bands],
-        "nodata": None if nodata is None else float(nodata),
-        "scale": scale if isinstance(scale, str) else [float(v) for v in scale],
-        "channel_axis": channel_axis,
-        "labels": bool(labels),
-    }
+    parameters = _parameters(k, sample_size, seed, chunk_bytes, bands, nodata, scale, space, channel_axis)
+    parameters["labels"] = bool(labels)
     if on_error not in ("skip", "fail"):
         raise ParameterError(f"on_error must be 'skip' or 'fail', got {on_error!r}")
     group = _open_or_create(store, names, parameters, overwrite=overwrite, resume=resume)
@@ -213,6 +213,77 @@ def extract_palette(
         run = _Run(group, names, arrays, run_client, {**parameters, "on_error": on_error}, max_pixels, report)
         run.execute()
     return stores.load_result(group)
+
+
+def _parameters(k, sample_size, seed, chunk_bytes, bands, nodata, scale, space, channel_axis) -> dict:
+    """The run's parameters, checked, as stored in the store's attributes."""
+    _check_parameters(k, sample_size, seed, nodata, scale, space)
+    return {
+        "k": int(k),
+        "sample_size": int(sample_size),
+        "seed": int(seed),
+        "chunk_bytes": int(chunk_bytes),
+        "bands": None if bands is None else [int(b) for b in bands],
+        "nodata": None if nodata is None else float(nodata),
+        "scale": scale if isinstance(scale, str) else [float(v) for v in scale],
+        "space": space,
+        "channel_axis": channel_axis,
+    }
+
+
+def sweep_k(
+    inputs,
+    ks=range(2, 17),
+    *,
+    sample_size: int = DEFAULT_SAMPLE_SIZE,
+    seed: int = 0,
+    bands: tuple[int, ...] | None = None,
+    nodata: float | None = None,
+    scale: str | tuple[float, float] = "dtype",
+    space: str = "rgb",
+    channel_axis: int | None = None,
+    client: Client | str | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    report: Reporter | None = None,
+) -> Sweep:
+    """Fit the sample for every ``k`` in ``ks`` and suggest one; nothing is counted or stored.
+
+    The sample is the one :func:`extract_palette` would draw with the same
+    options; images that cannot be read are left out (see ``Sweep.failures``).
+
+    Examples
+    --------
+    >>> import os, skimage
+    >>> coffee = os.path.join(os.path.dirname(skimage.__file__), "data", "coffee.png")
+    >>> from palette_dask import connect
+    >>> with connect(processes=False, n_workers=1, dashboard_address="127.0.0.1:0") as client:
+    ...     sweep = sweep_k(coffee, range(2, 9), client=client)
+    >>> sweep.ks, 2 <= sweep.suggested <= 8
+    ([2, 3, 4, 5, 6, 7, 8], True)
+    """
+    ks = sorted({int(k) for k in ks})
+    if len(ks) < 3:
+        raise ParameterError(f"a sweep needs at least three values of k, got {ks}")
+    report = report or (lambda message: None)
+    names, arrays = _split_inputs(inputs)
+    parameters = _parameters(
+        max(ks), sample_size, seed, chunk_bytes, bands, nodata, scale, space, channel_axis
+    )
+    check_k(min(ks))
+    group = _open_or_create(None, names, parameters, overwrite=False, resume=False)
+    with connect(client) as run_client, run_client.as_current():
+        run = _Run(group, names, arrays, run_client, parameters, max_pixels, report)
+        run.open_images(list(range(len(names))))
+        sample = run.sample() if run.images else None
+        failures = stores.load_result(group).failures
+        if sample is None:
+            raise NoValidPixelsError(
+                f"no valid pixels to sample in {len(names)} input(s)"
+                + (f"; first failure: {next(iter(failures.values()))}" if failures else "")
+            )
+        report(f"fitting k={ks[0]}..{ks[-1]} on {len(sample):,} sampled pixels")
+        return fit_sweep(sample, ks, seed=seed, space=space, failures=failures)
 
 
 def _open_or_create(store, names, parameters, *, overwrite: bool, resume: bool):
@@ -228,7 +299,12 @@ def _open_or_create(store, names, parameters, *, overwrite: bool, resume: bool):
                 "--resume needs the same parameters"
             )
         return group
-    attrs = {"parameters": parameters, "space": "rgb", "inputs": names[:1000], "n_inputs": len(names)}
+    attrs = {
+        "parameters": parameters,
+        "space": parameters["space"],
+        "inputs": names[:1000],
+        "n_inputs": len(names),
+    }
     return stores.create_store(store, names, attrs=attrs, overwrite=overwrite)
 
 
@@ -305,17 +381,21 @@ class _Run:
             if fitted is None:  # no image has a valid pixel
                 self.finish()
                 return
-            stores.write_palette(group, fitted.centers)
+            if self.parameters["space"] == "lab":
+                stores.write_palette(group, lab_to_srgb(fitted.centers), fitted.centers)
+            else:
+                stores.write_palette(group, fitted.centers)
             group.attrs.update({"sample_inertia": fitted.sample_inertia, "sample_size": fitted.sample_size})
         elif group.attrs.get("display_range"):  # measured by the run this one resumes
             self.set_range(np.array(group.attrs["display_range"]))
-        self.count(group["centers"][:])
+        space_centers = group["cluster_centers" if "cluster_centers" in group else "centers"][:]
+        self.count(space_centers, group["centers"][:])
         self.finish()
         self.report("done")
 
     def open_images(self, pending: list[int]) -> None:
         """Headers (read on the workers) → specs and lazy arrays; failures recorded."""
-        options = {k: self.parameters[k] for k in ("bands", "nodata")}
+        options = {k: self.parameters[k] for k in ("bands", "nodata", "space")}
         scale = self.parameters["scale"]
         chunk_bytes, channel_axis = self.parameters["chunk_bytes"], self.parameters["channel_axis"]
 
@@ -379,13 +459,34 @@ class _Run:
             self.set_range(display_range)
 
     def keep_decoded(self) -> None:
-        """Small inputs are decoded once and kept on the workers for both passes (sampling, counting)."""
+        """Small inputs are decoded once and kept on the workers for both passes (sampling, counting).
+
+        An image decoded whole (PNG, JPEG) is one chunk; kept in memory, it is
+        split into bands of rows so that every worker thread samples and
+        counts a part of it.
+        """
         decoded = sum(image.nbytes for image in self.images.values())
-        if len(self.images) <= KEEP_DECODED_IMAGES and decoded <= KEEP_DECODED_BYTES:
-            self.images = {i: self.client.persist(image) for i, image in self.images.items()}
+        if len(self.images) > KEEP_DECODED_IMAGES or decoded > KEEP_DECODED_BYTES:
+            return
+        threads = sum(self.client.nthreads().values())
+
+        def split(image: da.Array) -> da.Array:
+            if image.npartitions >= threads or image.shape[0] * image.shape[1] < SPLIT_PIXELS:
+                return image
+            return image.rechunk({0: -(-image.shape[0] // threads), 1: -1})
+
+        self.images = {i: self.client.persist(split(image)) for i, image in self.images.items()}
 
     def fit(self):
         """Sample the valid pixels and fit the palette; None when no image has a valid pixel."""
+        sample = self.sample()
+        if sample is None:
+            return None
+        self.report(f"fitting k={self.parameters['k']} colours on {len(sample):,} sampled pixels")
+        return fit_palette(sample, self.parameters["k"], random_state=self.parameters["seed"])
+
+    def sample(self):
+        """The sample of valid pixels (numpy when small, else persisted); None when no image has one."""
         size, seed = self.parameters["sample_size"], self.parameters["seed"]
         if self.parameters["scale"] == "minmax":
             self.measure_range()
@@ -418,14 +519,14 @@ class _Run:
             self.set_range(display_range)
             merged = self.client.submit(scale_candidates, merged, next(iter(self.specs.values())), pure=False)
         if rows * N_FEATURES * 4 <= LOCAL_FIT_BYTES:  # a few MB: fitted here, no round trips to the cluster
-            sample = self.client.submit(lambda m: m[:, 1:].astype(np.float32), merged).result()
-        else:
-            sample = self.client.persist(sample_array(dask.delayed(merged), rows))
-        self.report(f"fitting k={self.parameters['k']} colours on {rows:,} sampled pixels")
-        return fit_palette(sample, self.parameters["k"], random_state=seed)
+            return self.client.submit(lambda m: m[:, 1:].astype(np.float32), merged).result()
+        return self.client.persist(sample_array(dask.delayed(merged), rows))
 
-    def count(self, centers: np.ndarray) -> None:
-        """One pass: label and count every pixel, image by image; each result is written as it ends."""
+    def count(self, centers: np.ndarray, colors: np.ndarray) -> None:
+        """One pass: label and count every pixel, image by image; each result is written as it ends.
+
+        ``centers`` are in the clustering space, ``colors`` the palette as shown (sRGB).
+        """
         group, names = self.group, self.names
 
         def done(index: int, stats: np.ndarray) -> None:
@@ -434,13 +535,17 @@ class _Run:
                 self.fail(index, _no_valid_pixels(names[index]))
             else:
                 squared_error = float(result.squared_error.sum())
-                stores.write_image_done(group, index, result.counts, result.masked, squared_error)
+                stores.write_image_done(
+                    group, index, result.counts, result.masked, squared_error, result.lab_squared_error
+                )
 
         self.report(f"counting the pixels of {len(self.images)} images")
         counted = {}
         for i in sorted(self.images):
             label_path = (
-                stores.create_labels(group, i, self.images[i], centers) if self.parameters["labels"] else None
+                stores.create_labels(group, i, self.images[i], colors) if self.parameters["labels"] else None
             )
-            counted[i] = self.client.compute(image_stats(self.images[i], self.specs[i], centers, label_path))
+            counted[i] = self.client.compute(
+                image_stats(self.images[i], self.specs[i], centers, label_path, colors=colors)
+            )
         _each_completed(counted, done, self.fail, (self.report, "counting"))

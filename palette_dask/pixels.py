@@ -1,7 +1,8 @@
 """Pixels: from raw image blocks to float32 colour features and a validity mask.
 
 The feature space is display sRGB on the 0–255 scale, three float32 features
-per pixel, whatever the input. A :class:`PixelSpec` says, for one image:
+per pixel, whatever the input, or CIELAB (``space="lab"``, see
+:mod:`palette_dask.colour`). A :class:`PixelSpec` says, for one image:
 
 - which bands are the colour: three (red, green, blue) or one (gray, which is
   repeated three times; clustering is unchanged); ``bands`` picks three of a
@@ -29,6 +30,7 @@ import dask
 import dask.array as da
 import numpy as np
 
+from .colour import SPACES, srgb_to_lab
 from .errors import ImageReadError, ParameterError
 from .read import ImageInfo
 
@@ -70,6 +72,8 @@ class PixelSpec:
         Pixels whose non-alpha bands all equal this are left out.
     low, high : tuple of float, or None
         Per colour band, the values shown as 0 and 255; None until measured.
+    space : {"rgb", "lab"}
+        The feature space: display sRGB 0–255, or CIELAB.
     """
 
     bands: tuple[int, ...]
@@ -77,6 +81,7 @@ class PixelSpec:
     nodata: float | None = None
     low: tuple[float, ...] | None = None
     high: tuple[float, ...] | None = None
+    space: str = "rgb"
 
     def with_range(self, low: Sequence[float], high: Sequence[float]) -> PixelSpec:
         """The same spec with a display range (one value per colour band, or three)."""
@@ -113,8 +118,8 @@ def _parse_bands(info: ImageInfo, bands) -> tuple[int, ...]:
     return tuple(b % count for b in bands)
 
 
-def check_options(*, nodata=None, scale="dtype") -> None:
-    """Raise :class:`ParameterError` for a ``nodata`` or ``scale`` no image could use.
+def check_options(*, nodata=None, scale="dtype", space="rgb") -> None:
+    """Raise :class:`ParameterError` for a ``nodata``, ``scale`` or ``space`` no image could use.
 
     Examples
     --------
@@ -124,6 +129,8 @@ def check_options(*, nodata=None, scale="dtype") -> None:
     ...
     palette_dask.errors.ParameterError: scale=(low, high) needs high > low, got (5, 1)
     """
+    if space not in SPACES:
+        raise ParameterError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
     if nodata is not None and (not isinstance(nodata, (int, float, np.number)) or isinstance(nodata, bool)):
         raise ParameterError(f"nodata must be a number, got {nodata!r}")
     if isinstance(scale, str):
@@ -146,6 +153,7 @@ def pixel_spec(
     bands: Sequence[int] | None = None,
     nodata: float | None = None,
     scale: str | tuple[float, float] = "dtype",
+    space: str = "rgb",
 ) -> PixelSpec:
     """The spec of one image from its header and the user's choices.
 
@@ -163,7 +171,7 @@ def pixel_spec(
     """
     colour = _parse_bands(info, bands)
     alpha = info.shape[2] - 1 if info.alpha and (info.shape[2] - 1) not in colour else None
-    check_options(nodata=nodata, scale=scale)
+    check_options(nodata=nodata, scale=scale, space=space)
     if nodata is None:
         nodata = info.nodata
     dtype = np.dtype(info.dtype)
@@ -174,7 +182,7 @@ def pixel_spec(
                 f"{info.source}: nodata={nodata:g} cannot occur in {dtype} data "
                 f"({limits.min} to {limits.max}); pass a value of that type"
             )
-    spec = PixelSpec(bands=colour, alpha=alpha, nodata=None if nodata is None else float(nodata))
+    spec = PixelSpec(bands=colour, alpha=alpha, nodata=None if nodata is None else float(nodata), space=space)
     if isinstance(scale, str):
         if scale != "dtype":
             return spec
@@ -207,12 +215,13 @@ def colour_values(block: np.ndarray, spec: PixelSpec) -> np.ndarray:
 
 
 def to_features(values: np.ndarray, spec: PixelSpec) -> np.ndarray:
-    """Map :func:`colour_values` to display sRGB, float32 0–255, with the spec's range."""
+    """Map :func:`colour_values` to sRGB, float32 0–255, by the spec's range (then to Lab if asked)."""
     low = np.resize(np.asarray(spec.low, dtype=np.float64), N_FEATURES)
     high = np.resize(np.asarray(spec.high, dtype=np.float64), N_FEATURES)
     span = np.where(high > low, high - low, 1.0)  # a constant band shows as its low end
     features = ((values - low) * (255.0 / span)).astype(np.float32)
-    return np.clip(features, 0.0, 255.0, out=features)
+    np.clip(features, 0.0, 255.0, out=features)
+    return srgb_to_lab(features).astype(np.float32) if spec.space == "lab" else features
 
 
 def block_features(block: np.ndarray, spec: PixelSpec) -> tuple[np.ndarray, np.ndarray]:

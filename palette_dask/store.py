@@ -49,9 +49,13 @@ class PaletteResult:
     image_names, image_counts, image_valid, image_masked, image_status, image_errors
         The per-image arrays of the store.
     attrs : dict
-        The store's attributes (parameters, version, ``complete``, ``inertia``...).
+        The store's attributes (parameters, version, ``space``, ``complete``, ``inertia``, ``lab_error``...).
     store : str or None
         Path of the store, None when it was in memory.
+    cluster_centers : ndarray of float32, shape (k, 3), or None
+        With ``space="lab"``, the centres in CIELAB (what pixels are labelled by).
+    image_lab_squared_error : ndarray of float64, shape (n,), or None
+        Per image, the sum of squared CIELAB distances to the nearest colour shown.
     """
 
     centers: np.ndarray
@@ -65,6 +69,8 @@ class PaletteResult:
     image_errors: list[str]
     attrs: dict = field(default_factory=dict)
     store: str | None = None
+    cluster_centers: np.ndarray | None = None
+    image_lab_squared_error: np.ndarray | None = None
 
     @property
     def k(self) -> int:
@@ -148,6 +154,7 @@ class PaletteResult:
             "complete": self.complete,
             "pixels": {"valid": int(self.counts.sum()), "masked": int(self.image_masked.sum())},
             "inertia": self.attrs.get("inertia"),
+            "lab_error": self.attrs.get("lab_error"),
             "palette": self.palette(),
             "images": {"total": len(self.image_names), "done": done, "failed": failed},
             "failures": [{"image": n, "error": e} for n, e in self.failures.items()],
@@ -185,9 +192,8 @@ def create_store(
     group.create_array("image_errors", shape=(n,), chunks=(1,), dtype=str, **_dims("image"))
     group.create_array("image_valid", shape=(n,), chunks=(1,), dtype="int64", fill_value=0, **_dims("image"))
     group.create_array("image_masked", shape=(n,), chunks=(1,), dtype="int64", fill_value=0, **_dims("image"))
-    group.create_array(
-        "image_squared_error", shape=(n,), chunks=(1,), dtype="float64", fill_value=0.0, **_dims("image")
-    )
+    for name in ("image_squared_error", "image_lab_squared_error"):
+        group.create_array(name, shape=(n,), chunks=(1,), dtype="float64", fill_value=0.0, **_dims("image"))
     group.attrs.update(
         {
             **attrs,
@@ -234,10 +240,13 @@ def open_store(path: str | os.PathLike, mode: str = "r") -> zarr.Group:
     return group
 
 
-def write_palette(group: zarr.Group, centers: np.ndarray) -> None:
+def write_palette(group: zarr.Group, centers: np.ndarray, cluster_centers: np.ndarray | None = None) -> None:
     """Write the centres and their display colours, and make the (n, k) count array.
 
-    ``centers`` goes last: its presence is what says the palette is complete.
+    ``centers`` are display sRGB (0–255); ``cluster_centers``, the same
+    centres in the clustering space when that is not sRGB (CIELAB), are what
+    pixels are labelled by. ``centers`` goes last: its presence is what says
+    the palette is complete.
     """
     k = len(centers)
     n = group["image_status"].shape[0]
@@ -254,6 +263,10 @@ def write_palette(group: zarr.Group, centers: np.ndarray) -> None:
         "colors", shape=(k, 3), dtype="uint8", overwrite=True, **_dims("color", "channel")
     )
     colors[:] = np.clip(np.rint(centers), 0, 255).astype(np.uint8)
+    if cluster_centers is not None:
+        group.create_array(
+            "cluster_centers", shape=(k, 3), dtype="float32", overwrite=True, **_dims("color", "channel")
+        )[:] = cluster_centers
     group.create_array("centers", shape=(k, 3), dtype="float32", **_dims("color", "channel"))[:] = centers
 
 
@@ -303,13 +316,19 @@ def create_labels(group: zarr.Group, index: int, image, centers: np.ndarray) -> 
 
 
 def write_image_done(
-    group: zarr.Group, index: int, counts: np.ndarray, masked: int, squared_error: float = 0.0
+    group: zarr.Group,
+    index: int,
+    counts: np.ndarray,
+    masked: int,
+    squared_error: float = 0.0,
+    lab_squared_error: float = 0.0,
 ) -> None:
     """Record one finished image; the status goes last, so a crash never marks half a result done."""
     group["image_counts"][index] = counts
     group["image_valid"][index] = int(counts.sum())
     group["image_masked"][index] = masked
     group["image_squared_error"][index] = squared_error
+    group["image_lab_squared_error"][index] = lab_squared_error
     group["image_status"][index] = DONE
 
 
@@ -320,13 +339,19 @@ def write_image_failed(group: zarr.Group, index: int, error: str) -> None:
 
 
 def finish_store(group: zarr.Group) -> None:
-    """Write the global counts and inertia, and mark the store complete."""
+    """Write the global counts, inertia and CIELAB error, and mark the store complete.
+
+    ``lab_error`` is the mean over every valid pixel of the squared CIELAB
+    distance (ΔE*ab²) to its nearest palette colour as shown (8-bit sRGB).
+    """
     k = group["centers"].shape[0] if "centers" in group else 0
     counts = group["image_counts"][:].sum(axis=0) if k else np.zeros(0, dtype=np.int64)
     group.create_array("counts", shape=(k,), dtype="int64", overwrite=True, **_dims("color"))[:] = counts
     done = group["image_status"][:] == DONE
     inertia = float(group["image_squared_error"][:][done].sum()) if k else None
-    group.attrs.update({"inertia": inertia, "complete": True})
+    valid = int(counts.sum())
+    lab_error = float(group["image_lab_squared_error"][:][done].sum()) / valid if valid else None
+    group.attrs.update({"inertia": inertia, "lab_error": lab_error, "complete": True})
 
 
 def load_result(source: str | os.PathLike | zarr.Group) -> PaletteResult:
@@ -368,4 +393,8 @@ def load_result(source: str | os.PathLike | zarr.Group) -> PaletteResult:
         image_errors=[str(s) for s in group["image_errors"][:]],
         attrs=dict(group.attrs),
         store=path,
+        cluster_centers=group["cluster_centers"][:] if "cluster_centers" in group else None,
+        image_lab_squared_error=(
+            group["image_lab_squared_error"][:] if "image_lab_squared_error" in group else None
+        ),
     )

@@ -109,3 +109,25 @@ def reference_labels(pixels: np.ndarray, centers: np.ndarray) -> np.ndarray:
     x = np.asarray(pixels, dtype=np.float64)
     c = np.asarray(centers, dtype=np.float64)
     return np.argmin(((x[:, None, :] - c[None, :, :]) ** 2).sum(axis=2), axis=1)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's Chromium, headless: `make test` installs it (apt-get install chromium)."""
+    import shutil
+
+    found = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if found is None:
+        pytest.fail("the report's browser test needs Chromium: run `make test`, or apt-get install chromium")
+    return found
+
+
+def browse(chromium: str, url: str, *, screenshot: Path | None = None, size=(1280, 1600)) -> str:
+    """Open ``url`` in headless Chromium; returns the DOM after its scripts ran (and takes a screenshot)."""
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--force-color-profile=srgb", "--hide-scrollbars"]
+    flags += [f"--window-size={size[0]},{size[1]}"]
+    if screenshot is not None:
+        command = [chromium, *flags, f"--screenshot={screenshot}", url]
+        subprocess.run(command, capture_output=True, timeout=120)
+    done = subprocess.run([chromium, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    return done.stdout

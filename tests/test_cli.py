@@ -107,6 +107,7 @@ def test_bad_input_is_one_line_and_exit_1(capsys, tmp_path, name):
         (["run"], "the following arguments are required: INPUT"),
         (["run", "a.png", "--colour"], "unrecognized arguments: --colour"),
         (["paint"], "invalid choice: 'paint'"),
+        (["run", "a.png", "--space", "hsv"], "argument --space: invalid choice: 'hsv'"),
         ([], "the following arguments are required: command"),
     ],
 )
@@ -137,3 +138,13 @@ def test_default_process_cluster_and_demo(capsys, tmp_path):
     for name in ("palette.png", "astronaut-palette.png", "logo-palette.png", "demo.zarr/zarr.json"):
         assert (tmp_path / "demo" / name).exists(), name
     assert "5 of 5 images done" in out
+
+
+def test_lab_space_on_the_command_line_and_in_show(capsys, tmp_path):
+    store = tmp_path / "lab.zarr"
+    code, out, _ = run_cli(capsys, "run", PHOTOS[1], "-o", store, "--space", "lab", "--json", "--threads")
+    document = json.loads(out)
+    assert code == 0 and document["space"] == "lab" and document["lab_error"] > 0
+    code, out, _ = run_cli(capsys, "show", store)
+    rms = document["lab_error"] ** 0.5
+    assert code == 0 and f"(RMS delta E {rms:.2f})" in out

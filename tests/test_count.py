@@ -65,3 +65,17 @@ def test_counts_do_not_depend_on_pixel_order(rgba, seed):
     np.testing.assert_array_equal(first.counts, second.counts)
     assert first.masked == second.masked
     assert first.squared_error.sum() == pytest.approx(second.squared_error.sum(), rel=1e-12)
+
+
+def test_the_colour_cache_of_8_bit_chunks_changes_no_number():
+    rng = np.random.default_rng(5)
+    palette = rng.integers(0, 256, (40, 4), dtype=np.uint8)  # few colours: the cache is hit often
+    rgba = palette[rng.integers(0, 40, (64, 80))]
+    rgba[..., 3] = np.where(rng.random((64, 80)) > 0.1, 255, 0)
+    cached = stats_of(rgba, (64, 80, 4))
+    spec = pixel_spec(ImageInfo("array", "array", rgba.shape, "uint16", alpha=True), scale=(0, 255))
+    wide = da.from_array(rgba.astype(np.uint16), chunks=(64, 80, 4))  # same features, no cache
+    uncached = unpack_stats(image_stats(wide, spec, CENTERS).compute(scheduler="sync"))
+    np.testing.assert_array_equal(cached.counts, uncached.counts)
+    assert cached.squared_error.tolist() == uncached.squared_error.tolist()  # bit for bit
+    assert cached.lab_squared_error == uncached.lab_squared_error and cached.masked == uncached.masked

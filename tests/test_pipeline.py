@@ -214,3 +214,25 @@ def test_a_small_run_decodes_each_image_once(client, tmp_path):
     reads = [task for task in stream.data if key_split(task["key"]) == "read"]
     assert len(reads) == 1  # the PNG is one chunk, kept in memory from sampling to counting
     assert result.image_counts.sum() == 400 * 600
+
+
+def test_lab_space_stores_its_centres_and_beats_rgb_on_the_lab_error(client, tmp_path):
+    from skimage.color import rgb2lab
+
+    from palette_dask.colour import lab_to_srgb
+
+    paths = [str(p) for p in PHOTOS[:2]]
+    in_lab = extract_palette(paths, 5, space="lab", client=client, store=tmp_path / "lab.zarr")
+    in_rgb = extract_palette(paths, 5, space="rgb", client=client)
+    assert in_lab.attrs["space"] == "lab" and in_lab.to_dict()["space"] == "lab"
+    assert in_lab.attrs["lab_error"] < in_rgb.attrs["lab_error"]
+    group = zarr.open_group(tmp_path / "lab.zarr", mode="r")
+    np.testing.assert_allclose(in_lab.centers, lab_to_srgb(group["cluster_centers"][:]), atol=1e-3)
+    # the stored error is its definition, computed independently with scikit-image's Lab
+    pixels = np.concatenate([np.asarray(Image.open(p).convert("RGB")).reshape(-1, 3) for p in paths])
+    pixel_lab = rgb2lab(pixels[None] / 255.0)[0]
+    nearest = np.full(len(pixels), np.inf)
+    for colour in rgb2lab(in_lab.colors[None] / 255.0)[0]:
+        nearest = np.minimum(nearest, ((pixel_lab - colour) ** 2).sum(axis=1))
+    assert in_lab.attrs["lab_error"] == pytest.approx(nearest.mean(), rel=1e-3)
+    assert in_lab.to_dict()["lab_error"] == in_lab.attrs["lab_error"]

@@ -1,0 +1,124 @@
+"""Choose k: fit the sample for a range of k, draw the inertia curve, suggest its elbow.
+
+The tutorial picks k=5 (and tries 10) by eye. :func:`fit_sweep` fits the same
+sample for every k (each fit as :func:`~palette_dask.fit.fit_palette` does
+it), and :func:`suggest_k` takes the elbow of the inertia curve: the k whose
+point lies farthest below the straight line from the first point to the last,
+both axes scaled to 0–1 (the "kneedle" rule). Beyond it, another colour buys
+little.
+
+Examples
+--------
+>>> suggest_k([2, 3, 4, 5, 6], [100.0, 40.0, 20.0, 17.0, 15.0])
+3
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import PaletteDaskWarning
+from .fit import fit_palette
+
+__all__ = ["Sweep", "fit_sweep", "suggest_k", "sweep_figure"]
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Inertia of the sample for each k, and the suggested k.
+
+    Attributes
+    ----------
+    ks : list of int
+    inertias : list of float
+        Sum of squared distances of the sample's pixels to their nearest
+        centre, in the clustering ``space``, for each k.
+    colours : list of int
+        Colours each fit found (smaller than k when the sample has fewer distinct colours).
+    suggested : int
+    sample_size : int
+    space : str
+    failures : dict
+        Images left out of the sample, and why.
+    """
+
+    ks: list[int]
+    inertias: list[float]
+    colours: list[int]
+    suggested: int
+    sample_size: int
+    space: str = "rgb"
+    failures: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """The JSON document of ``palette-dask sweep --json``."""
+        return {
+            "ks": self.ks,
+            "inertia": self.inertias,
+            "colours": self.colours,
+            "suggested_k": self.suggested,
+            "sample_size": self.sample_size,
+            "space": self.space,
+            "failures": [{"image": n, "error": e} for n, e in self.failures.items()],
+        }
+
+
+def suggest_k(ks, inertias) -> int:
+    """The elbow of a decreasing inertia curve: farthest below the chord from its first to its last point."""
+    ks = np.asarray(ks, dtype=np.float64)
+    y = np.asarray(inertias, dtype=np.float64)
+    if len(ks) < 3 or y.max() == y.min():
+        return int(ks[0])
+    x = (ks - ks[0]) / (ks[-1] - ks[0])
+    y = (y - y.min()) / (y.max() - y.min())
+    below_chord = (1.0 - x) - y
+    return int(ks[int(np.argmax(below_chord))])
+
+
+def fit_sweep(sample, ks, *, seed: int = 0, space: str = "rgb", failures: dict | None = None) -> Sweep:
+    """Fit ``sample`` for each k in ``ks``; see :func:`~palette_dask.fit.fit_palette` for the sample."""
+    ks = sorted(int(k) for k in ks)
+    inertias, colours = [], []
+    for k in ks:
+        with warnings.catch_warnings():  # fewer distinct colours than k: recorded in `colours`
+            warnings.simplefilter("ignore", PaletteDaskWarning)
+            fitted = fit_palette(sample, k, random_state=seed)
+        inertias.append(float(fitted.sample_inertia))
+        colours.append(len(fitted.centers))
+    return Sweep(
+        ks, inertias, colours, suggest_k(ks, inertias), int(len(sample)), space, dict(failures or {})
+    )
+
+
+def sweep_figure(sweep: Sweep, path: str | os.PathLike | None = None):
+    """The inertia curve with the suggested k marked; saved as PNG when ``path`` is given."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
+    axes.plot(sweep.ks, sweep.inertias, "o-", color="#3b6ea5")
+    chosen = sweep.ks.index(sweep.suggested)
+    axes.plot([sweep.suggested], [sweep.inertias[chosen]], "o", color="#d1495b", markersize=12, zorder=3)
+    axes.annotate(
+        f"suggested k={sweep.suggested}",
+        (sweep.suggested, sweep.inertias[chosen]),
+        textcoords="offset points",
+        xytext=(12, 12),
+        color="#d1495b",
+    )
+    axes.set_xlabel("k (colours)")
+    axes.set_ylabel(f"inertia of the sample ({sweep.space})")
+    axes.set_title(f"Choosing k: {sweep.sample_size:,} sampled pixels")
+    axes.set_xticks(sweep.ks)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    if path is not None:
+        figure.savefig(path, format="png")
+        plt.close(figure)
+    return figure

@@ -1,0 +1,120 @@
+"""Colour: the spaces pixels are clustered in, and the perceptual error of a palette.
+
+``rgb`` is display sRGB on the 0–255 scale, as the tutorial clusters;
+``lab`` is CIELAB (D65 white, the sRGB primaries of IEC 61966-2-1), where a
+Euclidean distance approximates a perceived difference (ΔE*ab, 1976). Centres
+fitted in Lab are converted back to display sRGB for people and files.
+
+Every conversion of a pixel goes through one compiled function,
+:func:`lab_of`, whether it runs on a sample (numpy, :func:`srgb_to_lab`) or
+inside the counting loop, so a colour converts to the same Lab value in both.
+It looks up linear light (for whole 0–255 values) and cube roots in tables:
+about 10 ns a pixel.
+
+Examples
+--------
+>>> (srgb_to_lab(np.array([[255.0, 255.0, 255.0], [255.0, 0.0, 0.0]])).round(1) + 0.0).tolist()
+[[100.0, 0.0, 0.0], [53.2, 80.1, 67.2]]
+>>> lab_to_srgb(srgb_to_lab(np.array([[12.0, 200.0, 99.0]]))).round(2).tolist()
+[[12.0, 200.0, 99.0]]
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = ["SPACES", "srgb_to_lab", "lab_to_srgb", "lab_of", "palette_lab"]
+
+#: The spaces ``space=`` accepts.
+SPACES = ("rgb", "lab")
+
+# sRGB (linear) to CIE XYZ, D65, and the D65 white point (IEC 61966-2-1).
+_RGB_TO_XYZ = np.array(
+    [
+        [0.4124564, 0.3575761, 0.1804375],
+        [0.2126729, 0.7151522, 0.0721750],
+        [0.0193339, 0.1191920, 0.9503041],
+    ]
+)
+_WHITE = np.array([0.95047, 1.0, 1.08883])
+_XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ)
+_EPSILON = 216.0 / 24389.0  # CIE's exact constants
+_KAPPA = 24389.0 / 27.0
+
+
+def _linear_light(value):
+    """Linear light (0–1) of sRGB values (0–255), by the formula of IEC 61966-2-1."""
+    c = value / 255.0
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+# Lookup tables, frozen into the compiled code as constants: passing arrays to
+# a numba function called per pixel costs reference counting on every call
+# (six times slower, measured). Linear light of the 256 whole values; and
+# CIE's f(t) = t^(1/3) as cube roots on [0, 1.1], linearly interpolated
+# (error < 4e-7, under 1e-4 ΔE), ten times quicker than cbrt. Beyond 1.1 (out
+# of gamut) the cube root is computed.
+_LINEAR = _linear_light(np.arange(256.0))
+_CBRT_STEPS, _CBRT_TOP = 16384, 1.1
+_CBRT = np.cbrt(np.linspace(0.0, _CBRT_TOP, _CBRT_STEPS + 1))
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _linear_of(v):
+    if v == np.floor(v) and 0.0 <= v <= 255.0:  # every 8-bit image
+        return _LINEAR[int(v)]
+    c = v / 255.0
+    return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _f(t):
+    if t <= _EPSILON:
+        return (_KAPPA * t + 16.0) / 116.0
+    position = t * (_CBRT_STEPS / _CBRT_TOP)
+    i = int(position)
+    if i >= _CBRT_STEPS:
+        return np.cbrt(t)
+    return _CBRT[i] + (_CBRT[i + 1] - _CBRT[i]) * (position - i)
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def lab_of(r, g, b):
+    """The CIELAB ``(L, a, b)`` of one sRGB colour given as three 0–255 floats (about 10 ns)."""
+    lr, lg, lb = _linear_of(r), _linear_of(g), _linear_of(b)
+    fx = _f((0.4124564 * lr + 0.3575761 * lg + 0.1804375 * lb) / 0.95047)
+    fy = _f(0.2126729 * lr + 0.7151522 * lg + 0.0721750 * lb)
+    fz = _f((0.0193339 * lr + 0.1191920 * lg + 0.9503041 * lb) / 1.08883)
+    return 116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)
+
+
+@numba.njit(nogil=True, cache=True)
+def _srgb_to_lab(rgb):
+    out = np.empty(rgb.shape, dtype=np.float64)
+    for i in range(rgb.shape[0]):
+        out[i, 0], out[i, 1], out[i, 2] = lab_of(rgb[i, 0], rgb[i, 1], rgb[i, 2])
+    return out
+
+
+def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """CIELAB (float64) of ``(n, 3)`` sRGB colours on the 0–255 scale."""
+    rgb = np.asarray(rgb)
+    flat = np.ascontiguousarray(rgb.reshape(-1, 3), dtype=np.float64)
+    return _srgb_to_lab(flat).reshape(rgb.shape)
+
+
+def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
+    """Display sRGB (float64, 0–255, clipped to the gamut) of ``(n, 3)`` CIELAB colours."""
+    lab = np.asarray(lab, dtype=np.float64)
+    fy = (lab[..., 0] + 16.0) / 116.0
+    f = np.stack([fy + lab[..., 1] / 500.0, fy, fy - lab[..., 2] / 200.0], axis=-1)
+    xyz = np.where(f**3 > _EPSILON, f**3, (116.0 * f - 16.0) / _KAPPA) * _WHITE
+    linear = np.clip(xyz @ _XYZ_TO_RGB.T, 0.0, 1.0)
+    srgb = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+    return np.clip(srgb * 255.0, 0.0, 255.0)
+
+
+def palette_lab(colors: np.ndarray) -> np.ndarray:
+    """CIELAB of a palette as shown and saved: each colour rounded to 8-bit sRGB first."""
+    return srgb_to_lab(np.clip(np.rint(np.asarray(colors, dtype=np.float64)), 0, 255))

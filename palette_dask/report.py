@@ -1,0 +1,323 @@
+"""Report: one self-contained HTML page of a run, for people to look at.
+
+The page holds, with every picture inlined (``data:`` URIs, nothing fetched):
+
+- the global palette bar and a table of its colours (swatch, hex, RGB, share, pixels),
+- the palette error (mean squared CIELAB distance, RMS ΔE) and the run's figures,
+- for a run of a few images (mosaics, single photos): each image's preview
+  beside the same preview recoloured with the palette, and its own bar,
+- for a collection: a list of every image with its thumbnail, its bar and its
+  share of each colour, sortable by any column (click a header; or open the
+  page at ``#sort=<column>`` / ``#sort=<column>-asc``), failed images with why.
+
+Previews are computed out of core: each image is read by dask tasks, chunk by
+chunk, keeping only every n-th pixel, then recoloured by the nearest palette
+colour in the run's colour space.
+
+Examples
+--------
+>>> import os, skimage, tempfile
+>>> from palette_dask import connect, extract_palette
+>>> coffee = os.path.join(os.path.dirname(skimage.__file__), "data", "coffee.png")
+>>> with connect(processes=False, n_workers=1, dashboard_address="127.0.0.1:0") as client:  # doctest: +SKIP
+...     result = extract_palette(coffee, 5, client=client)
+...     html_report(result, os.path.join(tempfile.mkdtemp(), "report.html"), client=client)
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import os
+
+import dask
+import numpy as np
+
+from .errors import PaletteDaskError
+from .fit import nearest_center
+from .pixels import block_features, pixel_spec
+from .read import probe, read_image
+from .render import palette_bar
+from .store import DONE, FAILED, PaletteResult
+
+__all__ = ["html_report", "recoloured_preview"]
+
+#: Runs of at most this many images show a recoloured preview of each; bigger ones a sortable list.
+PREVIEW_IMAGES = 12
+#: Longer side of the previews and of the list's thumbnails, in pixels.
+PREVIEW_SIDE, THUMB_SIDE = 800, 96
+#: Thumbnails shown in a collection's list; the rest of the rows have none.
+MAX_THUMBNAILS = 2000
+
+
+def _data_uri(array: np.ndarray, *, photo: bool = False) -> str:
+    """A uint8 RGB or RGBA array as an inline PNG (exact colours) or JPEG (``photo``, small)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    image = Image.fromarray(np.ascontiguousarray(array))
+    if photo:
+        image.convert("RGB").save(buffer, format="JPEG", quality=85)
+        kind = "jpeg"
+    else:
+        image.save(buffer, format="PNG")
+        kind = "png"
+    return f"data:image/{kind};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
+
+
+def _spec(result: PaletteResult, info):
+    """The run's PixelSpec for one image, rebuilt from the store's parameters and display range."""
+    params = result.attrs.get("parameters", {})
+    scale = params.get("scale", "dtype")
+    spec = pixel_spec(
+        info,
+        bands=params.get("bands"),
+        nodata=params.get("nodata"),
+        scale=tuple(scale) if isinstance(scale, list) else scale,
+        space=params.get("space", "rgb"),
+    )
+    if spec.low is None:
+        low, high = result.attrs["display_range"]
+        spec = spec.with_range(low, high)
+    return spec
+
+
+def recoloured_preview(block: np.ndarray, spec, space_centers, colors) -> tuple[np.ndarray, np.ndarray]:
+    """An image block as shown (RGBA) and recoloured by its nearest palette colour (RGBA).
+
+    Masked pixels are transparent in both.
+
+    Examples
+    --------
+    >>> from palette_dask.read import ImageInfo
+    >>> block = np.array([[[250, 10, 10], [5, 5, 240]]], dtype=np.uint8)
+    >>> spec = pixel_spec(ImageInfo("a", "array", (1, 2, 3), "uint8"))
+    >>> red_blue = [[255, 0, 0], [0, 0, 255]]
+    >>> shown, recoloured = recoloured_preview(block, spec, red_blue, red_blue)
+    >>> recoloured[0, :, :3].tolist()
+    [[255, 0, 0], [0, 0, 255]]
+    """
+    from dataclasses import replace
+
+    features, valid = block_features(block, spec)
+    display, _ = block_features(block, replace(spec, space="rgb"))
+    shown = np.zeros(valid.shape + (4,), dtype=np.uint8)
+    shown[..., :3] = np.clip(np.rint(display), 0, 255).astype(np.uint8)
+    shown[..., 3] = np.where(valid, 255, 0)
+    recoloured = np.zeros_like(shown)
+    if valid.any():
+        labels, _ = nearest_center(features[valid].astype(np.float32), np.asarray(space_centers, np.float32))
+        recoloured[valid, :3] = np.asarray(colors, dtype=np.uint8)[labels]
+        recoloured[valid, 3] = 255
+    return shown, recoloured
+
+
+def _previews(result: PaletteResult, indices, side: int) -> dict:
+    """{index: (shown, recoloured)} for the images that can still be read; computed by dask tasks."""
+    space_centers = result.cluster_centers if result.cluster_centers is not None else result.centers
+    channel_axis = result.attrs.get("parameters", {}).get("channel_axis")
+    lazy = {}
+    for index in indices:
+        try:
+            info = probe(result.image_names[index], channel_axis=channel_axis)
+            image = read_image(info)
+            spec = _spec(result, info)
+        except (PaletteDaskError, KeyError, OSError):  # an array given to the API, a file since moved...
+            continue
+        step = max(1, math.ceil(max(image.shape[:2]) / side))
+        lazy[index] = dask.delayed(recoloured_preview)(
+            image[::step, ::step], spec, space_centers, result.colors
+        )
+    if not lazy:
+        return {}
+    return dict(zip(lazy, dask.compute(*lazy.values())))
+
+
+def _hex(rgb) -> str:
+    return "#" + "".join(f"{int(v):02x}" for v in rgb)
+
+
+def _bar(colors, proportions, width: int = 300, height: int = 50) -> str:
+    return _data_uri(palette_bar(colors, proportions, width=width, height=height))
+
+
+_STYLE = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; background: #fafafa; }
+h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8px; }
+.muted { color: #666; } .bar { image-rendering: pixelated; display: block; }
+#global-bar { width: 600px; height: 100px; }
+table { border-collapse: collapse; background: #fff; }
+th, td { padding: 4px 10px; border-bottom: 1px solid #e4e4e4; text-align: left; vertical-align: middle; }
+th.num, td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.swatch { display: inline-block; width: 28px; height: 18px; border: 1px solid #0003; vertical-align: middle; }
+#images th { cursor: pointer; user-select: none; white-space: nowrap; }
+#images th[aria-sort=ascending]::after { content: " \\25B2"; }
+#images th[aria-sort=descending]::after { content: " \\25BC"; }
+.previews { display: flex; gap: 16px; flex-wrap: wrap; align-items: flex-start; }
+.previews figure { margin: 0; }
+.previews img { max-width: 560px;
+  background: repeating-conic-gradient(#ddd 0 25%, #fff 0 50%) 0 0 / 16px 16px; }
+.failed { color: #b00020; }
+"""
+
+# Sorts the image list by a column: click its header, or open the page at #sort=<column>[-asc|-desc].
+_SCRIPT = """
+(function () {
+  var table = document.getElementById("images");
+  if (!table) { document.body.dataset.ready = "yes"; return; }
+  var body = table.tBodies[0], headers = table.tHead.rows[0].cells;
+  function sortBy(column, direction) {
+    var cell = headers[column], numeric = cell.classList.contains("num");
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (a, b) {
+      var x = a.cells[column].dataset.sort, y = b.cells[column].dataset.sort;
+      var order = numeric ? parseFloat(x) - parseFloat(y) : x.localeCompare(y);
+      return direction === "asc" ? order : -order;
+    });
+    rows.forEach(function (row) { body.appendChild(row); });
+    for (var i = 0; i < headers.length; i++) { headers[i].removeAttribute("aria-sort"); }
+    cell.setAttribute("aria-sort", direction === "asc" ? "ascending" : "descending");
+    table.dataset.sortedBy = cell.dataset.key + "-" + direction;
+  }
+  for (var i = 0; i < headers.length; i++) {
+    (function (column) {
+      headers[column].addEventListener("click", function () {
+        var now = headers[column].getAttribute("aria-sort");
+        sortBy(column, now === "descending" ? "asc" : "desc");
+      });
+    })(i);
+  }
+  var wanted = /#sort=([\\w-]+?)(?:-(asc|desc))?$/.exec(location.hash);
+  if (wanted) {
+    for (var j = 0; j < headers.length; j++) {
+      if (headers[j].dataset.key === wanted[1]) { sortBy(j, wanted[2] || "desc"); }
+    }
+  }
+  document.body.dataset.ready = "yes";
+})();
+"""
+
+
+def html_report(
+    result: PaletteResult,
+    path: str | os.PathLike,
+    *,
+    client=None,
+    title: str | None = None,
+    preview_images: int = PREVIEW_IMAGES,
+) -> str:
+    """Write the run's HTML report (see the module docstring); returns its path.
+
+    ``client`` computes the previews (None: dask's current scheduler).
+    """
+    k, n = result.k, len(result.image_names)
+    status = np.asarray(result.image_status)
+    done = [i for i in range(n) if status[i] == DONE]
+    space = result.attrs.get("space", "rgb")
+    escape = html.escape
+    proportions = result.proportions
+    order = result.ordered("share")
+    summary = result.to_dict()
+    images, pixels, lab_error = summary["images"], summary["pixels"], summary.get("lab_error")
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{escape(title or 'palette_dask report')}</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        f"<h1>{escape(title or 'Dominant colours')}</h1>",
+        f'<p class="muted">{images["done"]} of {n} images done, {images["failed"]} failed; '
+        f"{pixels['valid']:,} valid pixels, {pixels['masked']:,} masked; "
+        f"k={k} clustered in {escape(space)}"
+        + (
+            f"; palette error: RMS &Delta;E {lab_error**0.5:.2f} (mean &Delta;E&sup2; {lab_error:.1f})"
+            if lab_error
+            else ""
+        )
+        + (f"; store {escape(str(result.store))}" if result.store else "")
+        + "</p>",
+    ]
+    if k:
+        parts.append(
+            f'<img id="global-bar" class="bar" alt="palette bar" src="{_bar(result.colors, proportions)}">'
+        )
+        rows = "".join(
+            f'<tr><td><span class="swatch" style="background:{_hex(result.colors[i])}"></span></td>'
+            f"<td><code>{_hex(result.colors[i])}</code></td>"
+            f"<td>{', '.join(f'{v:.1f}' for v in result.centers[i])}</td>"
+            f'<td class="num">{proportions[i]:.2%}</td><td class="num">{int(result.counts[i]):,}</td></tr>'
+            for i in order
+        )
+        parts.append(
+            '<h2>Palette</h2><table id="palette"><thead><tr><th></th><th>hex</th><th>sRGB</th>'
+            f'<th class="num">share</th><th class="num">pixels</th></tr></thead><tbody>{rows}</tbody></table>'
+        )
+    if k and 0 < len(done) <= preview_images:
+        previews = _previews(result, done, PREVIEW_SIDE)
+        parts.append("<h2>Images, and recoloured with the palette</h2>")
+        for index in done:
+            name = escape(os.path.basename(result.image_names[index]))
+            counts = result.image_counts[index]
+            bar = _bar(result.colors, counts / max(1, counts.sum()))
+            figures = (
+                f'<figure><img class="bar" src="{bar}" alt="bar of {name}">'
+                "<figcaption>its shares</figcaption></figure>"
+            )
+            if index in previews:
+                shown, recoloured = previews[index]
+                figures = (
+                    f'<figure><img src="{_data_uri(shown)}" alt="{name}">'
+                    f"<figcaption>{name}</figcaption></figure>"
+                    f'<figure><img class="recoloured" src="{_data_uri(recoloured)}" alt="{name} recoloured">'
+                    f"<figcaption>recoloured with the palette</figcaption></figure>" + figures
+                )
+            parts.append(f'<div class="previews">{figures}</div>')
+    if n > 1 or not done:
+        parts.append(_image_list(result, done, status))
+    parts.append(f"<script>{_SCRIPT}</script></body></html>")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(parts))
+    return str(path)
+
+
+def _image_list(result: PaletteResult, done: list[int], status: np.ndarray) -> str:
+    """Every image as a row: thumbnail, name, status, valid pixels, bar, share of each colour."""
+    escape = html.escape
+    thumbnails = _previews(result, done[:MAX_THUMBNAILS], THUMB_SIDE) if result.k else {}
+    order = result.ordered("share")
+    header = (
+        '<th data-key="thumbnail"></th><th data-key="name">image</th><th data-key="status">status</th>'
+        '<th class="num" data-key="valid">valid pixels</th><th data-key="bar">palette</th>'
+        + "".join(
+            f'<th class="num" data-key="share-{rank}" title="share of {_hex(result.colors[i])}">'
+            f'<span class="swatch" style="background:{_hex(result.colors[i])}"></span></th>'
+            for rank, i in enumerate(order)
+        )
+    )
+    rows = []
+    for index, name in enumerate(result.image_names):
+        counts = result.image_counts[index]
+        valid = int(counts.sum())
+        shares = counts / valid if valid else np.zeros(len(counts))
+        state = {DONE: "done", FAILED: "failed"}.get(int(status[index]), "pending")
+        thumb = (
+            f'<img src="{_data_uri(thumbnails[index][0], photo=True)}" alt="" height="48">'
+            if index in thumbnails
+            else ""
+        )
+        bar = f'<img class="bar" src="{_bar(result.colors, counts, 150, 16)}" alt="">' if valid else ""
+        why = f' title="{escape(result.image_errors[index])}"' if state == "failed" else ""
+        rows.append(
+            f'<tr><td data-sort="{index}">{thumb}</td><td data-sort="{escape(name)}">{escape(name)}</td>'
+            f'<td data-sort="{state}" class="{state}"{why}>{state}'
+            + (f"<br><small>{escape(result.image_errors[index])}</small>" if state == "failed" else "")
+            + f'</td><td class="num" data-sort="{valid}">{valid:,}</td><td data-sort="{index}">{bar}</td>'
+            + "".join(f'<td class="num" data-sort="{shares[i]:.6f}">{shares[i]:.1%}</td>' for i in order)
+            + "</tr>"
+        )
+    return (
+        f"<h2>All {len(result.image_names):,} images</h2>"
+        '<p class="muted">Click a column to sort by it.</p>'
+        f'<table id="images"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    )

@@ -1,0 +1,104 @@
+"""The HTML report: its pictures checked pixel by pixel, and the page opened in a real headless Chromium."""
+
+import base64
+import io
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+from conftest import PHOTOS, browse, reference_labels, write_png
+from PIL import Image
+
+from palette_dask import extract_palette, palette_bar
+from palette_dask.cli import main
+from palette_dask.report import html_report
+
+
+class Images(HTMLParser):
+    """Every <img> of a page: its attributes, and its picture decoded from the data: URI."""
+
+    def __init__(self):
+        super().__init__()
+        self.images = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            attrs = dict(attrs)
+            payload = attrs["src"].split(",", 1)[1]
+            attrs["picture"] = np.asarray(Image.open(io.BytesIO(base64.b64decode(payload))))
+            self.images.append(attrs)
+
+
+def images_of(path) -> list[dict]:
+    parser = Images()
+    parser.feed(path.read_text())
+    return parser.images
+
+
+def test_a_few_images_get_previews_recoloured_with_the_palette(client, tmp_path):
+    result = extract_palette([str(p) for p in PHOTOS[:2]], 5, client=client, store=tmp_path / "s.zarr")
+    page = tmp_path / "report.html"
+    html_report(result, page, client=client)
+    images = images_of(page)
+    assert all(not img["src"].startswith("http") for img in images)  # self-contained
+    (bar,) = [img for img in images if img.get("id") == "global-bar"]
+    np.testing.assert_array_equal(bar["picture"], palette_bar(result.colors, result.proportions))
+    recoloured = [img for img in images if img.get("class") == "recoloured"]
+    assert len(recoloured) == 2
+    # the astronaut (512 px, shown whole): each pixel in the colour of its nearest centre, computed here
+    astronaut = np.asarray(Image.open(PHOTOS[0]).convert("RGB")).reshape(-1, 3)
+    expected = result.colors[reference_labels(astronaut, result.centers)]
+    shown = recoloured[0]["picture"].reshape(-1, 4)
+    assert (shown[:, 3] == 255).all()
+    assert (shown[:, :3] == expected).all(axis=1).mean() > 0.999  # ties aside
+
+
+def test_a_collection_is_a_sortable_list_in_a_real_browser(client, tmp_path, chromium):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    sizes = {}
+    for i in range(14):
+        height, width = int(rng.integers(20, 60)), int(rng.integers(20, 60))
+        image = np.zeros((height, width, 3), np.uint8)
+        image[:, : width * i // 14] = (200, 30, 30)  # a red share growing with i
+        image[:, width * i // 14 :] = (20, 40, 190)
+        sizes[f"img{i:02d}.png"] = height * width
+        write_png(folder / f"img{i:02d}.png", image)
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    result = extract_palette(str(folder), 2, client=client)
+    page = tmp_path / "report.html"
+    html_report(result, page, client=client)
+
+    dom = browse(chromium, page.as_uri() + "#sort=valid-asc", screenshot=tmp_path / "shot.png")
+    assert 'data-ready="yes"' in dom  # the page's script ran
+    names = re.findall(r'<td data-sort="([^"]+\.png)">', dom)
+    assert len(names) == 15 and 'data-sorted-by="valid-asc"' in dom
+    done = [n for n in names if not n.endswith("broken.png")]
+    valid = [sizes[n.rsplit("/", 1)[-1]] for n in done]
+    assert valid == sorted(valid)  # ascending by valid pixels, as the URL asked
+    assert names[0].endswith("broken.png")  # 0 valid pixels first
+    assert "failed" in dom and "broken.png" in dom
+
+    # the global bar as the browser drew it: each colour a run of its share of 600 pixels
+    shot = np.asarray(Image.open(tmp_path / "shot.png").convert("RGB"))
+    for colour, share in zip(result.colors, result.proportions):
+        runs = [_longest_run(row, colour) for row in shot[:400]]
+        assert max(runs) == pytest.approx(share * 600, abs=3)
+
+
+def _longest_run(row: np.ndarray, colour: np.ndarray) -> int:
+    same = np.concatenate([[0], (row == colour).all(axis=1).astype(np.int8), [0]])
+    edges = np.flatnonzero(np.diff(same))
+    return int((edges[1::2] - edges[::2]).max()) if len(edges) else 0
+
+
+def test_report_from_the_command_line(capsys, tmp_path):
+    store, page = tmp_path / "s.zarr", tmp_path / "run.html"
+    assert main(["run", str(PHOTOS[1]), "-o", str(store), "--threads", "-q", "--html", str(page)]) == 0
+    assert len([img for img in images_of(page) if img.get("class") == "recoloured"]) == 1
+    capsys.readouterr()
+    assert main(["report", str(store), "-o", str(tmp_path / "again.html")]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "again.html")
+    assert (tmp_path / "again.html").stat().st_size > 10_000
