@@ -266,8 +266,8 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--space",
         choices=("rgb", "lab"),  # colour.SPACES, without importing numba to parse a command
-        default="rgb",
-        help="cluster in display sRGB (rgb, the default) or perceptual CIELAB (lab)",
+        default="lab",
+        help="cluster in perceptual CIELAB (lab, the default) or in display sRGB as the tutorial does (rgb)",
     )
 
 

@@ -187,7 +187,7 @@ def fit_palette(
     k: int = 5,
     *,
     random_state: int = 0,
-    n_init: int = 3,
+    n_init: int = 6,
     max_iter: int = 300,
     tol: float = 1e-4,
 ) -> FittedPalette:
@@ -205,7 +205,10 @@ def fit_palette(
         Seed of the initialisations.
     n_init : int
         Starts to try, keeping the lowest inertia: the first is dask-ml's
-        k-means||, the others k-means++ seeds drawn on the sample.
+        k-means||, the others k-means++ seeds drawn on the sample. Six, not
+        three: on the 2 GB benchmark mosaic three starts all missed the best
+        optimum (3.5% worse), six found it; each start costs ~25 ms at the
+        default sample size.
     max_iter : int
         Most Lloyd iterations of each start.
     tol : float

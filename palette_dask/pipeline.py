@@ -122,7 +122,7 @@ def extract_palette(
     bands: tuple[int, ...] | None = None,
     nodata: float | None = None,
     scale: str | tuple[float, float] = "dtype",
-    space: str = "rgb",
+    space: str = "lab",
     channel_axis: int | None = None,
     labels: bool = False,
     on_error: str = "skip",
@@ -158,10 +158,13 @@ def extract_palette(
         0–65535), by the least and greatest valid value of each band over all
         images (one extra pass), by each band's 2nd and 98th percentile in the
         sample, or from ``low`` to ``high``.
-    space : {"rgb", "lab"}
-        Cluster in display sRGB, as the tutorial does, or in CIELAB, where
-        distances follow perceived differences; either way the palette is
-        given in sRGB, and the store records the space.
+    space : {"lab", "rgb"}
+        Cluster in CIELAB (the default), where distances follow perceived
+        differences, or in display sRGB, as the tutorial does; either way the
+        palette is given in sRGB, and the store records the space. ``lab``
+        gives the lower CIELAB error on every photo measured
+        (benchmarks/RESULTS.md, "Palette quality"); ``rgb`` minimises the
+        tutorial's RGB inertia.
     channel_axis : int, optional
         The axis of the bands, for zarr arrays and arrays whose layout is not named.
     labels : bool
@@ -240,7 +243,7 @@ def sweep_k(
     bands: tuple[int, ...] | None = None,
     nodata: float | None = None,
     scale: str | tuple[float, float] = "dtype",
-    space: str = "rgb",
+    space: str = "lab",
     channel_axis: int | None = None,
     client: Client | str | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,

@@ -21,7 +21,7 @@ def test_run_json_is_one_document_as_designed(capsys, tmp_path):
     )
     assert code == 0
     document = json.loads(out)  # exactly one document: json.loads rejects anything after it
-    assert document["k"] == 5 and document["space"] == "rgb" and document["store"] == str(tmp_path / "o.zarr")
+    assert document["k"] == 5 and document["space"] == "lab" and document["store"] == str(tmp_path / "o.zarr")
     assert document["pixels"] == {"valid": 512 * 512 + 400 * 600, "masked": 0}
     assert document["images"] == {"total": 2, "done": 2, "failed": 0}
     palette = document["palette"]

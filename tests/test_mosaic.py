@@ -62,6 +62,7 @@ def test_multispectral_bands_nodata_and_labels(client, tmp_path, multispectral):
         store=tmp_path / "s.zarr",
         client=client,
         chunk_bytes=2**16,
+        space="rgb",  # the reference below labels sRGB features
     )
     features, valid = reference(bands)
     assert result.image_valid.tolist() == [int(valid.sum())] and result.image_masked.tolist() == [

@@ -11,18 +11,21 @@ from palette_dask.read import probe, read_region
 from palette_dask.store import DONE, FAILED
 
 
-def valid_pixels(path) -> np.ndarray:
-    """The valid pixels of an image file, computed in memory as a reference."""
+def valid_pixels(path, space="rgb") -> np.ndarray:
+    """The valid pixels of an image file in a colour space, computed in memory as a reference."""
     info = probe(str(path))
     block = read_region(info, slice(0, info.shape[0]), slice(0, info.shape[1]))
-    features, valid = block_features(block, pixel_spec(info))
+    features, valid = block_features(block, pixel_spec(info, space=space))
     return features[valid].astype(np.float64)
 
 
 def check_against_references(result, paths, k):
-    pixels = [valid_pixels(p) for p in paths]
+    """Counts against numpy's bincount, inertia against scikit-learn's, in the run's colour space."""
+    space = result.attrs["space"]
+    centers = result.cluster_centers if space == "lab" else result.centers
+    pixels = [valid_pixels(p, space) for p in paths]
     everything = np.concatenate(pixels)
-    labels = reference_labels(everything, result.centers)
+    labels = reference_labels(everything, centers)
     np.testing.assert_array_equal(result.counts, np.bincount(labels, minlength=result.k))
     start = 0
     for row, image_pixels in zip(result.image_counts, pixels):
@@ -31,16 +34,17 @@ def check_against_references(result, paths, k):
         start += len(image_pixels)
     assert result.counts.sum() == len(everything)
     assert result.proportions.sum() == pytest.approx(1.0, abs=1e-12)
-    inertia = float(((everything - result.centers[labels].astype(np.float64)) ** 2).sum())
+    inertia = float(((everything - centers[labels].astype(np.float64)) ** 2).sum())
     assert result.attrs["inertia"] == pytest.approx(inertia, rel=1e-9)
     reference = sklearn_best_inertia(everything, k)
     assert inertia <= 1.02 * reference, f"inertia {inertia / reference:.4f}x scikit-learn's"
     return everything
 
 
-def test_scikit_image_photos_match_scikit_learn(client, tmp_path):
-    result = extract_palette(PHOTOS, 5, store=tmp_path / "out.zarr", client=client)
-    assert result.k == 5 and result.complete
+@pytest.mark.parametrize("space", ["lab", "rgb"])
+def test_scikit_image_photos_match_scikit_learn(client, tmp_path, space):
+    result = extract_palette(PHOTOS, 5, store=tmp_path / "out.zarr", client=client, space=space)
+    assert result.k == 5 and result.complete and result.attrs["space"] == space
     assert (result.image_status == DONE).all()
     assert result.image_valid.tolist() == [512 * 512, 400 * 600, 500 * 500]  # the logo is opaque
     check_against_references(result, PHOTOS, 5)
@@ -128,7 +132,8 @@ def test_store_is_plain_zarr_v3_with_one_image_per_chunk(client, tmp_path):
     assert list(group["image_names"][:]) == [str(p) for p in PHOTOS[:2]]
     attrs = group.attrs.asdict()
     assert attrs["complete"] is True and attrs["parameters"]["k"] == 4 and attrs["parameters"]["seed"] == 3
-    assert "palette_dask_version" in attrs and attrs["space"] == "rgb"
+    assert "palette_dask_version" in attrs and attrs["space"] == "lab"  # the default
+    assert group["cluster_centers"].shape == (4, 3)  # the Lab centres; `centers` are sRGB
     np.testing.assert_array_equal(group["colors"][:], np.rint(result.centers).astype(np.uint8))
     assert group["counts"][:].sum() == group["image_valid"][:].sum()
 

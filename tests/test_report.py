@@ -37,7 +37,9 @@ def images_of(path) -> list[dict]:
 
 
 def test_a_few_images_get_previews_recoloured_with_the_palette(client, tmp_path):
-    result = extract_palette([str(p) for p in PHOTOS[:2]], 5, client=client, store=tmp_path / "s.zarr")
+    result = extract_palette(
+        [str(p) for p in PHOTOS[:2]], 5, client=client, store=tmp_path / "s.zarr", space="rgb"
+    )
     page = tmp_path / "report.html"
     html_report(result, page, client=client)
     images = images_of(page)
@@ -102,3 +104,37 @@ def test_report_from_the_command_line(capsys, tmp_path):
     assert main(["report", str(store), "-o", str(tmp_path / "again.html")]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "again.html")
     assert (tmp_path / "again.html").stat().st_size > 10_000
+
+
+def test_a_tiled_mosaic_preview_is_downsampled_from_its_tiles(client, tmp_path):
+    import tifffile
+
+    rng = np.random.default_rng(3)
+    mosaic = np.zeros((1700, 1650, 3), np.uint8)
+    for i in range(0, 1700, 100):  # blocks of four colours
+        for j in range(0, 1650, 150):
+            mosaic[i : i + 100, j : j + 150] = [(220, 20, 20), (20, 200, 40), (30, 30, 210), (240, 240, 240)][
+                int(rng.integers(0, 4))
+            ]
+    tifffile.imwrite(tmp_path / "mosaic.tif", mosaic, tile=(256, 256), photometric="rgb")
+    result = extract_palette(str(tmp_path / "mosaic.tif"), 4, client=client, space="rgb")
+    page = tmp_path / "mosaic.html"
+    html_report(result, page, client=client)
+    (recoloured,) = [img["picture"] for img in images_of(page) if img.get("class") == "recoloured"]
+    step = 3  # ceil(1700 / 800): every third pixel of every third row
+    assert recoloured.shape == (567, 550, 4)
+    expected = result.colors[reference_labels(mosaic[::step, ::step].reshape(-1, 3), result.centers)]
+    np.testing.assert_array_equal(recoloured[..., :3].reshape(-1, 3), expected)
+
+
+def test_lab_previews_recolour_by_the_nearest_lab_centre(client, tmp_path):
+    from palette_dask.colour import srgb_to_lab
+
+    result = extract_palette(str(PHOTOS[1]), 5, client=client, store=tmp_path / "lab.zarr", space="lab")
+    page = tmp_path / "lab.html"
+    html_report(result, page, client=client)
+    (recoloured,) = [img["picture"] for img in images_of(page) if img.get("class") == "recoloured"]
+    coffee = np.asarray(Image.open(PHOTOS[1]).convert("RGB")).reshape(-1, 3)
+    lab = srgb_to_lab(coffee.astype(np.float64)).astype(np.float32)
+    expected = result.colors[reference_labels(lab, result.cluster_centers)]
+    assert (recoloured[..., :3].reshape(-1, 3) == expected).all(axis=1).mean() > 0.999  # ties aside
