@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import dask
 import dask.array as da
+import numba
 import numpy as np
 
 from .pixels import N_FEATURES, PixelSpec, colour_values, to_features, valid_mask
@@ -64,16 +65,60 @@ def pixel_keys(seed: int, image_index: int, rows: slice, cols: slice, width: int
     >>> bool((a[1, 2:] == b).all()), a.shape
     (True, (2, 4))
     """
-    stream = np.array([(seed % 2**32) << 32 | (image_index % 2**32)], dtype=np.uint64)
-    salt = _mix(stream * _GAMMA + _GAMMA)[0]
+    salt = _salt(seed, image_index)
     row = np.arange(rows.start, rows.stop, dtype=np.uint64)[:, None] * np.uint64(width)
     index = row + np.arange(cols.start, cols.stop, dtype=np.uint64)[None, :]
     # splitmix64: the i-th output of the stream is mix(salt + (i + 1) * gamma)
     return (_mix(salt + (index + np.uint64(1)) * _GAMMA) >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
-#: Pixels hashed at once; bounds the memory of a candidates task.
-KEY_BATCH = 1 << 20
+def _salt(seed: int, image_index: int) -> np.uint64:
+    stream = np.array([(seed % 2**32) << 32 | (image_index % 2**32)], dtype=np.uint64)
+    return _mix(stream * _GAMMA + _GAMMA)[0]
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _key_bits(salt, index):
+    """The top 53 bits of splitmix64's output for pixel ``index`` (0-based) of a stream."""
+    x = salt + (index + np.uint64(1)) * _GAMMA
+    x = x ^ (x >> np.uint64(30))
+    x = x * _M1
+    x = x ^ (x >> np.uint64(27))
+    x = x * _M2
+    x = x ^ (x >> np.uint64(31))
+    return x >> np.uint64(11)
+
+
+@numba.njit(nogil=True, cache=True)
+def _keys_below(salt, r0, r1, c0, c1, width, fraction):
+    """Row, column (in the region) and key of the pixels whose :func:`pixel_keys` key is below ``fraction``.
+
+    The same keys as :func:`pixel_keys`, computed one pixel at a time with no
+    temporary arrays: a sampling pass hashes every pixel of a mosaic and keeps
+    about one in ten thousand. Two passes (count, then fill) keep the loops
+    simple enough for the compiler to vectorise.
+    """
+    # key = m * 2**-53 with m a whole number below 2**53, so key < fraction
+    # exactly when m < ceil(fraction * 2**53): compared as integers
+    threshold = np.uint64(np.ceil(fraction * 2.0**53))
+    found = 0
+    for r in range(r0, r1):
+        base = np.uint64(r) * np.uint64(width)
+        for c in range(c0, c1):
+            if _key_bits(salt, base + np.uint64(c)) < threshold:
+                found += 1
+    rows = np.empty(found, dtype=np.int64)
+    cols = np.empty(found, dtype=np.int64)
+    keys = np.empty(found, dtype=np.float64)
+    n = 0
+    for r in range(r0, r1):
+        base = np.uint64(r) * np.uint64(width)
+        for c in range(c0, c1):
+            m = _key_bits(salt, base + np.uint64(c))
+            if m < threshold:
+                rows[n], cols[n], keys[n] = r - r0, c - c0, np.float64(m) * 2.0**-53
+                n += 1
+    return rows, cols, keys
 
 
 def _block_candidates(
@@ -84,20 +129,14 @@ def _block_candidates(
     The colour is the display features when the spec has its range, else the raw band values.
     """
     (r0, r1), (c0, c1) = location
-    step = max(1, KEY_BATCH // max(c1 - c0, 1))
-    parts = []
-    for start in range(r0, r1, step):  # a few rows at a time, to bound memory
-        stop = min(start + step, r1)
-        keys = pixel_keys(seed, image_index, slice(start, stop), slice(c0, c1), width)
-        chosen = keys < fraction
-        pixels = block[start - r0 : stop - r0][chosen]
-        valid = valid_mask(pixels, spec)
-        values = colour_values(pixels[valid], spec)
-        part = np.empty((len(values), 1 + N_FEATURES), dtype=np.float64)
-        part[:, 0] = keys[chosen][valid]
-        part[:, 1:] = values if spec.high is None else to_features(values, spec)
-        parts.append(part)
-    return np.concatenate(parts) if parts else np.empty((0, 1 + N_FEATURES))
+    rows, cols, keys = _keys_below(_salt(seed, image_index), r0, r1, c0, c1, width, fraction)
+    pixels = block[rows, cols]
+    valid = valid_mask(pixels, spec)
+    values = colour_values(pixels[valid], spec)
+    candidates = np.empty((len(values), 1 + N_FEATURES), dtype=np.float64)
+    candidates[:, 0] = keys[valid]
+    candidates[:, 1:] = values if spec.high is None else to_features(values, spec)
+    return candidates
 
 
 def merge_candidates(candidates: Sequence[np.ndarray], size: int) -> np.ndarray:
