@@ -41,7 +41,8 @@ class PaletteResult:
     Attributes
     ----------
     centers : ndarray of float32, shape (k, 3)
-        Cluster centres, sRGB on the 0–255 scale, in the store's order.
+        Cluster centres as colours, sRGB on the 0–255 scale, in the store's order
+        (the store's ``centers_rgb`` when it clustered in CIELAB, else its ``centers``).
     colors : ndarray of uint8, shape (k, 3)
         Display colours (the centres rounded).
     counts : ndarray of int64, shape (k,)
@@ -53,7 +54,8 @@ class PaletteResult:
     store : str or None
         Path of the store, None when it was in memory.
     cluster_centers : ndarray of float32, shape (k, 3), or None
-        With ``space="lab"``, the centres in CIELAB (what pixels are labelled by).
+        With ``space="lab"``, the centres in CIELAB (what pixels are labelled
+        by; the store's ``centers``, DESIGN.md's "centres in the feature space used").
     image_lab_squared_error : ndarray of float64, shape (n,), or None
         Per image, the sum of squared CIELAB distances to the nearest colour shown.
     """
@@ -243,10 +245,11 @@ def open_store(path: str | os.PathLike, mode: str = "r") -> zarr.Group:
 def write_palette(group: zarr.Group, centers: np.ndarray, cluster_centers: np.ndarray | None = None) -> None:
     """Write the centres and their display colours, and make the (n, k) count array.
 
-    ``centers`` are display sRGB (0–255); ``cluster_centers``, the same
-    centres in the clustering space when that is not sRGB (CIELAB), are what
-    pixels are labelled by. ``centers`` goes last: its presence is what says
-    the palette is complete.
+    ``centers`` are display sRGB (0–255). When pixels were clustered in
+    another space (CIELAB), ``cluster_centers`` are the centres in it: they
+    are stored as ``centers`` (DESIGN.md: the centres in the feature space
+    used) and the sRGB ones as ``centers_rgb``. ``centers`` goes last: its
+    presence is what says the palette is complete.
     """
     k = len(centers)
     n = group["image_status"].shape[0]
@@ -265,9 +268,11 @@ def write_palette(group: zarr.Group, centers: np.ndarray, cluster_centers: np.nd
     colors[:] = np.clip(np.rint(centers), 0, 255).astype(np.uint8)
     if cluster_centers is not None:
         group.create_array(
-            "cluster_centers", shape=(k, 3), dtype="float32", overwrite=True, **_dims("color", "channel")
-        )[:] = cluster_centers
-    group.create_array("centers", shape=(k, 3), dtype="float32", **_dims("color", "channel"))[:] = centers
+            "centers_rgb", shape=(k, 3), dtype="float32", overwrite=True, **_dims("color", "channel")
+        )[:] = centers
+    feature_centers = centers if cluster_centers is None else cluster_centers
+    centers_array = group.create_array("centers", shape=(k, 3), dtype="float32", **_dims("color", "channel"))
+    centers_array[:] = feature_centers
 
 
 def create_labels(group: zarr.Group, index: int, image, centers: np.ndarray) -> str:
@@ -323,13 +328,28 @@ def write_image_done(
     squared_error: float = 0.0,
     lab_squared_error: float = 0.0,
 ) -> None:
-    """Record one finished image; the status goes last, so a crash never marks half a result done."""
-    group["image_counts"][index] = counts
-    group["image_valid"][index] = int(counts.sum())
-    group["image_masked"][index] = masked
-    group["image_squared_error"][index] = squared_error
-    group["image_lab_squared_error"][index] = lab_squared_error
-    group["image_status"][index] = DONE
+    """Record one finished image (see :func:`write_images_done`)."""
+    write_images_done(group, [index], [counts], [masked], [squared_error], [lab_squared_error])
+
+
+def write_images_done(group: zarr.Group, indices, counts, masked, squared_error, lab_squared_error) -> None:
+    """Record finished images at once: zarr writes their chunks concurrently.
+
+    Every array of the batch is written before any of its statuses, so a
+    crash never marks half a result done; images whose status was not
+    written stay pending and are counted again by ``--resume``.
+    """
+    rows = np.asarray(indices, dtype=np.int64)
+    if rows.size == 0:
+        return
+    counts = np.asarray(counts, dtype=np.int64).reshape(len(rows), -1)
+    group["image_counts"].oindex[rows, :] = counts
+    group["image_valid"].oindex[rows] = counts.sum(axis=1)
+    group["image_masked"].oindex[rows] = np.asarray(masked, dtype=np.int64)
+    group["image_squared_error"].oindex[rows] = np.asarray(squared_error, dtype=np.float64)
+    if "image_lab_squared_error" in group:  # stores made before it existed
+        group["image_lab_squared_error"].oindex[rows] = np.asarray(lab_squared_error, dtype=np.float64)
+    group["image_status"].oindex[rows] = np.full(len(rows), DONE, dtype=np.uint8)
 
 
 def write_image_failed(group: zarr.Group, index: int, error: str) -> None:
@@ -370,7 +390,8 @@ def load_result(source: str | os.PathLike | zarr.Group) -> PaletteResult:
     group = source if isinstance(source, zarr.Group) else open_store(source)
     n = group["image_status"].shape[0]
     if "centers" in group:
-        centers, colors = group["centers"][:], group["colors"][:]
+        centers = group["centers_rgb" if "centers_rgb" in group else "centers"][:]  # sRGB either way
+        colors = group["colors"][:]
         image_counts = group["image_counts"][:]
     else:  # nothing could be fitted
         centers, colors = np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)
@@ -393,7 +414,7 @@ def load_result(source: str | os.PathLike | zarr.Group) -> PaletteResult:
         image_errors=[str(s) for s in group["image_errors"][:]],
         attrs=dict(group.attrs),
         store=path,
-        cluster_centers=group["cluster_centers"][:] if "cluster_centers" in group else None,
+        cluster_centers=group["centers"][:] if "centers_rgb" in group else None,
         image_lab_squared_error=(
             group["image_lab_squared_error"][:] if "image_lab_squared_error" in group else None
         ),

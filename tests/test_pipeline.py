@@ -133,7 +133,8 @@ def test_store_is_plain_zarr_v3_with_one_image_per_chunk(client, tmp_path):
     attrs = group.attrs.asdict()
     assert attrs["complete"] is True and attrs["parameters"]["k"] == 4 and attrs["parameters"]["seed"] == 3
     assert "palette_dask_version" in attrs and attrs["space"] == "lab"  # the default
-    assert group["cluster_centers"].shape == (4, 3)  # the Lab centres; `centers` are sRGB
+    assert group["centers_rgb"].shape == (4, 3)  # `centers` are in Lab, the feature space (DESIGN.md)
+    np.testing.assert_array_equal(group["centers"][:], result.cluster_centers)
     np.testing.assert_array_equal(group["colors"][:], np.rint(result.centers).astype(np.uint8))
     assert group["counts"][:].sum() == group["image_valid"][:].sum()
 
@@ -232,7 +233,8 @@ def test_lab_space_stores_its_centres_and_beats_rgb_on_the_lab_error(client, tmp
     assert in_lab.attrs["space"] == "lab" and in_lab.to_dict()["space"] == "lab"
     assert in_lab.attrs["lab_error"] < in_rgb.attrs["lab_error"]
     group = zarr.open_group(tmp_path / "lab.zarr", mode="r")
-    np.testing.assert_allclose(in_lab.centers, lab_to_srgb(group["cluster_centers"][:]), atol=1e-3)
+    np.testing.assert_allclose(in_lab.centers, lab_to_srgb(group["centers"][:]), atol=1e-3)
+    np.testing.assert_array_equal(in_lab.centers, group["centers_rgb"][:])
     # the stored error is its definition, computed independently with scikit-image's Lab
     pixels = np.concatenate([np.asarray(Image.open(p).convert("RGB")).reshape(-1, 3) for p in paths])
     pixel_lab = rgb2lab(pixels[None] / 255.0)[0]
