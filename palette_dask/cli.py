@@ -457,16 +457,16 @@ def _extract(args, inputs, store) -> PaletteResult:
     with _client(args, jobqueue) as client:
         result = extract_palette(inputs, client=client, report=report, **options)
         if getattr(args, "html", None):
-            _save_report(result, args.html)
+            _save_report(result, args.html, client)
         return result
 
 
-def _save_report(result: PaletteResult, path) -> None:
+def _save_report(result: PaletteResult, path, client) -> None:
     """The HTML report; one that cannot be written is a warning, the run's result stands."""
     from .report import html_report
 
     try:
-        html_report(result, path)
+        html_report(result, path, client=client)
     except (OSError, PaletteDaskError) as exc:
         print(f"palette-dask: warning: no report {path}: {one_line(exc)}", file=sys.stderr)
 

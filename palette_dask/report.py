@@ -114,7 +114,7 @@ def recoloured_preview(block: np.ndarray, spec, space_centers, colors) -> tuple[
     return shown, recoloured
 
 
-def _previews(result: PaletteResult, indices, side: int) -> dict:
+def _previews(result: PaletteResult, indices, side: int, client=None) -> dict:
     """{index: (shown, recoloured)} for the images that can still be read; computed by dask tasks."""
     space_centers = result.cluster_centers if result.cluster_centers is not None else result.centers
     channel_axis = result.attrs.get("parameters", {}).get("channel_axis")
@@ -132,7 +132,8 @@ def _previews(result: PaletteResult, indices, side: int) -> dict:
         )
     if not lazy:
         return {}
-    return dict(zip(lazy, dask.compute(*lazy.values())))
+    where = {} if client is None else {"scheduler": client}
+    return dict(zip(lazy, dask.compute(*lazy.values(), **where)))
 
 
 def _hex(rgb) -> str:
@@ -254,7 +255,7 @@ def html_report(
             f'<th class="num">share</th><th class="num">pixels</th></tr></thead><tbody>{rows}</tbody></table>'
         )
     if k and 0 < len(done) <= preview_images:
-        previews = _previews(result, done, PREVIEW_SIDE)
+        previews = _previews(result, done, PREVIEW_SIDE, client)
         parts.append("<h2>Images, and recoloured with the palette</h2>")
         for index in done:
             name = escape(os.path.basename(result.image_names[index]))
@@ -274,17 +275,17 @@ def html_report(
                 )
             parts.append(f'<div class="previews">{figures}</div>')
     if n > 1 or not done:
-        parts.append(_image_list(result, done, status))
+        parts.append(_image_list(result, done, status, client))
     parts.append(f"<script>{_SCRIPT}</script></body></html>")
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(parts))
     return str(path)
 
 
-def _image_list(result: PaletteResult, done: list[int], status: np.ndarray) -> str:
+def _image_list(result: PaletteResult, done: list[int], status: np.ndarray, client=None) -> str:
     """Every image as a row: thumbnail, name, status, valid pixels, bar, share of each colour."""
     escape = html.escape
-    thumbnails = _previews(result, done[:MAX_THUMBNAILS], THUMB_SIDE) if result.k else {}
+    thumbnails = _previews(result, done[:MAX_THUMBNAILS], THUMB_SIDE, client) if result.k else {}
     order = result.ordered("share")
     header = (
         '<th data-key="thumbnail"></th><th data-key="name">image</th><th data-key="status">status</th>'
