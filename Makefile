@@ -17,12 +17,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/palette-dask demo
 
-# The HTML report is opened in a real headless browser by the tests: Debian's Chromium.
+# The HTML report is opened in a real headless browser by the tests: Debian's Chromium
+# (as root, or through sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+
 browser:
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
 	  (echo "installing Chromium for the report's browser test" && \
-	   (DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
-	    (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null)))
+	   ($(APT_INSTALL) >/dev/null 2>&1 || ($(SUDO) apt-get update -q >/dev/null && $(APT_INSTALL) >/dev/null)))
 
 test: $(STAMP) browser
 	$(BIN)/ruff check palette_dask tests benchmarks workflows
