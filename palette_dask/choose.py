@@ -96,12 +96,10 @@ def fit_sweep(sample, ks, *, seed: int = 0, space: str = "rgb", failures: dict |
 
 def sweep_figure(sweep: Sweep, path: str | os.PathLike | None = None):
     """The inertia curve with the suggested k marked; saved as PNG when ``path`` is given."""
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: a notebook's backend and figures are left alone
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
+    figure = Figure(figsize=(6, 4), dpi=100)
+    axes = figure.subplots()
     axes.plot(sweep.ks, sweep.inertias, "o-", color="#3b6ea5")
     chosen = sweep.ks.index(sweep.suggested)
     axes.plot([sweep.suggested], [sweep.inertias[chosen]], "o", color="#d1495b", markersize=12, zorder=3)
@@ -120,5 +118,4 @@ def sweep_figure(sweep: Sweep, path: str | os.PathLike | None = None):
     figure.tight_layout()
     if path is not None:
         figure.savefig(path, format="png")
-        plt.close(figure)
     return figure

@@ -324,6 +324,9 @@ def _dispatch(args) -> int:
         return 130
     except BrokenPipeError:  # stdout closed early (| head): nothing more to say
         return EXIT_ERROR
+    except OSError as exc:  # an output that cannot be written: --png, --html, report -o, sweep --png
+        print(f"palette-dask: {one_line(str(exc))}", file=sys.stderr)
+        return EXIT_ERROR
     except Exception as exc:
         if args.verbose:
             raise

@@ -22,7 +22,7 @@ import dask.array as da
 import numba
 import numpy as np
 
-from .colour import lab_of, palette_lab
+from .colour import lab_of, lab_to_srgb, palette_lab
 from .pixels import N_FEATURES, PixelSpec
 
 __all__ = ["ImageCounts", "block_stats", "image_stats", "unpack_stats"]
@@ -173,6 +173,13 @@ def _count_pixels(
     return counts, squared, masked, lab_error
 
 
+def _shown_colors(spec: PixelSpec, centers, colors) -> np.ndarray:
+    """The palette as shown (sRGB): ``colors`` when given, else the centres (converted from Lab)."""
+    if colors is not None:
+        return np.asarray(colors, dtype=np.float64)
+    return lab_to_srgb(centers) if spec.space == "lab" else np.asarray(centers, dtype=np.float64)
+
+
 def block_stats(
     block: np.ndarray,
     spec: PixelSpec,
@@ -183,8 +190,8 @@ def block_stats(
 ) -> np.ndarray:
     """``[counts (k), squared errors (k), masked, CIELAB squared error]`` of one block, as float64.
 
-    ``centers`` are in the spec's space; ``colors`` (display sRGB, default
-    ``centers``) is the palette as shown, for the CIELAB error. With
+    ``centers`` are in the spec's space; ``colors`` (display sRGB; default:
+    the centres, as sRGB) is the palette as shown, for the CIELAB error. With
     ``labels_out`` (a ``(rows, cols)`` integer array), also writes each
     pixel's colour index + 1 into it, and 0 for masked pixels.
 
@@ -221,7 +228,7 @@ def block_stats(
         scale,
         spec.space == "lab",
         np.asarray(centers, dtype=np.float32).astype(np.float64),
-        palette_lab(centers if colors is None else colors),
+        palette_lab(_shown_colors(spec, centers, colors)),
         pixels.dtype == np.uint8 and bool(np.all(low == 0.0)) and bool(np.all(scale == 1.0)),
         flat_labels,
     )
@@ -252,12 +259,12 @@ def image_stats(
     """Lazy ``(2k + 2,)`` vector of :func:`block_stats` summed over an image's chunks.
 
     ``centers`` are in the spec's space, ``colors`` the palette as shown
-    (display sRGB; default ``centers``). With ``labels_path`` (a zarr array
+    (display sRGB; default: the centres, as sRGB). With ``labels_path`` (a zarr array
     chunked like ``image``), every chunk's task also writes its labels
     there, in the same pass.
     """
     centers = np.asarray(centers, dtype=np.float32)
-    colors = centers if colors is None else np.asarray(colors, dtype=np.float64)
+    colors = _shown_colors(spec, centers, colors)
     width = 2 * len(centers) + 2
     per_block = image.map_blocks(
         _stats_task,

@@ -41,7 +41,7 @@ from .pixels import (
     check_options,
     combine_ranges,
     percentile_range,
-    pixel_spec,
+    stored_spec,
 )
 from .read import (
     DEFAULT_CHUNK_BYTES,
@@ -403,15 +403,11 @@ class _Run:
 
     def open_images(self, pending: list[int]) -> None:
         """Headers (read on the workers) → specs and lazy arrays; failures recorded."""
-        options = {k: self.parameters[k] for k in ("bands", "nodata", "space")}
-        scale = self.parameters["scale"]
         chunk_bytes, channel_axis = self.parameters["chunk_bytes"], self.parameters["channel_axis"]
 
         def opened(index: int, info: ImageInfo, image=None) -> None:
             try:
-                self.specs[index] = pixel_spec(
-                    info, scale=scale if isinstance(scale, str) else tuple(scale), **options
-                )
+                self.specs[index] = stored_spec(info, self.parameters)
             except PaletteDaskError as exc:
                 self.fail(index, exc)
                 return

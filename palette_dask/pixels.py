@@ -40,6 +40,7 @@ __all__ = [
     "PixelSpec",
     "check_options",
     "pixel_spec",
+    "stored_spec",
     "valid_mask",
     "colour_values",
     "to_features",
@@ -190,6 +191,29 @@ def pixel_spec(
     else:
         low, high = (float(v) for v in scale)
     return spec.with_range([low] * len(colour), [high] * len(colour))
+
+
+def stored_spec(info: ImageInfo, parameters: dict, display_range=None) -> PixelSpec:
+    """The spec of one image under a run's parameters, as stored in its store's attributes.
+
+    ``display_range`` (``[low, high]``, the store's ``display_range``) is
+    applied when given: the range a ``minmax`` or ``percentile`` run measured.
+
+    Examples
+    --------
+    >>> info = ImageInfo("a.tif", "tiff", (8, 8, 3), "uint16")
+    >>> stored_spec(info, {"scale": [0, 4095], "space": "lab"}).high, stored_spec(info, {}).space
+    ((4095.0, 4095.0, 4095.0), 'rgb')
+    """
+    scale = parameters.get("scale", "dtype")
+    spec = pixel_spec(
+        info,
+        bands=parameters.get("bands"),
+        nodata=parameters.get("nodata"),
+        scale=scale if isinstance(scale, str) else tuple(scale),
+        space=parameters.get("space", "rgb"),
+    )
+    return spec if display_range is None else spec.with_range(*display_range)
 
 
 def valid_mask(block: np.ndarray, spec: PixelSpec) -> np.ndarray:

@@ -37,7 +37,7 @@ import numpy as np
 
 from .errors import PaletteDaskError
 from .fit import nearest_center
-from .pixels import block_features, pixel_spec
+from .pixels import block_features, stored_spec
 from .read import probe, read_image
 from .render import palette_bar
 from .store import DONE, FAILED, PaletteResult
@@ -67,23 +67,6 @@ def _data_uri(array: np.ndarray, *, photo: bool = False) -> str:
     return f"data:image/{kind};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
 
 
-def _spec(result: PaletteResult, info):
-    """The run's PixelSpec for one image, rebuilt from the store's parameters and display range."""
-    params = result.attrs.get("parameters", {})
-    scale = params.get("scale", "dtype")
-    spec = pixel_spec(
-        info,
-        bands=params.get("bands"),
-        nodata=params.get("nodata"),
-        scale=tuple(scale) if isinstance(scale, list) else scale,
-        space=params.get("space", "rgb"),
-    )
-    if spec.low is None:
-        low, high = result.attrs["display_range"]
-        spec = spec.with_range(low, high)
-    return spec
-
-
 def recoloured_preview(block: np.ndarray, spec, space_centers, colors) -> tuple[np.ndarray, np.ndarray]:
     """An image block as shown (RGBA) and recoloured by its nearest palette colour (RGBA).
 
@@ -91,6 +74,7 @@ def recoloured_preview(block: np.ndarray, spec, space_centers, colors) -> tuple[
 
     Examples
     --------
+    >>> from palette_dask.pixels import pixel_spec
     >>> from palette_dask.read import ImageInfo
     >>> block = np.array([[[250, 10, 10], [5, 5, 240]]], dtype=np.uint8)
     >>> spec = pixel_spec(ImageInfo("a", "array", (1, 2, 3), "uint8"))
@@ -117,14 +101,17 @@ def recoloured_preview(block: np.ndarray, spec, space_centers, colors) -> tuple[
 def _previews(result: PaletteResult, indices, side: int, client=None) -> dict:
     """{index: (shown, recoloured)} for the images that can still be read; computed by dask tasks."""
     space_centers = result.cluster_centers if result.cluster_centers is not None else result.centers
-    channel_axis = result.attrs.get("parameters", {}).get("channel_axis")
+    params = result.attrs.get("parameters", {})
+    channel_axis = params.get("channel_axis")
     lazy = {}
     for index in indices:
         try:
             info = probe(result.image_names[index], channel_axis=channel_axis)
             image = read_image(info)
-            spec = _spec(result, info)
-        except (PaletteDaskError, KeyError, OSError):  # an array given to the API, a file since moved...
+            spec = stored_spec(info, params, result.attrs.get("display_range"))
+        except (PaletteDaskError, OSError):  # an array given to the API, a file since moved...
+            continue
+        if spec.low is None:  # a measured range this store does not hold
             continue
         step = max(1, math.ceil(max(image.shape[:2]) / side))
         lazy[index] = dask.delayed(recoloured_preview)(

@@ -242,16 +242,16 @@ def open_store(path: str | os.PathLike, mode: str = "r") -> zarr.Group:
     return group
 
 
-def write_palette(group: zarr.Group, centers: np.ndarray, cluster_centers: np.ndarray | None = None) -> None:
+def write_palette(group: zarr.Group, rgb_centers: np.ndarray, lab_centers: np.ndarray | None = None) -> None:
     """Write the centres and their display colours, and make the (n, k) count array.
 
-    ``centers`` are display sRGB (0–255). When pixels were clustered in
-    another space (CIELAB), ``cluster_centers`` are the centres in it: they
-    are stored as ``centers`` (DESIGN.md: the centres in the feature space
-    used) and the sRGB ones as ``centers_rgb``. ``centers`` goes last: its
-    presence is what says the palette is complete.
+    ``rgb_centers`` are display sRGB (0–255). When pixels were clustered in
+    CIELAB, ``lab_centers`` are the same centres in Lab: they are stored as
+    ``centers`` (DESIGN.md: the centres in the feature space used) and the
+    sRGB ones as ``centers_rgb``. ``centers`` goes last: its presence is what
+    says the palette is complete.
     """
-    k = len(centers)
+    k = len(rgb_centers)
     n = group["image_status"].shape[0]
     group.create_array(
         "image_counts",
@@ -265,14 +265,13 @@ def write_palette(group: zarr.Group, centers: np.ndarray, cluster_centers: np.nd
     colors = group.create_array(
         "colors", shape=(k, 3), dtype="uint8", overwrite=True, **_dims("color", "channel")
     )
-    colors[:] = np.clip(np.rint(centers), 0, 255).astype(np.uint8)
-    if cluster_centers is not None:
+    colors[:] = np.clip(np.rint(rgb_centers), 0, 255).astype(np.uint8)
+    if lab_centers is not None:
         group.create_array(
             "centers_rgb", shape=(k, 3), dtype="float32", overwrite=True, **_dims("color", "channel")
-        )[:] = centers
-    feature_centers = centers if cluster_centers is None else cluster_centers
-    centers_array = group.create_array("centers", shape=(k, 3), dtype="float32", **_dims("color", "channel"))
-    centers_array[:] = feature_centers
+        )[:] = rgb_centers
+    centers = group.create_array("centers", shape=(k, 3), dtype="float32", **_dims("color", "channel"))
+    centers[:] = rgb_centers if lab_centers is None else lab_centers
 
 
 def create_labels(group: zarr.Group, index: int, image, centers: np.ndarray) -> str:

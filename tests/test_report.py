@@ -138,3 +138,13 @@ def test_lab_previews_recolour_by_the_nearest_lab_centre(client, tmp_path):
     lab = srgb_to_lab(coffee.astype(np.float64)).astype(np.float32)
     expected = result.colors[reference_labels(lab, result.cluster_centers)]
     assert (recoloured[..., :3].reshape(-1, 3) == expected).all(axis=1).mean() > 0.999  # ties aside
+
+
+def test_an_output_that_cannot_be_written_is_one_line_and_exit_1(capsys, tmp_path):
+    store = tmp_path / "s.zarr"
+    assert main(["run", str(PHOTOS[1]), "-o", str(store), "--threads", "-q"]) == 0
+    capsys.readouterr()
+    assert main(["report", str(store), "-o", str(tmp_path / "no" / "such" / "r.html")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("palette-dask: ") and "No such file or directory" in err
+    assert len(err.splitlines()) == 1
