@@ -2,7 +2,7 @@
 
 Seeds are real images encoded here (PNG in every mode, JPEG, GIF, BMP, WebP,
 TIFF contiguous, planar, tiled, compressed, 16-bit, GeoTIFF) from
-scikit-image's photos and ../shared/data. Each case flips bits, overwrites,
+scikit-image's photos and tests/data. Each case flips bits, overwrites,
 zeroes, inserts or truncates bytes of one seed, then probes the file, reads
 its first chunk (and all of it when small) and turns the pixels into features.
 
@@ -33,7 +33,7 @@ from palette_dask.errors import PaletteDaskError
 from palette_dask.pixels import block_features, pixel_spec
 from palette_dask.read import probe, read_image
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+REAL_RASTERS = Path(__file__).resolve().parents[1] / "tests" / "data"
 
 
 def seeds() -> dict[str, bytes]:
@@ -74,8 +74,7 @@ def seeds() -> dict[str, bytes]:
     buffer = io.BytesIO()
     tifffile.imwrite(buffer, rgb.astype(np.uint16) * 200, extratags=[(42113, "s", 0, "0", True)])
     out["geo16.tif"] = buffer.getvalue()
-    if (SHARED / "world.rgb.tif").exists():
-        out["world.rgb.tif"] = (SHARED / "world.rgb.tif").read_bytes()
+    out["world.rgb.tif"] = (REAL_RASTERS / "world.rgb.tif").read_bytes()
     return out
 
 

@@ -17,7 +17,7 @@ from PIL import Image
 from palette_dask import connect
 
 SKIMAGE_DATA = Path(skimage.__file__).parent / "data"
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+REAL_RASTERS = Path(__file__).resolve().parent / "data"  # CC0 rasters from rasterio's tests (data/README.md)
 DASK = str(Path(sys.executable).parent / "dask")
 PHOTOS = [SKIMAGE_DATA / name for name in ("astronaut.png", "coffee.png", "logo.png")]
 
@@ -37,10 +37,9 @@ def process_client():
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"the real test rasters are missing: expected {SHARED_DATA}")
-    return SHARED_DATA
+def real_rasters() -> Path:
+    """The real rasters the repository carries in tests/data (see its README for provenance)."""
+    return REAL_RASTERS
 
 
 @pytest.fixture(scope="session")

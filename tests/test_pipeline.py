@@ -150,8 +150,8 @@ def test_an_existing_store_is_not_overwritten(client, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["RGB.byte.tif", "RGBA.uint16.tif", "world.rgb.tif"])
-def test_real_rasters(client, shared_data, name):
-    path = shared_data / name
+def test_real_rasters(client, real_rasters, name):
+    path = real_rasters / name
     if name == "RGBA.uint16.tif":  # its valid pixels all hold one colour, (10000, 10000, 10000)
         with pytest.warns(PaletteDaskWarning, match="only 1 distinct colours"):
             result = extract_palette(path, 5, client=client, sample_size=50_000)

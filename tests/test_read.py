@@ -130,16 +130,16 @@ def test_jpeg(tmp_path):
     assert np.abs(array.astype(int) - data).mean() < 3
 
 
-def test_planar_tiff_has_channels_last(shared_data):
-    info, array = roundtrip(shared_data / "world.rgb.tif")
+def test_planar_tiff_has_channels_last(real_rasters):
+    info, array = roundtrip(real_rasters / "world.rgb.tif")
     assert info.axes == "cyx" and info.shape == (256, 512, 3)
-    np.testing.assert_array_equal(array, np.moveaxis(tifffile.imread(shared_data / "world.rgb.tif"), 0, -1))
+    np.testing.assert_array_equal(array, np.moveaxis(tifffile.imread(real_rasters / "world.rgb.tif"), 0, -1))
 
 
-def test_geotiff_nodata_and_uint16_rgba(shared_data):
-    info = probe(str(shared_data / "RGB.byte.tif"))
+def test_geotiff_nodata_and_uint16_rgba(real_rasters):
+    info = probe(str(real_rasters / "RGB.byte.tif"))
     assert info.nodata == 0.0 and info.shape == (718, 791, 3)
-    info = probe(str(shared_data / "RGBA.uint16.tif"))
+    info = probe(str(real_rasters / "RGBA.uint16.tif"))
     assert (info.channels, info.dtype) == ("RGBA", "uint16")
 
 
