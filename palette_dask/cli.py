@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 
 from ._version import __version__
-from .errors import ClusterError, PaletteDaskError, ParameterError, one_line
+from .errors import ClusterError, InputError, PaletteDaskError, ParameterError, one_line
 from .store import DONE, PaletteResult, load_result
 
 __all__ = ["main", "bands_argument", "scale_argument", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_PARTIAL"]
@@ -431,13 +431,13 @@ def _sweep(args) -> int:
 def _extract(args, inputs, store) -> PaletteResult:
     from .pipeline import extract_palette
     from .read import resolve_inputs
-    from .store import check_new_store
+    from .store import check_store_path
 
     # the checks that need no cluster come first, so that a bad command starts none
     jobqueue = _jobqueue(args)
     inputs = resolve_inputs(inputs)
-    if not (args.resume and store and os.path.exists(store)):
-        check_new_store(store, overwrite=args.overwrite)
+    check_store_path(store, overwrite=args.overwrite, resume=args.resume)
+    _check_outputs(args, inputs, store)
     report = _reporter(args)
     options = {
         "k": args.k,
@@ -462,6 +462,15 @@ def _extract(args, inputs, store) -> PaletteResult:
         if getattr(args, "html", None):
             _save_report(result, args.html, client)
         return result
+
+
+def _check_outputs(args, inputs: list[str], store) -> None:
+    """Refuse an output (--png, --figure, --html, --export, the store) that is one of the inputs."""
+    sources = {os.path.realpath(source) for source in inputs if "://" not in source}
+    outputs = [store, args.png, args.figure, getattr(args, "html", None), *args.export]
+    for output in outputs:
+        if output is not None and os.path.realpath(output) in sources:
+            raise InputError(f"{output}: is one of the inputs; palette-dask never writes over its inputs")
 
 
 def _save_report(result: PaletteResult, path, client) -> None:

@@ -295,7 +295,9 @@ def sweep_k(
 
 
 def _open_or_create(store, names, parameters, *, overwrite: bool, resume: bool):
-    if resume and store is not None and os.path.exists(store):
+    if resume and store is not None:
+        stores.check_store_path(store, resume=True)  # a store to finish, or nothing there yet
+    if resume and store is not None and stores.is_store(store):
         stores.remove_partial_writes(store)
         group = stores.open_store(store, mode="r+")
         stored = [str(s) for s in group["image_names"][:]]

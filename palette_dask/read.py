@@ -135,6 +135,11 @@ def _is_zarr_dir(path: Path) -> bool:
     return path.is_dir() and ((path / "zarr.json").exists() or (path / ".zarray").exists())
 
 
+def _is_zarr_node(path: Path) -> bool:
+    """A zarr array or group (v2 or v3): never searched for images."""
+    return any((path / name).exists() for name in ("zarr.json", ".zarray", ".zgroup"))
+
+
 def resolve_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
     """Expand inputs into a list of image sources (paths or URLs), in order.
 
@@ -175,13 +180,7 @@ def _expand(item: str, *, allow_lists: bool) -> list[str]:
     if _is_zarr_dir(path):
         return [item]
     if path.is_dir():
-        found = sorted(
-            str(p)
-            for p in path.rglob("*")
-            if p.suffix.lower() in IMAGE_SUFFIXES
-            and p.is_file()
-            and not any(part.startswith(".") for part in p.relative_to(path).parts)
-        )
+        found = _images_under(path)
         if not found:
             raise InputError(f"{item}: directory holds no images (looked for {', '.join(IMAGE_SUFFIXES)})")
         return found
@@ -193,6 +192,21 @@ def _expand(item: str, *, allow_lists: bool) -> list[str]:
     if not found:
         raise InputError(f"{item}: no file matches this pattern")
     return [s for f in found for s in _expand(f, allow_lists=False)]
+
+
+def _images_under(folder: Path) -> list[str]:
+    """The image files under a folder, sorted; hidden entries and zarr stores (an output's too) left out."""
+    found = []
+    for parent, subfolders, files in os.walk(folder):
+        subfolders[:] = [
+            name for name in subfolders if not name.startswith(".") and not _is_zarr_node(Path(parent, name))
+        ]
+        found.extend(
+            os.path.join(parent, name)
+            for name in files
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
+        )
+    return sorted(found)
 
 
 def _read_list(path: Path) -> list[str]:

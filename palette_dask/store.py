@@ -18,7 +18,9 @@ labels them: no two tasks ever write the same chunk.
 from __future__ import annotations
 
 import datetime
+import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +31,17 @@ import zarr.storage
 from ._version import __version__
 from .errors import StoreError
 
-__all__ = ["PENDING", "DONE", "FAILED", "PaletteResult", "create_store", "open_store", "load_result"]
+__all__ = [
+    "PENDING",
+    "DONE",
+    "FAILED",
+    "PaletteResult",
+    "create_store",
+    "check_store_path",
+    "is_store",
+    "open_store",
+    "load_result",
+]
 
 PENDING, DONE, FAILED = 0, 1, 2
 
@@ -176,14 +188,21 @@ def create_store(
 ) -> zarr.Group:
     """Create the group and its per-image status arrays; ``path=None`` keeps it in memory.
 
+    With ``overwrite``, an existing palette_dask store at ``path`` is replaced;
+    anything else there is refused and left untouched (see :func:`check_store_path`).
+
     Raises
     ------
     StoreError
-        When ``path`` exists and ``overwrite`` is false.
+        When ``path`` exists and is not a store ``overwrite`` may replace.
     """
-    check_new_store(path, overwrite=overwrite)
+    check_store_path(path, overwrite=overwrite)
+    if path is not None and os.path.lexists(path) and any(Path(path).iterdir()):
+        shutil.rmtree(path)  # a palette_dask store, checked just above
     store = zarr.storage.MemoryStore() if path is None else str(path)
-    group = zarr.open_group(store, mode="w")
+    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    attributes = {**attrs, "palette_dask_version": __version__, "created": created, "complete": False}
+    group = zarr.open_group(store, mode="w-", attributes=attributes)  # recognisable from its first write
     n = len(image_names)
     names = group.create_array("image_names", shape=(n,), chunks=(1,), dtype=str, **_dims("image"))
     if n:
@@ -196,27 +215,107 @@ def create_store(
     group.create_array("image_masked", shape=(n,), chunks=(1,), dtype="int64", fill_value=0, **_dims("image"))
     for name in ("image_squared_error", "image_lab_squared_error"):
         group.create_array(name, shape=(n,), chunks=(1,), dtype="float64", fill_value=0.0, **_dims("image"))
-    group.attrs.update(
-        {
-            **attrs,
-            "palette_dask_version": __version__,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "complete": False,
-        }
-    )
     return group
 
 
-def check_new_store(path: str | os.PathLike | None, *, overwrite: bool) -> None:
-    """Refuse to replace an existing path unless ``overwrite``.
+def is_store(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a palette_dask store: a folder with a zarr v3 group of palette_dask's attributes.
+
+    Only the group's ``zarr.json`` is read (as JSON, at most 16 MB); nothing is opened or changed.
+
+    Examples
+    --------
+    >>> is_store(".")
+    False
+    """
+    metadata = Path(path) / "zarr.json"
+    try:
+        if Path(path).is_symlink() or metadata.stat().st_size > 2**24:
+            return False
+        document = json.loads(metadata.read_text())
+    except (OSError, ValueError):
+        return False
+    attributes = document.get("attributes") if isinstance(document, dict) else None
+    return (
+        document.get("node_type") == "group"
+        and isinstance(attributes, dict)
+        and "palette_dask_version" in attributes
+        and "parameters" in attributes
+    )
+
+
+def _foreign_entry(root: Path) -> str | None:
+    """The first entry under a store's folder that zarr did not write there, or None.
+
+    A store holds ``zarr.json`` files (one per group or array), chunk files
+    under each array's ``c/`` folder (named by their chunk index), and the
+    ``*.partial`` files of interrupted writes; nothing else, and no links.
+    """
+    for folder, subfolders, files in os.walk(root):
+        where = Path(folder).relative_to(root)
+        in_chunks = "c" in where.parts
+        for name in subfolders:
+            if (Path(folder) / name).is_symlink() or (in_chunks and not name.isdigit()):
+                return str(where / name)
+        for name in files:
+            if (Path(folder) / name).is_symlink():
+                return str(where / name)
+            if name.endswith(".partial") or (name.isdigit() if in_chunks else name == "zarr.json"):
+                continue
+            return str(where / name)
+    return None
+
+
+def check_store_path(
+    path: str | os.PathLike | None, *, overwrite: bool = False, resume: bool = False
+) -> None:
+    """Refuse, before anything runs, a store path that the run must not create, replace or resume.
+
+    A path that does not exist, or an empty folder, is free. ``resume`` needs a
+    palette_dask store there. ``overwrite`` replaces only a palette_dask store
+    (recognised by :func:`is_store`) that holds nothing but what zarr wrote: a
+    file, a link, a folder of photos or any other folder is refused, untouched.
 
     Raises
     ------
     StoreError
-        When ``path`` exists and ``overwrite`` is false.
+        Naming the path and the reason, on one line.
+
+    Examples
+    --------
+    >>> check_store_path("README.md", overwrite=True)
+    Traceback (most recent call last):
+    ...
+    palette_dask.errors.StoreError: README.md: is a file, not a palette_dask store; \
+--overwrite only replaces a store made by palette-dask: choose another output
     """
-    if path is not None and os.path.exists(path) and not overwrite:
-        raise StoreError(f"{path}: already exists; pass --overwrite to replace it or --resume to finish it")
+    if path is None or not os.path.lexists(path):
+        return
+    if os.path.isdir(path) and not os.path.islink(path) and not any(Path(path).iterdir()):
+        return  # an empty folder: nothing in it to lose
+    recognised = is_store(path)
+    if resume:
+        if not recognised:
+            raise StoreError(
+                f"{path}: not a palette_dask store; --resume finishes a store made by palette-dask"
+            )
+        return
+    if not overwrite:
+        if recognised:
+            raise StoreError(
+                f"{path}: already exists; pass --overwrite to replace it or --resume to finish it"
+            )
+        raise StoreError(f"{path}: already exists and is not a palette_dask store: choose another output")
+    refusal = "--overwrite only replaces a store made by palette-dask: choose another output"
+    if os.path.islink(path):
+        raise StoreError(f"{path}: is a symbolic link, not a palette_dask store; {refusal}")
+    if not os.path.isdir(path):
+        raise StoreError(f"{path}: is a file, not a palette_dask store; {refusal}")
+    if not recognised:
+        raise StoreError(f"{path}: is a folder that is not a palette_dask store; {refusal}")
+    stray = _foreign_entry(Path(path))
+    if stray is not None:
+        raise StoreError(f"{path}: holds {stray}, which palette-dask did not write; {refusal}")
 
 
 def remove_partial_writes(path: str | os.PathLike) -> int:
@@ -224,15 +323,24 @@ def remove_partial_writes(path: str | os.PathLike) -> int:
 
     zarr writes each chunk to ``<chunk>.<uuid>.partial`` and then renames it, so a
     process killed in between leaves that file behind, never a half-written chunk.
+    Only a folder that :func:`is_store` recognises is searched; links are not followed.
     """
-    leftovers = list(Path(path).rglob("*.partial"))
-    for leftover in leftovers:
-        leftover.unlink(missing_ok=True)
-    return len(leftovers)
+    if not is_store(path):
+        raise StoreError(f"{path}: not a palette_dask store; its files are left as they are")
+    removed = 0
+    for folder, _, files in os.walk(path):
+        for name in files:
+            if name.endswith(".partial"):
+                (Path(folder) / name).unlink(missing_ok=True)
+                removed += 1
+    return removed
 
 
 def open_store(path: str | os.PathLike, mode: str = "r") -> zarr.Group:
     """Open an existing store, with a clear error when it is not one."""
+    if not is_store(path):
+        what = "no such folder" if not os.path.lexists(path) else "no palette_dask group there"
+        raise StoreError(f"{path}: not a palette_dask store ({what})")
     try:
         group = zarr.open_group(str(path), mode=mode)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError):

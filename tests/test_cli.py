@@ -117,13 +117,16 @@ def test_usage_errors_exit_2(capsys, argv, message):
     assert len(err.strip().splitlines()) == 1 and message in err
 
 
-def test_existing_store_is_refused_before_any_work(capsys, tmp_path):
-    (tmp_path / "o.zarr").mkdir()
-    code, _, err = run_cli(capsys, "run", PHOTOS[1], "-o", tmp_path / "o.zarr")
-    assert code == 1
+def test_existing_output_is_refused_before_any_work(capsys, tmp_path):
     store = tmp_path / "o.zarr"
-    advice = "pass --overwrite to replace it or --resume to finish it"
-    assert err.strip() == f"palette-dask: {store}: already exists; {advice}"
+    store.mkdir()
+    (store / "data.bin").write_bytes(b"someone's")
+    code, _, err = run_cli(capsys, "run", PHOTOS[1], "-o", store)
+    assert code == 1
+    assert (
+        err.strip()
+        == f"palette-dask: {store}: already exists and is not a palette_dask store: choose another output"
+    )
 
 
 def test_show_of_something_else(capsys, tmp_path):

@@ -11,6 +11,7 @@ from palette_dask import PaletteDaskError, connect, extract_palette, palette_bar
 from palette_dask.cluster import dashboard_link, jobqueue_options
 from palette_dask.errors import ClusterError, ParameterError
 from palette_dask.progress import Progress
+from palette_dask.store import check_store_path
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +23,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     kind = parser.add_mutually_exclusive_group()
     kind.add_argument("--threads", action="store_true", help="LocalCluster: one worker, a thread per core")
     kind.add_argument("--processes", action="store_true", help="LocalCluster: a worker process per core")
-    parser.add_argument("--resume", action="store_true", help="finish an interrupted run")
+    parser.add_argument("--resume", action="store_true", help="finish an interrupted run (or start one)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the store of an earlier run")
 
 
 def _processes(args) -> bool | None:
@@ -36,12 +38,13 @@ def run(args, inputs, **options):
     out.mkdir(parents=True, exist_ok=True)
     store = out / "palette.zarr"
     try:
+        check_store_path(store, overwrite=args.overwrite, resume=args.resume)  # before a cluster starts
         jobqueue = jobqueue_options(args.cluster_config) if args.cluster_config else None
         with connect(args.scheduler, jobqueue=jobqueue, processes=_processes(args)) as client:
             print(f"palette-dask: dashboard at {dashboard_link(client)}", file=sys.stderr)
             return extract_palette(
                 inputs, args.k, store=store, seed=args.seed, client=client, report=Progress(),
-                resume=args.resume and store.exists(), overwrite=not args.resume, **options,
+                resume=args.resume, overwrite=args.overwrite, **options,
             )  # fmt: skip
     except (ParameterError, ClusterError) as exc:
         print(f"palette-dask: {exc}", file=sys.stderr)
