@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import glob
 import io
+import json
 import logging
 import os
 import re
@@ -502,28 +503,110 @@ def _axis_names(multiscales) -> list | None:
     return [a["name"] if isinstance(a, dict) else a for a in axes] if axes else None
 
 
-#: Codecs and dtypes that can run code or hold Python objects when read; a zarr input using one is refused.
-_UNSAFE_ZARR = ("pickle", "object", "|o", "vlen-bytes", "vlen-array", "msgpack2", "json2")
+#: What a zarr input may declare: numeric data types and codecs that only turn bytes into numbers.
+#: Anything else (pickle, object or string types, a codec this list does not name) is refused before
+#: zarr reads a chunk: some codecs run code when they decode.
+ZARR_DATA_TYPES = frozenset(
+    ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]
+    + ["float16", "float32", "float64"]
+)
+_NUMERIC_CODECS = (
+    "blosc", "zlib", "gzip", "bz2", "lzma", "lz4", "zstd", "shuffle", "delta", "bitround", "quantize",
+    "fixedscaleoffset", "packbits", "crc32", "crc32c", "adler32", "fletcher32", "jenkins_lookup3",
+)  # fmt: skip
+ZARR_CODECS = frozenset(
+    ["bytes", "transpose", "blosc", "gzip", "zstd", "crc32c", "sharding_indexed"]
+    + [f"numcodecs.{name}" for name in _NUMERIC_CODECS]
+)
+ZARR_V2_CODECS = frozenset([*_NUMERIC_CODECS, "astype"])
+_ZARR_METADATA = ("zarr.json", ".zarray", ".zgroup", ".zmetadata")
+_ZARR_V2_DTYPE = re.compile(r"[<>|=]?(b1|[iu][1248]|f[248])")
 
 
-def _refuse_unsafe_zarr(source: str) -> None:
-    """Refuse zarr metadata that declares pickle or object codecs, before zarr decodes anything."""
-    for path in Path(source).rglob("*"):
-        if path.name in ("zarr.json", ".zarray") and path.stat().st_size < 1_000_000:
-            text = path.read_text(errors="replace").lower()
-            unsafe = [word for word in _UNSAFE_ZARR if f'"{word}"' in text]
-            if unsafe:
-                raise ImageReadError(
-                    f"{source}: zarr metadata {path.relative_to(source)} declares {', '.join(unsafe)}; "
-                    "refused (such codecs can run code when read): store the pixels as numbers"
-                )
+def _unsafe_declaration(metadata) -> str | None:
+    """What a parsed zarr metadata document declares outside the allow-lists, or None.
+
+    Every array described in it is checked, consolidated metadata included;
+    user attributes are not metadata and are not looked at.
+
+    Examples
+    --------
+    >>> _unsafe_declaration({"data_type": "uint8", "codecs": [{"name": "bytes"}, {"name": "zstd"}]})
+    >>> _unsafe_declaration({"dtype": "|u1", "chunks": [4], "compressor": {"id": "pickle"}})
+    "codec 'pickle'"
+    """
+    if isinstance(metadata, list):
+        return next(filter(None, map(_unsafe_declaration, metadata)), None)
+    if not isinstance(metadata, dict):
+        return None
+    if "data_type" in metadata:  # a zarr v3 array
+        if not isinstance(metadata["data_type"], str) or metadata["data_type"] not in ZARR_DATA_TYPES:
+            return f"data type {metadata['data_type']!r}"
+        if metadata.get("storage_transformers"):
+            return "storage transformers"
+        unsafe = _unsafe_codecs(metadata.get("codecs"), "name", ZARR_CODECS)
+        if unsafe:
+            return unsafe
+    if "dtype" in metadata and "chunks" in metadata:  # a zarr v2 array
+        dtype = metadata["dtype"]
+        if not isinstance(dtype, str) or not _ZARR_V2_DTYPE.fullmatch(dtype):
+            return f"data type {dtype!r}"
+        listed = [metadata.get("compressor"), *(metadata.get("filters") or [])]
+        unsafe = _unsafe_codecs([c for c in listed if c is not None], "id", ZARR_V2_CODECS)
+        if unsafe:
+            return unsafe
+    nested = (value for key, value in metadata.items() if key != "attributes" and not key.endswith(".zattrs"))
+    return next(filter(None, map(_unsafe_declaration, nested)), None)
+
+
+def _unsafe_codecs(codecs, key: str, allowed: frozenset) -> str | None:
+    if codecs is None:
+        return None
+    if not isinstance(codecs, list):
+        return f"codecs {codecs!r}"
+    for codec in codecs:
+        name = codec.get(key) if isinstance(codec, dict) else codec
+        if not isinstance(name, str) or name not in allowed:
+            return f"codec {name!r}"
+        configuration = codec.get("configuration") if isinstance(codec, dict) else None
+        if name == "sharding_indexed" and isinstance(configuration, dict):
+            for inner in ("codecs", "index_codecs"):
+                unsafe = _unsafe_codecs(configuration.get(inner), key, allowed)
+                if unsafe:
+                    return unsafe
+    return None
+
+
+def _check_zarr_metadata(source: str, node: str) -> None:
+    r"""Refuse a zarr node whose metadata declares anything but numbers, before zarr reads it.
+
+    The metadata files of ``node`` (``zarr.json``, or v2's ``.zarray``,
+    ``.zgroup`` and ``.zmetadata``) are parsed as JSON, so escaped names
+    (``"\u0070ickle"``) are read as what they are.
+    """
+    for name in _ZARR_METADATA:
+        path = Path(node) / name
+        if not path.is_file():
+            continue
+        where = path.relative_to(source) if path.is_relative_to(source) else path
+        if path.stat().st_size > 2**24:
+            raise ImageReadError(f"{source}: zarr metadata {where} is over 16 MB; refused")
+        try:
+            unsafe = _unsafe_declaration(json.loads(path.read_bytes()))
+        except ValueError as exc:
+            raise ImageReadError(f"{source}: zarr metadata {where} is not JSON: {exc}") from None
+        if unsafe:
+            raise ImageReadError(
+                f"{source}: zarr metadata {where} declares {unsafe}; refused: palette_dask reads only "
+                "numeric data types and numeric codecs (see palette_dask.read.ZARR_CODECS)"
+            )
 
 
 def _probe_zarr(source: str, channel_axis: int | None = None) -> ImageInfo:
     """A zarr array, an OME-Zarr image (its full-resolution level), or one level of it."""
     import zarr
 
-    _refuse_unsafe_zarr(source)
+    _check_zarr_metadata(source, source)
     try:
         node = zarr.open(source, mode="r")
     except Exception as exc:
@@ -538,11 +621,13 @@ def _probe_zarr(source: str, channel_axis: int | None = None) -> ImageInfo:
                 + (f" ({', '.join(arrays[:5])})" if arrays else "")
             )
         level = multiscales[0]["datasets"][0]["path"]
+        _check_zarr_metadata(source, f"{source.rstrip('/')}/{level}")
         source, node, names = f"{source.rstrip('/')}/{level}", node[level], _axis_names(multiscales)
     else:
         names = getattr(node.metadata, "dimension_names", None)
         parent = Path(source).parent
         if names is None and _is_zarr_dir(parent):  # a level of an OME-Zarr image
+            _check_zarr_metadata(source, str(parent))
             try:
                 multiscales = _multiscales(zarr.open_group(str(parent), mode="r").attrs)
                 names = _axis_names(multiscales) if multiscales else None

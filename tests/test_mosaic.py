@@ -1,6 +1,7 @@
 """Mosaics and collections: layouts, bands, masks, scaling, label rasters, arrays."""
 
 import json
+import re
 import warnings
 
 import cloudpickle
@@ -222,20 +223,71 @@ def test_all_nodata_raster_and_nodata_override_from_the_command_line(capsys, tmp
     assert document["pixels"] == {"valid": 60 * 80 - white, "masked": white}
 
 
+V2_ARRAY = {"zarr_format": 2, "shape": [4, 4, 3], "chunks": [4, 4, 3], "dtype": "|u1", "compressor": None,
+            "fill_value": 0, "order": "C", "filters": None}  # fmt: skip
+V3_ARRAY = {"zarr_format": 3, "node_type": "array", "shape": [4, 4, 3], "data_type": "uint8",
+            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [4, 4, 3]}},
+            "chunk_key_encoding": {"name": "default"}, "fill_value": 0,
+            "codecs": [{"name": "bytes"}, {"name": "zstd", "configuration": {"level": 0}}]}  # fmt: skip
+
+
+def sharded(*inner):
+    config = {
+        "chunk_shape": [2, 2, 3],
+        "codecs": [{"name": "bytes"}, *inner],
+        "index_codecs": [{"name": "bytes"}],
+    }
+    return {**V3_ARRAY, "codecs": [{"name": "sharding_indexed", "configuration": config}]}
+
+
 @pytest.mark.parametrize(
-    "metadata",
+    "name, metadata, declared",
     [
-        {"zarr_format": 2, "shape": [4, 4, 3], "chunks": [4, 4, 3], "dtype": "|O", "compressor": None,
-         "fill_value": 0, "order": "C", "filters": [{"id": "pickle", "protocol": 5}]},
-        {"zarr_format": 2, "shape": [4, 4, 3], "chunks": [4, 4, 3], "dtype": "|u1",
-         "compressor": {"id": "pickle"}, "fill_value": 0, "order": "C", "filters": None},
+        (".zarray", {**V2_ARRAY, "dtype": "|O", "filters": [{"id": "pickle"}]}, "data type '|O'"),
+        (".zarray", {**V2_ARRAY, "compressor": {"id": "pickle"}}, "codec 'pickle'"),
+        ("zarr.json", {**V3_ARRAY, "codecs": [{"name": "bytes"}, {"name": "numcodecs.pickle"}]},
+         "codec 'numcodecs.pickle'"),
+        ("zarr.json", {**V3_ARRAY, "data_type": "string"}, "data type 'string'"),
+        ("zarr.json", sharded({"name": "numcodecs.msgpack2"}), "codec 'numcodecs.msgpack2'"),
+        ("zarr.json", {"zarr_format": 3, "node_type": "group", "consolidated_metadata": {"kind": "inline",
+         "must_understand": False, "metadata": {"0": {**V3_ARRAY, "codecs": [{"name": "vlen-bytes"}]}}}},
+         "codec 'vlen-bytes'"),
     ],
 )  # fmt: skip
-def test_zarr_declaring_pickle_or_object_codecs_is_refused(tmp_path, metadata):
+def test_zarr_declaring_anything_but_numbers_is_refused(tmp_path, name, metadata, declared):
     (tmp_path / "evil.zarr").mkdir()
-    (tmp_path / "evil.zarr" / ".zarray").write_text(json.dumps(metadata))
-    with pytest.raises(ImageReadError, match="evil.zarr: zarr metadata .zarray declares .*refused"):
+    (tmp_path / "evil.zarr" / name).write_text(json.dumps(metadata))
+    with pytest.raises(
+        ImageReadError, match=f"evil.zarr: zarr metadata {name} declares {re.escape(declared)}; refused"
+    ):
         probe(str(tmp_path / "evil.zarr"))
+
+
+@pytest.mark.parametrize("escaped", ["\\u0070ickle", "numcodecs.\\u0070ickle", "PICKLE"])
+def test_escaped_codec_names_are_read_as_what_they_are(tmp_path, escaped):
+    text = json.dumps({**V3_ARRAY, "codecs": [{"name": "bytes"}, {"name": "CODEC"}]}).replace(
+        "CODEC", escaped
+    )
+    assert "pickle" not in text  # the old text search let exactly this through
+    (tmp_path / "evil.zarr").mkdir()
+    (tmp_path / "evil.zarr" / "zarr.json").write_text(text)
+    with pytest.raises(ImageReadError, match="declares codec '(numcodecs.)?(pickle|PICKLE)'; refused"):
+        probe(str(tmp_path / "evil.zarr"))
+
+
+def test_an_ome_zarr_level_declaring_pickle_is_refused_through_its_group(tmp_path):
+    image = tmp_path / "image.zarr"
+    group = zarr.open_group(str(image), mode="w")
+    group.create_array("0", shape=(8, 8, 3), dtype="u1")
+    group.attrs["ome"] = {"multiscales": [{"axes": ["y", "x", "c"], "datasets": [{"path": "0"}]}]}
+    assert probe(str(image)).shape == (8, 8, 3)
+    metadata = json.loads((image / "0" / "zarr.json").read_text())
+    metadata["codecs"].append({"name": "numcodecs.pickle"})
+    (image / "0" / "zarr.json").write_text(json.dumps(metadata))
+    with pytest.raises(
+        ImageReadError, match="image.zarr: zarr metadata 0/zarr.json declares codec 'numcodecs.pickle'"
+    ):
+        probe(str(image))
 
 
 def test_empty_and_chunked_identically_whatever_the_chunk_size(client, tmp_path):
