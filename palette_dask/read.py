@@ -90,6 +90,10 @@ class ImageInfo:
         Layout of the stored array, one letter per dimension: ``y`` rows, ``x``
         columns, ``c`` bands; any other axis has length one and is read at 0.
         ``"yxc"`` is channels last, ``"cyx"`` planar, ``"tczyx"`` OME-Zarr.
+    banded : bool
+        A TIFF whose strips are too big to decode whole: each task decodes only
+        the band of rows it reads (uncompressed or deflate strips), so chunks
+        are bands of rows of any height.
     """
 
     source: str
@@ -100,6 +104,7 @@ class ImageInfo:
     nodata: float | None = None
     tile: tuple[int, int] = (0, 0)
     axes: str = "yxc"
+    banded: bool = False
 
     @property
     def pixels(self) -> int:
@@ -275,8 +280,9 @@ def probe(source: str, *, max_pixels: int = DEFAULT_MAX_PIXELS, channel_axis: in
     Raises
     ------
     ImageReadError
-        Missing, empty, unreadable or unsupported files, and images that must
-        be decoded whole but have more than ``max_pixels`` pixels.
+        Missing, empty, unreadable or unsupported files, and images whose
+        blocks decoded whole (see :func:`whole_block_bytes`) exceed the limit
+        set by ``max_pixels``.
 
     Examples
     --------
@@ -287,7 +293,7 @@ def probe(source: str, *, max_pixels: int = DEFAULT_MAX_PIXELS, channel_axis: in
     """
     source = str(source)
     if not is_url(source) and _is_zarr_dir(Path(source)):
-        info = _probe_zarr(source, channel_axis)
+        info = _probe_zarr(source, channel_axis, max_pixels)
     else:
         with _open_bytes(source) as handle:
             head = handle.read(16)
@@ -295,7 +301,7 @@ def probe(source: str, *, max_pixels: int = DEFAULT_MAX_PIXELS, channel_axis: in
                 raise ImageReadError(f"{source}: empty file (0 bytes)")
             handle.seek(0)
             if head[:4] in _TIFF_MAGIC:
-                info = _probe_tiff(source, handle)
+                info = _probe_tiff(source, handle, max_pixels)
             else:
                 info = _probe_pillow(source, handle, max_pixels)
     if info.format == "pillow" and info.pixels > max_pixels:
@@ -367,7 +373,38 @@ def _select(array, axes: str, rows: slice, cols: slice) -> np.ndarray:
     return block if isinstance(block, da.Array) else np.asarray(block)
 
 
-def _probe_tiff(source: str, handle) -> ImageInfo:
+#: Strips that decode to more than this are read in bands of rows, never whole (when their
+#: compression allows: none or deflate, see :func:`_bandable`).
+BAND_STRIP_BYTES = 16 * 2**20
+_DEFLATE = (8, 32946)  # ADOBE_DEFLATE, DEFLATE
+
+
+def _segment_bytes(page) -> int:
+    """Decoded bytes of one tile or strip of a TIFF page."""
+    rows, cols = (page.tilelength, page.tilewidth) if page.is_tiled else (page.rowsperstrip, page.imagewidth)
+    samples = page.samplesperpixel if page.planarconfig == 1 else 1
+    return min(rows, page.imagelength) * cols * samples * np.dtype(page.dtype).itemsize
+
+
+def _bandable(page) -> bool:
+    """Whether any band of rows of this striped page can be decoded alone (uncompressed or deflate strips).
+
+    Horizontal differencing (predictor 2) of integers is undone row by row;
+    other predictors, sub-byte samples and YCbCr subsampling are not.
+    """
+    dtype = np.dtype(page.dtype) if page.dtype is not None else None
+    return (
+        not page.is_tiled
+        and dtype is not None
+        and page.bitspersample == 8 * dtype.itemsize
+        and page.compression in (1, *_DEFLATE)
+        and (page.predictor == 1 or (page.predictor == 2 and dtype.kind in "iu"))
+        and page.fillorder == 1
+        and page.photometric != 6  # YCbCr
+    )
+
+
+def _probe_tiff(source: str, handle, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
     import tifffile
 
     try:
@@ -388,6 +425,11 @@ def _probe_tiff(source: str, handle) -> ImageInfo:
             nodata_tag = page.tags.get(42113)  # GDAL_NODATA
             tile = (page.tilelength, page.tilewidth) if page.is_tiled else (page.rowsperstrip, 0)
             extrasamples = tuple(int(e) for e in (page.extrasamples or ()))
+            segment = _segment_bytes(page)
+            banded = segment > BAND_STRIP_BYTES and len(series.pages) == 1 and _bandable(page)
+            if segment > whole_block_bytes(max_pixels) and not banded:
+                block = f"{'tile' if page.is_tiled else 'strip'} ({page.compression.name.lower()})"
+                raise _block_too_big(source, block, segment, max_pixels)
     except ImageReadError:
         raise
     except Exception as exc:  # tifffile raises many kinds on corrupt files
@@ -407,8 +449,9 @@ def _probe_tiff(source: str, handle) -> ImageInfo:
         dtype=dtype.name,
         alpha=bool(extrasamples) and extrasamples[-1] in (1, 2),  # associated or unassociated alpha
         nodata=nodata,
-        tile=(min(tile[0] or yxc[0], yxc[0]), tile[1]),
+        tile=(1, 0) if banded else (min(tile[0] or yxc[0], yxc[0]), tile[1]),
         axes=axes,
+        banded=banded,
     )
 
 
@@ -450,6 +493,30 @@ def _too_many_pixels(source: str, pixels: int, max_pixels: int) -> ImageReadErro
     return ImageReadError(
         f"{source}: header claims {pixels:,} pixels, more than the limit of {max_pixels:,} for images "
         "decoded whole; raise max_pixels (--max-pixels) if this file is trusted"
+    )
+
+
+def whole_block_bytes(max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
+    """The most decoded bytes one block may hold when it can only be decoded whole.
+
+    A block is what a decoder produces in one piece: a PNG or JPEG image, a
+    TIFF tile or a strip that cannot be read in bands, a zarr chunk. Its limit
+    is the size of an 8-bit RGBA image of ``max_pixels`` pixels (716 MB by
+    default), so ``--max-pixels`` raises it for every format at once.
+
+    Examples
+    --------
+    >>> whole_block_bytes(1000)
+    4000
+    """
+    return 4 * max_pixels
+
+
+def _block_too_big(source: str, block: str, nbytes: int, max_pixels: int) -> ImageReadError:
+    return ImageReadError(
+        f"{source}: one {block} decodes to {nbytes:,} bytes, more than the limit of "
+        f"{whole_block_bytes(max_pixels):,} for a block decoded whole (4 bytes x --max-pixels "
+        f"{max_pixels:,}); raise max_pixels (--max-pixels) if this file is trusted"
     )
 
 
@@ -602,7 +669,9 @@ def _check_zarr_metadata(source: str, node: str) -> None:
             )
 
 
-def _probe_zarr(source: str, channel_axis: int | None = None) -> ImageInfo:
+def _probe_zarr(
+    source: str, channel_axis: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> ImageInfo:
     """A zarr array, an OME-Zarr image (its full-resolution level), or one level of it."""
     import zarr
 
@@ -636,6 +705,9 @@ def _probe_zarr(source: str, channel_axis: int | None = None) -> ImageInfo:
     if channel_axis is not None:
         names = None
     axes = _layout(source, names, node.shape, channel_axis)
+    chunk_bytes = int(np.prod(node.chunks)) * np.dtype(node.dtype).itemsize  # inner chunks when sharded
+    if chunk_bytes > whole_block_bytes(max_pixels):
+        raise _block_too_big(source, f"zarr chunk {tuple(node.chunks)}", chunk_bytes, max_pixels)
     chunks = dict(zip(axes, node.chunks))
     return ImageInfo(
         source=source,
@@ -773,6 +845,8 @@ def read_region(info: ImageInfo, rows: slice, cols: slice) -> np.ndarray:
         import zarr
 
         return _select(zarr.open_array(info.source, mode="r"), info.axes, rows, cols)
+    if info.format == "tiff" and info.banded:
+        return _read_tiff_band(info, rows)[:, cols]
     if info.format == "tiff":
         return _read_tiff_region(info, rows, cols)
     return _read_pillow(info)[rows, cols]
@@ -791,6 +865,78 @@ def _read_tiff_region(info: ImageInfo, rows: slice, cols: slice) -> np.ndarray:
         return _select(zarr.open_array(store, mode="r"), info.axes, rows, cols)
     finally:
         store.close()
+
+
+def _read_tiff_band(info: ImageInfo, rows: slice) -> np.ndarray:
+    """Rows of a banded TIFF (:attr:`ImageInfo.banded`), decoding no more than those rows of each strip."""
+    import tifffile
+
+    with _open_bytes(info.source) as handle:
+        with tifffile.TiffFile(handle) as tif:
+            page = tif.series[0].pages[0]
+            byteorder = tif.byteorder
+        if not _bandable(page):
+            raise ImageReadError(f"{info.source}: file changed since its header was read")
+        height, width, samples = page.imagelength, page.imagewidth, page.samplesperpixel
+        planes = samples if page.planarconfig == 2 else 1
+        per_plane = samples // planes
+        dtype = np.dtype(page.dtype).newbyteorder(byteorder)
+        row_bytes = width * per_plane * dtype.itemsize
+        per_strip, strips = page.rowsperstrip, -(-height // page.rowsperstrip)
+        out = np.empty((rows.stop - rows.start, width, samples), dtype=dtype.newbyteorder("="))
+        for plane in range(planes):
+            for strip in range(rows.start // per_strip, -(-rows.stop // per_strip)):
+                first = strip * per_strip
+                start, stop = max(rows.start, first) - first, min(rows.stop, first + per_strip) - first
+                index = plane * strips + strip
+                raw = _strip_bytes(
+                    info.source, handle, page, page.dataoffsets[index], page.databytecounts[index],
+                    start * row_bytes, stop * row_bytes,
+                )  # fmt: skip
+                block = np.frombuffer(raw, dtype).reshape(stop - start, width, per_plane)
+                if page.predictor == 2:  # horizontal differencing, undone along each row
+                    block = np.cumsum(block, axis=1, dtype=dtype)
+                top = first + start - rows.start
+                out[top : top + stop - start, :, plane * per_plane : (plane + 1) * per_plane] = block
+    return out
+
+
+#: Compressed bytes read at a time, and decoded bytes made at a time, when a strip is decoded in bands.
+_READ_PIECE, _DECODE_PIECE = 2**20, 2**22
+
+
+def _strip_bytes(
+    source: str, handle, page, offset: int, count: int, start: int, stop: int
+) -> bytes | bytearray:
+    """Bytes ``start:stop`` of one decoded strip; a deflate strip is inflated up to ``stop``, no further."""
+    import zlib
+
+    if page.compression not in _DEFLATE:  # uncompressed: read the range itself
+        if stop > count:
+            raise ImageReadError(f"{source}: a strip holds {count:,} bytes, not the {stop:,} its rows need")
+        handle.seek(offset + start)
+        data = handle.read(stop - start)
+    else:
+        inflate = zlib.decompressobj(zlib.MAX_WBITS | 32)  # zlib or gzip header
+        handle.seek(offset)
+        left, made, pending, kept = count, 0, b"", bytearray()
+        try:
+            while made < stop and not inflate.eof:
+                if not pending:
+                    pending = handle.read(min(left, _READ_PIECE))
+                    left -= len(pending)
+                    if not pending:
+                        break
+                piece = inflate.decompress(pending, min(stop - made, _DECODE_PIECE))
+                pending = inflate.unconsumed_tail
+                kept += piece[max(0, start - made) :]
+                made += len(piece)
+        except zlib.error as exc:
+            raise ImageReadError(f"{source}: cannot decode a deflate strip: {exc}") from None
+        data = kept
+    if len(data) != stop - start:
+        raise ImageReadError(f"{source}: a strip ends after {len(data):,} of {stop - start:,} bytes")
+    return data
 
 
 def _read_pillow(info: ImageInfo) -> np.ndarray:

@@ -1,4 +1,7 @@
 import pickle
+import sys
+import tracemalloc
+from pathlib import Path
 
 import dask
 import numpy as np
@@ -9,6 +12,7 @@ from conftest import PHOTOS, write_png
 from PIL import Image
 
 from palette_dask import ImageReadError, InputError, probe, read_image, resolve_inputs
+from palette_dask.read import DEFAULT_CHUNK_BYTES
 
 
 class ComputeForbidden(RuntimeError):
@@ -210,3 +214,81 @@ def test_pixel_limit_is_checked_on_the_header(tmp_path):
     with pytest.raises(ImageReadError, match="more than the limit of 9,999"):
         probe(str(tmp_path / "big.png"), max_pixels=9_999)
     assert probe(str(tmp_path / "big.png"), max_pixels=10_000).pixels == 10_000
+
+
+# --- decompression bombs and the memory limit --------------------------------
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from bombs import gradient_row, strip_bomb  # noqa: E402
+
+
+def test_a_deflate_strip_bomb_is_read_in_bands_within_memory(tmp_path):
+    """8000 x 8000 RGB in one deflate strip (192 MB from 0.2 MB): no task decodes more than its band."""
+    bomb = strip_bomb(tmp_path / "bomb.tif", 8000, 8000)
+    assert bomb.stat().st_size < 300_000
+    info = probe(str(bomb))
+    assert info.banded and info.tile == (1, 0)
+    image = read_image(info)
+    assert image.numblocks[0] >= 6
+    assert max(image.chunks[0]) * 8000 * 3 <= DEFAULT_CHUNK_BYTES
+    last = image.blocks[-1]
+    tracemalloc.start()
+    block = last.compute(scheduler="sync")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2 * last.nbytes + 16 * 2**20  # the band and the inflater's pieces, not the strip
+    first_row = 8000 - block.shape[0]
+    expected = np.frombuffer(gradient_row(first_row, 8000, 8000), np.uint8).reshape(8000, 3)
+    np.testing.assert_array_equal(block[0], expected)
+    np.testing.assert_array_equal(block[-1, 0], np.frombuffer(gradient_row(7999, 8000, 1), np.uint8))
+
+
+@pytest.mark.parametrize(
+    "dtype, planar, compression, predictor",
+    [
+        ("u1", "contig", None, None),
+        ("u1", "contig", "zlib", 2),
+        ("u2", "separate", "zlib", None),
+        (">u2", "contig", "zlib", 2),
+        ("f4", "separate", "zlib", None),
+        ("f4", "contig", None, None),
+    ],
+)
+def test_banded_strips_equal_tifffile(tmp_path, monkeypatch, dtype, planar, compression, predictor):
+    import palette_dask.read as read
+
+    monkeypatch.setattr(read, "BAND_STRIP_BYTES", 1000)
+    rng = np.random.default_rng(1)
+    rgb = (rng.random((123, 77, 3)) * 60000).astype(dtype)
+    data = rgb if planar == "contig" else np.moveaxis(rgb, -1, 0)
+    path = tmp_path / "striped.tif"
+    byteorder = ">" if dtype.startswith(">") else "<"
+    tifffile.imwrite(
+        path, data, photometric="rgb", planarconfig=planar, compression=compression, predictor=predictor,
+        rowsperstrip=50, byteorder=byteorder,
+    )  # fmt: skip
+    info = probe(str(path))
+    assert info.banded
+    image = read_image(info, chunk_bytes=2000)
+    assert image.numblocks[0] > 10  # bands that cut strips anywhere
+    np.testing.assert_array_equal(image.compute(scheduler="sync"), rgb)
+
+
+def test_blocks_that_must_be_decoded_whole_are_refused_over_the_limit(tmp_path):
+    rgb = np.asarray(Image.open(PHOTOS[0]).convert("RGB"))  # 512 x 512: 786,432 bytes
+    tifffile.imwrite(tmp_path / "lzw.tif", rgb, compression="lzw", rowsperstrip=512)
+    tifffile.imwrite(tmp_path / "tiled.tif", rgb, compression="zlib", tile=(512, 512))
+    zarr.create_array(str(tmp_path / "one.zarr"), shape=rgb.shape, chunks=rgb.shape, dtype="u1")[:] = rgb
+    limit = "more than the limit of 400,000 for a block decoded whole (4 bytes x --max-pixels 100,000); "
+    advice = "raise max_pixels (--max-pixels) if this file is trusted"
+    for name, block in [
+        ("lzw.tif", "strip (lzw)"),
+        ("tiled.tif", "tile (adobe_deflate)"),
+        ("one.zarr", "zarr chunk (512, 512, 3)"),
+    ]:
+        source = str(tmp_path / name)
+        with pytest.raises(ImageReadError) as caught:
+            probe(source, max_pixels=100_000)
+        assert str(caught.value) == f"{source}: one {block} decodes to 786,432 bytes, {limit}{advice}"
+        assert not probe(source).banded
+        np.testing.assert_array_equal(read_image(source).compute(scheduler="sync"), rgb)
