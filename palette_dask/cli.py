@@ -429,6 +429,7 @@ def _sweep(args) -> int:
 
 
 def _extract(args, inputs, store) -> PaletteResult:
+    from .fetch import download_folder, remove_downloads
     from .pipeline import extract_palette
     from .read import resolve_inputs
     from .store import check_store_path
@@ -457,10 +458,17 @@ def _extract(args, inputs, store) -> PaletteResult:
         options["sample_size"] = args.sample
     if args.max_pixels:
         options["max_pixels"] = args.max_pixels
-    with _client(args, jobqueue) as client:
-        result = extract_palette(inputs, client=client, report=report, **options)
-        if getattr(args, "html", None):
-            _save_report(result, args.html, client)
+    # URLs are downloaded once, into a folder that lasts until the figure and the report are drawn
+    with download_folder(inputs) as downloads, _client(args, jobqueue) as client:
+        try:
+            result = extract_palette(inputs, client=client, report=report, downloads=downloads, **options)
+            if getattr(args, "html", None):
+                _save_report(result, args.html, client, downloads)
+            if args.figure and result.k:
+                first = int((result.image_status == DONE).argmax())
+                _save_figure(result, first, args.figure, args.channel_axis, downloads)
+        finally:
+            remove_downloads(downloads, client)  # copies on the workers' hosts
         return result
 
 
@@ -473,12 +481,12 @@ def _check_outputs(args, inputs: list[str], store) -> None:
             raise InputError(f"{output}: is one of the inputs; palette-dask never writes over its inputs")
 
 
-def _save_report(result: PaletteResult, path, client) -> None:
+def _save_report(result: PaletteResult, path, client, downloads=None) -> None:
     """The HTML report; one that cannot be written is a warning, the run's result stands."""
     from .report import html_report
 
     try:
-        html_report(result, path, client=client)
+        html_report(result, path, client=client, downloads=downloads)
     except (OSError, PaletteDaskError) as exc:
         print(f"palette-dask: warning: no report {path}: {one_line(exc)}", file=sys.stderr)
 
@@ -508,8 +516,6 @@ def _finish(args, result: PaletteResult) -> int:
     _export(args, result)
     if args.png:
         _save_bar(result, args.png, args.order)
-    if args.figure and result.k:
-        _save_figure(result, int((result.image_status == DONE).argmax()), args.figure, args.channel_axis)
     _print_result(args, result)
     status = result.to_dict()["images"]
     if status["done"] == 0:
@@ -522,14 +528,14 @@ def _finish(args, result: PaletteResult) -> int:
     return EXIT_PARTIAL if status["failed"] else EXIT_OK
 
 
-def _save_figure(result: PaletteResult, index: int, path, channel_axis: int | None = None) -> None:
+def _save_figure(result: PaletteResult, index: int, path, channel_axis=None, downloads=None) -> None:
     """The image beside its bar; a figure that cannot be drawn is a warning, the run's result stands."""
     from .read import probe, read_image
     from .render import palette_figure, thumbnail
 
     name = result.image_names[index]
     try:
-        image = thumbnail(read_image(probe(name, channel_axis=channel_axis)))
+        image = thumbnail(read_image(probe(name, channel_axis=channel_axis, downloads=downloads)))
     except PaletteDaskError as exc:
         print(f"palette-dask: warning: no figure for {name}: {one_line(exc)}", file=sys.stderr)
         return

@@ -33,6 +33,7 @@ from .errors import (
     StoreError,
     one_line,
 )
+from .fetch import download_folder
 from .fit import LOCAL_FIT_BYTES, check_k, fit_palette
 from .pixels import (
     N_FEATURES,
@@ -136,6 +137,7 @@ def extract_palette(
     resume: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    downloads: str | None = None,
     report: Reporter | None = None,
 ) -> PaletteResult:
     """Find the ``k`` dominant colours of images and each colour's share of every image.
@@ -185,9 +187,14 @@ def extract_palette(
         What to do when ``store`` exists: replace it, or finish its pending images
         with its own palette.
     max_pixels : int
-        Images decoded whole (PNG, JPEG...) may have at most this many pixels.
+        Images decoded whole (PNG, JPEG...) may have at most this many pixels,
+        and any block decoded whole (a TIFF tile or strip, a zarr chunk) at
+        most ``4 * max_pixels`` bytes.
     chunk_bytes : int
         Target size of a chunk of a tiled image.
+    downloads : str, optional
+        Folder where URL inputs are downloaded, once each; by default a
+        temporary one, removed at the end of the run.
     report : callable, optional
         Called with one line per stage and per failed image; if it has an
         ``update(stage, done, total)`` method (:class:`~palette_dask.progress.Progress`),
@@ -218,8 +225,10 @@ def extract_palette(
         raise ParameterError(f"on_error must be 'skip' or 'fail', got {on_error!r}")
     group = _open_or_create(store, names, parameters, overwrite=overwrite, resume=resume)
     with connect(client) as run_client, run_client.as_current():
-        run = _Run(group, names, arrays, run_client, {**parameters, "on_error": on_error}, max_pixels, report)
-        run.execute()
+        with download_folder(names, downloads, run_client) as folder:
+            run_parameters = {**parameters, "on_error": on_error}
+            run = _Run(group, names, arrays, run_client, run_parameters, max_pixels, report, folder)
+            run.execute()
     return stores.load_result(group)
 
 
@@ -253,6 +262,7 @@ def sweep_k(
     client: Client | str | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    downloads: str | None = None,
     report: Reporter | None = None,
 ) -> Sweep:
     """Fit the sample for every ``k`` in ``ks`` and suggest one; nothing is counted or stored.
@@ -280,8 +290,12 @@ def sweep_k(
     )
     check_k(min(ks))
     group = _open_or_create(None, names, parameters, overwrite=False, resume=False)
-    with connect(client) as run_client, run_client.as_current():
-        run = _Run(group, names, arrays, run_client, parameters, max_pixels, report)
+    with (
+        connect(client) as run_client,
+        run_client.as_current(),
+        download_folder(names, downloads, run_client) as folder,
+    ):
+        run = _Run(group, names, arrays, run_client, parameters, max_pixels, report, folder)
         run.open_images(list(range(len(names))))
         sample = run.sample() if run.images else None
         failures = stores.load_result(group).failures
@@ -346,9 +360,10 @@ def _no_valid_pixels(name: str) -> NoValidPixelsError:
 class _Run:
     """One run over the pending images of a store: the stages, in order, with per-image failures."""
 
-    def __init__(self, group, names, arrays, client: Client, parameters: dict, max_pixels: int, report):
+    def __init__(self, group, names, arrays, client: Client, parameters, max_pixels, report, downloads=None):
         self.group, self.names, self.arrays, self.client = group, names, arrays, client
         self.parameters, self.max_pixels, self.report = parameters, max_pixels, report
+        self.downloads = downloads  # the folder of the run's downloaded URLs
         self.images: dict = {}
         self.specs: dict[int, PixelSpec] = {}
         self.unfinished: list[int] = []  # images whose tasks killed their workers
@@ -419,7 +434,12 @@ class _Run:
         files = [i for i in pending if i not in self.arrays]
         probes = {
             i: self.client.submit(
-                probe, self.names[i], max_pixels=self.max_pixels, channel_axis=channel_axis, pure=False
+                probe,
+                self.names[i],
+                max_pixels=self.max_pixels,
+                channel_axis=channel_axis,
+                downloads=self.downloads,
+                pure=False,
             )
             for i in files
         }

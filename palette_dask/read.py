@@ -14,14 +14,13 @@ stored layout (channels last, planar, OME-Zarr's ``tczyx``...); the
 
 from __future__ import annotations
 
+import dataclasses
 import glob
-import io
 import json
 import logging
 import os
 import re
 import urllib.parse
-import urllib.request
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ import dask.array as da
 import numpy as np
 
 from .errors import ImageReadError, InputError, without_context
+from .fetch import is_url, local_copy, process_folder
 
 __all__ = [
     "ImageInfo",
@@ -55,9 +55,6 @@ DEFAULT_MAX_PIXELS = 178_956_970  # Pillow's decompression-bomb error threshold
 DEFAULT_CHUNK_BYTES = 32 * 2**20
 #: More chunks than this in one image is a damaged header or a bomb, not a mosaic (32 PB at 32 MB).
 MAX_CHUNKS = 1_000_000
-#: URLs: at most this many bytes are downloaded, within this many seconds.
-URL_MAX_BYTES = 512 * 2**20
-URL_TIMEOUT = 60
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
@@ -94,6 +91,9 @@ class ImageInfo:
         A TIFF whose strips are too big to decode whole: each task decodes only
         the band of rows it reads (uncompressed or deflate strips), so chunks
         are bands of rows of any height.
+    downloads : str or None
+        For a URL, the folder of the run's downloads, where readers find its
+        local copy (see :func:`palette_dask.fetch.local_copy`).
     """
 
     source: str
@@ -105,6 +105,7 @@ class ImageInfo:
     tile: tuple[int, int] = (0, 0)
     axes: str = "yxc"
     banded: bool = False
+    downloads: str | None = None
 
     @property
     def pixels(self) -> int:
@@ -124,17 +125,6 @@ class ImageInfo:
 # ----------------------------------------------------------------------------
 # Inputs → sources
 # ----------------------------------------------------------------------------
-
-
-def is_url(source: str) -> bool:
-    """Whether ``source`` is an http(s) URL.
-
-    Examples
-    --------
-    >>> is_url("https://example.org/a.png"), is_url("photos/a.png")
-    (True, False)
-    """
-    return urllib.parse.urlsplit(str(source)).scheme.lower() in ("http", "https")
 
 
 def _is_zarr_dir(path: Path) -> bool:
@@ -238,44 +228,41 @@ def _read_list(path: Path) -> list[str]:
 # ----------------------------------------------------------------------------
 
 
-def fetch_url(url: str, *, max_bytes: int | None = None, timeout: float | None = None) -> bytes:
-    """Download an http(s) URL, refusing more than ``max_bytes`` (default :data:`URL_MAX_BYTES`)."""
-    max_bytes = URL_MAX_BYTES if max_bytes is None else max_bytes
-    timeout = URL_TIMEOUT if timeout is None else timeout
-    if not is_url(url):
-        raise ImageReadError(f"{url}: only http and https URLs are read")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (scheme checked)
-            data = response.read(max_bytes + 1)
-    except OSError as exc:
-        raise ImageReadError(f"{url}: download failed: {exc}") from None
-    if len(data) > max_bytes:
-        raise ImageReadError(f"{url}: larger than the {max_bytes}-byte download limit")
-    return data
+def _local(info: ImageInfo) -> str:
+    """The file to open for an image: its path, or a URL's local copy (downloaded on this host if need be)."""
+    if is_url(info.source):
+        return local_copy(info.source, info.downloads or process_folder())
+    return info.source
 
 
-def _open_bytes(source: str):
-    """A binary file object for a path or URL, with a clear error if there is none."""
-    if is_url(source):
-        return io.BytesIO(fetch_url(source))
+def _open_bytes(source: str, name: str | None = None):
+    """A binary file object for a local path; errors name ``name`` (the input), or the path."""
+    name = name or source
     try:
         if os.path.isdir(source):
-            raise ImageReadError(f"{source}: is a directory, not an image")
+            raise ImageReadError(f"{name}: is a directory, not an image")
         handle = open(source, "rb")  # noqa: SIM115 (closed by the caller)
     except FileNotFoundError:
-        raise ImageReadError(f"{source}: no such file") from None
+        raise ImageReadError(f"{name}: no such file") from None
     except OSError as exc:
-        raise ImageReadError(f"{source}: cannot open: {exc.strerror or exc}") from None
+        raise ImageReadError(f"{name}: cannot open: {exc.strerror or exc}") from None
     return handle
 
 
 @without_context
-def probe(source: str, *, max_pixels: int = DEFAULT_MAX_PIXELS, channel_axis: int | None = None) -> ImageInfo:
+def probe(
+    source: str,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    channel_axis: int | None = None,
+    downloads: str | None = None,
+) -> ImageInfo:
     """Read the header of one image (no pixel decoding).
 
     ``channel_axis`` says which axis holds the bands of a zarr array whose
     layout is not named (by ``dimension_names`` or OME-Zarr ``axes``) and not
-    obvious from its shape.
+    obvious from its shape. A URL is downloaded once into ``downloads`` (a
+    folder; by default one of this process's), where its readers find it.
 
     Raises
     ------
@@ -295,7 +282,9 @@ def probe(source: str, *, max_pixels: int = DEFAULT_MAX_PIXELS, channel_axis: in
     if not is_url(source) and _is_zarr_dir(Path(source)):
         info = _probe_zarr(source, channel_axis, max_pixels)
     else:
-        with _open_bytes(source) as handle:
+        downloads = (downloads or process_folder()) if is_url(source) else None
+        path = local_copy(source, downloads) if downloads else source
+        with _open_bytes(path, source) as handle:
             head = handle.read(16)
             if not head:
                 raise ImageReadError(f"{source}: empty file (0 bytes)")
@@ -304,6 +293,7 @@ def probe(source: str, *, max_pixels: int = DEFAULT_MAX_PIXELS, channel_axis: in
                 info = _probe_tiff(source, handle, max_pixels)
             else:
                 info = _probe_pillow(source, handle, max_pixels)
+        info = dataclasses.replace(info, downloads=downloads)
     if info.format == "pillow" and info.pixels > max_pixels:
         raise _too_many_pixels(source, info.pixels, max_pixels)
     if info.pixels == 0:
@@ -728,7 +718,7 @@ def _probe_zarr(
 def _plan_chunks(info: ImageInfo, chunk_bytes: int) -> tuple[tuple[int, ...], ...]:
     """Chunks that are whole multiples of the file's tiles and about ``chunk_bytes`` big."""
     rows, cols, channels = info.shape
-    if info.format == "pillow" or (info.format == "tiff" and is_url(info.source)):
+    if info.format == "pillow":
         return ((rows,), (cols,), (channels,))  # decoded whole in one task
     tile_rows = max(1, info.tile[0])
     tile_cols = info.tile[1] or cols
@@ -857,10 +847,11 @@ def _read_tiff_region(info: ImageInfo, rows: slice, cols: slice) -> np.ndarray:
     import zarr
 
     whole = rows == slice(0, info.shape[0]) and cols == slice(0, info.shape[1])
-    if is_url(info.source) or whole:
-        with _open_bytes(info.source) as handle:
+    path = _local(info)
+    if whole:
+        with _open_bytes(path, info.source) as handle:
             return _select(tifffile.imread(handle, series=0, level=0, maxworkers=1), info.axes, rows, cols)
-    store = tifffile.imread(info.source, aszarr=True, series=0, level=0)
+    store = tifffile.imread(path, aszarr=True, series=0, level=0)
     try:
         return _select(zarr.open_array(store, mode="r"), info.axes, rows, cols)
     finally:
@@ -871,7 +862,7 @@ def _read_tiff_band(info: ImageInfo, rows: slice) -> np.ndarray:
     """Rows of a banded TIFF (:attr:`ImageInfo.banded`), decoding no more than those rows of each strip."""
     import tifffile
 
-    with _open_bytes(info.source) as handle:
+    with _open_bytes(_local(info), info.source) as handle:
         with tifffile.TiffFile(handle) as tif:
             page = tif.series[0].pages[0]
             byteorder = tif.byteorder
@@ -940,7 +931,7 @@ def _strip_bytes(
 
 
 def _read_pillow(info: ImageInfo) -> np.ndarray:
-    with _open_bytes(info.source) as handle:
+    with _open_bytes(_local(info), info.source) as handle:
         image = _open_pillow(info.source, handle, max(info.pixels, DEFAULT_MAX_PIXELS))
         target, _, dtype = _pillow_mode(image)
         if image.size[0] * image.size[1] != info.pixels:

@@ -98,7 +98,7 @@ def recoloured_preview(block: np.ndarray, spec, space_centers, colors) -> tuple[
     return shown, recoloured
 
 
-def _previews(result: PaletteResult, indices, side: int, client=None) -> dict:
+def _previews(result: PaletteResult, indices, side: int, client=None, downloads=None) -> dict:
     """{index: (shown, recoloured)} for the images that can still be read; computed by dask tasks."""
     space_centers = result.cluster_centers if result.cluster_centers is not None else result.centers
     params = result.attrs.get("parameters", {})
@@ -106,7 +106,7 @@ def _previews(result: PaletteResult, indices, side: int, client=None) -> dict:
     lazy = {}
     for index in indices:
         try:
-            info = probe(result.image_names[index], channel_axis=channel_axis)
+            info = probe(result.image_names[index], channel_axis=channel_axis, downloads=downloads)
             image = read_image(info)
             spec = stored_spec(info, params, result.attrs.get("display_range"))
         except (PaletteDaskError, OSError):  # an array given to the API, a file since moved...
@@ -195,10 +195,12 @@ def html_report(
     client=None,
     title: str | None = None,
     preview_images: int = PREVIEW_IMAGES,
+    downloads: str | None = None,
 ) -> str:
     """Write the run's HTML report (see the module docstring); returns its path.
 
-    ``client`` computes the previews (None: dask's current scheduler).
+    ``client`` computes the previews (None: dask's current scheduler);
+    ``downloads`` is the run's download folder, where URL inputs already are.
     """
     k, n = result.k, len(result.image_names)
     status = np.asarray(result.image_status)
@@ -242,7 +244,7 @@ def html_report(
             f'<th class="num">share</th><th class="num">pixels</th></tr></thead><tbody>{rows}</tbody></table>'
         )
     if k and 0 < len(done) <= preview_images:
-        previews = _previews(result, done, PREVIEW_SIDE, client)
+        previews = _previews(result, done, PREVIEW_SIDE, client, downloads)
         parts.append("<h2>Images, and recoloured with the palette</h2>")
         for index in done:
             name = escape(os.path.basename(result.image_names[index]))
@@ -262,17 +264,19 @@ def html_report(
                 )
             parts.append(f'<div class="previews">{figures}</div>')
     if n > 1 or not done:
-        parts.append(_image_list(result, done, status, client))
+        parts.append(_image_list(result, done, status, client, downloads))
     parts.append(f"<script>{_SCRIPT}</script></body></html>")
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(parts))
     return str(path)
 
 
-def _image_list(result: PaletteResult, done: list[int], status: np.ndarray, client=None) -> str:
+def _image_list(
+    result: PaletteResult, done: list[int], status: np.ndarray, client=None, downloads=None
+) -> str:
     """Every image as a row: thumbnail, name, status, valid pixels, bar, share of each colour."""
     escape = html.escape
-    thumbnails = _previews(result, done[:MAX_THUMBNAILS], THUMB_SIDE, client) if result.k else {}
+    thumbnails = _previews(result, done[:MAX_THUMBNAILS], THUMB_SIDE, client, downloads) if result.k else {}
     order = result.ordered("share")
     header = (
         '<th data-key="thumbnail"></th><th data-key="name">image</th><th data-key="status">status</th>'

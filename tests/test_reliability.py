@@ -143,20 +143,23 @@ def test_a_worker_killed_mid_run_does_not_change_the_result(
 ):
     from distributed import Client
 
-    with Client(remote_cluster, timeout=30) as client:
-        pids = list(client.run(os.getpid).values())
     store = tmp_path / "s.zarr"
-    command = [CLI, "run", str(collection), "-o", str(store), "--scheduler", remote_cluster]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    for line in process.stderr:
-        if "sampling" in line:
-            os.kill(pids[0], signal.SIGKILL)  # the nanny starts a new worker; its tasks run again
-            break
-    rest = process.stderr.read()
-    assert process.wait(timeout=300) == 3, rest
+    command = [CLI, "run", str(collection), "-o", str(store), "--scheduler", remote_cluster, "-q"]
+    with Client(remote_cluster, timeout=30) as observer:
+        pid_of = observer.run(os.getpid)  # {worker address: pid}
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        held, deadline = {}, time.monotonic() + 120
+        while not held and process.poll() is None and time.monotonic() < deadline:
+            processing, has_what = observer.processing(), observer.has_what()
+            held = {a: len(processing.get(a, ())) + len(has_what.get(a, ())) for a in pid_of}
+            held = {a: n for a, n in held.items() if n}
+        assert held and process.poll() is None, "the run ended before a worker held any of its tasks"
+        victim = next(iter(held))
+        os.kill(pid_of[victim], signal.SIGKILL)  # it held tasks or results: they must run again
+        rest = process.stderr.read()
+        assert process.wait(timeout=300) == 3, rest
+        observer.wait_for_workers(2, timeout=60)
+        assert pid_of[victim] not in observer.run(os.getpid).values()  # the nanny started a new one
     result = zarr.open_group(store, mode="r")
     for name in ARRAYS:
         np.testing.assert_array_equal(result[name][:], uninterrupted[name][:], err_msg=name)
-    with Client(remote_cluster, timeout=30) as client:
-        client.wait_for_workers(2, timeout=60)
-        assert pids[0] not in client.run(os.getpid).values()

@@ -1,18 +1,68 @@
-"""http(s) inputs, served by a real HTTP server on 127.0.0.1."""
+"""http(s) inputs, served by a real HTTP server on 127.0.0.1 that counts what it is asked for."""
 
+import collections
 import functools
+import glob
 import http.server
+import os
+import tempfile
 import threading
+import time
 
 import numpy as np
 import pytest
+import tifffile
+import zarr
 from conftest import PHOTOS
 from PIL import Image
 
 from palette_dask import ImageReadError, extract_palette, probe, read_image
+from palette_dask.cli import main
+from palette_dask.fetch import download
+
+DRIP_SECONDS = 20  # the dripping server gives up after this, whatever the client does
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    """Files from a folder, plus redirects and a server that drips one byte at a time."""
+
+    requests: collections.Counter
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.requests[self.path] += 1
+        if self.path.startswith("/redirect/"):
+            self.send_response(302)
+            self.send_header("Location", self.path[len("/redirect/") :].replace("|", "/"))
+            self.end_headers()
+        elif self.path in ("/drip-body.png", "/drip-headers.png"):
+            self.drip(headers=self.path == "/drip-headers.png")
+        else:
+            super().do_GET()
+
+    def drip(self, *, headers: bool) -> None:
+        """A byte every 0.2 s, for at most DRIP_SECONDS: in the status line, or in the body."""
+        start = time.monotonic()
+        message = b"HTTP/1.0 200 OK\r\nContent-Length: 100000\r\n\r\n"
+        if not headers:
+            self.wfile.write(message)
+            message = b"\x89PNG" + b"\0" * 99996
+        try:
+            for byte in message:
+                if time.monotonic() - start > DRIP_SECONDS:
+                    break
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.2)
+        except OSError:  # the client hung up: what it should do
+            pass
 
 
 class QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
     def handle_error(self, request, client_address):  # a client hanging up at the size limit
         pass
 
@@ -22,8 +72,10 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("www")
     (root / "coffee.png").write_bytes(PHOTOS[1].read_bytes())
     (root / "junk.png").write_bytes(b"<html>not found</html>")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None
+    rgb = np.asarray(Image.open(PHOTOS[0]).convert("RGB"))
+    tifffile.imwrite(root / "tiled.tif", rgb, tile=(128, 128), compression="zlib")
+    handler = functools.partial(Handler, directory=str(root))
+    Handler.requests = collections.Counter()
     httpd = QuietServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -49,9 +101,51 @@ def test_url_in_a_run_and_its_failures(server, client):
     assert result.image_errors[2] == f"{server}/junk.png: not a readable image (unknown format)"
 
 
-def test_download_limit(server, monkeypatch):
-    import palette_dask.read as read
+def test_download_limit(server, monkeypatch, tmp_path):
+    import palette_dask.fetch as fetch
 
-    monkeypatch.setattr(read, "URL_MAX_BYTES", 1000)
-    with pytest.raises(ImageReadError, match="larger than the 1000-byte download limit"):
-        probe(f"{server}/coffee.png")
+    monkeypatch.setattr(fetch, "URL_MAX_BYTES", 1000)
+    with pytest.raises(ImageReadError, match="larger than the 1,000-byte download limit"):
+        probe(f"{server}/coffee.png", downloads=str(tmp_path))
+    assert os.listdir(tmp_path) == []  # nothing half-downloaded is left
+
+
+def test_each_url_is_fetched_once_per_run_figure_and_report_included(server, capsys, tmp_path):
+    urls = [f"{server}/coffee.png", f"{server}/tiled.tif"]
+    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "palette-dask-urls-*")))
+    Handler.requests.clear()
+    outputs = ["-o", tmp_path / "s.zarr", "--html", tmp_path / "r.html", "--figure", tmp_path / "f.png"]
+    code = main(["run", *urls, *map(str, outputs), "--processes", "--workers", "2", "-q"])
+    assert code == 0, capsys.readouterr().err
+    assert Handler.requests["/coffee.png"] == 1 and Handler.requests["/tiled.tif"] == 1
+    assert (tmp_path / "r.html").stat().st_size > 10_000 and (tmp_path / "f.png").exists()
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "palette-dask-urls-*"))) == before  # removed
+    local = zarr.open_group(tmp_path / "s.zarr", mode="r")
+    assert local["image_valid"][:].tolist() == [400 * 600, 512 * 512]
+
+
+def test_a_url_tiff_is_read_tile_by_tile_from_its_local_copy(server, tmp_path):
+    info = probe(f"{server}/tiled.tif", downloads=str(tmp_path))
+    image = read_image(info, chunk_bytes=128 * 512 * 3)
+    assert image.numblocks == (4, 1, 1)  # not one chunk decoded whole
+    rgb = np.asarray(Image.open(PHOTOS[0]).convert("RGB"))
+    np.testing.assert_array_equal(image.compute(scheduler="sync"), rgb)
+
+
+@pytest.mark.parametrize("path", ["/drip-body.png", "/drip-headers.png"])
+def test_a_dripping_server_is_cut_at_the_deadline(server, tmp_path, path):
+    started = time.monotonic()
+    with pytest.raises(ImageReadError, match=f"{path}: download stopped at its deadline of 1.5 s"):
+        download(f"{server}{path}", tmp_path / "x", deadline=1.5)
+    assert time.monotonic() - started < 5  # each byte came within any per-read timeout: only a total stops it
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("target", ["ftp:||127.0.0.1|coffee.png", "file:|||etc|passwd"])
+def test_redirects_to_other_schemes_are_refused(server, tmp_path, target):
+    url = f"{server}/redirect/{target}"
+    shown = target.replace("|", "/")
+    with pytest.raises(ImageReadError, match=f"redirected to {shown}, refused: only http\\(s\\) is followed"):
+        download(url, tmp_path / "x")
+    download(f"{server}/redirect/|coffee.png", tmp_path / "x")  # to http: followed
+    assert (tmp_path / "x").read_bytes() == PHOTOS[1].read_bytes()
