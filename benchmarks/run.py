@@ -133,9 +133,10 @@ def zarr_input(folder: Path, gigabytes: float) -> Path:
 
 def collection_input(folder: Path, images: int) -> Path:
     path = folder / f"photos-{images}"
-    if not (path / "megapixels.txt").exists():
+    if not (path / ".built").exists():
         print(f"building {images} images in {path}...", file=sys.stderr)
-        collection.build(path, images)
+        collection.build_photos(path, images)
+        (path / ".built").write_text("")
     return path
 
 
@@ -193,7 +194,7 @@ def inertias(path: Path, centers: dict[str, np.ndarray]) -> tuple[dict[str, floa
 def bench(kind: str, path: Path, tmp: Path, naive_timeout: float | None, skip_naive: bool) -> list[str]:
     python = sys.executable
     cli = str(Path(python).parent / "palette-dask")
-    read_script = {"png": READ_PNG, "zarr": mosaic.READ_PASS, "collection": collection.READ_PASS}[kind]
+    read_script = {"png": READ_PNG, "zarr": mosaic.READ_PASS, "collection": collection.FLOOR}[kind]
     runs: dict[str, tuple | str] = {}
     centers: dict[str, np.ndarray] = {}
     runs["read pass (floor)"] = timed([python, "-c", read_script, str(path)], ok=(0,))

@@ -473,11 +473,14 @@ def _extract(args, inputs, store) -> PaletteResult:
 
 
 def _check_outputs(args, inputs: list[str], store) -> None:
-    """Refuse an output (--png, --figure, --html, --export, the store) that is one of the inputs."""
-    sources = {os.path.realpath(source) for source in inputs if "://" not in source}
+    """Refuse an output (--png, --figure, --html, --export, the store) that is one of the inputs.
+
+    Only inputs with an output's file name are resolved, so a million inputs cost no file system calls.
+    """
     outputs = [store, args.png, args.figure, getattr(args, "html", None), *args.export]
-    for output in outputs:
-        if output is not None and os.path.realpath(output) in sources:
+    for output in (str(o) for o in outputs if o is not None and os.path.lexists(o)):
+        name, real = os.path.basename(os.path.normpath(output)), os.path.realpath(output)
+        if any(os.path.realpath(s) == real for s in inputs if os.path.basename(os.path.normpath(s)) == name):
             raise InputError(f"{output}: is one of the inputs; palette-dask never writes over its inputs")
 
 

@@ -23,9 +23,11 @@ import numba
 import numpy as np
 
 from .colour import lab_of, lab_to_srgb, palette_lab
-from .pixels import N_FEATURES, PixelSpec
+from .errors import image_error, no_valid_pixels
+from .pixels import N_FEATURES, PixelSpec, stored_spec
+from .read import Batch
 
-__all__ = ["ImageCounts", "block_stats", "image_stats", "unpack_stats"]
+__all__ = ["ImageCounts", "BatchCounts", "block_stats", "image_stats", "unpack_stats", "batch_stats"]
 
 
 @dataclass(frozen=True)
@@ -288,3 +290,86 @@ def unpack_stats(stats: np.ndarray) -> ImageCounts:
         masked=int(round(stats[2 * k])),
         lab_squared_error=float(stats[2 * k + 1]),
     )
+
+
+@dataclass
+class BatchCounts:
+    """The per-image results of one batch: one row per image, as the store's per-image arrays hold them.
+
+    ``status`` is DONE (1) or FAILED (2) for the images the batch decoded, and
+    PENDING (0) for the others (images read tile by tile, arrays), whose rows
+    the driver fills in from their own tasks.
+    """
+
+    start: int
+    counts: np.ndarray
+    masked: np.ndarray
+    squared_error: np.ndarray
+    lab_squared_error: np.ndarray
+    status: np.ndarray
+    errors: list
+
+    @classmethod
+    def empty(cls, start: int, n: int, k: int) -> BatchCounts:
+        """Rows for ``n`` pending images."""
+        return cls(
+            start,
+            np.zeros((n, k), np.int64),
+            np.zeros(n, np.int64),
+            np.zeros(n, np.float64),
+            np.zeros(n, np.float64),
+            np.zeros(n, np.uint8),
+            [""] * n,
+        )
+
+    def done(self, row: int, result: ImageCounts) -> None:
+        """Record one image's counts."""
+        self.counts[row] = result.counts
+        self.masked[row] = result.masked
+        self.squared_error[row] = float(result.squared_error.sum())
+        self.lab_squared_error[row] = result.lab_squared_error
+        self.status[row] = 1
+
+    def fail(self, row: int, error: str) -> None:
+        """Record why one image failed."""
+        self.status[row], self.errors[row] = 2, error
+
+
+def batch_stats(
+    batch: Batch,
+    parameters: dict,
+    display_range,
+    centers: np.ndarray,
+    colors: np.ndarray,
+    labels_store: str | None = None,
+) -> BatchCounts:
+    """Count every image a batch decodes (see :func:`block_stats`); one image failing fails alone.
+
+    With ``labels_store`` (the store's path), each image's label raster is
+    written to ``labels/<index>`` by this task, the only one that writes there.
+    A palette with no colours (``k=0``: no image had a valid pixel) fails
+    every readable image as having no valid pixels.
+    """
+    from .store import label_dtype, write_label_image
+
+    centers = np.asarray(centers, dtype=np.float32)
+    result = BatchCounts.empty(batch.start, len(batch.infos), len(centers))
+    for index, info, pixels in batch.images():
+        row = index - batch.start
+        if info is None:
+            result.fail(row, pixels)
+            continue
+        try:
+            spec = stored_spec(info, parameters, display_range)
+            if len(centers) == 0:
+                raise no_valid_pixels(info.source)
+            labels = np.zeros(info.shape[:2], label_dtype(len(centers))) if labels_store else None
+            counted = unpack_stats(block_stats(pixels, spec, centers, colors, labels_out=labels))
+            if counted.valid == 0:
+                raise no_valid_pixels(info.source)
+            if labels is not None:
+                write_label_image(labels_store, index, info.source, labels, colors)
+            result.done(row, counted)
+        except Exception as exc:  # this image alone fails
+            result.fail(row, image_error(info.source, exc))
+    return result

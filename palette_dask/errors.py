@@ -21,6 +21,8 @@ __all__ = [
     "ImageFailedError",
     "RunIncompleteError",
     "one_line",
+    "image_error",
+    "no_valid_pixels",
     "PaletteDaskWarning",
     "without_context",
 ]
@@ -67,6 +69,22 @@ def one_line(exc: BaseException) -> str:
     'a.tif: bad header'
     """
     return " ".join(str(exc).split())
+
+
+def image_error(name: str, exc: BaseException) -> str:
+    """One line naming the image and the problem: our errors name it already, others get it added.
+
+    Examples
+    --------
+    >>> image_error("a.png", KeyError("x"))
+    "a.png: KeyError: 'x'"
+    """
+    return one_line(exc if isinstance(exc, PaletteDaskError) else f"{name}: {type(exc).__name__}: {exc}")
+
+
+def no_valid_pixels(name: str) -> NoValidPixelsError:
+    """The error of an image whose every pixel is masked."""
+    return NoValidPixelsError(f"{name}: no valid pixels (every pixel is transparent, nodata or NaN)")
 
 
 class PaletteDaskWarning(UserWarning):

@@ -1,18 +1,29 @@
-"""Pipeline: read → pixels → sample → fit → count → store, wired once for every shell.
+"""Pipeline: open → sample → fit → count → store, wired once for every shell.
 
-The CLI, the workflows and the notebooks all call :func:`extract_palette`.
-It runs on a dask.distributed client and treats every image separately: an
-image that cannot be read or has no valid pixels is recorded as failed in
-the store with its error, and the others still finish.
+The CLI, the workflows and the notebooks all call :func:`extract_palette`::
+
+    config = RunConfig(k=5, ...)                    # the options, checked once
+    opened = open_images(run, pending)              # headers, one task per batch
+    sample = draw_sample(run, opened)               # seeded, uniform, from every image
+    fitted = fit_palette(sample, config.k)          # dask-ml k-means||, on the sample
+    count_images(run, opened, centers, colors)      # one pass; each batch stored as it ends
+
+The images are divided into batches, the chunks of the store's per-image
+arrays (:func:`~palette_dask.store.default_batch_size`). Every pass submits
+one task per batch, which reads, samples or counts the batch's images one
+after another, so the driver's work and memory grow with the batches, not
+the images. Images too big for a batch (mosaics), and arrays given to the
+API, are read tile by tile, every chunk by a task of its own, and join their
+batch's results. An image that cannot be read, or has no valid pixels, fails
+alone, recorded in the store with its reason, and the others finish.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
-import dask
 import dask.array as da
 import numpy as np
 from distributed import Client, as_completed
@@ -23,14 +34,15 @@ from . import store as stores
 from .choose import Sweep, fit_sweep
 from .cluster import connect
 from .colour import lab_to_srgb
-from .count import image_stats, unpack_stats
+from .count import BatchCounts, batch_stats, image_stats, unpack_stats
 from .errors import (
     ImageFailedError,
     NoValidPixelsError,
-    PaletteDaskError,
     ParameterError,
     RunIncompleteError,
     StoreError,
+    image_error,
+    no_valid_pixels,
     one_line,
 )
 from .fetch import download_folder
@@ -39,6 +51,7 @@ from .pixels import (
     N_FEATURES,
     PixelSpec,
     band_range,
+    batch_range,
     check_options,
     combine_ranges,
     percentile_range,
@@ -47,75 +60,100 @@ from .pixels import (
 from .read import (
     DEFAULT_CHUNK_BYTES,
     DEFAULT_MAX_PIXELS,
-    ImageInfo,
     array_image,
     is_array,
-    probe,
+    keep_decoded,
+    read_headers,
     read_image,
     resolve_inputs,
+    summarise,
 )
 from .sample import (
     DEFAULT_SAMPLE_SIZE,
+    batch_candidates,
     image_candidates,
     merge_candidates,
     next_fraction,
-    sample_array,
     sampling_fraction,
     scale_candidates,
 )
 from .store import PaletteResult
 
-__all__ = ["extract_palette", "sweep_k", "ImageFailedError", "RunIncompleteError"]
+__all__ = ["RunConfig", "extract_palette", "sweep_k", "ImageFailedError", "RunIncompleteError"]
 
 Reporter = Callable[[str], None]
 
-
-def _error_text(name: str, exc: BaseException) -> str:
-    """One line naming the image and the problem."""
-    return one_line(exc if isinstance(exc, PaletteDaskError) else f"{name}: {type(exc).__name__}: {exc}")
-
-
-def _check_parameters(k, sample_size, seed, nodata, scale, space) -> None:
-    """Options no image could use are usage errors before anything runs, not a failure per image."""
-    check_k(k)
-    check_options(nodata=nodata, scale=scale, space=space)
-    if not isinstance(sample_size, (int, np.integer)) or sample_size < k:
-        raise ParameterError(f"sample_size must be a whole number >= k={k}, got {sample_size!r}")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ParameterError(f"seed must be a whole number >= 0, got {seed!r}")
-
-
-def _split_inputs(inputs) -> tuple[list[str], dict]:
-    """Image names, and the arrays among the inputs by their index in the names."""
-    if is_array(inputs) or isinstance(inputs, (str, os.PathLike)):
-        inputs = [inputs]
-    inputs = list(inputs)
-    if not any(is_array(item) for item in inputs):
-        return resolve_inputs(inputs), {}
-    names, arrays = [], {}
-    for position, item in enumerate(inputs):
-        if is_array(item):
-            name = getattr(item, "name", None) if hasattr(item, "dims") else None  # xarray's own name
-            arrays[len(names)] = item
-            names.append(f"array:{name}" if isinstance(name, str) and name else f"array:{position}")
-        else:
-            names.extend(resolve_inputs([item]))
-    return names, arrays
-
-
-#: Runs of at most this many images, whose decoded pixels total at most
-#: KEEP_DECODED_BYTES, decode each image once: the pixels stay in the workers'
-#: memory from the sampling pass to the counting pass (a 16 MP PNG: 0.35 s of
-#: decoding saved). Bigger runs read their inputs twice, keeping memory flat.
-KEEP_DECODED_IMAGES = 64
-KEEP_DECODED_BYTES = 512 * 2**20
-#: Finished images are written to the store in batches of up to this many,
-#: or of what finished in this many seconds (2,000 photos: 12,000 single-chunk
-#: writes one by one took 20 s of the 35 s counting pass).
-WRITE_BATCH, WRITE_SECONDS = 500, 2.0
-#: A kept image of at least this many pixels in fewer chunks than the
-#: cluster has threads is split into one band of rows per thread.
+#: Decoded images are kept in the workers' memory from the sampling pass to the
+#: counting pass (each image decoded once) when they total at most this share
+#: of the workers' memory; bigger runs decode twice and keep memory flat.
+KEEP_DECODED_SHARE = 0.25
+#: ... or this many bytes when the workers have no memory limit.
+KEEP_DECODED_BYTES = 2**30
+#: An image read tile by tile, of at least this many pixels in fewer chunks
+#: than the cluster has threads, is split into one band of rows per thread
+#: when it is kept in memory (a 16 MP PNG is one chunk when decoded).
 SPLIT_PIXELS = 2**20
+#: Images read tile by tile are kept in memory between passes when at most this many, this big.
+KEEP_TILED_IMAGES, KEEP_TILED_BYTES = 64, 512 * 2**20
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The options of one run, checked when made; every stage reads them from here.
+
+    See :func:`extract_palette` for each option. :attr:`parameters` is what
+    the store records, and what ``--resume`` must find unchanged.
+    """
+
+    k: int = 5
+    sample_size: int = DEFAULT_SAMPLE_SIZE
+    seed: int = 0
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    bands: tuple[int, ...] | None = None
+    nodata: float | None = None
+    scale: str | tuple[float, float] = "dtype"
+    space: str = "lab"
+    channel_axis: int | None = None
+    labels: bool = False
+    on_error: str = "skip"
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    batch_size: int | None = None
+
+    def __post_init__(self):
+        check_k(self.k)
+        check_options(nodata=self.nodata, scale=self.scale, space=self.space)
+        whole = (int, np.integer)
+        if not isinstance(self.sample_size, whole) or self.sample_size < self.k:
+            raise ParameterError(
+                f"sample_size must be a whole number >= k={self.k}, got {self.sample_size!r}"
+            )
+        if not isinstance(self.seed, whole) or self.seed < 0:
+            raise ParameterError(f"seed must be a whole number >= 0, got {self.seed!r}")
+        if self.on_error not in ("skip", "fail"):
+            raise ParameterError(f"on_error must be 'skip' or 'fail', got {self.on_error!r}")
+        if self.batch_size is not None and not (
+            isinstance(self.batch_size, whole) and 1 <= self.batch_size <= stores.MAX_BATCH_SIZE
+        ):
+            raise ParameterError(
+                f"batch_size must be a whole number from 1 to {stores.MAX_BATCH_SIZE}, "
+                f"got {self.batch_size!r}"
+            )
+
+    @property
+    def parameters(self) -> dict:
+        """The options that decide the result, as stored in the store's attributes."""
+        return {
+            "k": int(self.k),
+            "sample_size": int(self.sample_size),
+            "seed": int(self.seed),
+            "chunk_bytes": int(self.chunk_bytes),
+            "bands": None if self.bands is None else [int(b) for b in self.bands],
+            "nodata": None if self.nodata is None else float(self.nodata),
+            "scale": self.scale if isinstance(self.scale, str) else [float(v) for v in self.scale],
+            "space": self.space,
+            "channel_axis": self.channel_axis,
+            "labels": bool(self.labels),
+        }
 
 
 def extract_palette(
@@ -137,6 +175,7 @@ def extract_palette(
     resume: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    batch_size: int | None = None,
     downloads: str | None = None,
     report: Reporter | None = None,
 ) -> PaletteResult:
@@ -178,27 +217,32 @@ def extract_palette(
         Also write a label raster per image to the store (``labels/<i>``).
     on_error : {"skip", "fail"}
         On a bad image, record it and go on (``skip``), or record it and stop
-        (``fail``, raising :class:`ImageFailedError`). Images whose tasks kill
+        (``fail``, raising :class:`ImageFailedError`). Batches whose tasks kill
         their workers are left pending either way, and :class:`RunIncompleteError`
         says so after the others finish.
     client : distributed.Client or str, optional
         A client, a scheduler address, or None to start a LocalCluster for this run.
     overwrite, resume : bool
-        What to do when ``store`` exists: replace it, or finish its pending images
-        with its own palette.
+        What to do when ``store`` exists: replace it (only a palette_dask
+        store), or finish its pending batches with its own palette.
     max_pixels : int
         Images decoded whole (PNG, JPEG...) may have at most this many pixels,
         and any block decoded whole (a TIFF tile or strip, a zarr chunk) at
         most ``4 * max_pixels`` bytes.
     chunk_bytes : int
-        Target size of a chunk of a tiled image.
+        Target size of a chunk of an image read tile by tile; smaller images
+        are decoded whole by their batch's tasks.
+    batch_size : int, optional
+        Images per batch (one task per pass, one chunk of each per-image
+        array); by default about a 32nd of the images, at most 8192. It
+        never changes a result.
     downloads : str, optional
         Folder where URL inputs are downloaded, once each; by default a
         temporary one, removed at the end of the run.
     report : callable, optional
         Called with one line per stage and per failed image; if it has an
         ``update(stage, done, total)`` method (:class:`~palette_dask.progress.Progress`),
-        that hears of every image finished.
+        that hears of the images finished, batch by batch.
 
     Returns
     -------
@@ -215,37 +259,57 @@ def extract_palette(
     >>> result.k, round(float(result.proportions.sum()), 6), result.to_dict()["images"]
     (5, 1.0, {'total': 1, 'done': 1, 'failed': 0})
     """
+    config = RunConfig(
+        k=k, sample_size=sample_size, seed=seed, chunk_bytes=chunk_bytes, bands=bands, nodata=nodata,
+        scale=scale, space=space, channel_axis=channel_axis, labels=labels, on_error=on_error,
+        max_pixels=max_pixels, batch_size=batch_size,
+    )  # fmt: skip
     if labels and store is None:
         raise ParameterError("labels=True needs a store path to write the label rasters to")
-    report = report or (lambda message: None)
     names, arrays = _split_inputs(inputs)
-    parameters = _parameters(k, sample_size, seed, chunk_bytes, bands, nodata, scale, space, channel_axis)
-    parameters["labels"] = bool(labels)
-    if on_error not in ("skip", "fail"):
-        raise ParameterError(f"on_error must be 'skip' or 'fail', got {on_error!r}")
-    group = _open_or_create(store, names, parameters, overwrite=overwrite, resume=resume)
+    group = _open_or_create(store, names, config, overwrite=overwrite, resume=resume)
     with connect(client) as run_client, run_client.as_current():
         with download_folder(names, downloads, run_client) as folder:
-            run_parameters = {**parameters, "on_error": on_error}
-            run = _Run(group, names, arrays, run_client, run_parameters, max_pixels, report, folder)
-            run.execute()
+            run = Run(group, names, arrays, run_client, config, report or _silent, folder)
+            _execute(run)
     return stores.load_result(group)
 
 
-def _parameters(k, sample_size, seed, chunk_bytes, bands, nodata, scale, space, channel_axis) -> dict:
-    """The run's parameters, checked, as stored in the store's attributes."""
-    _check_parameters(k, sample_size, seed, nodata, scale, space)
-    return {
-        "k": int(k),
-        "sample_size": int(sample_size),
-        "seed": int(seed),
-        "chunk_bytes": int(chunk_bytes),
-        "bands": None if bands is None else [int(b) for b in bands],
-        "nodata": None if nodata is None else float(nodata),
-        "scale": scale if isinstance(scale, str) else [float(v) for v in scale],
-        "space": space,
-        "channel_axis": channel_axis,
-    }
+def _execute(run: Run) -> None:
+    """The stages, in order, over the store's pending batches."""
+    group = run.group
+    pending = run.pending_batches()
+    if not pending:
+        run.report(f"all {len(run.names)} images were already done or failed; nothing to do")
+        if not group.attrs.get("complete"):  # stopped between the last batch and the end
+            stores.finish_store(group)
+        return
+    opened = open_images(run, pending)
+    if "centers" not in group:  # a resumed run counts with the palette it has
+        fit_and_store_palette(run, opened)
+    if "centers" in group:
+        shown = group["centers_rgb" if "centers_rgb" in group else "centers"][:]
+        count_images(run, opened, group["centers"][:], shown)  # centres in the feature space, and as shown
+    else:  # no image has a valid pixel: every batch is stored with its images' failures
+        count_images(run, opened, np.zeros((0, N_FEATURES), np.float32), np.zeros((0, 3)))
+    run.finish()
+    run.report("done")
+
+
+def fit_and_store_palette(run: Run, opened: Opened) -> None:
+    """Sample, fit, and write the palette to the store; nothing when no image has a valid pixel."""
+    if run.config.scale == "minmax":
+        measure_range(run, opened)
+    sample = draw_sample(run, opened)
+    if sample is None:
+        return
+    run.report(f"fitting k={run.config.k} colours on {len(sample):,} sampled pixels")
+    fitted = fit_palette(sample, run.config.k, random_state=run.config.seed)
+    if run.config.space == "lab":
+        stores.write_palette(run.group, lab_to_srgb(fitted.centers), fitted.centers)
+    else:
+        stores.write_palette(run.group, fitted.centers)
+    run.group.attrs.update({"sample_inertia": fitted.sample_inertia, "sample_size": fitted.sample_size})
 
 
 def sweep_k(
@@ -283,39 +347,60 @@ def sweep_k(
     ks = sorted({int(k) for k in ks})
     if len(ks) < 3:
         raise ParameterError(f"a sweep needs at least three values of k, got {ks}")
-    report = report or (lambda message: None)
-    names, arrays = _split_inputs(inputs)
-    parameters = _parameters(
-        max(ks), sample_size, seed, chunk_bytes, bands, nodata, scale, space, channel_axis
-    )
     check_k(min(ks))
-    group = _open_or_create(None, names, parameters, overwrite=False, resume=False)
-    with (
-        connect(client) as run_client,
-        run_client.as_current(),
-        download_folder(names, downloads, run_client) as folder,
-    ):
-        run = _Run(group, names, arrays, run_client, parameters, max_pixels, report, folder)
-        run.open_images(list(range(len(names))))
-        sample = run.sample() if run.images else None
-        failures = stores.load_result(group).failures
-        if sample is None:
-            raise NoValidPixelsError(
-                f"no valid pixels to sample in {len(names)} input(s)"
-                + (f"; first failure: {next(iter(failures.values()))}" if failures else "")
-            )
-        report(f"fitting k={ks[0]}..{ks[-1]} on {len(sample):,} sampled pixels")
-        return fit_sweep(sample, ks, seed=seed, space=space, failures=failures)
+    config = RunConfig(
+        k=max(ks), sample_size=sample_size, seed=seed, chunk_bytes=chunk_bytes, bands=bands, nodata=nodata,
+        scale=scale, space=space, channel_axis=channel_axis, max_pixels=max_pixels,
+    )  # fmt: skip
+    names, arrays = _split_inputs(inputs)
+    group = _open_or_create(None, names, config, overwrite=False, resume=False)
+    with connect(client) as run_client, run_client.as_current():
+        with download_folder(names, downloads, run_client) as folder:
+            run = Run(group, names, arrays, run_client, config, report or _silent, folder)
+            opened = open_images(run, run.pending_batches())
+            if config.scale == "minmax":
+                measure_range(run, opened)
+            sample = draw_sample(run, opened)
+    failures = {names[index]: reason for index, reason in sorted(run.failures.items())}
+    if sample is None:
+        raise NoValidPixelsError(
+            f"no valid pixels to sample in {len(names)} input(s)"
+            + (f"; first failure: {next(iter(failures.values()))}" if failures else "")
+        )
+    run.report(f"fitting k={ks[0]}..{ks[-1]} on {len(sample):,} sampled pixels")
+    return fit_sweep(sample, ks, seed=seed, space=space, failures=failures)
 
 
-def _open_or_create(store, names, parameters, *, overwrite: bool, resume: bool):
+def _silent(message: str) -> None:
+    pass
+
+
+def _split_inputs(inputs) -> tuple[list[str], dict]:
+    """Image names, and the arrays among the inputs by their index in the names."""
+    if is_array(inputs) or isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    inputs = list(inputs)
+    if not any(is_array(item) for item in inputs):
+        return resolve_inputs(inputs), {}
+    names, arrays = [], {}
+    for position, item in enumerate(inputs):
+        if is_array(item):
+            name = getattr(item, "name", None) if hasattr(item, "dims") else None  # xarray's own name
+            arrays[len(names)] = item
+            names.append(f"array:{name}" if isinstance(name, str) and name else f"array:{position}")
+        else:
+            names.extend(resolve_inputs([item]))
+    return names, arrays
+
+
+def _open_or_create(store, names, config: RunConfig, *, overwrite: bool, resume: bool):
+    parameters = config.parameters
     if resume and store is not None:
         stores.check_store_path(store, resume=True)  # a store to finish, or nothing there yet
     if resume and store is not None and stores.is_store(store):
         stores.remove_partial_writes(store)
         group = stores.open_store(store, mode="r+")
-        stored = [str(s) for s in group["image_names"][:]]
-        if stored != names:
+        if group["image_status"].shape[0] != len(names) or not _same_names(group, names):
             raise StoreError(f"{store}: holds a run over other inputs; --resume needs the same inputs")
         if group.attrs.get("parameters") != parameters:
             raise StoreError(
@@ -323,267 +408,352 @@ def _open_or_create(store, names, parameters, *, overwrite: bool, resume: bool):
                 "--resume needs the same parameters"
             )
         return group
-    attrs = {
-        "parameters": parameters,
-        "space": parameters["space"],
-        "inputs": names[:1000],
-        "n_inputs": len(names),
-    }
-    return stores.create_store(store, names, attrs=attrs, overwrite=overwrite)
+    attrs = {"parameters": parameters, "space": config.space, "inputs": names[:1000], "n_inputs": len(names)}
+    return stores.create_store(store, names, attrs=attrs, overwrite=overwrite, batch_size=config.batch_size)
 
 
-def _each_completed(futures: dict, on_result: Callable, on_error: Callable, progress=None) -> None:
-    """Call ``on_result(index, value)`` or ``on_error(index, exception)`` as each future ends.
-
-    ``progress`` is ``(reporter, stage)``: the reporter's ``update`` hears of each image done.
-    """
-    index_of = {future.key: index for index, future in futures.items()}
-    update = getattr(progress[0], "update", None) if progress else None
-    for done, future in enumerate(as_completed(list(futures.values())), start=1):
-        index = index_of[future.key]
-        if future.status == "finished":
-            on_result(index, future.result())
-        else:
-            on_error(index, future.exception())
-        if update is not None:
-            update(progress[1], done, len(futures))
+def _same_names(group, names: list[str]) -> bool:
+    stored = group["image_names"]
+    return all(
+        [str(s) for s in stored[rows.start : rows.stop]] == names[rows.start : rows.stop]
+        for rows in stores.batches(group)
+    )
 
 
-#: Failures of the cluster, not of the image: the image is left pending for --resume.
+#: Failures of the cluster, not of the image: its batch is left pending for --resume.
 _CLUSTER_FAILURES = (KilledWorker, CancelledError)
 
 
-def _no_valid_pixels(name: str) -> NoValidPixelsError:
-    return NoValidPixelsError(f"{name}: no valid pixels (every pixel is transparent, nodata or NaN)")
+@dataclass
+class Run:
+    """What the stages share: the store, the inputs, the client, the configuration, and the failures seen."""
 
+    group: object
+    names: list[str]
+    arrays: dict
+    client: Client
+    config: RunConfig
+    report: Reporter
+    downloads: str | None = None
+    display_range: np.ndarray | None = None
+    failures: dict = field(default_factory=dict)  # index → reason, each reported once
+    unfinished: list = field(default_factory=list)  # batches whose workers died
 
-class _Run:
-    """One run over the pending images of a store: the stages, in order, with per-image failures."""
+    def __post_init__(self):
+        stored = self.group.attrs.get("display_range")  # measured by the run this one resumes
+        self.display_range = None if stored is None else np.asarray(stored)
 
-    def __init__(self, group, names, arrays, client: Client, parameters, max_pixels, report, downloads=None):
-        self.group, self.names, self.arrays, self.client = group, names, arrays, client
-        self.parameters, self.max_pixels, self.report = parameters, max_pixels, report
-        self.downloads = downloads  # the folder of the run's downloaded URLs
-        self.images: dict = {}
-        self.specs: dict[int, PixelSpec] = {}
-        self.unfinished: list[int] = []  # images whose tasks killed their workers
+    def pending_batches(self) -> list[range]:
+        """The batches with an image still pending (a batch is always done again whole)."""
+        status = self.group["image_status"][:]
+        return [rows for rows in stores.batches(self.group) if (status[rows.start : rows.stop] == 0).any()]
 
-    def fail(self, index: int, exc: BaseException) -> None:
-        """Record why an image failed, or, if the cluster failed it, leave it pending for --resume."""
-        self.images.pop(index, None)
-        self.specs.pop(index, None)
-        if isinstance(exc, _CLUSTER_FAILURES):
-            self.unfinished.append(index)
-            self.report(f"not finished, workers died running it: {self.names[index]} ({type(exc).__name__})")
+    def failed(self, index: int, reason: str, *, stored: bool = False) -> None:
+        """Report a failed image once; with ``on_error="fail"`` record it (unless ``stored``) and stop."""
+        if index in self.failures:
             return
-        text = _error_text(self.names[index], exc)
-        stores.write_image_failed(self.group, index, text)
-        self.report(f"failed: {text}")
-        if self.parameters.get("on_error") == "fail":
-            raise ImageFailedError(f"stopped at the first failure (--on-error fail): {text}")
+        self.failures[index] = reason
+        self.report(f"failed: {reason}")
+        if self.config.on_error == "fail":
+            if not stored:
+                stores.write_image_failed(self.group, index, reason)
+            raise ImageFailedError(f"stopped at the first failure (--on-error fail): {reason}")
 
     def finish(self) -> None:
-        """Mark the store complete, unless workers died under some images: those stay pending."""
+        """Mark the store complete, unless workers died under some batches: those stay pending."""
         if self.unfinished:
+            first = self.names[self.unfinished[0].start]
             raise RunIncompleteError(
-                f"{len(self.unfinished)} image(s) not finished because workers died running them "
-                f"(first: {self.names[self.unfinished[0]]}); the rest is stored: finish with --resume"
+                f"{sum(len(rows) for rows in self.unfinished)} image(s) not finished because workers died "
+                f"running their batch (first: {first}); the rest is stored: finish with --resume"
             )
         stores.finish_store(self.group)
 
-    def execute(self) -> None:
-        group = self.group
-        status = group["image_status"][:]
-        pending = [i for i in range(len(self.names)) if status[i] == stores.PENDING]
-        if not pending:
-            self.report(f"all {len(self.names)} images were already done or failed; nothing to do")
-            if not group.attrs.get("complete"):  # stopped between the last image and the end
-                stores.finish_store(group)
-            return
-        self.open_images(pending)
-        if "centers" not in group:
-            fitted = self.fit() if self.images else None
-            if fitted is None:  # no image has a valid pixel
-                self.finish()
-                return
-            if self.parameters["space"] == "lab":
-                stores.write_palette(group, lab_to_srgb(fitted.centers), fitted.centers)
-            else:
-                stores.write_palette(group, fitted.centers)
-            group.attrs.update({"sample_inertia": fitted.sample_inertia, "sample_size": fitted.sample_size})
-        elif group.attrs.get("display_range"):  # measured by the run this one resumes
-            self.set_range(np.array(group.attrs["display_range"]))
-        shown = group["centers_rgb" if "centers_rgb" in group else "centers"][:]
-        self.count(group["centers"][:], shown)  # the centres in the feature space, and as colours
-        self.finish()
-        self.report("done")
-
-    def open_images(self, pending: list[int]) -> None:
-        """Headers (read on the workers) → specs and lazy arrays; failures recorded."""
-        chunk_bytes, channel_axis = self.parameters["chunk_bytes"], self.parameters["channel_axis"]
-
-        def opened(index: int, info: ImageInfo, image=None) -> None:
-            try:
-                self.specs[index] = stored_spec(info, self.parameters)
-            except PaletteDaskError as exc:
-                self.fail(index, exc)
-                return
-            self.images[index] = image if image is not None else read_image(info, chunk_bytes=chunk_bytes)
-
-        self.report(f"reading the headers of {len(pending)} images")
-        files = [i for i in pending if i not in self.arrays]
-        probes = {
-            i: self.client.submit(
-                probe,
-                self.names[i],
-                max_pixels=self.max_pixels,
-                channel_axis=channel_axis,
-                downloads=self.downloads,
-                pure=False,
-            )
-            for i in files
-        }
-        for index in (i for i in pending if i in self.arrays):
-            try:
-                info, image = array_image(
-                    self.on_workers(self.arrays[index]),
-                    self.names[index],
-                    channel_axis=channel_axis,
-                    chunk_bytes=chunk_bytes,
-                )
-            except PaletteDaskError as exc:
-                self.fail(index, exc)
-                continue
-            opened(index, info, image)
-        _each_completed(probes, opened, self.fail, (self.report, "reading headers"))
-
-    def on_workers(self, array):
-        """An in-memory array (numpy, or xarray over numpy) sent to the workers once, not put in the graph."""
-        data = getattr(array, "data", array) if hasattr(array, "dims") else array
-        if isinstance(data, da.Array):
-            return array
-        data = np.asarray(data)
-        lazy = da.from_delayed(self.client.scatter(data, hash=False), shape=data.shape, dtype=data.dtype)
-        return array.copy(data=lazy) if hasattr(array, "dims") else lazy
-
-    def set_range(self, display_range: np.ndarray) -> None:
-        self.specs = {
-            i: spec.with_range(display_range[0], display_range[1]) for i, spec in self.specs.items()
-        }
-
-    def measure_range(self) -> None:
-        """``scale="minmax"``: one pass for each band's least and greatest valid value."""
-        self.report(f"measuring the band ranges of {len(self.images)} images")
-        futures = {
-            i: self.client.compute(band_range(self.images[i], self.specs[i])) for i in sorted(self.images)
-        }
-        ranges = {}
-        _each_completed(futures, ranges.__setitem__, self.fail, (self.report, "measuring ranges"))
-        if ranges:
-            display_range = combine_ranges(list(ranges.values()))
-            self.group.attrs["display_range"] = display_range.tolist()
-            self.set_range(display_range)
-
-    def keep_decoded(self) -> None:
-        """Small inputs are decoded once and kept on the workers for both passes (sampling, counting).
-
-        An image decoded whole (PNG, JPEG) is one chunk; kept in memory, it is
-        split into bands of rows so that every worker thread samples and
-        counts a part of it.
-        """
-        decoded = sum(image.nbytes for image in self.images.values())
-        if len(self.images) > KEEP_DECODED_IMAGES or decoded > KEEP_DECODED_BYTES:
-            return
-        threads = sum(self.client.nthreads().values())
-
-        def split(image: da.Array) -> da.Array:
-            if image.npartitions >= threads or image.shape[0] * image.shape[1] < SPLIT_PIXELS:
-                return image
-            return image.rechunk({0: -(-image.shape[0] // threads), 1: -1})
-
-        self.images = {i: self.client.persist(split(image)) for i, image in self.images.items()}
-
-    def fit(self):
-        """Sample the valid pixels and fit the palette; None when no image has a valid pixel."""
-        sample = self.sample()
-        if sample is None:
-            return None
-        self.report(f"fitting k={self.parameters['k']} colours on {len(sample):,} sampled pixels")
-        return fit_palette(sample, self.parameters["k"], random_state=self.parameters["seed"])
-
-    def sample(self):
-        """The sample of valid pixels (numpy when small, else persisted); None when no image has one."""
-        size, seed = self.parameters["sample_size"], self.parameters["seed"]
-        if self.parameters["scale"] == "minmax":
-            self.measure_range()
-        fraction = sampling_fraction(
-            sum(image.shape[0] * image.shape[1] for image in self.images.values()), size
+    def died(self, stage: str, futures: dict) -> RunIncompleteError:
+        """Workers died under a pass that needs every image (sampling, ranges): nothing of it is used."""
+        first = next(iter(futures.values()))
+        first = self.names[first.start if isinstance(first, range) else first]
+        return RunIncompleteError(
+            f"image(s) not finished because workers died {stage} them (first: {first}); "
+            "nothing was fitted yet: run again with --resume"
         )
-        self.keep_decoded()
-        self.report(f"sampling {size:,} pixels from {len(self.images)} images")
-        while fraction is not None:  # a second draw only when masks left too few candidates
-            candidates = {
-                i: self.client.compute(
-                    image_candidates(
-                        self.images[i], self.specs[i], i, seed=seed, fraction=fraction, size=size
-                    )
-                )
-                for i in sorted(self.images)
-            }
-            _each_completed(candidates, lambda index, value: None, self.fail, (self.report, "sampling"))
-            parts = [candidates[i] for i in sorted(self.images)]
-            merged = self.client.submit(merge_candidates, parts, size, pure=False)
-            rows = self.client.submit(len, merged).result()
-            fraction = next_fraction(fraction, rows, size)
-        if rows == 0:
-            for index in sorted(self.images):
-                self.fail(index, _no_valid_pixels(self.names[index]))
-            return None
-        if self.parameters["scale"] == "percentile":  # the sample holds raw values so far
-            display_range = self.client.submit(lambda m: percentile_range(m[:, 1:]), merged).result()
-            self.group.attrs["display_range"] = display_range.tolist()
-            self.set_range(display_range)
-            merged = self.client.submit(scale_candidates, merged, next(iter(self.specs.values())), pure=False)
-        if rows * N_FEATURES * 4 <= LOCAL_FIT_BYTES:  # a few MB: fitted here, no round trips to the cluster
-            return self.client.submit(lambda m: m[:, 1:].astype(np.float32), merged).result()
-        return self.client.persist(sample_array(dask.delayed(merged), rows))
 
-    def count(self, centers: np.ndarray, colors: np.ndarray) -> None:
-        """One pass: label and count every pixel, image by image; each result is written as it ends.
+    def progress(self, stage: str, done: int, total: int) -> None:
+        update = getattr(self.report, "update", None)
+        if update is not None:
+            update(stage, done, total)
 
-        ``centers`` are in the clustering space, ``colors`` the palette as shown (sRGB).
-        """
-        group, names = self.group, self.names
 
-        finished: list[tuple] = []  # written in batches: one small write per image and array is slow
-        flushed = [time.monotonic()]
+@dataclass
+class Opened:
+    """The images of the pending batches, ready to be sampled and counted.
 
-        def flush() -> None:
-            if finished:
-                stores.write_images_done(group, *zip(*finished))
-                finished.clear()
-            flushed[0] = time.monotonic()
+    ``batches`` maps each batch's images to the future of its
+    :class:`~palette_dask.read.Batch` (headers, or the decoded images when
+    kept); ``tiled`` the images read tile by tile to their lazy arrays and specs.
+    """
 
-        def done(index: int, stats: np.ndarray) -> None:
-            result = unpack_stats(stats)
-            if result.valid == 0:
-                self.fail(index, _no_valid_pixels(names[index]))
-                return
-            squared_error = float(result.squared_error.sum())
-            finished.append((index, result.counts, result.masked, squared_error, result.lab_squared_error))
-            if len(finished) >= WRITE_BATCH or time.monotonic() - flushed[0] > WRITE_SECONDS:
-                flush()
+    batches: dict  # range → Future of a Batch
+    tiled: dict = field(default_factory=dict)  # index → (ImageInfo, dask array)
+    pixels: int = 0
 
-        self.report(f"counting the pixels of {len(self.images)} images")
-        counted = {}
-        for i in sorted(self.images):
-            label_path = (
-                stores.create_labels(group, i, self.images[i], colors) if self.parameters["labels"] else None
+    def spec(self, run: Run, index: int) -> PixelSpec:
+        return stored_spec(self.tiled[index][0], run.config.parameters, run.display_range)
+
+
+def open_images(run: Run, pending: list[range]) -> Opened:
+    """Read the headers, a task per batch: which images are read tile by tile; small runs kept decoded."""
+    config, client = run.config, run.client
+    n_images = sum(len(rows) for rows in pending)
+    run.report(f"reading the headers of {n_images:,} images in {len(pending):,} batches")
+    futures = {
+        rows: client.submit(
+            read_headers,
+            [None if i in run.arrays else run.names[i] for i in rows],
+            rows.start,
+            chunk_bytes=config.chunk_bytes,
+            max_pixels=config.max_pixels,
+            channel_axis=config.channel_axis,
+            downloads=run.downloads,
+            pure=False,
+        )
+        for rows in pending
+    }
+    opened = Opened(futures)
+    summaries = dict(zip(client.map(summarise, list(futures.values())), futures))
+    nbytes, done = 0, 0
+    for future in as_completed(list(summaries)):
+        rows = summaries[future]
+        summary = future.result()
+        opened.pixels, nbytes, done = (
+            opened.pixels + summary.pixels,
+            nbytes + summary.nbytes,
+            done + len(rows),
+        )
+        for index, reason in summary.failures:
+            run.failed(index, reason)
+        for index, info in summary.tiled:
+            opened.tiled[index] = (info, read_image(info, chunk_bytes=config.chunk_bytes))
+        run.progress("reading headers", done, n_images)
+    for rows in pending:
+        for index in (i for i in rows if i in run.arrays):
+            info, image = array_image(
+                _on_workers(client, run.arrays[index]),
+                run.names[index],
+                channel_axis=config.channel_axis,
+                chunk_bytes=config.chunk_bytes,
             )
-            counted[i] = self.client.compute(
-                image_stats(self.images[i], self.specs[i], centers, label_path, colors=colors)
+            opened.tiled[index] = (info, image)
+    opened.pixels += sum(info.pixels for info, _ in opened.tiled.values())
+    if nbytes <= _keep_budget(client):  # decoded once, for the sampling and the counting pass
+        opened.batches = {rows: client.submit(keep_decoded, f, pure=False) for rows, f in futures.items()}
+    _keep_tiled(run, opened)
+    return opened
+
+
+def _keep_budget(client: Client) -> float:
+    limits = [w.get("memory_limit") or 0 for w in client.scheduler_info()["workers"].values()]
+    return KEEP_DECODED_SHARE * sum(limits) if all(limits) and limits else KEEP_DECODED_BYTES
+
+
+def _keep_tiled(run: Run, opened: Opened) -> None:
+    """Few, small tiled images are decoded once and kept on the workers for both passes.
+
+    An image decoded whole (a big PNG) is one chunk; kept in memory, it is
+    split into bands of rows so that every worker thread samples and counts a part of it.
+    """
+    tiled = opened.tiled
+    decoded = sum(image.nbytes for _, image in tiled.values())
+    if not tiled or len(tiled) > KEEP_TILED_IMAGES or decoded > KEEP_TILED_BYTES:
+        return
+    threads = sum(run.client.nthreads().values())
+
+    def split(image: da.Array) -> da.Array:
+        if image.npartitions >= threads or image.shape[0] * image.shape[1] < SPLIT_PIXELS:
+            return image
+        return image.rechunk({0: -(-image.shape[0] // threads), 1: -1})
+
+    for index, (info, image) in tiled.items():
+        tiled[index] = (info, run.client.persist(split(image)))
+
+
+def _on_workers(client: Client, array):
+    """An in-memory array (numpy, or xarray over numpy) sent to the workers once, not put in the graph."""
+    data = getattr(array, "data", array) if hasattr(array, "dims") else array
+    if isinstance(data, da.Array):
+        return array
+    data = np.asarray(data)
+    lazy = da.from_delayed(client.scatter(data, hash=False), shape=data.shape, dtype=data.dtype)
+    return array.copy(data=lazy) if hasattr(array, "dims") else lazy
+
+
+def _pass_failed(run: Run, opened: Opened, stage: str, key, exc: BaseException) -> None:
+    """A task of a pass over every image failed: a tiled image fails alone, dead workers stop the run.
+
+    A batch's task catches its images' errors itself, so its failure is not an image's fault.
+    """
+    if isinstance(exc, _CLUSTER_FAILURES):
+        raise run.died(stage, {None: key})
+    if isinstance(key, range):
+        raise exc
+    opened.tiled.pop(key, None)
+    run.failed(key, image_error(run.names[key], exc))
+
+
+def measure_range(run: Run, opened: Opened) -> None:
+    """``scale="minmax"``: one pass for each band's least and greatest valid value over all images."""
+    run.report("measuring the band ranges")
+    parameters = run.config.parameters
+    futures = {
+        run.client.submit(batch_range, f, parameters, pure=False): rows for rows, f in opened.batches.items()
+    }
+    for index, (info, image) in opened.tiled.items():
+        futures[run.client.compute(band_range(image, stored_spec(info, parameters)))] = index
+    ranges = []
+    for future in as_completed(list(futures)):
+        index = futures[future]
+        if future.status != "finished":
+            _pass_failed(run, opened, "measuring", index, future.exception())
+            continue
+        if isinstance(index, range):
+            found, failures = future.result()
+            for failed, reason in failures:
+                run.failed(failed, reason)
+        else:
+            found = future.result()
+        ranges.append(found)
+    if ranges:
+        run.display_range = combine_ranges(ranges)
+        run.group.attrs["display_range"] = run.display_range.tolist()
+
+
+def draw_sample(run: Run, opened: Opened) -> np.ndarray | None:
+    """The sample of valid pixels, ``(m, 3)`` float32 in the clustering space; None when there is none.
+
+    Every pixel of every image has a key (:func:`~palette_dask.sample.pixel_keys`);
+    the sample is the ``sample_size`` valid pixels with the smallest keys,
+    whatever the batches, chunks and workers. Each task keeps only its
+    pixels with keys below a threshold (a little above ``size / pixels``),
+    raised and drawn again when masks left too few.
+    """
+    config, client = run.config, run.client
+    size, parameters = config.sample_size, config.parameters
+    fraction = sampling_fraction(opened.pixels, size)
+    run.report(f"sampling {size:,} pixels from {sum(len(r) for r in opened.batches):,} images")
+    merged = np.empty((0, 1 + N_FEATURES))
+    while fraction is not None:
+        futures = {
+            client.submit(
+                batch_candidates, f, parameters, run.display_range,
+                seed=config.seed, fraction=fraction, size=size, pure=False,
+            ): rows
+            for rows, f in opened.batches.items()
+        }  # fmt: skip
+        for index in list(opened.tiled):
+            lazy = image_candidates(
+                opened.tiled[index][1],
+                opened.spec(run, index),
+                index,
+                seed=config.seed,
+                fraction=fraction,
+                size=size,
             )
-        try:
-            _each_completed(counted, done, self.fail, (self.report, "counting"))
-        finally:  # what finished is stored even when the run stops (--on-error fail, Ctrl-C)
-            flush()
+            futures[client.compute(lazy)] = index
+        merged, done, total = np.empty((0, 1 + N_FEATURES)), 0, len(run.names)
+        for future in as_completed(list(futures)):
+            key = futures[future]
+            if future.status != "finished":
+                _pass_failed(run, opened, "sampling", key, future.exception())
+                continue
+            if isinstance(key, range):
+                candidates, failures = future.result()
+                for index, reason in failures:
+                    run.failed(index, reason)
+                done += len(key)
+            else:
+                candidates = future.result()
+            merged = merge_candidates([merged, candidates], size)
+            run.progress("sampling", done, total)
+        fraction = next_fraction(fraction, len(merged), size)
+    if len(merged) == 0:
+        return None
+    if config.scale == "percentile":  # the candidates hold raw band values so far
+        run.display_range = percentile_range(merged[:, 1:])
+        run.group.attrs["display_range"] = run.display_range.tolist()
+        merged = scale_candidates(
+            merged, PixelSpec((0, 1, 2), space=config.space).with_range(*run.display_range)
+        )
+    sample = merged[:, 1:].astype(np.float32)
+    if sample.nbytes <= LOCAL_FIT_BYTES:  # a few MB: fitted here, no round trips to the cluster
+        return sample
+    parts = np.array_split(sample, -(-len(sample) // 25_000))  # sent to the workers, not put in the graph
+    lazy = [da.from_delayed(client.scatter(p, hash=False), shape=p.shape, dtype=p.dtype) for p in parts]
+    return client.persist(da.concatenate(lazy))
+
+
+def count_images(run: Run, opened: Opened, centers: np.ndarray, colors: np.ndarray) -> None:
+    """One pass: label and count every pixel; each batch is written whole as soon as it is finished.
+
+    ``centers`` are in the clustering space, ``colors`` the palette as shown
+    (sRGB); with no centres (no image had a valid pixel) every image is
+    stored as failed.
+    """
+    config, client, group = run.config, run.client, run.group
+    parameters, k = config.parameters, len(centers)
+    labels_store = str(group.store.root) if config.labels and k else None
+    if labels_store is not None:
+        group.require_group("labels")
+    run.report(f"counting the pixels of {sum(len(r) for r in opened.batches):,} images")
+    futures = {
+        client.submit(
+            batch_stats, batch, parameters, run.display_range, centers, colors, labels_store, pure=False
+        ): rows
+        for rows, batch in opened.batches.items()
+    }
+    for index, (_, image) in opened.tiled.items() if k else ():
+        label_path = stores.create_labels(group, index, image, colors) if labels_store else None
+        spec = opened.spec(run, index)
+        futures[client.compute(image_stats(image, spec, centers, label_path, colors=colors))] = index
+    batch_of = {i: rows for rows in opened.batches for i in opened.tiled if i in rows}
+    waiting = {rows: {i for i, r in batch_of.items() if r == rows} if k else set() for rows in opened.batches}
+    total, done = sum(len(rows) for rows in opened.batches), 0
+    opened.batches = {}  # the workers may free each batch's kept images once it is counted
+    results: dict[range, BatchCounts] = {}
+    tiled: dict[int, object] = {}  # index → its counts or why it failed, until its batch is written
+    for future in as_completed(list(futures)):
+        key = futures.pop(future)
+        rows = key if isinstance(key, range) else batch_of[key]
+        if rows in run.unfinished:
+            continue
+        if future.status != "finished" and isinstance(future.exception(), _CLUSTER_FAILURES):
+            run.unfinished.append(rows)
+            run.report(f"not finished, workers died counting the batch of {run.names[rows.start]}")
+            continue
+        if isinstance(key, range):
+            results[rows] = future.result()  # raises what is not an image's fault (a bug), as such
+        else:
+            waiting[rows].discard(key)
+            tiled[key] = unpack_stats(future.result()) if future.status == "finished" else future.exception()
+        if rows in results and not waiting[rows]:
+            result = results.pop(rows)
+            for index in rows:
+                if result.status[index - rows.start] == stores.PENDING:
+                    _fill(result, index, tiled.pop(index, None) or run.failures.get(index), run.names[index])
+            stores.write_batch(group, result)
+            done += len(rows)
+            run.progress("counting", done, total)
+            for position in np.flatnonzero(result.status == stores.FAILED):
+                run.failed(rows.start + int(position), result.errors[position], stored=True)
+
+
+def _fill(result: BatchCounts, index: int, outcome, name: str) -> None:
+    """Fill the row of an image its batch's task did not count: a tiled image's counts, or why it failed."""
+    row = index - result.start
+    if isinstance(outcome, str):
+        result.fail(row, outcome)
+    elif isinstance(outcome, BaseException):
+        result.fail(row, image_error(name, outcome))
+    elif outcome is None or outcome.valid == 0:  # None: no palette to count with
+        result.fail(row, one_line(no_valid_pixels(name)))
+    else:
+        result.done(row, outcome)

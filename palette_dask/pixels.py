@@ -31,7 +31,7 @@ import dask.array as da
 import numpy as np
 
 from .colour import SPACES, srgb_to_lab
-from .errors import ImageReadError, ParameterError
+from .errors import ImageReadError, ParameterError, image_error
 from .read import ImageInfo
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "pixel_features",
     "pixel_table",
     "band_range",
+    "batch_range",
     "combine_ranges",
     "percentile_range",
 ]
@@ -314,6 +315,20 @@ def band_range(image: da.Array, spec: PixelSpec) -> dask.delayed:
     """
     parts = [dask.delayed(_block_range)(block, spec) for block in image.to_delayed().ravel()]
     return dask.delayed(combine_ranges)(parts)
+
+
+def batch_range(batch, parameters: dict) -> tuple[np.ndarray, list]:
+    """``(range, failures)``: the :func:`band_range` of the images a batch decodes, and those that fail."""
+    ranges, failures = [np.array([[np.inf] * N_FEATURES, [-np.inf] * N_FEATURES])], []
+    for index, info, pixels in batch.images():
+        if info is None:
+            failures.append((index, pixels))
+            continue
+        try:
+            ranges.append(_block_range(pixels, stored_spec(info, parameters)))
+        except Exception as exc:  # this image alone fails
+            failures.append((index, image_error(info.source, exc)))
+    return combine_ranges(ranges), failures
 
 
 def combine_ranges(ranges: Sequence[np.ndarray]) -> np.ndarray:

@@ -29,7 +29,7 @@ from pathlib import Path
 import dask.array as da
 import numpy as np
 
-from .errors import ImageReadError, InputError, without_context
+from .errors import ImageReadError, InputError, one_line, without_context
 from .fetch import is_url, local_copy, process_folder
 
 __all__ = [
@@ -111,6 +111,11 @@ class ImageInfo:
     def pixels(self) -> int:
         """Number of pixels (rows × columns)."""
         return self.shape[0] * self.shape[1]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the decoded image."""
+        return self.pixels * self.shape[2] * np.dtype(self.dtype).itemsize
 
     @property
     def channels(self) -> str:
@@ -815,13 +820,27 @@ def array_image(
 @without_context
 def _read_block(info: ImageInfo, block_info=None) -> np.ndarray:
     (r0, r1), (c0, c1), _ = block_info[None]["array-location"]
+    return decode(info, slice(r0, r1), slice(c0, c1))
+
+
+def decode(info: ImageInfo, rows: slice | None = None, cols: slice | None = None) -> np.ndarray:
+    """Decode an image or a region as ``(rows, columns, bands)``; any decoder error is an ImageReadError.
+
+    Examples
+    --------
+    >>> import skimage, os
+    >>> info = probe(os.path.join(os.path.dirname(skimage.__file__), "data", "coffee.png"))
+    >>> decode(info, slice(0, 2), slice(0, 3)).shape
+    (2, 3, 3)
+    """
+    rows, cols = rows or slice(0, info.shape[0]), cols or slice(0, info.shape[1])
     try:
-        block = read_region(info, slice(r0, r1), slice(c0, c1))
+        block = read_region(info, rows, cols)
     except ImageReadError:
         raise
     except Exception as exc:  # decoders raise anything on corrupt data
         raise ImageReadError(f"{info.source}: cannot decode: {exc}") from None
-    expected = (r1 - r0, c1 - c0, info.shape[2])
+    expected = (rows.stop - rows.start, cols.stop - cols.start, info.shape[2])
     if block.shape != expected:
         raise ImageReadError(
             f"{info.source}: decoded shape {block.shape} differs from the header's {expected}"
@@ -944,3 +963,130 @@ def _read_pillow(info: ImageInfo) -> np.ndarray:
         array = np.clip(array, 0, 65535)
     array = array.astype(dtype, copy=False)
     return array.reshape(array.shape[0], array.shape[1], -1)
+
+
+# ----------------------------------------------------------------------------
+# Batches: many small images, one task per stage
+# ----------------------------------------------------------------------------
+
+
+@dataclass
+class Batch:
+    """Images ``start, start + 1, ...`` of a run, as one task read their headers; it lives on a worker.
+
+    Attributes
+    ----------
+    start : int
+        Index of the batch's first image in the run.
+    infos : list
+        Per image: its :class:`ImageInfo`, the one-line reason it cannot be
+        read (a str), or None for an array given to the API.
+    chunk_bytes : int
+        Images that decode to at most this many bytes are decoded whole by the
+        batch's own tasks (see :meth:`in_batch`); bigger ones (mosaics) are
+        read tile by tile by tasks of their own.
+    pixels : list or None
+        The decoded images, when kept in memory from one pass to the next.
+    """
+
+    start: int
+    infos: list
+    chunk_bytes: int
+    pixels: list | None = None
+
+    def in_batch(self, position: int) -> bool:
+        """Whether the image at this position is decoded by the batch's tasks."""
+        info = self.infos[position]
+        return isinstance(info, ImageInfo) and info.nbytes <= self.chunk_bytes
+
+    def images(self):
+        """``(index, info, pixels)`` for each image decoded here, or ``(index, None, reason)`` if it fails.
+
+        Images are decoded one at a time, unless they were kept, so a task
+        holds one image at a time.
+        """
+        for position, info in enumerate(self.infos):
+            index = self.start + position
+            if isinstance(info, str):
+                yield index, None, info
+            elif self.in_batch(position):
+                if self.pixels is not None:
+                    kept = self.pixels[position]
+                    yield (index, info, kept) if isinstance(kept, np.ndarray) else (index, None, kept)
+                    continue
+                try:
+                    yield index, info, decode(info)
+                except ImageReadError as exc:
+                    yield index, None, one_line(exc)
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """What the driver learns of a batch from its headers: totals, failures, and its big images.
+
+    Attributes
+    ----------
+    pixels, nbytes : int
+        Pixels and decoded bytes of the images decoded by the batch's tasks.
+    failures : list of (int, str)
+        Images whose header cannot be read, and why.
+    tiled : list of (int, ImageInfo)
+        Images too big for the batch: each is read tile by tile by its own tasks.
+    """
+
+    pixels: int
+    nbytes: int
+    failures: list
+    tiled: list
+
+
+def read_headers(
+    sources: list,
+    start: int,
+    *,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    channel_axis: int | None = None,
+    downloads: str | None = None,
+) -> Batch:
+    """Probe the images of one batch; ``sources`` holds None for arrays given to the API.
+
+    Examples
+    --------
+    >>> batch = read_headers(["missing.png", None], 10)
+    >>> batch.infos, summarise(batch).failures
+    (['missing.png: no such file', None], [(10, 'missing.png: no such file')])
+    """
+    infos = []
+    for source in sources:
+        if source is None:
+            infos.append(None)
+            continue
+        try:
+            infos.append(probe(source, max_pixels=max_pixels, channel_axis=channel_axis, downloads=downloads))
+        except ImageReadError as exc:
+            infos.append(one_line(exc))
+    return Batch(start, infos, chunk_bytes)
+
+
+def summarise(batch: Batch) -> BatchSummary:
+    """The driver's view of a batch (see :class:`BatchSummary`)."""
+    ours = [info for position, info in enumerate(batch.infos) if batch.in_batch(position)]
+    return BatchSummary(
+        pixels=sum(info.pixels for info in ours),
+        nbytes=sum(info.nbytes for info in ours),
+        failures=[(batch.start + i, info) for i, info in enumerate(batch.infos) if isinstance(info, str)],
+        tiled=[
+            (batch.start + i, info)
+            for i, info in enumerate(batch.infos)
+            if isinstance(info, ImageInfo) and not batch.in_batch(i)
+        ],
+    )
+
+
+def keep_decoded(batch: Batch) -> Batch:
+    """The batch with its images decoded and kept (or the reason each failed), for passes to come."""
+    pixels = [None] * len(batch.infos)
+    for index, _, decoded in batch.images():
+        pixels[index - batch.start] = decoded
+    return dataclasses.replace(batch, pixels=pixels)

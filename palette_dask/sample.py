@@ -22,7 +22,9 @@ import dask.array as da
 import numba
 import numpy as np
 
-from .pixels import N_FEATURES, PixelSpec, colour_values, to_features, valid_mask
+from .errors import image_error
+from .pixels import N_FEATURES, PixelSpec, colour_values, stored_spec, to_features, valid_mask
+from .read import Batch
 
 __all__ = [
     "DEFAULT_SAMPLE_SIZE",
@@ -30,6 +32,7 @@ __all__ = [
     "sampling_fraction",
     "next_fraction",
     "image_candidates",
+    "batch_candidates",
     "merge_candidates",
     "sample_array",
     "scale_candidates",
@@ -197,6 +200,31 @@ def image_candidates(
         for j in range(blocks.shape[1])
     ]
     return dask.delayed(merge_candidates, pure=True)(parts, size)
+
+
+def batch_candidates(
+    batch: Batch, parameters: dict, display_range=None, *, seed: int, fraction: float, size: int
+) -> tuple[np.ndarray, list]:
+    """``(candidates, failures)`` of the images a batch decodes (see :func:`image_candidates`).
+
+    Each image is decoded whole (or taken from memory, if kept), its pixels
+    with a key below ``fraction`` kept, and the batch's ``size`` smallest keys
+    returned; ``failures`` are ``(index, reason)`` of the images that cannot
+    be read. The keys are those of :func:`pixel_keys`, so the result does
+    not depend on how images are grouped into batches.
+    """
+    parts, failures = [], []
+    for index, info, pixels in batch.images():
+        if info is None:
+            failures.append((index, pixels))
+            continue
+        try:
+            spec = stored_spec(info, parameters, display_range)
+            whole = ((0, info.shape[0]), (0, info.shape[1]))
+            parts.append(_block_candidates(pixels, spec, info.shape[1], index, seed, fraction, whole))
+        except Exception as exc:  # a bad band choice, a decoder's surprise: this image alone fails
+            failures.append((index, image_error(info.source, exc)))
+    return merge_candidates(parts, size), failures
 
 
 def sample_array(candidates: dask.delayed, rows: int, chunk_rows: int = 25_000) -> da.Array:

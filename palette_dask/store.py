@@ -3,16 +3,19 @@
 Layout (DESIGN.md): ``centers`` (k, 3) float32, ``colors`` (k, 3) uint8,
 ``counts`` (k,) int64, and per image ``image_names``, ``image_counts``
 (n, k), ``image_valid``, ``image_masked``, ``image_status`` (0 pending,
-1 done, 2 failed) and ``image_errors``; optionally ``labels/<i>``, an
-OME-Zarr label image per input. Per-image arrays hold one image per
-chunk, so each image's result is one whole-chunk write. Every array names its
+1 done, 2 failed), ``image_errors`` and the squared errors; optionally
+``labels/<i>``, an OME-Zarr label image per input. Every array names its
 dimensions, so xarray reads the group too. The group's attributes record the
-parameters, the package version and ``complete``, true once every image is
-done or failed.
+parameters, the package version, ``batch_size`` and ``complete``, true once
+every image is done or failed.
 
-All writes come from the process that drives the run, one image at a time,
-except the label rasters, whose chunks are each written by the one task that
-labels them: no two tasks ever write the same chunk.
+Per-image arrays are chunked by batch: images ``b * batch_size`` to
+``(b + 1) * batch_size`` share one chunk of every per-image array, and the
+process that drives the run writes each chunk whole, once, when its batch is
+finished (statuses last). So a million images make a few hundred files, no
+two writers ever touch one chunk, and a run killed at any moment leaves every
+batch either stored or pending. Label rasters are written by the tasks that
+count their images, each task its own images.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from ._version import __version__
 from .errors import StoreError
 
 __all__ = [
+    "MAX_BATCH_SIZE",
+    "default_batch_size",
     "PENDING",
     "DONE",
     "FAILED",
@@ -44,6 +49,25 @@ __all__ = [
 ]
 
 PENDING, DONE, FAILED = 0, 1, 2
+#: The most images in one batch (one chunk of each per-image array).
+MAX_BATCH_SIZE = 8192
+#: By default a run has about this many batches: enough to share among workers, few files in the store.
+BATCHES = 32
+
+
+def default_batch_size(n_images: int) -> int:
+    """Images per batch by default: ``n / 32``, from 1 to :data:`MAX_BATCH_SIZE`.
+
+    A million images make 123 batches, so a few hundred files in the store
+    and as many tasks per pass; 20,000 make 32. The batching never changes
+    a result, only how the work and the store are divided.
+
+    Examples
+    --------
+    >>> default_batch_size(5), default_batch_size(20_000), default_batch_size(1_000_000)
+    (1, 625, 8192)
+    """
+    return int(min(MAX_BATCH_SIZE, max(1, -(-n_images // BATCHES))))
 
 
 @dataclass
@@ -185,8 +209,9 @@ def create_store(
     *,
     attrs: dict,
     overwrite: bool = False,
+    batch_size: int | None = None,
 ) -> zarr.Group:
-    """Create the group and its per-image status arrays; ``path=None`` keeps it in memory.
+    """Create the group and its per-image arrays, chunked by batch; ``path=None`` keeps it in memory.
 
     With ``overwrite``, an existing palette_dask store at ``path`` is replaced;
     anything else there is refused and left untouched (see :func:`check_store_path`).
@@ -199,23 +224,40 @@ def create_store(
     check_store_path(path, overwrite=overwrite)
     if path is not None and os.path.lexists(path) and any(Path(path).iterdir()):
         shutil.rmtree(path)  # a palette_dask store, checked just above
-    store = zarr.storage.MemoryStore() if path is None else str(path)
-    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    attributes = {**attrs, "palette_dask_version": __version__, "created": created, "complete": False}
-    group = zarr.open_group(store, mode="w-", attributes=attributes)  # recognisable from its first write
     n = len(image_names)
-    names = group.create_array("image_names", shape=(n,), chunks=(1,), dtype=str, **_dims("image"))
-    if n:
-        names[:] = np.array(image_names, dtype=str)
-    group.create_array(
-        "image_status", shape=(n,), chunks=(1,), dtype="uint8", fill_value=PENDING, **_dims("image")
-    )
-    group.create_array("image_errors", shape=(n,), chunks=(1,), dtype=str, **_dims("image"))
-    group.create_array("image_valid", shape=(n,), chunks=(1,), dtype="int64", fill_value=0, **_dims("image"))
-    group.create_array("image_masked", shape=(n,), chunks=(1,), dtype="int64", fill_value=0, **_dims("image"))
-    for name in ("image_squared_error", "image_lab_squared_error"):
-        group.create_array(name, shape=(n,), chunks=(1,), dtype="float64", fill_value=0.0, **_dims("image"))
+    batch = int(batch_size or default_batch_size(n))
+    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    attributes = {
+        **attrs,
+        "palette_dask_version": __version__,
+        "created": created,
+        "batch_size": batch,
+        "complete": False,
+    }
+    store = zarr.storage.MemoryStore() if path is None else str(path)
+    group = zarr.open_group(store, mode="w-", attributes=attributes)  # recognisable from its first write
+
+    def per_image(name, dtype, fill_value):
+        return group.create_array(
+            name, shape=(n,), chunks=(batch,), dtype=dtype, fill_value=fill_value, **_dims("image")
+        )
+
+    names = per_image("image_names", str, "")
+    for start in range(0, n, batch):  # a chunk at a time: one long URL must not widen the whole array
+        names[start : start + batch] = np.array(image_names[start : start + batch], dtype=object)
+    per_image("image_status", "uint8", PENDING)
+    per_image("image_errors", str, "")
+    per_image("image_valid", "int64", 0)
+    per_image("image_masked", "int64", 0)
+    per_image("image_squared_error", "float64", 0.0)
+    per_image("image_lab_squared_error", "float64", 0.0)
     return group
+
+
+def batches(group: zarr.Group) -> list[range]:
+    """The store's batches, as ranges of image indices (its chunks along the image axis)."""
+    n, batch = group["image_status"].shape[0], group["image_status"].chunks[0]
+    return [range(start, min(start + batch, n)) for start in range(0, n, batch)]
 
 
 def is_store(path: str | os.PathLike) -> bool:
@@ -360,11 +402,11 @@ def write_palette(group: zarr.Group, rgb_centers: np.ndarray, lab_centers: np.nd
     says the palette is complete.
     """
     k = len(rgb_centers)
-    n = group["image_status"].shape[0]
+    n, batch = group["image_status"].shape[0], group["image_status"].chunks[0]
     group.create_array(
         "image_counts",
         shape=(n, k),
-        chunks=(1, k),
+        chunks=(batch, max(k, 1)),
         dtype="int64",
         fill_value=0,
         overwrite=True,
@@ -382,21 +424,9 @@ def write_palette(group: zarr.Group, rgb_centers: np.ndarray, lab_centers: np.nd
     centers[:] = rgb_centers if lab_centers is None else lab_centers
 
 
-def create_labels(group: zarr.Group, index: int, image, centers: np.ndarray) -> str:
-    """Make ``labels/<index>``, an OME-Zarr 0.5 label image chunked like ``image``; returns its array's path.
-
-    Values are colour index + 1, and 0 for masked pixels; its metadata lists
-    each value's palette colour, so OME-Zarr viewers show it in the palette.
-    """
-    root = getattr(group.store, "root", None)
-    if root is None:
-        raise StoreError("label rasters need a store on disk")
-    name = str(group["image_names"][index])
-    labels = group.require_group("labels")
-    listed = labels.attrs.get("ome", {}).get("labels", [])
-    if str(index) not in listed:
-        labels.attrs["ome"] = {"version": "0.5", "labels": [*listed, str(index)]}
-    colors = np.clip(np.rint(centers), 0, 255).astype(int)
+def _label_group(labels: zarr.Group, index: int, name: str, colors) -> zarr.Group:
+    """``labels/<index>``: an OME-Zarr 0.5 label image whose metadata gives each value's palette colour."""
+    colors = np.clip(np.rint(np.asarray(colors, dtype=np.float64)), 0, 255).astype(int)
     label = labels.require_group(str(index))
     label.attrs["ome"] = {
         "version": "0.5",
@@ -415,11 +445,28 @@ def create_labels(group: zarr.Group, index: int, image, centers: np.ndarray) -> 
             "source": {"image": name},
         },
     }
+    return label
+
+
+def label_dtype(k: int) -> str:
+    """The dtype of label rasters for ``k`` colours (values up to k, 0 for masked)."""
+    return "uint8" if k < 255 else "uint16"
+
+
+def create_labels(group: zarr.Group, index: int, image, centers: np.ndarray) -> str:
+    """Make ``labels/<index>`` chunked like ``image`` (read tile by tile) for its tasks; returns its path.
+
+    Values are colour index + 1, and 0 for masked pixels.
+    """
+    root = getattr(group.store, "root", None)
+    if root is None:
+        raise StoreError("label rasters need a store on disk")
+    label = _label_group(group.require_group("labels"), index, str(group["image_names"][index]), centers)
     label.create_array(
         "0",
         shape=image.shape[:2],
         chunks=(image.chunks[0][0], image.chunks[1][0]),
-        dtype="uint8" if len(centers) < 255 else "uint16",
+        dtype=label_dtype(len(centers)),
         fill_value=0,
         overwrite=True,
         **_dims("y", "x"),
@@ -427,36 +474,38 @@ def create_labels(group: zarr.Group, index: int, image, centers: np.ndarray) -> 
     return str(Path(root) / "labels" / str(index) / "0")
 
 
-def write_image_done(
-    group: zarr.Group,
-    index: int,
-    counts: np.ndarray,
-    masked: int,
-    squared_error: float = 0.0,
-    lab_squared_error: float = 0.0,
-) -> None:
-    """Record one finished image (see :func:`write_images_done`)."""
-    write_images_done(group, [index], [counts], [masked], [squared_error], [lab_squared_error])
+def write_label_image(root: str, index: int, name: str, labels: np.ndarray, colors) -> None:
+    """Write the label raster of an image decoded whole: ``labels/<index>``, one chunk (inside a task)."""
+    label = _label_group(zarr.open_group(f"{root}/labels", mode="r+"), index, name, colors)
+    label.create_array(
+        "0", shape=labels.shape, dtype=labels.dtype, fill_value=0, overwrite=True, **_dims("y", "x")
+    )[:] = labels
 
 
-def write_images_done(group: zarr.Group, indices, counts, masked, squared_error, lab_squared_error) -> None:
-    """Record finished images at once: zarr writes their chunks concurrently.
+def list_labels(group: zarr.Group) -> None:
+    """List the label images under ``labels`` in its metadata, as OME-Zarr readers look for them."""
+    if "labels" in group:
+        names = sorted(group["labels"].group_keys(), key=int)
+        group["labels"].attrs["ome"] = {"version": "0.5", "labels": names}
 
-    Every array of the batch is written before any of its statuses, so a
-    crash never marks half a result done; images whose status was not
-    written stay pending and are counted again by ``--resume``.
+
+def write_batch(group: zarr.Group, result) -> None:
+    """Write one finished batch: a whole chunk of every per-image array, statuses last.
+
+    ``result`` is a :class:`~palette_dask.count.BatchCounts`: its rows are
+    images ``result.start`` onwards, and its start is a chunk boundary. A
+    crash before the statuses are written leaves the batch pending, so
+    ``--resume`` counts it again; never half a result marked done.
     """
-    rows = np.asarray(indices, dtype=np.int64)
-    if rows.size == 0:
-        return
-    counts = np.asarray(counts, dtype=np.int64).reshape(len(rows), -1)
-    group["image_counts"].oindex[rows, :] = counts
-    group["image_valid"].oindex[rows] = counts.sum(axis=1)
-    group["image_masked"].oindex[rows] = np.asarray(masked, dtype=np.int64)
-    group["image_squared_error"].oindex[rows] = np.asarray(squared_error, dtype=np.float64)
-    if "image_lab_squared_error" in group:  # stores made before it existed
-        group["image_lab_squared_error"].oindex[rows] = np.asarray(lab_squared_error, dtype=np.float64)
-    group["image_status"].oindex[rows] = np.full(len(rows), DONE, dtype=np.uint8)
+    rows = slice(result.start, result.start + len(result.status))
+    if "image_counts" in group:
+        group["image_counts"][rows] = result.counts
+    group["image_valid"][rows] = result.counts.sum(axis=1)
+    group["image_masked"][rows] = result.masked
+    group["image_squared_error"][rows] = result.squared_error
+    group["image_lab_squared_error"][rows] = result.lab_squared_error
+    group["image_errors"][rows] = np.array(result.errors, dtype=object)
+    group["image_status"][rows] = result.status
 
 
 def write_image_failed(group: zarr.Group, index: int, error: str) -> None:
@@ -472,13 +521,23 @@ def finish_store(group: zarr.Group) -> None:
     distance (ΔE*ab²) to its nearest palette colour as shown (8-bit sRGB).
     """
     k = group["centers"].shape[0] if "centers" in group else 0
-    counts = group["image_counts"][:].sum(axis=0) if k else np.zeros(0, dtype=np.int64)
+    counts, inertia, lab_error = np.zeros(k, dtype=np.int64), 0.0, 0.0
+    for rows in batches(group):  # a chunk at a time: memory stays small for millions of images
+        done = group["image_status"][rows.start : rows.stop] == DONE
+        if k:
+            counts += group["image_counts"][rows.start : rows.stop][done].sum(axis=0)
+        inertia += float(group["image_squared_error"][rows.start : rows.stop][done].sum())
+        lab_error += float(group["image_lab_squared_error"][rows.start : rows.stop][done].sum())
     group.create_array("counts", shape=(k,), dtype="int64", overwrite=True, **_dims("color"))[:] = counts
-    done = group["image_status"][:] == DONE
-    inertia = float(group["image_squared_error"][:][done].sum()) if k else None
     valid = int(counts.sum())
-    lab_error = float(group["image_lab_squared_error"][:][done].sum()) / valid if valid else None
-    group.attrs.update({"inertia": inertia, "lab_error": lab_error, "complete": True})
+    list_labels(group)
+    group.attrs.update(
+        {
+            "inertia": inertia if k else None,
+            "lab_error": lab_error / valid if valid else None,
+            "complete": True,
+        }
+    )
 
 
 def load_result(source: str | os.PathLike | zarr.Group) -> PaletteResult:
@@ -486,9 +545,12 @@ def load_result(source: str | os.PathLike | zarr.Group) -> PaletteResult:
 
     Examples
     --------
+    >>> from palette_dask.count import BatchCounts, ImageCounts
     >>> group = create_store(None, ["a.png"], attrs={"parameters": {"k": 1}})
     >>> write_palette(group, np.array([[10, 20, 30]], dtype=np.float32))
-    >>> write_image_done(group, 0, np.array([4]), masked=1)
+    >>> batch = BatchCounts.empty(0, 1, 1)
+    >>> batch.done(0, ImageCounts(np.array([4]), np.zeros(1), masked=1))
+    >>> write_batch(group, batch)
     >>> finish_store(group)
     >>> result = load_result(group)
     >>> result.palette()[0]["hex"], result.to_dict()["pixels"]

@@ -306,11 +306,10 @@ def test_empty_and_chunked_identically_whatever_the_chunk_size(client, tmp_path)
 
 
 def test_an_in_memory_array_is_sent_to_the_workers_not_put_in_the_graph(client):
-    from palette_dask.pipeline import _Run
+    from palette_dask.pipeline import _on_workers
 
     rgb = photo_mosaic(200, 300)
-    run = _Run(None, ["array:0"], {}, client, {}, 0, print)
-    lazy = run.on_workers(rgb)
+    lazy = _on_workers(client, rgb)
 
     def graph_bytes(array):
         return len(cloudpickle.dumps(dict(array.__dask_graph__())))
@@ -319,4 +318,4 @@ def test_an_in_memory_array_is_sent_to_the_workers_not_put_in_the_graph(client):
     assert graph_bytes(lazy) < 5_000 and lazy.shape == rgb.shape
     np.testing.assert_array_equal(lazy.compute(), rgb)
     planar = xr.DataArray(np.moveaxis(rgb, -1, 0), dims=("band", "y", "x"))
-    assert isinstance(run.on_workers(planar).data, da.Array)
+    assert isinstance(_on_workers(client, planar).data, da.Array)
