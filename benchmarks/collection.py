@@ -45,7 +45,14 @@ import zarr
 from measure import emit, timed
 from PIL import Image
 
-PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png", "hubble_deep_field.jpg")
+PHOTOS = (
+    "astronaut.png",
+    "coffee.png",
+    "chelsea.png",
+    "rocket.jpg",
+    "motorcycle_left.png",
+    "hubble_deep_field.jpg",
+)
 
 FLOOR = """
 import os, sys
@@ -151,7 +158,12 @@ def _png(rgb: np.ndarray) -> bytes:
     height, width, _ = rgb.shape
     raw = b"".join(b"\0" + row.tobytes() for row in rgb)
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 def build_tiny(folder: Path, count: int) -> None:
@@ -191,7 +203,9 @@ def measure(kind: str, folder: Path, root: Path) -> dict:
     python, cli = sys.executable, str(Path(sys.executable).parent / "palette-dask")
     floor, floor_peak, decoded = timed([python, "-c", FLOOR, str(folder)], ok=(0,))
     store = root / f"{kind}.zarr"
-    seconds, peak, document = timed([cli, "run", str(folder), "-o", str(store), "--overwrite", "--json", "-q"])
+    seconds, peak, document = timed(
+        [cli, "run", str(folder), "-o", str(store), "--overwrite", "--json", "-q"]
+    )
     result = json.loads(document)
     images = result["images"]["total"]
     assert result["images"]["done"] == images, result["images"]
