@@ -16,6 +16,7 @@ precision, so its counts equal ``numpy.bincount`` of their labels.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import dask.array as da
@@ -60,6 +61,79 @@ class ImageCounts:
 
 #: Colours remembered by the counting loop of an 8-bit chunk (a power of two).
 CACHE_SLOTS = 2**15
+#: A run with at least this many 8-bit pixels counts them with a lookup table of all 2^24
+#: colours, built once per worker process (about as long as computing as many pixels).
+LOOKUP_PIXELS = 2**25
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _colour_result(red, green, blue, lab, centers, shown_lab):
+    """Nearest centre, its squared distance, and the squared CIELAB distance to the nearest colour shown.
+
+    ``red, green, blue`` are the display colour as float64 0–255 (float32 values); ``lab``
+    says whether the clustering features are its CIELAB (as float32) or the colour itself.
+    The CIELAB error is rounded to float32, as :func:`colour_lookup` stores it.
+    """
+    lightness, green_red, blue_yellow = lab_of(red, green, blue)
+    if lab:  # the features are the pixel's Lab, as float32 like the sample's
+        f0 = np.float64(np.float32(lightness))
+        f1 = np.float64(np.float32(green_red))
+        f2 = np.float64(np.float32(blue_yellow))
+    else:
+        f0, f1, f2 = red, green, blue
+    nearest_shown = np.inf
+    for j in range(shown_lab.shape[0]):
+        d0 = lightness - shown_lab[j, 0]
+        d1 = green_red - shown_lab[j, 1]
+        d2 = blue_yellow - shown_lab[j, 2]
+        nearest_shown = min(nearest_shown, d0 * d0 + d1 * d1 + d2 * d2)
+    best = 0
+    best_d2 = np.inf
+    for j in range(centers.shape[0]):
+        d0 = f0 - centers[j, 0]
+        d1 = f1 - centers[j, 1]
+        d2 = f2 - centers[j, 2]
+        distance = d0 * d0 + d1 * d1 + d2 * d2
+        if distance < best_d2:
+            best_d2 = distance
+            best = j
+    return best, best_d2, np.float64(np.float32(nearest_shown))
+
+
+@numba.njit(nogil=True, cache=True)
+def _fill_lookup(lab, centers, shown_lab, labels, squared, lab_error):
+    """The results of every 8-bit colour ``(r << 16) | (g << 8) | b``, as the counting loop computes them."""
+    for key in range(labels.shape[0]):
+        red = np.float64(np.float32(key >> 16))
+        green = np.float64(np.float32((key >> 8) & 255))
+        blue = np.float64(np.float32(key & 255))
+        labels[key], squared[key], lab_error[key] = _colour_result(red, green, blue, lab, centers, shown_lab)
+
+
+_lookups: dict = {}
+_lookup_lock = threading.Lock()
+
+
+def colour_lookup(lab: bool, centers: np.ndarray, shown_lab: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``(labels, squared distances, CIELAB errors)`` of all 2^24 8-bit colours for one palette.
+
+    Built once per worker process and palette (233 MB) and shared by
+    its threads; the counting loop then looks each pixel up instead of
+    converting it to Lab and searching the palette, with the same numbers.
+    """
+    key = (bool(lab), centers.tobytes(), shown_lab.tobytes())
+    with _lookup_lock:
+        if key not in _lookups:
+            _lookups.clear()  # one palette at a time
+            size = 2**24
+            tables = (np.empty(size, np.int16), np.empty(size, np.float64), np.empty(size, np.float32))
+            # float64 squared distances, as computed; the CIELAB error is a float32 in both paths
+            _fill_lookup(bool(lab), centers, shown_lab, *tables)
+            _lookups[key] = tables
+        return _lookups[key]
+
+
+_NO_LOOKUP = (np.empty(0, np.int16), np.empty(0, np.float64), np.empty(0, np.float32))
 
 
 @numba.njit(nogil=True, cache=True)
@@ -76,14 +150,18 @@ def _count_pixels(
     centers,
     shown_lab,
     use_cache,
+    lookup_labels,
+    lookup_squared,
+    lookup_lab,
     labels_out,
 ):
     """The fused per-pixel loop over ``(n, bands)`` pixels: counts, squared errors, masked, Lab error.
 
-    With ``use_cache`` (8-bit colours that are their own features), a colour's
-    results are remembered in a small direct-mapped cache keyed by the colour:
-    a colour seen again costs a lookup instead of its Lab conversion and two
-    nearest-colour searches, with the same numbers, added in the same order.
+    8-bit colours that are their own features are looked up: in the table of
+    all colours when one is given (:func:`colour_lookup`), else in a small
+    direct-mapped cache keyed by the colour, which remembers the colours seen
+    in this block. Either way a colour's results are the ones computed here,
+    added in the same order.
     """
     k = centers.shape[0]
     counts = np.zeros(k, dtype=np.int64)
@@ -92,7 +170,8 @@ def _count_pixels(
     lab_error = 0.0
     n_bands = pixels.shape[1]
     feature = np.empty(3, dtype=np.float64)
-    slots = CACHE_SLOTS if use_cache else 1
+    use_lookup = use_cache and lookup_labels.shape[0] > 0
+    slots = CACHE_SLOTS if use_cache and not use_lookup else 1
     cache_key = np.full(slots, -1, dtype=np.int32)
     cache_label = np.empty(slots, dtype=np.int32)
     cache_d2 = np.empty(slots, dtype=np.float64)
@@ -128,6 +207,15 @@ def _count_pixels(
         if use_cache:
             key = (np.int32(pixels[i, bands[0]]) << 16) | (np.int32(pixels[i, bands[1]]) << 8)
             key |= np.int32(pixels[i, bands[2]])
+        if use_lookup:
+            best = lookup_labels[key]
+            counts[best] += 1
+            squared[best] += lookup_squared[key]
+            lab_error += np.float64(lookup_lab[key])
+            if labels_out.shape[0] > 0:
+                labels_out[i] = best + 1
+            continue
+        if use_cache:
             slot = ((key * 2654435761) >> 13) & (CACHE_SLOTS - 1)
             if cache_key[slot] == key:
                 best = cache_label[slot]
@@ -141,28 +229,10 @@ def _count_pixels(
             v = np.float32((np.float64(pixels[i, bands[f]]) - low[f]) * scale[f])
             v = min(max(v, np.float32(0.0)), np.float32(255.0))
             feature[f] = np.float64(v)
-        lightness, green_red, blue_yellow = lab_of(feature[0], feature[1], feature[2])
-        if lab:  # the features are the pixel's Lab, as float32 like the sample's
-            feature[0] = np.float64(np.float32(lightness))
-            feature[1] = np.float64(np.float32(green_red))
-            feature[2] = np.float64(np.float32(blue_yellow))
-        nearest_shown = np.inf
-        for j in range(shown_lab.shape[0]):
-            d0 = lightness - shown_lab[j, 0]
-            d1 = green_red - shown_lab[j, 1]
-            d2 = blue_yellow - shown_lab[j, 2]
-            nearest_shown = min(nearest_shown, d0 * d0 + d1 * d1 + d2 * d2)
+        best, best_d2, nearest_shown = _colour_result(
+            feature[0], feature[1], feature[2], lab, centers, shown_lab
+        )
         lab_error += nearest_shown
-        best = 0
-        best_d2 = np.inf
-        for j in range(k):
-            d2 = 0.0
-            for f in range(3):
-                diff = feature[f] - centers[j, f]
-                d2 += diff * diff
-            if d2 < best_d2:
-                best_d2 = d2
-                best = j
         counts[best] += 1
         squared[best] += best_d2
         if labels_out.shape[0] > 0:
@@ -189,13 +259,16 @@ def block_stats(
     colors: np.ndarray | None = None,
     *,
     labels_out: np.ndarray | None = None,
+    lookup: bool = False,
 ) -> np.ndarray:
     """``[counts (k), squared errors (k), masked, CIELAB squared error]`` of one block, as float64.
 
     ``centers`` are in the spec's space; ``colors`` (display sRGB; default:
     the centres, as sRGB) is the palette as shown, for the CIELAB error. With
     ``labels_out`` (a ``(rows, cols)`` integer array), also writes each
-    pixel's colour index + 1 into it, and 0 for masked pixels.
+    pixel's colour index + 1 into it, and 0 for masked pixels. With
+    ``lookup``, 8-bit colours are looked up in the table of all colours
+    (:func:`colour_lookup`): faster for many pixels, the same numbers.
 
     Examples
     --------
@@ -219,6 +292,10 @@ def block_stats(
         else np.empty(0, dtype=pixels.dtype)
     )
     flat_labels = labels_out.reshape(-1) if labels_out is not None else np.empty(0, dtype=np.uint8)
+    eight_bit = pixels.dtype == np.uint8 and bool(np.all(low == 0.0)) and bool(np.all(scale == 1.0))
+    centers = np.asarray(centers, dtype=np.float32).astype(np.float64)
+    shown_lab = palette_lab(_shown_colors(spec, centers, colors))
+    tables = colour_lookup(spec.space == "lab", centers, shown_lab) if lookup and eight_bit else _NO_LOOKUP
     counts, squared, masked, lab_error = _count_pixels(
         pixels,
         bands,
@@ -229,24 +306,25 @@ def block_stats(
         low,
         scale,
         spec.space == "lab",
-        np.asarray(centers, dtype=np.float32).astype(np.float64),
-        palette_lab(_shown_colors(spec, centers, colors)),
-        pixels.dtype == np.uint8 and bool(np.all(low == 0.0)) and bool(np.all(scale == 1.0)),
+        centers,
+        shown_lab,
+        eight_bit,
+        *tables,
         flat_labels,
     )
     return np.concatenate([counts, squared, [masked, lab_error]]).astype(np.float64)
 
 
-def _stats_task(block, spec, centers, colors, labels_path=None, block_info=None):
+def _stats_task(block, spec, centers, colors, labels_path=None, lookup=False, block_info=None):
     if labels_path is None:
-        stats = block_stats(block, spec, centers, colors)
+        stats = block_stats(block, spec, centers, colors, lookup=lookup)
     else:  # this task owns exactly this chunk of the label raster
         import zarr
 
         target = zarr.open_array(labels_path, mode="r+")
         (r0, r1), (c0, c1), _ = block_info[0]["array-location"]
         labels = np.zeros((r1 - r0, c1 - c0), dtype=target.dtype)
-        stats = block_stats(block, spec, centers, colors, labels_out=labels)
+        stats = block_stats(block, spec, centers, colors, labels_out=labels, lookup=lookup)
         target[r0:r1, c0:c1] = labels
     return stats[np.newaxis, np.newaxis, :]
 
@@ -257,13 +335,14 @@ def image_stats(
     centers: np.ndarray,
     labels_path: str | None = None,
     colors: np.ndarray | None = None,
+    lookup: bool = False,
 ) -> da.Array:
     """Lazy ``(2k + 2,)`` vector of :func:`block_stats` summed over an image's chunks.
 
     ``centers`` are in the spec's space, ``colors`` the palette as shown
     (display sRGB; default: the centres, as sRGB). With ``labels_path`` (a zarr array
     chunked like ``image``), every chunk's task also writes its labels
-    there, in the same pass.
+    there, in the same pass. ``lookup`` as :func:`block_stats`.
     """
     centers = np.asarray(centers, dtype=np.float32)
     colors = _shown_colors(spec, centers, colors)
@@ -274,6 +353,7 @@ def image_stats(
         centers,
         colors,
         labels_path,
+        lookup,
         chunks=((1,) * image.numblocks[0], (1,) * image.numblocks[1], (width,)),
         dtype=np.float64,
         name="count-" + da.core.tokenize(image.name, spec, centers, colors, labels_path),
@@ -342,13 +422,14 @@ def batch_stats(
     centers: np.ndarray,
     colors: np.ndarray,
     labels_store: str | None = None,
+    lookup: bool = False,
 ) -> BatchCounts:
     """Count every image a batch decodes (see :func:`block_stats`); one image failing fails alone.
 
     With ``labels_store`` (the store's path), each image's label raster is
     written to ``labels/<index>`` by this task, the only one that writes there.
     A palette with no colours (``k=0``: no image had a valid pixel) fails
-    every readable image as having no valid pixels.
+    every readable image as having no valid pixels. ``lookup`` as :func:`block_stats`.
     """
     from .store import label_dtype, write_label_image
 
@@ -364,7 +445,9 @@ def batch_stats(
             if len(centers) == 0:
                 raise no_valid_pixels(info.source)
             labels = np.zeros(info.shape[:2], label_dtype(len(centers))) if labels_store else None
-            counted = unpack_stats(block_stats(pixels, spec, centers, colors, labels_out=labels))
+            counted = unpack_stats(
+                block_stats(pixels, spec, centers, colors, labels_out=labels, lookup=lookup)
+            )
             if counted.valid == 0:
                 raise no_valid_pixels(info.source)
             if labels is not None:

@@ -34,7 +34,7 @@ from . import store as stores
 from .choose import Sweep, fit_sweep
 from .cluster import connect
 from .colour import lab_to_srgb
-from .count import BatchCounts, batch_stats, image_stats, unpack_stats
+from .count import LOOKUP_PIXELS, BatchCounts, batch_stats, image_stats, unpack_stats
 from .errors import (
     ImageFailedError,
     NoValidPixelsError,
@@ -51,7 +51,6 @@ from .pixels import (
     N_FEATURES,
     PixelSpec,
     band_range,
-    batch_range,
     check_options,
     combine_ranges,
     percentile_range,
@@ -61,19 +60,18 @@ from .read import (
     DEFAULT_CHUNK_BYTES,
     DEFAULT_MAX_PIXELS,
     array_image,
+    drop_pixels,
     is_array,
-    keep_decoded,
-    read_headers,
+    open_batch,
     read_image,
     resolve_inputs,
-    summarise,
 )
 from .sample import (
     DEFAULT_SAMPLE_SIZE,
-    batch_candidates,
     image_candidates,
     merge_candidates,
     next_fraction,
+    sample_batch,
     sampling_fraction,
     scale_candidates,
 )
@@ -284,7 +282,7 @@ def _execute(run: Run) -> None:
         if not group.attrs.get("complete"):  # stopped between the last batch and the end
             stores.finish_store(group)
         return
-    opened = open_images(run, pending)
+    opened = open_images(run, pending, sample="centers" not in group)
     if "centers" not in group:  # a resumed run counts with the palette it has
         fit_and_store_palette(run, opened)
     if "centers" in group:
@@ -298,8 +296,6 @@ def _execute(run: Run) -> None:
 
 def fit_and_store_palette(run: Run, opened: Opened) -> None:
     """Sample, fit, and write the palette to the store; nothing when no image has a valid pixel."""
-    if run.config.scale == "minmax":
-        measure_range(run, opened)
     sample = draw_sample(run, opened)
     if sample is None:
         return
@@ -358,8 +354,6 @@ def sweep_k(
         with download_folder(names, downloads, run_client) as folder:
             run = Run(group, names, arrays, run_client, config, report or _silent, folder)
             opened = open_images(run, run.pending_batches())
-            if config.scale == "minmax":
-                measure_range(run, opened)
             sample = draw_sample(run, opened)
     failures = {names[index]: reason for index, reason in sorted(run.failures.items())}
     if sample is None:
@@ -486,29 +480,41 @@ class Run:
 
 @dataclass
 class Opened:
-    """The images of the pending batches, ready to be sampled and counted.
+    """The images of the pending batches after the first pass, ready to be sampled further and counted.
 
     ``batches`` maps each batch's images to the future of its
-    :class:`~palette_dask.read.Batch` (headers, or the decoded images when
-    kept); ``tiled`` the images read tile by tile to their lazy arrays and specs.
+    :class:`~palette_dask.read.Batch` (headers, and the decoded images while
+    they are kept); ``tiled`` the images read tile by tile to their lazy
+    arrays; ``candidates`` is the sample of the batches' own images so far.
     """
 
     batches: dict  # range → Future of a Batch
     tiled: dict = field(default_factory=dict)  # index → (ImageInfo, dask array)
     pixels: int = 0
+    candidates: np.ndarray = field(default_factory=lambda: np.empty((0, 1 + N_FEATURES)))
+    band_ranges: list = field(default_factory=list)
 
-    def spec(self, run: Run, index: int) -> PixelSpec:
-        return stored_spec(self.tiled[index][0], run.config.parameters, run.display_range)
+    def spec(self, run: Run, index: int, *, ranged: bool = True) -> PixelSpec:
+        """The spec of a tiled image; with ``ranged=False``, without a measured display range."""
+        return stored_spec(self.tiled[index][0], run.config.parameters, run.display_range if ranged else None)
 
 
-def open_images(run: Run, pending: list[range]) -> Opened:
-    """Read the headers, a task per batch: which images are read tile by tile; small runs kept decoded."""
+def open_images(run: Run, pending: list[range], *, sample: bool = True) -> Opened:
+    """First pass, a task per batch: read headers, decode and sample the small images, keep them if they fit.
+
+    With ``sample=False`` (a resumed run, whose palette is stored) nothing is
+    sampled. Images too big for a batch, and arrays, become lazy tile-chunked arrays.
+    The decoded images stay on the workers for the counting pass while they
+    total at most the keep budget (:data:`KEEP_DECODED_SHARE`); past it,
+    every batch lets its images go and the counting pass decodes them again.
+    """
     config, client = run.config, run.client
     n_images = sum(len(rows) for rows in pending)
-    run.report(f"reading the headers of {n_images:,} images in {len(pending):,} batches")
-    futures = {
+    stage = "reading and sampling" if sample else "reading"
+    run.report(f"{stage} {n_images:,} images in {len(pending):,} batches")
+    batches = {
         rows: client.submit(
-            read_headers,
+            open_batch,
             [None if i in run.arrays else run.names[i] for i in rows],
             rows.start,
             chunk_bytes=config.chunk_bytes,
@@ -519,22 +525,33 @@ def open_images(run: Run, pending: list[range]) -> Opened:
         )
         for rows in pending
     }
-    opened = Opened(futures)
-    summaries = dict(zip(client.map(summarise, list(futures.values())), futures))
-    nbytes, done = 0, 0
+    summaries = {
+        client.submit(
+            sample_batch, batch, config.parameters, seed=config.seed,
+            size=config.sample_size if sample else 0, ranges=sample and config.scale == "minmax", pure=False,
+        ): rows
+        for rows, batch in batches.items()
+    }  # fmt: skip
+    opened, kept, budget, done = Opened(batches), 0, _keep_budget(client), 0
     for future in as_completed(list(summaries)):
-        rows = summaries[future]
+        rows = summaries.pop(future)
+        if future.status != "finished":
+            _pass_failed(run, opened, "reading", rows, future.exception())
         summary = future.result()
-        opened.pixels, nbytes, done = (
-            opened.pixels + summary.pixels,
-            nbytes + summary.nbytes,
-            done + len(rows),
-        )
+        opened.pixels += summary.pixels
+        opened.candidates = merge_candidates([opened.candidates, summary.candidates], config.sample_size)
+        if summary.band_range is not None:
+            opened.band_ranges.append(summary.band_range)
         for index, reason in summary.failures:
             run.failed(index, reason)
         for index, info in summary.tiled:
             opened.tiled[index] = (info, read_image(info, chunk_bytes=config.chunk_bytes))
-        run.progress("reading headers", done, n_images)
+        kept += summary.nbytes
+        if kept > budget and budget >= 0:  # too much to keep: every batch decodes again to count
+            opened.batches = {r: client.submit(drop_pixels, f, pure=False) for r, f in opened.batches.items()}
+            budget = -1
+        done += len(rows)
+        run.progress(stage, done, n_images)
     for rows in pending:
         for index in (i for i in rows if i in run.arrays):
             info, image = array_image(
@@ -545,8 +562,6 @@ def open_images(run: Run, pending: list[range]) -> Opened:
             )
             opened.tiled[index] = (info, image)
     opened.pixels += sum(info.pixels for info, _ in opened.tiled.values())
-    if nbytes <= _keep_budget(client):  # decoded once, for the sampling and the counting pass
-        opened.batches = {rows: client.submit(keep_decoded, f, pure=False) for rows, f in futures.items()}
     _keep_tiled(run, opened)
     return opened
 
@@ -601,27 +616,21 @@ def _pass_failed(run: Run, opened: Opened, stage: str, key, exc: BaseException) 
 
 
 def measure_range(run: Run, opened: Opened) -> None:
-    """``scale="minmax"``: one pass for each band's least and greatest valid value over all images."""
-    run.report("measuring the band ranges")
+    """``scale="minmax"``: each band's least and greatest valid value over all images.
+
+    The batches measured theirs in the first pass; tiled images take a pass of their own.
+    """
     parameters = run.config.parameters
     futures = {
-        run.client.submit(batch_range, f, parameters, pure=False): rows for rows, f in opened.batches.items()
+        run.client.compute(band_range(image, stored_spec(info, parameters))): index
+        for index, (info, image) in opened.tiled.items()
     }
-    for index, (info, image) in opened.tiled.items():
-        futures[run.client.compute(band_range(image, stored_spec(info, parameters)))] = index
-    ranges = []
+    ranges = list(opened.band_ranges)
     for future in as_completed(list(futures)):
-        index = futures[future]
         if future.status != "finished":
-            _pass_failed(run, opened, "measuring", index, future.exception())
+            _pass_failed(run, opened, "measuring", futures[future], future.exception())
             continue
-        if isinstance(index, range):
-            found, failures = future.result()
-            for failed, reason in failures:
-                run.failed(failed, reason)
-        else:
-            found = future.result()
-        ranges.append(found)
+        ranges.append(future.result())
     if ranges:
         run.display_range = combine_ranges(ranges)
         run.group.attrs["display_range"] = run.display_range.tolist()
@@ -632,54 +641,44 @@ def draw_sample(run: Run, opened: Opened) -> np.ndarray | None:
 
     Every pixel of every image has a key (:func:`~palette_dask.sample.pixel_keys`);
     the sample is the ``sample_size`` valid pixels with the smallest keys,
-    whatever the batches, chunks and workers. Each task keeps only its
-    pixels with keys below a threshold (a little above ``size / pixels``),
-    raised and drawn again when masks left too few.
+    whatever the batches, chunks and workers. The batches drew theirs in the
+    first pass; each chunk of a tiled image keeps its pixels with keys below
+    a threshold (a little above ``size / pixels``), raised and drawn again
+    until no pixel of the sample can be missing.
     """
-    config, client = run.config, run.client
-    size, parameters = config.sample_size, config.parameters
-    fraction = sampling_fraction(opened.pixels, size)
-    run.report(f"sampling {size:,} pixels from {sum(len(r) for r in opened.batches):,} images")
-    merged = np.empty((0, 1 + N_FEATURES))
-    while fraction is not None:
+    config, client, size = run.config, run.client, run.config.sample_size
+    measured = config.scale in ("minmax", "percentile")  # candidates are raw band values until then
+    if config.scale == "minmax":
+        measure_range(run, opened)
+    merged, fraction = opened.candidates, sampling_fraction(opened.pixels, size)
+    while opened.tiled:
+        run.report(f"sampling {len(opened.tiled)} images read tile by tile")
         futures = {
-            client.submit(
-                batch_candidates, f, parameters, run.display_range,
-                seed=config.seed, fraction=fraction, size=size, pure=False,
-            ): rows
-            for rows, f in opened.batches.items()
+            client.compute(
+                image_candidates(
+                    image, opened.spec(run, index, ranged=not measured), index,
+                    seed=config.seed, fraction=fraction, size=size,
+                )
+            ): index
+            for index, (_, image) in opened.tiled.items()
         }  # fmt: skip
-        for index in list(opened.tiled):
-            lazy = image_candidates(
-                opened.tiled[index][1],
-                opened.spec(run, index),
-                index,
-                seed=config.seed,
-                fraction=fraction,
-                size=size,
-            )
-            futures[client.compute(lazy)] = index
-        merged, done, total = np.empty((0, 1 + N_FEATURES)), 0, len(run.names)
+        found = opened.candidates
         for future in as_completed(list(futures)):
-            key = futures[future]
             if future.status != "finished":
-                _pass_failed(run, opened, "sampling", key, future.exception())
+                _pass_failed(run, opened, "sampling", futures[future], future.exception())
                 continue
-            if isinstance(key, range):
-                candidates, failures = future.result()
-                for index, reason in failures:
-                    run.failed(index, reason)
-                done += len(key)
-            else:
-                candidates = future.result()
-            merged = merge_candidates([merged, candidates], size)
-            run.progress("sampling", done, total)
-        fraction = next_fraction(fraction, len(merged), size)
+            found = merge_candidates([found, future.result()], size)
+        merged = found
+        below = int((merged[:, 0] < fraction).sum())
+        if fraction >= 1.0 or (below >= size):  # every tiled pixel with a smaller key than the sample's is in
+            break
+        fraction = next_fraction(fraction, below, size)
     if len(merged) == 0:
         return None
-    if config.scale == "percentile":  # the candidates hold raw band values so far
-        run.display_range = percentile_range(merged[:, 1:])
-        run.group.attrs["display_range"] = run.display_range.tolist()
+    if measured:  # the candidates hold raw values so far
+        if config.scale == "percentile":
+            run.display_range = percentile_range(merged[:, 1:])
+            run.group.attrs["display_range"] = run.display_range.tolist()
         merged = scale_candidates(
             merged, PixelSpec((0, 1, 2), space=config.space).with_range(*run.display_range)
         )
@@ -704,16 +703,26 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, colors: np.ndarr
     if labels_store is not None:
         group.require_group("labels")
     run.report(f"counting the pixels of {sum(len(r) for r in opened.batches):,} images")
+    lookup = opened.pixels >= LOOKUP_PIXELS  # many pixels: 8-bit colours looked up in a table of all
     futures = {
         client.submit(
-            batch_stats, batch, parameters, run.display_range, centers, colors, labels_store, pure=False
+            batch_stats,
+            batch,
+            parameters,
+            run.display_range,
+            centers,
+            colors,
+            labels_store,
+            lookup,
+            pure=False,
         ): rows
         for rows, batch in opened.batches.items()
     }
     for index, (_, image) in opened.tiled.items() if k else ():
         label_path = stores.create_labels(group, index, image, colors) if labels_store else None
         spec = opened.spec(run, index)
-        futures[client.compute(image_stats(image, spec, centers, label_path, colors=colors))] = index
+        lazy = image_stats(image, spec, centers, label_path, colors=colors, lookup=lookup)
+        futures[client.compute(lazy)] = index
     batch_of = {i: rows for rows in opened.batches for i in opened.tiled if i in rows}
     waiting = {rows: {i for i, r in batch_of.items() if r == rows} if k else set() for rows in opened.batches}
     total, done = sum(len(rows) for rows in opened.batches), 0

@@ -31,7 +31,7 @@ import dask.array as da
 import numpy as np
 
 from .colour import SPACES, srgb_to_lab
-from .errors import ImageReadError, ParameterError, image_error
+from .errors import ImageReadError, ParameterError
 from .read import ImageInfo
 
 __all__ = [
@@ -48,7 +48,7 @@ __all__ = [
     "pixel_features",
     "pixel_table",
     "band_range",
-    "batch_range",
+    "block_range",
     "combine_ranges",
     "percentile_range",
 ]
@@ -301,7 +301,8 @@ def pixel_table(image: da.Array, spec: PixelSpec) -> da.Array:
     return features.reshape(-1, N_FEATURES)[valid.reshape(-1)]
 
 
-def _block_range(block: np.ndarray, spec: PixelSpec) -> np.ndarray:
+def block_range(block: np.ndarray, spec: PixelSpec) -> np.ndarray:
+    """``(2, 3)``: the least and greatest valid value of each colour band of one block (±inf if none)."""
     values = colour_values(block, spec)[valid_mask(block, spec)]
     if len(values) == 0:
         return np.array([[np.inf] * N_FEATURES, [-np.inf] * N_FEATURES])
@@ -313,22 +314,8 @@ def band_range(image: da.Array, spec: PixelSpec) -> dask.delayed:
 
     One pass over the image, chunk by chunk (``scale="minmax"``).
     """
-    parts = [dask.delayed(_block_range)(block, spec) for block in image.to_delayed().ravel()]
+    parts = [dask.delayed(block_range)(block, spec) for block in image.to_delayed().ravel()]
     return dask.delayed(combine_ranges)(parts)
-
-
-def batch_range(batch, parameters: dict) -> tuple[np.ndarray, list]:
-    """``(range, failures)``: the :func:`band_range` of the images a batch decodes, and those that fail."""
-    ranges, failures = [np.array([[np.inf] * N_FEATURES, [-np.inf] * N_FEATURES])], []
-    for index, info, pixels in batch.images():
-        if info is None:
-            failures.append((index, pixels))
-            continue
-        try:
-            ranges.append(_block_range(pixels, stored_spec(info, parameters)))
-        except Exception as exc:  # this image alone fails
-            failures.append((index, image_error(info.source, exc)))
-    return combine_ranges(ranges), failures
 
 
 def combine_ranges(ranges: Sequence[np.ndarray]) -> np.ndarray:

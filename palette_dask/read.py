@@ -1020,42 +1020,27 @@ class Batch:
                     yield index, None, one_line(exc)
 
 
-@dataclass(frozen=True)
-class BatchSummary:
-    """What the driver learns of a batch from its headers: totals, failures, and its big images.
-
-    Attributes
-    ----------
-    pixels, nbytes : int
-        Pixels and decoded bytes of the images decoded by the batch's tasks.
-    failures : list of (int, str)
-        Images whose header cannot be read, and why.
-    tiled : list of (int, ImageInfo)
-        Images too big for the batch: each is read tile by tile by its own tasks.
-    """
-
-    pixels: int
-    nbytes: int
-    failures: list
-    tiled: list
-
-
-def read_headers(
+def open_batch(
     sources: list,
     start: int,
     *,
+    keep: bool = True,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     channel_axis: int | None = None,
     downloads: str | None = None,
 ) -> Batch:
-    """Probe the images of one batch; ``sources`` holds None for arrays given to the API.
+    """Read the headers of one batch's images and, with ``keep``, decode the batch's own images now.
+
+    ``sources`` holds None for the arrays given to the API. A decoded image
+    stays in the batch (on the worker) for the passes to come, until
+    :func:`drop_pixels` lets it go.
 
     Examples
     --------
-    >>> batch = read_headers(["missing.png", None], 10)
-    >>> batch.infos, summarise(batch).failures
-    (['missing.png: no such file', None], [(10, 'missing.png: no such file')])
+    >>> batch = open_batch(["missing.png", None], 10)
+    >>> batch.infos, list(batch.images())
+    (['missing.png: no such file', None], [(10, None, 'missing.png: no such file')])
     """
     infos = []
     for source in sources:
@@ -1066,27 +1051,15 @@ def read_headers(
             infos.append(probe(source, max_pixels=max_pixels, channel_axis=channel_axis, downloads=downloads))
         except ImageReadError as exc:
             infos.append(one_line(exc))
-    return Batch(start, infos, chunk_bytes)
+    batch = Batch(start, infos, chunk_bytes)
+    if keep:
+        pixels = [None] * len(infos)
+        for index, _, decoded in batch.images():
+            pixels[index - start] = decoded
+        batch = dataclasses.replace(batch, pixels=pixels)
+    return batch
 
 
-def summarise(batch: Batch) -> BatchSummary:
-    """The driver's view of a batch (see :class:`BatchSummary`)."""
-    ours = [info for position, info in enumerate(batch.infos) if batch.in_batch(position)]
-    return BatchSummary(
-        pixels=sum(info.pixels for info in ours),
-        nbytes=sum(info.nbytes for info in ours),
-        failures=[(batch.start + i, info) for i, info in enumerate(batch.infos) if isinstance(info, str)],
-        tiled=[
-            (batch.start + i, info)
-            for i, info in enumerate(batch.infos)
-            if isinstance(info, ImageInfo) and not batch.in_batch(i)
-        ],
-    )
-
-
-def keep_decoded(batch: Batch) -> Batch:
-    """The batch with its images decoded and kept (or the reason each failed), for passes to come."""
-    pixels = [None] * len(batch.infos)
-    for index, _, decoded in batch.images():
-        pixels[index - batch.start] = decoded
-    return dataclasses.replace(batch, pixels=pixels)
+def drop_pixels(batch: Batch) -> Batch:
+    """The batch without its decoded images: the passes to come decode them again, one at a time."""
+    return dataclasses.replace(batch, pixels=None)

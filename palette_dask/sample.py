@@ -16,6 +16,7 @@ only their colours are decoded into features.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import dask
 import dask.array as da
@@ -23,8 +24,17 @@ import numba
 import numpy as np
 
 from .errors import image_error
-from .pixels import N_FEATURES, PixelSpec, colour_values, stored_spec, to_features, valid_mask
-from .read import Batch
+from .pixels import (
+    N_FEATURES,
+    PixelSpec,
+    block_range,
+    colour_values,
+    combine_ranges,
+    stored_spec,
+    to_features,
+    valid_mask,
+)
+from .read import Batch, ImageInfo
 
 __all__ = [
     "DEFAULT_SAMPLE_SIZE",
@@ -32,7 +42,8 @@ __all__ = [
     "sampling_fraction",
     "next_fraction",
     "image_candidates",
-    "batch_candidates",
+    "BatchSummary",
+    "sample_batch",
     "merge_candidates",
     "sample_array",
     "scale_candidates",
@@ -202,29 +213,88 @@ def image_candidates(
     return dask.delayed(merge_candidates, pure=True)(parts, size)
 
 
-def batch_candidates(
-    batch: Batch, parameters: dict, display_range=None, *, seed: int, fraction: float, size: int
-) -> tuple[np.ndarray, list]:
-    """``(candidates, failures)`` of the images a batch decodes (see :func:`image_candidates`).
+@dataclass(frozen=True)
+class BatchSummary:
+    """What the driver learns of a batch from its first pass.
 
-    Each image is decoded whole (or taken from memory, if kept), its pixels
-    with a key below ``fraction`` kept, and the batch's ``size`` smallest keys
-    returned; ``failures`` are ``(index, reason)`` of the images that cannot
-    be read. The keys are those of :func:`pixel_keys`, so the result does
-    not depend on how images are grouped into batches.
+    Attributes
+    ----------
+    pixels, nbytes : int
+        Pixels and decoded bytes of the images the batch decodes itself.
+    failures : list of (int, str)
+        Images that cannot be read, and why.
+    tiled : list of (int, ImageInfo)
+        Images too big for the batch: each is read tile by tile by its own tasks.
+    candidates : ndarray, shape (m, 4)
+        ``[key, colour]`` of the batch's ``size`` valid pixels with the
+        smallest keys (colour as features, or raw band values while the
+        display range is still to be measured).
+    band_range : ndarray of shape (2, 3), or None
+        With ``ranges``, the least and greatest valid value of each colour band.
     """
-    parts, failures = [], []
-    for index, info, pixels in batch.images():
-        if info is None:
-            failures.append((index, pixels))
-            continue
-        try:
-            spec = stored_spec(info, parameters, display_range)
+
+    pixels: int
+    nbytes: int
+    failures: list
+    tiled: list
+    candidates: np.ndarray
+    band_range: np.ndarray | None = None
+
+
+def sample_batch(
+    batch: Batch, parameters: dict, *, seed: int, size: int, ranges: bool = False
+) -> BatchSummary:
+    """A batch's :class:`BatchSummary`: its totals, failures, big images, and its own exact sample.
+
+    The candidates are the batch's ``size`` valid pixels with the smallest
+    :func:`pixel_keys`, found with a threshold that starts at what the batch
+    alone would need and grows while masks leave too few: the run's sample,
+    the ``size`` smallest keys of all the batches' candidates, is then the
+    same whatever the batches, and needs no total of pixels before it starts.
+    """
+    failures = [(batch.start + i, info) for i, info in enumerate(batch.infos) if isinstance(info, str)]
+    tiled = [
+        (batch.start + i, info)
+        for i, info in enumerate(batch.infos)
+        if isinstance(info, ImageInfo) and not batch.in_batch(i)
+    ]
+    specs = {}
+    for position, info in enumerate(batch.infos):
+        if batch.in_batch(position):
+            try:
+                specs[batch.start + position] = stored_spec(info, parameters)
+            except Exception as exc:  # a bad band choice: this image alone fails
+                failures.append((batch.start + position, image_error(info.source, exc)))
+    total = sum(batch.infos[index - batch.start].pixels for index in specs)
+    fraction, found, band_range = sampling_fraction(total, size), np.empty((0, 1 + N_FEATURES)), None
+    while fraction is not None:
+        parts, extremes = [], []
+        for index, info, pixels in batch.images():
+            if index not in specs:
+                continue
+            if info is None:  # a decoder failed on it
+                failures.append((index, pixels))
+                del specs[index]
+                continue
             whole = ((0, info.shape[0]), (0, info.shape[1]))
-            parts.append(_block_candidates(pixels, spec, info.shape[1], index, seed, fraction, whole))
-        except Exception as exc:  # a bad band choice, a decoder's surprise: this image alone fails
-            failures.append((index, image_error(info.source, exc)))
-    return merge_candidates(parts, size), failures
+            if size:  # size 0: only the totals, failures and big images are wanted
+                parts.append(
+                    _block_candidates(pixels, specs[index], info.shape[1], index, seed, fraction, whole)
+                )
+            if ranges:
+                extremes.append(block_range(pixels, specs[index]))
+        found = merge_candidates(parts, size)
+        band_range = combine_ranges(extremes) if extremes else band_range
+        fraction = next_fraction(fraction, len(found), size)
+    decoded = [batch.infos[index - batch.start] for index in specs]
+    return BatchSummary(
+        pixels=sum(info.pixels for info in decoded),
+        nbytes=sum(info.nbytes for info in decoded),
+        failures=sorted(failures),
+        tiled=tiled,
+        candidates=found,
+        band_range=band_range,
+    )
 
 
 def sample_array(candidates: dask.delayed, rows: int, chunk_rows: int = 25_000) -> da.Array:

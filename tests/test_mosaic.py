@@ -316,6 +316,6 @@ def test_an_in_memory_array_is_sent_to_the_workers_not_put_in_the_graph(client):
 
     assert graph_bytes(da.from_array(rgb)) > rgb.nbytes  # what embedding would cost
     assert graph_bytes(lazy) < 5_000 and lazy.shape == rgb.shape
-    np.testing.assert_array_equal(lazy.compute(), rgb)
+    np.testing.assert_array_equal(client.compute(lazy).result(), rgb)  # where the data was sent
     planar = xr.DataArray(np.moveaxis(rgb, -1, 0), dims=("band", "y", "x"))
     assert isinstance(_on_workers(client, planar).data, da.Array)

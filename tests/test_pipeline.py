@@ -190,7 +190,7 @@ def test_resume_finishes_only_what_is_pending_and_matches_a_full_run(client, tmp
     resumed = extract_palette(
         inputs, 4, store=tmp_path / "cut.zarr", client=client, seed=5, resume=True, report=messages.append
     )
-    assert "reading the headers of 1 images in 1 batches" in messages
+    assert "reading 1 images in 1 batches" in messages
     assert not any("sampling" in m for m in messages)
     for name in ("centers", "counts", "image_counts", "image_valid", "image_status", "image_errors"):
         np.testing.assert_array_equal(
@@ -221,8 +221,9 @@ def test_a_small_run_decodes_each_image_once(client, tmp_path):
     with get_task_stream(client) as stream:
         result = extract_palette(PHOTOS[1], 5, client=client)
     tasks = collections.Counter(key_split(task["key"]) for task in stream.data)
-    assert tasks["keep_decoded"] == 1  # decoded by its batch, kept in memory from sampling to counting
-    assert tasks["batch_candidates"] == tasks["batch_stats"] == 1 and tasks["read"] == 0
+    # read and decoded once by its batch's first task, kept in memory from sampling to counting
+    assert tasks["open_batch"] == tasks["sample_batch"] == tasks["batch_stats"] == 1
+    assert tasks["read"] == tasks["drop_pixels"] == 0
     assert result.image_counts.sum() == 400 * 600
 
 

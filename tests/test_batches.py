@@ -1,0 +1,126 @@
+"""Collections in batches: results that do not depend on the batching, one failing image alone, the store by batch."""
+
+import collections
+import os
+
+import numpy as np
+import pytest
+import tifffile
+import xarray as xr
+import zarr
+from conftest import PHOTOS
+from PIL import Image
+
+from palette_dask import extract_palette
+from palette_dask.store import DONE, FAILED
+
+PER_IMAGE = (
+    "image_names",
+    "image_status",
+    "image_errors",
+    "image_valid",
+    "image_masked",
+    "image_counts",
+    "image_squared_error",
+    "image_lab_squared_error",
+)
+
+
+def every_array(group: zarr.Group) -> dict:
+    """Every array of a store, label rasters included, by path."""
+    found = {}
+
+    def walk(node, prefix=""):
+        for name, array in node.arrays():
+            found[prefix + name] = array[:]
+        for name, child in node.groups():
+            walk(child, f"{prefix}{name}/")
+
+    walk(group)
+    return found
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    """23 crops (PNG, JPEG, 16-bit TIFF), a broken file, and a mosaic too big for a batch (tiled TIFF)."""
+    folder = tmp_path_factory.mktemp("mixed")
+    rng = np.random.default_rng(4)
+    photos = [np.asarray(Image.open(p).convert("RGB")) for p in PHOTOS]
+    for i in range(23):
+        y, x, h, w = *rng.integers(0, 250, 2), *rng.integers(40, 160, 2)
+        crop = photos[i % 3][y : y + h, x : x + w]
+        if i % 5 == 4:
+            tifffile.imwrite(folder / f"{i:02d}.tif", crop.astype(np.uint16) * 257)
+        else:
+            Image.fromarray(crop).save(folder / f"{i:02d}.{'jpg' if i % 3 == 0 else 'png'}", quality=90)
+    (folder / "11b-broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    mosaic = np.concatenate([photos[0], photos[0][:, ::-1]], axis=1)  # 512 x 1024
+    tifffile.imwrite(folder / "zz-mosaic.tif", mosaic, tile=(128, 128))
+    return folder
+
+
+def run(folder, store, batch_size, client, **options):
+    return extract_palette(
+        folder, 4, store=store, client=client, batch_size=batch_size, chunk_bytes=512 * 512 * 3, **options
+    )
+
+
+def test_batch_sizes_1_7_and_256_give_identical_stores(mixed, tmp_path, client):
+    stores = {}
+    for size in (1, 7, 256):
+        result = run(mixed, tmp_path / f"b{size}.zarr", size, client, labels=True)
+        stores[size] = zarr.open_group(tmp_path / f"b{size}.zarr", mode="r")
+        assert stores[size]["image_status"].chunks == (size,)
+    assert result.image_status.tolist().count(FAILED) == 1  # the broken file alone
+    assert result.image_status.tolist().count(DONE) == 24
+    mosaic = result.image_names.index(str(mixed / "zz-mosaic.tif"))
+    assert result.image_valid[mosaic] == 512 * 1024  # read tile by tile, joined to its batch
+    one = every_array(stores[256])
+    assert {f"labels/{mosaic}/0", "labels/0/0", "centers_rgb"} <= set(one)
+    for size in (1, 7):
+        other = every_array(stores[size])
+        assert set(other) == set(one)
+        for name in one:
+            np.testing.assert_array_equal(other[name], one[name], err_msg=f"batch size {size}: {name}")
+    for name in ("inertia", "lab_error", "sample_inertia"):
+        assert stores[1].attrs[name] == stores[256].attrs[name], name
+
+
+def test_a_bad_image_fails_alone_not_its_batch(mixed, client):
+    result = run(mixed, None, 256, client)  # one batch for everything
+    failures = result.failures
+    assert list(failures) == [str(mixed / "11b-broken.png")]
+    assert failures[str(mixed / "11b-broken.png")].startswith(f"{mixed / '11b-broken.png'}: not a readable image")
+    assert (result.image_valid[result.image_status == DONE] > 0).all()
+
+
+def test_the_store_opens_in_xarray_with_one_chunk_per_batch(mixed, tmp_path, client):
+    run(mixed, tmp_path / "s.zarr", 7, client)
+    dataset = xr.open_zarr(tmp_path / "s.zarr", consolidated=False)
+    assert dataset.sizes["image"] == 25
+    for name in PER_IMAGE:
+        assert dataset[name].chunks[0] == (7, 7, 7, 4), name
+    assert dataset["image_counts"].dims == ("image", "color")
+    assert int(dataset["image_counts"].sum()) == int(dataset["counts"].sum())
+
+
+def test_work_and_files_grow_with_batches_not_images(tmp_path, client):
+    from dask.utils import key_split
+    from distributed import get_task_stream
+
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    photo = np.asarray(Image.open(PHOTOS[0]).convert("RGB"))
+    for i in range(1200):
+        y, x = rng.integers(0, 500, 2)
+        Image.fromarray(photo[y : y + 8, x : x + 8]).save(folder / f"{i:04d}.png")
+    with get_task_stream(client) as stream:
+        result = extract_palette(folder, 3, store=tmp_path / "s.zarr", client=client)
+    batches = -(-1200 // result.attrs["batch_size"])
+    assert batches == 32  # the default: a 32nd of the images per batch
+    tasks = collections.Counter(key_split(task["key"]) for task in stream.data)
+    assert sum(tasks.values()) <= 3 * batches, tasks  # read + sample, count: no task per image
+    files = sum(len(names) for _, _, names in os.walk(tmp_path / "s.zarr"))
+    assert files <= 8 * batches + 16, files  # a chunk of each per-image array per batch
+    assert result.to_dict()["images"] == {"total": 1200, "done": 1200, "failed": 0}
