@@ -194,6 +194,13 @@ def _add_run_options(parser: argparse.ArgumentParser, *, default_store: str | No
     )
     parser.add_argument("--labels", action="store_true", help="also store a label raster per image")
     parser.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="images per batch: a task per pass, a chunk of the store (default: a 32nd of the images)",
+    )
+    parser.add_argument(
         "--on-error",
         choices=("skip", "fail"),
         default="skip",
@@ -453,6 +460,7 @@ def _extract(args, inputs, store) -> PaletteResult:
         "channel_axis": args.channel_axis,
         "labels": args.labels,
         "on_error": args.on_error,
+        "batch_size": args.batch_size,
     }
     if args.sample:
         options["sample_size"] = args.sample

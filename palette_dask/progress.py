@@ -41,6 +41,7 @@ class Progress:
         self.live = self.stream.isatty() if live is None else live
         self.interval, self.width = interval, width
         self._last = 0.0
+        self._stage = None  # the stage of the last update
         self._open = False  # a live bar is on the current line
 
     def __call__(self, message: str) -> None:
@@ -60,10 +61,11 @@ class Progress:
             if done >= total:
                 self._close_bar()
             self.stream.flush()
-        elif done >= total or now - self._last >= self.interval:
+        elif done >= total or stage != self._stage or now - self._last >= self.interval:
             self.stream.write(f"palette-dask: {stage}: {done}/{total} images\n")
             self.stream.flush()
             self._last = now
+        self._stage = stage
 
     def _close_bar(self) -> None:
         if self._open:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -521,16 +522,17 @@ def finish_store(group: zarr.Group) -> None:
     distance (ΔE*ab²) to its nearest palette colour as shown (8-bit sRGB).
     """
     k = group["centers"].shape[0] if "centers" in group else 0
-    counts, inertia, lab_error = np.zeros(k, dtype=np.int64), 0.0, 0.0
-    for rows in batches(group):  # a chunk at a time: memory stays small for millions of images
+    counts, squared, lab = np.zeros(k, dtype=np.int64), [], []
+    for rows in batches(group):  # a chunk at a time: the (n, k) counts are never all in memory
         done = group["image_status"][rows.start : rows.stop] == DONE
         if k:
             counts += group["image_counts"][rows.start : rows.stop][done].sum(axis=0)
-        inertia += float(group["image_squared_error"][rows.start : rows.stop][done].sum())
-        lab_error += float(group["image_lab_squared_error"][rows.start : rows.stop][done].sum())
+        squared.append(group["image_squared_error"][rows.start : rows.stop][done])
+        lab.append(group["image_lab_squared_error"][rows.start : rows.stop][done])
     group.create_array("counts", shape=(k,), dtype="int64", overwrite=True, **_dims("color"))[:] = counts
     valid = int(counts.sum())
     list_labels(group)
+    inertia, lab_error = (math.fsum(np.concatenate([[], *parts])) for parts in (squared, lab))  # exact sums
     group.attrs.update(
         {
             "inertia": inertia if k else None,

@@ -1,4 +1,4 @@
-"""Collections in batches: results that do not depend on the batching, one failing image alone, the store by batch."""
+"""Collections in batches: results independent of the batching, a failing image alone, the store by batch."""
 
 import collections
 import os
@@ -90,7 +90,8 @@ def test_a_bad_image_fails_alone_not_its_batch(mixed, client):
     result = run(mixed, None, 256, client)  # one batch for everything
     failures = result.failures
     assert list(failures) == [str(mixed / "11b-broken.png")]
-    assert failures[str(mixed / "11b-broken.png")].startswith(f"{mixed / '11b-broken.png'}: not a readable image")
+    broken = str(mixed / "11b-broken.png")
+    assert failures[broken].startswith(f"{broken}: not a readable image")
     assert (result.image_valid[result.image_status == DONE] > 0).all()
 
 
