@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import io
 import json
 import logging
 import os
@@ -283,13 +284,24 @@ def probe(
     >>> info.shape, info.dtype, info.channels
     ((500, 500, 4), 'uint8', 'RGBA')
     """
-    source = str(source)
+    return _open_image(str(source), max_pixels, channel_axis, downloads)[0]
+
+
+def _open_image(source: str, max_pixels: int, channel_axis, downloads, decode_up_to: int = 0):
+    """``(info, pixels)``: an image's header, and its pixels if it decodes to at most ``decode_up_to`` bytes.
+
+    A file that small is read once, header and pixels from the same bytes.
+    """
+    pixels = data = None
     if not is_url(source) and _is_zarr_dir(Path(source)):
         info = _probe_zarr(source, channel_axis, max_pixels)
     else:
         downloads = (downloads or process_folder()) if is_url(source) else None
         path = local_copy(source, downloads) if downloads else source
         with _open_bytes(path, source) as handle:
+            data = handle.read() if os.fstat(handle.fileno()).st_size <= decode_up_to else None
+            if data is not None:
+                handle = io.BytesIO(data)
             head = handle.read(16)
             if not head:
                 raise ImageReadError(f"{source}: empty file (0 bytes)")
@@ -303,7 +315,11 @@ def probe(
         raise _too_many_pixels(source, info.pixels, max_pixels)
     if info.pixels == 0:
         raise ImageReadError(f"{source}: image has no pixels (shape {info.shape[:2]})")
-    return info
+    if data is not None and info.nbytes <= decode_up_to:
+        pixels = _checked(
+            info, lambda: _decode_bytes(info, data), slice(0, info.shape[0]), slice(0, info.shape[1])
+        )
+    return info, pixels
 
 
 _AXIS_NAMES = {
@@ -834,8 +850,13 @@ def decode(info: ImageInfo, rows: slice | None = None, cols: slice | None = None
     (2, 3, 3)
     """
     rows, cols = rows or slice(0, info.shape[0]), cols or slice(0, info.shape[1])
+    return _checked(info, lambda: read_region(info, rows, cols), rows, cols)
+
+
+def _checked(info: ImageInfo, read, rows: slice, cols: slice) -> np.ndarray:
+    """``read()``, with any decoder error an ImageReadError, and a shape that must match the header's."""
     try:
-        block = read_region(info, rows, cols)
+        block = read()
     except ImageReadError:
         raise
     except Exception as exc:  # decoders raise anything on corrupt data
@@ -869,7 +890,7 @@ def _read_tiff_region(info: ImageInfo, rows: slice, cols: slice) -> np.ndarray:
     path = _local(info)
     if whole:
         with _open_bytes(path, info.source) as handle:
-            return _select(tifffile.imread(handle, series=0, level=0, maxworkers=1), info.axes, rows, cols)
+            return _select(_tiff_whole(handle), info.axes, rows, cols)
     store = tifffile.imread(path, aszarr=True, series=0, level=0)
     try:
         return _select(zarr.open_array(store, mode="r"), info.axes, rows, cols)
@@ -951,18 +972,65 @@ def _strip_bytes(
 
 def _read_pillow(info: ImageInfo) -> np.ndarray:
     with _open_bytes(_local(info), info.source) as handle:
-        image = _open_pillow(info.source, handle, max(info.pixels, DEFAULT_MAX_PIXELS))
-        target, _, dtype = _pillow_mode(image)
-        if image.size[0] * image.size[1] != info.pixels:
-            raise ImageReadError(f"{info.source}: file changed since its header was read")
-        image.load()
-        if image.mode != target and not (target == "I;16" and image.mode.startswith("I;16")):
-            image = image.convert(target)
-        array = np.asarray(image)
+        return _pillow_pixels(info, handle)
+
+
+def _pillow_pixels(info: ImageInfo, handle) -> np.ndarray:
+    image = _open_pillow(info.source, handle, max(info.pixels, DEFAULT_MAX_PIXELS))
+    target, _, dtype = _pillow_mode(image)
+    if image.size[0] * image.size[1] != info.pixels:
+        raise ImageReadError(f"{info.source}: file changed since its header was read")
+    image.load()
+    if image.mode != target and not (target == "I;16" and image.mode.startswith("I;16")):
+        image = image.convert(target)
+    array = np.asarray(image)
     if target == "I":
         array = np.clip(array, 0, 65535)
     array = array.astype(dtype, copy=False)
     return array.reshape(array.shape[0], array.shape[1], -1)
+
+
+_PNG_MAGIC, _JPEG_MAGIC = b"\x89PNG\r\n\x1a\n", b"\xff\xd8"
+
+
+def _decode_bytes(info: ImageInfo, data: bytes) -> np.ndarray:
+    """Decode a whole image held in memory (see :func:`_open_image`)."""
+    if info.format == "tiff":
+        whole = _tiff_whole(io.BytesIO(data))
+        return _select(whole, info.axes, slice(0, info.shape[0]), slice(0, info.shape[1]))
+    pixels = _decode_8bit(info, data)
+    return pixels if pixels is not None else _pillow_pixels(info, io.BytesIO(data))
+
+
+def _decode_8bit(info: ImageInfo, data: bytes) -> np.ndarray | None:
+    """An 8-bit gray, RGB or RGBA PNG, or a gray or RGB JPEG, decoded by imagecodecs; None for the rest.
+
+    imagecodecs decodes these with the same libraries as Pillow (libpng,
+    libjpeg-turbo), to the same pixels, in C without the GIL and without
+    Pillow's work in Python for each file: for thumbnails, most of the time.
+    Palette, 16-bit and CMYK images, and any surprise, go to Pillow.
+    """
+    import imagecodecs
+
+    if (
+        data[:8] == _PNG_MAGIC
+        and data[24:25] == b"\x08"
+        and data[25:26] in (b"\x00", b"\x02", b"\x04", b"\x06")
+    ):
+        pixels = imagecodecs.png_decode(data)
+    elif data[:2] == _JPEG_MAGIC and info.shape[2] in (1, 3):
+        pixels = imagecodecs.jpeg8_decode(data)
+    else:
+        return None
+    pixels = pixels.reshape(pixels.shape[0], pixels.shape[1], -1)
+    return pixels if pixels.shape == info.shape and pixels.dtype == np.uint8 else None
+
+
+def _tiff_whole(handle) -> np.ndarray:
+    """A whole TIFF's first series at full resolution."""
+    import tifffile
+
+    return tifffile.imread(handle, series=0, level=0, maxworkers=1)
 
 
 # ----------------------------------------------------------------------------
@@ -1010,9 +1078,8 @@ class Batch:
             if isinstance(info, str):
                 yield index, None, info
             elif self.in_batch(position):
-                if self.pixels is not None:
-                    kept = self.pixels[position]
-                    yield (index, info, kept) if isinstance(kept, np.ndarray) else (index, None, kept)
+                if self.pixels is not None and self.pixels[position] is not None:
+                    yield index, info, self.pixels[position]
                     continue
                 try:
                     yield index, info, decode(info)
@@ -1042,22 +1109,21 @@ def open_batch(
     >>> batch.infos, list(batch.images())
     (['missing.png: no such file', None], [(10, None, 'missing.png: no such file')])
     """
-    infos = []
+    infos, pixels = [], []
     for source in sources:
+        decoded = None
         if source is None:
-            infos.append(None)
-            continue
-        try:
-            infos.append(probe(source, max_pixels=max_pixels, channel_axis=channel_axis, downloads=downloads))
-        except ImageReadError as exc:
-            infos.append(one_line(exc))
-    batch = Batch(start, infos, chunk_bytes)
-    if keep:
-        pixels = [None] * len(infos)
-        for index, _, decoded in batch.images():
-            pixels[index - start] = decoded
-        batch = dataclasses.replace(batch, pixels=pixels)
-    return batch
+            info = None
+        else:
+            try:
+                info, decoded = _open_image(
+                    source, max_pixels, channel_axis, downloads, decode_up_to=chunk_bytes if keep else 0
+                )
+            except ImageReadError as exc:
+                info = one_line(exc)
+        infos.append(info)
+        pixels.append(decoded)
+    return Batch(start, infos, chunk_bytes, pixels if keep else None)
 
 
 def drop_pixels(batch: Batch) -> Batch:

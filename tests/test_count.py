@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from palette_dask import image_stats
-from palette_dask.count import unpack_stats
-from palette_dask.pixels import pixel_spec
+from palette_dask.count import block_stats, unpack_stats
+from palette_dask.pixels import PixelSpec, pixel_spec
 from palette_dask.read import ImageInfo
 
 CENTERS = np.array([[10, 10, 10], [240, 30, 30], [30, 240, 30], [128, 128, 250]], dtype=np.float32)
@@ -79,3 +79,20 @@ def test_the_colour_cache_of_8_bit_chunks_changes_no_number():
     np.testing.assert_array_equal(cached.counts, uncached.counts)
     assert cached.squared_error.tolist() == uncached.squared_error.tolist()  # bit for bit
     assert cached.lab_squared_error == uncached.lab_squared_error and cached.masked == uncached.masked
+
+
+@pytest.mark.parametrize("space", ["lab", "rgb"])
+def test_the_lookup_table_gives_what_the_loop_computes_for_every_8_bit_colour(space):
+    every = np.arange(2**24, dtype=np.uint32)
+    rgba = np.stack([every >> 16, (every >> 8) & 255, every & 255, every % 7], axis=-1).astype(np.uint8)
+    block = rgba.reshape(4096, 4096, 4)  # alpha 0 for one pixel in seven
+    spec = PixelSpec(bands=(0, 1, 2), alpha=3, low=(0, 0, 0), high=(255, 255, 255), space=space)
+    rng = np.random.default_rng(1)
+    centers = (rng.random((6, 3)) * ([100, 80, 80] if space == "lab" else [255, 255, 255])).astype(np.float32)
+    colors = rng.random((6, 3)) * 255
+    labels = [np.zeros(block.shape[:2], np.uint8) for _ in range(2)]
+    looked_up = block_stats(block, spec, centers, colors, labels_out=labels[0], lookup=True)
+    computed = block_stats(block, spec, centers, colors, labels_out=labels[1])
+    np.testing.assert_array_equal(labels[0], labels[1])
+    assert looked_up.tolist() == computed.tolist()  # counts, squared distances, masked, CIELAB error: bit for bit
+    assert looked_up[2 * 6] == int((every % 7 == 0).sum())

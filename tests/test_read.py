@@ -292,3 +292,31 @@ def test_blocks_that_must_be_decoded_whole_are_refused_over_the_limit(tmp_path):
         assert str(caught.value) == f"{source}: one {block} decodes to 786,432 bytes, {limit}{advice}"
         assert not probe(source).banded
         np.testing.assert_array_equal(read_image(source).compute(scheduler="sync"), rgb)
+
+
+# --- batches: each small file read once --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "mode, suffix",
+    [("RGB", "png"), ("RGBA", "png"), ("L", "png"), ("LA", "png"), ("P", "png"), ("PA", "png"), ("1", "png"),
+     ("I;16", "png"), ("RGB", "jpg"), ("L", "jpg"), ("CMYK", "jpg")],
+)  # fmt: skip
+def test_a_batch_reads_each_file_once_to_the_same_pixels_as_pillow(tmp_path, mode, suffix):
+    from palette_dask.read import _read_pillow, open_batch
+
+    photo = Image.open(PHOTOS[0]).convert("RGBA").resize((96, 80), Image.LANCZOS)
+    image = photo.convert(mode) if mode not in ("P", "PA", "I;16") else None
+    if mode == "P":
+        image = photo.convert("RGB").quantize(64)
+    elif mode == "PA":
+        image = photo.convert("RGB").quantize(64)
+        image.info["transparency"] = 3
+    elif mode == "I;16":
+        image = Image.fromarray(np.asarray(photo.convert("L")).astype(np.uint16) * 257)
+    path = tmp_path / f"x.{suffix}"
+    image.save(path, quality=90, **({"transparency": 3} if mode == "PA" else {}))
+    batch = open_batch([str(path)], 0)
+    info = batch.infos[0]
+    np.testing.assert_array_equal(batch.pixels[0], _read_pillow(info))  # Pillow reads the file anew
+    assert batch.pixels[0].shape == info.shape and batch.pixels[0].dtype == np.dtype(info.dtype)
