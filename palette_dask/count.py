@@ -26,7 +26,7 @@ import numpy as np
 
 from .colour import lab_of, lab_to_srgb, palette_lab
 from .errors import image_error, no_valid_pixels
-from .pixels import N_FEATURES, PixelSpec, stored_spec
+from .pixels import N_FEATURES, PixelSpec, SpecCache
 from .read import Batch
 
 __all__ = ["ImageCounts", "BatchCounts", "block_stats", "image_stats", "unpack_stats", "batch_stats"]
@@ -124,21 +124,29 @@ _lookups: dict = {}
 _lookup_lock = threading.Lock()
 
 
-def colour_lookup(lab: bool, centers: np.ndarray, shown_lab: np.ndarray) -> np.ndarray:
+def colour_lookup(lab: bool, centers: np.ndarray, shown_lab: np.ndarray, *, wait: bool = True):
     """The results of all 2^24 8-bit colours for one palette, as :data:`LOOKUP_ENTRY` records.
 
     Built once per worker process and palette (0.6 s, 256 MB) and shared by
     its threads; the counting loop then looks each pixel up instead of
     converting it to Lab and searching the palette, with the same numbers.
+    With ``wait=False``, a thread that finds another building the table gets
+    None, and counts its block by computing meanwhile.
     """
     key = (bool(lab), centers.tobytes(), shown_lab.tobytes())
-    with _lookup_lock:
+    if key in _lookups:
+        return _lookups[key]
+    if not _lookup_lock.acquire(blocking=wait):
+        return None
+    try:
         if key not in _lookups:
             _lookups.clear()  # one palette at a time
             table = np.zeros(2**24, dtype=LOOKUP_ENTRY)
             _fill_lookup(bool(lab), centers, shown_lab, table)
             _lookups[key] = table
         return _lookups[key]
+    finally:
+        _lookup_lock.release()
 
 
 _NO_LOOKUP = np.zeros(0, dtype=LOOKUP_ENTRY)
@@ -288,12 +296,10 @@ def _shown_colors(spec: PixelSpec, centers, colors) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=4)
-def _palette(space: str, centers: bytes, shown: bytes, lookup: bool) -> tuple[np.ndarray, ...]:
+def _palette(centers: bytes, shown: bytes) -> tuple[np.ndarray, np.ndarray]:
     """A palette as the counting loop takes it, prepared once for every block a worker counts with it."""
     centers64 = np.frombuffer(centers, np.float32).reshape(-1, N_FEATURES).astype(np.float64)
-    shown_lab = palette_lab(np.frombuffer(shown, np.float64).reshape(-1, 3))
-    table = colour_lookup(space == "lab", centers64, shown_lab) if lookup else _NO_LOOKUP
-    return centers64, shown_lab, table
+    return centers64, palette_lab(np.frombuffer(shown, np.float64).reshape(-1, 3))
 
 
 def block_stats(
@@ -339,8 +345,12 @@ def block_stats(
     eight_bit = pixels.dtype == np.uint8 and bool(np.all(low == 0.0)) and bool(np.all(scale == 1.0))
     centers = np.asarray(centers, dtype=np.float32)
     shown = _shown_colors(spec, centers, colors)
-    centers, shown_lab, table = _palette(spec.space, centers.tobytes(), shown.tobytes(), lookup and eight_bit)
-    if len(table) and spec.nodata is None:
+    centers, shown_lab = _palette(centers.tobytes(), shown.tobytes())
+    table = (
+        colour_lookup(spec.space == "lab", centers, shown_lab, wait=False) if lookup and eight_bit else None
+    )
+    table = _NO_LOOKUP if table is None else table
+    if len(table) and spec.nodata is None:  # a loop with nothing else in it
         alpha = -1 if spec.alpha is None else spec.alpha
         counts, squared, masked, lab_error = _count_by_lookup(
             pixels, bands, alpha, len(centers), table, flat_labels
@@ -484,14 +494,17 @@ def batch_stats(
     from .store import label_dtype, write_label_image
 
     centers = np.asarray(centers, dtype=np.float32)
-    result = BatchCounts.empty(batch.start, len(batch.infos), len(centers))
+    result, known = (
+        BatchCounts.empty(batch.start, len(batch.infos), len(centers)),
+        SpecCache(parameters, display_range),
+    )
     for index, info, pixels in batch.images():
         row = index - batch.start
         if info is None:
             result.fail(row, pixels)
             continue
         try:
-            spec = stored_spec(info, parameters, display_range)
+            spec = known.spec(info)
             if len(centers) == 0:
                 raise no_valid_pixels(info.source)
             labels = np.zeros(info.shape[:2], label_dtype(len(centers))) if labels_store else None

@@ -41,6 +41,7 @@ __all__ = [
     "check_options",
     "pixel_spec",
     "stored_spec",
+    "SpecCache",
     "valid_mask",
     "colour_values",
     "to_features",
@@ -215,6 +216,32 @@ def stored_spec(info: ImageInfo, parameters: dict, display_range=None) -> PixelS
         space=parameters.get("space", "rgb"),
     )
     return spec if display_range is None else spec.with_range(*display_range)
+
+
+class SpecCache(dict):
+    """The specs of a run's images, made once per kind of image (dtype, bands, alpha, nodata).
+
+    A batch of thousands of photos has a few kinds; a bad image still fails
+    with its own name, as its error is not kept.
+
+    Examples
+    --------
+    >>> known = SpecCache({"space": "lab"})
+    >>> spec = known.spec(ImageInfo("a.png", "pillow", (8, 8, 3), "uint8"))
+    >>> spec is known.spec(ImageInfo("b.png", "pillow", (5, 9, 3), "uint8")), len(known)
+    (True, 1)
+    """
+
+    def __init__(self, parameters: dict, display_range=None):
+        super().__init__()
+        self.parameters, self.display_range = parameters, display_range
+
+    def spec(self, info: ImageInfo) -> PixelSpec:
+        """:func:`stored_spec` of this image."""
+        kind = (info.dtype, info.shape[2], info.alpha, info.nodata)
+        if kind not in self:
+            self[kind] = stored_spec(info, self.parameters, self.display_range)
+        return self[kind]
 
 
 def valid_mask(block: np.ndarray, spec: PixelSpec) -> np.ndarray:

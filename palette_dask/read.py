@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import struct
 import urllib.parse
 import warnings
 from collections.abc import Iterable
@@ -306,7 +307,10 @@ def _open_image(source: str, max_pixels: int, channel_axis, downloads, decode_up
             if not head:
                 raise ImageReadError(f"{source}: empty file (0 bytes)")
             handle.seek(0)
-            if head[:4] in _TIFF_MAGIC:
+            info = _quick_header(source, data) if data is not None else None
+            if info is not None:
+                pass
+            elif head[:4] in _TIFF_MAGIC:
                 info = _probe_tiff(source, handle, max_pixels)
             else:
                 info = _probe_pillow(source, handle, max_pixels)
@@ -1000,6 +1004,46 @@ def _decode_bytes(info: ImageInfo, data: bytes) -> np.ndarray:
         return _select(whole, info.axes, slice(0, info.shape[0]), slice(0, info.shape[1]))
     pixels = _decode_8bit(info, data)
     return pixels if pixels is not None else _pillow_pixels(info, io.BytesIO(data))
+
+
+_PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # colour type → bands, for 8-bit PNGs
+_JPEG_FRAMES = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _quick_header(source: str, data: bytes) -> ImageInfo | None:
+    """The header of an 8-bit gray/RGB(A) PNG or a gray/RGB JPEG, read from its bytes; None for the rest.
+
+    The same :class:`ImageInfo` as Pillow's header gives, without Pillow's
+    work in Python for each file; anything unusual goes to Pillow.
+    """
+    if data[:8] == _PNG_MAGIC and data[12:16] == b"IHDR" and len(data) >= 33:
+        width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+        if depth != 8 or colour not in _PNG_CHANNELS:
+            return None
+        bands = _PNG_CHANNELS[colour]
+        return ImageInfo(
+            source, "pillow", (height, width, bands), "uint8", alpha=colour in (4, 6), tile=(height, width)
+        )
+    if data[:2] != _JPEG_MAGIC:
+        return None
+    at = 2
+    while at + 9 < len(data) and data[at] == 0xFF:
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker in _JPEG_FRAMES:
+            height, width, components = struct.unpack(">HHB", data[at + 5 : at + 10])
+            if components not in (1, 3):  # CMYK, YCCK: Pillow's conversions
+                return None
+            return ImageInfo(source, "pillow", (height, width, components), "uint8", tile=(height, width))
+        if marker in (0x01, *range(0xD0, 0xD8)):
+            at += 2
+            continue
+        if marker in (0xD9, 0xDA):  # end, or scan data before any frame header
+            return None
+        at += 2 + struct.unpack(">H", data[at + 2 : at + 4])[0]
+    return None
 
 
 def _decode_8bit(info: ImageInfo, data: bytes) -> np.ndarray | None:

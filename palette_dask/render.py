@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import math
 import os
+from typing import TYPE_CHECKING
 
-import dask.array as da
 import numpy as np
 
 from .store import PaletteResult
+
+if TYPE_CHECKING:  # `show` draws a table without importing dask
+    import dask.array as da
 
 __all__ = ["palette_bar", "save_png", "palette_figure", "format_table", "thumbnail", "export_palette"]
 

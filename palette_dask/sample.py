@@ -27,10 +27,10 @@ from .errors import image_error
 from .pixels import (
     N_FEATURES,
     PixelSpec,
+    SpecCache,
     block_range,
     colour_values,
     combine_ranges,
-    stored_spec,
     to_features,
     valid_mask,
 )
@@ -136,11 +136,20 @@ def _keys_below(salt, r0, r1, c0, c1, width, fraction):
 
 
 def _block_candidates(
-    block: np.ndarray, spec: PixelSpec, width: int, image_index: int, seed: int, fraction: float, location
+    block: np.ndarray,
+    spec: PixelSpec,
+    width: int,
+    image_index: int,
+    seed: int,
+    fraction: float,
+    location,
+    *,
+    raw: bool = False,
 ) -> np.ndarray:
     """``(m, 1 + 3)`` rows of ``[key, colour]`` for this block's valid pixels with key < fraction.
 
-    The colour is the display features when the spec has its range, else the raw band values.
+    The colour is the display features when the spec has its range, else (or
+    with ``raw``) the raw band values.
     """
     (r0, r1), (c0, c1) = location
     rows, cols, keys = _keys_below(_salt(seed, image_index), r0, r1, c0, c1, width, fraction)
@@ -149,7 +158,7 @@ def _block_candidates(
     values = colour_values(pixels[valid], spec)
     candidates = np.empty((len(values), 1 + N_FEATURES), dtype=np.float64)
     candidates[:, 0] = keys[valid]
-    candidates[:, 1:] = values if spec.high is None else to_features(values, spec)
+    candidates[:, 1:] = values if spec.high is None or raw else to_features(values, spec)
     return candidates
 
 
@@ -258,17 +267,20 @@ def sample_batch(
         for i, info in enumerate(batch.infos)
         if isinstance(info, ImageInfo) and not batch.in_batch(i)
     ]
-    specs = {}
+    specs, known = {}, SpecCache(parameters)
     for position, info in enumerate(batch.infos):
         if batch.in_batch(position):
             try:
-                specs[batch.start + position] = stored_spec(info, parameters)
+                specs[batch.start + position] = known.spec(info)
             except Exception as exc:  # a bad band choice: this image alone fails
                 failures.append((batch.start + position, image_error(info.source, exc)))
     total = sum(batch.infos[index - batch.start].pixels for index in specs)
     fraction, found, band_range = sampling_fraction(total, size), np.empty((0, 1 + N_FEATURES)), None
     while fraction is not None:
-        parts, extremes = [], []
+        parts, extremes = (
+            {},
+            [],
+        )  # raw candidates by spec, made features together: one call, not one per image
         for index, info, pixels in batch.images():
             if index not in specs:
                 continue
@@ -278,12 +290,13 @@ def sample_batch(
                 continue
             whole = ((0, info.shape[0]), (0, info.shape[1]))
             if size:  # size 0: only the totals, failures and big images are wanted
-                parts.append(
-                    _block_candidates(pixels, specs[index], info.shape[1], index, seed, fraction, whole)
+                raw = _block_candidates(
+                    pixels, specs[index], info.shape[1], index, seed, fraction, whole, raw=True
                 )
+                parts.setdefault(specs[index], []).append(raw)
             if ranges:
                 extremes.append(block_range(pixels, specs[index]))
-        found = merge_candidates(parts, size)
+        found = merge_candidates([_as_features(np.concatenate(p), spec) for spec, p in parts.items()], size)
         band_range = combine_ranges(extremes) if extremes else band_range
         fraction = next_fraction(fraction, len(found), size)
     decoded = [batch.infos[index - batch.start] for index in specs]
@@ -295,6 +308,13 @@ def sample_batch(
         candidates=found,
         band_range=band_range,
     )
+
+
+def _as_features(candidates: np.ndarray, spec: PixelSpec) -> np.ndarray:
+    """Raw candidates of images sharing a spec, their colours as features once the spec has a range."""
+    if spec.high is not None:
+        candidates[:, 1:] = to_features(candidates[:, 1:], spec)
+    return candidates
 
 
 def sample_array(candidates: dask.delayed, rows: int, chunk_rows: int = 25_000) -> da.Array:

@@ -318,5 +318,6 @@ def test_a_batch_reads_each_file_once_to_the_same_pixels_as_pillow(tmp_path, mod
     image.save(path, quality=90, **({"transparency": 3} if mode == "PA" else {}))
     batch = open_batch([str(path)], 0)
     info = batch.infos[0]
+    assert info == probe(str(path))  # the header read from the bytes in memory is Pillow's
     np.testing.assert_array_equal(batch.pixels[0], _read_pillow(info))  # Pillow reads the file anew
     assert batch.pixels[0].shape == info.shape and batch.pixels[0].dtype == np.dtype(info.dtype)
