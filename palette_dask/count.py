@@ -295,6 +295,26 @@ def _shown_colors(spec: PixelSpec, centers, colors) -> np.ndarray:
     return lab_to_srgb(centers) if spec.space == "lab" else np.asarray(centers, dtype=np.float64)
 
 
+_NO_LABELS = np.empty(0, dtype=np.uint8)
+
+
+@functools.lru_cache(maxsize=64)
+def _loop_spec(spec: PixelSpec, dtype: np.dtype) -> tuple:
+    """What the counting loop takes of a spec, for pixels of one dtype; made once, not per image."""
+    low = np.resize(np.asarray(spec.low, dtype=np.float64), N_FEATURES)
+    high = np.resize(np.asarray(spec.high, dtype=np.float64), N_FEATURES)
+    scale = 255.0 / np.where(high > low, high - low, 1.0)  # as pixels.to_features does
+    bands = np.resize(np.asarray(spec.bands, dtype=np.int64), N_FEATURES)
+    nodata_is_nan = spec.nodata is not None and np.isnan(spec.nodata)
+    nodata = (
+        np.asarray([spec.nodata], dtype=dtype)
+        if spec.nodata is not None and not nodata_is_nan
+        else np.empty(0, dtype=dtype)
+    )
+    eight_bit = dtype == np.uint8 and bool(np.all(low == 0.0)) and bool(np.all(scale == 1.0))
+    return low, scale, bands, nodata, nodata_is_nan, eight_bit
+
+
 @functools.lru_cache(maxsize=4)
 def _palette(centers: bytes, shown: bytes) -> tuple[np.ndarray, np.ndarray]:
     """A palette as the counting loop takes it, prepared once for every block a worker counts with it."""
@@ -331,18 +351,8 @@ def block_stats(
     pixels = block.reshape(-1, block.shape[-1])
     if pixels.dtype == np.bool_:
         pixels = pixels.view(np.uint8)
-    low = np.resize(np.asarray(spec.low, dtype=np.float64), N_FEATURES)
-    high = np.resize(np.asarray(spec.high, dtype=np.float64), N_FEATURES)
-    scale = 255.0 / np.where(high > low, high - low, 1.0)  # as pixels.to_features does
-    bands = np.resize(np.asarray(spec.bands, dtype=np.int64), N_FEATURES)
-    nodata_is_nan = spec.nodata is not None and np.isnan(spec.nodata)
-    nodata = (
-        np.asarray([spec.nodata], dtype=pixels.dtype)
-        if spec.nodata is not None and not nodata_is_nan
-        else np.empty(0, dtype=pixels.dtype)
-    )
-    flat_labels = labels_out.reshape(-1) if labels_out is not None else np.empty(0, dtype=np.uint8)
-    eight_bit = pixels.dtype == np.uint8 and bool(np.all(low == 0.0)) and bool(np.all(scale == 1.0))
+    low, scale, bands, nodata, nodata_is_nan, eight_bit = _loop_spec(spec, pixels.dtype)
+    flat_labels = labels_out.reshape(-1) if labels_out is not None else _NO_LABELS
     centers = np.asarray(centers, dtype=np.float32)
     shown = _shown_colors(spec, centers, colors)
     centers, shown_lab = _palette(centers.tobytes(), shown.tobytes())

@@ -314,7 +314,8 @@ def _open_image(source: str, max_pixels: int, channel_axis, downloads, decode_up
                 info = _probe_tiff(source, handle, max_pixels)
             else:
                 info = _probe_pillow(source, handle, max_pixels)
-        info = dataclasses.replace(info, downloads=downloads)
+        if downloads is not None:
+            info = dataclasses.replace(info, downloads=downloads)
     if info.format == "pillow" and info.pixels > max_pixels:
         raise _too_many_pixels(source, info.pixels, max_pixels)
     if info.pixels == 0:
