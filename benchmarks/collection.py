@@ -11,13 +11,15 @@ crops, resized with anti-aliasing, so every file holds many colours):
 For each, as whole processes on this machine:
 
 - **floor**: a plain decode of every file (Pillow, or tifffile for TIFF) in a
-  process pool with one process per core: no palette_dask code at all;
+  process pool with one process per core: no palette_dask code at all (run
+  twice, the second timed: the files are in the page cache for both contenders);
 - **palette_dask**: ``palette-dask run DIR`` end to end on the default
   LocalCluster, with the peak memory of the whole process tree;
 - **show**: ``palette-dask show STORE --json``, reading the store back;
 - **the driver's share**: the same run through the API on a LocalCluster of
   worker processes, so that the driving process does nothing else: its CPU
-  seconds per image, and the tasks per image (dask's task stream);
+  seconds per image, the tasks per image (dask's task stream), and its own
+  peak memory;
 - **the store**: files in it, and files per image.
 
 Every image's counts are checked to add up to its valid pixels, and the
@@ -85,7 +87,7 @@ if __name__ == "__main__":
 """
 
 DRIVER = """
-import json, sys, time
+import json, resource, sys, time
 from distributed import get_task_stream
 from palette_dask import connect, extract_palette
 
@@ -96,7 +98,8 @@ if __name__ == "__main__":
             wall, cpu = time.perf_counter(), time.process_time()
             result = extract_palette(sys.argv[1], 5, store=sys.argv[2], client=client, overwrite=True)
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        print(json.dumps({"cpu": cpu, "wall": wall, "tasks": len(stream.data), "images": len(result.image_names)}))
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        print(json.dumps({"cpu": cpu, "wall": wall, "tasks": len(stream.data), "images": len(result.image_names), "rss": rss}))
 """
 
 
@@ -201,6 +204,7 @@ def files_in(path: Path) -> int:
 
 def measure(kind: str, folder: Path, root: Path) -> dict:
     python, cli = sys.executable, str(Path(sys.executable).parent / "palette-dask")
+    timed([python, "-c", FLOOR, str(folder)], ok=(0,))  # the files in the page cache, for both
     floor, floor_peak, decoded = timed([python, "-c", FLOOR, str(folder)], ok=(0,))
     store = root / f"{kind}.zarr"
     seconds, peak, document = timed(
@@ -241,15 +245,15 @@ def table(rows: list[dict]) -> str:
         "on the default LocalCluster, k=5. Driver: the same run through the API on worker processes; CPU "
         "seconds of the driving process and dask tasks, per image.\n",
         "| collection | images | MP | floor (s) | palette_dask (s) | ratio | images/s | peak RSS (MiB) "
-        "| store files | `show` (s) | driver CPU per image | tasks per image | batch |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| store files | `show` (s) | driver CPU per image | driver peak RSS (MiB) | tasks per image | batch |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         d = r["driver"]
         lines.append(
             f"| {r['kind']} | {r['images']:,} | {r['megapixels']:,.1f} | {r['floor']:.1f} | {r['seconds']:.1f} "
             f"| {r['seconds'] / r['floor']:.2f}x | {r['images'] / r['seconds']:,.0f} | {r['peak'] / 2**20:,.0f} "
-            f"| {r['files']:,} | {r['show']:.2f} | {1e3 * d['cpu'] / d['images']:.3f} ms "
+            f"| {r['files']:,} | {r['show']:.2f} | {1e3 * d['cpu'] / d['images']:.3f} ms | {d['rss'] / 2**20:,.0f} "
             f"| {d['tasks'] / d['images']:.4f} | {r['batch']:,} |"
         )
     return "\n".join(lines) + "\n"
