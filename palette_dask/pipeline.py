@@ -440,7 +440,8 @@ class Run:
     def pending_batches(self) -> list[range]:
         """The batches with an image still pending (a batch is always done again whole)."""
         status = self.group["image_status"][:]
-        return [rows for rows in stores.batches(self.group) if (status[rows.start : rows.stop] == 0).any()]
+        pending = status == stores.PENDING
+        return [rows for rows in stores.batches(self.group) if pending[rows.start : rows.stop].any()]
 
     def failed(self, index: int, reason: str, *, stored: bool = False) -> None:
         """Report a failed image once; with ``on_error="fail"`` record it (unless ``stored``) and stop."""
@@ -463,13 +464,15 @@ class Run:
             )
         stores.finish_store(self.group)
 
-    def died(self, stage: str, futures: dict) -> RunIncompleteError:
-        """Workers died under a pass that needs every image (sampling, ranges): nothing of it is used."""
-        first = next(iter(futures.values()))
-        first = self.names[first.start if isinstance(first, range) else first]
+    def died(self, stage: str, key) -> RunIncompleteError:
+        """Workers died under a pass that needs every image (reading, sampling, ranges): the run stops.
+
+        ``key`` is the batch (a range) or the tiled image (an index) whose tasks killed them.
+        """
+        first = self.names[key.start if isinstance(key, range) else key]
         return RunIncompleteError(
             f"image(s) not finished because workers died {stage} them (first: {first}); "
-            "nothing was fitted yet: run again with --resume"
+            "what is stored stays: run again with --resume"
         )
 
     def progress(self, stage: str, done: int, total: int) -> None:
@@ -608,7 +611,7 @@ def _pass_failed(run: Run, opened: Opened, stage: str, key, exc: BaseException) 
     A batch's task catches its images' errors itself, so its failure is not an image's fault.
     """
     if isinstance(exc, _CLUSTER_FAILURES):
-        raise run.died(stage, {None: key})
+        raise run.died(stage, key)
     if isinstance(key, range):
         raise exc
     opened.tiled.pop(key, None)

@@ -8,9 +8,12 @@ bottom-k sample: uniform, without replacement), in key order, which is a
 random order; dask-ml's k-means|| always starts from row 0, which is then a
 random pixel rather than the image's corner.
 
-Every chunk keeps only the pixels whose key is below a threshold a little
-above ``size / total pixels``, so the candidates that travel are few, and
-only their colours are decoded into features.
+A batch of small images finds its own ``size`` smallest keys
+(:func:`sample_batch`, an exact bottom-k, which needs no total of pixels
+first); a chunk of a mosaic keeps the pixels whose key is below a threshold
+a little above ``size / total pixels`` (:func:`image_candidates`). Either
+way the candidates that travel are few, only their colours are made
+features, and the run's sample is the smallest keys of them all.
 """
 
 from __future__ import annotations
@@ -45,7 +48,6 @@ __all__ = [
     "BatchSummary",
     "sample_batch",
     "merge_candidates",
-    "sample_array",
     "scale_candidates",
     "draw_sample",
 ]
@@ -315,12 +317,6 @@ def _as_features(candidates: np.ndarray, spec: PixelSpec) -> np.ndarray:
     if spec.high is not None:
         candidates[:, 1:] = to_features(candidates[:, 1:], spec)
     return candidates
-
-
-def sample_array(candidates: dask.delayed, rows: int, chunk_rows: int = 25_000) -> da.Array:
-    """The merged candidates as a ``(rows, 3)`` float32 dask array, chunked independently of workers."""
-    keyed = da.from_delayed(candidates, shape=(rows, 1 + N_FEATURES), dtype=np.float64)
-    return keyed[:, 1:].astype(np.float32).rechunk((chunk_rows, N_FEATURES))
 
 
 def scale_candidates(candidates: np.ndarray, spec: PixelSpec) -> np.ndarray:

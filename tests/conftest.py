@@ -95,6 +95,20 @@ def write_png(path: os.PathLike, array: np.ndarray, **save) -> str:
     return str(path)
 
 
+def every_array(group) -> dict:
+    """Every array of a zarr group, label rasters included, by path: to compare whole stores."""
+    found = {}
+
+    def walk(node, prefix=""):
+        for name, array in node.arrays():
+            found[prefix + name] = array[:]
+        for name, child in node.groups():
+            walk(child, f"{prefix}{name}/")
+
+    walk(group)
+    return found
+
+
 def sklearn_best_inertia(pixels: np.ndarray, k: int, seeds=(0, 1, 2)) -> float:
     """The reference: scikit-learn KMeans, best inertia over ``seeds``."""
     from sklearn.cluster import KMeans

@@ -8,7 +8,7 @@ import pytest
 import tifffile
 import xarray as xr
 import zarr
-from conftest import PHOTOS
+from conftest import PHOTOS, every_array
 from PIL import Image
 
 from palette_dask import extract_palette
@@ -24,20 +24,6 @@ PER_IMAGE = (
     "image_squared_error",
     "image_lab_squared_error",
 )
-
-
-def every_array(group: zarr.Group) -> dict:
-    """Every array of a store, label rasters included, by path."""
-    found = {}
-
-    def walk(node, prefix=""):
-        for name, array in node.arrays():
-            found[prefix + name] = array[:]
-        for name, child in node.groups():
-            walk(child, f"{prefix}{name}/")
-
-    walk(group)
-    return found
 
 
 @pytest.fixture(scope="module")

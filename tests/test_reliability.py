@@ -12,7 +12,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import zarr
-from conftest import PHOTOS
+from conftest import PHOTOS, every_array
 from PIL import Image
 
 from palette_dask import connect, extract_palette
@@ -38,20 +38,6 @@ def collection(tmp_path_factory):
 
 #: Small batches, label rasters: the counting pass writes many batches, one after another.
 OPTIONS = ["--threads", "--batch-size", "2", "--labels"]
-
-
-def every_array(group) -> dict:
-    """Every array of a store, label rasters included, by path."""
-    found = {}
-
-    def walk(node, prefix=""):
-        for name, array in node.arrays():
-            found[prefix + name] = array[:]
-        for name, child in node.groups():
-            walk(child, f"{prefix}{name}/")
-
-    walk(group)
-    return found
 
 
 @pytest.fixture(scope="module")
