@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ._version import __version__
 from .errors import ClusterError, InputError, PaletteDaskError, ParameterError, one_line
-from .store import DONE, PaletteResult, load_result
+from .store import DONE, MAX_BATCH_SIZE, PaletteResult, load_result
 
 __all__ = ["main", "bands_argument", "scale_argument", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_PARTIAL"]
 
@@ -36,22 +36,23 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: {message} (see --help)")
 
 
-def _whole_number(minimum: int):
-    """An argparse type: a whole number of at least ``minimum``."""
+def _whole_number(minimum: int, maximum: int | None = None):
+    """An argparse type: a whole number of at least ``minimum`` (and at most ``maximum``)."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {value}")
+        if value < minimum or (maximum is not None and value > maximum):
+            within = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+            raise argparse.ArgumentTypeError(f"expected a whole number {within}, got {value}")
         return value
 
     return parse
 
 
-_positive_int, _seed = _whole_number(1), _whole_number(0)
+_positive_int, _seed, _batch_size = _whole_number(1), _whole_number(0), _whole_number(1, MAX_BATCH_SIZE)
 
 
 def bands_argument(text: str) -> tuple[int, ...]:
@@ -195,7 +196,7 @@ def _add_run_options(parser: argparse.ArgumentParser, *, default_store: str | No
     parser.add_argument("--labels", action="store_true", help="also store a label raster per image")
     parser.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=_batch_size,
         default=None,
         metavar="N",
         help="images per batch: a task per pass, a chunk of the store (default: a 32nd of the images)",

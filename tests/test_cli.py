@@ -108,6 +108,7 @@ def test_bad_input_is_one_line_and_exit_1(capsys, tmp_path, name):
         (["run", "a.png", "--colour"], "unrecognized arguments: --colour"),
         (["paint"], "invalid choice: 'paint'"),
         (["run", "a.png", "--space", "hsv"], "argument --space: invalid choice: 'hsv'"),
+        (["run", "a.png", "--batch-size", "9000"], "expected a whole number from 1 to 8192, got 9000"),
         ([], "the following arguments are required: command"),
     ],
 )
