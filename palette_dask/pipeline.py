@@ -3,7 +3,7 @@
 The CLI, the workflows and the notebooks all call :func:`extract_palette`::
 
     config = RunConfig(k=5, ...)                    # the options, checked once
-    opened = open_images(run, pending)              # headers, one task per batch
+    opened = open_images(run, pending)              # read, decode, sample: one task per batch
     sample = draw_sample(run, opened)               # seeded, uniform, from every image
     fitted = fit_palette(sample, config.k)          # dask-ml k-means||, on the sample
     count_images(run, opened, centers, colors)      # one pass; each batch stored as it ends
@@ -38,6 +38,7 @@ from .count import LOOKUP_PIXELS, BatchCounts, batch_stats, image_stats, unpack_
 from .errors import (
     ImageFailedError,
     NoValidPixelsError,
+    PaletteDaskError,
     ParameterError,
     RunIncompleteError,
     StoreError,
@@ -515,7 +516,7 @@ def open_images(run: Run, pending: list[range], *, sample: bool = True) -> Opene
     n_images = sum(len(rows) for rows in pending)
     stage = "reading and sampling" if sample else "reading"
     run.report(f"{stage} {n_images:,} images in {len(pending):,} batches")
-    batches = {
+    opened = Opened({
         rows: client.submit(
             open_batch,
             [None if i in run.arrays else run.names[i] for i in rows],
@@ -527,15 +528,15 @@ def open_images(run: Run, pending: list[range], *, sample: bool = True) -> Opene
             pure=False,
         )
         for rows in pending
-    }
+    })  # fmt: skip
     summaries = {
         client.submit(
             sample_batch, batch, config.parameters, seed=config.seed,
             size=config.sample_size if sample else 0, ranges=sample and config.scale == "minmax", pure=False,
         ): rows
-        for rows, batch in batches.items()
+        for rows, batch in opened.batches.items()
     }  # fmt: skip
-    opened, kept, budget, done = Opened(batches), 0, _keep_budget(client), 0
+    kept, budget, done = 0, _keep_budget(client), 0
     for future in as_completed(list(summaries)):
         rows = summaries.pop(future)
         if future.status != "finished":
@@ -550,20 +551,23 @@ def open_images(run: Run, pending: list[range], *, sample: bool = True) -> Opene
         for index, info in summary.tiled:
             opened.tiled[index] = (info, read_image(info, chunk_bytes=config.chunk_bytes))
         kept += summary.nbytes
-        if kept > budget and budget >= 0:  # too much to keep: every batch decodes again to count
+        if kept > budget and budget >= 0:  # too much to keep: every batch lets go, and decodes again to count
+            # nothing else holds the batches that kept their pixels: the workers free them
             opened.batches = {r: client.submit(drop_pixels, f, pure=False) for r, f in opened.batches.items()}
             budget = -1
         done += len(rows)
         run.progress(stage, done, n_images)
     for rows in pending:
         for index in (i for i in rows if i in run.arrays):
-            info, image = array_image(
-                _on_workers(client, run.arrays[index]),
-                run.names[index],
-                channel_axis=config.channel_axis,
-                chunk_bytes=config.chunk_bytes,
-            )
-            opened.tiled[index] = (info, image)
+            try:
+                opened.tiled[index] = array_image(
+                    _on_workers(client, run.arrays[index]),
+                    run.names[index],
+                    channel_axis=config.channel_axis,
+                    chunk_bytes=config.chunk_bytes,
+                )
+            except PaletteDaskError as exc:  # an array whose axes cannot be told apart: it alone fails
+                run.failed(index, one_line(exc))
     opened.pixels += sum(info.pixels for info, _ in opened.tiled.values())
     _keep_tiled(run, opened)
     return opened

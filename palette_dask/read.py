@@ -308,12 +308,9 @@ def _open_image(source: str, max_pixels: int, channel_axis, downloads, decode_up
                 raise ImageReadError(f"{source}: empty file (0 bytes)")
             handle.seek(0)
             info = _quick_header(source, data) if data is not None else None
-            if info is not None:
-                pass
-            elif head[:4] in _TIFF_MAGIC:
-                info = _probe_tiff(source, handle, max_pixels)
-            else:
-                info = _probe_pillow(source, handle, max_pixels)
+            if info is None:
+                probe_file = _probe_tiff if head[:4] in _TIFF_MAGIC else _probe_pillow
+                info = probe_file(source, handle, max_pixels)
         if downloads is not None:
             info = dataclasses.replace(info, downloads=downloads)
     if info.format == "pillow" and info.pixels > max_pixels:

@@ -111,3 +111,12 @@ def test_work_and_files_grow_with_batches_not_images(tmp_path, client):
     files = sum(len(names) for _, _, names in os.walk(tmp_path / "s.zarr"))
     assert files <= 8 * batches + 16, files  # a chunk of each per-image array per batch
     assert result.to_dict()["images"] == {"total": 1200, "done": 1200, "failed": 0}
+
+
+def test_an_array_whose_axes_cannot_be_told_apart_fails_alone(client):
+    result = extract_palette([PHOTOS[1], np.zeros((2, 3, 20, 30), np.uint8)], 3, client=client)
+    assert result.image_status.tolist() == [DONE, FAILED]
+    assert result.image_errors[1] == (
+        "array:1: cannot tell rows, columns and bands apart in shape (2, 3, 20, 30); "
+        "pass channel_axis (--channel-axis)"
+    )
