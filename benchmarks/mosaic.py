@@ -1,19 +1,28 @@
-"""Benchmark: a mosaic bigger than memory allows for one process, as zarr and as tiled BigTIFF.
+"""Benchmark: a mosaic bigger than one process should hold, against one plain read pass of it.
 
-Builds an RGB mosaic of scikit-image's photos (512-pixel tiles, each photo
-flipped and shifted so that tiles differ) of ``--gigabytes`` of pixels, once
-as a zarr v3 array and once as a tiled BigTIFF, without ever holding it in
-memory; then times, as whole processes on the default LocalCluster:
+Two mosaics of RGB uint8 pixels, about ``--gigabytes`` each, built once into
+``--dir`` as zarr v3 arrays (1024² chunks) and, with ``--tiff``, as tiled BigTIFFs
+(512² deflate tiles), never whole in memory:
 
-- one plain read pass over every chunk (the floor),
-- ``palette-dask run`` end to end,
+- **diverse**: seven different photos of scikit-image (astronaut, chelsea,
+  coffee, hubble_deep_field, ihc, motorcycle_left, rocket), each resized with
+  anti-aliasing (Lanczos) to a region of a 4 x 4 grid, some flipped: every
+  region holds millions of distinct colours, as real scenes do;
+- **repeated**: the older benchmark's mosaic, five photos at 512² repeated,
+  flipped and shifted (few distinct colours: the counting caches hit often).
 
-and records wall time, the ratio to the read pass, megapixels per second
-and the peak memory of the whole process tree (client, scheduler, workers).
+For each, as whole processes on this machine:
 
-    .venv/bin/python benchmarks/mosaic.py --gigabytes 4 --dir /tmp/mosaic [--write benchmarks/RESULTS.md]
+- **floor**: one plain read pass, no palette_dask code: ``dask.array.from_zarr``
+  (or tifffile's zarr store) summed on a LocalCluster like the default one;
+- **palette_dask**: ``palette-dask run MOSAIC -k K`` end to end (default
+  LocalCluster), with the peak memory of the whole process tree;
+- with ``--quality``: the same run through the API with the sample drawn
+  from every chunk (the sampling before issue 13) and from a share of them
+  (now), over three seeds: the inertia and CIELAB error of each palette over
+  all pixels.
 
-The mosaics are kept in ``--dir`` and reused by later runs of the same size.
+    .venv/bin/python benchmarks/mosaic.py [--gigabytes 2] [-k 8] [--tiff] [--quality] [--write benchmarks/RESULTS.md]
 """
 
 from __future__ import annotations
@@ -30,111 +39,177 @@ import skimage
 from measure import emit, timed
 from PIL import Image
 
+CHUNK = 1024
 TILE = 512
-PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "logo.png")
+DIVERSE = (
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "hubble_deep_field.jpg",
+    "ihc.png",
+    "motorcycle_left.png",
+    "rocket.jpg",
+)
+REPEATED = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "logo.png")
 
-READ_PASS = """
+FLOOR = """
 import sys
-from palette_dask import connect, probe, read_image
+import dask.array as da
+from distributed import Client, LocalCluster
+
 if __name__ == "__main__":
+    path = sys.argv[1]
+    with LocalCluster(processes=False, dashboard_address=None) as cluster, Client(cluster):
+        if path.endswith(".zarr"):
+            array = da.from_zarr(path)
+        else:
+            import tifffile, zarr
+            array = da.from_zarr(zarr.open_array(tifffile.imread(path, aszarr=True), mode="r"))
+        print(int(array.sum(dtype="uint64").compute()))
+"""
+
+QUALITY = """
+import json, sys
+import palette_dask.sample
+from palette_dask import connect, extract_palette
+
+if __name__ == "__main__":
+    path, k, seed, every = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "every"
+    if every:  # the sample from every chunk, as before issue 13
+        palette_dask.sample.MIN_CELLS = 10**12
     with connect() as client:
-        image = read_image(probe(sys.argv[1]))
-        print(int(image.sum(dtype="uint64").compute()))
+        result = extract_palette(path, k, seed=seed, client=client)
+    print(json.dumps({key: result.attrs[key] for key in ("inertia", "lab_error")}))
 """
 
 
-def tiles() -> list[np.ndarray]:
-    data = Path(skimage.__file__).parent / "data"
-    base = [np.asarray(Image.open(data / name).convert("RGB").resize((TILE, TILE))) for name in PHOTOS]
-    return [np.roll(t[:, :: (-1) ** f], 37 * s, axis=1) for t in base for f in (0, 1) for s in range(3)]
+def _photo(name: str) -> Image.Image:
+    return Image.open(Path(skimage.__file__).parent / "data" / name).convert("RGB")
 
 
-def tile_at(row: int, col: int, bank: list[np.ndarray]) -> np.ndarray:
-    return bank[(row * 7 + col * 3) % len(bank)]
+def diverse_band(side: int, band: int) -> np.ndarray:
+    """Rows ``band * side/4`` onwards of the diverse mosaic: four regions, each a photo resized to it."""
+    region = side // 4
+    out = np.empty((region, side, 3), np.uint8)
+    for col in range(4):
+        index = band * 4 + col
+        photo = _photo(DIVERSE[index % len(DIVERSE)]).resize((region, region), Image.Resampling.LANCZOS)
+        pixels = np.asarray(photo)
+        out[:, col * region : (col + 1) * region] = pixels[:, ::-1] if index // len(DIVERSE) else pixels
+    return out
+
+
+def repeated_band(side: int, band: int) -> np.ndarray:
+    """Rows ``band * CHUNK`` onwards of the repeated mosaic (512² photos, flipped and shifted)."""
+    base = [np.asarray(_photo(name).resize((TILE, TILE))) for name in REPEATED]
+    bank = [np.roll(t[:, :: (-1) ** f], 37 * s, axis=1) for t in base for f in (0, 1) for s in range(3)]
+    rows = range(band * CHUNK // TILE, (band + 1) * CHUNK // TILE)
+    return np.vstack(
+        [np.hstack([bank[(i * 7 + j * 3) % len(bank)] for j in range(side // TILE)]) for i in rows]
+    )
 
 
 def side_for(gigabytes: float) -> int:
-    """Side of a square RGB uint8 mosaic of about ``gigabytes``, a whole number of zarr chunks."""
-    return int(np.sqrt(gigabytes * 1e9 / 3) // (TILE * 2) + 1) * TILE * 2
+    """Side of a square RGB mosaic of about ``gigabytes``: a whole number of 4 x 1024 pixels."""
+    return max(1, round(np.sqrt(gigabytes * 1e9 / 3) / (4 * CHUNK))) * 4 * CHUNK
 
 
-def build_zarr(path: Path, side: int, bank) -> None:
+def build(kind: str, side: int, folder: Path, tiff: bool) -> dict[str, Path]:
+    import tifffile
     import zarr
 
+    paths = {"zarr": folder / f"{kind}-{side}.zarr"}
+    if tiff:
+        paths["tiled BigTIFF"] = folder / f"{kind}-{side}.tif"
+    if all(path.exists() for path in paths.values()):
+        return paths
+    print(f"building the {kind} mosaic {side}x{side}...", file=sys.stderr)
+    band_rows, make = (side // 4, diverse_band) if kind == "diverse" else (CHUNK, repeated_band)
     array = zarr.create_array(
-        str(path), shape=(side, side, 3), chunks=(TILE * 2, TILE * 2, 3), dtype="uint8", overwrite=True
+        str(paths["zarr"]), shape=(side, side, 3), chunks=(CHUNK, CHUNK, 3), dtype="uint8", overwrite=True
     )
-    for r in range(0, side, TILE * 2):
-        band = np.vstack(
-            [
-                np.hstack([tile_at(i, j, bank) for j in range(side // TILE)])
-                for i in range(r // TILE, r // TILE + 2)
-            ]
-        )
-        array[r : r + TILE * 2] = band
+    for band in range(side // band_rows):
+        array[band * band_rows : (band + 1) * band_rows] = make(side, band)
+    if tiff:
+        source = zarr.open_array(str(paths["zarr"]), mode="r")
 
+        def tiles():
+            for r in range(0, side, TILE):
+                row = source[r : r + TILE]
+                for c in range(0, side, TILE):
+                    yield row[:, c : c + TILE]
 
-def build_tiff(path: Path, side: int, bank) -> None:
-    import tifffile
-
-    def all_tiles():
-        for i in range(side // TILE):
-            for j in range(side // TILE):
-                yield tile_at(i, j, bank)
-
-    tifffile.imwrite(
-        path,
-        all_tiles(),
-        shape=(side, side, 3),
-        dtype="uint8",
-        tile=(TILE, TILE),
-        photometric="rgb",
-        compression="zlib",
-        bigtiff=True,
-    )
+        tifffile.imwrite(
+            paths["tiled BigTIFF"], tiles(), shape=(side, side, 3), dtype="uint8", tile=(TILE, TILE),
+            photometric="rgb", compression="zlib", bigtiff=True,
+        )  # fmt: skip
+    return paths
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--gigabytes", type=float, default=4.0)
+    parser.add_argument("--gigabytes", type=float, default=2.0)
+    parser.add_argument("-k", type=int, default=8)
     parser.add_argument("--dir", default="/tmp/palette-dask-mosaic")
+    parser.add_argument("--mosaics", default="diverse,repeated")
+    parser.add_argument("--tiff", action="store_true", help="also as tiled BigTIFF")
+    parser.add_argument("--quality", action="store_true", help="palettes from every chunk vs a share")
     parser.add_argument("--write", metavar="RESULTS.md")
     args = parser.parse_args()
     side = side_for(args.gigabytes)
     folder = Path(args.dir)
     folder.mkdir(parents=True, exist_ok=True)
-    bank = tiles()
-    inputs = {"zarr": folder / f"mosaic-{side}.zarr", "tiled BigTIFF": folder / f"mosaic-{side}.tif"}
-    for kind, path in inputs.items():
-        if not path.exists():
-            print(f"building the {kind} mosaic {side}x{side}...", file=sys.stderr)
-            (build_zarr if kind == "zarr" else build_tiff)(path, side, bank)
     python = sys.executable
     cli = str(Path(python).parent / "palette-dask")
     megapixels = side * side / 1e6
     lines = [
-        f"\n### Mosaic {side}x{side} RGB uint8 ({side * side * 3 / 1e9:.1f} GB of pixels, {megapixels:,.0f} MP), k=5\n",
-        f"`.venv/bin/python benchmarks/mosaic.py --gigabytes {args.gigabytes:g}` on {os.cpu_count()} cores, "
-        f"default LocalCluster, {time.strftime('%Y-%m-%d')}\n",
-        "| input | read pass (s) | palette_dask (s) | ratio | MP/s | peak RSS, read pass (MiB) "
+        f"\n### Mosaics {side}x{side} RGB uint8 ({side * side * 3 / 1e9:.1f} GB of pixels, "
+        f"{megapixels:,.0f} MP), k={args.k}\n",
+        f"`.venv/bin/python benchmarks/mosaic.py --gigabytes {args.gigabytes:g} -k {args.k}"
+        f"{' --tiff' if args.tiff else ''}{' --quality' if args.quality else ''}` on {os.cpu_count()} cores, "
+        f"default LocalCluster, {time.strftime('%Y-%m-%d')}. Floor: one plain read pass (dask.array.from_zarr, "
+        "summed), no palette_dask code.\n",
+        "| mosaic | input | read pass (s) | palette_dask (s) | ratio | MP/s | peak RSS, read pass (MiB) "
         "| peak RSS, palette_dask (MiB) |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for kind, path in inputs.items():
-        read_seconds, read_peak, _ = timed([python, "-c", READ_PASS, str(path)], ok=(0,))
-        out = folder / "out.zarr"
-        seconds, peak, document = timed(
-            [cli, "run", str(path), "-o", str(out), "--overwrite", "--json", "-q"]
-        )
-        result = json.loads(document)
-        assert result["pixels"]["valid"] == side * side, result["pixels"]
-        lines.append(
-            f"| {kind} | {read_seconds:.0f} | {seconds:.0f} | {seconds / read_seconds:.2f}x "
-            f"| {megapixels / seconds:.1f} | {read_peak / 2**20:.0f} | {peak / 2**20:.0f} |"
-        )
-        print(lines[-1], file=sys.stderr)
-    table = "\n".join(lines) + "\n"
-    emit(table, args.write)
+    quality = []
+    for kind in args.mosaics.split(","):
+        for form, path in build(kind, side, folder, args.tiff).items():
+            read_seconds, read_peak, _ = timed([python, "-c", FLOOR, str(path)], ok=(0,))
+            out = folder / "out.zarr"
+            seconds, peak, document = timed(
+                [cli, "run", str(path), "-k", str(args.k), "-o", str(out), "--overwrite", "--json", "-q"]
+            )
+            result = json.loads(document)
+            assert result["pixels"]["valid"] == side * side, result["pixels"]
+            lines.append(
+                f"| {kind} | {form} | {read_seconds:.1f} | {seconds:.1f} | {seconds / read_seconds:.2f}x "
+                f"| {megapixels / seconds:.0f} | {read_peak / 2**20:.0f} | {peak / 2**20:.0f} |"
+            )
+            print(lines[-1], file=sys.stderr)
+            if args.quality and form == "zarr":
+                for seed in (0, 1, 2):
+                    runs = {}
+                    for how in ("every", "share"):
+                        _, _, out_json = timed(
+                            [python, "-c", QUALITY, str(path), str(args.k), str(seed), how]
+                        )
+                        runs[how] = json.loads(out_json)
+                    quality.append(
+                        f"| {kind} | {seed} | {runs['share']['inertia'] / runs['every']['inertia']:.4f} "
+                        f"| {runs['share']['lab_error'] / runs['every']['lab_error']:.4f} |"
+                    )
+                    print(quality[-1], file=sys.stderr)
+    if quality:
+        lines += [
+            "",
+            "Palette from a share of the chunks against one from every chunk (same seed), over all pixels:\n",
+            "| mosaic | seed | inertia, share / every | CIELAB error, share / every |",
+            "|---|---|---|---|",
+            *quality,
+        ]
+    emit("\n".join(lines) + "\n", args.write)
 
 
 if __name__ == "__main__":

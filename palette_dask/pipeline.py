@@ -61,6 +61,7 @@ from .read import (
     DEFAULT_CHUNK_BYTES,
     DEFAULT_MAX_PIXELS,
     array_image,
+    cell_grid,
     drop_pixels,
     is_array,
     open_batch,
@@ -69,6 +70,8 @@ from .read import (
 )
 from .sample import (
     DEFAULT_SAMPLE_SIZE,
+    cell_candidates,
+    cell_share,
     image_candidates,
     merge_candidates,
     next_fraction,
@@ -495,6 +498,7 @@ class Opened:
     batches: dict  # range → Future of a Batch
     tiled: dict = field(default_factory=dict)  # index → (ImageInfo, dask array)
     pixels: int = 0
+    kept: bool = False  # the tiled images are held in the workers' memory
     candidates: np.ndarray = field(default_factory=lambda: np.empty((0, 1 + N_FEATURES)))
     band_ranges: list = field(default_factory=list)
 
@@ -597,6 +601,7 @@ def _keep_tiled(run: Run, opened: Opened) -> None:
 
     for index, (info, image) in tiled.items():
         tiled[index] = (info, run.client.persist(split(image)))
+    opened.kept = True
 
 
 def _on_workers(client: Client, array):
@@ -649,37 +654,53 @@ def draw_sample(run: Run, opened: Opened) -> np.ndarray | None:
     Every pixel of every image has a key (:func:`~palette_dask.sample.pixel_keys`);
     the sample is the ``sample_size`` valid pixels with the smallest keys,
     whatever the batches, chunks and workers. The batches drew theirs in the
-    first pass; each chunk of a tiled image keeps its pixels with keys below
-    a threshold (a little above ``size / pixels``), raised and drawn again
-    until no pixel of the sample can be missing.
+    first pass. A mosaic read tile by tile is sampled from a seeded share of
+    its own chunks (:func:`~palette_dask.sample.cell_candidates`), so the
+    sampling reads a few percent of it; a tiled image kept in memory, or
+    decoded whole, is sampled whole. Either way each part keeps its pixels
+    with keys below a threshold (a little above ``size / pixels``), raised
+    and drawn again until no pixel of the sample can be missing.
     """
     config, client, size = run.config, run.client, run.config.sample_size
     measured = config.scale in ("minmax", "percentile")  # candidates are raw band values until then
     if config.scale == "minmax":
         measure_range(run, opened)
     merged, fraction = opened.candidates, sampling_fraction(opened.pixels, size)
+    grids = {i: cell_grid(info) for i, (info, _) in opened.tiled.items() if not opened.kept}
+    subset = {i: info for i, (info, _) in opened.tiled.items() if grids.get(i)}
+    cells = sum(
+        -(-info.shape[0] // grids[i][0]) * -(-info.shape[1] // grids[i][1]) for i, info in subset.items()
+    )
+    share = cell_share(cells)
     while opened.tiled:
-        run.report(f"sampling {len(opened.tiled)} images read tile by tile")
-        futures = {
-            client.compute(
-                image_candidates(
-                    image, opened.spec(run, index, ranged=not measured), index,
-                    seed=config.seed, fraction=fraction, size=size,
+        part = f", {share:.1%} of the chunks of {len(subset)}" if subset and share < 1 else ""
+        run.report(f"sampling {len(opened.tiled)} images read tile by tile{part}")
+        futures = {}
+        for index, (info, image) in opened.tiled.items():
+            spec = opened.spec(run, index, ranged=not measured)
+            options = {"seed": config.seed, "fraction": fraction, "size": size}
+            if index in subset:  # a share of its cells, each read alone
+                lazy = cell_candidates(
+                    info, spec, index, share=share, cell_bytes=config.chunk_bytes, **options
                 )
-            ): index
-            for index, (_, image) in opened.tiled.items()
-        }  # fmt: skip
+            else:
+                lazy = image_candidates(image, spec, index, **options)
+            futures[client.compute(lazy)] = index
         found = opened.candidates
         for future in as_completed(list(futures)):
             if future.status != "finished":
                 _pass_failed(run, opened, "sampling", futures[future], future.exception())
+                subset.pop(futures[future], None)
                 continue
             found = merge_candidates([found, future.result()], size)
         merged = found
         below = int((merged[:, 0] < fraction).sum())
-        if fraction >= 1.0 or (below >= size):  # every tiled pixel with a smaller key than the sample's is in
+        if fraction < 1.0 and below < size:  # a pixel of the sample may be missing: a higher threshold
+            fraction = next_fraction(fraction, below, size)
+        elif subset and share < 1.0 and (len(merged) < size or merged[-1, 0] >= share):
+            share = min(1.0, 4 * share)  # too few cells for an even chance to every pixel: more, drawn again
+        else:
             break
-        fraction = next_fraction(fraction, below, size)
     if len(merged) == 0:
         return None
     if measured:  # the candidates hold raw values so far

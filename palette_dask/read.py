@@ -15,6 +15,7 @@ stored layout (channels last, planar, OME-Zarr's ``tczyx``...); the
 from __future__ import annotations
 
 import dataclasses
+import functools
 import glob
 import io
 import json
@@ -24,7 +25,7 @@ import re
 import struct
 import urllib.parse
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -882,6 +883,41 @@ def read_region(info: ImageInfo, rows: slice, cols: slice) -> np.ndarray:
     if info.format == "tiff":
         return _read_tiff_region(info, rows, cols)
     return _read_pillow(info)[rows, cols]
+
+
+def cell_grid(info: ImageInfo) -> tuple[int, int] | None:
+    """``(rows, columns)`` of the cells a sample may read alone: the file's own chunks, tiles or strips.
+
+    None for images that can only be decoded whole (PNG, JPEG...), arrays, and
+    TIFFs read in bands of one huge strip: reading part of those reads all of it.
+    """
+    if info.format not in ("zarr", "tiff") or info.banded or info.tile[0] <= 0:
+        return None
+    return info.tile[0], info.tile[1] or info.shape[1]
+
+
+def decode_cells(info: ImageInfo, cells) -> Iterator[np.ndarray]:
+    """Decode regions ``((r0, r1), (c0, c1))`` of a zarr or TIFF image one after another, opening it once."""
+    import zarr
+
+    store = None
+    try:
+        if info.format == "zarr":
+            array = zarr.open_array(info.source, mode="r")
+        else:
+            import tifffile
+
+            store = tifffile.imread(_local(info), aszarr=True, series=0, level=0)
+            array = zarr.open_array(store, mode="r")
+    except Exception as exc:  # the file changed since its header was read
+        raise ImageReadError(f"{info.source}: cannot decode: {exc}") from None
+    try:
+        for (r0, r1), (c0, c1) in cells:
+            rows, cols = slice(r0, r1), slice(c0, c1)
+            yield _checked(info, functools.partial(_select, array, info.axes, rows, cols), rows, cols)
+    finally:
+        if store is not None:
+            store.close()
 
 
 def _read_tiff_region(info: ImageInfo, rows: slice, cols: slice) -> np.ndarray:

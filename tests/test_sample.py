@@ -1,13 +1,20 @@
+import collections
+import shutil
+
 import dask.array as da
 import numpy as np
+import pytest
 import tifffile
+import zarr
+from conftest import write_png
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_mosaic import photo_mosaic
 
-from palette_dask import draw_sample, probe, read_image
+from palette_dask import draw_sample, pipeline, probe, read_image
 from palette_dask.pixels import pixel_spec
 from palette_dask.read import ImageInfo
-from palette_dask.sample import merge_candidates, pixel_keys
+from palette_dask.sample import cell_share, merge_candidates, pixel_keys, sampled_cells
 
 
 def test_sample_is_the_same_whatever_the_chunking(tmp_path):
@@ -67,3 +74,91 @@ def test_merge_keeps_the_smallest_keys_in_order():
     merged = merge_candidates(parts, 60)
     everything = np.concatenate(parts)
     np.testing.assert_array_equal(merged, everything[np.argsort(everything[:, 0])][:60])
+
+
+# A mosaic read tile by tile: its sample comes from a share of its own chunks
+
+
+def _zarr_mosaic(path, side: int, chunk: int) -> np.ndarray:
+    """A zarr RGB mosaic of the real photos (many colours), chunked ``chunk`` x ``chunk``."""
+    pixels = photo_mosaic(side, side)
+    zarr.create_array(str(path), shape=pixels.shape, chunks=(chunk, chunk, 3), dtype="uint8")[:] = pixels
+    return pixels
+
+
+def _sample(client, inputs, *, size: int, chunk_bytes: int = 2**20, seed: int = 0) -> np.ndarray:
+    """The pipeline's sample of ``inputs``: its first pass, then its sampling stage."""
+    config = pipeline.RunConfig(sample_size=size, chunk_bytes=chunk_bytes, seed=seed)
+    names, arrays = pipeline._split_inputs(inputs)
+    group = pipeline._open_or_create(None, names, config, overwrite=False, resume=False)
+    run = pipeline.Run(group, names, arrays, client, config, lambda line: None)
+    opened = pipeline.open_images(run, run.pending_batches())
+    assert not opened.kept and not run.failures
+    return pipeline.draw_sample(run, opened)
+
+
+@pytest.fixture
+def not_kept(monkeypatch):
+    """Mosaics too big to keep in memory between passes (the test's are small)."""
+    monkeypatch.setattr(pipeline, "KEEP_TILED_BYTES", 0)
+
+
+def test_mosaic_sample_reads_only_its_share_of_chunks(client, tmp_path, not_kept):
+    _zarr_mosaic(tmp_path / "m.zarr", 2048, 128)  # 256 chunks
+    size = 4_000
+    share = cell_share(256)
+    drawn = sampled_cells((2048, 2048, 3), (128, 128), 0, seed=0, share=share)
+    assert share == 0.25 and len(drawn) == 64
+    blocks = collections.Counter((r0 // 512, c0 // 512) for (r0, _), (c0, _) in drawn)
+    assert sorted(blocks.values()) == [4] * 16  # spread evenly: 4 in every 4 x 4 block of chunks
+    sample = _sample(client, str(tmp_path / "m.zarr"), size=size)
+    # every chunk the sample must not read is made unreadable: garbage for zarr's codecs
+    shutil.copytree(tmp_path / "m.zarr", tmp_path / "pruned.zarr")
+    chunk_files = sorted((tmp_path / "pruned.zarr" / "c").rglob("*"))
+    kept = {f"c/{r0 // 128}/{c0 // 128}/0" for (r0, _), (c0, _) in drawn}
+    broken = [
+        f
+        for f in chunk_files
+        if f.is_file() and f.relative_to(tmp_path / "pruned.zarr").as_posix() not in kept
+    ]
+    assert len(broken) == 256 - len(drawn)
+    for f in broken:
+        f.write_bytes(b"not a zstd frame")
+    np.testing.assert_array_equal(_sample(client, str(tmp_path / "pruned.zarr"), size=size), sample)
+    # the same sample whatever the run's chunks; another seed draws other cells
+    np.testing.assert_array_equal(
+        _sample(client, str(tmp_path / "m.zarr"), size=size, chunk_bytes=2**22), sample
+    )
+    assert not np.array_equal(_sample(client, str(tmp_path / "m.zarr"), size=size, seed=1), sample)
+
+
+def test_mosaic_share_of_the_sample_is_its_share_of_pixels(client, tmp_path, not_kept):
+    """Keys of a mosaic's drawn cells are scaled by the share: its pixels are as likely as small images'."""
+    red = np.zeros((2048, 2048, 3), np.uint8)
+    red[..., 0] = 255
+    zarr.create_array(str(tmp_path / "red.zarr"), shape=red.shape, chunks=(128, 128, 3), dtype="uint8")[:] = (
+        red
+    )
+    blue = np.zeros((100, 100, 3), np.uint8)
+    blue[..., 2] = 255
+    smalls = [write_png(tmp_path / f"blue{i}.png", blue) for i in range(140)]  # 1.4 MP against 4.2 MP of red
+    sample = _sample(client, [str(tmp_path / "red.zarr"), *smalls], size=20_000)
+    assert len(sample) == 20_000
+    red_share = float((sample[:, 2] > 0).mean())  # CIELAB b*: red +67, blue -108
+    assert abs(red_share - 4_194_304 / (4_194_304 + 1_400_000)) < 0.02, red_share
+
+
+def test_masked_mosaic_draws_more_cells_until_the_sample_is_full(client, tmp_path, not_kept):
+    pixels = _zarr_mosaic(tmp_path / "m.zarr", 2048, 128)
+    rgba = np.concatenate([pixels, np.zeros((2048, 2048, 1), np.uint8)], axis=2)
+    rgba[:200, :200, 3] = 255  # one corner visible: about 40,000 valid pixels in 4 chunks
+    zarr.create_array(str(tmp_path / "a.zarr"), shape=rgba.shape, chunks=(128, 128, 4), dtype="uint8")[:] = (
+        rgba
+    )
+    sample = _sample(client, str(tmp_path / "a.zarr"), size=30_000)
+    assert len(sample) == 30_000  # the share grew until the visible corner was read
+    visible = pixels[:200, :200].reshape(-1, 3)
+    from palette_dask.colour import srgb_to_lab
+
+    lab = srgb_to_lab(visible.astype(np.float64)).astype(np.float32)
+    assert {tuple(row) for row in sample} <= {tuple(row) for row in lab}
