@@ -123,12 +123,8 @@ def png_input(folder: Path, megapixels: float) -> Path:
 
 
 def zarr_input(folder: Path, gigabytes: float) -> Path:
-    side = mosaic.side_for(gigabytes)
-    path = folder / f"mosaic-{side}.zarr"
-    if not path.exists():
-        print(f"building the zarr mosaic {side}x{side}...", file=sys.stderr)
-        mosaic.build_zarr(path, side, mosaic.tiles())
-    return path
+    """The colour-diverse zarr mosaic of benchmarks/mosaic.py (seven photos)."""
+    return mosaic.build("diverse", mosaic.side_for(gigabytes), folder, tiff=False)["zarr"]
 
 
 def collection_input(folder: Path, images: int) -> Path:
@@ -194,7 +190,7 @@ def inertias(path: Path, centers: dict[str, np.ndarray]) -> tuple[dict[str, floa
 def bench(kind: str, path: Path, tmp: Path, naive_timeout: float | None, skip_naive: bool) -> list[str]:
     python = sys.executable
     cli = str(Path(python).parent / "palette-dask")
-    read_script = {"png": READ_PNG, "zarr": mosaic.READ_PASS, "collection": collection.FLOOR}[kind]
+    read_script = {"png": READ_PNG, "zarr": mosaic.FLOOR, "collection": collection.FLOOR}[kind]
     runs: dict[str, tuple | str] = {}
     centers: dict[str, np.ndarray] = {}
     runs["read pass (floor)"] = timed([python, "-c", read_script, str(path)], ok=(0,))
