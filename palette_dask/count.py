@@ -69,7 +69,7 @@ LOOKUP_PIXELS = 2**26
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _colour_result(red, green, blue, lab, centers, shown_lab):
+def _colour_result(red, green, blue, lab, centers, colors_lab):
     """Nearest centre, its squared distance, and the squared CIELAB distance to the nearest colour shown.
 
     ``red, green, blue`` are the display colour as float64 0–255 (float32 values); ``lab``
@@ -84,10 +84,10 @@ def _colour_result(red, green, blue, lab, centers, shown_lab):
     else:
         f0, f1, f2 = red, green, blue
     nearest_shown = np.inf
-    for j in range(shown_lab.shape[0]):
-        d0 = lightness - shown_lab[j, 0]
-        d1 = green_red - shown_lab[j, 1]
-        d2 = blue_yellow - shown_lab[j, 2]
+    for j in range(colors_lab.shape[0]):
+        d0 = lightness - colors_lab[j, 0]
+        d1 = green_red - colors_lab[j, 1]
+        d2 = blue_yellow - colors_lab[j, 2]
         nearest_shown = min(nearest_shown, d0 * d0 + d1 * d1 + d2 * d2)
     best = 0
     best_d2 = np.inf
@@ -108,13 +108,13 @@ LOOKUP_ENTRY = np.dtype([("squared", "f8"), ("lab", "f4"), ("label", "i2"), ("pa
 
 
 @numba.njit(nogil=True, cache=True)
-def _fill_lookup(lab, centers, shown_lab, table):
+def _fill_lookup(lab, centers, colors_lab, table):
     """The results of every 8-bit colour ``(r << 16) | (g << 8) | b``, as the counting loop computes them."""
     for key in range(table.shape[0]):
         red = np.float64(np.float32(key >> 16))
         green = np.float64(np.float32((key >> 8) & 255))
         blue = np.float64(np.float32(key & 255))
-        label, squared, lab_error = _colour_result(red, green, blue, lab, centers, shown_lab)
+        label, squared, lab_error = _colour_result(red, green, blue, lab, centers, colors_lab)
         table[key].label = label
         table[key].squared = squared
         table[key].lab = lab_error
@@ -124,7 +124,7 @@ _lookups: dict = {}
 _lookup_lock = threading.Lock()
 
 
-def colour_lookup(lab: bool, centers: np.ndarray, shown_lab: np.ndarray, *, wait: bool = True):
+def colour_lookup(lab: bool, centers: np.ndarray, colors_lab: np.ndarray, *, wait: bool = True):
     """The results of all 2^24 8-bit colours for one palette, as :data:`LOOKUP_ENTRY` records.
 
     Built once per worker process and palette (0.6 s, 256 MB) and shared by
@@ -133,7 +133,7 @@ def colour_lookup(lab: bool, centers: np.ndarray, shown_lab: np.ndarray, *, wait
     With ``wait=False``, a thread that finds another building the table gets
     None, and counts its block by computing meanwhile.
     """
-    key = (bool(lab), centers.tobytes(), shown_lab.tobytes())
+    key = (bool(lab), centers.tobytes(), colors_lab.tobytes())
     if key in _lookups:
         return _lookups[key]
     if not _lookup_lock.acquire(blocking=wait):
@@ -142,7 +142,7 @@ def colour_lookup(lab: bool, centers: np.ndarray, shown_lab: np.ndarray, *, wait
         if key not in _lookups:
             _lookups.clear()  # one palette at a time
             table = np.zeros(2**24, dtype=LOOKUP_ENTRY)
-            _fill_lookup(bool(lab), centers, shown_lab, table)
+            _fill_lookup(bool(lab), centers, colors_lab, table)
             _lookups[key] = table
         return _lookups[key]
     finally:
@@ -192,7 +192,7 @@ def _count_pixels(
     scale,
     lab,
     centers,
-    shown_lab,
+    colors_lab,
     use_cache,
     lookup,
     labels_out,
@@ -273,7 +273,7 @@ def _count_pixels(
             v = min(max(v, np.float32(0.0)), np.float32(255.0))
             feature[f] = np.float64(v)
         best, best_d2, nearest_shown = _colour_result(
-            feature[0], feature[1], feature[2], lab, centers, shown_lab
+            feature[0], feature[1], feature[2], lab, centers, colors_lab
         )
         lab_error += nearest_shown
         counts[best] += 1
@@ -288,10 +288,10 @@ def _count_pixels(
     return counts, squared, masked, lab_error
 
 
-def _shown_colors(spec: PixelSpec, centers, colors) -> np.ndarray:
-    """The palette as shown (sRGB): ``colors`` when given, else the centres (converted from Lab)."""
-    if colors is not None:
-        return np.ascontiguousarray(colors, dtype=np.float64)
+def _centers_rgb(spec: PixelSpec, centers, centers_rgb) -> np.ndarray:
+    """The centres as sRGB floats: ``centers_rgb`` when given, else the centres (converted from Lab)."""
+    if centers_rgb is not None:
+        return np.ascontiguousarray(centers_rgb, dtype=np.float64)
     return lab_to_srgb(centers) if spec.space == "lab" else np.asarray(centers, dtype=np.float64)
 
 
@@ -316,25 +316,26 @@ def _loop_spec(spec: PixelSpec, dtype: np.dtype) -> tuple:
 
 
 @functools.lru_cache(maxsize=4)
-def _palette(centers: bytes, shown: bytes) -> tuple[np.ndarray, np.ndarray]:
+def _palette(centers: bytes, centers_rgb: bytes) -> tuple[np.ndarray, np.ndarray]:
     """A palette as the counting loop takes it, prepared once for every block a worker counts with it."""
     centers64 = np.frombuffer(centers, np.float32).reshape(-1, N_FEATURES).astype(np.float64)
-    return centers64, palette_lab(np.frombuffer(shown, np.float64).reshape(-1, 3))
+    return centers64, palette_lab(np.frombuffer(centers_rgb, np.float64).reshape(-1, 3))
 
 
 def block_stats(
     block: np.ndarray,
     spec: PixelSpec,
     centers: np.ndarray,
-    colors: np.ndarray | None = None,
+    centers_rgb: np.ndarray | None = None,
     *,
     labels_out: np.ndarray | None = None,
     lookup: bool = False,
 ) -> np.ndarray:
     """``[counts (k), squared errors (k), masked, CIELAB squared error]`` of one block, as float64.
 
-    ``centers`` are in the spec's space; ``colors`` (display sRGB; default:
-    the centres, as sRGB) is the palette as shown, for the CIELAB error. With
+    ``centers`` are in the spec's space; ``centers_rgb`` (default: the
+    centres, as sRGB) are the same centres as sRGB floats 0–255: rounded to
+    8 bits, they are the colours shown, to which the CIELAB error is measured. With
     ``labels_out`` (a ``(rows, cols)`` integer array), also writes each
     pixel's colour index + 1 into it, and 0 for masked pixels. With
     ``lookup``, 8-bit colours are looked up in the table of all colours
@@ -354,10 +355,10 @@ def block_stats(
     low, scale, bands, nodata, nodata_is_nan, eight_bit = _loop_spec(spec, pixels.dtype)
     flat_labels = labels_out.reshape(-1) if labels_out is not None else _NO_LABELS
     centers = np.asarray(centers, dtype=np.float32)
-    shown = _shown_colors(spec, centers, colors)
-    centers, shown_lab = _palette(centers.tobytes(), shown.tobytes())
+    centers_rgb = _centers_rgb(spec, centers, centers_rgb)
+    centers, colors_lab = _palette(centers.tobytes(), centers_rgb.tobytes())
     table = (
-        colour_lookup(spec.space == "lab", centers, shown_lab, wait=False) if lookup and eight_bit else None
+        colour_lookup(spec.space == "lab", centers, colors_lab, wait=False) if lookup and eight_bit else None
     )
     table = _NO_LOOKUP if table is None else table
     if len(table) and spec.nodata is None:  # a loop with nothing else in it
@@ -377,7 +378,7 @@ def block_stats(
         scale,
         spec.space == "lab",
         centers,
-        shown_lab,
+        colors_lab,
         eight_bit,
         table,
         flat_labels,
@@ -385,16 +386,16 @@ def block_stats(
     return np.concatenate([counts, squared, [masked, lab_error]]).astype(np.float64)
 
 
-def _stats_task(block, spec, centers, colors, labels_path=None, lookup=False, block_info=None):
+def _stats_task(block, spec, centers, centers_rgb, labels_path=None, lookup=False, block_info=None):
     if labels_path is None:
-        stats = block_stats(block, spec, centers, colors, lookup=lookup)
+        stats = block_stats(block, spec, centers, centers_rgb, lookup=lookup)
     else:  # this task owns exactly this chunk of the label raster
         import zarr
 
         target = zarr.open_array(labels_path, mode="r+")
         (r0, r1), (c0, c1), _ = block_info[0]["array-location"]
         labels = np.zeros((r1 - r0, c1 - c0), dtype=target.dtype)
-        stats = block_stats(block, spec, centers, colors, labels_out=labels, lookup=lookup)
+        stats = block_stats(block, spec, centers, centers_rgb, labels_out=labels, lookup=lookup)
         target[r0:r1, c0:c1] = labels
     return stats[np.newaxis, np.newaxis, :]
 
@@ -404,29 +405,29 @@ def image_stats(
     spec: PixelSpec,
     centers: np.ndarray,
     labels_path: str | None = None,
-    colors: np.ndarray | None = None,
+    centers_rgb: np.ndarray | None = None,
     lookup: bool = False,
 ) -> da.Array:
     """Lazy ``(2k + 2,)`` vector of :func:`block_stats` summed over an image's chunks.
 
-    ``centers`` are in the spec's space, ``colors`` the palette as shown
-    (display sRGB; default: the centres, as sRGB). With ``labels_path`` (a zarr array
+    ``centers`` are in the spec's space, ``centers_rgb`` as :func:`block_stats`.
+    With ``labels_path`` (a zarr array
     chunked like ``image``), every chunk's task also writes its labels
     there, in the same pass. ``lookup`` as :func:`block_stats`.
     """
     centers = np.asarray(centers, dtype=np.float32)
-    colors = _shown_colors(spec, centers, colors)
+    centers_rgb = _centers_rgb(spec, centers, centers_rgb)
     width = 2 * len(centers) + 2
     per_block = image.map_blocks(
         _stats_task,
         spec,
         centers,
-        colors,
+        centers_rgb,
         labels_path,
         lookup,
         chunks=((1,) * image.numblocks[0], (1,) * image.numblocks[1], (width,)),
         dtype=np.float64,
-        name="count-" + da.core.tokenize(image.name, spec, centers, colors, labels_path),
+        name="count-" + da.core.tokenize(image.name, spec, centers, centers_rgb, labels_path),
     )
     return per_block.sum(axis=(0, 1), split_every=16)
 
@@ -490,7 +491,7 @@ def batch_stats(
     parameters: dict,
     display_range,
     centers: np.ndarray,
-    colors: np.ndarray,
+    centers_rgb: np.ndarray,
     labels_store: str | None = None,
     lookup: bool = False,
 ) -> BatchCounts:
@@ -519,12 +520,12 @@ def batch_stats(
                 raise no_valid_pixels(info.source)
             labels = np.zeros(info.shape[:2], label_dtype(len(centers))) if labels_store else None
             counted = unpack_stats(
-                block_stats(pixels, spec, centers, colors, labels_out=labels, lookup=lookup)
+                block_stats(pixels, spec, centers, centers_rgb, labels_out=labels, lookup=lookup)
             )
             if counted.valid == 0:
                 raise no_valid_pixels(info.source)
             if labels is not None:
-                write_label_image(labels_store, index, info.source, labels, colors)
+                write_label_image(labels_store, index, info.source, labels, centers_rgb)
             result.done(row, counted)
         except Exception as exc:  # this image alone fails
             result.fail(row, image_error(info.source, exc))

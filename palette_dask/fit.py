@@ -77,7 +77,7 @@ class FittedPalette:
     Attributes
     ----------
     centers : ndarray of float32, shape (k, 3)
-        sRGB, 0–255 scale.
+        In the sample's space, the clustering space: CIELAB, or sRGB 0–255.
     sample_inertia : float
         Sum of squared distances of the sample pixels to their nearest centre.
     sample_size : int

@@ -290,8 +290,8 @@ def _execute(run: Run) -> None:
     if "centers" not in group:  # a resumed run counts with the palette it has
         fit_and_store_palette(run, opened)
     if "centers" in group:
-        shown = group["centers_rgb" if "centers_rgb" in group else "centers"][:]
-        count_images(run, opened, group["centers"][:], shown)  # centres in the feature space, and as shown
+        centers_rgb = group["centers_rgb" if "centers_rgb" in group else "centers"][:]  # older stores: one
+        count_images(run, opened, group["centers"][:], centers_rgb)
     else:  # no image has a valid pixel: every batch is stored with its images' failures
         count_images(run, opened, np.zeros((0, N_FEATURES), np.float32), np.zeros((0, 3)))
     run.finish()
@@ -305,10 +305,8 @@ def fit_and_store_palette(run: Run, opened: Opened) -> None:
         return
     run.report(f"fitting k={run.config.k} colours on {len(sample):,} sampled pixels")
     fitted = fit_palette(sample, run.config.k, random_state=run.config.seed)
-    if run.config.space == "lab":
-        stores.write_palette(run.group, lab_to_srgb(fitted.centers), fitted.centers)
-    else:
-        stores.write_palette(run.group, fitted.centers)
+    centers_rgb = lab_to_srgb(fitted.centers) if run.config.space == "lab" else fitted.centers
+    stores.write_palette(run.group, fitted.centers, centers_rgb)
     run.group.attrs.update({"sample_inertia": fitted.sample_inertia, "sample_size": fitted.sample_size})
 
 
@@ -718,12 +716,12 @@ def draw_sample(run: Run, opened: Opened) -> np.ndarray | None:
     return client.persist(da.concatenate(lazy))
 
 
-def count_images(run: Run, opened: Opened, centers: np.ndarray, colors: np.ndarray) -> None:
+def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.ndarray) -> None:
     """One pass: label and count every pixel; each batch is written whole as soon as it is finished.
 
-    ``centers`` are in the clustering space, ``colors`` the palette as shown
-    (sRGB); with no centres (no image had a valid pixel) every image is
-    stored as failed.
+    ``centers`` are in the clustering space, ``centers_rgb`` the same as sRGB
+    floats (rounded, the colours shown); with no centres (no image had a
+    valid pixel) every image is stored as failed.
     """
     config, client, group = run.config, run.client, run.group
     parameters, k = config.parameters, len(centers)
@@ -739,7 +737,7 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, colors: np.ndarr
             parameters,
             run.display_range,
             centers,
-            colors,
+            centers_rgb,
             labels_store,
             lookup,
             pure=False,
@@ -747,9 +745,9 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, colors: np.ndarr
         for rows, batch in opened.batches.items()
     }
     for index, (_, image) in opened.tiled.items() if k else ():
-        label_path = stores.create_labels(group, index, image, colors) if labels_store else None
+        label_path = stores.create_labels(group, index, image, centers_rgb) if labels_store else None
         spec = opened.spec(run, index)
-        lazy = image_stats(image, spec, centers, label_path, colors=colors, lookup=lookup)
+        lazy = image_stats(image, spec, centers, label_path, centers_rgb=centers_rgb, lookup=lookup)
         futures[client.compute(lazy)] = index
     batch_of = {i: rows for rows in opened.batches for i in opened.tiled if i in rows}
     waiting = {rows: {i for i, r in batch_of.items() if r == rows} if k else set() for rows in opened.batches}

@@ -97,8 +97,8 @@ def format_table(result: PaletteResult, *, color: bool = False, order: str = "sh
     Examples
     --------
     >>> from palette_dask.store import PaletteResult
-    >>> r = PaletteResult(np.array([[0, 0, 0], [255, 255, 255]], np.float32),
-    ...                   np.array([[0, 0, 0], [255, 255, 255]], np.uint8), np.array([1, 3]),
+    >>> black_white = np.array([[0, 0, 0], [255, 255, 255]], np.float32)
+    >>> r = PaletteResult(black_white, black_white, black_white.astype(np.uint8), np.array([1, 3]),
     ...                   ["a"], np.array([[1, 3]]), np.array([4]), np.array([0]), np.array([1]), [""])
     >>> print(format_table(r))
       #  hex      rgb                  share         pixels
@@ -123,7 +123,7 @@ def export_palette(result: PaletteResult, path: str | os.PathLike, *, order: str
     >>> import tempfile, pathlib
     >>> from palette_dask.store import PaletteResult
     >>> red = np.array([[250, 0, 0]])
-    >>> r = PaletteResult(red.astype(np.float32), red.astype(np.uint8), np.array([7]),
+    >>> r = PaletteResult(red.astype(np.float32), red.astype(np.float32), red.astype(np.uint8), np.array([7]),
     ...                   ["a"], np.array([[7]]), np.array([7]), np.array([0]), np.array([1]), [""])
     >>> path = export_palette(r, pathlib.Path(tempfile.mkdtemp()) / "p.gpl")
     >>> print(pathlib.Path(path).read_text(), end="")

@@ -67,8 +67,10 @@ def _data_uri(array: np.ndarray, *, photo: bool = False) -> str:
     return f"data:image/{kind};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
 
 
-def recoloured_preview(block: np.ndarray, spec, space_centers, colors) -> tuple[np.ndarray, np.ndarray]:
+def recoloured_preview(block: np.ndarray, spec, centers, colors) -> tuple[np.ndarray, np.ndarray]:
     """An image block as shown (RGBA) and recoloured by its nearest palette colour (RGBA).
+
+    ``centers`` are in the spec's space (what pixels are labelled by), ``colors`` the 8-bit colours.
 
     Masked pixels are transparent in both.
 
@@ -92,7 +94,7 @@ def recoloured_preview(block: np.ndarray, spec, space_centers, colors) -> tuple[
     shown[..., 3] = np.where(valid, 255, 0)
     recoloured = np.zeros_like(shown)
     if valid.any():
-        labels, _ = nearest_center(features[valid].astype(np.float32), np.asarray(space_centers, np.float32))
+        labels, _ = nearest_center(features[valid].astype(np.float32), np.asarray(centers, np.float32))
         recoloured[valid, :3] = np.asarray(colors, dtype=np.uint8)[labels]
         recoloured[valid, 3] = 255
     return shown, recoloured
@@ -100,7 +102,6 @@ def recoloured_preview(block: np.ndarray, spec, space_centers, colors) -> tuple[
 
 def _previews(result: PaletteResult, indices, side: int, client=None, downloads=None) -> dict:
     """{index: (shown, recoloured)} for the images that can still be read; computed by dask tasks."""
-    space_centers = result.cluster_centers if result.cluster_centers is not None else result.centers
     params = result.attrs.get("parameters", {})
     channel_axis = params.get("channel_axis")
     lazy = {}
@@ -115,7 +116,7 @@ def _previews(result: PaletteResult, indices, side: int, client=None, downloads=
             continue
         step = max(1, math.ceil(max(image.shape[:2]) / side))
         lazy[index] = dask.delayed(recoloured_preview)(
-            image[::step, ::step], spec, space_centers, result.colors
+            image[::step, ::step], spec, result.centers, result.colors
         )
     if not lazy:
         return {}
@@ -235,7 +236,7 @@ def html_report(
         rows = "".join(
             f'<tr><td><span class="swatch" style="background:{_hex(result.colors[i])}"></span></td>'
             f"<td><code>{_hex(result.colors[i])}</code></td>"
-            f"<td>{', '.join(f'{v:.1f}' for v in result.centers[i])}</td>"
+            f"<td>{', '.join(f'{v:.1f}' for v in result.centers_rgb[i])}</td>"
             f'<td class="num">{proportions[i]:.2%}</td><td class="num">{int(result.counts[i]):,}</td></tr>'
             for i in order
         )

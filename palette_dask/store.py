@@ -1,6 +1,7 @@
 """Store: the zarr v3 group that holds a run's palette and histograms.
 
-Layout (DESIGN.md): ``centers`` (k, 3) float32, ``colors`` (k, 3) uint8,
+Layout (DESIGN.md): ``centers`` (k, 3) float32 in the clustering space,
+``centers_rgb`` the same as sRGB floats, ``colors`` (k, 3) uint8 as shown,
 ``counts`` (k,) int64, and per image ``image_names``, ``image_counts``
 (n, k), ``image_valid``, ``image_masked``, ``image_status`` (0 pending,
 1 done, 2 failed), ``image_errors`` and the squared errors; optionally
@@ -78,10 +79,12 @@ class PaletteResult:
     Attributes
     ----------
     centers : ndarray of float32, shape (k, 3)
-        Cluster centres as colours, sRGB on the 0–255 scale, in the store's order
-        (the store's ``centers_rgb`` when it clustered in CIELAB, else its ``centers``).
+        The cluster centres in the clustering space (``attrs["space"]``:
+        CIELAB or sRGB 0–255): what every pixel is labelled by.
+    centers_rgb : ndarray of float32, shape (k, 3)
+        The same centres as sRGB floats, 0–255.
     colors : ndarray of uint8, shape (k, 3)
-        Display colours (the centres rounded).
+        The colours shown: ``centers_rgb`` rounded to 8 bits.
     counts : ndarray of int64, shape (k,)
         Valid pixels per colour over all images.
     image_names, image_counts, image_valid, image_masked, image_status, image_errors
@@ -90,14 +93,12 @@ class PaletteResult:
         The store's attributes (parameters, version, ``space``, ``complete``, ``inertia``, ``lab_error``...).
     store : str or None
         Path of the store, None when it was in memory.
-    cluster_centers : ndarray of float32, shape (k, 3), or None
-        With ``space="lab"``, the centres in CIELAB (what pixels are labelled
-        by; the store's ``centers``, DESIGN.md's "centres in the feature space used").
     image_lab_squared_error : ndarray of float64, shape (n,), or None
         Per image, the sum of squared CIELAB distances to the nearest colour shown.
     """
 
     centers: np.ndarray
+    centers_rgb: np.ndarray
     colors: np.ndarray
     counts: np.ndarray
     image_names: list[str]
@@ -108,7 +109,6 @@ class PaletteResult:
     image_errors: list[str]
     attrs: dict = field(default_factory=dict)
     store: str | None = None
-    cluster_centers: np.ndarray | None = None
     image_lab_squared_error: np.ndarray | None = None
 
     @property
@@ -137,7 +137,7 @@ class PaletteResult:
             return np.lexsort((index, -self.counts))
         from skimage.color import rgb2hsv, rgb2lab
 
-        rgb = np.clip(self.centers.astype(np.float64) / 255.0, 0, 1)[np.newaxis]
+        rgb = np.clip(self.centers_rgb.astype(np.float64) / 255.0, 0, 1)[np.newaxis]
         lightness = rgb2lab(rgb)[0, :, 0]
         if by == "lightness":
             return np.lexsort((index, lightness))
@@ -173,7 +173,7 @@ class PaletteResult:
         return [
             {
                 "hex": "#{:02x}{:02x}{:02x}".format(*self.colors[i]),
-                "rgb": [float(v) for v in self.centers[i]],
+                "rgb": [float(v) for v in self.centers_rgb[i]],
                 "count": int(self.counts[i]),
                 "proportion": float(proportions[i]),
             }
@@ -393,16 +393,16 @@ def open_store(path: str | os.PathLike, mode: str = "r") -> zarr.Group:
     return group
 
 
-def write_palette(group: zarr.Group, rgb_centers: np.ndarray, lab_centers: np.ndarray | None = None) -> None:
-    """Write the centres and their display colours, and make the (n, k) count array.
+def write_palette(group: zarr.Group, centers: np.ndarray, centers_rgb: np.ndarray | None = None) -> None:
+    """Write the centres, as sRGB and as colours, and make the (n, k) count array.
 
-    ``rgb_centers`` are display sRGB (0–255). When pixels were clustered in
-    CIELAB, ``lab_centers`` are the same centres in Lab: they are stored as
-    ``centers`` (DESIGN.md: the centres in the feature space used) and the
-    sRGB ones as ``centers_rgb``. ``centers`` goes last: its presence is what
-    says the palette is complete.
+    ``centers`` are in the clustering space (CIELAB or sRGB), ``centers_rgb``
+    the same centres as sRGB floats 0–255 (default: ``centers``, for a palette
+    clustered in sRGB); ``colors`` are those rounded to 8 bits, the colours
+    shown. ``centers`` goes last: its presence is what says the palette is complete.
     """
-    k = len(rgb_centers)
+    centers_rgb = centers if centers_rgb is None else centers_rgb
+    k = len(centers)
     n, batch = group["image_status"].shape[0], group["image_status"].chunks[0]
     group.create_array(
         "image_counts",
@@ -413,21 +413,24 @@ def write_palette(group: zarr.Group, rgb_centers: np.ndarray, lab_centers: np.nd
         overwrite=True,
         **_dims("image", "color"),
     )  # overwrite: what a run stopped while writing the palette left behind
-    colors = group.create_array(
-        "colors", shape=(k, 3), dtype="uint8", overwrite=True, **_dims("color", "channel")
-    )
-    colors[:] = np.clip(np.rint(rgb_centers), 0, 255).astype(np.uint8)
-    if lab_centers is not None:
-        group.create_array(
-            "centers_rgb", shape=(k, 3), dtype="float32", overwrite=True, **_dims("color", "channel")
-        )[:] = rgb_centers
-    centers = group.create_array("centers", shape=(k, 3), dtype="float32", **_dims("color", "channel"))
-    centers[:] = rgb_centers if lab_centers is None else lab_centers
+    for name, values, dtype in (
+        ("colors", _rounded(centers_rgb), "uint8"),
+        ("centers_rgb", centers_rgb, "float32"),
+    ):
+        group.create_array(name, shape=(k, 3), dtype=dtype, overwrite=True, **_dims("color", "channel"))[
+            :
+        ] = values
+    group.create_array("centers", shape=(k, 3), dtype="float32", **_dims("color", "channel"))[:] = centers
+
+
+def _rounded(centers_rgb) -> np.ndarray:
+    """The colours shown: sRGB centres rounded to 8 bits."""
+    return np.clip(np.rint(np.asarray(centers_rgb, dtype=np.float64)), 0, 255).astype(np.uint8)
 
 
 def _label_group(labels: zarr.Group, index: int, name: str, colors) -> zarr.Group:
     """``labels/<index>``: an OME-Zarr 0.5 label image whose metadata gives each value's palette colour."""
-    colors = np.clip(np.rint(np.asarray(colors, dtype=np.float64)), 0, 255).astype(int)
+    colors = _rounded(colors).astype(int)
     label = labels.require_group(str(index))
     label.attrs["ome"] = {
         "version": "0.5",
@@ -454,7 +457,7 @@ def label_dtype(k: int) -> str:
     return "uint8" if k < 255 else "uint16"
 
 
-def create_labels(group: zarr.Group, index: int, image, centers: np.ndarray) -> str:
+def create_labels(group: zarr.Group, index: int, image, colors: np.ndarray) -> str:
     """Make ``labels/<index>`` chunked like ``image`` (read tile by tile) for its tasks; returns its path.
 
     Values are colour index + 1, and 0 for masked pixels.
@@ -462,12 +465,12 @@ def create_labels(group: zarr.Group, index: int, image, centers: np.ndarray) -> 
     root = getattr(group.store, "root", None)
     if root is None:
         raise StoreError("label rasters need a store on disk")
-    label = _label_group(group.require_group("labels"), index, str(group["image_names"][index]), centers)
+    label = _label_group(group.require_group("labels"), index, str(group["image_names"][index]), colors)
     label.create_array(
         "0",
         shape=image.shape[:2],
         chunks=(image.chunks[0][0], image.chunks[1][0]),
-        dtype=label_dtype(len(centers)),
+        dtype=label_dtype(len(colors)),
         fill_value=0,
         overwrite=True,
         **_dims("y", "x"),
@@ -561,12 +564,14 @@ def load_result(source: str | os.PathLike | zarr.Group) -> PaletteResult:
     group = source if isinstance(source, zarr.Group) else open_store(source)
     n = group["image_status"].shape[0]
     if "centers" in group:
-        centers = group["centers_rgb" if "centers_rgb" in group else "centers"][:]  # sRGB either way
-        colors = group["colors"][:]
+        centers, colors = group["centers"][:], group["colors"][:]
+        centers_rgb = group["centers_rgb" if "centers_rgb" in group else "centers"][
+            :
+        ]  # older sRGB stores: one
         image_counts = group["image_counts"][:]
     else:  # nothing could be fitted
-        centers, colors = np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)
-        image_counts = np.zeros((n, 0), np.int64)
+        centers = centers_rgb = np.zeros((0, 3), np.float32)
+        colors, image_counts = np.zeros((0, 3), np.uint8), np.zeros((n, 0), np.int64)
     counts = group["counts"][:] if "counts" in group else image_counts.sum(axis=0)
     path = (
         None
@@ -575,6 +580,7 @@ def load_result(source: str | os.PathLike | zarr.Group) -> PaletteResult:
     )
     return PaletteResult(
         centers=centers,
+        centers_rgb=centers_rgb,
         colors=colors,
         counts=counts,
         image_names=[str(s) for s in group["image_names"][:]],
@@ -585,7 +591,6 @@ def load_result(source: str | os.PathLike | zarr.Group) -> PaletteResult:
         image_errors=[str(s) for s in group["image_errors"][:]],
         attrs=dict(group.attrs),
         store=path,
-        cluster_centers=group["centers"][:] if "centers_rgb" in group else None,
         image_lab_squared_error=(
             group["image_lab_squared_error"][:] if "image_lab_squared_error" in group else None
         ),

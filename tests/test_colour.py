@@ -42,11 +42,11 @@ def test_lab_counts_equal_numpy_bincount_and_the_error_equals_its_definition():
     info = ImageInfo("array", "array", rgba.shape, "uint8", alpha=True)
     spec = pixel_spec(info, space="lab")
     lab_centers = np.array([[20, 0, 0], [55, 70, 50], [85, -60, 60], [60, 10, -50]], dtype=np.float32)
-    colors = lab_to_srgb(lab_centers)
+    centers_rgb = lab_to_srgb(lab_centers)
     result = unpack_stats(
-        image_stats(da.from_array(rgba, chunks=(30, 25, 4)), spec, lab_centers, colors=colors).compute(
-            scheduler="sync"
-        )
+        image_stats(
+            da.from_array(rgba, chunks=(30, 25, 4)), spec, lab_centers, centers_rgb=centers_rgb
+        ).compute(scheduler="sync")
     )
     features, valid = block_features(rgba, spec)  # the sample's path: numpy
     labels = reference_labels(features[valid].astype(np.float64), lab_centers)
@@ -54,7 +54,7 @@ def test_lab_counts_equal_numpy_bincount_and_the_error_equals_its_definition():
     assert result.masked == int((~valid).sum())
     # the error: squared ΔE of each pixel (scikit-image's Lab) to the nearest colour as shown
     pixel_lab = rgb2lab(rgba[..., :3][valid][None] / 255.0)[0]
-    shown = rgb2lab(np.rint(colors)[None] / 255.0)[0]
+    shown = rgb2lab(np.rint(centers_rgb)[None] / 255.0)[0]
     expected = (((pixel_lab[:, None, :] - shown[None]) ** 2).sum(-1)).min(axis=1).sum()
     assert result.lab_squared_error == pytest.approx(expected, rel=1e-3)
 

@@ -89,10 +89,10 @@ def test_the_lookup_table_gives_what_the_loop_computes_for_every_8_bit_colour(sp
     spec = PixelSpec(bands=(0, 1, 2), alpha=3, low=(0, 0, 0), high=(255, 255, 255), space=space)
     rng = np.random.default_rng(1)
     centers = (rng.random((6, 3)) * ([100, 80, 80] if space == "lab" else [255, 255, 255])).astype(np.float32)
-    colors = rng.random((6, 3)) * 255
+    centers_rgb = rng.random((6, 3)) * 255
     labels = [np.zeros(block.shape[:2], np.uint8) for _ in range(2)]
-    looked_up = block_stats(block, spec, centers, colors, labels_out=labels[0], lookup=True)
-    computed = block_stats(block, spec, centers, colors, labels_out=labels[1])
+    looked_up = block_stats(block, spec, centers, centers_rgb, labels_out=labels[0], lookup=True)
+    computed = block_stats(block, spec, centers, centers_rgb, labels_out=labels[1])
     np.testing.assert_array_equal(labels[0], labels[1])
     assert looked_up.tolist() == computed.tolist()  # counts, squared distances, masked, CIELAB error
     assert looked_up[2 * 6] == int((every % 7 == 0).sum())

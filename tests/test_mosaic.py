@@ -91,14 +91,14 @@ def test_scale_minmax_and_percentile(client, multispectral):
     np.testing.assert_array_equal(result.attrs["display_range"], [colour.min(0), colour.max(0)])
     low, high = colour.min(0), colour.max(0)
     scaled = np.clip((colour - low) * (255.0 / (high - low)), 0, 255)
-    assert np.abs(result.centers.max() - scaled.max()) < 40  # the brightest colour nears 255 now
+    assert np.abs(result.centers_rgb.max() - scaled.max()) < 40  # the brightest colour nears 255 now
     result = extract_palette(
         path, 4, bands=(2, 1, 0), nodata=0, scale="percentile", client=client, sample_size=20_000
     )
     measured = np.array(result.attrs["display_range"])
     np.testing.assert_allclose(measured, np.percentile(colour, [2, 98], axis=0), rtol=0.05, atol=80)
     explicit = extract_palette(path, 4, bands=(2, 1, 0), nodata=0, scale=(0, 10200), client=client)
-    assert explicit.centers.max() > 150  # 0–10200 spread over 0–255, not 0–40 as by dtype
+    assert explicit.centers_rgb.max() > 150  # 0–10200 spread over 0–255, not 0–40 as by dtype
 
 
 def ome_zarr(path, rgb, version="0.5"):

@@ -24,7 +24,7 @@ def valid_pixels(path, space="rgb") -> np.ndarray:
 def check_against_references(result, paths, k):
     """Counts against numpy's bincount, inertia against scikit-learn's, in the run's colour space."""
     space = result.attrs["space"]
-    centers = result.cluster_centers if space == "lab" else result.centers
+    centers = result.centers
     pixels = [valid_pixels(p, space) for p in paths]
     everything = np.concatenate(pixels)
     labels = reference_labels(everything, centers)
@@ -63,7 +63,7 @@ def test_transparent_pixels_are_left_out(client, tmp_path):
     assert result.image_valid.tolist() == [opaque] and result.image_masked.tolist() == [
         rgba[..., 0].size - opaque
     ]
-    assert np.abs(result.centers - [255, 0, 255]).sum(axis=1).min() > 60  # no magenta colour
+    assert np.abs(result.centers_rgb - [255, 0, 255]).sum(axis=1).min() > 60  # no magenta colour
     check_against_references(result, [path], result.k)
 
 
@@ -136,8 +136,8 @@ def test_store_is_plain_zarr_v3_with_one_image_per_chunk(client, tmp_path):
     assert attrs["complete"] is True and attrs["parameters"]["k"] == 4 and attrs["parameters"]["seed"] == 3
     assert "palette_dask_version" in attrs and attrs["space"] == "lab"  # the default
     assert group["centers_rgb"].shape == (4, 3)  # `centers` are in Lab, the feature space (DESIGN.md)
-    np.testing.assert_array_equal(group["centers"][:], result.cluster_centers)
-    np.testing.assert_array_equal(group["colors"][:], np.rint(result.centers).astype(np.uint8))
+    np.testing.assert_array_equal(group["centers"][:], result.centers)
+    np.testing.assert_array_equal(group["colors"][:], np.rint(result.centers_rgb).astype(np.uint8))
     assert group["counts"][:].sum() == group["image_valid"][:].sum()
 
 
@@ -157,7 +157,7 @@ def test_real_rasters(client, real_rasters, name):
     if name == "RGBA.uint16.tif":  # its valid pixels all hold one colour, (10000, 10000, 10000)
         with pytest.warns(PaletteDaskWarning, match="only 1 distinct colours"):
             result = extract_palette(path, 5, client=client, sample_size=50_000)
-        assert result.k == 1 and result.centers[0] == pytest.approx([10000 * 255 / 65535] * 3)
+        assert result.k == 1 and result.centers_rgb[0] == pytest.approx([10000 * 255 / 65535] * 3)
     else:
         result = extract_palette(path, 5, client=client, sample_size=50_000)
     raw = tifffile.imread(path)
@@ -166,7 +166,7 @@ def test_real_rasters(client, real_rasters, name):
     if name == "RGB.byte.tif":  # GDAL_NODATA=0: a pixel is nodata when all its bands are 0
         expected_valid = int((raw != 0).any(axis=-1).sum())
         assert 0.25 < 1 - expected_valid / raw[..., 0].size < 0.45  # the no-data border
-        assert np.linalg.norm(result.centers, axis=1).min() > 20  # no black colour from the border
+        assert np.linalg.norm(result.centers_rgb, axis=1).min() > 20  # no black colour from the border
     elif name == "RGBA.uint16.tif":
         expected_valid = int((raw[..., 3] > 0).sum())
     else:
@@ -238,8 +238,8 @@ def test_lab_space_stores_its_centres_and_beats_rgb_on_the_lab_error(client, tmp
     assert in_lab.attrs["space"] == "lab" and in_lab.to_dict()["space"] == "lab"
     assert in_lab.attrs["lab_error"] < in_rgb.attrs["lab_error"]
     group = zarr.open_group(tmp_path / "lab.zarr", mode="r")
-    np.testing.assert_allclose(in_lab.centers, lab_to_srgb(group["centers"][:]), atol=1e-3)
-    np.testing.assert_array_equal(in_lab.centers, group["centers_rgb"][:])
+    np.testing.assert_allclose(in_lab.centers_rgb, lab_to_srgb(group["centers"][:]), atol=1e-3)
+    np.testing.assert_array_equal(in_lab.centers_rgb, group["centers_rgb"][:])
     # the stored error is its definition, computed independently with scikit-image's Lab
     pixels = np.concatenate([np.asarray(Image.open(p).convert("RGB")).reshape(-1, 3) for p in paths])
     pixel_lab = rgb2lab(pixels[None] / 255.0)[0]

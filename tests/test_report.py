@@ -136,7 +136,7 @@ def test_lab_previews_recolour_by_the_nearest_lab_centre(client, tmp_path):
     (recoloured,) = [img["picture"] for img in images_of(page) if img.get("class") == "recoloured"]
     coffee = np.asarray(Image.open(PHOTOS[1]).convert("RGB")).reshape(-1, 3)
     lab = srgb_to_lab(coffee.astype(np.float64)).astype(np.float32)
-    expected = result.colors[reference_labels(lab, result.cluster_centers)]
+    expected = result.colors[reference_labels(lab, result.centers)]
     assert (recoloured[..., :3].reshape(-1, 3) == expected).all(axis=1).mean() > 0.999  # ties aside
 
 
