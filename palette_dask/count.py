@@ -9,9 +9,11 @@ as shown, rounded to 8-bit sRGB), and holds no per-pixel temporary array.
 The label raster is never materialised, unless label rasters are asked for,
 and then only one chunk at a time.
 
-The loop computes exactly what :func:`~palette_dask.pixels.block_features`
-and :func:`~palette_dask.fit.nearest_center` compute, in the same order and
-precision, so its counts equal ``numpy.bincount`` of their labels.
+The loop shares its compiled helpers with the sample's and the fit's code:
+each pixel's CIELAB comes from :func:`~palette_dask.colour.lab_of` (as in
+:func:`~palette_dask.pixels.block_features`) and its centre from
+:func:`~palette_dask.fit.nearest` (as in :func:`~palette_dask.fit.nearest_center`),
+so its counts equal ``numpy.bincount`` of their labels (tested).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 
 from .colour import lab_of, lab_to_srgb, palette_lab
 from .errors import image_error, no_valid_pixels
+from .fit import nearest
 from .pixels import N_FEATURES, PixelSpec, SpecCache
 from .read import Batch
 
@@ -83,22 +86,8 @@ def _colour_result(red, green, blue, lab, centers, colors_lab):
         f2 = np.float64(np.float32(blue_yellow))
     else:
         f0, f1, f2 = red, green, blue
-    nearest_shown = np.inf
-    for j in range(colors_lab.shape[0]):
-        d0 = lightness - colors_lab[j, 0]
-        d1 = green_red - colors_lab[j, 1]
-        d2 = blue_yellow - colors_lab[j, 2]
-        nearest_shown = min(nearest_shown, d0 * d0 + d1 * d1 + d2 * d2)
-    best = 0
-    best_d2 = np.inf
-    for j in range(centers.shape[0]):
-        d0 = f0 - centers[j, 0]
-        d1 = f1 - centers[j, 1]
-        d2 = f2 - centers[j, 2]
-        distance = d0 * d0 + d1 * d1 + d2 * d2
-        if distance < best_d2:
-            best_d2 = distance
-            best = j
+    best, best_d2 = nearest(f0, f1, f2, centers)
+    _, nearest_shown = nearest(lightness, green_red, blue_yellow, colors_lab)
     return best, best_d2, np.float64(np.float32(nearest_shown))
 
 

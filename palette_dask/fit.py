@@ -102,20 +102,29 @@ def check_k(k) -> None:
         raise ParameterError(f"k must be a whole number of colours >= 1, got {k!r}")
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def nearest(f0, f1, f2, centers):
+    """The centre nearest to a point of three float64 features (lowest index on ties), its squared distance.
+
+    The one nearest-centre rule of the package: the fit's assignments and the
+    counting loop (:mod:`palette_dask.count`) both call it.
+    """
+    label, smallest = 0, np.inf
+    for j in range(centers.shape[0]):
+        d0 = f0 - centers[j, 0]
+        d1 = f1 - centers[j, 1]
+        d2 = f2 - centers[j, 2]
+        distance = d0 * d0 + d1 * d1 + d2 * d2
+        if distance < smallest:
+            label, smallest = j, distance
+    return label, smallest
+
+
 @numba.njit(nogil=True, cache=True)
 def _assign(x, centers, labels, best):
-    """Nearest centre (lowest index on ties) and squared distance of every row, in float64."""
+    """:func:`nearest` of every row of ``(n, 3)`` features, in float64."""
     for i in range(x.shape[0]):
-        label, smallest = 0, np.inf
-        for j in range(centers.shape[0]):
-            d2 = 0.0
-            for f in range(x.shape[1]):
-                diff = np.float64(x[i, f]) - centers[j, f]
-                d2 += diff * diff
-            if d2 < smallest:
-                label, smallest = j, d2
-        labels[i] = label
-        best[i] = smallest
+        labels[i], best[i] = nearest(np.float64(x[i, 0]), np.float64(x[i, 1]), np.float64(x[i, 2]), centers)
 
 
 def nearest_center(x: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
