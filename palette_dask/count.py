@@ -29,7 +29,7 @@ import numpy as np
 from .colour import lab_of, lab_to_srgb, palette_lab
 from .errors import image_error, no_valid_pixels
 from .fit import nearest
-from .pixels import N_FEATURES, PixelSpec, SpecCache
+from .pixels import N_FEATURES, PixelSpec, SpecCache, loop_spec
 from .read import Batch
 
 __all__ = ["ImageCounts", "BatchCounts", "block_stats", "image_stats", "unpack_stats", "batch_stats"]
@@ -145,6 +145,9 @@ _NO_LOOKUP = np.zeros(0, dtype=LOOKUP_ENTRY)
 def _count_by_lookup(pixels, bands, alpha, k, lookup, labels_out):
     """:func:`_count_pixels` for 8-bit colours looked up in a table of all colours, with no nodata.
 
+    Validity is alpha alone here (what :func:`~palette_dask.pixels.is_valid`
+    says of 8-bit pixels without nodata): its general loop would cost twice.
+
     A loop of its own, with nothing else in it: about 10 ns a pixel instead of 30.
     """
     counts = np.zeros(k, dtype=np.int64)
@@ -199,7 +202,6 @@ def _count_pixels(
     squared = np.zeros(k, dtype=np.float64)
     masked = 0
     lab_error = 0.0
-    n_bands = pixels.shape[1]
     feature = np.empty(3, dtype=np.float64)
     use_lookup = use_cache and lookup.shape[0] > 0
     slots = CACHE_SLOTS if use_cache and not use_lookup else 1
@@ -210,12 +212,11 @@ def _count_pixels(
     key = 0
     slot = 0
     for i in range(pixels.shape[0]):
-        valid = True
-        if alpha >= 0 and not pixels[i, alpha] > 0:
-            valid = False
+        # pixels.is_valid, written out: as a call it costs 8 ns a pixel (38 against 30, measured)
+        valid = not (alpha >= 0 and not pixels[i, alpha] > 0)
         if valid and (nodata_is_nan or nodata.shape[0] > 0):
             all_nodata = True
-            for b in range(n_bands):
+            for b in range(pixels.shape[1]):
                 if b != alpha:
                     value = pixels[i, b]
                     if nodata_is_nan:
@@ -223,8 +224,7 @@ def _count_pixels(
                             all_nodata = False
                     elif value != nodata[0]:
                         all_nodata = False
-            if all_nodata:
-                valid = False
+            valid = not all_nodata
         if valid and check_nan:
             for f in range(3):
                 value = pixels[i, bands[f]]
@@ -287,23 +287,6 @@ def _centers_rgb(spec: PixelSpec, centers, centers_rgb) -> np.ndarray:
 _NO_LABELS = np.empty(0, dtype=np.uint8)
 
 
-@functools.lru_cache(maxsize=64)
-def _loop_spec(spec: PixelSpec, dtype: np.dtype) -> tuple:
-    """What the counting loop takes of a spec, for pixels of one dtype; made once, not per image."""
-    low = np.resize(np.asarray(spec.low, dtype=np.float64), N_FEATURES)
-    high = np.resize(np.asarray(spec.high, dtype=np.float64), N_FEATURES)
-    scale = 255.0 / np.where(high > low, high - low, 1.0)  # as pixels.to_features does
-    bands = np.resize(np.asarray(spec.bands, dtype=np.int64), N_FEATURES)
-    nodata_is_nan = spec.nodata is not None and np.isnan(spec.nodata)
-    nodata = (
-        np.asarray([spec.nodata], dtype=dtype)
-        if spec.nodata is not None and not nodata_is_nan
-        else np.empty(0, dtype=dtype)
-    )
-    eight_bit = dtype == np.uint8 and bool(np.all(low == 0.0)) and bool(np.all(scale == 1.0))
-    return low, scale, bands, nodata, nodata_is_nan, eight_bit
-
-
 @functools.lru_cache(maxsize=4)
 def _palette(centers: bytes, centers_rgb: bytes) -> tuple[np.ndarray, np.ndarray]:
     """A palette as the counting loop takes it, prepared once for every block a worker counts with it."""
@@ -341,7 +324,7 @@ def block_stats(
     pixels = block.reshape(-1, block.shape[-1])
     if pixels.dtype == np.bool_:
         pixels = pixels.view(np.uint8)
-    low, scale, bands, nodata, nodata_is_nan, eight_bit = _loop_spec(spec, pixels.dtype)
+    low, scale, bands, alpha, nodata, nodata_is_nan, check_nan, eight_bit = loop_spec(spec, pixels.dtype)
     flat_labels = labels_out.reshape(-1) if labels_out is not None else _NO_LABELS
     centers = np.asarray(centers, dtype=np.float32)
     centers_rgb = _centers_rgb(spec, centers, centers_rgb)
@@ -351,7 +334,6 @@ def block_stats(
     )
     table = _NO_LOOKUP if table is None else table
     if len(table) and spec.nodata is None:  # a loop with nothing else in it
-        alpha = -1 if spec.alpha is None else spec.alpha
         counts, squared, masked, lab_error = _count_by_lookup(
             pixels, bands, alpha, len(centers), table, flat_labels
         )
@@ -359,10 +341,10 @@ def block_stats(
     counts, squared, masked, lab_error = _count_pixels(
         pixels,
         bands,
-        -1 if spec.alpha is None else spec.alpha,
+        alpha,
         nodata,
         nodata_is_nan,
-        np.issubdtype(pixels.dtype, np.floating),
+        check_nan,
         low,
         scale,
         spec.space == "lab",

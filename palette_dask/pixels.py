@@ -23,11 +23,13 @@ per pixel, whatever the input, or CIELAB (``space="lab"``, see
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import dask
 import dask.array as da
+import numba
 import numpy as np
 
 from .colour import SPACES, srgb_to_lab
@@ -242,6 +244,58 @@ class SpecCache(dict):
         if kind not in self:
             self[kind] = stored_spec(info, self.parameters, self.display_range)
         return self[kind]
+
+
+@functools.lru_cache(maxsize=64)
+def loop_spec(spec: PixelSpec, dtype: np.dtype) -> tuple:
+    """What the compiled loops take of a spec, for pixels of one dtype; made once, not per block.
+
+    ``(low, scale, bands, alpha, nodata, nodata_is_nan, check_nan, eight_bit)``: the
+    display range as float64 ``low`` and ``255 / span``, the three colour bands (a gray
+    band three times), the alpha band or -1, the nodata value as a 0- or 1-element array
+    of the dtype, and whether NaN is nodata, whether to check colour bands for NaN, and
+    whether the pixels are 8-bit colours that are their own features.
+    """
+    low = np.resize(np.asarray(spec.low, dtype=np.float64), N_FEATURES)
+    high = np.resize(np.asarray(spec.high, dtype=np.float64), N_FEATURES)
+    scale = 255.0 / np.where(high > low, high - low, 1.0)  # as to_features does
+    bands = np.resize(np.asarray(spec.bands, dtype=np.int64), N_FEATURES)
+    nodata_is_nan = spec.nodata is not None and np.isnan(spec.nodata)
+    nodata = (
+        np.asarray([spec.nodata], dtype=dtype)
+        if spec.nodata is not None and not nodata_is_nan
+        else np.empty(0, dtype=dtype)
+    )
+    eight_bit = dtype == np.uint8 and bool(np.all(low == 0.0)) and bool(np.all(scale == 1.0))
+    alpha = -1 if spec.alpha is None else spec.alpha
+    return low, scale, bands, alpha, nodata, nodata_is_nan, np.issubdtype(dtype, np.floating), eight_bit
+
+
+@numba.njit(nogil=True, cache=True)
+def is_valid(pixels, i, bands, alpha, nodata, nodata_is_nan, check_nan):
+    """Whether pixel ``i`` of ``(n, bands)`` pixels counts, as :func:`valid_mask` says; for compiled loops.
+
+    The arguments are :func:`loop_spec`'s. The sampling loop calls it; the
+    counting loop has it written out (a call there costs 8 ns a pixel).
+    """
+    valid = not (alpha >= 0 and not pixels[i, alpha] > 0)
+    if valid and (nodata_is_nan or nodata.shape[0] > 0):
+        all_nodata = True
+        for b in range(pixels.shape[1]):
+            if b != alpha:
+                value = pixels[i, b]
+                if nodata_is_nan:
+                    if value == value:
+                        all_nodata = False
+                elif value != nodata[0]:
+                    all_nodata = False
+        valid = not all_nodata
+    if valid and check_nan:
+        for f in range(3):
+            value = pixels[i, bands[f]]
+            if value != value:
+                valid = False
+    return valid
 
 
 def valid_mask(block: np.ndarray, spec: PixelSpec) -> np.ndarray:

@@ -32,10 +32,10 @@ from .pixels import (
     PixelSpec,
     SpecCache,
     block_range,
-    colour_values,
     combine_ranges,
+    is_valid,
+    loop_spec,
     to_features,
-    valid_mask,
 )
 from .read import Batch, ImageInfo, cell_grid, decode_cells
 
@@ -117,35 +117,39 @@ def _key_bits(salt, index):
 
 
 @numba.njit(nogil=True, cache=True)
-def _keys_below(salt, r0, r1, c0, c1, width, fraction):
-    """Row, column (in the region) and key of the pixels whose :func:`pixel_keys` key is below ``fraction``.
+def _candidates(pixels, cols, r0, c0, width, salt, fraction, bands, alpha, nodata, nodata_is_nan, check_nan):
+    """``[key, colour bands]`` of a block's valid pixels whose :func:`pixel_keys` key is below ``fraction``.
 
-    The same keys as :func:`pixel_keys`, computed one pixel at a time with no
-    temporary arrays: a sampling pass hashes every pixel of a mosaic and keeps
-    about one in ten thousand. Two passes (count, then fill) keep the loops
-    simple enough for the compiler to vectorise.
+    ``pixels`` is the block as ``(rows * cols, bands)``, its first pixel at row
+    ``r0``, column ``c0`` of an image ``width`` wide; the other arguments are
+    :func:`~palette_dask.pixels.loop_spec`'s. The same keys as :func:`pixel_keys`,
+    computed a pixel at a time with no temporary arrays: a sampling pass hashes
+    every pixel it reads and keeps about one in ten thousand. Two passes
+    (count, then fill) keep the loops simple enough for the compiler to vectorise.
     """
     # key = m * 2**-53 with m a whole number below 2**53, so key < fraction
     # exactly when m < ceil(fraction * 2**53): compared as integers
     threshold = np.uint64(np.ceil(fraction * 2.0**53))
+    rows = pixels.shape[0] // max(cols, 1)
     found = 0
-    for r in range(r0, r1):
-        base = np.uint64(r) * np.uint64(width)
-        for c in range(c0, c1):
+    for r in range(rows):
+        base = np.uint64(r0 + r) * np.uint64(width) + np.uint64(c0)
+        for c in range(cols):
             if _key_bits(salt, base + np.uint64(c)) < threshold:
                 found += 1
-    rows = np.empty(found, dtype=np.int64)
-    cols = np.empty(found, dtype=np.int64)
-    keys = np.empty(found, dtype=np.float64)
+    out = np.empty((found, 4), dtype=np.float64)
     n = 0
-    for r in range(r0, r1):
-        base = np.uint64(r) * np.uint64(width)
-        for c in range(c0, c1):
+    for r in range(rows):
+        base = np.uint64(r0 + r) * np.uint64(width) + np.uint64(c0)
+        for c in range(cols):
             m = _key_bits(salt, base + np.uint64(c))
-            if m < threshold:
-                rows[n], cols[n], keys[n] = r - r0, c - c0, np.float64(m) * 2.0**-53
+            i = r * cols + c
+            if m < threshold and is_valid(pixels, i, bands, alpha, nodata, nodata_is_nan, check_nan):
+                out[n, 0] = np.float64(m) * 2.0**-53
+                for f in range(3):
+                    out[n, 1 + f] = np.float64(pixels[i, bands[f]])
                 n += 1
-    return rows, cols, keys
+    return out[:n]
 
 
 def _block_candidates(
@@ -164,14 +168,17 @@ def _block_candidates(
     The colour is the display features when the spec has its range, else (or
     with ``raw``) the raw band values.
     """
-    (r0, r1), (c0, c1) = location
-    rows, cols, keys = _keys_below(_salt(seed, image_index), r0, r1, c0, c1, width, fraction)
-    pixels = block[rows, cols]
-    valid = valid_mask(pixels, spec)
-    values = colour_values(pixels[valid], spec)
-    candidates = np.empty((len(values), 1 + N_FEATURES), dtype=np.float64)
-    candidates[:, 0] = keys[valid]
-    candidates[:, 1:] = values if spec.high is None or raw else to_features(values, spec)
+    (r0, _), (c0, c1) = location
+    pixels = block.reshape(-1, block.shape[-1])
+    if pixels.dtype == np.bool_:
+        pixels = pixels.view(np.uint8)
+    _, _, bands, alpha, nodata, nodata_is_nan, check_nan, _ = loop_spec(spec, pixels.dtype)
+    salt = _salt(seed, image_index)
+    candidates = _candidates(
+        pixels, c1 - c0, r0, c0, width, salt, fraction, bands, alpha, nodata, nodata_is_nan, check_nan
+    )
+    if spec.high is not None and not raw:
+        candidates[:, 1:] = to_features(candidates[:, 1:], spec)
     return candidates
 
 
