@@ -407,8 +407,8 @@ def _sweep(args) -> int:
     if args.print_job_script:
         return _print_job_script(args)
     from .choose import sweep_figure
+    from .inputs import resolve_inputs
     from .pipeline import sweep_k
-    from .read import resolve_inputs
 
     jobqueue = _jobqueue(args)
     inputs = resolve_inputs(args.inputs)
@@ -438,8 +438,8 @@ def _sweep(args) -> int:
 
 def _extract(args, inputs, store) -> PaletteResult:
     from .fetch import download_folder, remove_downloads
+    from .inputs import resolve_inputs
     from .pipeline import extract_palette
-    from .read import resolve_inputs
     from .store import check_store_path
 
     # the checks that need no cluster come first, so that a bad command starts none

@@ -48,6 +48,8 @@ from .errors import (
 )
 from .fetch import download_folder
 from .fit import LOCAL_FIT_BYTES, check_k, fit_palette
+from .formats import DEFAULT_MAX_PIXELS
+from .inputs import is_array, resolve_inputs
 from .pixels import (
     N_FEATURES,
     PixelSpec,
@@ -57,17 +59,7 @@ from .pixels import (
     percentile_range,
     stored_spec,
 )
-from .read import (
-    DEFAULT_CHUNK_BYTES,
-    DEFAULT_MAX_PIXELS,
-    array_image,
-    cell_grid,
-    drop_pixels,
-    is_array,
-    open_batch,
-    read_image,
-    resolve_inputs,
-)
+from .read import DEFAULT_CHUNK_BYTES, array_image, cell_grid, drop_pixels, open_batch, read_image
 from .sample import (
     DEFAULT_SAMPLE_SIZE,
     cell_candidates,

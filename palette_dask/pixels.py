@@ -34,7 +34,7 @@ import numpy as np
 
 from .colour import SPACES, srgb_to_lab
 from .errors import ImageReadError, ParameterError
-from .read import ImageInfo
+from .formats import ImageInfo
 
 __all__ = [
     "N_FEATURES",

@@ -77,7 +77,7 @@ def recoloured_preview(block: np.ndarray, spec, centers, colors) -> tuple[np.nda
     Examples
     --------
     >>> from palette_dask.pixels import pixel_spec
-    >>> from palette_dask.read import ImageInfo
+    >>> from palette_dask.formats import ImageInfo
     >>> block = np.array([[[250, 10, 10], [5, 5, 240]]], dtype=np.uint8)
     >>> spec = pixel_spec(ImageInfo("a", "array", (1, 2, 3), "uint8"))
     >>> red_blue = [[255, 0, 0], [0, 0, 255]]

@@ -27,6 +27,7 @@ import numba
 import numpy as np
 
 from .errors import image_error
+from .formats import ImageInfo
 from .pixels import (
     N_FEATURES,
     PixelSpec,
@@ -37,7 +38,7 @@ from .pixels import (
     loop_spec,
     to_features,
 )
-from .read import Batch, ImageInfo, cell_grid, decode_cells
+from .read import Batch, cell_grid, decode_cells
 
 __all__ = [
     "DEFAULT_SAMPLE_SIZE",
@@ -449,7 +450,7 @@ def draw_sample(
     Examples
     --------
     >>> from palette_dask.pixels import pixel_spec
-    >>> from palette_dask.read import ImageInfo
+    >>> from palette_dask.formats import ImageInfo
     >>> image = da.from_array(np.arange(48, dtype=np.uint8).reshape(4, 4, 3), chunks=(2, 2, 3))
     >>> spec = pixel_spec(ImageInfo("array", "array", (4, 4, 3), "uint8"))
     >>> draw_sample([image], [spec], size=5, seed=1).shape

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from palette_dask import ImageReadError, ParameterError
+from palette_dask.formats import ImageInfo
 from palette_dask.pixels import (
     band_range,
     block_features,
@@ -11,7 +12,6 @@ from palette_dask.pixels import (
     pixel_spec,
     pixel_table,
 )
-from palette_dask.read import ImageInfo
 
 
 def spec_of(shape, dtype="uint8", alpha=False, file_nodata=None, **options):

@@ -255,9 +255,9 @@ def test_a_deflate_strip_bomb_is_read_in_bands_within_memory(tmp_path):
     ],
 )
 def test_banded_strips_equal_tifffile(tmp_path, monkeypatch, dtype, planar, compression, predictor):
-    import palette_dask.read as read
+    import palette_dask.formats as formats
 
-    monkeypatch.setattr(read, "BAND_STRIP_BYTES", 1000)
+    monkeypatch.setattr(formats, "BAND_STRIP_BYTES", 1000)
     rng = np.random.default_rng(1)
     rgb = (rng.random((123, 77, 3)) * 60000).astype(dtype)
     data = rgb if planar == "contig" else np.moveaxis(rgb, -1, 0)
@@ -303,7 +303,8 @@ def test_blocks_that_must_be_decoded_whole_are_refused_over_the_limit(tmp_path):
      ("I;16", "png"), ("RGB", "jpg"), ("L", "jpg"), ("CMYK", "jpg")],
 )  # fmt: skip
 def test_a_batch_reads_each_file_once_to_the_same_pixels_as_pillow(tmp_path, mode, suffix):
-    from palette_dask.read import _read_pillow, open_batch
+    from palette_dask.formats import read_pillow
+    from palette_dask.read import open_batch
 
     photo = Image.open(PHOTOS[0]).convert("RGBA").resize((96, 80), Image.LANCZOS)
     image = photo.convert(mode) if mode not in ("P", "PA", "I;16") else None
@@ -319,5 +320,5 @@ def test_a_batch_reads_each_file_once_to_the_same_pixels_as_pillow(tmp_path, mod
     batch = open_batch([str(path)], 0)
     info = batch.infos[0]
     assert info == probe(str(path))  # the header read from the bytes in memory is Pillow's
-    np.testing.assert_array_equal(batch.pixels[0], _read_pillow(info))  # Pillow reads the file anew
+    np.testing.assert_array_equal(batch.pixels[0], read_pillow(info))  # Pillow reads the file anew
     assert batch.pixels[0].shape == info.shape and batch.pixels[0].dtype == np.dtype(info.dtype)

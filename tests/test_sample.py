@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from test_mosaic import photo_mosaic
 
 from palette_dask import draw_sample, pipeline, probe, read_image
+from palette_dask.formats import ImageInfo
 from palette_dask.pixels import pixel_spec
-from palette_dask.read import ImageInfo
 from palette_dask.sample import cell_share, merge_candidates, pixel_keys, sampled_cells
 
 

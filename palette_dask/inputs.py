@@ -1,0 +1,128 @@
+"""Inputs: what the user named (paths, folders, globs, list files, URLs) as a list of image sources.
+
+Folders are searched recursively for image files and zarr arrays, without
+descending into zarr nodes (a store inside a folder of photos is never read
+as photos); list files hold one input per line. Nothing is opened here but
+folders and list files.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import urllib.parse
+from collections.abc import Iterable
+from pathlib import Path
+
+from .errors import InputError
+from .fetch import is_url
+
+__all__ = ["IMAGE_SUFFIXES", "resolve_inputs", "is_array"]
+
+IMAGE_SUFFIXES = (
+    ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp",
+    ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".jp2",
+)  # fmt: skip
+#: File name endings taken as lists of inputs, one per line.
+LIST_SUFFIXES = (".txt", ".lst", ".list")
+
+
+def is_zarr_dir(path: Path) -> bool:
+    return path.is_dir() and ((path / "zarr.json").exists() or (path / ".zarray").exists())
+
+
+def _is_zarr_node(path: Path) -> bool:
+    """A zarr array or group (v2 or v3): never searched for images."""
+    return any((path / name).exists() for name in ("zarr.json", ".zarray", ".zgroup"))
+
+
+def resolve_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
+    """Expand inputs into a list of image sources (paths or URLs), in order.
+
+    An input is an image file, a directory (searched recursively for files
+    ending in :data:`IMAGE_SUFFIXES`), a glob, a text file (``.txt``, ``.lst``,
+    ``.list``) listing inputs one per line, a zarr array, or an http(s) URL.
+    A path that does not exist is kept: reading it fails for that image alone,
+    so the rest of a collection still runs.
+
+    Raises
+    ------
+    InputError
+        When nothing is given, a directory holds no images, a glob matches
+        nothing, or a URL has another scheme than http(s).
+
+    Examples
+    --------
+    >>> resolve_inputs(["https://example.org/a.png", "missing.png"])
+    ['https://example.org/a.png', 'missing.png']
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    sources: list[str] = []
+    for item in inputs:
+        sources.extend(_expand(str(item), allow_lists=True))
+    if not sources:
+        raise InputError("no inputs given: pass image files, directories, globs or URLs")
+    return list(dict.fromkeys(sources))
+
+
+def _expand(item: str, *, allow_lists: bool) -> list[str]:
+    scheme = urllib.parse.urlsplit(item).scheme.lower()
+    if scheme in ("http", "https"):
+        return [item]
+    if "://" in item:
+        raise InputError(f"{item}: unsupported URL scheme {scheme!r}; only http and https are read")
+    path = Path(item)
+    if is_zarr_dir(path):
+        return [item]
+    if path.is_dir():
+        found = _images_under(path)
+        if not found:
+            raise InputError(f"{item}: directory holds no images (looked for {', '.join(IMAGE_SUFFIXES)})")
+        return found
+    if path.is_file() and path.suffix.lower() in LIST_SUFFIXES and allow_lists:
+        return _read_list(path)
+    if path.exists() or not glob.has_magic(item):
+        return [item]
+    found = sorted(glob.glob(item, recursive=True))
+    if not found:
+        raise InputError(f"{item}: no file matches this pattern")
+    return [s for f in found for s in _expand(f, allow_lists=False)]
+
+
+def _images_under(folder: Path) -> list[str]:
+    """The image files under a folder, sorted; hidden entries and zarr stores (an output's too) left out."""
+    found = []
+    for parent, subfolders, files in os.walk(folder):
+        subfolders[:] = [
+            name for name in subfolders if not name.startswith(".") and not _is_zarr_node(Path(parent, name))
+        ]
+        found.extend(
+            os.path.join(parent, name)
+            for name in files
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
+        )
+    return sorted(found)
+
+
+def _read_list(path: Path) -> list[str]:
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the list of inputs: {exc}") from None
+    sources = []
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not is_url(line) and "://" not in line and not os.path.isabs(line):
+            line = str(path.parent / line)
+        sources.extend(_expand(line, allow_lists=False))
+    if not sources:
+        raise InputError(f"{path}: the list of inputs is empty")
+    return sources
+
+
+def is_array(item) -> bool:
+    """Whether ``item`` is an in-memory or dask array (numpy, dask, xarray), not a path."""
+    return hasattr(item, "shape") and hasattr(item, "dtype") and not isinstance(item, (str, os.PathLike))
