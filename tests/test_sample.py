@@ -162,3 +162,12 @@ def test_masked_mosaic_draws_more_cells_until_the_sample_is_full(client, tmp_pat
 
     lab = srgb_to_lab(visible.astype(np.float64)).astype(np.float32)
     assert {tuple(row) for row in sample} <= {tuple(row) for row in lab}
+
+
+def test_tiled_tiff_mosaic_gives_the_sample_of_the_same_zarr(client, tmp_path, not_kept):
+    """Cells are the file's own tiles: a TIFF and a zarr with the same grid give one sample."""
+    pixels = _zarr_mosaic(tmp_path / "m.zarr", 1536, 128)  # 144 chunks: 64 drawn
+    tifffile.imwrite(tmp_path / "m.tif", pixels, tile=(128, 128), photometric="rgb", compression="zlib")
+    from_zarr = _sample(client, str(tmp_path / "m.zarr"), size=5_000)
+    np.testing.assert_array_equal(_sample(client, str(tmp_path / "m.tif"), size=5_000), from_zarr)
+    assert cell_share(144) < 1 and len(from_zarr) == 5_000
