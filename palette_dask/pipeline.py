@@ -646,7 +646,7 @@ def draw_sample(run: Run, opened: Opened) -> np.ndarray | None:
     whatever the batches, chunks and workers. The batches drew theirs in the
     first pass. A mosaic read tile by tile is sampled from a seeded share of
     its own chunks (:func:`~palette_dask.sample.cell_candidates`), so the
-    sampling reads a few percent of it; a tiled image kept in memory, or
+    sampling reads a quarter of it; a tiled image kept in memory, or
     decoded whole, is sampled whole. Either way each part keeps its pixels
     with keys below a threshold (a little above ``size / pixels``), raised
     and drawn again until no pixel of the sample can be missing.

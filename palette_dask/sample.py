@@ -291,8 +291,8 @@ def sampled_cells(shape, grid: tuple[int, int], image_index: int, *, seed: int, 
     ]
 
 
-def _cells_task(info: ImageInfo, spec: PixelSpec, image_index, seed, fraction, share, cells) -> np.ndarray:
-    """Candidates of some cells of an image, each decoded alone; keys scaled by ``share``."""
+def _cells_task(info: ImageInfo, spec: PixelSpec, image_index, seed, fraction, share, cells, size):
+    """The ``size`` best candidates of some cells of an image, each decoded alone, keys times ``share``."""
     parts = []
     for cell, block in zip(cells, decode_cells(info, cells)):
         part = _block_candidates(
@@ -300,7 +300,7 @@ def _cells_task(info: ImageInfo, spec: PixelSpec, image_index, seed, fraction, s
         )
         part[:, 0] *= share
         parts.append(part)
-    return merge_candidates(parts, len(np.concatenate([np.empty((0, 1 + N_FEATURES))] + parts)))
+    return merge_candidates(parts, size)
 
 
 def cell_candidates(
@@ -330,7 +330,7 @@ def cell_candidates(
     per_task = max(1, cell_bytes // (grid[0] * grid[1] * info.shape[2] * itemsize))
     parts = [
         dask.delayed(_cells_task, pure=True)(
-            info, spec, image_index, seed, fraction, share, cells[i : i + per_task]
+            info, spec, image_index, seed, fraction, share, cells[i : i + per_task], size
         )
         for i in range(0, len(cells), per_task)
     ]
