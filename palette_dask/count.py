@@ -146,7 +146,7 @@ def _count_by_lookup(pixels, bands, alpha, k, lookup, labels_out):
     """:func:`_count_pixels` for 8-bit colours looked up in a table of all colours, with no nodata.
 
     Validity is alpha alone here (what :func:`~palette_dask.pixels.is_valid`
-    says of 8-bit pixels without nodata): its general loop would cost twice.
+    says of 8-bit pixels without nodata): calling it more than doubled this loop's time (measured).
 
     A loop of its own, with nothing else in it: about 10 ns a pixel instead of 30.
     """
