@@ -736,10 +736,11 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.
         ): rows
         for rows, batch in opened.batches.items()
     }
+    label_paths = {}  # index → level 0 of a tiled image's label raster, written by its counting tasks
     for index, (_, image) in opened.tiled.items() if k else ():
-        label_path = stores.create_labels(group, index, image, centers_rgb) if labels_store else None
+        label_paths[index] = stores.create_labels(group, index, image, centers_rgb) if labels_store else None
         spec = opened.spec(run, index)
-        lazy = image_stats(image, spec, centers, label_path, centers_rgb=centers_rgb, lookup=lookup)
+        lazy = image_stats(image, spec, centers, label_paths[index], centers_rgb=centers_rgb, lookup=lookup)
         futures[client.compute(lazy)] = index
     batch_of = {i: rows for rows in opened.batches for i in opened.tiled if i in rows}
     waiting = {rows: {i for i, r in batch_of.items() if r == rows} if k else set() for rows in opened.batches}
@@ -761,6 +762,8 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.
         else:
             waiting[rows].discard(key)
             tiled[key] = unpack_stats(future.result()) if future.status == "finished" else future.exception()
+            if label_paths[key] and future.status == "finished":  # its pyramid, before its batch is stored
+                stores.write_label_pyramid(label_paths[key])
         if rows in results and not waiting[rows]:
             result = results.pop(rows)
             for index in rows:

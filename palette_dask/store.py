@@ -428,19 +428,46 @@ def _rounded(centers_rgb) -> np.ndarray:
     return np.clip(np.rint(np.asarray(centers_rgb, dtype=np.float64)), 0, 255).astype(np.uint8)
 
 
-def _label_group(labels: zarr.Group, index: int, name: str, colors) -> zarr.Group:
-    """``labels/<index>``: an OME-Zarr 0.5 label image whose metadata gives each value's palette colour."""
+#: A label raster with a side longer than this gets a multiscale pyramid ...
+PYRAMID_ABOVE = 2048
+#: ... of levels halving each side (nearest: every other pixel), down to a level no side of which is longer.
+PYRAMID_DOWN_TO = 1024
+
+
+def label_levels(shape) -> int:
+    """How many levels the label raster of an image of this ``(rows, cols, ...)`` shape has.
+
+    Examples
+    --------
+    >>> label_levels((2048, 900)), label_levels((2600, 2100)), label_levels((100_000, 100_000))
+    (1, 3, 8)
+    """
+    side, levels = max(shape[:2]), 1
+    if side <= PYRAMID_ABOVE:
+        return 1
+    while side > PYRAMID_DOWN_TO:
+        side, levels = -(-side // 2), levels + 1
+    return levels
+
+
+def _label_group(labels: zarr.Group, index: int, name: str, colors, levels: int) -> zarr.Group:
+    """``labels/<index>``: an OME-Zarr 0.5 label image whose metadata gives each value's palette colour.
+
+    Level ``l`` holds every ``2**l``-th pixel of each row and column of level 0.
+    """
     colors = _rounded(colors).astype(int)
     label = labels.require_group(str(index))
+    datasets = [
+        {"path": str(level), "coordinateTransformations": [{"type": "scale", "scale": [2.0**level] * 2}]}
+        for level in range(levels)
+    ]
     label.attrs["ome"] = {
         "version": "0.5",
         "multiscales": [
             {
                 "name": name,
                 "axes": [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
-                "datasets": [
-                    {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0, 1.0]}]}
-                ],
+                "datasets": datasets,
             }
         ],
         "image-label": {
@@ -460,12 +487,14 @@ def label_dtype(k: int) -> str:
 def create_labels(group: zarr.Group, index: int, image, colors: np.ndarray) -> str:
     """Make ``labels/<index>`` chunked like ``image`` (read tile by tile) for its tasks; returns its path.
 
-    Values are colour index + 1, and 0 for masked pixels.
+    Values are colour index + 1, and 0 for masked pixels. The counting tasks
+    write level 0; :func:`write_label_pyramid` the levels above it.
     """
     root = getattr(group.store, "root", None)
     if root is None:
         raise StoreError("label rasters need a store on disk")
-    label = _label_group(group.require_group("labels"), index, str(group["image_names"][index]), colors)
+    name, levels = str(group["image_names"][index]), label_levels(image.shape)
+    label = _label_group(group.require_group("labels"), index, name, colors, levels)
     label.create_array(
         "0",
         shape=image.shape[:2],
@@ -478,12 +507,41 @@ def create_labels(group: zarr.Group, index: int, image, colors: np.ndarray) -> s
     return str(Path(root) / "labels" / str(index) / "0")
 
 
+def write_label_pyramid(level0: str) -> None:
+    """Write the levels above a label raster's level 0 (``labels/<i>/0``, written), on the current scheduler.
+
+    Each level is every other pixel of the level below it, read back from the
+    store and written in chunks of 1024², each chunk by one task.
+    """
+    import dask.array as da
+
+    parent = str(Path(level0).parent)
+    label = zarr.open_group(parent, mode="r+")
+    for level in range(1, len(label.attrs["ome"]["multiscales"][0]["datasets"])):
+        below = da.from_zarr(f"{parent}/{level - 1}")
+        shape = tuple(-(-n // 2) for n in below.shape)
+        chunks = tuple(min(PYRAMID_DOWN_TO, n) for n in shape)
+        target = label.create_array(
+            str(level), shape=shape, chunks=chunks, dtype=below.dtype, fill_value=0, overwrite=True,
+            **_dims("y", "x"),
+        )  # fmt: skip
+        da.store(below[::2, ::2].rechunk(chunks), target, lock=False)
+
+
 def write_label_image(root: str, index: int, name: str, labels: np.ndarray, colors) -> None:
-    """Write the label raster of an image decoded whole: ``labels/<index>``, one chunk (inside a task)."""
-    label = _label_group(zarr.open_group(f"{root}/labels", mode="r+"), index, name, colors)
-    label.create_array(
-        "0", shape=labels.shape, dtype=labels.dtype, fill_value=0, overwrite=True, **_dims("y", "x")
-    )[:] = labels
+    """Write an image decoded whole's label raster and its pyramid to ``labels/<index>`` (in a task)."""
+    levels = label_levels(labels.shape)
+    label = _label_group(zarr.open_group(f"{root}/labels", mode="r+"), index, name, colors, levels)
+    for level in range(levels):
+        step = 2**level
+        label.create_array(
+            str(level),
+            shape=labels[::step, ::step].shape,
+            dtype=labels.dtype,
+            fill_value=0,
+            overwrite=True,
+            **_dims("y", "x"),
+        )[:] = labels[::step, ::step]
 
 
 def list_labels(group: zarr.Group) -> None:

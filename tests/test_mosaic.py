@@ -319,3 +319,35 @@ def test_an_in_memory_array_is_sent_to_the_workers_not_put_in_the_graph(client):
     np.testing.assert_array_equal(client.compute(lazy).result(), rgb)  # where the data was sent
     planar = xr.DataArray(np.moveaxis(rgb, -1, 0), dims=("band", "y", "x"))
     assert isinstance(_on_workers(client, planar).data, da.Array)
+
+
+def test_big_label_rasters_get_a_pyramid_that_ome_zarr_readers_open(client, tmp_path):
+    """Levels halve until no side exceeds 1024: a mosaic read tile by tile, a PNG decoded in its batch."""
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+    from ome_zarr_models import open_ome_zarr
+    from ome_zarr_models.v05 import ImageLabel, Labels
+
+    mosaic = photo_mosaic(4000, 3000)  # 36 MB: read tile by tile
+    zarr.create_array(str(tmp_path / "m.zarr"), shape=mosaic.shape, chunks=(512, 512, 3), dtype="uint8")[
+        :
+    ] = mosaic
+    png = write_png(tmp_path / "p.png", mosaic[:2600, :2100])  # 16 MB: decoded by its batch's task
+    extract_palette([str(tmp_path / "m.zarr"), png], 4, labels=True, store=tmp_path / "s.zarr", client=client)
+    group = zarr.open_group(tmp_path / "s.zarr", mode="r")
+    assert isinstance(open_ome_zarr(group["labels"]), Labels)
+    for index, shapes in (
+        (0, [(4000, 3000), (2000, 1500), (1000, 750)]),
+        (1, [(2600, 2100), (1300, 1050), (650, 525)]),
+    ):
+        label = group[f"labels/{index}"]
+        assert isinstance(open_ome_zarr(label), ImageLabel)  # OME-Zarr 0.5, validated
+        datasets = label.attrs["ome"]["multiscales"][0]["datasets"]
+        assert [d["coordinateTransformations"][0]["scale"] for d in datasets] == [[1, 1], [2, 2], [4, 4]]
+        level0 = label["0"][:]
+        assert level0.shape == shapes[0] and set(np.unique(level0)) <= {1, 2, 3, 4}
+        for level, shape in enumerate(shapes):
+            np.testing.assert_array_equal(label[str(level)][:], level0[:: 2**level, :: 2**level])
+            assert label[str(level)].shape == shape
+        (node,) = [n for n in Reader(parse_url(str(tmp_path / "s.zarr" / "labels" / str(index))))() if n.data]
+        assert [tuple(level.shape) for level in node.data] == shapes  # what napari would show, level by level
