@@ -195,6 +195,11 @@ def _add_run_options(parser: argparse.ArgumentParser, *, default_store: str | No
     )
     parser.add_argument("--labels", action="store_true", help="also store a label raster per image")
     parser.add_argument(
+        "--labels-geotiff",
+        metavar="DIR",
+        help="also each label raster as a GeoTIFF in DIR, georeferenced as its source (implies --labels)",
+    )
+    parser.add_argument(
         "--batch-size",
         type=_batch_size,
         default=None,
@@ -438,6 +443,7 @@ def _sweep(args) -> int:
 
 def _extract(args, inputs, store) -> PaletteResult:
     from .fetch import download_folder, remove_downloads
+    from .geotiff import check_geotiff_folder
     from .inputs import resolve_inputs
     from .pipeline import extract_palette
     from .store import check_store_path
@@ -447,6 +453,8 @@ def _extract(args, inputs, store) -> PaletteResult:
     inputs = resolve_inputs(inputs)
     check_store_path(store, overwrite=args.overwrite, resume=args.resume)
     _check_outputs(args, inputs, store)
+    if args.labels_geotiff:
+        check_geotiff_folder(args.labels_geotiff, inputs, replace=args.overwrite or args.resume)
     report = _reporter(args)
     options = {
         "k": args.k,
@@ -460,6 +468,7 @@ def _extract(args, inputs, store) -> PaletteResult:
         "space": args.space,
         "channel_axis": args.channel_axis,
         "labels": args.labels,
+        "labels_geotiff": args.labels_geotiff,
         "on_error": args.on_error,
         "batch_size": args.batch_size,
     }

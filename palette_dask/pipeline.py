@@ -49,6 +49,7 @@ from .errors import (
 from .fetch import download_folder
 from .fit import LOCAL_FIT_BYTES, check_k, fit_palette
 from .formats import DEFAULT_MAX_PIXELS
+from .geotiff import check_geotiff_folder, write_label_geotiffs
 from .inputs import is_array, resolve_inputs
 from .pixels import (
     N_FEATURES,
@@ -171,6 +172,7 @@ def extract_palette(
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     batch_size: int | None = None,
     downloads: str | None = None,
+    labels_geotiff: str | os.PathLike | None = None,
     report: Reporter | None = None,
 ) -> PaletteResult:
     """Find the ``k`` dominant colours of images and each colour's share of every image.
@@ -233,6 +235,10 @@ def extract_palette(
     downloads : str, optional
         Folder where URL inputs are downloaded, once each; by default a
         temporary one, removed at the end of the run.
+    labels_geotiff : path, optional
+        Also write every image's label raster as a tiled GeoTIFF in this
+        folder, georeferenced like a TIFF source (see :mod:`palette_dask.geotiff`);
+        implies ``labels``.
     report : callable, optional
         Called with one line per stage and per failed image; if it has an
         ``update(stage, done, total)`` method (:class:`~palette_dask.progress.Progress`),
@@ -253,6 +259,7 @@ def extract_palette(
     >>> result.k, round(float(result.proportions.sum()), 6), result.to_dict()["images"]
     (5, 1.0, {'total': 1, 'done': 1, 'failed': 0})
     """
+    labels = labels or labels_geotiff is not None
     config = RunConfig(
         k=k, sample_size=sample_size, seed=seed, chunk_bytes=chunk_bytes, bands=bands, nodata=nodata,
         scale=scale, space=space, channel_axis=channel_axis, labels=labels, on_error=on_error,
@@ -261,11 +268,18 @@ def extract_palette(
     if labels and store is None:
         raise ParameterError("labels=True needs a store path to write the label rasters to")
     names, arrays = _split_inputs(inputs)
+    if labels_geotiff is not None:
+        check_geotiff_folder(labels_geotiff, names, replace=overwrite or resume)
     group = _open_or_create(store, names, config, overwrite=overwrite, resume=resume)
     with connect(client) as run_client, run_client.as_current():
         with download_folder(names, downloads, run_client) as folder:
             run = Run(group, names, arrays, run_client, config, report or _silent, folder)
             _execute(run)
+        if labels_geotiff is not None:  # every time: a resumed run writes them all again
+            done = group["image_status"][:] == stores.DONE
+            run.report(f"writing {int(done.sum()):,} GeoTIFF label rasters to {labels_geotiff}")
+            root = str(group.store.root)
+            write_label_geotiffs(run_client, root, names, stores.batches(group), done, labels_geotiff)
     return stores.load_result(group)
 
 

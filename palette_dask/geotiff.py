@@ -1,0 +1,131 @@
+"""GeoTIFF labels: each image's label raster as a tiled GeoTIFF that QGIS, GDAL and rasterio open.
+
+``--labels-geotiff DIR`` writes ``DIR/<input stem>.labels.tif`` for every
+image done (``<stem>-<index>.labels.tif`` where two inputs share a stem):
+the values of the store's ``labels/<i>`` (colour index + 1, 0 where masked),
+512² deflate tiles, the palette as its colour map, nodata 0, the store's
+pyramid levels as its overviews, and the georeferencing of a TIFF source
+(GeoKeys, ModelPixelScale and ModelTiepoint or ModelTransformation, copied).
+Each file is written by a task, one task per batch, streaming bands of rows
+from the store: never a whole raster in memory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = ["geotiff_paths", "check_geotiff_folder", "write_label_geotiffs"]
+
+#: TIFF tags that georeference a raster: ModelPixelScale, ModelTiepoint,
+#: ModelTransformation, GeoKeyDirectory, GeoDoubleParams, GeoAsciiParams.
+GEO_TAGS = (33550, 33922, 34264, 34735, 34736, 34737)
+#: Tiles of the GeoTIFFs written.
+TILE = 512
+
+
+def geotiff_paths(folder: str | os.PathLike, names: list[str]) -> list[str]:
+    """Each input's GeoTIFF in ``folder``: ``<stem>.labels.tif`` (``<stem>-<index>...`` for shared stems).
+
+    Examples
+    --------
+    >>> geotiff_paths("out", ["a/x.png", "b/x.png", "scene.tif"])
+    ['out/x-0.labels.tif', 'out/x-1.labels.tif', 'out/scene.labels.tif']
+    """
+    stems = [Path(name.rstrip("/")).stem for name in names]
+    seen: dict[str, int] = {}
+    for stem in stems:
+        seen[stem] = seen.get(stem, 0) + 1
+    return [
+        str(Path(folder) / (f"{stem}-{i}" if seen[stem] > 1 else stem)) + ".labels.tif"
+        for i, stem in enumerate(stems)
+    ]
+
+
+def check_geotiff_folder(folder: str | os.PathLike, names: list[str], *, replace: bool) -> None:
+    """Refuse a folder that is a file, or holds a GeoTIFF this run would write, unless ``replace``.
+
+    No target may be one of the inputs, whatever ``replace`` says. The folder
+    is listed once, and only inputs named ``*.labels.tif`` are resolved.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder}: --labels-geotiff needs a folder, and this is a file")
+    inputs = {os.path.realpath(name) for name in names if name.endswith(".labels.tif")}
+    present = set(os.listdir(folder)) if folder.is_dir() else set()
+    for path in geotiff_paths(folder, names):
+        if os.path.realpath(path) in inputs:
+            raise InputError(f"{path}: is one of the inputs; choose another --labels-geotiff folder")
+        if Path(path).name in present and not replace:
+            raise InputError(f"{path}: already exists; pass --overwrite to replace it")
+
+
+def _geo_tags(source: str) -> list:
+    """The georeferencing tags of a local TIFF source, as tifffile's ``extratags``; none for other inputs."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(source) as tif:
+            tags = tif.pages[0].tags.values()
+            return [(tag.code, tag.dtype, tag.count, tag.value, True) for tag in tags if tag.code in GEO_TAGS]
+    except Exception:  # not a TIFF (PNG, zarr...), or a URL: no georeferencing to copy
+        return []
+
+
+def _tiles(array):
+    """The ``TILE`` x ``TILE`` tiles of a 2-D zarr array, row by row, read a band of rows at a time."""
+    rows, cols = array.shape
+    for r in range(0, rows, TILE):
+        band = array[r : r + TILE]
+        for c in range(0, cols, TILE):
+            tile = np.zeros((TILE, TILE), band.dtype)
+            part = band[:, c : c + TILE]
+            tile[: part.shape[0], : part.shape[1]] = part
+            yield tile
+
+
+def _write_one(root: str, index: int, source: str, path: str) -> None:
+    import tifffile
+    import zarr
+
+    label = zarr.open_group(f"{root}/labels/{index}", mode="r")
+    ome = label.attrs["ome"]
+    levels = [label[d["path"]] for d in ome["multiscales"][0]["datasets"]]
+    colormap = np.zeros((3, 2 ** (8 * levels[0].dtype.itemsize)), np.uint16)
+    for colour in ome["image-label"]["colors"]:
+        colormap[:, colour["label-value"]] = np.asarray(colour["rgba"][:3]) * 257
+    extratags = [*_geo_tags(source), (42113, 2, 2, "0", True)]  # GDAL_NODATA
+    partial = f"{path}.partial"
+    with tifffile.TiffWriter(partial, bigtiff=levels[0].nbytes > 2**31) as tif:
+        for level, array in enumerate(levels):
+            tif.write(
+                _tiles(array), shape=array.shape, dtype=array.dtype, tile=(TILE, TILE), photometric="palette",
+                colormap=colormap, compression="zlib", subfiletype=1 if level else 0,
+                extratags=extratags if level == 0 else (),
+            )  # fmt: skip
+    os.replace(partial, path)
+
+
+def _write_batch(root: str, jobs: list) -> int:
+    for index, source, path in jobs:
+        _write_one(root, index, source, path)
+    return len(jobs)
+
+
+def write_label_geotiffs(client, root: str, names: list[str], batches, done, folder) -> int:
+    """Write the GeoTIFF of every image ``done`` says, a task per batch; returns how many were written.
+
+    ``batches`` are the store's batches (ranges of image indices), ``done``
+    a boolean per image.
+    """
+    os.makedirs(folder, exist_ok=True)
+    paths = geotiff_paths(folder, names)
+    futures = [
+        client.submit(_write_batch, root, [(i, names[i], paths[i]) for i in rows if done[i]], pure=False)
+        for rows in batches
+    ]
+    return sum(client.gather(futures))
