@@ -76,16 +76,28 @@ def _geo_tags(source: str) -> list:
         return []
 
 
+#: Most bytes of a band of rows read at once.
+BAND_BYTES = 256 * 2**20
+
+
 def _tiles(array):
-    """The ``TILE`` x ``TILE`` tiles of a 2-D zarr array, row by row, read a band of rows at a time."""
+    """The ``TILE`` x ``TILE`` tiles of a 2-D zarr array, row by row.
+
+    Read a band of rows at a time: as many rows as the array's chunks hold
+    (each chunk is then decoded once, not once per tile row), at most
+    :data:`BAND_BYTES`, a whole number of tiles.
+    """
     rows, cols = array.shape
-    for r in range(0, rows, TILE):
-        band = array[r : r + TILE]
-        for c in range(0, cols, TILE):
-            tile = np.zeros((TILE, TILE), band.dtype)
-            part = band[:, c : c + TILE]
-            tile[: part.shape[0], : part.shape[1]] = part
-            yield tile
+    fit = max(1, BAND_BYTES // max(1, cols * array.dtype.itemsize * TILE))
+    band_rows = TILE * max(1, min(fit, -(-array.chunks[0] // TILE)))
+    for top in range(0, rows, band_rows):
+        band = array[top : top + band_rows]
+        for r in range(0, band.shape[0], TILE):
+            for c in range(0, cols, TILE):
+                tile = np.zeros((TILE, TILE), band.dtype)
+                part = band[r : r + TILE, c : c + TILE]
+                tile[: part.shape[0], : part.shape[1]] = part
+                yield tile
 
 
 def _write_one(root: str, index: int, source: str, path: str) -> None:
