@@ -112,14 +112,18 @@ def _write_one(root: str, index: int, source: str, path: str) -> None:
         colormap[:, colour["label-value"]] = np.asarray(colour["rgba"][:3]) * 257
     extratags = [*_geo_tags(source), (42113, 2, 2, "0", True)]  # GDAL_NODATA
     partial = f"{path}.partial"
-    with tifffile.TiffWriter(partial, bigtiff=levels[0].nbytes > 2**31) as tif:
-        for level, array in enumerate(levels):
-            tif.write(
-                _tiles(array), shape=array.shape, dtype=array.dtype, tile=(TILE, TILE), photometric="palette",
-                colormap=colormap, compression="zlib", subfiletype=1 if level else 0,
-                extratags=extratags if level == 0 else (),
-            )  # fmt: skip
-    os.replace(partial, path)
+    try:
+        with tifffile.TiffWriter(partial, bigtiff=levels[0].nbytes > 2**31) as tif:
+            for level, array in enumerate(levels):
+                tif.write(
+                    _tiles(array), shape=array.shape, dtype=array.dtype, tile=(TILE, TILE),
+                    photometric="palette", colormap=colormap, compression="zlib",
+                    subfiletype=1 if level else 0, extratags=extratags if level == 0 else (),
+                )  # fmt: skip
+        os.replace(partial, path)
+    finally:  # nothing half written is left in the user's folder
+        if os.path.lexists(partial):
+            os.remove(partial)
 
 
 def _write_batch(root: str, jobs: list) -> int:
