@@ -197,7 +197,7 @@ def _add_run_options(parser: argparse.ArgumentParser, *, default_store: str | No
     parser.add_argument(
         "--labels-geotiff",
         metavar="DIR",
-        help="also each label raster as a GeoTIFF in DIR, georeferenced as its source (implies --labels)",
+        help="also write each label raster as a GeoTIFF in DIR, georeferenced (implies --labels)",
     )
     parser.add_argument(
         "--batch-size",

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .fetch import is_url, local_copy, process_folder
 
 __all__ = ["geotiff_paths", "check_geotiff_folder", "write_label_geotiffs"]
 
@@ -64,15 +65,16 @@ def check_geotiff_folder(folder: str | os.PathLike, names: list[str], *, replace
             raise InputError(f"{path}: already exists; pass --overwrite to replace it")
 
 
-def _geo_tags(source: str) -> list:
-    """The georeferencing tags of a local TIFF source, as tifffile's ``extratags``; none for other inputs."""
+def _geo_tags(source: str, downloads: str | None) -> list:
+    """A TIFF source's georeferencing tags (a URL's from its local copy) as tifffile's ``extratags``."""
     import tifffile
 
     try:
-        with tifffile.TiffFile(source) as tif:
+        path = local_copy(source, downloads or process_folder()) if is_url(source) else source
+        with tifffile.TiffFile(path) as tif:
             tags = tif.pages[0].tags.values()
             return [(tag.code, tag.dtype, tag.count, tag.value, True) for tag in tags if tag.code in GEO_TAGS]
-    except Exception:  # not a TIFF (PNG, zarr...), or a URL: no georeferencing to copy
+    except Exception:  # not a TIFF (PNG, zarr...): no georeferencing to copy
         return []
 
 
@@ -100,7 +102,7 @@ def _tiles(array):
                 yield tile
 
 
-def _write_one(root: str, index: int, source: str, path: str) -> None:
+def _write_one(root: str, index: int, source: str, path: str, downloads: str | None) -> None:
     import tifffile
     import zarr
 
@@ -110,7 +112,7 @@ def _write_one(root: str, index: int, source: str, path: str) -> None:
     colormap = np.zeros((3, 2 ** (8 * levels[0].dtype.itemsize)), np.uint16)
     for colour in ome["image-label"]["colors"]:
         colormap[:, colour["label-value"]] = np.asarray(colour["rgba"][:3]) * 257
-    extratags = [*_geo_tags(source), (42113, 2, 2, "0", True)]  # GDAL_NODATA
+    extratags = [*_geo_tags(source, downloads), (42113, 2, 2, "0", True)]  # GDAL_NODATA
     partial = f"{path}.partial"
     try:
         with tifffile.TiffWriter(partial, bigtiff=levels[0].nbytes > 2**31) as tif:
@@ -126,22 +128,21 @@ def _write_one(root: str, index: int, source: str, path: str) -> None:
             os.remove(partial)
 
 
-def _write_batch(root: str, jobs: list) -> int:
+def _write_batch(root: str, jobs: list, downloads: str | None) -> int:
     for index, source, path in jobs:
-        _write_one(root, index, source, path)
+        _write_one(root, index, source, path, downloads)
     return len(jobs)
 
 
-def write_label_geotiffs(client, root: str, names: list[str], batches, done, folder) -> int:
+def write_label_geotiffs(client, root: str, names: list[str], batches, done, folder, downloads=None) -> int:
     """Write the GeoTIFF of every image ``done`` says, a task per batch; returns how many were written.
 
     ``batches`` are the store's batches (ranges of image indices), ``done``
-    a boolean per image.
+    a boolean per image; ``downloads`` the run's folder of URL copies, where
+    a URL TIFF's georeferencing is read.
     """
     os.makedirs(folder, exist_ok=True)
     paths = geotiff_paths(folder, names)
-    futures = [
-        client.submit(_write_batch, root, [(i, names[i], paths[i]) for i in rows if done[i]], pure=False)
-        for rows in batches
-    ]
+    jobs = ([(i, names[i], paths[i]) for i in rows if done[i]] for rows in batches)
+    futures = [client.submit(_write_batch, root, batch, downloads, pure=False) for batch in jobs if batch]
     return sum(client.gather(futures))

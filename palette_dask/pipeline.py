@@ -64,6 +64,7 @@ from .read import DEFAULT_CHUNK_BYTES, array_image, cell_grid, drop_pixels, open
 from .sample import (
     DEFAULT_SAMPLE_SIZE,
     cell_candidates,
+    cell_count,
     cell_share,
     image_candidates,
     merge_candidates,
@@ -275,11 +276,11 @@ def extract_palette(
         with download_folder(names, downloads, run_client) as folder:
             run = Run(group, names, arrays, run_client, config, report or _silent, folder)
             _execute(run)
-        if labels_geotiff is not None:  # every time: a resumed run writes them all again
-            done = group["image_status"][:] == stores.DONE
-            run.report(f"writing {int(done.sum()):,} GeoTIFF label rasters to {labels_geotiff}")
-            root = str(group.store.root)
-            write_label_geotiffs(run_client, root, names, stores.batches(group), done, labels_geotiff)
+            if labels_geotiff is not None:  # every time: a resumed run writes them all again
+                done = group["image_status"][:] == stores.DONE
+                run.report(f"writing {int(done.sum()):,} GeoTIFF label rasters to {labels_geotiff}")
+                root, batches = str(group.store.root), stores.batches(group)
+                write_label_geotiffs(run_client, root, names, batches, done, labels_geotiff, folder)
     return stores.load_result(group)
 
 
@@ -670,12 +671,9 @@ def draw_sample(run: Run, opened: Opened) -> np.ndarray | None:
     if config.scale == "minmax":
         measure_range(run, opened)
     merged, fraction = opened.candidates, sampling_fraction(opened.pixels, size)
-    grids = {i: cell_grid(info) for i, (info, _) in opened.tiled.items() if not opened.kept}
-    subset = {i: info for i, (info, _) in opened.tiled.items() if grids.get(i)}
-    cells = sum(
-        -(-info.shape[0] // grids[i][0]) * -(-info.shape[1] // grids[i][1]) for i, info in subset.items()
-    )
-    share = cell_share(cells)
+    # mosaics not kept in memory whose own chunks can be read alone: sampled from a share of them
+    subset = {} if opened.kept else {i: info for i, (info, _) in opened.tiled.items() if cell_grid(info)}
+    share = cell_share(sum(cell_count(info) for info in subset.values()))
     while opened.tiled:
         part = f", {share:.1%} of the chunks of {len(subset)}" if subset and share < 1 else ""
         run.report(f"sampling {len(opened.tiled)} images read tile by tile{part}")

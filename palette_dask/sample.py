@@ -47,6 +47,7 @@ __all__ = [
     "next_fraction",
     "image_candidates",
     "cell_share",
+    "cell_count",
     "sampled_cells",
     "cell_candidates",
     "BatchSummary",
@@ -254,6 +255,17 @@ def cell_share(cells: int) -> float:
     return min(1.0, max(MIN_SHARE, MIN_CELLS / max(cells, 1)))
 
 
+def _grid_size(shape, grid: tuple[int, int]) -> tuple[int, int]:
+    """Rows and columns of cells ``grid`` big over an image of this shape (edge cells are smaller)."""
+    return -(-shape[0] // grid[0]), -(-shape[1] // grid[1])
+
+
+def cell_count(info: ImageInfo) -> int:
+    """How many cells (stored chunks, see :func:`~palette_dask.read.cell_grid`) a mosaic has."""
+    n_rows, n_cols = _grid_size(info.shape, cell_grid(info))
+    return n_rows * n_cols
+
+
 def sampled_cells(shape, grid: tuple[int, int], image_index: int, *, seed: int, share: float) -> list:
     """The cells ``((r0, r1), (c0, c1))`` of an image read for its sample: those whose key is below ``share``.
 
@@ -272,7 +284,7 @@ def sampled_cells(shape, grid: tuple[int, int], image_index: int, *, seed: int, 
     >>> len(every), every[3], set(few) <= set(more)
     (16, ((0, 1024), (3072, 4000)), True)
     """
-    n_rows, n_cols = -(-shape[0] // grid[0]), -(-shape[1] // grid[1])
+    n_rows, n_cols = _grid_size(shape, grid)
     index = np.arange(n_rows * n_cols, dtype=np.int64)
     rows, cols = index // n_cols, index % n_cols
     # van der Corput's sequence over the cells' Morton order, rotated by the seed's

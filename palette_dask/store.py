@@ -413,14 +413,10 @@ def write_palette(group: zarr.Group, centers: np.ndarray, centers_rgb: np.ndarra
         overwrite=True,
         **_dims("image", "color"),
     )  # overwrite: what a run stopped while writing the palette left behind
-    for name, values, dtype in (
-        ("colors", _rounded(centers_rgb), "uint8"),
-        ("centers_rgb", centers_rgb, "float32"),
-    ):
-        group.create_array(name, shape=(k, 3), dtype=dtype, overwrite=True, **_dims("color", "channel"))[
-            :
-        ] = values
-    group.create_array("centers", shape=(k, 3), dtype="float32", **_dims("color", "channel"))[:] = centers
+    palette = {"shape": (k, 3), **_dims("color", "channel")}
+    group.create_array("colors", dtype="uint8", overwrite=True, **palette)[:] = _rounded(centers_rgb)
+    group.create_array("centers_rgb", dtype="float32", overwrite=True, **palette)[:] = centers_rgb
+    group.create_array("centers", dtype="float32", **palette)[:] = centers
 
 
 def _rounded(centers_rgb) -> np.ndarray:

@@ -95,6 +95,15 @@ def write_png(path: os.PathLike, array: np.ndarray, **save) -> str:
     return str(path)
 
 
+def photo_crops(n: int, *, seed: int, corners: int, sides: tuple[int, int]):
+    """``n`` seeded crops of the real photos (RGB): corners below ``corners``, sides in ``sides``."""
+    rng = np.random.default_rng(seed)
+    photos = [np.asarray(Image.open(p).convert("RGB")) for p in PHOTOS]
+    for i in range(n):
+        y, x, h, w = *rng.integers(0, corners, 2), *rng.integers(*sides, 2)
+        yield photos[i % 3][y : y + h, x : x + w]
+
+
 def every_array(group) -> dict:
     """Every array of a zarr group, label rasters included, by path: to compare whole stores."""
     found = {}

@@ -8,7 +8,7 @@ import pytest
 import tifffile
 import xarray as xr
 import zarr
-from conftest import PHOTOS, every_array
+from conftest import PHOTOS, every_array, photo_crops
 from PIL import Image
 
 from palette_dask import extract_palette
@@ -30,17 +30,14 @@ PER_IMAGE = (
 def mixed(tmp_path_factory):
     """23 crops (PNG, JPEG, 16-bit TIFF), a broken file, and a mosaic too big for a batch (tiled TIFF)."""
     folder = tmp_path_factory.mktemp("mixed")
-    rng = np.random.default_rng(4)
-    photos = [np.asarray(Image.open(p).convert("RGB")) for p in PHOTOS]
-    for i in range(23):
-        y, x, h, w = *rng.integers(0, 250, 2), *rng.integers(40, 160, 2)
-        crop = photos[i % 3][y : y + h, x : x + w]
+    for i, crop in enumerate(photo_crops(23, seed=4, corners=250, sides=(40, 160))):
         if i % 5 == 4:
             tifffile.imwrite(folder / f"{i:02d}.tif", crop.astype(np.uint16) * 257)
         else:
             Image.fromarray(crop).save(folder / f"{i:02d}.{'jpg' if i % 3 == 0 else 'png'}", quality=90)
     (folder / "11b-broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    mosaic = np.concatenate([photos[0], photos[0][:, ::-1]], axis=1)  # 512 x 1024
+    astronaut = np.asarray(Image.open(PHOTOS[0]).convert("RGB"))
+    mosaic = np.concatenate([astronaut, astronaut[:, ::-1]], axis=1)  # 512 x 1024
     tifffile.imwrite(folder / "zz-mosaic.tif", mosaic, tile=(128, 128))
     return folder
 

@@ -12,7 +12,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import zarr
-from conftest import PHOTOS, every_array
+from conftest import PHOTOS, every_array, photo_crops
 from PIL import Image
 
 from palette_dask import connect, extract_palette
@@ -27,11 +27,8 @@ CLI = str(Path(sys.executable).parent / "palette-dask")
 def collection(tmp_path_factory):
     """60 different crops of the photos, and one broken file."""
     folder = tmp_path_factory.mktemp("collection")
-    rng = np.random.default_rng(0)
-    photos = [np.asarray(Image.open(p).convert("RGB")) for p in PHOTOS]
-    for i in range(60):
-        y, x, h, w = *rng.integers(0, 200, 2), *rng.integers(60, 200, 2)
-        Image.fromarray(photos[i % 3][y : y + h, x : x + w]).save(folder / f"{i:02d}.png")
+    for i, crop in enumerate(photo_crops(60, seed=0, corners=200, sides=(60, 200))):
+        Image.fromarray(crop).save(folder / f"{i:02d}.png")
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     return folder
 
