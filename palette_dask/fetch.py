@@ -1,20 +1,29 @@
-"""Fetch: http(s) inputs downloaded once per run into a local copy, within a byte cap and a deadline.
+"""Fetch: remote inputs (s3://, gs://, az://, http(s)://), read by byte ranges or downloaded once per run.
 
-A run reads a URL's body once: :func:`local_copy` saves it in the run's
-download folder, named by a hash of the URL, and every later reader on the
-same host (the header probe, the sampling and counting tasks, the figure and
-the report) opens that file. A worker on another host downloads it once for
-itself into a folder of the same name.
+Remote files are read through fsspec (s3fs, gcsfs, adlfs, aiohttp), with
+credentials and endpoints found the usual way: ``AWS_*`` variables and
+profiles, ``AWS_ENDPOINT_URL`` for S3-compatible stores (MinIO, Ceph, moto),
+``AWS_NO_SIGN_REQUEST=YES`` (or no credentials at all) for public buckets.
 
-Each download has one total deadline (:data:`URL_DEADLINE` seconds, however
-slowly the bytes come), a byte cap (:data:`URL_MAX_BYTES`), and follows
-redirects to http(s) only.
+- zarr and OME-Zarr stores are opened by zarr itself over fsspec: each task
+  fetches the chunks it reads;
+- TIFFs (``.tif``, ``.tiff``; Cloud-Optimized GeoTIFF, any tiled TIFF) are
+  read by byte ranges (:func:`open_url`): the header, then only the tiles a
+  task decodes, by the worker that decodes them;
+- any other file (PNG, JPEG...) must be decoded whole, so a run reads its
+  body once: :func:`local_copy` saves it in the run's download folder, named
+  by a hash of the URL, and every later reader on the same host opens that
+  file. A worker on another host downloads it once for itself into a folder
+  of the same name. Each download has a byte cap (:data:`URL_MAX_BYTES`);
+  over http(s), one total deadline (:data:`URL_DEADLINE` seconds, however
+  slowly the bytes come), and redirects followed to http(s) only.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import hashlib
 import http.client
 import os
@@ -27,12 +36,18 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from .errors import ImageReadError
+from .errors import ImageReadError, one_line
 
 __all__ = [
     "URL_MAX_BYTES",
     "URL_DEADLINE",
+    "URL_SCHEMES",
     "is_url",
+    "reads_ranges",
+    "storage_options",
+    "filesystem",
+    "open_url",
+    "serves_ranges",
     "download",
     "local_copy",
     "download_folder",
@@ -44,15 +59,151 @@ URL_MAX_BYTES = 512 * 2**20
 URL_DEADLINE = 300.0
 
 
+#: The URL schemes read, and the package fsspec reads each with.
+URL_SCHEMES = {
+    "http": "aiohttp", "https": "aiohttp", "s3": "s3fs", "gs": "gcsfs", "gcs": "gcsfs",
+    "az": "adlfs", "abfs": "adlfs", "abfss": "adlfs",
+}  # fmt: skip
+_SCHEMES_READ = "http(s), s3, gs and az"  # abfs(s) and gcs too, the same as az and gs
+#: File name endings read by byte ranges when remote: TIFFs, whose tiles can be fetched alone.
+RANGE_SUFFIXES = (".tif", ".tiff")
+#: Bytes fetched past each read of a remote file (GDAL reads a TIFF's first 16 kB the same way): a
+#: header in a request or two, little waste per tile.
+READ_AHEAD = 2**14
+
+
+def scheme(source: str) -> str:
+    """The URL scheme of ``source``, lower case; ``""`` for a path."""
+    return urllib.parse.urlsplit(str(source)).scheme.lower()
+
+
 def is_url(source: str) -> bool:
-    """Whether ``source`` is an http(s) URL.
+    """Whether ``source`` is a URL that palette_dask reads (http, https, s3, gs, az...).
 
     Examples
     --------
-    >>> is_url("https://example.org/a.png"), is_url("photos/a.png")
-    (True, False)
+    >>> is_url("https://example.org/a.png"), is_url("s3://bucket/scene.tif"), is_url("photos/a.png")
+    (True, True, False)
     """
-    return urllib.parse.urlsplit(str(source)).scheme.lower() in ("http", "https")
+    return scheme(source) in URL_SCHEMES
+
+
+def is_http(source: str) -> bool:
+    """Whether ``source`` is an http(s) URL."""
+    return scheme(source) in ("http", "https")
+
+
+def reads_ranges(source: str) -> bool:
+    """Whether ``source`` is a remote TIFF, read by byte ranges rather than downloaded.
+
+    Examples
+    --------
+    >>> reads_ranges("s3://bucket/scene.tif"), reads_ranges("https://x.org/a.png"), reads_ranges("a.tif")
+    (True, False, False)
+    """
+    return is_url(source) and urllib.parse.urlsplit(str(source)).path.lower().endswith(RANGE_SUFFIXES)
+
+
+def check_scheme(url: str) -> None:
+    """Raise :class:`ImageReadError` naming the package to install when ``url``'s scheme cannot be read here.
+
+    Examples
+    --------
+    >>> check_scheme("https://example.org/a.png")
+    >>> try:
+    ...     check_scheme("ftp://x/a.png")
+    ... except ImageReadError as exc:
+    ...     print(exc)
+    ftp://x/a.png: unsupported URL scheme 'ftp'; only http(s), s3, gs and az URLs are read
+    """
+    import fsspec
+
+    name = scheme(url)
+    if name not in URL_SCHEMES:
+        raise ImageReadError(f"{url}: unsupported URL scheme {name!r}; only {_SCHEMES_READ} URLs are read")
+    try:
+        fsspec.get_filesystem_class(name)
+    except ImportError:
+        raise ImageReadError(
+            f"{url}: reading {name}:// URLs needs the package {URL_SCHEMES[name]} (pip install "
+            f"{URL_SCHEMES[name]}, or palette-dask[cloud])"
+        ) from None
+
+
+def _anonymous_s3() -> bool:
+    """Whether S3 is read without signing: ``AWS_NO_SIGN_REQUEST=YES``, or no credentials to be found."""
+    if os.environ.get("AWS_NO_SIGN_REQUEST", "").lower() in ("1", "yes", "true"):
+        return True
+    return not _has_aws_credentials()
+
+
+@functools.cache
+def _has_aws_credentials() -> bool:
+    import botocore.session
+
+    return botocore.session.get_session().get_credentials() is not None
+
+
+def storage_options(url: str) -> dict:
+    """The fsspec options for ``url``: unsigned S3 requests for public buckets, a deadline for http(s)."""
+    if scheme(url) == "s3" and _anonymous_s3():
+        return {"anon": True}
+    if is_http(url):
+        import aiohttp
+
+        return {"client_kwargs": {"timeout": aiohttp.ClientTimeout(total=URL_DEADLINE)}}
+    return {}
+
+
+def filesystem(url: str):
+    """``(fs, path)``: the fsspec file system that reads ``url``, and the path within it."""
+    import fsspec
+
+    check_scheme(url)
+    return fsspec.core.url_to_fs(url, **storage_options(url))
+
+
+@functools.lru_cache(maxsize=4096)
+def serves_ranges(url: str) -> bool:
+    """Whether byte ranges of a remote TIFF can be read: object stores can; an http server may not.
+
+    Bytes 2-3 read by a range request must be bytes 2-3 of the file's start (a
+    server that ignores ranges sends the start instead, or the whole body).
+    Such a server's file is read from a local copy, downloaded once. Asked
+    once per URL and process.
+    """
+    if not is_http(url):
+        return True
+    try:
+        with open_url(url) as handle:
+            handle.seek(2)
+            middle = handle.read(2)
+        with open_url(url) as handle:
+            head = handle.read(4)
+    except ValueError:  # fsspec: "The HTTP server doesn't appear to support range requests"
+        return False
+    except Exception:  # any other failure: reading it will say what
+        return True
+    return middle == head[2:4]
+
+
+def open_url(url: str, block_size: int = READ_AHEAD):
+    """A seekable binary file over a remote file: a read fetches its byte range and ``block_size`` more.
+
+    Raises
+    ------
+    ImageReadError
+        When the file is missing or cannot be opened, in one line.
+    """
+    fs, path = filesystem(url)
+    try:
+        return fs.open(path, "rb", block_size=block_size, cache_type="readahead")
+    except FileNotFoundError:
+        raise ImageReadError(f"{url}: no such file") from None
+    except IsADirectoryError:
+        raise ImageReadError(f"{url}: is a directory, not an image") from None
+    except Exception as exc:  # credentials, network, a server without range requests...
+        raise ImageReadError(f"{url}: cannot open: {one_line(exc) or type(exc).__name__}") from None
 
 
 class _Deadline:
@@ -132,7 +283,7 @@ class _HTTPOnlyRedirects(urllib.request.HTTPRedirectHandler):
 
     def http_error_302(self, req, fp, code, msg, headers):
         target = urllib.parse.urljoin(req.full_url, headers.get("location") or headers.get("uri") or "")
-        if not is_url(target):
+        if not is_http(target):
             fp.close()
             raise _RefusedRedirect(target)
         return super().http_error_302(req, fp, code, msg, headers)
@@ -143,47 +294,69 @@ class _HTTPOnlyRedirects(urllib.request.HTTPRedirectHandler):
 def download(
     url: str, path: str | os.PathLike, *, max_bytes: int | None = None, deadline: float | None = None
 ):
-    """Save the body of an http(s) URL to ``path``, or raise :class:`ImageReadError` and save nothing.
+    """Save the body of a URL to ``path``, or raise :class:`ImageReadError` and save nothing.
 
     Parameters
     ----------
     max_bytes : int, optional
         Refuse bodies larger than this (default :data:`URL_MAX_BYTES`).
     deadline : float, optional
-        Seconds for the whole download, connection and redirects included
-        (default :data:`URL_DEADLINE`); a server sending a byte now and then
-        is cut off when they are up.
+        For http(s): seconds for the whole download, connection and redirects
+        included (default :data:`URL_DEADLINE`); a server sending a byte now
+        and then is cut off when they are up.
     """
     max_bytes = URL_MAX_BYTES if max_bytes is None else max_bytes
     deadline = URL_DEADLINE if deadline is None else deadline
     if not is_url(url):
-        raise ImageReadError(f"{url}: only http and https URLs are read")
+        raise ImageReadError(f"{url}: only {_SCHEMES_READ} URLs are read")
     partial = Path(f"{path}.{uuid.uuid4().hex}.download")
     try:
-        with _Deadline(deadline) as watch, open(partial, "wb") as out:
-            opener = urllib.request.build_opener(
-                _HTTPHandler(watch), _HTTPSHandler(watch), _HTTPOnlyRedirects()
-            )
-            try:
-                with opener.open(url, timeout=deadline) as response:
-                    received = 0
-                    while piece := response.read1(2**20):
-                        received += len(piece)
-                        if received > max_bytes:
-                            raise ImageReadError(f"{url}: larger than the {max_bytes:,}-byte download limit")
-                        out.write(piece)
-            except _RefusedRedirect as target:
-                raise ImageReadError(
-                    f"{url}: redirected to {target}, refused: only http(s) is followed"
-                ) from None
-            except (OSError, http.client.HTTPException) as exc:
-                if not watch.expired:
-                    raise ImageReadError(f"{url}: download failed: {exc}") from None
-            if watch.expired:  # a cut connection can look like the end of the body
-                raise ImageReadError(f"{url}: download stopped at its deadline of {deadline:g} s")
+        with open(partial, "wb") as out:
+            if is_http(url):
+                _download_http(url, out, max_bytes, deadline)
+            else:
+                _download_object(url, out, max_bytes)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _too_big(url: str, max_bytes: int) -> ImageReadError:
+    return ImageReadError(f"{url}: larger than the {max_bytes:,}-byte download limit")
+
+
+def _download_object(url: str, out, max_bytes: int) -> None:
+    """An object store's file, by fsspec, in pieces of a MB."""
+    with open_url(url, block_size=2**20) as remote:
+        if remote.size is not None and remote.size > max_bytes:
+            raise _too_big(url, max_bytes)
+        try:
+            while piece := remote.read(2**20):
+                out.write(piece)
+        except Exception as exc:
+            raise ImageReadError(f"{url}: download failed: {one_line(exc) or type(exc).__name__}") from None
+
+
+def _download_http(url: str, out, max_bytes: int, deadline: float) -> None:
+    with _Deadline(deadline) as watch:
+        opener = urllib.request.build_opener(_HTTPHandler(watch), _HTTPSHandler(watch), _HTTPOnlyRedirects())
+        try:
+            with opener.open(url, timeout=deadline) as response:
+                received = 0
+                while piece := response.read1(2**20):
+                    received += len(piece)
+                    if received > max_bytes:
+                        raise _too_big(url, max_bytes)
+                    out.write(piece)
+        except _RefusedRedirect as target:
+            raise ImageReadError(
+                f"{url}: redirected to {target}, refused: only http(s) is followed"
+            ) from None
+        except (OSError, http.client.HTTPException) as exc:
+            if not watch.expired:
+                raise ImageReadError(f"{url}: download failed: {exc}") from None
+        if watch.expired:  # a cut connection can look like the end of the body
+            raise ImageReadError(f"{url}: download stopped at its deadline of {deadline:g} s")
 
 
 def local_copy(url: str, folder: str | os.PathLike) -> str:
@@ -194,7 +367,7 @@ def local_copy(url: str, folder: str | os.PathLike) -> str:
     >>> local_copy("file:///etc/passwd", tempfile.gettempdir())
     Traceback (most recent call last):
     ...
-    palette_dask.errors.ImageReadError: file:///etc/passwd: only http and https URLs are read
+    palette_dask.errors.ImageReadError: file:///etc/passwd: only http(s), s3, gs and az URLs are read
     """
     name = hashlib.sha256(url.encode()).hexdigest()[:32] + Path(urllib.parse.urlsplit(url).path).suffix[:8]
     path = Path(folder) / name

@@ -15,6 +15,7 @@ A block a decoder makes whole (a tile, a strip, a chunk) may hold at most
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -23,14 +24,21 @@ import re
 import struct
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import dask.array as da
 import numpy as np
 
 from .errors import ImageReadError
-from .fetch import is_url, local_copy, process_folder
-from .inputs import is_zarr_dir
+from .fetch import (
+    filesystem,
+    is_url,
+    local_copy,
+    open_url,
+    process_folder,
+    reads_ranges,
+    storage_options,
+)
+from .inputs import is_zarr_source
 
 __all__ = ["ImageInfo", "whole_block_bytes"]
 
@@ -72,8 +80,10 @@ class ImageInfo:
         the band of rows it reads (uncompressed or deflate strips), so chunks
         are bands of rows of any height.
     downloads : str or None
-        For a URL, the folder of the run's downloads, where readers find its
-        local copy (see :func:`palette_dask.fetch.local_copy`).
+        For a URL decoded whole (a remote PNG...), the folder of the run's
+        downloads, where readers find its local copy (see
+        :func:`palette_dask.fetch.local_copy`); None for remote TIFFs and
+        zarr stores, read by ranges and chunks.
     """
 
     source: str
@@ -107,11 +117,85 @@ class ImageInfo:
         return name + "A" * self.alpha
 
 
-def local_path(info: ImageInfo) -> str:
-    """The file to open for an image: its path, or a URL's local copy (downloaded on this host if need be)."""
-    if is_url(info.source):
-        return local_copy(info.source, info.downloads or process_folder())
-    return info.source
+def open_source(source: str, downloads: str | None = None):
+    """A binary file object for an image: the file, a remote TIFF read by byte ranges, or a URL's local copy.
+
+    A URL decoded whole, or a remote TIFF given a ``downloads`` folder (its
+    server does not answer range requests), is read from its local copy in
+    ``downloads`` (by default a folder of this process's), downloaded first
+    unless this host has it there already.
+    """
+    if reads_ranges(source) and downloads is None:
+        return open_url(source)
+    if is_url(source):
+        return open_bytes(local_copy(source, downloads or process_folder()), source)
+    return open_bytes(source)
+
+
+def file_size(handle) -> int:
+    """Bytes in an open file, local or remote."""
+    size = getattr(handle, "size", None)  # fsspec's remote files
+    return size if isinstance(size, int) else os.fstat(handle.fileno()).st_size
+
+
+def open_zarr(source: str, array: bool = False):
+    """A zarr node (an array with ``array``) opened read-only, from a path or a URL (s3://, http...)."""
+    import zarr
+
+    options = {"storage_options": storage_options(source)} if is_url(source) else {}
+    return (zarr.open_array if array else zarr.open)(source, mode="r", **options)
+
+
+@contextlib.contextmanager
+def tiff_regions(info: ImageInfo):
+    """A function ``read(rows, cols)`` of a TIFF's full-resolution regions, the file open meanwhile.
+
+    Regions come as ``(rows, columns, bands)``. A remote TIFF's tiles (or
+    strips) that a region needs are fetched in one request where they are
+    stored together (a row of a COG's tiles), not one request per tile.
+    """
+    import tifffile
+    import zarr
+
+    with open_source(info.source, info.downloads) as handle, tifffile.TiffFile(handle) as tif:
+        store = tif.aszarr(series=0, level=0)
+        page, array = tif.series[0].pages[0], zarr.open_array(store, mode="r")
+        remote = hasattr(handle, "cache")  # fsspec's file, whose read-ahead cache keeps what it fetched last
+        if remote:
+            handle.cache.blocksize = 0  # the header is read: from here on, fetch exactly what is read
+
+        def read(rows: slice, cols: slice) -> np.ndarray:
+            if remote:
+                _prefetch(handle, page, rows, cols)
+            return to_yxc(array, info.axes, rows, cols)
+
+        try:
+            yield read
+        finally:
+            store.close()
+
+
+def _prefetch(handle, page, rows: slice, cols: slice) -> None:
+    """Read the byte span of the tiles (or strips) under a region in one go, if little else lies in it."""
+    tall = page.tilelength if page.is_tiled else page.rowsperstrip
+    wide = page.tilewidth if page.is_tiled else page.imagewidth
+    down, across = -(-page.imagelength // tall), -(-page.imagewidth // wide)
+    planes = page.samplesperpixel if page.planarconfig == 2 else 1
+    if len(page.dataoffsets) != planes * down * across:  # tiled in depth, or anything unusual: tile by tile
+        return
+    index = np.array(
+        [
+            (plane * down + row) * across + col
+            for plane in range(planes)
+            for row in range(rows.start // tall, -(-rows.stop // tall))
+            for col in range(cols.start // wide, -(-cols.stop // wide))
+        ]
+    )
+    offsets, counts = np.asarray(page.dataoffsets)[index], np.asarray(page.databytecounts)[index]
+    start, stop = int(offsets.min()), int((offsets + counts).max())
+    if stop - start <= 2 * int(counts.sum()):
+        handle.seek(start)
+        handle.read(stop - start)
 
 
 def open_bytes(source: str, name: str | None = None):
@@ -461,6 +545,25 @@ def _unsafe_codecs(codecs, key: str, allowed: frozenset) -> str | None:
     return None
 
 
+_MAX_METADATA = 2**24
+
+
+def _metadata_text(path: str) -> bytes | None:
+    """A metadata file's bytes, local or remote, at most :data:`_MAX_METADATA` + 1; None if absent."""
+    if not is_url(path):
+        if not os.path.isfile(path):
+            return None
+        with open(path, "rb") as handle:
+            return handle.read(_MAX_METADATA + 1)
+    fs, key = filesystem(path)
+    try:
+        return fs.cat_file(key, start=0, end=_MAX_METADATA + 1)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # credentials, network
+        raise ImageReadError(f"{path}: cannot read: {exc}") from None
+
+
 def _check_zarr_metadata(source: str, node: str) -> None:
     r"""Refuse a zarr node whose metadata declares anything but numbers, before zarr reads it.
 
@@ -469,14 +572,15 @@ def _check_zarr_metadata(source: str, node: str) -> None:
     (``"\u0070ickle"``) are read as what they are.
     """
     for name in _ZARR_METADATA:
-        path = Path(node) / name
-        if not path.is_file():
+        path = f"{node.rstrip('/')}/{name}"
+        text = _metadata_text(path)
+        if text is None:
             continue
-        where = path.relative_to(source) if path.is_relative_to(source) else path
-        if path.stat().st_size > 2**24:
+        where = path[len(source) :].lstrip("/") if path.startswith(source) else path
+        if len(text) > _MAX_METADATA:
             raise ImageReadError(f"{source}: zarr metadata {where} is over 16 MB; refused")
         try:
-            unsafe = _unsafe_declaration(json.loads(path.read_bytes()))
+            unsafe = _unsafe_declaration(json.loads(text))
         except ValueError as exc:
             raise ImageReadError(f"{source}: zarr metadata {where} is not JSON: {exc}") from None
         if unsafe:
@@ -494,7 +598,7 @@ def probe_zarr(
 
     _check_zarr_metadata(source, source)
     try:
-        node = zarr.open(source, mode="r")
+        node = open_zarr(source)
     except Exception as exc:
         raise ImageReadError(f"{source}: not a readable zarr array: {exc}") from None
     names = None
@@ -511,11 +615,11 @@ def probe_zarr(
         source, node, names = f"{source.rstrip('/')}/{level}", node[level], _axis_names(multiscales)
     else:
         names = getattr(node.metadata, "dimension_names", None)
-        parent = Path(source).parent
-        if names is None and is_zarr_dir(parent):  # a level of an OME-Zarr image
-            _check_zarr_metadata(source, str(parent))
+        parent = source.rstrip("/").rsplit("/", 1)[0] if "/" in source.rstrip("/") else "."
+        if names is None and is_zarr_source(parent):  # a level of an OME-Zarr image
+            _check_zarr_metadata(source, parent)
             try:
-                multiscales = _multiscales(zarr.open_group(str(parent), mode="r").attrs)
+                multiscales = _multiscales(open_zarr(parent).attrs)
                 names = _axis_names(multiscales) if multiscales else None
             except Exception:
                 names = None
@@ -538,26 +642,18 @@ def probe_zarr(
 
 
 def read_tiff_region(info: ImageInfo, rows: slice, cols: slice) -> np.ndarray:
-    import tifffile
-    import zarr
-
-    whole = rows == slice(0, info.shape[0]) and cols == slice(0, info.shape[1])
-    path = local_path(info)
-    if whole:
-        with open_bytes(path, info.source) as handle:
+    if rows == slice(0, info.shape[0]) and cols == slice(0, info.shape[1]):
+        with open_source(info.source, info.downloads) as handle:
             return to_yxc(_tiff_whole(handle), info.axes, rows, cols)
-    store = tifffile.imread(path, aszarr=True, series=0, level=0)
-    try:
-        return to_yxc(zarr.open_array(store, mode="r"), info.axes, rows, cols)
-    finally:
-        store.close()
+    with tiff_regions(info) as read:
+        return read(rows, cols)
 
 
 def read_tiff_band(info: ImageInfo, rows: slice) -> np.ndarray:
     """Rows of a banded TIFF (:attr:`ImageInfo.banded`), decoding no more than those rows of each strip."""
     import tifffile
 
-    with open_bytes(local_path(info), info.source) as handle:
+    with open_source(info.source, info.downloads) as handle:
         with tifffile.TiffFile(handle) as tif:
             page = tif.series[0].pages[0]
             byteorder = tif.byteorder
@@ -626,7 +722,7 @@ def _strip_bytes(
 
 
 def read_pillow(info: ImageInfo) -> np.ndarray:
-    with open_bytes(local_path(info), info.source) as handle:
+    with open_source(info.source, info.downloads) as handle:
         return _pillow_pixels(info, handle)
 
 

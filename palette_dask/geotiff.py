@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .fetch import is_url, local_copy, process_folder
+from .formats import open_source
 
 __all__ = ["geotiff_paths", "check_geotiff_folder", "write_label_geotiffs"]
 
@@ -66,12 +66,11 @@ def check_geotiff_folder(folder: str | os.PathLike, names: list[str], *, replace
 
 
 def _geo_tags(source: str, downloads: str | None) -> list:
-    """A TIFF source's georeferencing tags (a URL's from its local copy) as tifffile's ``extratags``."""
+    """A TIFF source's georeferencing tags (a remote one's by byte ranges) as tifffile's ``extratags``."""
     import tifffile
 
     try:
-        path = local_copy(source, downloads or process_folder()) if is_url(source) else source
-        with tifffile.TiffFile(path) as tif:
+        with open_source(source, downloads) as handle, tifffile.TiffFile(handle) as tif:
             tags = tif.pages[0].tags.values()
             return [(tag.code, tag.dtype, tag.count, tag.value, True) for tag in tags if tag.code in GEO_TAGS]
     except Exception:  # not a TIFF (PNG, zarr...): no georeferencing to copy

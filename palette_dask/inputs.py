@@ -2,8 +2,9 @@
 
 Folders are searched recursively for image files and zarr arrays, without
 descending into zarr nodes (a store inside a folder of photos is never read
-as photos); list files hold one input per line. Nothing is opened here but
-folders and list files.
+as photos); list files hold one input per line. Object-store URLs (s3://,
+gs://, az://) may be globs or prefixes, listed the same way. Nothing is
+opened here but folders, listings and list files.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import InputError
-from .fetch import is_url
+from .errors import ImageReadError, InputError
+from .fetch import check_scheme, filesystem, is_http, is_url
 
 __all__ = ["IMAGE_SUFFIXES", "resolve_inputs", "is_array"]
 
@@ -31,6 +32,32 @@ def is_zarr_dir(path: Path) -> bool:
     return path.is_dir() and ((path / "zarr.json").exists() or (path / ".zarray").exists())
 
 
+def is_zarr_source(source: str) -> bool:
+    """Whether ``source`` (a path or a URL) is a zarr array or group rather than an image file.
+
+    A URL is one when a part of its path ends in ``.zarr``; an object-store
+    URL (s3://, gs://, az://) with no image file ending, when the store has
+    zarr metadata there.
+
+    Examples
+    --------
+    >>> is_zarr_source("s3://bucket/scene.zarr/0"), is_zarr_source("https://x.org/a.png")
+    (True, False)
+    """
+    if not is_url(source):
+        return is_zarr_dir(Path(source))
+    path = urllib.parse.urlsplit(source).path.rstrip("/")
+    if any(part.lower().endswith(".zarr") for part in path.split("/")):
+        return True
+    if is_http(source) or path.lower().endswith(IMAGE_SUFFIXES):
+        return False
+    fs, key = filesystem(source)
+    try:
+        return any(fs.exists(f"{key.rstrip('/')}/{name}") for name in ("zarr.json", ".zarray", ".zgroup"))
+    except Exception:  # unreadable here: reading it will say why
+        return False
+
+
 def _is_zarr_node(path: Path) -> bool:
     """A zarr array or group (v2 or v3): never searched for images."""
     return any((path / name).exists() for name in ("zarr.json", ".zarray", ".zgroup"))
@@ -41,15 +68,17 @@ def resolve_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> l
 
     An input is an image file, a directory (searched recursively for files
     ending in :data:`IMAGE_SUFFIXES`), a glob, a text file (``.txt``, ``.lst``,
-    ``.list``) listing inputs one per line, a zarr array, or an http(s) URL.
+    ``.list``) listing inputs one per line, a zarr array, or a URL: http(s),
+    or s3://, gs://, az:// naming an image, a zarr store, a prefix (searched
+    like a directory) or a glob.
     A path that does not exist is kept: reading it fails for that image alone,
     so the rest of a collection still runs.
 
     Raises
     ------
     InputError
-        When nothing is given, a directory holds no images, a glob matches
-        nothing, or a URL has another scheme than http(s).
+        When nothing is given, a directory or prefix holds no images, a glob
+        matches nothing, or a URL has a scheme that is not read here.
 
     Examples
     --------
@@ -67,11 +96,12 @@ def resolve_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> l
 
 
 def _expand(item: str, *, allow_lists: bool) -> list[str]:
-    scheme = urllib.parse.urlsplit(item).scheme.lower()
-    if scheme in ("http", "https"):
-        return [item]
     if "://" in item:
-        raise InputError(f"{item}: unsupported URL scheme {scheme!r}; only http and https are read")
+        try:
+            check_scheme(item)
+        except ImageReadError as exc:
+            raise InputError(str(exc)) from None
+        return _expand_url(item)
     path = Path(item)
     if is_zarr_dir(path):
         return [item]
@@ -88,6 +118,37 @@ def _expand(item: str, *, allow_lists: bool) -> list[str]:
     if not found:
         raise InputError(f"{item}: no file matches this pattern")
     return [s for f in found for s in _expand(f, allow_lists=False)]
+
+
+def _expand_url(url: str) -> list[str]:
+    """An object-store glob or prefix as the image files and zarr stores it holds; any other URL as it is."""
+    path = urllib.parse.urlsplit(url).path.rstrip("/").lower()
+    named = path.endswith(IMAGE_SUFFIXES) or ".zarr" in path
+    if is_http(url) or (named and not glob.has_magic(url)):
+        return [url]
+    fs, key = filesystem(url)
+    try:
+        if glob.has_magic(key):
+            found = [fs.unstrip_protocol(match) for match in sorted(fs.glob(key))]
+            found = [f for f in found if f.lower().endswith(IMAGE_SUFFIXES) or is_zarr_source(f)]
+            if not found:
+                raise InputError(f"{url}: no image or zarr store matches this pattern")
+            return found
+        if is_zarr_source(url) or not (url.endswith("/") or fs.isdir(key)):
+            return [url]
+        found = [
+            fs.unstrip_protocol(name)
+            for name in sorted(fs.find(key))
+            if name.lower().endswith(IMAGE_SUFFIXES)
+            and not any(part.lower().endswith(".zarr") or part.startswith(".") for part in name.split("/"))
+        ]
+    except InputError:
+        raise
+    except Exception as exc:  # credentials, network, a missing bucket
+        raise InputError(f"{url}: cannot list: {exc}") from None
+    if not found:
+        raise InputError(f"{url}: holds no images (looked for {', '.join(IMAGE_SUFFIXES)})")
+    return found
 
 
 def _images_under(folder: Path) -> list[str]:
@@ -115,7 +176,7 @@ def _read_list(path: Path) -> list[str]:
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        if not is_url(line) and "://" not in line and not os.path.isabs(line):
+        if "://" not in line and not os.path.isabs(line):
             line = str(path.parent / line)
         sources.extend(_expand(line, allow_lists=False))
     if not sources:

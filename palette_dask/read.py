@@ -16,27 +16,27 @@ stored layout (channels last, planar, OME-Zarr's ``tczyx``...); the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import io
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import dask.array as da
 import numpy as np
 
 from .errors import ImageReadError, one_line, without_context
-from .fetch import is_url, local_copy, process_folder
+from .fetch import is_url, process_folder, reads_ranges, serves_ranges
 from .formats import (
     DEFAULT_MAX_PIXELS,
     TIFF_MAGIC,
     ImageInfo,
     decode_bytes,
+    file_size,
     layout,
-    local_path,
-    open_bytes,
+    open_source,
+    open_zarr,
     probe_pillow,
     probe_tiff,
     probe_zarr,
@@ -44,10 +44,11 @@ from .formats import (
     read_pillow,
     read_tiff_band,
     read_tiff_region,
+    tiff_regions,
     to_yxc,
     too_many_pixels,
 )
-from .inputs import is_zarr_dir
+from .inputs import is_zarr_source
 
 __all__ = ["probe", "read_image", "array_image", "decode", "open_batch", "Batch"]
 
@@ -69,7 +70,8 @@ def probe(
 
     ``channel_axis`` says which axis holds the bands of a zarr array whose
     layout is not named (by ``dimension_names`` or OME-Zarr ``axes``) and not
-    obvious from its shape. A URL is downloaded once into ``downloads`` (a
+    obvious from its shape. A remote TIFF or zarr store is read by byte
+    ranges and chunks; any other URL is downloaded once into ``downloads`` (a
     folder; by default one of this process's), where its readers find it.
 
     Raises
@@ -95,13 +97,13 @@ def _open_image(source: str, max_pixels: int, channel_axis, downloads, decode_up
     A file that small is read once, header and pixels from the same bytes.
     """
     pixels = data = None
-    if not is_url(source) and is_zarr_dir(Path(source)):
+    if is_zarr_source(source):
         info = probe_zarr(source, channel_axis, max_pixels)
     else:
-        downloads = (downloads or process_folder()) if is_url(source) else None
-        path = local_copy(source, downloads) if downloads else source
-        with open_bytes(path, source) as handle:
-            data = handle.read() if os.fstat(handle.fileno()).st_size <= decode_up_to else None
+        by_ranges = reads_ranges(source) and serves_ranges(source)
+        downloads = (downloads or process_folder()) if is_url(source) and not by_ranges else None
+        with open_source(source, downloads) as handle:
+            data = handle.read() if file_size(handle) <= decode_up_to else None
             if data is not None:
                 handle = io.BytesIO(data)
             head = handle.read(16)
@@ -256,9 +258,7 @@ def _checked(info: ImageInfo, read, rows: slice, cols: slice) -> np.ndarray:
 def read_region(info: ImageInfo, rows: slice, cols: slice) -> np.ndarray:
     """Decode one region of an image as ``(rows, columns, bands)``; runs inside tasks."""
     if info.format == "zarr":
-        import zarr
-
-        return to_yxc(zarr.open_array(info.source, mode="r"), info.axes, rows, cols)
+        return to_yxc(open_zarr(info.source, array=True), info.axes, rows, cols)
     if info.format == "tiff" and info.banded:
         return read_tiff_band(info, rows)[:, cols]
     if info.format == "tiff":
@@ -279,26 +279,19 @@ def cell_grid(info: ImageInfo) -> tuple[int, int] | None:
 
 def decode_cells(info: ImageInfo, cells) -> Iterator[np.ndarray]:
     """Decode regions ``((r0, r1), (c0, c1))`` of a zarr or TIFF image one after another, opening it once."""
-    import zarr
-
-    store = None
-    try:
-        if info.format == "zarr":
-            array = zarr.open_array(info.source, mode="r")
-        else:
-            import tifffile
-
-            store = tifffile.imread(local_path(info), aszarr=True, series=0, level=0)
-            array = zarr.open_array(store, mode="r")
-    except Exception as exc:  # the file changed since its header was read
-        raise ImageReadError(f"{info.source}: cannot decode: {exc}") from None
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            if info.format == "zarr":
+                read = functools.partial(to_yxc, open_zarr(info.source, array=True), info.axes)
+            else:
+                read = stack.enter_context(tiff_regions(info))
+        except ImageReadError:
+            raise
+        except Exception as exc:  # the file changed since its header was read
+            raise ImageReadError(f"{info.source}: cannot decode: {exc}") from None
         for (r0, r1), (c0, c1) in cells:
             rows, cols = slice(r0, r1), slice(c0, c1)
-            yield _checked(info, functools.partial(to_yxc, array, info.axes, rows, cols), rows, cols)
-    finally:
-        if store is not None:
-            store.close()
+            yield _checked(info, functools.partial(read, rows, cols), rows, cols)
 
 
 @dataclass

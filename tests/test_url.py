@@ -1,12 +1,8 @@
 """http(s) inputs, served by a real HTTP server on 127.0.0.1 that counts what it is asked for."""
 
-import collections
-import functools
 import glob
-import http.server
 import os
 import tempfile
-import threading
 import time
 
 import numpy as np
@@ -15,6 +11,7 @@ import tifffile
 import zarr
 from conftest import PHOTOS
 from PIL import Image
+from servers import RangeHandler, http_server
 
 from palette_dask import ImageReadError, extract_palette, probe, read_image
 from palette_dask.cli import main
@@ -23,21 +20,17 @@ from palette_dask.fetch import download
 DRIP_SECONDS = 20  # the dripping server gives up after this, whatever the client does
 
 
-class Handler(http.server.SimpleHTTPRequestHandler):
-    """Files from a folder, plus redirects and a server that drips one byte at a time."""
-
-    requests: collections.Counter
-
-    def log_message(self, *args):
-        pass
+class Handler(RangeHandler):
+    """Files from a folder (range requests too), plus redirects and a server that drips one byte at a time."""
 
     def do_GET(self):
-        self.requests[self.path] += 1
         if self.path.startswith("/redirect/"):
+            self.requests[self.path] += 1
             self.send_response(302)
             self.send_header("Location", self.path[len("/redirect/") :].replace("|", "/"))
             self.end_headers()
         elif self.path in ("/drip-body.png", "/drip-headers.png"):
+            self.requests[self.path] += 1
             self.drip(headers=self.path == "/drip-headers.png")
         else:
             super().do_GET()
@@ -60,27 +53,20 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             pass
 
 
-class QuietServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):  # a client hanging up at the size limit
-        pass
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def www(tmp_path_factory):
     root = tmp_path_factory.mktemp("www")
     (root / "coffee.png").write_bytes(PHOTOS[1].read_bytes())
     (root / "junk.png").write_bytes(b"<html>not found</html>")
     rgb = np.asarray(Image.open(PHOTOS[0]).convert("RGB"))
     tifffile.imwrite(root / "tiled.tif", rgb, tile=(128, 128), compression="zlib")
-    handler = functools.partial(Handler, directory=str(root))
-    Handler.requests = collections.Counter()
-    httpd = QuietServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(www):
+    with http_server(www, Handler) as (url, _):
+        yield url
 
 
 def test_url_is_read_like_the_file(server):
@@ -111,24 +97,44 @@ def test_download_limit(server, monkeypatch, tmp_path):
 
 
 def test_each_url_is_fetched_once_per_run_figure_and_report_included(server, capsys, tmp_path):
-    urls = [f"{server}/coffee.png", f"{server}/tiled.tif"]
+    """A PNG is downloaded once; a TIFF from a server without range requests too, the other read by ranges."""
+    urls = [f"{server}/coffee.png", f"{server}/norange/tiled.tif", f"{server}/tiled.tif"]
     before = set(glob.glob(os.path.join(tempfile.gettempdir(), "palette-dask-urls-*")))
     Handler.requests.clear()
+    Handler.sent.clear()
     outputs = ["-o", tmp_path / "s.zarr", "--html", tmp_path / "r.html", "--figure", tmp_path / "f.png"]
     code = main(["run", *urls, *map(str, outputs), "--processes", "--workers", "2", "-q"])
     assert code == 0, capsys.readouterr().err
-    assert Handler.requests["/coffee.png"] == 1 and Handler.requests["/tiled.tif"] == 1
+    assert Handler.requests["/coffee.png"] == 1
+    # the server without ranges: a refused range request by the worker that probes it and by this
+    # process (the report and the figure), and one download, read by both (one host)
+    assert Handler.requests["/norange/tiled.tif"] == 3
+    assert Handler.requests["/tiled.tif"] > 2  # header, then tiles
     assert (tmp_path / "r.html").stat().st_size > 10_000 and (tmp_path / "f.png").exists()
     assert set(glob.glob(os.path.join(tempfile.gettempdir(), "palette-dask-urls-*"))) == before  # removed
     local = zarr.open_group(tmp_path / "s.zarr", mode="r")
-    assert local["image_valid"][:].tolist() == [400 * 600, 512 * 512]
+    assert local["image_valid"][:].tolist() == [400 * 600, 512 * 512, 512 * 512]
+    counts = local["image_counts"][:]
+    np.testing.assert_array_equal(counts[1], counts[2])
 
 
-def test_a_url_tiff_is_read_tile_by_tile_from_its_local_copy(server, tmp_path):
+def test_a_url_tiff_is_read_tile_by_tile_by_byte_ranges(server, www, tmp_path):
     info = probe(f"{server}/tiled.tif", downloads=str(tmp_path))
+    assert info.downloads is None and os.listdir(tmp_path) == []  # no local copy
     image = read_image(info, chunk_bytes=128 * 512 * 3)
     assert image.numblocks == (4, 1, 1)  # not one chunk decoded whole
     rgb = np.asarray(Image.open(PHOTOS[0]).convert("RGB"))
+    Handler.sent.clear()
+    np.testing.assert_array_equal(image[128:256].compute(scheduler="sync"), rgb[128:256])
+    with tifffile.TiffFile(www / "tiled.tif") as tif:
+        tiles = tif.pages[0].databytecounts[4:8]  # the second row of 4 tiles
+    # its header, its 4 tiles, and at most READ_AHEAD bytes after each read
+    assert (
+        sum(tiles)
+        <= Handler.sent["/tiled.tif"]
+        <= sum(tiles) + 6 * 2**16
+        < (www / "tiled.tif").stat().st_size
+    )
     np.testing.assert_array_equal(image.compute(scheduler="sync"), rgb)
 
 
