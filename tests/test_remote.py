@@ -112,11 +112,17 @@ def assert_same_stores(remote: dict, local: dict) -> None:
 
 
 def test_zarr_ome_zarr_and_cog_from_s3_give_the_local_store(s3, local, tmp_path):
+    import rasterio
+
     names = ["mosaic.zarr", "image.ome.zarr", "scene.tif"]
-    remote = run([f"{s3}/{n}" for n in names], tmp_path / "remote.zarr", "--labels")
+    geo = tmp_path / "geotiff"
+    remote = run([f"{s3}/{n}" for n in names], tmp_path / "remote.zarr", "--labels-geotiff", str(geo))
     assert_same_stores(remote, run([local / n for n in names], tmp_path / "local.zarr", "--labels"))
     assert remote["image_status"].tolist() == [1, 1, 1]
     assert remote["image_valid"].tolist() == [1024 * 1536, 512 * 768, SIDE * SIDE]
+    with rasterio.open(geo / "scene.labels.tif") as labels, rasterio.open(local / "scene.tif") as source:
+        assert (labels.crs, labels.transform, labels.shape) == (source.crs, source.transform, source.shape)
+        np.testing.assert_array_equal(labels.read(1), remote["labels/2/0"])
 
 
 def test_a_prefix_and_a_glob_list_like_a_folder(s3, local, tmp_path):
