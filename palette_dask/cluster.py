@@ -11,6 +11,15 @@ A job-queue cluster is described by a dict with the keys of
 :data:`JOBQUEUE_KEYS`, read from the dask config namespace ``palette-dask``
 (``palette-dask: {cluster: {kind: slurm, cores: 8, ...}}`` in a YAML file)
 and overridden by explicit options.
+
+Nobody else gets in: a dask scheduler runs code for anyone who can reach its
+port, so the clusters started here whose workers are other processes (a
+LocalCluster of processes, a job-queue cluster) speak TLS with credentials
+made for the run (:meth:`distributed.security.Security.temporary`): a client
+or worker without them is refused. A job-queue cluster's workers read theirs
+from files only the user can read, in a folder their jobs see
+(``shared-directory``). A scheduler given by address uses dask's own TLS
+configuration (``distributed.comm.tls.*``) for a ``tls://`` address.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import warnings
 from collections.abc import Iterator
 
 from distributed import Client, LocalCluster
+from distributed.security import Security
 
 from .errors import ClusterError
 
@@ -64,6 +74,7 @@ JOBQUEUE_KEYS = {
     "job-extra-directives": "extra lines for the job script header",
     "local-directory": "scratch folder on the compute nodes",
     "log-directory": "where job logs go",
+    "shared-directory": "a folder the worker jobs see, for the run's TLS credentials (default: this one)",
 }
 
 
@@ -132,6 +143,10 @@ def make_jobqueue_cluster(options: dict, *, dashboard_address: str = "127.0.0.1:
 
     Workers get ``--lifetime`` (default: walltime minus 5 minutes) and
     ``--lifetime-stagger``, so they retire before the scheduler kills them.
+    Scheduler and workers speak TLS with credentials made for this cluster;
+    the workers' are written (readable by the user alone) in
+    ``shared-directory``, the current folder by default, and removed with
+    the cluster.
     """
     try:
         import dask_jobqueue
@@ -154,6 +169,9 @@ def make_jobqueue_cluster(options: dict, *, dashboard_address: str = "127.0.0.1:
         "processes": int(options.get("processes", 1)),
         "worker_extra_args": extra,
         "scheduler_options": {"dashboard_address": dashboard_address},
+        "security": Security.temporary(),
+        "protocol": "tls://",
+        "shared_temp_directory": os.path.abspath(os.path.expanduser(options.get("shared-directory") or ".")),
     }
     for key in (
         "walltime",
@@ -192,7 +210,8 @@ def connect(
     processes (``n_workers`` given: processes).
     The LocalCluster's dashboard and its workers' HTTP servers listen on 127.0.0.1
     only (``dashboard_address`` chooses the port; distributed would take None
-    for "every interface").
+    for "every interface"); with process workers it speaks TLS, with
+    credentials made for it (threads talk in-process: no port to reach).
 
     Raises
     ------
@@ -216,6 +235,14 @@ def connect(
             yield client
         return
     if scheduler:
+        if str(scheduler).startswith("tls://") and not Security().get_connection_args("client").get(
+            "ssl_context"
+        ):
+            raise ClusterError(
+                f"{scheduler}: a tls:// scheduler needs certificates from dask's configuration: "
+                "distributed.comm.tls.ca-file, .client.cert and .client.key (for example the variables "
+                "DASK_DISTRIBUTED__COMM__TLS__CA_FILE, ..._CLIENT__CERT and ..._CLIENT__KEY)"
+            )
         try:
             client = Client(scheduler, timeout=timeout)
         except (OSError, TimeoutError, ValueError) as exc:
@@ -237,6 +264,8 @@ def connect(
             threads_per_worker=threads_per_worker,
             processes=processes,
             host="127.0.0.1" if processes else None,  # threads talk in-process, no socket
+            security=Security.temporary() if processes else None,
+            protocol="tls://" if processes else None,
             dashboard_address=dashboard_address,
             worker_dashboard_address="127.0.0.1:0",
             silence_logs=logging.CRITICAL,
