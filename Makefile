@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test browser clean
+.PHONY: install demo test system clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,17 +17,21 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/palette-dask demo
 
-# The HTML report is opened in a real headless browser by the tests: Debian's Chromium
-# (as root, or through sudo).
+# Debian packages the tests use (as root, or through sudo): Chromium opens the HTML report, and
+# SLURM with munge runs a single-node cluster for the job-queue tests.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+PACKAGES := chromium slurm-wlm munge
+APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(PACKAGES)
+export PATH := $(PATH):/usr/sbin:/sbin
 
-browser:
-	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
-	  (echo "installing Chromium for the report's browser test" && \
-	   ($(APT_INSTALL) >/dev/null 2>&1 || ($(SUDO) apt-get update -q >/dev/null && $(APT_INSTALL) >/dev/null)))
+system:
+	@if ! { command -v chromium || command -v chromium-browser; } >/dev/null || \
+	    ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v munged >/dev/null; then \
+	  echo "installing $(PACKAGES) for the tests"; \
+	  ($(APT_INSTALL) >/dev/null 2>&1 || ($(SUDO) apt-get update -q >/dev/null && $(APT_INSTALL) >/dev/null)); \
+	fi
 
-test: $(STAMP) browser
+test: $(STAMP) system
 	$(BIN)/ruff check palette_dask tests benchmarks workflows
 	$(BIN)/python -m pytest
 

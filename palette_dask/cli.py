@@ -238,6 +238,9 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
         "--lifetime", metavar="TIME", help="workers retire after this (default: walltime - 5m)"
     )
     queue.add_argument(
+        "--lifetime-stagger", metavar="TIME", help="spread of the workers' lifetimes (default: 2m)"
+    )
+    queue.add_argument(
         "--print-job-script", action="store_true", help="print the job script and stop, submitting nothing"
     )
     parser.add_argument(
@@ -373,9 +376,8 @@ def _jobqueue(args) -> dict | None:
         return None
     if args.scheduler:
         raise ClusterError("pass either --scheduler or --cluster, not both")
-    overrides = {
-        k: getattr(args, k) for k in ("jobs", "cores", "memory", "walltime", "queue", "account", "lifetime")
-    }
+    names = ("jobs", "cores", "memory", "walltime", "queue", "account", "lifetime", "lifetime_stagger")
+    overrides = {name: getattr(args, name) for name in names}
     return jobqueue_options(args.cluster_config, kind=args.cluster, **overrides)
 
 
@@ -387,9 +389,9 @@ def _run(args) -> int:
 
 
 def _print_job_script(args) -> int:
-    from .cluster import make_jobqueue_cluster
+    from .cluster import jobqueue_cluster
 
-    with make_jobqueue_cluster(_jobqueue(args)) as cluster:
+    with jobqueue_cluster(_jobqueue(args)) as cluster:
         print(cluster.job_script())
     return EXIT_OK
 

@@ -27,6 +27,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
+import tempfile
 import warnings
 from collections.abc import Iterator
 
@@ -35,7 +37,7 @@ from distributed.security import Security
 
 from .errors import ClusterError
 
-__all__ = ["connect", "dashboard_link", "jobqueue_options", "make_jobqueue_cluster", "JOBQUEUE_KINDS"]
+__all__ = ["connect", "dashboard_link", "jobqueue_options", "jobqueue_cluster", "JOBQUEUE_KINDS"]
 
 #: Seconds to wait for a scheduler before giving up.
 CONNECT_TIMEOUT = 10
@@ -138,14 +140,15 @@ def _minutes(walltime: str) -> float:
     return hours * 60 + minutes + seconds / 60
 
 
-def make_jobqueue_cluster(options: dict, *, dashboard_address: str = "127.0.0.1:8787"):
-    """A dask-jobqueue cluster from :func:`jobqueue_options` (no job is submitted yet).
+@contextlib.contextmanager
+def jobqueue_cluster(options: dict, *, dashboard_address: str = "127.0.0.1:8787"):
+    """A dask-jobqueue cluster from :func:`jobqueue_options` while the block lasts (no job submitted yet).
 
     Workers get ``--lifetime`` (default: walltime minus 5 minutes) and
     ``--lifetime-stagger``, so they retire before the scheduler kills them.
-    Scheduler and workers speak TLS with credentials made for this cluster;
-    the workers' are written (readable by the user alone) in
-    ``shared-directory``, the current folder by default, and removed with
+    Scheduler and workers speak TLS with credentials made for this cluster,
+    written for the jobs in a folder only the user can enter, in
+    ``shared-directory`` (the current folder by default), and removed with
     the cluster.
     """
     try:
@@ -169,9 +172,7 @@ def make_jobqueue_cluster(options: dict, *, dashboard_address: str = "127.0.0.1:
         "processes": int(options.get("processes", 1)),
         "worker_extra_args": extra,
         "scheduler_options": {"dashboard_address": dashboard_address},
-        "security": Security.temporary(),
         "protocol": "tls://",
-        "shared_temp_directory": os.path.abspath(os.path.expanduser(options.get("shared-directory") or ".")),
     }
     for key in (
         "walltime",
@@ -184,10 +185,35 @@ def make_jobqueue_cluster(options: dict, *, dashboard_address: str = "127.0.0.1:
     ):
         if options.get(key) is not None:
             keywords[key.replace("-", "_")] = options[key]
+    shared = os.path.abspath(os.path.expanduser(os.path.expandvars(options.get("shared-directory") or ".")))
     try:
-        return cluster_class(**keywords)
-    except (TypeError, ValueError) as exc:
-        raise ClusterError(f"{options['kind']} cluster: {exc}") from None
+        folder = tempfile.mkdtemp(prefix=".palette-dask-tls-", dir=shared)  # mode 0700
+    except OSError as exc:
+        raise ClusterError(f"{shared}: cannot hold the workers' TLS credentials: {exc}") from None
+    try:
+        try:
+            cluster = cluster_class(**keywords, security=_credential_files(folder))
+        except (TypeError, ValueError) as exc:
+            raise ClusterError(f"{options['kind']} cluster: {exc}") from None
+        with cluster:
+            yield cluster
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _credential_files(folder: str) -> Security:
+    """Temporary TLS credentials (a self-signed certificate and its key), as files in ``folder``."""
+    made = Security.temporary()
+    ca, cert, key = (os.path.join(folder, name) for name in ("ca.pem", "cert.pem", "key.pem"))
+    for path, text in ((ca, made.tls_ca_file), (cert, made.tls_worker_cert), (key, made.tls_worker_key)):
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+            handle.write(text)
+    roles = {
+        f"tls_{role}_{part}": path
+        for role in ("client", "scheduler", "worker")
+        for part, path in (("cert", cert), ("key", key))
+    }
+    return Security(tls_ca_file=ca, require_encryption=True, **roles)
 
 
 @contextlib.contextmanager
@@ -228,8 +254,10 @@ def connect(
         yield scheduler
         return
     if jobqueue is not None:
-        cluster = make_jobqueue_cluster(jobqueue, dashboard_address=dashboard_address)
-        with cluster, Client(cluster) as client:
+        with (
+            jobqueue_cluster(jobqueue, dashboard_address=dashboard_address) as cluster,
+            Client(cluster) as client,
+        ):
             jobs = int(jobqueue.get("jobs", 1))
             cluster.adapt(minimum_jobs=jobs, maximum_jobs=jobs)  # retired workers' jobs are replaced
             yield client

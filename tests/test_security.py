@@ -1,6 +1,5 @@
 """Nobody else gets in: the clusters palette_dask starts speak TLS, and a TLS scheduler of one's own works."""
 
-import gc
 import json
 import os
 import stat
@@ -15,7 +14,7 @@ from distributed import Client
 from distributed.security import Security
 
 from palette_dask.cli import EXIT_USAGE, main
-from palette_dask.cluster import connect, jobqueue_options, make_jobqueue_cluster
+from palette_dask.cluster import connect, jobqueue_cluster, jobqueue_options
 
 
 def refused(address: str, security) -> str:
@@ -40,17 +39,18 @@ def test_a_process_cluster_refuses_clients_without_its_credentials():
 
 def test_a_jobqueue_cluster_uses_tls_with_credentials_only_the_user_reads(tmp_path):
     options = jobqueue_options(kind="slurm", cores=1, memory="1GB", **{"shared_directory": str(tmp_path)})
-    with make_jobqueue_cluster(options, dashboard_address="127.0.0.1:0") as cluster:
+    with jobqueue_cluster(options, dashboard_address="127.0.0.1:0") as cluster:
         assert cluster.scheduler_address.startswith("tls://")
         script = cluster.job_script()
-        files = sorted(tmp_path.iterdir())
-        assert len(files) == 3  # the CA, the worker's certificate and key
+        (folder,) = tmp_path.iterdir()
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        files = sorted(folder.iterdir())
+        assert [f.name for f in files] == ["ca.pem", "cert.pem", "key.pem"]
         for file in files:
             assert f"{file}" in script
             assert stat.S_IMODE(file.stat().st_mode) == 0o600
         assert "--tls-ca-file" in script and "--tls-key" in script
-    del cluster
-    gc.collect()
+        assert refused(cluster.scheduler_address, None)
     assert list(tmp_path.iterdir()) == []  # removed with the cluster
 
 

@@ -11,7 +11,7 @@ import tifffile
 from conftest import PHOTOS
 from PIL import Image
 
-from palette_dask.cluster import jobqueue_options, make_jobqueue_cluster
+from palette_dask.cluster import jobqueue_cluster, jobqueue_options
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
 
@@ -83,7 +83,7 @@ def test_collection_job_with_a_failure_then_resume(tmp_path):
 
 def test_slurm_example_config_and_script():
     options = jobqueue_options(str(WORKFLOWS / "slurm" / "palette-dask.yaml"))
-    with make_jobqueue_cluster(options, dashboard_address="127.0.0.1:0") as cluster:
+    with jobqueue_cluster(options, dashboard_address="127.0.0.1:0") as cluster:
         script = cluster.job_script()
     assert "#SBATCH -t 02:00:00" in script and "--lifetime 1h50m --lifetime-stagger 4m" in script
     assert subprocess.run(["bash", "-n", str(WORKFLOWS / "slurm" / "collection.sbatch")]).returncode == 0
