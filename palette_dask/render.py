@@ -92,7 +92,10 @@ def _swatch(rgb) -> str:
 
 
 def format_table(result: PaletteResult, *, color: bool = False, order: str = "share") -> str:
-    """The palette as a text table: hex code, RGB, share and pixel count, largest share first.
+    """The palette as a text table: id, hex code, RGB, share and pixel count, largest share first.
+
+    ``id`` is the colour's one number everywhere: its value in the label
+    rasters, ``id`` in the JSON, and column ``id - 1`` of the per-image arrays.
 
     Examples
     --------
@@ -101,17 +104,16 @@ def format_table(result: PaletteResult, *, color: bool = False, order: str = "sh
     >>> r = PaletteResult(black_white, black_white, black_white.astype(np.uint8), np.array([1, 3]),
     ...                   ["a"], np.array([[1, 3]]), np.array([4]), np.array([0]), np.array([1]), [""])
     >>> print(format_table(r))
-      #  hex      rgb                  share         pixels
-      1  #ffffff  255.0 255.0 255.0   75.00%              3
-      2  #000000    0.0   0.0   0.0   25.00%              1
+     id  hex      rgb                  share         pixels
+      2  #ffffff  255.0 255.0 255.0   75.00%              3
+      1  #000000    0.0   0.0   0.0   25.00%              1
     """
-    lines = [f"{'#':>3}  {'':{5 if color else 0}}{'hex':7}  {'rgb':17}  {'share':>7}  {'pixels':>13}"]
-    for rank, entry in enumerate(result.palette(order), start=1):
+    lines = [f"{'id':>3}  {'':{5 if color else 0}}{'hex':7}  {'rgb':17}  {'share':>7}  {'pixels':>13}"]
+    for entry in result.palette(order):
         rgb = " ".join(f"{v:5.1f}" for v in entry["rgb"])
         swatch = _swatch(np.clip(np.rint(entry["rgb"]), 0, 255)) + " " if color else ""
-        lines.append(
-            f"{rank:3d}  {swatch}{entry['hex']}  {rgb:17}  {entry['proportion']:7.2%}  {entry['count']:13,d}"
-        )
+        share, count = entry["proportion"], entry["count"]
+        lines.append(f"{entry['id']:3d}  {swatch}{entry['hex']}  {rgb:17}  {share:7.2%}  {count:13,d}")
     return "\n".join(lines)
 
 
@@ -131,7 +133,7 @@ def export_palette(result: PaletteResult, path: str | os.PathLike, *, order: str
     Name: palette_dask
     Columns: 1
     #
-    250   0   0   #fa0000 100.00%
+    250   0   0   1 #fa0000 100.00%
     """
     import csv
     import json
@@ -145,10 +147,11 @@ def export_palette(result: PaletteResult, path: str | os.PathLike, *, order: str
     elif suffix == ".csv":
         with open(path, "w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["hex", "r", "g", "b", "count", "proportion"])
+            writer.writerow(["id", "hex", "r", "g", "b", "count", "proportion"])
             for entry in entries:
                 writer.writerow(
                     [
+                        entry["id"],
                         entry["hex"],
                         *(f"{v:.3f}" for v in entry["rgb"]),
                         entry["count"],
@@ -159,7 +162,7 @@ def export_palette(result: PaletteResult, path: str | os.PathLike, *, order: str
         lines = ["GIMP Palette", "Name: palette_dask", f"Columns: {len(entries)}", "#"]
         for entry in entries:
             r, g, b = (int(c) for c in bytes.fromhex(entry["hex"][1:]))
-            lines.append(f"{r:3d} {g:3d} {b:3d}   {entry['hex']} {entry['proportion']:.2%}")
+            lines.append(f"{r:3d} {g:3d} {b:3d}   {entry['id']} {entry['hex']} {entry['proportion']:.2%}")
         with open(path, "w") as handle:
             handle.write("\n".join(lines) + "\n")
     else:

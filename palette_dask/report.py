@@ -234,14 +234,16 @@ def html_report(
             f'<img id="global-bar" class="bar" alt="palette bar" src="{_bar(result.colors, proportions)}">'
         )
         rows = "".join(
-            f'<tr><td><span class="swatch" style="background:{_hex(result.colors[i])}"></span></td>'
+            f'<tr><td class="num">{i + 1}</td>'
+            f'<td><span class="swatch" style="background:{_hex(result.colors[i])}"></span></td>'
             f"<td><code>{_hex(result.colors[i])}</code></td>"
             f"<td>{', '.join(f'{v:.1f}' for v in result.centers_rgb[i])}</td>"
             f'<td class="num">{proportions[i]:.2%}</td><td class="num">{int(result.counts[i]):,}</td></tr>'
             for i in order
         )
         parts.append(
-            '<h2>Palette</h2><table id="palette"><thead><tr><th></th><th>hex</th><th>sRGB</th>'
+            '<h2>Palette</h2><table id="palette"><thead><tr><th class="num">id</th><th></th><th>hex</th>'
+            "<th>sRGB</th>"
             f'<th class="num">share</th><th class="num">pixels</th></tr></thead><tbody>{rows}</tbody></table>'
         )
     if k and 0 < len(done) <= preview_images:
@@ -283,9 +285,9 @@ def _image_list(
         '<th data-key="thumbnail"></th><th data-key="name">image</th><th data-key="status">status</th>'
         '<th class="num" data-key="valid">valid pixels</th><th data-key="bar">palette</th>'
         + "".join(
-            f'<th class="num" data-key="share-{rank}" title="share of {_hex(result.colors[i])}">'
-            f'<span class="swatch" style="background:{_hex(result.colors[i])}"></span></th>'
-            for rank, i in enumerate(order)
+            f'<th class="num" data-key="share-{i + 1}" title="share of colour {i + 1}, {_hex(colour)}">'
+            f'<span class="swatch" style="background:{_hex(colour)}"></span> {i + 1}</th>'
+            for i, colour in ((i, result.colors[i]) for i in order)
         )
     )
     rows = []

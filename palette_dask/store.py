@@ -168,10 +168,16 @@ class PaletteResult:
         }
 
     def palette(self, order: str = "share") -> list[dict]:
-        """The palette as a list of dicts, largest share first unless ``order`` says (see :meth:`ordered`)."""
+        """The palette as a list of dicts, largest share first unless ``order`` says (see :meth:`ordered`).
+
+        Each colour keeps its ``id`` whatever the order: its value in the label
+        rasters, and ``id - 1`` its index in ``colors``, ``counts`` and the
+        columns of ``image_counts`` and ``image_proportions``.
+        """
         proportions = self.proportions
         return [
             {
+                "id": int(i) + 1,
                 "hex": "#{:02x}{:02x}{:02x}".format(*self.colors[i]),
                 "rgb": [float(v) for v in self.centers_rgb[i]],
                 "count": int(self.counts[i]),

@@ -1,11 +1,14 @@
 import io
+import json
 
 import numpy as np
 import pytest
-from conftest import PHOTOS
+import zarr
+from conftest import PHOTOS, write_png
 from PIL import Image
 
 from palette_dask import palette_bar, palette_figure, read_image, thumbnail
+from palette_dask.cli import main
 
 
 def test_bar_segments_are_proportional_and_largest_first():
@@ -66,11 +69,11 @@ def test_orders_and_exports(capsys, tmp_path):
     assert lightness == sorted(lightness) and len(entries) == 6
     with open(exports[1]) as handle:
         rows = list(csv.DictReader(handle))
-    assert [r["hex"] for r in rows] == [e["hex"] for e in entries]
+    assert [(int(r["id"]), r["hex"]) for r in rows] == [(e["id"], e["hex"]) for e in entries]
     assert abs(sum(float(r["proportion"]) for r in rows) - 1) < 1e-5
     gpl = exports[2].read_text().splitlines()
     assert gpl[:4] == ["GIMP Palette", "Name: palette_dask", "Columns: 6", "#"]
-    assert [line.split()[3] for line in gpl[4:]] == [e["hex"] for e in entries]
+    assert [line.split()[3:5] for line in gpl[4:]] == [[str(e["id"]), e["hex"]] for e in entries]
     assert table.index(entries[0]["hex"]) < table.index(entries[-1]["hex"])  # the table in the same order
     bar = np.asarray(Image.open(tmp_path / "bar.png"))
     assert tuple(bar[0, 0]) == tuple(int(v) for v in bytes.fromhex(entries[0]["hex"][1:]))  # darkest first
@@ -78,3 +81,31 @@ def test_orders_and_exports(capsys, tmp_path):
     assert "must end in .json, .csv or .gpl" in capsys.readouterr().err
     hues = main(["show", str(store), "--order", "hue", "--export", str(tmp_path / "h.json")])
     assert hues == 0 and len(json.loads((tmp_path / "h.json").read_text())) == 6
+
+
+def test_one_id_per_colour_in_the_table_json_labels_and_per_image_arrays(tmp_path, capsys):
+    """Three flat colours whose shares are not in the store's order: each keeps one id everywhere."""
+    colours = np.array([[200, 30, 30], [30, 200, 30], [30, 30, 200]], np.uint8)
+    image = np.repeat(colours, [100, 600, 300], axis=0).reshape(25, 40, 3)  # shares 10%, 60%, 30%
+    other = np.repeat(colours, [500, 100, 400], axis=0).reshape(25, 40, 3)
+    paths = [write_png(tmp_path / "a.png", image), write_png(tmp_path / "b.png", other)]
+    store = tmp_path / "s.zarr"
+    assert main(["run", *paths, "-o", str(store), "-k", "3", "--threads", "--labels", "--json"]) == 0
+    entries = json.loads(capsys.readouterr().out)["palette"]
+    assert sorted(e["id"] for e in entries) == [1, 2, 3]
+    assert [e["proportion"] for e in entries] == sorted((e["proportion"] for e in entries), reverse=True)
+    group = zarr.open_group(store, mode="r")
+    assert main(["show", str(store), "--order", "lightness"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:] if line.split()[0].isdigit()]
+    table = {row[1]: int(row[0]) for row in rows}
+    for entry in entries:
+        column = entry["id"] - 1
+        assert table[entry["hex"]] == entry["id"]  # the table, in another order, shows the same id
+        assert "#{:02x}{:02x}{:02x}".format(*group["colors"][column]) == entry["hex"]
+        assert group["counts"][column] == entry["count"]
+        for index, pixels in enumerate((image, other)):
+            labels = group[f"labels/{index}/0"][:]
+            here = labels == entry["id"]
+            assert here.sum() == group["image_counts"][index, column]
+            assert len(np.unique(pixels[here], axis=0)) == 1  # one colour under one label value
+            assert (pixels[here][0] == colours).all(axis=1).any()
