@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import glob
 import json
 import logging
 import os
@@ -115,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "inputs", nargs="+", metavar="INPUT", help="image file, directory, glob, list file, zarr array or URL"
     )
-    _add_run_options(run, default_store="palette.zarr")
+    _add_run_options(run, default_store=None)
 
     show = sub.add_parser("show", parents=[common], help="print the palette of a store")
     show.add_argument("store", metavar="OUT.zarr")
@@ -143,7 +144,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     demo = sub.add_parser("demo", parents=[common], help="run on the sample photos shipped with scikit-image")
-    _add_run_options(demo, default_store=None)
+    _add_run_options(demo, default_store=False)
     demo.add_argument(
         "--out", default="palette-demo", metavar="DIR", help="output folder (default: %(default)s)"
     )
@@ -173,12 +174,13 @@ def _add_palette_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_run_options(parser: argparse.ArgumentParser, *, default_store: str | None) -> None:
+def _add_run_options(parser: argparse.ArgumentParser, *, default_store: str | None | bool) -> None:
     parser.add_argument("-k", type=_positive_int, default=5, help="number of colours (default: 5)")
-    if default_store:
+    if default_store is not False:
         parser.add_argument(
-            "-o", "--out", default=default_store, metavar="OUT.zarr", help="zarr store (default: %(default)s)"
-        )
+            "-o", "--out", default=default_store, metavar="OUT.zarr",
+            help="zarr store to keep the results in (default: none, the results are printed only)",
+        )  # fmt: skip
     _add_input_options(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     parser.add_argument(
@@ -452,7 +454,15 @@ def _extract(args, inputs, store) -> PaletteResult:
 
     # the checks that need no cluster come first, so that a bad command starts none
     jobqueue = _jobqueue(args)
+    for item in map(str, inputs):  # a typo on the command line stops here; a list file's entries fail alone
+        if "://" not in item and not glob.has_magic(item) and not os.path.lexists(item):
+            raise InputError(f"{item}: no such file or directory")
     inputs = resolve_inputs(inputs)
+    if store is None and (args.labels or args.labels_geotiff or args.resume):
+        raise ParameterError(
+            f"{'--resume' if args.resume else '--labels'} needs a store: -o OUT.zarr (without -o the results "
+            "are kept in memory only)"
+        )
     check_store_path(store, overwrite=args.overwrite, resume=args.resume)
     _check_outputs(args, inputs, store)
     if args.labels_geotiff:
@@ -579,7 +589,8 @@ def _print_result(args, result: PaletteResult) -> None:
         print(format_table(result, color=sys.stdout.isatty(), order=getattr(args, "order", "share")))
     print(
         f"{images['done']} of {images['total']} images done, {images['failed']} failed; "
-        f"{pixels['valid']:,} valid pixels, {pixels['masked']:,} masked; store: {result.store}"
+        f"{pixels['valid']:,} valid pixels, {pixels['masked']:,} masked; "
+        + (f"store: {result.store}" if result.store else "no store kept (-o OUT.zarr keeps one)")
     )
     if summary.get("lab_error") is not None:
         print(

@@ -20,6 +20,7 @@ alone, recorded in the store with its reason, and the others finish.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -271,17 +272,26 @@ def extract_palette(
     names, arrays = _split_inputs(inputs)
     if labels_geotiff is not None:
         check_geotiff_folder(labels_geotiff, names, replace=overwrite or resume)
+    # a store this run makes (not one it resumes, nor a folder that was there) goes if it keeps nothing
+    created = store is not None and not (resume and stores.is_store(store))
+    created = created and (not os.path.lexists(store) or stores.is_store(store))
     group = _open_or_create(store, names, config, overwrite=overwrite, resume=resume)
-    with connect(client) as run_client, run_client.as_current():
-        with download_folder(names, downloads, run_client) as folder:
-            run = Run(group, names, arrays, run_client, config, report or _silent, folder)
-            _execute(run)
-            if labels_geotiff is not None:  # every time: a resumed run writes them all again
-                done = group["image_status"][:] == stores.DONE
-                run.report(f"writing {int(done.sum()):,} GeoTIFF label rasters to {labels_geotiff}")
-                root, batches = str(group.store.root), stores.batches(group)
-                write_label_geotiffs(run_client, root, names, batches, done, labels_geotiff, folder)
-    return stores.load_result(group)
+    try:
+        with connect(client) as run_client, run_client.as_current():
+            with download_folder(names, downloads, run_client) as folder:
+                run = Run(group, names, arrays, run_client, config, report or _silent, folder)
+                _execute(run)
+                if labels_geotiff is not None:  # every time: a resumed run writes them all again
+                    done = group["image_status"][:] == stores.DONE
+                    run.report(f"writing {int(done.sum()):,} GeoTIFF label rasters to {labels_geotiff}")
+                    root, batches = str(group.store.root), stores.batches(group)
+                    write_label_geotiffs(run_client, root, names, batches, done, labels_geotiff, folder)
+        result = stores.load_result(group)
+    finally:
+        if created and not (group["image_status"][:] == stores.DONE).any():
+            stores.remove_store(store)  # it holds nothing to keep or resume: the retry starts afresh
+            (report or _silent)(f"no image was stored: {store} is not kept")
+    return dataclasses.replace(result, store=None) if result.store and not os.path.exists(store) else result
 
 
 def _execute(run: Run) -> None:

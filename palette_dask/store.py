@@ -267,6 +267,12 @@ def batches(group: zarr.Group) -> list[range]:
     return [range(start, min(start + batch, n)) for start in range(0, n, batch)]
 
 
+def remove_store(path: str | os.PathLike) -> None:
+    """Remove a palette_dask store (and only one: anything else at ``path`` is left as it is)."""
+    if is_store(path):
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def is_store(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a palette_dask store: a folder with a zarr v3 group of palette_dask's attributes.
 

@@ -1,4 +1,7 @@
 import json
+import shlex
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -152,3 +155,50 @@ def test_lab_space_on_the_command_line_and_in_show(capsys, tmp_path):
     code, out, _ = run_cli(capsys, "show", store)
     rms = document["lab_error"] ** 0.5
     assert code == 0 and f"(RMS delta E {rms:.2f})" in out
+
+
+def test_a_failed_run_leaves_nothing_and_the_same_command_runs_twice(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, "run", "missing.png", "--threads", "-q")
+    assert code == 1 and err.strip() == "palette-dask: missing.png: no such file or directory"
+    code, _, err = run_cli(capsys, "run", "missing.png", "-o", "o.zarr", "--threads", "-q")
+    assert code == 1 and list(tmp_path.iterdir()) == []  # refused before a cluster or a store
+    write_png(tmp_path / "clear.png", np.zeros((8, 8, 4), np.uint8))
+    code, _, err = run_cli(capsys, "run", "clear.png", "-o", "o.zarr", "--threads", "-q")
+    assert code == 1 and "clear.png: no valid pixels" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clear.png"]  # no store of nothing
+    for _ in range(2):  # without -o: printed, nothing kept, so the same command works again
+        code, out, _ = run_cli(capsys, "run", str(PHOTOS[1]), "-k", "3", "--threads")
+        assert code == 0 and "no store kept (-o OUT.zarr keeps one)" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clear.png"]
+    code, _, err = run_cli(capsys, "run", str(PHOTOS[1]), "--labels", "--threads")
+    assert code == 2 and "--labels needs a store: -o OUT.zarr" in err
+
+
+def test_the_readme_quick_start_runs_top_to_bottom_in_one_folder(capsys, tmp_path, monkeypatch, real_rasters):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("## Quick start", 1)[1].split("```", 2)[1]
+    commands = [
+        line.split("#")[0] for line in block.splitlines() if line.startswith(".venv/bin/palette-dask")
+    ]
+    assert len(commands) >= 5
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos").mkdir()
+    for photo in PHOTOS:
+        shutil.copy(photo, tmp_path / "photos")
+    shutil.copy(real_rasters / "RGB.byte.tif", tmp_path / "scene.tif")
+    for command in commands:
+        argv = shlex.split(command.replace(">", " > "))
+        if ">" in argv:  # a shell redirection: the JSON document goes to the file
+            argv, target = argv[: argv.index(">")], argv[argv.index(">") + 1]
+        else:
+            target = None
+        code = main([*argv[1:], "--threads"] if argv[1] in ("run", "sweep") else argv[1:])
+        out = capsys.readouterr().out
+        assert code == 0, command
+        if target:
+            Path(target).write_text(out)
+    assert json.loads(Path("palette.json").read_text())["images"]["done"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "bar.png", "curve.png", "palette.json", "photos", "photos.zarr", "report.html", "scene.tif"
+    ]  # fmt: skip

@@ -104,14 +104,21 @@ def test_bad_images_in_a_collection_are_recorded_and_the_rest_finish(client, tmp
     check_against_references(result, [good], 5)
 
 
-def test_all_images_failing_leave_an_empty_but_complete_store(client, tmp_path):
+def test_all_images_failing_leave_no_store_behind(client, tmp_path):
     write_png(tmp_path / "clear.png", np.zeros((20, 20, 4), np.uint8))
+    messages = []
     result = extract_palette(
-        [tmp_path / "clear.png", tmp_path / "nope.png"], 5, store=tmp_path / "s.zarr", client=client
-    )
-    assert result.k == 0 and result.complete
+        [tmp_path / "clear.png", tmp_path / "nope.png"], 5, store=tmp_path / "s.zarr", client=client,
+        report=messages.append,
+    )  # fmt: skip
+    assert result.k == 0 and result.complete and result.store is None
     assert result.image_status.tolist() == [FAILED, FAILED]
     assert result.to_dict()["images"] == {"total": 2, "done": 0, "failed": 2}
+    assert not (tmp_path / "s.zarr").exists()  # the obvious retry is not refused as "already exists"
+    assert messages[-1] == f"no image was stored: {tmp_path / 's.zarr'} is not kept"
+    (tmp_path / "empty.zarr").mkdir()  # a folder that was there before the run stays
+    extract_palette([tmp_path / "clear.png"], 5, store=tmp_path / "empty.zarr", client=client)
+    assert (tmp_path / "empty.zarr").is_dir()
 
 
 def test_store_is_plain_zarr_v3_with_one_image_per_chunk(client, tmp_path):
