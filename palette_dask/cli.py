@@ -114,8 +114,9 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", parents=[common], help="find the palette of images and store it")
     run.add_argument(
-        "inputs", nargs="+", metavar="INPUT", help="image file, directory, glob, list file, zarr array or URL"
-    )
+        "inputs", nargs="*", metavar="INPUT",
+        help="image file, directory, glob, list file, zarr array or URL; none with --resume STORE",
+    )  # fmt: skip
     _add_run_options(run, default_store=None)
 
     show = sub.add_parser("show", parents=[common], help="print the palette of a store")
@@ -386,8 +387,46 @@ def _jobqueue(args) -> dict | None:
 def _run(args) -> int:
     if args.print_job_script:
         return _print_job_script(args)
+    from .store import is_store
+
+    if args.resume and args.out is None and len(args.inputs) == 1 and is_store(args.inputs[0]):
+        args.out, args.inputs = args.inputs[0], []  # run --resume STORE
+    if not args.inputs:
+        if not (args.resume and args.out):
+            raise ParameterError("the following arguments are required: INPUT (or --resume STORE)")
+        _from_store(args)
+    else:
+        _check_named(args.inputs)
     result = _extract(args, args.inputs, args.out)
     return _finish(args, result)
+
+
+def _check_named(inputs) -> None:
+    """Stop at a typo: an input named on the command line that does not exist (list entries fail alone)."""
+    for item in map(str, inputs):
+        if "://" not in item and not glob.has_magic(item) and not os.path.lexists(item):
+            raise InputError(f"{item}: no such file or directory")
+
+
+def _from_store(args) -> None:
+    """Finish a run from its store alone: its inputs and parameters are the store's own."""
+    from .store import open_store
+
+    group = open_store(args.out, mode="r")
+    names = [str(name) for name in group["image_names"][:]]
+    arrays = [name for name in names if name.startswith("array:")]
+    if arrays:
+        raise InputError(
+            f"{args.out}: holds arrays given from Python ({arrays[0]}...); resume it from Python"
+        )
+    stored = group.attrs.get("parameters", {})
+    args.inputs, args.k, args.sample, args.seed = names, stored["k"], stored["sample_size"], stored["seed"]
+    args.bands = None if stored.get("bands") is None else tuple(stored["bands"])
+    scale = stored.get("scale", "dtype")
+    args.scale = scale if isinstance(scale, str) else tuple(scale)
+    args.nodata, args.space = stored.get("nodata"), stored.get("space", "lab")
+    args.channel_axis, args.labels = stored.get("channel_axis"), bool(stored.get("labels"))
+    args.batch_size = group.attrs.get("batch_size")
 
 
 def _print_job_script(args) -> int:
@@ -454,9 +493,6 @@ def _extract(args, inputs, store) -> PaletteResult:
 
     # the checks that need no cluster come first, so that a bad command starts none
     jobqueue = _jobqueue(args)
-    for item in map(str, inputs):  # a typo on the command line stops here; a list file's entries fail alone
-        if "://" not in item and not glob.has_magic(item) and not os.path.lexists(item):
-            raise InputError(f"{item}: no such file or directory")
     inputs = resolve_inputs(inputs)
     if store is None and (args.labels or args.labels_geotiff or args.resume):
         raise ParameterError(

@@ -72,7 +72,8 @@ def resolve_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> l
     or s3://, gs://, az:// naming an image, a zarr store, a prefix (searched
     like a directory) or a glob.
     A path that does not exist is kept: reading it fails for that image alone,
-    so the rest of a collection still runs.
+    so the rest of a collection still runs. Paths come back absolute (not
+    resolving links), so a store names its inputs wherever it is read from.
 
     Raises
     ------
@@ -82,8 +83,8 @@ def resolve_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> l
 
     Examples
     --------
-    >>> resolve_inputs(["https://example.org/a.png", "missing.png"])
-    ['https://example.org/a.png', 'missing.png']
+    >>> resolve_inputs(["https://example.org/a.png", "/data/missing.png"])
+    ['https://example.org/a.png', '/data/missing.png']
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
@@ -92,7 +93,8 @@ def resolve_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> l
         sources.extend(_expand(str(item), allow_lists=True))
     if not sources:
         raise InputError("no inputs given: pass image files, directories, globs or URLs")
-    return list(dict.fromkeys(sources))
+    # absolute, so that a store names its inputs wherever it is resumed from
+    return list(dict.fromkeys(s if "://" in s else os.path.abspath(s) for s in sources))
 
 
 def _expand(item: str, *, allow_lists: bool) -> list[str]:

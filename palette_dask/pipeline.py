@@ -414,12 +414,15 @@ def _open_or_create(store, names, config: RunConfig, *, overwrite: bool, resume:
         stores.remove_partial_writes(store)
         group = stores.open_store(store, mode="r+")
         if group["image_status"].shape[0] != len(names) or not _same_names(group, names):
-            raise StoreError(f"{store}: holds a run over other inputs; --resume needs the same inputs")
-        if group.attrs.get("parameters") != parameters:
-            raise StoreError(
-                f"{store}: was made with {group.attrs.get('parameters')}, not {parameters}; "
-                "--resume needs the same parameters"
+            raise StoreError(f"{store}: holds a run over other inputs; resuming needs the same inputs")
+        stored = group.attrs.get("parameters") or {}
+        if stored != parameters:
+            differ = ", ".join(
+                f"{name} {stored.get(name)!r} (now {parameters.get(name)!r})"
+                for name in sorted(set(stored) | set(parameters))
+                if stored.get(name) != parameters.get(name)
             )
+            raise StoreError(f"{store}: was made with {differ}; resuming needs the same parameters")
         return group
     attrs = {"parameters": parameters, "space": config.space, "inputs": names[:1000], "n_inputs": len(names)}
     return stores.create_store(store, names, attrs=attrs, overwrite=overwrite, batch_size=config.batch_size)

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PHOTOS, write_png
+import zarr
+from conftest import PHOTOS, every_array, write_png
 from PIL import Image
 
 from palette_dask.cli import main
@@ -202,3 +203,31 @@ def test_the_readme_quick_start_runs_top_to_bottom_in_one_folder(capsys, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "bar.png", "curve.png", "palette.json", "photos", "photos.zarr", "report.html", "scene.tif"
     ]  # fmt: skip
+
+
+def test_resume_from_another_folder_and_by_the_store_alone(capsys, tmp_path, monkeypatch):
+    (tmp_path / "here").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    for photo in PHOTOS[:2]:
+        shutil.copy(photo, tmp_path / "here")
+    monkeypatch.chdir(tmp_path / "here")
+    argv = ["run", "astronaut.png", "coffee.png", "-k", "4", "--seed", "3", "--batch-size", "1", "--threads"]
+    assert main([*argv, "-o", str(tmp_path / "full.zarr"), "-q"]) == 0
+    assert main([*argv, "-o", str(tmp_path / "cut.zarr"), "-q"]) == 0
+    group = zarr.open_group(tmp_path / "cut.zarr", mode="r+")  # as if stopped after the first batch
+    group["image_status"][1] = 0
+    group["image_counts"][1] = 0
+    group.attrs["complete"] = False
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # relative inputs were stored as absolute paths
+    assert main(["run", "--resume", str(tmp_path / "cut.zarr"), "-q", "--threads"]) == 0
+    full, resumed = (every_array(zarr.open_group(tmp_path / n, mode="r")) for n in ("full.zarr", "cut.zarr"))
+    assert full.keys() == resumed.keys()
+    for name in full:
+        np.testing.assert_array_equal(resumed[name], full[name], err_msg=name)
+    capsys.readouterr()
+    inputs = [str(tmp_path / "here" / name) for name in ("astronaut.png", "coffee.png")]
+    code = main(["run", *inputs, "-k", "5", "--resume", "-o", str(tmp_path / "cut.zarr"), "--threads", "-q"])
+    assert code == 1
+    message = "was made with k 4 (now 5), seed 3 (now 0); resuming needs the same parameters"
+    assert message in capsys.readouterr().err

@@ -215,9 +215,11 @@ def test_resume_needs_the_same_inputs_and_parameters(client, tmp_path):
     from palette_dask import StoreError
 
     extract_palette(PHOTOS[1], 3, store=tmp_path / "s.zarr", client=client)
-    with pytest.raises(StoreError, match="--resume needs the same parameters"):
-        extract_palette(PHOTOS[1], 4, store=tmp_path / "s.zarr", client=client, resume=True)
-    with pytest.raises(StoreError, match="--resume needs the same inputs"):
+    with pytest.raises(
+        StoreError, match=r"was made with k 3 \(now 4\), seed 0 \(now 2\); resuming needs the same"
+    ):
+        extract_palette(PHOTOS[1], 4, store=tmp_path / "s.zarr", client=client, resume=True, seed=2)
+    with pytest.raises(StoreError, match="resuming needs the same inputs"):
         extract_palette(PHOTOS[0], 3, store=tmp_path / "s.zarr", client=client, resume=True)
 
 
