@@ -123,6 +123,12 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("store", metavar="OUT.zarr")
     show.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     show.add_argument("--png", metavar="BAR.png", help="also write the palette bar as PNG")
+    show.add_argument(
+        "--images", action="store_true", help="every image's share of each colour id (and failures' errors)"
+    )
+    show.add_argument(
+        "--csv", metavar="FILE.csv", help="write every image's shares as CSV (implies --images)"
+    )
     _add_palette_options(show)
 
     sweep = sub.add_parser(
@@ -641,11 +647,25 @@ def _print_result(args, result: PaletteResult) -> None:
 
 
 def _show(args) -> int:
+    from .render import IMAGE_COLUMNS, format_images, image_rows, write_image_shares
+
     result = load_result(args.store)
     _export(args, result)
     if args.png:
         _save_bar(result, args.png, args.order)
-    _print_result(args, result)
+    if args.csv:
+        write_image_shares(result, args.csv)
+    if not (args.images or args.csv):
+        _print_result(args, result)
+    elif args.json:
+        images = [
+            {**dict(zip(IMAGE_COLUMNS, row)), "shares": row[len(IMAGE_COLUMNS) :]}
+            for row in image_rows(result)
+        ]
+        json.dump({"palette": result.palette(), "images": images}, sys.stdout)
+        sys.stdout.write("\n")
+    elif args.images:
+        print(format_images(result))
     return EXIT_OK
 
 

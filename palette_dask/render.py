@@ -168,3 +168,52 @@ def export_palette(result: PaletteResult, path: str | os.PathLike, *, order: str
     else:
         raise ValueError(f"{path}: export to .json, .csv or .gpl")
     return path
+
+
+#: Columns of the per-image table (``show --images``), before one share per colour id.
+IMAGE_COLUMNS = ("image", "status", "valid_pixels", "masked_pixels", "error")
+
+
+def image_rows(result: PaletteResult):
+    """Each image's row: :data:`IMAGE_COLUMNS`, then the share of colour id 1, 2... (by id, not by share).
+
+    Examples
+    --------
+    >>> from palette_dask.store import PaletteResult
+    >>> two = np.array([[0, 0, 0], [255, 255, 255]], np.float32)
+    >>> r = PaletteResult(two, two, two.astype(np.uint8), np.array([1, 3]), ["a.png"], np.array([[1, 3]]),
+    ...                   np.array([4]), np.array([0]), np.array([1]), [""])
+    >>> list(image_rows(r))
+    [['a.png', 'done', 4, 0, '', 0.25, 0.75]]
+    """
+    from .store import DONE, FAILED
+
+    for index, name in enumerate(result.image_names):
+        status = {DONE: "done", FAILED: "failed"}.get(int(result.image_status[index]), "pending")
+        valid = int(result.image_valid[index])
+        shares = result.image_counts[index] / valid if valid else np.zeros(result.k)
+        head = [str(name), status, valid, int(result.image_masked[index]), str(result.image_errors[index])]
+        yield head + [round(float(share), 6) for share in shares]
+
+
+def write_image_shares(result: PaletteResult, path: str | os.PathLike) -> str:
+    """Every image's row of :func:`image_rows` as CSV, with a header ``share_1, share_2...`` (colour ids)."""
+    import csv
+
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*IMAGE_COLUMNS, *(f"share_{i + 1}" for i in range(result.k))])
+        writer.writerows(image_rows(result))
+    return str(path)
+
+
+def format_images(result: PaletteResult) -> str:
+    """Every image as a line of text: status, valid pixels, and the share of each colour id (or the error)."""
+    ids = " ".join(f"{f'id {i + 1}':>7}" for i in range(result.k))
+    lines = [f"{'status':7}  {'valid':>13}  {ids}  image"]
+    for name, status, valid, _, error, *shares in image_rows(result):
+        if status == "done":
+            lines.append(f"{status:7}  {valid:13,d}  {' '.join(f'{share:7.2%}' for share in shares)}  {name}")
+        else:
+            lines.append(f"{status:7}  {'':13}  {error or name}")
+    return "\n".join(lines)

@@ -1,3 +1,4 @@
+import csv
 import json
 import shlex
 import shutil
@@ -231,3 +232,39 @@ def test_resume_from_another_folder_and_by_the_store_alone(capsys, tmp_path, mon
     assert code == 1
     message = "was made with k 4 (now 5), seed 3 (now 0); resuming needs the same parameters"
     assert message in capsys.readouterr().err
+
+
+def test_show_images_prints_and_writes_every_images_shares_by_colour_id(capsys, tmp_path):
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    inputs = [str(PHOTOS[0]), str(PHOTOS[1]), str(tmp_path / "bad.png")]
+    store = tmp_path / "s.zarr"
+    assert main(["run", *inputs, "-k", "4", "-o", str(store), "--threads", "-q"]) == 3
+    group = zarr.open_group(store, mode="r")
+    counts, valid = group["image_counts"][:], group["image_valid"][:]
+    capsys.readouterr()
+    assert main(["show", str(store), "--images", "--csv", str(tmp_path / "shares.csv")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["status", "valid", "id", "1", "id", "2", "id", "3", "id", "4", "image"]
+    done = lines[1].split()
+    assert done[0] == "done" and done[-1] == inputs[0]
+    assert [float(v.rstrip("%")) for v in done[2:6]] == [round(100 * c / valid[0], 2) for c in counts[0]]
+    assert lines[3].startswith("failed") and lines[3].endswith(
+        "bad.png: not a readable image (unknown format)"
+    )
+    with open(tmp_path / "shares.csv") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == [
+        "image",
+        "status",
+        "valid_pixels",
+        "masked_pixels",
+        "error",
+        *(f"share_{i}" for i in range(1, 5)),
+    ]
+    for index, row in enumerate(rows[1:3]):
+        np.testing.assert_allclose([float(v) for v in row[5:]], counts[index] / valid[index], atol=1e-6)
+    assert main(["show", str(store), "--images", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [entry["id"] for entry in document["palette"]] == [e["id"] for e in document["palette"]]
+    assert document["images"][1]["shares"] == [round(c / valid[1], 6) for c in counts[1]]
+    assert document["images"][2]["status"] == "failed" and document["images"][2]["shares"] == [0.0] * 4

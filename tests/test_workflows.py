@@ -70,10 +70,13 @@ def test_collection_job_with_a_failure_then_resume(tmp_path):
     assert done.returncode == 3, done.stderr
     with open(tmp_path / "out" / "shares.csv") as handle:
         rows = list(csv.reader(handle))
-    assert rows[0][:3] == ["image", "status", "valid_pixels"] and len(rows[0]) == 3 + 4
+    assert rows[0] == ["image", "status", "valid_pixels", "masked_pixels", "error"] + [
+        f"share_{i}" for i in (1, 2, 3, 4)
+    ]
     by_name = {Path(r[0]).name: r for r in rows[1:]}
     assert by_name["broken.png"][1] == "failed" and by_name["coffee.png"][1] == "done"
-    assert abs(sum(float(v) for v in by_name["coffee.png"][3:]) - 1) < 1e-5
+    assert by_name["broken.png"][4].startswith(str(folder / "broken.png"))  # its one-line error
+    assert abs(sum(float(v) for v in by_name["coffee.png"][5:]) - 1) < 1e-5
     assert "broken.png" in (tmp_path / "out" / "failures.txt").read_text()
     again = run(
         "collection_palette.py", folder, "--out", tmp_path / "out", "-k", "4", "--threads", "--resume"

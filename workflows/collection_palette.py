@@ -3,7 +3,8 @@
 
 Writes to OUT/: palette.zarr (the store), palette.png (the palette bar),
 palette.json (the summary the CLI prints with --json), shares.csv (one row
-per image: status, valid pixels, and the share of each palette colour) and
+per image: status, valid and masked pixels, error, and the share of each
+colour by id, as `palette-dask show --csv` writes it) and
 failures.txt (one line per image that could not be read). Re-running with
 --resume finishes an interrupted run without redoing finished images.
 
@@ -17,13 +18,12 @@ Exit codes as palette-dask's: 0 done, 1 error, 2 usage error, 3 done but some im
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
 from jobs import add_run_arguments, run, write_summary
 
-from palette_dask.store import DONE, FAILED
+from palette_dask.render import write_image_shares
 
 
 def parse(argv):
@@ -35,18 +35,6 @@ def parse(argv):
     return parser.parse_args(argv)
 
 
-def write_shares(result, path: Path) -> None:
-    hexes = [entry["hex"] for entry in result.palette()]
-    order = result.order
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["image", "status", "valid_pixels", *hexes])
-        for i, name in enumerate(result.image_names):
-            status = {DONE: "done", FAILED: "failed"}.get(int(result.image_status[i]), "pending")
-            shares = result.image_proportions[i][order]
-            writer.writerow([name, status, int(result.image_valid[i]), *(f"{s:.6f}" for s in shares)])
-
-
 def main(argv=None) -> int:
     args = parse(argv)
     result = run(args, args.inputs)
@@ -55,7 +43,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     write_summary(result, out)
     (out / "failures.txt").write_text("".join(f"{error}\n" for error in result.failures.values()))
-    write_shares(result, out / "shares.csv")
+    write_image_shares(result, out / "shares.csv")
     images = result.to_dict()["images"]
     print(
         f"palette-dask: {images['done']} of {images['total']} images done; outputs in {out}/", file=sys.stderr
