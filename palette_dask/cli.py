@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import glob
 import json
 import logging
@@ -165,6 +166,11 @@ def _export_path(text: str) -> str:
 
 
 def _add_palette_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--names",
+        metavar="FILE",
+        help="name the colours from FILE (a name and a #rrggbb code per line; default: the CSS colour names)",
+    )
     parser.add_argument(
         "--order",
         choices=("share", "lightness", "hue"),
@@ -407,6 +413,13 @@ def _run(args) -> int:
     return _finish(args, result)
 
 
+def _vocabulary(args) -> dict | None:
+    """The colour names of ``--names FILE``; None for the CSS names."""
+    from .names import read_vocabulary
+
+    return read_vocabulary(args.names) if getattr(args, "names", None) else None
+
+
 def _check_named(inputs) -> None:
     """Stop at a typo: an input named on the command line that does not exist (list entries fail alone)."""
     for item in map(str, inputs):
@@ -499,6 +512,7 @@ def _extract(args, inputs, store) -> PaletteResult:
 
     # the checks that need no cluster come first, so that a bad command starts none
     jobqueue = _jobqueue(args)
+    vocabulary = _vocabulary(args)
     inputs = resolve_inputs(inputs)
     if store is None and (args.labels or args.labels_geotiff or args.resume):
         raise ParameterError(
@@ -534,6 +548,7 @@ def _extract(args, inputs, store) -> PaletteResult:
     with download_folder(inputs) as downloads, _client(args, jobqueue) as client:
         try:
             result = extract_palette(inputs, client=client, report=report, downloads=downloads, **options)
+            result = dataclasses.replace(result, vocabulary=vocabulary)
             if getattr(args, "html", None):
                 _save_report(result, args.html, client, downloads)
             if args.figure and result.k:
@@ -649,7 +664,7 @@ def _print_result(args, result: PaletteResult) -> None:
 def _show(args) -> int:
     from .render import IMAGE_COLUMNS, format_images, image_rows, write_image_shares
 
-    result = load_result(args.store)
+    result = dataclasses.replace(load_result(args.store), vocabulary=_vocabulary(args))
     _export(args, result)
     if args.png:
         _save_bar(result, args.png, args.order)

@@ -92,7 +92,7 @@ def _swatch(rgb) -> str:
 
 
 def format_table(result: PaletteResult, *, color: bool = False, order: str = "share") -> str:
-    """The palette as a text table: id, hex code, RGB, share and pixel count, largest share first.
+    """The palette as a text table: id, hex code, name, RGB, share and pixel count, largest share first.
 
     ``id`` is the colour's one number everywhere: its value in the label
     rasters, ``id`` in the JSON, and column ``id - 1`` of the per-image arrays.
@@ -104,16 +104,21 @@ def format_table(result: PaletteResult, *, color: bool = False, order: str = "sh
     >>> r = PaletteResult(black_white, black_white, black_white.astype(np.uint8), np.array([1, 3]),
     ...                   ["a"], np.array([[1, 3]]), np.array([4]), np.array([0]), np.array([1]), [""])
     >>> print(format_table(r))
-     id  hex      rgb                  share         pixels
-      2  #ffffff  255.0 255.0 255.0   75.00%              3
-      1  #000000    0.0   0.0   0.0   25.00%              1
+     id  hex      name   rgb                  share         pixels
+      2  #ffffff  white  255.0 255.0 255.0   75.00%              3
+      1  #000000  black    0.0   0.0   0.0   25.00%              1
     """
-    lines = [f"{'id':>3}  {'':{5 if color else 0}}{'hex':7}  {'rgb':17}  {'share':>7}  {'pixels':>13}"]
-    for entry in result.palette(order):
+    entries = result.palette(order)
+    wide = max([4, *(len(entry["name"]) for entry in entries)])
+    swatch = " " * (5 if color else 0)
+    lines = [f"{'id':>3}  {swatch}{'hex':7}  {'name':{wide}}  {'rgb':17}  {'share':>7}  {'pixels':>13}"]
+    for entry in entries:
         rgb = " ".join(f"{v:5.1f}" for v in entry["rgb"])
         swatch = _swatch(np.clip(np.rint(entry["rgb"]), 0, 255)) + " " if color else ""
-        share, count = entry["proportion"], entry["count"]
-        lines.append(f"{entry['id']:3d}  {swatch}{entry['hex']}  {rgb:17}  {share:7.2%}  {count:13,d}")
+        share, count, name = entry["proportion"], entry["count"], entry["name"]
+        lines.append(
+            f"{entry['id']:3d}  {swatch}{entry['hex']}  {name:{wide}}  {rgb:17}  {share:7.2%}  {count:13,d}"
+        )
     return "\n".join(lines)
 
 
@@ -133,7 +138,7 @@ def export_palette(result: PaletteResult, path: str | os.PathLike, *, order: str
     Name: palette_dask
     Columns: 1
     #
-    250   0   0   1 #fa0000 100.00%
+    250   0   0   1 red #fa0000 100.00%
     """
     import csv
     import json
@@ -147,12 +152,13 @@ def export_palette(result: PaletteResult, path: str | os.PathLike, *, order: str
     elif suffix == ".csv":
         with open(path, "w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["id", "hex", "r", "g", "b", "count", "proportion"])
+            writer.writerow(["id", "hex", "name", "r", "g", "b", "count", "proportion"])
             for entry in entries:
                 writer.writerow(
                     [
                         entry["id"],
                         entry["hex"],
+                        entry["name"],
                         *(f"{v:.3f}" for v in entry["rgb"]),
                         entry["count"],
                         f"{entry['proportion']:.6f}",
@@ -162,7 +168,8 @@ def export_palette(result: PaletteResult, path: str | os.PathLike, *, order: str
         lines = ["GIMP Palette", "Name: palette_dask", f"Columns: {len(entries)}", "#"]
         for entry in entries:
             r, g, b = (int(c) for c in bytes.fromhex(entry["hex"][1:]))
-            lines.append(f"{r:3d} {g:3d} {b:3d}   {entry['id']} {entry['hex']} {entry['proportion']:.2%}")
+            name = f"{entry['id']} {entry['name']} {entry['hex']} {entry['proportion']:.2%}"
+            lines.append(f"{r:3d} {g:3d} {b:3d}   {name}")
         with open(path, "w") as handle:
             handle.write("\n".join(lines) + "\n")
     else:

@@ -233,17 +233,18 @@ def html_report(
         parts.append(
             f'<img id="global-bar" class="bar" alt="palette bar" src="{_bar(result.colors, proportions)}">'
         )
+        names = {entry["id"] - 1: entry["name"] for entry in summary["palette"]}
         rows = "".join(
             f'<tr><td class="num">{i + 1}</td>'
             f'<td><span class="swatch" style="background:{_hex(result.colors[i])}"></span></td>'
-            f"<td><code>{_hex(result.colors[i])}</code></td>"
+            f"<td><code>{_hex(result.colors[i])}</code></td><td>{escape(names[i])}</td>"
             f"<td>{', '.join(f'{v:.1f}' for v in result.centers_rgb[i])}</td>"
             f'<td class="num">{proportions[i]:.2%}</td><td class="num">{int(result.counts[i]):,}</td></tr>'
             for i in order
         )
         parts.append(
             '<h2>Palette</h2><table id="palette"><thead><tr><th class="num">id</th><th></th><th>hex</th>'
-            "<th>sRGB</th>"
+            "<th>name</th><th>sRGB</th>"
             f'<th class="num">share</th><th class="num">pixels</th></tr></thead><tbody>{rows}</tbody></table>'
         )
     if k and 0 < len(done) <= preview_images:

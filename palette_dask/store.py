@@ -95,6 +95,9 @@ class PaletteResult:
         Path of the store, None when it was in memory.
     image_lab_squared_error : ndarray of float64, shape (n,), or None
         Per image, the sum of squared CIELAB distances to the nearest colour shown.
+    vocabulary : dict or None
+        ``{name: "#rrggbb"}`` the colours are named from (see
+        :mod:`palette_dask.names`); None: the CSS colour names.
     """
 
     centers: np.ndarray
@@ -110,6 +113,7 @@ class PaletteResult:
     attrs: dict = field(default_factory=dict)
     store: str | None = None
     image_lab_squared_error: np.ndarray | None = None
+    vocabulary: dict | None = None
 
     @property
     def k(self) -> int:
@@ -172,12 +176,16 @@ class PaletteResult:
 
         Each colour keeps its ``id`` whatever the order: its value in the label
         rasters, and ``id - 1`` its index in ``colors``, ``counts`` and the
-        columns of ``image_counts`` and ``image_proportions``.
+        columns of ``image_counts`` and ``image_proportions``. ``name`` is the
+        nearest named colour by CIEDE2000 (:attr:`vocabulary`).
         """
-        proportions = self.proportions
+        from .names import colour_names
+
+        proportions, names = self.proportions, colour_names(self.colors, self.vocabulary)
         return [
             {
                 "id": int(i) + 1,
+                "name": names[i],
                 "hex": "#{:02x}{:02x}{:02x}".format(*self.colors[i]),
                 "rgb": [float(v) for v in self.centers_rgb[i]],
                 "count": int(self.counts[i]),

@@ -73,7 +73,7 @@ def test_orders_and_exports(capsys, tmp_path):
     assert abs(sum(float(r["proportion"]) for r in rows) - 1) < 1e-5
     gpl = exports[2].read_text().splitlines()
     assert gpl[:4] == ["GIMP Palette", "Name: palette_dask", "Columns: 6", "#"]
-    assert [line.split()[3:5] for line in gpl[4:]] == [[str(e["id"]), e["hex"]] for e in entries]
+    assert [line.split()[3:6] for line in gpl[4:]] == [[str(e["id"]), e["name"], e["hex"]] for e in entries]
     assert table.index(entries[0]["hex"]) < table.index(entries[-1]["hex"])  # the table in the same order
     bar = np.asarray(Image.open(tmp_path / "bar.png"))
     assert tuple(bar[0, 0]) == tuple(int(v) for v in bytes.fromhex(entries[0]["hex"][1:]))  # darkest first
@@ -109,3 +109,40 @@ def test_one_id_per_colour_in_the_table_json_labels_and_per_image_arrays(tmp_pat
             assert here.sum() == group["image_counts"][index, column]
             assert len(np.unique(pixels[here], axis=0)) == 1  # one colour under one label value
             assert (pixels[here][0] == colours).all(axis=1).any()
+
+
+def test_colour_names_are_the_nearest_by_ciede2000_in_css_or_a_file(tmp_path, capsys):
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    from palette_dask.names import colour_names, css_colours
+
+    rng = np.random.default_rng(0)
+    colours = rng.integers(0, 256, (300, 3)).astype(np.uint8)
+    css = css_colours()
+    assert len(css) == 148 and css["rebeccapurple"] == "#663399"
+    lab = {
+        name: rgb2lab(np.array([[[int(code[i : i + 2], 16) / 255 for i in (1, 3, 5)]]]))[0, 0]
+        for name, code in css.items()
+    }
+    for colour, named in zip(colours, colour_names(colours)):
+        here = rgb2lab(colour[None, None] / 255.0)[0, 0]
+        distances = {name: float(deltaE_ciede2000(here, value)) for name, value in lab.items()}  # brute force
+        assert distances[named] == min(distances.values())
+    vocabulary = tmp_path / "names.txt"
+    vocabulary.write_text("# the museum's own\nbrick red, #c74c32\nsea green #2e8b57\n\nnight\t#101020\n")
+    store = tmp_path / "s.zarr"
+    assert main(["run", str(PHOTOS[1]), "-k", "3", "-o", str(store), "--threads", "-q"]) == 0
+    capsys.readouterr()
+    assert main(["show", str(store), "--names", str(vocabulary), "--json"]) == 0
+    entries = json.loads(capsys.readouterr().out)["palette"]
+    assert {e["name"] for e in entries} <= {"brick red", "sea green", "night"}
+    assert (
+        entries[0]["name"]
+        == colour_names(
+            [[int(entries[0]["hex"][i : i + 2], 16) for i in (1, 3, 5)]],
+            {"brick red": "#c74c32", "sea green": "#2e8b57", "night": "#101020"},
+        )[0]
+    )
+    vocabulary.write_text("brick red, #c74c3\n")
+    assert main(["show", str(store), "--names", str(vocabulary)]) == 2
+    assert f"{vocabulary}:1: expected a name and a hex code" in capsys.readouterr().err
