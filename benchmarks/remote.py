@@ -108,7 +108,13 @@ def main() -> None:
             f"sample ({share:.0%} of {cell_count(info)} tiles)",
             lambda: client.compute(
                 cell_candidates(
-                    info, pixel_spec(info), 0, seed=0, fraction=1.0, share=share, size=100_000,
+                    info,
+                    pixel_spec(info),
+                    0,
+                    seed=0,
+                    fraction=1.0,
+                    share=share,
+                    size=100_000,
                     cell_bytes=32 * 2**20,
                 )  # fmt: skip
             ).result(),

@@ -151,12 +151,50 @@ def _parser() -> argparse.ArgumentParser:
         "-o", "--out", default="report.html", metavar="REPORT.html", help="where (default: %(default)s)"
     )
 
+    search = sub.add_parser(
+        "search", parents=[common], help="the images of a store where a colour covers a share, most first"
+    )
+    search.add_argument("store", metavar="OUT.zarr")
+    search.add_argument(
+        "--colour", "--color", required=True, metavar="COLOUR", help="#rrggbb or a colour name"
+    )
+    search.add_argument(
+        "--within", type=_non_negative, default=10.0, metavar="DE", help="CIEDE2000 distance (default: 10)"
+    )
+    search.add_argument(
+        "--min-share",
+        type=_share,
+        default=0.2,
+        metavar="S",
+        help="least share of an image, 0-1 (default: 0.2)",
+    )
+    search.add_argument("--top", type=_positive_int, metavar="N", help="the N images with the largest shares")
+    search.add_argument("--names", metavar="FILE", help="colour names for --colour (default: the CSS names)")
+    search.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+
     demo = sub.add_parser("demo", parents=[common], help="run on the sample photos shipped with scikit-image")
     _add_run_options(demo, default_store=False)
     demo.add_argument(
         "--out", default="palette-demo", metavar="DIR", help="output folder (default: %(default)s)"
     )
     return parser
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _share(text: str) -> float:
+    value = _non_negative(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a share from 0 to 1, got {text!r}")
+    return value
 
 
 def _export_path(text: str) -> str:
@@ -706,6 +744,29 @@ def _demo(args) -> int:
     return EXIT_OK if result.to_dict()["images"]["failed"] == 0 else EXIT_PARTIAL
 
 
+def _search(args) -> int:
+    from .search import parse_colour, search_store
+
+    colour = parse_colour(args.colour, _vocabulary(args))
+    near, matches = search_store(
+        args.store, colour, within=args.within, min_share=args.min_share, top=args.top
+    )
+    if args.json:
+        found = [{"index": m.index, "image": m.image, "share": m.share} for m in matches]
+        json.dump({"colour": "#{:02x}{:02x}{:02x}".format(*colour), "ids": near, "images": found}, sys.stdout)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    ids = ", ".join(map(str, near)) or "none"
+    print(
+        f"colour ids within delta E00 {args.within:g} of {args.colour}: {ids}; "
+        f"{len(matches):,} images with at least {args.min_share:.0%} of their pixels in them",
+        file=sys.stderr,
+    )
+    for match in matches:
+        print(f"{match.share:7.2%}  {match.image}")
+    return EXIT_OK
+
+
 def _report(args) -> int:
     from .report import html_report
 
@@ -714,7 +775,7 @@ def _report(args) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"run": _run, "show": _show, "demo": _demo, "sweep": _sweep, "report": _report}
+_COMMANDS = {"run": _run, "show": _show, "demo": _demo, "sweep": _sweep, "report": _report, "search": _search}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-from conftest import PHOTOS, every_array, write_png
+from conftest import PHOTOS, every_array, photo_crops, write_png
 from PIL import Image
 
 from palette_dask.cli import main
@@ -268,3 +268,34 @@ def test_show_images_prints_and_writes_every_images_shares_by_colour_id(capsys, 
     assert [entry["id"] for entry in document["palette"]] == [e["id"] for e in document["palette"]]
     assert document["images"][1]["shares"] == [round(c / valid[1], 6) for c in counts[1]]
     assert document["images"][2]["status"] == "failed" and document["images"][2]["shares"] == [0.0] * 4
+
+
+def test_search_finds_the_images_a_colour_covers_as_a_numpy_filter_does(capsys, tmp_path):
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    inputs = [str(tmp_path / f"crop{i}.png") for i in range(12)]
+    for path, crop in zip(inputs, photo_crops(12, seed=1, corners=150, sides=(40, 120))):
+        write_png(path, crop)
+    store = tmp_path / "s.zarr"
+    assert main(["run", *inputs, "-k", "6", "-o", str(store), "--threads", "-q", "--batch-size", "5"]) == 0
+    group = zarr.open_group(store, mode="r")
+    colors, counts, valid = group["colors"][:], group["image_counts"][:], group["image_valid"][:]
+    target = np.clip(colors[1].astype(int) + [6, -4, 3], 0, 255)  # near colour id 2, not equal to it
+    lab = rgb2lab(colors[None] / 255.0)[0]
+    near = deltaE_ciede2000(lab, rgb2lab(target[None, None] / 255.0)[0, :1]) <= 10
+    shares = counts[:, near].sum(axis=1) / valid  # the reference: a numpy filter of the stored arrays
+    expected = sorted(((s, i) for i, s in enumerate(shares) if s >= 0.1), key=lambda p: (-p[0], p[1]))
+    assert expected  # the test can fail: some images hold the colour
+    hex_code = "#{:02x}{:02x}{:02x}".format(*target)
+    capsys.readouterr()
+    assert main(["search", str(store), "--colour", hex_code, "--min-share", "0.1", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["ids"] == [i + 1 for i in np.flatnonzero(near)] and 2 in document["ids"]
+    assert [(m["share"], m["index"], m["image"]) for m in document["images"]] == [
+        (round(float(s), 6), i, inputs[i]) for s, i in expected
+    ]
+    assert main(["search", str(store), "--colour", hex_code, "--min-share", "0.1", "--top", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert [line.split()[1] for line in out.splitlines()] == [inputs[i] for _, i in expected[:2]]
+    assert "images with at least 10% of their pixels in them" in err
+    assert main(["search", str(store), "--colour", "not-a-colour"]) == 2
