@@ -21,6 +21,7 @@ import importlib
 _EXPORTS = {
     "__version__": "_version",
     "connect": "cluster",
+    "dashboard_link": "cluster",
     "image_stats": "count",
     "ClusterError": "errors",
     "ImageFailedError": "errors",
@@ -78,6 +79,7 @@ __all__ = [
     "PaletteResult",
     "load_result",
     "resolve_inputs",
+    "dashboard_link",
     "probe",
     "read_image",
     "ImageInfo",

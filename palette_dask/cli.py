@@ -7,6 +7,7 @@ and errors always go to stderr, one line each.
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import contextlib
 import dataclasses
@@ -14,7 +15,9 @@ import glob
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -360,14 +363,42 @@ def main(argv: list[str] | None = None) -> int:
         return _dispatch(args)
 
 
+#: Set once the command has caught a Ctrl-C: no more are raised (see :func:`_on_interrupt`).
+_INTERRUPT_SEEN = threading.Event()
+#: Seconds after a Ctrl-C that the command has not caught yet before it is raised again.
+INTERRUPT_AGAIN = 2.0
+
+
+def _on_interrupt(signum, frame) -> None:
+    """SIGINT: raise KeyboardInterrupt in the main thread, and again until the command has caught it.
+
+    Python runs this between two bytecodes of the main thread, wherever it
+    is: inside a garbage-collector callback (distributed installs some) the
+    exception is printed and dropped, and the run would go on. So, until the
+    command says it caught one, the interrupt is raised again every
+    :data:`INTERRUPT_AGAIN` seconds.
+    """
+
+    def again():
+        if not _INTERRUPT_SEEN.is_set():
+            _thread.interrupt_main(signal.SIGINT)
+
+    timer = threading.Timer(INTERRUPT_AGAIN, again)
+    timer.daemon = True
+    timer.start()
+    raise KeyboardInterrupt
+
+
 def console_main() -> None:
     """The ``palette-dask`` command: :func:`main`, then a quick exit.
 
     Python's own teardown of the two thousand modules that dask, dask-ml and
     scikit-learn import takes 0.4-0.8 s. By the time :func:`main` returns, the
     cluster is closed and every store write has finished, so the command
-    flushes its output and leaves with ``os._exit``.
+    flushes its output and leaves with ``os._exit``. Ctrl-C always stops it
+    (exit 130; see :func:`_on_interrupt`).
     """
+    signal.signal(signal.SIGINT, _on_interrupt)
     code = EXIT_ERROR
     try:
         code = main()
@@ -389,6 +420,7 @@ def _dispatch(args) -> int:
         print(f"palette-dask: {one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
+        _INTERRUPT_SEEN.set()
         print("palette-dask: interrupted; finish with --resume", file=sys.stderr)
         return 130
     except BrokenPipeError:  # stdout closed early (| head): nothing more to say
@@ -585,7 +617,11 @@ def _extract(args, inputs, store) -> PaletteResult:
     # URLs are downloaded once, into a folder that lasts until the figure and the report are drawn
     with download_folder(inputs) as downloads, _client(args, jobqueue) as client:
         try:
-            result = extract_palette(inputs, client=client, report=report, downloads=downloads, **options)
+            try:
+                result = extract_palette(inputs, client=client, report=report, downloads=downloads, **options)
+            except KeyboardInterrupt:
+                _INTERRUPT_SEEN.set()  # caught: the cluster closes without another one
+                raise
             result = dataclasses.replace(result, vocabulary=vocabulary)
             if getattr(args, "html", None):
                 _save_report(result, args.html, client, downloads)

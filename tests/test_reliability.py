@@ -12,7 +12,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import zarr
-from conftest import PHOTOS, every_array, photo_crops
+from conftest import PHOTOS, every_array, photo_crops, write_png
 from PIL import Image
 
 from palette_dask import connect, extract_palette
@@ -165,3 +165,52 @@ def test_a_worker_killed_mid_run_does_not_change_the_result(
     assert set(found) == set(expected)
     for name in expected:
         np.testing.assert_array_equal(found[name], expected[name], err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def crops_and_full_run(tmp_path_factory):
+    """160 photo crops, the command that runs them in batches of 4, and the store of an uninterrupted run."""
+    folder = tmp_path_factory.mktemp("crops")
+    for i, crop in enumerate(photo_crops(160, seed=4, corners=200, sides=(60, 160))):
+        write_png(folder / f"c{i:03d}.png", crop)
+    command = [
+        sys.executable,
+        "-m",
+        "palette_dask.cli",
+        "run",
+        str(folder),
+        "-k",
+        "4",
+        "--batch-size",
+        "4",
+        "-q",
+    ]
+    full = folder.parent / "full.zarr"
+    assert subprocess.run([*command, "-o", str(full)], capture_output=True).returncode == 0
+    return command, every_array(zarr.open_group(full, mode="r"))
+
+
+@pytest.mark.parametrize("moment", ["the store is made", "part of the store is written"])
+def test_ctrl_c_always_stops_with_exit_130_and_a_resumable_store(tmp_path, crops_and_full_run, moment):
+    """SIGINT to the command at a moment seen in the store; then --resume gives the uninterrupted store."""
+    command, full = crops_and_full_run
+    store = tmp_path / "cut.zarr"
+    process = subprocess.Popen([*command, "-o", str(store)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline:
+        if (store / "image_status" / "zarr.json").exists():
+            status = zarr.open_group(store, mode="r")["image_status"][:]
+            if moment == "the store is made" or 0 < (status > 0).sum() < len(status):
+                break
+        time.sleep(0.01)
+    assert process.poll() is None, "the run ended before the moment came"
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert err.strip().endswith("palette-dask: interrupted; finish with --resume")
+    resumed = subprocess.run([*command, "-o", str(store), "--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    cut = every_array(zarr.open_group(store, mode="r"))
+    assert full.keys() == cut.keys()
+    for name in full:
+        np.testing.assert_array_equal(cut[name], full[name], err_msg=name)
