@@ -244,7 +244,7 @@ def _add_run_options(parser: argparse.ArgumentParser, *, default_store: str | No
     parser.add_argument("--png", metavar="BAR.png", help="also write the palette bar as PNG")
     _add_palette_options(parser)
     parser.add_argument(
-        "--figure", metavar="FIG.png", help="also write the image (the first) beside its palette bar"
+        "--figure", metavar="FIG.png", help="also write the image (the first done) beside its palette bar"
     )
     parser.add_argument(
         "--html", metavar="REPORT.html", help="also write a self-contained HTML report with previews"
@@ -627,7 +627,7 @@ def _extract(args, inputs, store) -> PaletteResult:
                 _save_report(result, args.html, client, downloads)
             if args.figure and result.k:
                 first = int((result.image_status == DONE).argmax())
-                _save_figure(result, first, args.figure, args.channel_axis, downloads)
+                _save_figure(result, first, args.figure, downloads)
         finally:
             remove_downloads(downloads, client)  # copies on the workers' hosts
         return result
@@ -692,18 +692,20 @@ def _finish(args, result: PaletteResult) -> int:
     return EXIT_PARTIAL if status["failed"] else EXIT_OK
 
 
-def _save_figure(result: PaletteResult, index: int, path, channel_axis=None, downloads=None) -> None:
-    """The image beside its bar; a figure that cannot be drawn is a warning, the run's result stands."""
-    from .read import probe, read_image
-    from .render import palette_figure, thumbnail
+def _save_figure(result: PaletteResult, index: int, path, downloads=None) -> None:
+    """The image beside its bar; a figure that cannot be drawn is a warning, the run's result stands.
+
+    The image is shown as the run read it (its bands, no-data and scale), masked pixels on a checkerboard.
+    """
+    from .render import palette_figure
+    from .report import preview
 
     name = result.image_names[index]
-    try:
-        image = thumbnail(read_image(probe(name, channel_axis=channel_axis, downloads=downloads)))
-    except PaletteDaskError as exc:
-        print(f"palette-dask: warning: no figure for {name}: {one_line(exc)}", file=sys.stderr)
+    shown = preview(result, index, downloads=downloads)  # None: an image that cannot be read any more
+    if shown is None:
+        print(f"palette-dask: warning: no figure for {name}: it cannot be read", file=sys.stderr)
         return
-    figure = palette_figure(image, result.colors, result.image_counts[index], title=os.path.basename(name))
+    figure = palette_figure(shown[0], result.colors, result.image_counts[index], title=os.path.basename(name))
     figure.savefig(path, dpi=100)
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -34,12 +35,13 @@ from distributed.scheduler import KilledWorker
 from . import store as stores
 from .choose import Sweep, fit_sweep
 from .cluster import connect
-from .colour import lab_to_srgb
+from .colour import lab_to_srgb, srgb_to_lab
 from .count import LOOKUP_PIXELS, BatchCounts, batch_stats, image_stats, unpack_stats
 from .errors import (
     ImageFailedError,
     NoValidPixelsError,
     PaletteDaskError,
+    PaletteDaskWarning,
     ParameterError,
     RunIncompleteError,
     StoreError,
@@ -90,6 +92,9 @@ KEEP_DECODED_BYTES = 2**30
 #: than the cluster has threads, is split into one band of rows per thread
 #: when it is kept in memory (a 16 MP PNG is one chunk when decoded).
 SPLIT_PIXELS = 2**20
+#: A sample of data wider than 8 bits whose brightest 1% is darker than this CIELAB L* is near black:
+#: a 0-10,000 reflectance scene shown by its type's range, 0-65,535, reaches L* 15 at most.
+DARK_LIGHTNESS = 20.0
 #: Images read tile by tile are kept in memory between passes when at most this many, this big.
 KEEP_TILED_IMAGES, KEEP_TILED_BYTES = 64, 512 * 2**20
 
@@ -519,6 +524,8 @@ class Opened:
     kept: bool = False  # the tiled images are held in the workers' memory
     candidates: np.ndarray = field(default_factory=lambda: np.empty((0, 1 + N_FEATURES)))
     band_ranges: list = field(default_factory=list)
+    nodata: set = field(default_factory=set)  # no-data values of the files' headers, applied
+    dtypes: set = field(default_factory=set)
 
     def spec(self, run: Run, index: int, *, ranged: bool = True) -> PixelSpec:
         """The spec of a tiled image; with ``ranged=False``, without a measured display range."""
@@ -568,6 +575,8 @@ def open_images(run: Run, pending: list[range], *, sample: bool = True) -> Opene
         opened.candidates = merge_candidates([opened.candidates, summary.candidates], config.sample_size)
         if summary.band_range is not None:
             opened.band_ranges.append(summary.band_range)
+        opened.nodata.update(summary.nodata)
+        opened.dtypes.update(summary.dtypes)
         for index, reason in summary.failures:
             run.failed(index, reason)
         for index, info in summary.tiled:
@@ -591,6 +600,11 @@ def open_images(run: Run, pending: list[range], *, sample: bool = True) -> Opene
             except PaletteDaskError as exc:  # an array whose axes cannot be told apart: it alone fails
                 run.failed(index, one_line(exc))
     opened.pixels += sum(info.pixels for info, _ in opened.tiled.values())
+    opened.dtypes.update(info.dtype for info, _ in opened.tiled.values())
+    if opened.nodata:  # say what is done to the data, and keep it in the store
+        values = ", ".join(f"{value:g}" for value in sorted(opened.nodata))
+        run.report(f"pixels equal to the files' own no-data value (GDAL_NODATA {values}) are left out")
+        run.group.attrs["nodata_applied"] = sorted(opened.nodata)
     _keep_tiled(run, opened)
     return opened
 
@@ -722,15 +736,46 @@ def draw_sample(run: Run, opened: Opened) -> np.ndarray | None:
         if config.scale == "percentile":
             run.display_range = percentile_range(merged[:, 1:])
             run.group.attrs["display_range"] = run.display_range.tolist()
+        _check_range(run)
         merged = scale_candidates(
             merged, PixelSpec((0, 1, 2), space=config.space).with_range(*run.display_range)
         )
     sample = merged[:, 1:].astype(np.float32)
+    _check_darkness(run, opened, sample)
     if sample.nbytes <= LOCAL_FIT_BYTES:  # a few MB: fitted here, no round trips to the cluster
         return sample
     parts = np.array_split(sample, -(-len(sample) // 25_000))  # sent to the workers, not put in the graph
     lazy = [da.from_delayed(client.scatter(p, hash=False), shape=p.shape, dtype=p.dtype) for p in parts]
     return client.persist(da.concatenate(lazy))
+
+
+def _check_darkness(run: Run, opened: Opened, sample: np.ndarray) -> None:
+    """Warn when data wider than 8 bits shown by their type's range leave the sample near black."""
+    wide = sorted(dtype for dtype in opened.dtypes if dtype not in ("uint8", "bool"))
+    if run.config.scale != "dtype" or not wide or not len(sample):
+        return
+    lightness = sample[:, 0] if run.config.space == "lab" else srgb_to_lab(sample.astype(np.float64))[:, 0]
+    brightest = float(np.percentile(lightness, 99))
+    if brightest < DARK_LIGHTNESS:
+        warnings.warn(
+            f"the sampled pixels are near black (99% below CIELAB L* {brightest:.0f}): "
+            f"{', '.join(wide)} data fill a small part of their type's range, which --scale dtype "
+            "shows as 0-255; --scale percentile (or LOW,HIGH) spreads the values found",
+            PaletteDaskWarning,
+            stacklevel=2,
+        )
+
+
+def _check_range(run: Run) -> None:
+    """Warn of a band that --scale minmax or percentile finds constant: it shows as 0."""
+    low, high = np.asarray(run.display_range, np.float64)
+    for band in np.flatnonzero(high <= low):
+        warnings.warn(
+            f"band {band + 1} of the colours is constant ({low[band]:g}) over the valid pixels: "
+            f"--scale {run.config.scale} shows it as 0",
+            PaletteDaskWarning,
+            stacklevel=2,
+        )
 
 
 def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.ndarray) -> None:

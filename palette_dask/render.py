@@ -72,6 +72,10 @@ def palette_figure(image: np.ndarray | None, colors, proportions, *, title: str 
     axes = figure.subplots(1, 2 if image is not None else 1, squeeze=False)[0]
     if image is not None:
         shown = np.asarray(image)
+        if (
+            shown.ndim == 3 and shown.shape[2] == 4 and shown.dtype == np.uint8
+        ):  # masked pixels on a checkerboard
+            shown = _on_checkerboard(shown)
         if shown.ndim == 3 and shown.shape[2] in (1, 2):  # gray, gray + alpha
             shown = shown[..., 0]
         if shown.dtype != np.uint8:
@@ -84,6 +88,14 @@ def palette_figure(image: np.ndarray | None, colors, proportions, *, title: str 
     axes[-1].set_axis_off()
     axes[-1].set_title("palette")
     return figure
+
+
+def _on_checkerboard(rgba: np.ndarray, square: int = 8) -> np.ndarray:
+    """An RGBA image over a light checkerboard, as RGB: transparent (masked) pixels show as squares."""
+    rows, cols = np.indices(rgba.shape[:2]) // square
+    board = np.where(((rows + cols) % 2)[..., None] == 0, 204, 255).astype(np.float32)
+    alpha = rgba[..., 3:4].astype(np.float32) / 255
+    return np.rint(rgba[..., :3] * alpha + board * (1 - alpha)).astype(np.uint8)
 
 
 def _swatch(rgb) -> str:

@@ -100,6 +100,14 @@ def recoloured_preview(block: np.ndarray, spec, centers, colors) -> tuple[np.nda
     return shown, recoloured
 
 
+def preview(result: PaletteResult, index: int, side: int = PREVIEW_SIDE, client=None, downloads=None):
+    """``(shown, recoloured)``: RGBA previews of a run's image, masked pixels transparent; None if unreadable.
+
+    The image is read as the run read it (its bands, no-data and display scale).
+    """
+    return _previews(result, [index], side, client, downloads).get(index)
+
+
 def _previews(result: PaletteResult, indices, side: int, client=None, downloads=None) -> dict:
     """{index: (shown, recoloured)} for the images that can still be read; computed by dask tasks."""
     params = result.attrs.get("parameters", {})

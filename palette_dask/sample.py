@@ -367,6 +367,10 @@ class BatchSummary:
         display range is still to be measured).
     band_range : ndarray of shape (2, 3), or None
         With ``ranges``, the least and greatest valid value of each colour band.
+    nodata : tuple of float
+        The no-data values of the files' own headers (GeoTIFF ``GDAL_NODATA``) applied to its images.
+    dtypes : tuple of str
+        The data types of its images.
     """
 
     pixels: int
@@ -375,6 +379,8 @@ class BatchSummary:
     tiled: list
     candidates: np.ndarray
     band_range: np.ndarray | None = None
+    nodata: tuple = ()
+    dtypes: tuple = ()
 
 
 def sample_batch(
@@ -427,6 +433,7 @@ def sample_batch(
         band_range = combine_ranges(extremes) if extremes else band_range
         fraction = next_fraction(fraction, len(found), size)
     decoded = [batch.infos[index - batch.start] for index in specs]
+    headers = [info for info in decoded + [info for _, info in tiled] if info.nodata is not None]
     return BatchSummary(
         pixels=sum(info.pixels for info in decoded),
         nbytes=sum(info.nbytes for info in decoded),
@@ -434,6 +441,10 @@ def sample_batch(
         tiled=tiled,
         candidates=found,
         band_range=band_range,
+        nodata=tuple(sorted({float(info.nodata) for info in headers}))
+        if parameters.get("nodata") is None
+        else (),
+        dtypes=tuple(sorted({info.dtype for info in decoded + [info for _, info in tiled]})),
     )
 
 

@@ -15,6 +15,7 @@ from conftest import PHOTOS, reference_labels, write_png
 from PIL import Image
 
 from palette_dask import ImageReadError, extract_palette, probe
+from palette_dask.errors import PaletteDaskWarning
 from palette_dask.store import DONE
 
 
@@ -54,17 +55,18 @@ def test_multispectral_bands_nodata_and_labels(client, tmp_path, multispectral):
         from palette_dask.pixels import pixel_spec
 
         pixel_spec(probe(str(path)))
-    result = extract_palette(
-        path,
-        4,
-        bands=(2, 1, 0),
-        nodata=0,
-        labels=True,
-        store=tmp_path / "s.zarr",
-        client=client,
-        chunk_bytes=2**16,
-        space="rgb",  # the reference below labels sRGB features
-    )
+    with pytest.warns(PaletteDaskWarning, match=r"near black .* uint16 data .* --scale percentile"):
+        result = extract_palette(
+            path,
+            4,
+            bands=(2, 1, 0),
+            nodata=0,
+            labels=True,
+            store=tmp_path / "s.zarr",
+            client=client,
+            chunk_bytes=2**16,
+            space="rgb",  # the reference below labels sRGB features
+        )
     features, valid = reference(bands)
     assert result.image_valid.tolist() == [int(valid.sum())] and result.image_masked.tolist() == [
         int((~valid).sum())

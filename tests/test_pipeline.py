@@ -163,7 +163,8 @@ def test_real_rasters(client, real_rasters, name):
     path = real_rasters / name
     if name == "RGBA.uint16.tif":  # its valid pixels all hold one colour, (10000, 10000, 10000)
         with pytest.warns(PaletteDaskWarning, match="only 1 distinct colours"):
-            result = extract_palette(path, 5, client=client, sample_size=50_000)
+            with pytest.warns(PaletteDaskWarning, match="near black .*L\\* 16.* uint16"):  # 10000 of 65535
+                result = extract_palette(path, 5, client=client, sample_size=50_000)
         assert result.k == 1 and result.centers_rgb[0] == pytest.approx([10000 * 255 / 65535] * 3)
     else:
         result = extract_palette(path, 5, client=client, sample_size=50_000)
@@ -257,3 +258,32 @@ def test_lab_space_stores_its_centres_and_beats_rgb_on_the_lab_error(client, tmp
         nearest = np.minimum(nearest, ((pixel_lab - colour) ** 2).sum(axis=1))
     assert in_lab.attrs["lab_error"] == pytest.approx(nearest.mean(), rel=1e-3)
     assert in_lab.to_dict()["lab_error"] == in_lab.attrs["lab_error"]
+
+
+def test_what_is_done_to_the_data_is_said_and_stored(client, real_rasters, tmp_path):
+    messages = []
+    extract_palette(
+        real_rasters / "RGB.byte.tif", 3, store=tmp_path / "a.zarr", client=client, report=messages.append
+    )
+    assert "pixels equal to the files' own no-data value (GDAL_NODATA 0) are left out" in messages
+    assert zarr.open_group(tmp_path / "a.zarr", mode="r").attrs["nodata_applied"] == [0.0]
+    messages.clear()
+    extract_palette(
+        real_rasters / "RGB.byte.tif",
+        3,
+        store=tmp_path / "b.zarr",
+        client=client,
+        nodata=255,
+        report=messages.append,
+    )
+    assert not any("GDAL_NODATA" in m for m in messages)  # the value given replaces the file's
+    assert "nodata_applied" not in zarr.open_group(tmp_path / "b.zarr", mode="r").attrs
+    flat = np.zeros((40, 50, 3), np.uint16)
+    flat[..., 0] = np.arange(50) * 1000
+    flat[..., 1] = np.arange(40)[:, None] * 800
+    flat[..., 2] = 7000  # a constant band: minmax maps it to 0
+    tifffile.imwrite(tmp_path / "flat.tif", flat, photometric="rgb")
+    with pytest.warns(
+        PaletteDaskWarning, match=r"band 3 of the colours is constant \(7000\) .* --scale minmax"
+    ):
+        extract_palette(tmp_path / "flat.tif", 3, scale="minmax", client=client)

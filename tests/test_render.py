@@ -146,3 +146,14 @@ def test_colour_names_are_the_nearest_by_ciede2000_in_css_or_a_file(tmp_path, ca
     vocabulary.write_text("brick red, #c74c3\n")
     assert main(["show", str(store), "--names", str(vocabulary)]) == 2
     assert f"{vocabulary}:1: expected a name and a hex code" in capsys.readouterr().err
+
+
+def test_the_figure_shows_masked_pixels_on_a_checkerboard_not_black(tmp_path):
+    rgba = np.zeros((120, 160, 4), np.uint8)
+    rgba[:, 80:] = [200, 40, 40, 255]  # the right half red, the left half transparent (masked)
+    path = write_png(tmp_path / "half.png", rgba)
+    assert main(["run", path, "-k", "1", "--figure", str(tmp_path / "f.png"), "--threads", "-q"]) == 0
+    figure = np.asarray(Image.open(tmp_path / "f.png").convert("RGB")).reshape(-1, 3)
+    grey = (figure == [204, 204, 204]).all(axis=1).sum()
+    black = (figure == [0, 0, 0]).all(axis=1).sum()
+    assert grey > 20_000 and black < 500  # the masked half: checkerboard squares, not a black block (titles)
