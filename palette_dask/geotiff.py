@@ -62,7 +62,7 @@ def check_geotiff_folder(folder: str | os.PathLike, names: list[str], *, replace
         if os.path.realpath(path) in inputs:
             raise InputError(f"{path}: is one of the inputs; choose another --labels-geotiff folder")
         if Path(path).name in present and not replace:
-            raise InputError(f"{path}: already exists; pass --overwrite to replace it")
+            raise InputError(f"{path}: already exists; pass --overwrite (overwrite=True) to replace it")
 
 
 def _geo_tags(source: str, downloads: str | None) -> list:

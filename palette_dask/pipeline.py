@@ -479,7 +479,9 @@ class Run:
         if self.config.on_error == "fail":
             if not stored:
                 stores.write_image_failed(self.group, index, reason)
-            raise ImageFailedError(f"stopped at the first failure (--on-error fail): {reason}")
+            raise ImageFailedError(
+                f"stopped at the first failure (--on-error fail, on_error='fail'): {reason}"
+            )
 
     def finish(self) -> None:
         """Mark the store complete, unless workers died under some batches: those stay pending."""
@@ -487,7 +489,8 @@ class Run:
             first = self.names[self.unfinished[0].start]
             raise RunIncompleteError(
                 f"{sum(len(rows) for rows in self.unfinished)} image(s) not finished because workers died "
-                f"running their batch (first: {first}); the rest is stored: finish with --resume"
+                f"running their batch (first: {first}); the rest is stored: "
+                "finish with --resume (resume=True)"
             )
         stores.finish_store(self.group)
 
@@ -499,7 +502,7 @@ class Run:
         first = self.names[key.start if isinstance(key, range) else key]
         return RunIncompleteError(
             f"image(s) not finished because workers died {stage} them (first: {first}); "
-            "what is stored stays: run again with --resume"
+            "what is stored stays: run again with --resume (resume=True)"
         )
 
     def progress(self, stage: str, done: int, total: int) -> None:

@@ -117,8 +117,10 @@ def _parse_bands(info: ImageInfo, bands) -> tuple[int, ...]:
         return tuple(range(colour))
     bands = tuple(int(b) for b in bands)
     if len(bands) not in (1, 3) or not all(-count <= b < count for b in bands):
+        typed = ",".join(str(b + 1) for b in bands)  # as the command line counts, from 1
         raise ImageReadError(
-            f"{info.source}: bands={bands} must be one or three band indices of the {count} bands"
+            f"{info.source}: bands={bands} (--bands {typed}) must be one or three of its {count} bands "
+            f"(0 to {count - 1} from Python, 1 to {count} on the command line)"
         )
     return tuple(b % count for b in bands)
 

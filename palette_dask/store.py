@@ -366,7 +366,8 @@ def check_store_path(
     if not overwrite:
         if recognised:
             raise StoreError(
-                f"{path}: already exists; pass --overwrite to replace it or --resume to finish it"
+                f"{path}: already exists; pass --overwrite (overwrite=True) to replace it "
+                "or --resume (resume=True) to finish it"
             )
         raise StoreError(f"{path}: already exists and is not a palette_dask store: choose another output")
     refusal = "--overwrite only replaces a store made by palette-dask: choose another output"

@@ -92,11 +92,15 @@ def test_on_error_fail_stops_at_the_first_bad_image(capsys, tmp_path, collection
     )
     err = capsys.readouterr().err.strip()
     assert code == 1 and len(err.splitlines()) == 1
-    assert err.startswith("palette-dask: stopped at the first failure (--on-error fail): ")
+    assert err.startswith("palette-dask: stopped at the first failure (--on-error fail, on_error='fail'): ")
     assert "broken.png: not a readable image" in err
-    group = zarr.open_group(tmp_path / "s.zarr", mode="r")
-    assert group.attrs["complete"] is False
-    assert group["image_status"][:].tolist().count(FAILED) == 1
+    if (tmp_path / "s.zarr").exists():  # batches finished before the failure stay, for --resume
+        group = zarr.open_group(tmp_path / "s.zarr", mode="r")
+        assert group.attrs["complete"] is False
+        status = group["image_status"][:].tolist()
+        assert status.count(FAILED) == 1 and status.count(DONE) >= 1
+    else:  # no image was stored before it: no store is left to block the retry
+        assert list(tmp_path.iterdir()) == []
 
 
 def crash_the_worker(block):
@@ -115,11 +119,12 @@ def test_a_task_that_kills_its_workers_leaves_its_image_pending(tmp_path):
         ) as client:
             with pytest.raises(RunIncompleteError, match="image\\(s\\) not finished because workers died"):
                 extract_palette([PHOTOS[1], deadly], 3, store=tmp_path / "s.zarr", client=client)
+    if not (tmp_path / "s.zarr").exists():  # the photo's tasks died too: nothing stored, no store left
+        return
     group = zarr.open_group(tmp_path / "s.zarr", mode="r")
     status = group["image_status"][:].tolist()
-    assert status[1] == PENDING  # never marked done, nor failed: --resume will try it again
-    assert status[0] in (DONE, PENDING)  # the photo's tasks may have been on the dying worker too
-    assert status[0] == PENDING or group["image_valid"][0] == 400 * 600
+    assert status == [DONE, PENDING]  # the deadly one never marked done, nor failed: --resume tries it again
+    assert group["image_valid"][0] == 400 * 600
     assert group.attrs["complete"] is False
 
 

@@ -17,6 +17,10 @@ from palette_dask.store import DONE, is_store
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
 
+ALREADY = (
+    "already exists; pass --overwrite (overwrite=True) to replace it or --resume (resume=True) to finish it"
+)
+
 
 def snapshot(folder: Path) -> dict:
     """Every file and folder under ``folder`` with the digest of its bytes."""
@@ -72,7 +76,7 @@ def test_overwrite_replaces_a_store_only_while_it_holds_nothing_else(capsys, tmp
     assert cli(capsys, "run", PHOTOS[1], "-o", store, "-k", "3", "--threads", "-q")[0] == 0
     assert is_store(store)
     code, _, err = cli(capsys, "run", PHOTOS[1], "-o", store, "-k", "3")
-    assert code == 1 and "already exists; pass --overwrite to replace it or --resume to finish it" in err
+    assert code == 1 and ALREADY in err
     (store / "image_counts" / "my-notes.txt").write_text("kept")
     code, _, err = cli(capsys, "run", PHOTOS[1], "-o", store, "-k", "3", "--overwrite")
     assert code == 1
@@ -162,7 +166,7 @@ def test_a_job_script_run_twice_refuses_unless_told(tmp_path):
     created = zarr.open_group(out / "palette.zarr", mode="r").attrs["created"]
     second = job()
     assert second.returncode == 1
-    assert "already exists; pass --overwrite to replace it or --resume to finish it" in second.stderr
+    assert ALREADY in second.stderr
     assert "Traceback" not in second.stderr
     resumed = job("--resume")
     assert resumed.returncode == 0 and "nothing to do" in resumed.stderr
