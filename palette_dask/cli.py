@@ -478,7 +478,8 @@ def _run(args) -> int:
             raise ParameterError("the following arguments are required: INPUT (or --resume STORE)")
         _from_store(args)
     else:
-        _jobqueue(args), _vocabulary(args)  # usage errors first (exit 2), then a missing input (exit 1)
+        _jobqueue(args)  # usage errors first (exit 2), then a missing input (exit 1)
+        _vocabulary(args)
         _check_named(args.inputs)
     result = _extract(args, args.inputs, args.out)
     return _finish(args, result)
