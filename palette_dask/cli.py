@@ -447,6 +447,10 @@ def _configure_output(args) -> None:
             logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
+def _quiet(message: str) -> None:
+    """The reporter of --quiet and --json: nothing on stderr."""
+
+
 def _reporter(args):
     from .progress import Progress
 
@@ -595,7 +599,7 @@ def _extract(args, inputs, store) -> PaletteResult:
     _check_outputs(args, inputs, store)
     if args.labels_geotiff:
         check_geotiff_folder(args.labels_geotiff, inputs, replace=args.overwrite or args.resume)
-    report = _reporter(args)
+    report = _reporter(args) or _quiet  # the command reports failures itself: no Python warning
     options = {
         "k": args.k,
         "seed": args.seed,

@@ -249,7 +249,8 @@ def extract_palette(
     report : callable, optional
         Called with one line per stage and per failed image; if it has an
         ``update(stage, done, total)`` method (:class:`~palette_dask.progress.Progress`),
-        that hears of the images finished, batch by batch.
+        that hears of the images finished, batch by batch. Without one, images
+        that failed are announced at the end by a :class:`PaletteDaskWarning`.
 
     Returns
     -------
@@ -296,6 +297,14 @@ def extract_palette(
         if created and not (group["image_status"][:] == stores.DONE).any():
             stores.remove_store(store)  # it holds nothing to keep or resume: the retry starts afresh
             (report or _silent)(f"no image was stored: {store} is not kept")
+    if report is None and result.failures:  # a caller who follows no progress still hears of them
+        first = next(iter(result.failures.values()))
+        warnings.warn(
+            f"{len(result.failures):,} of {len(names):,} images failed (first: {first}); "
+            "result.failures names each with its reason",
+            PaletteDaskWarning,
+            stacklevel=2,
+        )
     return dataclasses.replace(result, store=None) if result.store and not os.path.exists(store) else result
 
 

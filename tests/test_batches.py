@@ -12,6 +12,7 @@ from conftest import PHOTOS, every_array, photo_crops
 from PIL import Image
 
 from palette_dask import extract_palette
+from palette_dask.errors import PaletteDaskWarning
 from palette_dask.store import DONE, FAILED
 
 PER_IMAGE = (
@@ -43,9 +44,11 @@ def mixed(tmp_path_factory):
 
 
 def run(folder, store, batch_size, client, **options):
-    return extract_palette(
-        folder, 4, store=store, client=client, batch_size=batch_size, chunk_bytes=512 * 512 * 3, **options
-    )
+    """The mixed collection (one broken file: its failure is announced by a warning)."""
+    with pytest.warns(PaletteDaskWarning, match=r"1 of \d+ images failed \(first: .*broken.png"):
+        return extract_palette(
+            folder, 4, store=store, client=client, batch_size=batch_size, chunk_bytes=512 * 512 * 3, **options
+        )
 
 
 def test_batch_sizes_1_7_and_256_give_identical_stores(mixed, tmp_path, client):
@@ -111,7 +114,8 @@ def test_work_and_files_grow_with_batches_not_images(tmp_path, client):
 
 
 def test_an_array_whose_axes_cannot_be_told_apart_fails_alone(client):
-    result = extract_palette([PHOTOS[1], np.zeros((2, 3, 20, 30), np.uint8)], 3, client=client)
+    with pytest.warns(PaletteDaskWarning, match="images failed"):
+        result = extract_palette([PHOTOS[1], np.zeros((2, 3, 20, 30), np.uint8)], 3, client=client)
     assert result.image_status.tolist() == [DONE, FAILED]
     assert result.image_errors[1] == (
         "array:1: cannot tell rows, columns and bands apart in shape (2, 3, 20, 30); "

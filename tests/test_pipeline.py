@@ -90,7 +90,8 @@ def test_bad_images_in_a_collection_are_recorded_and_the_rest_finish(client, tmp
         tmp_path / "cut.png",
         tmp_path / "clear.png",
     ]
-    result = extract_palette(inputs, 5, store=tmp_path / "s.zarr", client=client)
+    with pytest.warns(PaletteDaskWarning, match=r"^4 of 5 images failed \(first: .*zero.png: empty file"):
+        result = extract_palette(inputs, 5, store=tmp_path / "s.zarr", client=client)
     assert result.image_status.tolist() == [DONE, FAILED, FAILED, FAILED, FAILED]
     errors = result.image_errors
     assert errors[0] == ""
@@ -117,7 +118,8 @@ def test_all_images_failing_leave_no_store_behind(client, tmp_path):
     assert not (tmp_path / "s.zarr").exists()  # the obvious retry is not refused as "already exists"
     assert messages[-1] == f"no image was stored: {tmp_path / 's.zarr'} is not kept"
     (tmp_path / "empty.zarr").mkdir()  # a folder that was there before the run stays
-    extract_palette([tmp_path / "clear.png"], 5, store=tmp_path / "empty.zarr", client=client)
+    with pytest.warns(PaletteDaskWarning, match="images failed"):
+        extract_palette([tmp_path / "clear.png"], 5, store=tmp_path / "empty.zarr", client=client)
     assert (tmp_path / "empty.zarr").is_dir()
 
 
@@ -185,8 +187,10 @@ def test_real_rasters(client, real_rasters, name):
 
 def test_resume_finishes_only_what_is_pending_and_matches_a_full_run(client, tmp_path):
     inputs = [*PHOTOS, tmp_path / "missing.png"]
-    full = extract_palette(inputs, 4, store=tmp_path / "full.zarr", client=client, seed=5)
-    extract_palette(inputs, 4, store=tmp_path / "cut.zarr", client=client, seed=5)
+    with pytest.warns(PaletteDaskWarning, match="images failed"):  # missing.png
+        full = extract_palette(inputs, 4, store=tmp_path / "full.zarr", client=client, seed=5)
+    with pytest.warns(PaletteDaskWarning, match="images failed"):
+        extract_palette(inputs, 4, store=tmp_path / "cut.zarr", client=client, seed=5)
     # as if the run had stopped before its second image and the end were written
     group = zarr.open_group(tmp_path / "cut.zarr", mode="r+")
     group["image_status"][1] = 0

@@ -15,6 +15,7 @@ from servers import RangeHandler, http_server
 
 from palette_dask import ImageReadError, extract_palette, probe, read_image
 from palette_dask.cli import main
+from palette_dask.errors import PaletteDaskWarning
 from palette_dask.fetch import download
 
 DRIP_SECONDS = 20  # the dripping server gives up after this, whatever the client does
@@ -78,9 +79,12 @@ def test_url_is_read_like_the_file(server):
 
 
 def test_url_in_a_run_and_its_failures(server, client):
-    result = extract_palette(
-        [f"{server}/coffee.png", f"{server}/missing.png", f"{server}/junk.png"], 3, client=client
-    )
+    with pytest.warns(
+        PaletteDaskWarning, match=r"^2 of 3 images failed \(first: .*/missing.png: download failed"
+    ):
+        result = extract_palette(
+            [f"{server}/coffee.png", f"{server}/missing.png", f"{server}/junk.png"], 3, client=client
+        )
     assert result.image_status.tolist() == [1, 2, 2]
     assert result.image_valid[0] == 400 * 600
     assert result.image_errors[1].startswith(f"{server}/missing.png: download failed: HTTP Error 404")
