@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import ParameterError
 
-__all__ = ["css_colours", "read_vocabulary", "colour_names"]
+__all__ = ["css_colours", "read_vocabulary", "colour_names", "delta_e00", "hex_rgb"]
 
 _LINE = re.compile(r"^\s*(?P<name>.+?)\s*[,;\t ]\s*#?(?P<hex>[0-9a-fA-F]{6})\s*$")
 
@@ -62,18 +62,33 @@ def read_vocabulary(path: str | os.PathLike) -> dict[str, str]:
     return vocabulary
 
 
-def colour_names(colors, vocabulary: dict[str, str] | None = None) -> list[str]:
-    """The name of the nearest vocabulary colour (CIEDE2000) to each 8-bit sRGB colour of ``colors``."""
+def hex_rgb(code: str) -> tuple[int, int, int]:
+    """``#rrggbb`` (or ``rrggbb``) as 8-bit sRGB.
+
+    Examples
+    --------
+    >>> hex_rgb("#c74c32")
+    (199, 76, 50)
+    """
+    code = code.lstrip("#")
+    return tuple(int(code[i : i + 2], 16) for i in (0, 2, 4))
+
+
+def delta_e00(colors, references) -> np.ndarray:
+    """``(n, m)`` CIEDE2000 differences between 8-bit sRGB ``colors`` (n, 3) and ``references`` (m, 3)."""
     from skimage.color import deltaE_ciede2000, rgb2lab
 
+    lab, other = (
+        rgb2lab(np.asarray(c, np.float64).reshape(1, -1, 3) / 255.0)[0] for c in (colors, references)
+    )
+    return deltaE_ciede2000(lab[:, None, :], other[None, :, :], channel_axis=-1)
+
+
+def colour_names(colors, vocabulary: dict[str, str] | None = None) -> list[str]:
+    """The name of the nearest vocabulary colour (CIEDE2000) to each 8-bit sRGB colour of ``colors``."""
     vocabulary = vocabulary or css_colours()
-    colors = np.asarray(colors, dtype=np.float64).reshape(-1, 3)
-    if not len(colors):
+    if not len(np.asarray(colors).reshape(-1, 3)):
         return []
     names = list(vocabulary)
-    known = np.array(
-        [[int(code[i : i + 2], 16) for i in (1, 3, 5)] for code in vocabulary.values()], np.float64
-    )
-    lab, known_lab = rgb2lab(colors[None] / 255.0)[0], rgb2lab(known[None] / 255.0)[0]
-    distances = deltaE_ciede2000(lab[:, None, :], known_lab[None, :, :], channel_axis=-1)
+    distances = delta_e00(colors, [hex_rgb(code) for code in vocabulary.values()])
     return [names[i] for i in np.argmin(distances, axis=1)]

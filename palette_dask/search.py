@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ParameterError
+from .names import css_colours, delta_e00, hex_rgb
 
 __all__ = ["parse_colour", "near_colours", "search_store", "Match"]
 
@@ -32,25 +33,18 @@ SLAB_ROWS = 2**20
 
 def parse_colour(text: str, vocabulary: dict[str, str] | None = None) -> tuple[int, int, int]:
     """``#rrggbb``, ``rrggbb``, or a name of the vocabulary (default: the CSS names), as 8-bit sRGB."""
-    from .names import css_colours
-
     code = (vocabulary or css_colours()).get(text.strip(), text.strip())
     if not re.fullmatch(r"#?[0-9a-fA-F]{6}", code):
         raise ParameterError(f"{text!r} is not a colour: give #rrggbb or a colour name such as 'tomato'")
-    code = code.lstrip("#")
-    return tuple(int(code[i : i + 2], 16) for i in (0, 2, 4))
+    return hex_rgb(code)
 
 
 def near_colours(colors, colour, within: float = DEFAULT_WITHIN) -> np.ndarray:
     """Indices of the ``colors`` (8-bit sRGB) within ΔE00 ``within`` of ``colour``."""
-    from skimage.color import deltaE_ciede2000, rgb2lab
-
-    colors = np.asarray(colors, np.float64).reshape(-1, 3)
+    colors = np.asarray(colors).reshape(-1, 3)
     if not len(colors):
         return np.zeros(0, np.intp)
-    lab = rgb2lab(colors[None] / 255.0)[0]
-    target = rgb2lab(np.asarray(colour, np.float64)[None, None] / 255.0)[0, 0]
-    return np.flatnonzero(deltaE_ciede2000(lab, target[None, :], channel_axis=-1) <= within)
+    return np.flatnonzero(delta_e00(colors, [colour])[:, 0] <= within)
 
 
 @dataclass(frozen=True)
