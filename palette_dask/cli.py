@@ -15,6 +15,7 @@ import glob
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -193,6 +194,25 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _positive_number(text: str) -> float:
+    value = _non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+    return value
+
+
+def _hex_colour(text: str) -> str:
+    """``#rrggbb``, ``rrggbb`` or a CSS colour name (``white``) as ``#rrggbb``."""
+    if re.fullmatch(r"#?[0-9a-fA-F]{6}", text):
+        return "#" + text.lstrip("#").lower()
+    from .names import css_colours
+
+    code = css_colours().get(text.strip().lower())
+    if code is None:
+        raise argparse.ArgumentTypeError(f"expected #rrggbb or a CSS colour name such as white, got {text!r}")
+    return code
+
+
 def _share(text: str) -> float:
     value = _non_negative(text)
     if value > 1:
@@ -340,6 +360,21 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
         choices=("rgb", "lab"),  # colour.SPACES, without importing numba to parse a command
         default="lab",
         help="cluster in perceptual CIELAB (lab, the default) or in display sRGB as the tutorial does (rgb)",
+    )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        type=_hex_colour,
+        default=[],
+        metavar="#RRGGBB",
+        help="leave out pixels near this colour, as masked ones (a white background); repeatable",
+    )
+    parser.add_argument(
+        "--within",
+        type=_positive_number,
+        default=6.0,  # pixels.EXCLUDE_WITHIN, without importing numba to parse a command
+        metavar="DE",
+        help="CIEDE2000 difference from an --exclude colour within which pixels are left out (default: 6)",
     )
 
 
@@ -521,6 +556,7 @@ def _from_store(args) -> None:
     args.scale = scale if isinstance(scale, str) else tuple(scale)
     args.nodata, args.space = stored.get("nodata"), stored.get("space", "lab")
     args.channel_axis, args.labels = stored.get("channel_axis"), bool(stored.get("labels"))
+    args.exclude, args.within = stored.get("exclude", []), stored.get("exclude_within", 6.0)
     args.batch_size = group.attrs.get("batch_size")
 
 
@@ -555,7 +591,10 @@ def _sweep(args) -> int:
 
     jobqueue = _jobqueue(args)
     inputs = resolve_inputs(args.inputs)
-    options = {k: getattr(args, k) for k in ("seed", "bands", "nodata", "scale", "space", "channel_axis")}
+    options = {
+        k: getattr(args, k) for k in ("seed", "bands", "nodata", "scale", "space", "channel_axis", "exclude")
+    }
+    options["exclude_within"] = args.within
     if args.sample:
         options["sample_size"] = args.sample
     if args.max_pixels:
@@ -615,6 +654,8 @@ def _extract(args, inputs, store) -> PaletteResult:
         "labels_geotiff": args.labels_geotiff,
         "on_error": args.on_error,
         "batch_size": args.batch_size,
+        "exclude": args.exclude,
+        "exclude_within": args.within,
     }
     if args.sample:
         options["sample_size"] = args.sample

@@ -24,7 +24,18 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["SPACES", "srgb_to_lab", "lab_to_srgb", "lab_of", "palette_lab"]
+__all__ = [
+    "SPACES",
+    "srgb_to_lab",
+    "lab_to_srgb",
+    "lab_of",
+    "palette_lab",
+    "hex_rgb",
+    "ciede2000",
+    "delta_e00",
+    "is_excluded",
+    "excluded",
+]
 
 #: The spaces ``space=`` accepts.
 SPACES = ("rgb", "lab")
@@ -119,3 +130,121 @@ def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
 def palette_lab(colors: np.ndarray) -> np.ndarray:
     """CIELAB of a palette as shown and saved: each colour rounded to 8-bit sRGB first."""
     return srgb_to_lab(np.clip(np.rint(np.asarray(colors, dtype=np.float64)), 0, 255))
+
+
+def hex_rgb(code: str) -> tuple[int, int, int]:
+    """``#rrggbb`` (or ``rrggbb``) as 8-bit sRGB.
+
+    Examples
+    --------
+    >>> hex_rgb("#c74c32")
+    (199, 76, 50)
+    """
+    code = code.lstrip("#")
+    return tuple(int(code[i : i + 2], 16) for i in (0, 2, 4))
+
+
+_POW25_7 = 25.0**7
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def ciede2000(l1, a1, b1, l2, a2, b2):
+    """The CIEDE2000 colour difference ΔE00 of two CIELAB colours (kL = kC = kH = 1; Sharma et al. 2005)."""
+    c1, c2 = np.sqrt(a1 * a1 + b1 * b1), np.sqrt(a2 * a2 + b2 * b2)
+    c7 = ((c1 + c2) / 2.0) ** 7
+    g = 0.5 * (1.0 - np.sqrt(c7 / (c7 + _POW25_7)))
+    a1p, a2p = (1.0 + g) * a1, (1.0 + g) * a2
+    c1p, c2p = np.sqrt(a1p * a1p + b1 * b1), np.sqrt(a2p * a2p + b2 * b2)
+    h1p = 0.0 if a1p == 0.0 and b1 == 0.0 else np.degrees(np.arctan2(b1, a1p)) % 360.0
+    h2p = 0.0 if a2p == 0.0 and b2 == 0.0 else np.degrees(np.arctan2(b2, a2p)) % 360.0
+    dhp = 0.0
+    hbar = h1p + h2p
+    if c1p * c2p != 0.0:
+        dhp = h2p - h1p
+        if dhp > 180.0:
+            dhp -= 360.0
+        elif dhp < -180.0:
+            dhp += 360.0
+        if abs(h1p - h2p) <= 180.0:
+            hbar = (h1p + h2p) / 2.0
+        elif h1p + h2p < 360.0:
+            hbar = (h1p + h2p + 360.0) / 2.0
+        else:
+            hbar = (h1p + h2p - 360.0) / 2.0
+    d_l, d_c = l2 - l1, c2p - c1p
+    d_h = 2.0 * np.sqrt(c1p * c2p) * np.sin(np.radians(dhp / 2.0))
+    lbar, cbar = (l1 + l2) / 2.0, (c1p + c2p) / 2.0
+    t = (
+        1.0
+        - 0.17 * np.cos(np.radians(hbar - 30.0))
+        + 0.24 * np.cos(np.radians(2.0 * hbar))
+        + 0.32 * np.cos(np.radians(3.0 * hbar + 6.0))
+        - 0.20 * np.cos(np.radians(4.0 * hbar - 63.0))
+    )
+    theta = 30.0 * np.exp(-(((hbar - 275.0) / 25.0) ** 2))
+    cbar7 = cbar**7
+    r_t = -2.0 * np.sqrt(cbar7 / (cbar7 + _POW25_7)) * np.sin(np.radians(2.0 * theta))
+    s_l = 1.0 + 0.015 * (lbar - 50.0) ** 2 / np.sqrt(20.0 + (lbar - 50.0) ** 2)
+    s_c, s_h = 1.0 + 0.045 * cbar, 1.0 + 0.015 * cbar * t
+    x, y, z = d_l / s_l, d_c / s_c, d_h / s_h
+    return np.sqrt(max(x * x + y * y + z * z + r_t * y * z, 0.0))
+
+
+@numba.njit(nogil=True, cache=True)
+def _delta_e00(lab, other):
+    out = np.empty((lab.shape[0], other.shape[0]), dtype=np.float64)
+    for i in range(lab.shape[0]):
+        for j in range(other.shape[0]):
+            out[i, j] = ciede2000(lab[i, 0], lab[i, 1], lab[i, 2], other[j, 0], other[j, 1], other[j, 2])
+    return out
+
+
+def delta_e00(colors, references) -> np.ndarray:
+    """``(n, m)`` CIEDE2000 differences between 8-bit sRGB ``colors`` (n, 3) and ``references`` (m, 3).
+
+    Examples
+    --------
+    >>> delta_e00([[255, 255, 255], [240, 240, 240]], [[255, 255, 255]]).round(2).tolist()
+    [[0.0], [3.05]]
+    """
+    lab, other = (srgb_to_lab(np.asarray(c, np.float64).reshape(-1, 3)) for c in (colors, references))
+    return _delta_e00(lab, other)
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def is_excluded(lightness, green_red, blue_yellow, exclude_lab, within):
+    """Whether a CIELAB colour is within ΔE00 ``within`` of a row of ``exclude_lab`` (m, 3)."""
+    for e in range(exclude_lab.shape[0]):
+        difference = ciede2000(
+            lightness, green_red, blue_yellow, exclude_lab[e, 0], exclude_lab[e, 1], exclude_lab[e, 2]
+        )
+        if difference <= within:
+            return True
+    return False
+
+
+@numba.njit(nogil=True, cache=True)
+def _excluded(rgb, exclude_lab, within):
+    out = np.zeros(rgb.shape[0], dtype=np.bool_)
+    for i in range(rgb.shape[0]):
+        lightness, green_red, blue_yellow = lab_of(
+            np.float64(rgb[i, 0]), np.float64(rgb[i, 1]), np.float64(rgb[i, 2])
+        )
+        out[i] = is_excluded(lightness, green_red, blue_yellow, exclude_lab, within)
+    return out
+
+
+def excluded(rgb: np.ndarray, exclude_lab: np.ndarray, within: float) -> np.ndarray:
+    """Which of ``(n, 3)`` display sRGB colours (0–255) are within ΔE00 ``within`` of ``exclude_lab``.
+
+    Examples
+    --------
+    >>> white = srgb_to_lab(np.array([[255.0, 255.0, 255.0]]))
+    >>> excluded(np.array([[250, 250, 250], [200, 200, 200]], np.float32), white, 6.0).tolist()
+    [True, False]
+    """
+    rgb = np.asarray(rgb)
+    flat = rgb.reshape(-1, 3)
+    return _excluded(flat, np.asarray(exclude_lab, dtype=np.float64).reshape(-1, 3), float(within)).reshape(
+        rgb.shape[:-1]
+    )

@@ -26,10 +26,10 @@ import dask.array as da
 import numba
 import numpy as np
 
-from .colour import lab_of, lab_to_srgb, palette_lab
+from .colour import is_excluded, lab_of, lab_to_srgb, palette_lab
 from .errors import image_error, no_valid_pixels
 from .fit import nearest
-from .pixels import N_FEATURES, PixelSpec, SpecCache, loop_spec
+from .pixels import N_FEATURES, PixelSpec, SpecCache, exclusion, loop_spec
 from .read import Batch
 
 __all__ = ["ImageCounts", "BatchCounts", "block_stats", "image_stats", "unpack_stats", "batch_stats"]
@@ -72,14 +72,17 @@ LOOKUP_PIXELS = 2**26
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _colour_result(red, green, blue, lab, centers, colors_lab):
+def _colour_result(red, green, blue, lab, centers, colors_lab, exclude_lab, within):
     """Nearest centre, its squared distance, and the squared CIELAB distance to the nearest colour shown.
 
     ``red, green, blue`` are the display colour as float64 0–255 (float32 values); ``lab``
     says whether the clustering features are its CIELAB (as float32) or the colour itself.
-    The CIELAB error is rounded to float32, as :func:`colour_lookup` stores it.
+    The CIELAB error is rounded to float32, as :func:`colour_lookup` stores it. A colour
+    within ΔE00 ``within`` of a row of ``exclude_lab`` gets the label -1: left out, as masked.
     """
     lightness, green_red, blue_yellow = lab_of(red, green, blue)
+    if exclude_lab.shape[0] > 0 and is_excluded(lightness, green_red, blue_yellow, exclude_lab, within):
+        return -1, 0.0, 0.0
     if lab:  # the features are the pixel's Lab, as float32 like the sample's
         f0 = np.float64(np.float32(lightness))
         f1 = np.float64(np.float32(green_red))
@@ -97,13 +100,15 @@ LOOKUP_ENTRY = np.dtype([("squared", "f8"), ("lab", "f4"), ("label", "i2"), ("pa
 
 
 @numba.njit(nogil=True, cache=True)
-def _fill_lookup(lab, centers, colors_lab, table):
+def _fill_lookup(lab, centers, colors_lab, exclude_lab, within, table):
     """The results of every 8-bit colour ``(r << 16) | (g << 8) | b``, as the counting loop computes them."""
     for key in range(table.shape[0]):
         red = np.float64(np.float32(key >> 16))
         green = np.float64(np.float32((key >> 8) & 255))
         blue = np.float64(np.float32(key & 255))
-        label, squared, lab_error = _colour_result(red, green, blue, lab, centers, colors_lab)
+        label, squared, lab_error = _colour_result(
+            red, green, blue, lab, centers, colors_lab, exclude_lab, within
+        )
         table[key].label = label
         table[key].squared = squared
         table[key].lab = lab_error
@@ -113,16 +118,25 @@ _lookups: dict = {}
 _lookup_lock = threading.Lock()
 
 
-def colour_lookup(lab: bool, centers: np.ndarray, colors_lab: np.ndarray, *, wait: bool = True):
+def colour_lookup(
+    lab: bool,
+    centers: np.ndarray,
+    colors_lab: np.ndarray,
+    exclude_lab: np.ndarray,
+    within: float,
+    *,
+    wait: bool = True,
+):
     """The results of all 2^24 8-bit colours for one palette, as :data:`LOOKUP_ENTRY` records.
 
     Built once per worker process and palette (0.6 s, 256 MB) and shared by
     its threads; the counting loop then looks each pixel up instead of
     converting it to Lab and searching the palette, with the same numbers.
-    With ``wait=False``, a thread that finds another building the table gets
-    None, and counts its block by computing meanwhile.
+    Excluded colours (``exclude_lab``, ``within``: see :func:`_colour_result`)
+    have the label -1. With ``wait=False``, a thread that finds another
+    building the table gets None, and counts its block by computing meanwhile.
     """
-    key = (bool(lab), centers.tobytes(), colors_lab.tobytes())
+    key = (bool(lab), centers.tobytes(), colors_lab.tobytes(), exclude_lab.tobytes(), float(within))
     if key in _lookups:
         return _lookups[key]
     if not _lookup_lock.acquire(blocking=wait):
@@ -131,7 +145,7 @@ def colour_lookup(lab: bool, centers: np.ndarray, colors_lab: np.ndarray, *, wai
         if key not in _lookups:
             _lookups.clear()  # one palette at a time
             table = np.zeros(2**24, dtype=LOOKUP_ENTRY)
-            _fill_lookup(bool(lab), centers, colors_lab, table)
+            _fill_lookup(bool(lab), centers, colors_lab, exclude_lab, within, table)
             _lookups[key] = table
         return _lookups[key]
     finally:
@@ -164,6 +178,11 @@ def _count_by_lookup(pixels, bands, alpha, k, lookup, labels_out):
         key = (np.int32(pixels[i, bands[0]]) << 16) | (np.int32(pixels[i, bands[1]]) << 8)
         entry = lookup[key | np.int32(pixels[i, bands[2]])]
         best = entry.label
+        if best < 0:  # an excluded colour
+            masked += 1
+            if write_labels:
+                labels_out[i] = 0
+            continue
         counts[best] += 1
         squared[best] += entry.squared
         lab_error += np.float64(entry.lab)
@@ -185,6 +204,8 @@ def _count_pixels(
     lab,
     centers,
     colors_lab,
+    exclude_lab,
+    within,
     use_cache,
     lookup,
     labels_out,
@@ -241,6 +262,11 @@ def _count_pixels(
         if use_lookup:
             entry = lookup[key]
             best = entry.label
+            if best < 0:  # an excluded colour
+                masked += 1
+                if labels_out.shape[0] > 0:
+                    labels_out[i] = 0
+                continue
             counts[best] += 1
             squared[best] += entry.squared
             lab_error += np.float64(entry.lab)
@@ -251,6 +277,11 @@ def _count_pixels(
             slot = ((key * 2654435761) >> 13) & (CACHE_SLOTS - 1)
             if cache_key[slot] == key:
                 best = cache_label[slot]
+                if best < 0:  # an excluded colour
+                    masked += 1
+                    if labels_out.shape[0] > 0:
+                        labels_out[i] = 0
+                    continue
                 counts[best] += 1
                 squared[best] += cache_d2[slot]
                 lab_error += cache_lab[slot]
@@ -262,18 +293,23 @@ def _count_pixels(
             v = min(max(v, np.float32(0.0)), np.float32(255.0))
             feature[f] = np.float64(v)
         best, best_d2, nearest_shown = _colour_result(
-            feature[0], feature[1], feature[2], lab, centers, colors_lab
+            feature[0], feature[1], feature[2], lab, centers, colors_lab, exclude_lab, within
         )
-        lab_error += nearest_shown
-        counts[best] += 1
-        squared[best] += best_d2
-        if labels_out.shape[0] > 0:
-            labels_out[i] = best + 1
         if use_cache:
             cache_key[slot] = key
             cache_label[slot] = best
             cache_d2[slot] = best_d2
             cache_lab[slot] = nearest_shown
+        if best < 0:  # an excluded colour
+            masked += 1
+            if labels_out.shape[0] > 0:
+                labels_out[i] = 0
+            continue
+        lab_error += nearest_shown
+        counts[best] += 1
+        squared[best] += best_d2
+        if labels_out.shape[0] > 0:
+            labels_out[i] = best + 1
     return counts, squared, masked, lab_error
 
 
@@ -325,12 +361,15 @@ def block_stats(
     if pixels.dtype == np.bool_:
         pixels = pixels.view(np.uint8)
     low, scale, bands, alpha, nodata, nodata_is_nan, check_nan, eight_bit = loop_spec(spec, pixels.dtype)
+    exclude_lab, within = exclusion(spec)
     flat_labels = labels_out.reshape(-1) if labels_out is not None else _NO_LABELS
     centers = np.asarray(centers, dtype=np.float32)
     centers_rgb = _centers_rgb(spec, centers, centers_rgb)
     centers, colors_lab = _palette(centers.tobytes(), centers_rgb.tobytes())
     table = (
-        colour_lookup(spec.space == "lab", centers, colors_lab, wait=False) if lookup and eight_bit else None
+        colour_lookup(spec.space == "lab", centers, colors_lab, exclude_lab, within, wait=False)
+        if lookup and eight_bit
+        else None
     )
     table = _NO_LOOKUP if table is None else table
     if len(table) and spec.nodata is None:  # a loop with nothing else in it
@@ -350,6 +389,8 @@ def block_stats(
         spec.space == "lab",
         centers,
         colors_lab,
+        exclude_lab,
+        within,
         eight_bit,
         table,
         flat_labels,

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .colour import delta_e00, hex_rgb
 from .errors import ParameterError
 
-__all__ = ["css_colours", "read_vocabulary", "colour_names", "delta_e00", "hex_rgb"]
+__all__ = ["css_colours", "read_vocabulary", "colour_names"]
 
 _LINE = re.compile(r"^\s*(?P<name>.+?)\s*[,;\t ]\s*#?(?P<hex>[0-9a-fA-F]{6})\s*$")
 
@@ -60,28 +61,6 @@ def read_vocabulary(path: str | os.PathLike) -> dict[str, str]:
     if not vocabulary:
         raise ParameterError(f"{path}: holds no colour names (lines of: name, #rrggbb)")
     return vocabulary
-
-
-def hex_rgb(code: str) -> tuple[int, int, int]:
-    """``#rrggbb`` (or ``rrggbb``) as 8-bit sRGB.
-
-    Examples
-    --------
-    >>> hex_rgb("#c74c32")
-    (199, 76, 50)
-    """
-    code = code.lstrip("#")
-    return tuple(int(code[i : i + 2], 16) for i in (0, 2, 4))
-
-
-def delta_e00(colors, references) -> np.ndarray:
-    """``(n, m)`` CIEDE2000 differences between 8-bit sRGB ``colors`` (n, 3) and ``references`` (m, 3)."""
-    from skimage.color import deltaE_ciede2000, rgb2lab
-
-    lab, other = (
-        rgb2lab(np.asarray(c, np.float64).reshape(1, -1, 3) / 255.0)[0] for c in (colors, references)
-    )
-    return deltaE_ciede2000(lab[:, None, :], other[None, :, :], channel_axis=-1)
 
 
 def colour_names(colors, vocabulary: dict[str, str] | None = None) -> list[str]:

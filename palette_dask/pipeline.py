@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import dask.array as da
@@ -55,6 +55,7 @@ from .formats import DEFAULT_MAX_PIXELS
 from .geotiff import check_geotiff_folder, write_label_geotiffs
 from .inputs import is_array, resolve_inputs
 from .pixels import (
+    EXCLUDE_WITHIN,
     N_FEATURES,
     PixelSpec,
     band_range,
@@ -66,6 +67,7 @@ from .pixels import (
 from .read import DEFAULT_CHUNK_BYTES, array_image, cell_grid, drop_pixels, open_batch, read_image
 from .sample import (
     DEFAULT_SAMPLE_SIZE,
+    as_features,
     cell_candidates,
     cell_count,
     cell_share,
@@ -74,7 +76,6 @@ from .sample import (
     next_fraction,
     sample_batch,
     sampling_fraction,
-    scale_candidates,
 )
 from .store import PaletteResult
 
@@ -120,10 +121,18 @@ class RunConfig:
     on_error: str = "skip"
     max_pixels: int = DEFAULT_MAX_PIXELS
     batch_size: int | None = None
+    exclude: tuple[str, ...] = ()
+    exclude_within: float = EXCLUDE_WITHIN
 
     def __post_init__(self):
         check_k(self.k)
-        check_options(nodata=self.nodata, scale=self.scale, space=self.space)
+        check_options(
+            nodata=self.nodata,
+            scale=self.scale,
+            space=self.space,
+            exclude=self.exclude,
+            within=self.exclude_within,
+        )
         whole = (int, np.integer)
         if not isinstance(self.sample_size, whole) or self.sample_size < self.k:
             raise ParameterError(
@@ -155,6 +164,15 @@ class RunConfig:
             "space": self.space,
             "channel_axis": self.channel_axis,
             "labels": bool(self.labels),
+            # only when asked for: a store made before these options resumes as before
+            **(
+                {
+                    "exclude": ["#" + c.lstrip("#").lower() for c in self.exclude],
+                    "exclude_within": float(self.exclude_within),
+                }
+                if self.exclude
+                else {}
+            ),
         }
 
 
@@ -180,6 +198,8 @@ def extract_palette(
     batch_size: int | None = None,
     downloads: str | None = None,
     labels_geotiff: str | os.PathLike | None = None,
+    exclude: Sequence[str] = (),
+    exclude_within: float = EXCLUDE_WITHIN,
     report: Reporter | None = None,
 ) -> PaletteResult:
     """Find the ``k`` dominant colours of images and each colour's share of every image.
@@ -246,6 +266,13 @@ def extract_palette(
         Also write every image's label raster as a tiled GeoTIFF in this
         folder, georeferenced like a TIFF source (see :mod:`palette_dask.geotiff`);
         implies ``labels``.
+    exclude : sequence of str
+        Colours to leave out, as ``#rrggbb``: pixels whose display colour is
+        within CIEDE2000 ``exclude_within`` (default 6) of one of them are
+        left out as masked pixels are (counted in ``masked``, label 0), from
+        the sample and the counts (a white background, say). Needs a known
+        display range (``scale`` ``"dtype"`` or ``(low, high)``).
+    exclude_within : float
     report : callable, optional
         Called with one line per stage and per failed image; if it has an
         ``update(stage, done, total)`` method (:class:`~palette_dask.progress.Progress`),
@@ -271,7 +298,7 @@ def extract_palette(
     config = RunConfig(
         k=k, sample_size=sample_size, seed=seed, chunk_bytes=chunk_bytes, bands=bands, nodata=nodata,
         scale=scale, space=space, channel_axis=channel_axis, labels=labels, on_error=on_error,
-        max_pixels=max_pixels, batch_size=batch_size,
+        max_pixels=max_pixels, batch_size=batch_size, exclude=tuple(exclude), exclude_within=exclude_within,
     )  # fmt: skip
     if labels and store is None:
         raise ParameterError("labels=True needs a store path to write the label rasters to")
@@ -356,6 +383,8 @@ def sweep_k(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     downloads: str | None = None,
+    exclude: Sequence[str] = (),
+    exclude_within: float = EXCLUDE_WITHIN,
     report: Reporter | None = None,
 ) -> Sweep:
     """Fit the sample for every ``k`` in ``ks`` and suggest one; nothing is counted or stored.
@@ -379,7 +408,8 @@ def sweep_k(
     check_k(min(ks))
     config = RunConfig(
         k=max(ks), sample_size=sample_size, seed=seed, chunk_bytes=chunk_bytes, bands=bands, nodata=nodata,
-        scale=scale, space=space, channel_axis=channel_axis, max_pixels=max_pixels,
+        scale=scale, space=space, channel_axis=channel_axis, max_pixels=max_pixels, exclude=tuple(exclude),
+        exclude_within=exclude_within,
     )  # fmt: skip
     names, arrays = _split_inputs(inputs)
     group = _open_or_create(None, names, config, overwrite=False, resume=False)
@@ -557,6 +587,9 @@ def open_images(run: Run, pending: list[range], *, sample: bool = True) -> Opene
     n_images = sum(len(rows) for rows in pending)
     stage = "reading and sampling" if sample else "reading"
     run.report(f"{stage} {n_images:,} images in {len(pending):,} batches")
+    if config.exclude:  # say what is done to the data
+        colours = ", ".join(config.parameters["exclude"])
+        run.report(f"pixels within CIEDE2000 {config.exclude_within:g} of {colours} are left out, as masked")
     opened = Opened({
         rows: client.submit(
             open_batch,
@@ -749,9 +782,7 @@ def draw_sample(run: Run, opened: Opened) -> np.ndarray | None:
             run.display_range = percentile_range(merged[:, 1:])
             run.group.attrs["display_range"] = run.display_range.tolist()
         _check_range(run)
-        merged = scale_candidates(
-            merged, PixelSpec((0, 1, 2), space=config.space).with_range(*run.display_range)
-        )
+        merged = as_features(merged, PixelSpec((0, 1, 2), space=config.space).with_range(*run.display_range))
     sample = merged[:, 1:].astype(np.float32)
     _check_darkness(run, opened, sample)
     if sample.nbytes <= LOCAL_FIT_BYTES:  # a few MB: fitted here, no round trips to the cluster

@@ -11,6 +11,8 @@ per pixel, whatever the input, or CIELAB (``space="lab"``, see
   kept with its colour (alpha is a mask, never a colour);
 - the nodata value: a pixel whose bands all equal it is left out, as GDAL's
   dataset mask does; a pixel with a NaN colour band is left out too;
+- the colours excluded: a pixel whose display colour is within ΔE00
+  ``within`` of one of them is left out too (a white background, say);
 - the display range: band values ``low`` map to 0 and ``high`` to 255, then
   clipped. :func:`pixel_spec` sets it from the dtype (``scale="dtype"``:
   0–255 for 8-bit, 0–65535 for 16-bit, 0–1 for floats), from explicit
@@ -24,6 +26,7 @@ per pixel, whatever the input, or CIELAB (``space="lab"``, see
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -32,7 +35,7 @@ import dask.array as da
 import numba
 import numpy as np
 
-from .colour import SPACES, srgb_to_lab
+from .colour import SPACES, excluded, hex_rgb, srgb_to_lab
 from .errors import ImageReadError, ParameterError
 from .formats import ImageInfo
 
@@ -46,7 +49,9 @@ __all__ = [
     "SpecCache",
     "valid_mask",
     "colour_values",
+    "to_display",
     "to_features",
+    "exclusion",
     "block_features",
     "pixel_features",
     "pixel_table",
@@ -61,6 +66,8 @@ N_FEATURES = 3
 SCALES = ("dtype", "minmax", "percentile")
 #: The percentiles of ``scale="percentile"``.
 PERCENTILES = (2.0, 98.0)
+#: Pixels within this CIEDE2000 difference of an excluded colour are left out, by default.
+EXCLUDE_WITHIN = 6.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,10 @@ class PixelSpec:
         Per colour band, the values shown as 0 and 255; None until measured.
     space : {"rgb", "lab"}
         The feature space: display sRGB 0–255, or CIELAB.
+    exclude : tuple of (L, a, b)
+        CIELAB of the colours left out, with every display colour within
+        ΔE00 ``within`` of one of them.
+    within : float
     """
 
     bands: tuple[int, ...]
@@ -87,6 +98,8 @@ class PixelSpec:
     low: tuple[float, ...] | None = None
     high: tuple[float, ...] | None = None
     space: str = "rgb"
+    exclude: tuple[tuple[float, float, float], ...] = ()
+    within: float = EXCLUDE_WITHIN
 
     def with_range(self, low: Sequence[float], high: Sequence[float]) -> PixelSpec:
         """The same spec with a display range (one value per colour band, or three)."""
@@ -125,8 +138,8 @@ def _parse_bands(info: ImageInfo, bands) -> tuple[int, ...]:
     return tuple(b % count for b in bands)
 
 
-def check_options(*, nodata=None, scale="dtype", space="rgb") -> None:
-    """Raise :class:`ParameterError` for a ``nodata``, ``scale`` or ``space`` no image could use.
+def check_options(*, nodata=None, scale="dtype", space="rgb", exclude=(), within=EXCLUDE_WITHIN) -> None:
+    """Raise :class:`ParameterError` for a ``nodata``, ``scale``, ``space`` or ``exclude`` no image could use.
 
     Examples
     --------
@@ -135,7 +148,20 @@ def check_options(*, nodata=None, scale="dtype", space="rgb") -> None:
     Traceback (most recent call last):
     ...
     palette_dask.errors.ParameterError: scale=(low, high) needs high > low, got (5, 1)
+    >>> check_options(exclude=["#ffffff"], scale="minmax")
+    Traceback (most recent call last):
+    ...
+    palette_dask.errors.ParameterError: exclude needs a known display range: ... not 'minmax'
     """
+    for colour in exclude:
+        if not (isinstance(colour, str) and re.fullmatch(r"#?[0-9a-fA-F]{6}", colour)):
+            raise ParameterError(f"exclude: {colour!r} is not a colour; give #rrggbb, e.g. '#ffffff'")
+    if exclude and not (isinstance(within, (int, float, np.number)) and 0 < within < 200):
+        raise ParameterError(f"within (--within) must be a CIEDE2000 difference above 0, got {within!r}")
+    if exclude and isinstance(scale, str) and scale != "dtype":
+        raise ParameterError(
+            f'exclude needs a known display range: scale="dtype" or (low, high), not {scale!r}'
+        )
     if space not in SPACES:
         raise ParameterError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
     if nodata is not None and (not isinstance(nodata, (int, float, np.number)) or isinstance(nodata, bool)):
@@ -161,13 +187,16 @@ def pixel_spec(
     nodata: float | None = None,
     scale: str | tuple[float, float] = "dtype",
     space: str = "rgb",
+    exclude: Sequence[str] = (),
+    within: float = EXCLUDE_WITHIN,
 ) -> PixelSpec:
     """The spec of one image from its header and the user's choices.
 
     ``bands`` are 0-based indices; ``nodata`` overrides the file's own;
     ``scale`` is ``"dtype"``, ``"minmax"``, ``"percentile"`` or a
     ``(low, high)`` pair. With ``"minmax"`` and ``"percentile"`` the range is
-    left empty, to be measured over all images.
+    left empty, to be measured over all images. ``exclude`` holds
+    ``#rrggbb`` colours: display colours within ΔE00 ``within`` of them are left out.
 
     Examples
     --------
@@ -178,7 +207,7 @@ def pixel_spec(
     """
     colour = _parse_bands(info, bands)
     alpha = info.shape[2] - 1 if info.alpha and (info.shape[2] - 1) not in colour else None
-    check_options(nodata=nodata, scale=scale, space=space)
+    check_options(nodata=nodata, scale=scale, space=space, exclude=exclude, within=within)
     if nodata is None:
         nodata = info.nodata
     dtype = np.dtype(info.dtype)
@@ -189,7 +218,14 @@ def pixel_spec(
                 f"{info.source}: nodata={nodata:g} cannot occur in {dtype} data "
                 f"({limits.min} to {limits.max}); pass a value of that type"
             )
-    spec = PixelSpec(bands=colour, alpha=alpha, nodata=None if nodata is None else float(nodata), space=space)
+    spec = PixelSpec(
+        bands=colour,
+        alpha=alpha,
+        nodata=None if nodata is None else float(nodata),
+        space=space,
+        exclude=tuple(tuple(srgb_to_lab(np.array(hex_rgb(c), np.float64)).tolist()) for c in exclude),
+        within=float(within),
+    )
     if isinstance(scale, str):
         if scale != "dtype":
             return spec
@@ -218,6 +254,8 @@ def stored_spec(info: ImageInfo, parameters: dict, display_range=None) -> PixelS
         nodata=parameters.get("nodata"),
         scale=scale if isinstance(scale, str) else tuple(scale),
         space=parameters.get("space", "rgb"),
+        exclude=parameters.get("exclude", ()),
+        within=parameters.get("exclude_within", EXCLUDE_WITHIN),
     )
     return spec if display_range is None else spec.with_range(*display_range)
 
@@ -273,6 +311,12 @@ def loop_spec(spec: PixelSpec, dtype: np.dtype) -> tuple:
     return low, scale, bands, alpha, nodata, nodata_is_nan, np.issubdtype(dtype, np.floating), eight_bit
 
 
+@functools.lru_cache(maxsize=64)
+def exclusion(spec: PixelSpec) -> tuple[np.ndarray, float]:
+    """What the compiled loops take of the excluded colours: CIELAB as ``(m, 3)`` float64, ``within``."""
+    return np.asarray(spec.exclude, dtype=np.float64).reshape(-1, 3), float(spec.within)
+
+
 @numba.njit(nogil=True, cache=True)
 def is_valid(pixels, i, bands, alpha, nodata, nodata_is_nan, check_nan):
     """Whether pixel ``i`` of ``(n, bands)`` pixels counts, as :func:`valid_mask` says; for compiled loops.
@@ -301,7 +345,7 @@ def is_valid(pixels, i, bands, alpha, nodata, nodata_is_nan, check_nan):
 
 
 def valid_mask(block: np.ndarray, spec: PixelSpec) -> np.ndarray:
-    """Which pixels of a ``(..., bands)`` block count: alpha > 0, not nodata, no NaN."""
+    """Which pixels of a ``(..., bands)`` block count: alpha > 0, not nodata, no NaN, no excluded colour."""
     valid = np.ones(block.shape[:-1], dtype=bool)
     if spec.alpha is not None:
         valid &= block[..., spec.alpha] > 0
@@ -313,6 +357,8 @@ def valid_mask(block: np.ndarray, spec: PixelSpec) -> np.ndarray:
             valid &= ~np.all(data == np.asarray(spec.nodata, dtype=block.dtype), axis=-1)
     if np.issubdtype(block.dtype, np.floating):
         valid &= ~np.any(np.isnan(block[..., list(spec.bands)]), axis=-1)
+    if spec.exclude and spec.high is not None:
+        valid &= ~excluded(to_display(colour_values(block, spec), spec), *exclusion(spec))
     return valid
 
 
@@ -322,14 +368,19 @@ def colour_values(block: np.ndarray, spec: PixelSpec) -> np.ndarray:
     return np.repeat(values, N_FEATURES, axis=-1) if values.shape[-1] == 1 else values
 
 
-def to_features(values: np.ndarray, spec: PixelSpec) -> np.ndarray:
-    """Map :func:`colour_values` to sRGB, float32 0–255, by the spec's range (then to Lab if asked)."""
+def to_display(values: np.ndarray, spec: PixelSpec) -> np.ndarray:
+    """Map :func:`colour_values` to display sRGB, float32 0–255, by the spec's range."""
     low = np.resize(np.asarray(spec.low, dtype=np.float64), N_FEATURES)
     high = np.resize(np.asarray(spec.high, dtype=np.float64), N_FEATURES)
     span = np.where(high > low, high - low, 1.0)  # a constant band shows as its low end
-    features = ((values - low) * (255.0 / span)).astype(np.float32)
-    np.clip(features, 0.0, 255.0, out=features)
-    return srgb_to_lab(features).astype(np.float32) if spec.space == "lab" else features
+    display = ((values - low) * (255.0 / span)).astype(np.float32)
+    return np.clip(display, 0.0, 255.0, out=display)
+
+
+def to_features(values: np.ndarray, spec: PixelSpec) -> np.ndarray:
+    """Map :func:`colour_values` to the features: :func:`to_display`, then CIELAB if the spec's space is."""
+    display = to_display(values, spec)
+    return srgb_to_lab(display).astype(np.float32) if spec.space == "lab" else display
 
 
 def block_features(block: np.ndarray, spec: PixelSpec) -> tuple[np.ndarray, np.ndarray]:

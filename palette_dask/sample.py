@@ -26,6 +26,7 @@ import dask.array as da
 import numba
 import numpy as np
 
+from .colour import excluded, srgb_to_lab
 from .errors import image_error
 from .formats import ImageInfo
 from .pixels import (
@@ -34,9 +35,10 @@ from .pixels import (
     SpecCache,
     block_range,
     combine_ranges,
+    exclusion,
     is_valid,
     loop_spec,
-    to_features,
+    to_display,
 )
 from .read import Batch, cell_grid, decode_cells
 
@@ -53,7 +55,7 @@ __all__ = [
     "BatchSummary",
     "sample_batch",
     "merge_candidates",
-    "scale_candidates",
+    "as_features",
     "draw_sample",
 ]
 
@@ -179,9 +181,7 @@ def _block_candidates(
     candidates = _candidates(
         pixels, c1 - c0, r0, c0, width, salt, fraction, bands, alpha, nodata, nodata_is_nan, check_nan
     )
-    if spec.high is not None and not raw:
-        candidates[:, 1:] = to_features(candidates[:, 1:], spec)
-    return candidates
+    return candidates if spec.high is None or raw else as_features(candidates, spec)
 
 
 def merge_candidates(candidates: Sequence[np.ndarray], size: int) -> np.ndarray:
@@ -429,7 +429,9 @@ def sample_batch(
                 parts.setdefault(specs[index], []).append(raw)
             if ranges:
                 extremes.append(block_range(pixels, specs[index]))
-        found = merge_candidates([_as_features(np.concatenate(p), spec) for spec, p in parts.items()], size)
+        found = merge_candidates(
+            [_features_once_ranged(np.concatenate(p), spec) for spec, p in parts.items()], size
+        )
         band_range = combine_ranges(extremes) if extremes else band_range
         fraction = next_fraction(fraction, len(found), size)
     decoded = [batch.infos[index - batch.start] for index in specs]
@@ -448,17 +450,25 @@ def sample_batch(
     )
 
 
-def _as_features(candidates: np.ndarray, spec: PixelSpec) -> np.ndarray:
-    """Raw candidates of images sharing a spec, their colours as features once the spec has a range."""
-    if spec.high is not None:
-        candidates[:, 1:] = to_features(candidates[:, 1:], spec)
-    return candidates
+def _features_once_ranged(candidates: np.ndarray, spec: PixelSpec) -> np.ndarray:
+    """:func:`as_features` of candidates whose spec has its range; raw ones stay raw until it is measured."""
+    return candidates if spec.high is None else as_features(candidates, spec)
 
 
-def scale_candidates(candidates: np.ndarray, spec: PixelSpec) -> np.ndarray:
-    """Candidates of raw band values, with their colours mapped by the spec's range."""
-    out = candidates.copy()
-    out[:, 1:] = to_features(candidates[:, 1:], spec)
+def as_features(candidates: np.ndarray, spec: PixelSpec) -> np.ndarray:
+    """Candidates of raw band values with their colours as features, less the excluded colours' pixels.
+
+    The spec needs its display range. A pixel within ΔE00 ``spec.within`` of an
+    excluded colour is left out as a masked one is: before the smallest keys
+    are taken, so the sample is the same as with those pixels masked.
+    """
+    display = to_display(candidates[:, 1:], spec)
+    if spec.exclude:
+        kept = ~excluded(display, *exclusion(spec))
+        candidates, display = candidates[kept], display[kept]
+    out = np.empty_like(candidates)
+    out[:, 0] = candidates[:, 0]
+    out[:, 1:] = srgb_to_lab(display).astype(np.float32) if spec.space == "lab" else display  # as to_features
     return out
 
 

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .colour import delta_e00, hex_rgb
 from .errors import ParameterError
-from .names import css_colours, delta_e00, hex_rgb
+from .names import css_colours
 
 __all__ = ["parse_colour", "near_colours", "search_store", "Match"]
 
