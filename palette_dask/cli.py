@@ -59,6 +59,7 @@ def _whole_number(minimum: int, maximum: int | None = None):
 
 
 _positive_int, _seed, _batch_size = _whole_number(1), _whole_number(0), _whole_number(1, MAX_BATCH_SIZE)
+_per_image = _whole_number(1, 64)  # pipeline.MAX_PER_IMAGE, without importing dask to parse a command
 
 
 def bands_argument(text: str) -> tuple[int, ...]:
@@ -270,6 +271,13 @@ def _add_run_options(parser: argparse.ArgumentParser, *, default_store: str | No
         "--html", metavar="REPORT.html", help="also write a self-contained HTML report with previews"
     )
     parser.add_argument("--labels", action="store_true", help="also store a label raster per image")
+    parser.add_argument(
+        "--per-image",
+        type=_per_image,
+        default=0,
+        metavar="K",
+        help="also give every image its own K colours and their shares (show --images lists them)",
+    )
     parser.add_argument(
         "--labels-geotiff",
         metavar="DIR",
@@ -557,6 +565,7 @@ def _from_store(args) -> None:
     args.nodata, args.space = stored.get("nodata"), stored.get("space", "lab")
     args.channel_axis, args.labels = stored.get("channel_axis"), bool(stored.get("labels"))
     args.exclude, args.within = stored.get("exclude", []), stored.get("exclude_within", 6.0)
+    args.per_image = stored.get("per_image", 0)
     args.batch_size = group.attrs.get("batch_size")
 
 
@@ -656,6 +665,7 @@ def _extract(args, inputs, store) -> PaletteResult:
         "batch_size": args.batch_size,
         "exclude": args.exclude,
         "exclude_within": args.within,
+        "per_image": args.per_image,
     }
     if args.sample:
         options["sample_size"] = args.sample
@@ -785,7 +795,7 @@ def _print_result(args, result: PaletteResult) -> None:
 
 
 def _show(args) -> int:
-    from .render import IMAGE_COLUMNS, format_images, image_rows, write_image_shares
+    from .render import IMAGE_COLUMNS, format_images, image_rows, own_palette, write_image_shares
 
     result = dataclasses.replace(load_result(args.store), vocabulary=_vocabulary(args))
     _export(args, result)
@@ -798,7 +808,8 @@ def _show(args) -> int:
     elif args.json:
         images = [
             {**dict(zip(IMAGE_COLUMNS, row)), "shares": row[len(IMAGE_COLUMNS) :]}
-            for row in image_rows(result)
+            | ({"own_palette": own_palette(result, index)} if result.image_palettes is not None else {})
+            for index, row in enumerate(image_rows(result))
         ]
         json.dump({"palette": result.palette(), "images": images}, sys.stdout)
         sys.stdout.write("\n")

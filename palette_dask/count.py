@@ -471,10 +471,12 @@ class BatchCounts:
     lab_squared_error: np.ndarray
     status: np.ndarray
     errors: list
+    palettes: np.ndarray | None = None  # (n, K, 3) uint8: each image's own colours (per_image=K)
+    palette_shares: np.ndarray | None = None  # (n, K)
 
     @classmethod
-    def empty(cls, start: int, n: int, k: int) -> BatchCounts:
-        """Rows for ``n`` pending images."""
+    def empty(cls, start: int, n: int, k: int, per_image: int = 0) -> BatchCounts:
+        """Rows for ``n`` pending images (and their own palettes of ``per_image`` colours)."""
         return cls(
             start,
             np.zeros((n, k), np.int64),
@@ -483,6 +485,8 @@ class BatchCounts:
             np.zeros(n, np.float64),
             np.zeros(n, np.uint8),
             [""] * n,
+            np.zeros((n, per_image, 3), np.uint8) if per_image else None,
+            np.zeros((n, per_image), np.float64) if per_image else None,
         )
 
     def done(self, row: int, result: ImageCounts) -> None:
@@ -513,12 +517,16 @@ def batch_stats(
     written to ``labels/<index>`` by this task, the only one that writes there.
     A palette with no colours (``k=0``: no image had a valid pixel) fails
     every readable image as having no valid pixels. ``lookup`` as :func:`block_stats`.
+    With ``parameters["per_image"]`` (K), each image's own K colours and their
+    shares come from the pixels it counts (:func:`~palette_dask.per_image.image_palette`).
     """
+    from .per_image import display_colours, image_palette
     from .store import label_dtype, write_label_image
 
     centers = np.asarray(centers, dtype=np.float32)
+    per_image, seed = int(parameters.get("per_image") or 0), int(parameters.get("seed", 0))
     result, known = (
-        BatchCounts.empty(batch.start, len(batch.infos), len(centers)),
+        BatchCounts.empty(batch.start, len(batch.infos), len(centers), per_image),
         SpecCache(parameters, display_range),
     )
     for index, info, pixels in batch.images():
@@ -530,14 +538,19 @@ def batch_stats(
             spec = known.spec(info)
             if len(centers) == 0:
                 raise no_valid_pixels(info.source)
-            labels = np.zeros(info.shape[:2], label_dtype(len(centers))) if labels_store else None
+            wanted = labels_store or per_image  # the labels say which pixels count, exclusions included
+            labels = np.zeros(info.shape[:2], label_dtype(len(centers))) if wanted else None
             counted = unpack_stats(
                 block_stats(pixels, spec, centers, centers_rgb, labels_out=labels, lookup=lookup)
             )
             if counted.valid == 0:
                 raise no_valid_pixels(info.source)
-            if labels is not None:
+            if labels_store:
                 write_label_image(labels_store, index, info.source, labels, centers_rgb)
+            if per_image:
+                result.palettes[row], result.palette_shares[row] = image_palette(
+                    display_colours(pixels, spec), labels > 0, per_image, seed=seed, index=index
+                )
             result.done(row, counted)
         except Exception as exc:  # this image alone fails
             result.fail(row, image_error(info.source, exc))

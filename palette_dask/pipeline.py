@@ -123,9 +123,15 @@ class RunConfig:
     batch_size: int | None = None
     exclude: tuple[str, ...] = ()
     exclude_within: float = EXCLUDE_WITHIN
+    per_image: int = 0
 
     def __post_init__(self):
         check_k(self.k)
+        if not (isinstance(self.per_image, (int, np.integer)) and 0 <= self.per_image <= MAX_PER_IMAGE):
+            raise ParameterError(
+                f"per_image must be a whole number of colours from 1 to {MAX_PER_IMAGE} (0: none), "
+                f"got {self.per_image!r}"
+            )
         check_options(
             nodata=self.nodata,
             scale=self.scale,
@@ -173,6 +179,7 @@ class RunConfig:
                 if self.exclude
                 else {}
             ),
+            **({"per_image": int(self.per_image)} if self.per_image else {}),
         }
 
 
@@ -200,6 +207,7 @@ def extract_palette(
     labels_geotiff: str | os.PathLike | None = None,
     exclude: Sequence[str] = (),
     exclude_within: float = EXCLUDE_WITHIN,
+    per_image: int = 0,
     report: Reporter | None = None,
 ) -> PaletteResult:
     """Find the ``k`` dominant colours of images and each colour's share of every image.
@@ -273,6 +281,12 @@ def extract_palette(
         the sample and the counts (a white background, say). Needs a known
         display range (``scale`` ``"dtype"`` or ``(low, high)``).
     exclude_within : float
+    per_image : int
+        Also give every image its own ``per_image`` colours and their shares
+        of its valid pixels (``result.image_palettes``,
+        ``result.image_palette_shares``), clustered in CIELAB from the
+        pixels its counting task counts (see :mod:`palette_dask.per_image`);
+        images read tile by tile (mosaics) get none (zero shares).
     report : callable, optional
         Called with one line per stage and per failed image; if it has an
         ``update(stage, done, total)`` method (:class:`~palette_dask.progress.Progress`),
@@ -299,6 +313,7 @@ def extract_palette(
         k=k, sample_size=sample_size, seed=seed, chunk_bytes=chunk_bytes, bands=bands, nodata=nodata,
         scale=scale, space=space, channel_axis=channel_axis, labels=labels, on_error=on_error,
         max_pixels=max_pixels, batch_size=batch_size, exclude=tuple(exclude), exclude_within=exclude_within,
+        per_image=per_image,
     )  # fmt: skip
     if labels and store is None:
         raise ParameterError("labels=True needs a store path to write the label rasters to")
@@ -479,6 +494,9 @@ def _same_names(group, names: list[str]) -> bool:
         for rows in stores.batches(group)
     )
 
+
+#: The most colours of a per-image palette.
+MAX_PER_IMAGE = 64
 
 #: Failures of the cluster, not of the image: its batch is left pending for --resume.
 _CLUSTER_FAILURES = (KilledWorker, CancelledError)

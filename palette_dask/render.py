@@ -20,7 +20,15 @@ from .store import PaletteResult
 if TYPE_CHECKING:  # `show` draws a table without importing dask
     import dask.array as da
 
-__all__ = ["palette_bar", "save_png", "palette_figure", "format_table", "thumbnail", "export_palette"]
+__all__ = [
+    "palette_bar",
+    "save_png",
+    "palette_figure",
+    "format_table",
+    "thumbnail",
+    "export_palette",
+    "own_palette",
+]
 
 
 def palette_bar(colors, proportions, *, height: int = 50, width: int = 300, sort: bool = True) -> np.ndarray:
@@ -215,24 +223,72 @@ def image_rows(result: PaletteResult):
         yield head + [round(float(share), 6) for share in shares]
 
 
+def own_palette(result: PaletteResult, index: int) -> list[dict]:
+    """An image's own palette (``per_image=K``): ``[{"hex", "rgb", "share"}]``, largest share first.
+
+    Empty when the run made none, or for a colour-less (failed) image.
+
+    Examples
+    --------
+    >>> from palette_dask.store import PaletteResult
+    >>> one = np.zeros((1, 3), np.float32)
+    >>> r = PaletteResult(one, one, one.astype(np.uint8), np.array([4]), ["a.png"], np.array([[4]]),
+    ...                   np.array([4]), np.array([0]), np.array([1]), [""],
+    ...                   image_palettes=np.array([[[255, 0, 0], [0, 0, 0]]], np.uint8),
+    ...                   image_palette_shares=np.array([[1.0, 0.0]]))
+    >>> own_palette(r, 0)
+    [{'hex': '#ff0000', 'rgb': [255, 0, 0], 'share': 1.0}]
+    """
+    if result.image_palettes is None:
+        return []
+    colours, shares = result.image_palettes[index], result.image_palette_shares[index]
+    return [
+        {
+            "hex": "#{:02x}{:02x}{:02x}".format(*colour),
+            "rgb": colour.tolist(),
+            "share": round(float(share), 6),
+        }
+        for colour, share in zip(colours, shares)
+        if share > 0
+    ]
+
+
 def write_image_shares(result: PaletteResult, path: str | os.PathLike) -> str:
-    """Every image's row of :func:`image_rows` as CSV, with a header ``share_1, share_2...`` (colour ids)."""
+    """Every image's row of :func:`image_rows` as CSV, with a header ``share_1, share_2...`` (colour ids).
+
+    With per-image palettes, then ``own_1, own_share_1...``: each image's own colours, largest first.
+    """
     import csv
 
+    own = 0 if result.image_palettes is None else result.image_palettes.shape[1]
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow([*IMAGE_COLUMNS, *(f"share_{i + 1}" for i in range(result.k))])
-        writer.writerows(image_rows(result))
+        writer.writerow(
+            [
+                *IMAGE_COLUMNS,
+                *(f"share_{i + 1}" for i in range(result.k)),
+                *(column for i in range(own) for column in (f"own_{i + 1}", f"own_share_{i + 1}")),
+            ]
+        )
+        for index, row in enumerate(image_rows(result)):
+            colours = own_palette(result, index)
+            colours += [{"hex": "", "share": 0.0}] * (own - len(colours))
+            writer.writerow(row + [value for colour in colours for value in (colour["hex"], colour["share"])])
     return str(path)
 
 
 def format_images(result: PaletteResult) -> str:
-    """Every image as a line of text: status, valid pixels, and the share of each colour id (or the error)."""
+    """Every image as a line of text: status, valid pixels, the share of each colour id (or the error).
+
+    With per-image palettes, each image's own colours and shares too, before its name.
+    """
     ids = " ".join(f"{f'id {i + 1}':>7}" for i in range(result.k))
     lines = [f"{'status':7}  {'valid':>13}  {ids}  image"]
-    for name, status, valid, _, error, *shares in image_rows(result):
+    for index, (name, status, valid, _, error, *shares) in enumerate(image_rows(result)):
         if status == "done":
-            lines.append(f"{status:7}  {valid:13,d}  {' '.join(f'{share:7.2%}' for share in shares)}  {name}")
+            own = "".join(f"{c['hex']} {c['share']:4.0%}  " for c in own_palette(result, index))
+            shown = " ".join(f"{share:7.2%}" for share in shares)
+            lines.append(f"{status:7}  {valid:13,d}  {shown}  {own}{name}")
         else:
             lines.append(f"{status:7}  {'':13}  {error or name}")
     return "\n".join(lines)

@@ -39,7 +39,7 @@ from .errors import PaletteDaskError
 from .fit import nearest_center
 from .pixels import block_features, stored_spec
 from .read import probe, read_image
-from .render import palette_bar
+from .render import own_palette, palette_bar
 from .store import DONE, FAILED, PaletteResult
 
 __all__ = ["html_report", "recoloured_preview"]
@@ -290,9 +290,11 @@ def _image_list(
     escape = html.escape
     thumbnails = _previews(result, done[:MAX_THUMBNAILS], THUMB_SIDE, client, downloads) if result.k else {}
     order = result.ordered("share")
+    own = result.image_palettes is not None
     header = (
         '<th data-key="thumbnail"></th><th data-key="name">image</th><th data-key="status">status</th>'
         '<th class="num" data-key="valid">valid pixels</th><th data-key="bar">palette</th>'
+        + ('<th data-key="own">own colours</th>' if own else "")
         + "".join(
             f'<th class="num" data-key="share-{i + 1}" title="share of colour {i + 1}, {_hex(colour)}">'
             f'<span class="swatch" style="background:{_hex(colour)}"></span> {i + 1}</th>'
@@ -312,6 +314,13 @@ def _image_list(
         )
         bar = f'<img class="bar" src="{_bar(result.colors, counts, 150, 16)}" alt="">' if valid else ""
         why = f' title="{escape(result.image_errors[index])}"' if state == "failed" else ""
+        if own:  # the image's own palette (per_image=K): its bar, its colours' hex codes in the title
+            colours, cell = own_palette(result, index), ""
+            if colours:
+                mine = _bar(result.image_palettes[index], result.image_palette_shares[index], 150, 16)
+                codes = " ".join(f"{c['hex']} {c['share']:.0%}" for c in colours)
+                cell = f'<img class="bar" src="{mine}" alt="{codes}" title="{codes}">'
+            bar += f'</td><td data-sort="{index}">{cell}'
         rows.append(
             f'<tr><td data-sort="{index}">{thumb}</td><td data-sort="{escape(name)}">{escape(name)}</td>'
             f'<td data-sort="{state}" class="{state}"{why}>{state}'

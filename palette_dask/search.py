@@ -67,6 +67,9 @@ def search_store(
 ) -> tuple[list[int], list[Match]]:
     """The ids of the palette colours near ``colour``, and the images they cover ``min_share`` of, most first.
 
+    Where the store holds per-image palettes, an image's share is the larger
+    of its shared-palette colours' and its own colours' near ``colour``.
+
     Examples
     --------
     >>> import tempfile, os
@@ -85,14 +88,19 @@ def search_store(
     if "colors" not in group:
         return [], []
     near = near_colours(group["colors"][:], colour, within)
+    own = "image_palettes" in group  # each image's own palette (per_image=K), searched too
     found, shares = [], []
     n, batch = group["image_status"].shape[0], group["image_status"].chunks[0]
     slab = batch * max(1, SLAB_ROWS // batch)  # whole chunks, read together (zarr fetches them concurrently)
-    for start in range(0, n, slab) if len(near) else []:
+    for start in range(0, n, slab) if len(near) or own else []:
         rows = slice(start, min(start + slab, n))
         status, valid = group["image_status"][rows], group["image_valid"][rows]
         covered = group["image_counts"][rows][:, near].sum(axis=1)
         share = np.where(valid > 0, covered / np.maximum(valid, 1), 0.0)
+        if own:  # the larger of the two: the shared palette's colours near it, or the image's own
+            colours, own_shares = group["image_palettes"][rows], group["image_palette_shares"][rows]
+            close = delta_e00(colours.reshape(-1, 3), [colour]).reshape(own_shares.shape) <= within
+            share = np.maximum(share, np.where(close, own_shares, 0.0).sum(axis=1))
         keep = np.flatnonzero((status == DONE) & (share >= min_share))
         found.append(keep + start)
         shares.append(share[keep])

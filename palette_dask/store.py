@@ -95,6 +95,10 @@ class PaletteResult:
         Path of the store, None when it was in memory.
     image_lab_squared_error : ndarray of float64, shape (n,), or None
         Per image, the sum of squared CIELAB distances to the nearest colour shown.
+    image_palettes : ndarray of uint8, shape (n, K, 3), or None
+        With ``per_image=K``: each image's own K colours (8-bit sRGB), largest share first.
+    image_palette_shares : ndarray of float64, shape (n, K), or None
+        Their shares of the image's valid pixels (zero past its distinct colours).
     vocabulary : dict or None
         ``{name: "#rrggbb"}`` the colours are named from (see
         :mod:`palette_dask.names`); None: the CSS colour names.
@@ -114,6 +118,8 @@ class PaletteResult:
     store: str | None = None
     image_lab_squared_error: np.ndarray | None = None
     vocabulary: dict | None = None
+    image_palettes: np.ndarray | None = None
+    image_palette_shares: np.ndarray | None = None
 
     @property
     def k(self) -> int:
@@ -266,6 +272,16 @@ def create_store(
     per_image("image_masked", "int64", 0)
     per_image("image_squared_error", "float64", 0.0)
     per_image("image_lab_squared_error", "float64", 0.0)
+    own = int(attrs.get("parameters", {}).get("per_image") or 0)
+    if own:  # each image's own palette (per_image=K): its colours and their shares
+        group.create_array(
+            "image_palettes", shape=(n, own, 3), chunks=(batch, own, 3), dtype="uint8", fill_value=0,
+            **_dims("image", "own_color", "channel"),
+        )  # fmt: skip
+        group.create_array(
+            "image_palette_shares", shape=(n, own), chunks=(batch, own), dtype="float64", fill_value=0.0,
+            **_dims("image", "own_color"),
+        )  # fmt: skip
     return group
 
 
@@ -584,6 +600,9 @@ def write_batch(group: zarr.Group, result) -> None:
     group["image_squared_error"][rows] = result.squared_error
     group["image_lab_squared_error"][rows] = result.lab_squared_error
     group["image_errors"][rows] = np.array(result.errors, dtype=object)
+    if result.palettes is not None:
+        group["image_palettes"][rows] = result.palettes
+        group["image_palette_shares"][rows] = result.palette_shares
     group["image_status"][rows] = result.status
 
 
@@ -669,4 +688,6 @@ def load_result(source: str | os.PathLike | zarr.Group) -> PaletteResult:
         image_lab_squared_error=(
             group["image_lab_squared_error"][:] if "image_lab_squared_error" in group else None
         ),
+        image_palettes=group["image_palettes"][:] if "image_palettes" in group else None,
+        image_palette_shares=group["image_palette_shares"][:] if "image_palette_shares" in group else None,
     )

@@ -1,0 +1,270 @@
+"""Per-image palettes: every image's own K colours and their shares, as the tutorial computes for one photo.
+
+Computed in the counting pass, by the task that counts the image, from the
+pixels it counts (masked and excluded pixels left out):
+
+1. the image's valid display colours are binned, 4 bits a channel (4,096 bins),
+   each bin keeping its pixel count and the sum of its colours, so each bin
+   stands for its pixels by their mean colour;
+   an image with few colours is binned finer (5 bits a channel, and so on);
+2. the bins' mean colours, in CIELAB, weighted by their pixels, are clustered
+   by k-means: greedy k-means++ as scikit-learn's, seeded by the run's seed
+   and the image's index, then Lloyd's iterations;
+3. the centres are then refined by Lloyd's steps over the pixels themselves
+   (at most 4,096, evenly spaced: every pixel of a 64 x 64 thumbnail), and
+   each colour's share is the share of those pixels nearest to it (within
+   about a percentage point of counting every pixel, on bigger images).
+
+A thumbnail of 12,288 pixels occupies a few hundred bins, so its palette
+costs about what counting it costs; the palette's CIELAB error is within 2 %
+of scikit-learn's ``KMeans`` fitted to every pixel in CIELAB (tested).
+Colours are 8-bit sRGB, largest share first; centres that round to the same
+8-bit colour are one, and an image with fewer distinct colours than K has
+zero shares in its last rows.
+
+Examples
+--------
+>>> pixels = np.array([[[255, 0, 0], [255, 0, 0], [0, 0, 255]]], np.uint8)
+>>> colours, shares = image_palette(pixels, np.ones((1, 3), bool), 2, seed=0, index=0)
+>>> colours.tolist(), shares.round(3).tolist()
+([[255, 0, 0], [0, 0, 255]], [0.667, 0.333])
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .colour import lab_of, lab_to_srgb
+from .pixels import PixelSpec, colour_values, loop_spec, to_display
+
+__all__ = ["image_palette", "display_colours", "BITS", "MIN_BINS"]
+
+#: Bits kept of each display channel to bin an image's colours.
+BITS = 4
+#: k-means runs over the bins, from successive seeds: the lowest inertia is kept.
+INITS = 2
+#: Images with fewer occupied bins than this many per colour are binned finer, up to MAX_BITS.
+MIN_BINS = 16
+MAX_BITS = 6
+#: Lloyd's iterations at most (they stop once no bin changes colour).
+ITERATIONS = 50
+#: Then the centres are refined by Lloyd's steps over at most this many of the image's pixels.
+REFINE_PIXELS = 4096
+REFINE_STEPS = 2
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _next(state):
+    """xorshift64*: the next state and a uniform float in [0, 1)."""
+    state ^= state >> np.uint64(12)
+    state ^= state << np.uint64(25)
+    state ^= state >> np.uint64(27)
+    return state, np.float64((state * np.uint64(0x2545F4914F6CDD1D)) >> np.uint64(11)) * 2.0**-53
+
+
+@numba.njit(nogil=True, cache=True)
+def _bins(display, valid, bits):
+    """Occupied bins of the valid display colours: their CIELAB (of the mean colour) and pixel counts."""
+    shift = 8 - bits
+    size = 1 << (3 * bits)
+    counts = np.zeros(size, dtype=np.int64)
+    sums = np.zeros((size, 3), dtype=np.float64)
+    for i in range(display.shape[0]):
+        if not valid[i]:
+            continue
+        r, g, b = display[i, 0], display[i, 1], display[i, 2]
+        key = ((int(r) >> shift) << (2 * bits)) | ((int(g) >> shift) << bits) | (int(b) >> shift)
+        counts[key] += 1
+        sums[key, 0] += r
+        sums[key, 1] += g
+        sums[key, 2] += b
+    occupied = np.flatnonzero(counts)
+    lab = np.empty((len(occupied), 3), dtype=np.float64)
+    weights = np.empty(len(occupied), dtype=np.float64)
+    for j in range(len(occupied)):
+        key = occupied[j]
+        n = counts[key]
+        lab[j, 0], lab[j, 1], lab[j, 2] = lab_of(sums[key, 0] / n, sums[key, 1] / n, sums[key, 2] / n)
+        weights[j] = n
+    return lab, weights
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _squared(lab, j, point):
+    return (lab[j, 0] - point[0]) ** 2 + (lab[j, 1] - point[1]) ** 2 + (lab[j, 2] - point[2]) ** 2
+
+
+@numba.njit(nogil=True, cache=True)
+def _draw(weights, d2, first, state):
+    """A bin drawn with probability ∝ weight (the first centre) or weight × squared distance."""
+    mass = 0.0
+    for j in range(weights.shape[0]):
+        mass += weights[j] if first else weights[j] * d2[j]
+    state, u = _next(state)
+    target, running = u * mass, 0.0
+    for j in range(weights.shape[0]):
+        running += weights[j] if first else weights[j] * d2[j]
+        if running > target:
+            return j, state
+    return weights.shape[0] - 1, state
+
+
+@numba.njit(nogil=True, cache=True)
+def _kmeans(lab, weights, k, state, iterations, trials):
+    """Weighted greedy k-means++ (as scikit-learn's), then Lloyd's iterations: centres, pixels of each."""
+    m = lab.shape[0]
+    used = min(k, m)
+    centers = np.zeros((k, 3), dtype=np.float64)
+    first, state = _draw(weights, weights, True, state)
+    centers[0] = lab[first]
+    d2 = np.empty(m)
+    for j in range(m):
+        d2[j] = _squared(lab, j, centers[0])
+    for c in range(1, used):  # of a few draws ∝ weight × d², the one that lowers the weighted inertia most
+        best, best_potential = 0, np.inf
+        for _ in range(trials):
+            candidate, state = _draw(weights, d2, False, state)
+            potential = 0.0
+            for j in range(m):
+                potential += weights[j] * min(d2[j], _squared(lab, j, lab[candidate]))
+            if potential < best_potential:
+                best, best_potential = candidate, potential
+        centers[c] = lab[best]
+        for j in range(m):
+            d2[j] = min(d2[j], _squared(lab, j, centers[c]))
+    return _lloyd(lab, weights, centers, used, iterations), state
+
+
+@numba.njit(nogil=True, cache=True)
+def _inertia(lab, weights, centers, used):
+    total = 0.0
+    for j in range(lab.shape[0]):
+        best_d2 = np.inf
+        for c in range(used):
+            best_d2 = min(best_d2, _squared(lab, j, centers[c]))
+        total += weights[j] * best_d2
+    return total
+
+
+@numba.njit(nogil=True, cache=True)
+def _shares(lab, weights, centers, used, k):
+    """The weight of the points nearest each centre."""
+    counts = np.zeros(k)
+    for j in range(lab.shape[0]):
+        best, best_d2 = 0, np.inf
+        for c in range(used):
+            d = _squared(lab, j, centers[c])
+            if d < best_d2:
+                best, best_d2 = c, d
+        counts[best] += weights[j]
+    return counts
+
+
+@numba.njit(nogil=True, cache=True)
+def _lloyd(lab, weights, centers, used, iterations):
+    """Lloyd's iterations over weighted points, from ``centers`` (the first ``used`` rows), in place."""
+    m = lab.shape[0]
+    labels = np.full(m, -1, dtype=np.int64)
+    mass = np.zeros(used)
+    for _ in range(iterations):
+        changed = False
+        sums = np.zeros((used, 3))
+        mass[:] = 0.0
+        for j in range(m):
+            best, best_d2 = 0, np.inf
+            for c in range(used):
+                d = _squared(lab, j, centers[c])
+                if d < best_d2:
+                    best, best_d2 = c, d
+            if best != labels[j]:
+                changed, labels[j] = True, best
+            mass[best] += weights[j]
+            for f in range(3):
+                sums[best, f] += weights[j] * lab[j, f]
+        if not changed:
+            break
+        for c in range(used):
+            if mass[c] > 0:  # an empty cluster keeps its centre
+                for f in range(3):
+                    centers[c, f] = sums[c, f] / mass[c]
+    return centers
+
+
+@numba.njit(nogil=True, cache=True)
+def _pixels_lab(display, valid, most):
+    """CIELAB of at most ``most`` valid pixels, evenly spaced: to refine the centres found on the bins."""
+    n = 0
+    for i in range(display.shape[0]):
+        n += valid[i]
+    out = np.empty((min(n, most), 3))
+    step, position, j = out.shape[0], n - 1, 0
+    for i in range(display.shape[0]):
+        if valid[i]:
+            position += step  # one pixel in every n / most, evenly (no division per pixel)
+            if position >= n:
+                position -= n
+                out[j, 0], out[j, 1], out[j, 2] = lab_of(
+                    np.float64(display[i, 0]), np.float64(display[i, 1]), np.float64(display[i, 2])
+                )
+                j += 1
+    return out
+
+
+@numba.njit(nogil=True, cache=True)
+def _own_palette(
+    display, valid, k, state, min_bins, max_bits, inits, iterations, refine_pixels, refine_steps
+):
+    """The steps of the module docstring in one compiled call: centres (CIELAB) and their pixel counts."""
+    bits = BITS
+    lab, weights = _bins(display, valid, bits)
+    while lab.shape[0] < min_bins * k and bits < max_bits:  # few colours: finer bins
+        bits += 1
+        lab, weights = _bins(display, valid, bits)
+    used = min(k, lab.shape[0])
+    centers, best = np.zeros((k, 3)), np.inf
+    for _ in range(inits if used else 0):  # the lowest weighted inertia over the bins
+        candidate, state = _kmeans(lab, weights, k, state, iterations, 2 + int(np.log(k)))
+        inertia = _inertia(lab, weights, candidate, used)
+        if inertia < best:
+            centers, best = candidate, inertia
+    if lab.shape[0] <= k:  # a colour per bin
+        return centers, _shares(lab, weights, centers, used, k)
+    pixels = _pixels_lab(display, valid, refine_pixels)  # refined on the pixels, who give the shares
+    ones = np.ones(pixels.shape[0])
+    centers = _lloyd(pixels, ones, centers, used, refine_steps)
+    return centers, _shares(pixels, ones, centers, used, k)
+
+
+def image_palette(
+    display: np.ndarray, valid: np.ndarray, k: int, *, seed: int, index: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One image's own ``k`` colours (8-bit sRGB, ``(k, 3)``) and shares (summing to 1), largest first.
+
+    ``display`` holds the image's display colours (sRGB 0–255, ``(..., 3)``),
+    ``valid`` which of them count; ``seed`` and ``index`` (the image's index
+    in the run) seed the k-means, so a palette does not depend on batches.
+    """
+    display = np.ascontiguousarray(display).reshape(-1, 3)  # 8-bit as it is, or floats
+    valid = np.ascontiguousarray(valid).reshape(-1)
+    state = np.uint64(((((seed << 32) ^ index) * 0x9E3779B97F4A7C15) | 1) % 2**64)  # never zero
+    centers, counts = _own_palette(
+        display, valid, k, state, MIN_BINS, MAX_BITS, INITS, ITERATIONS, REFINE_PIXELS, REFINE_STEPS
+    )
+    shown = np.rint(lab_to_srgb(centers[counts > 0])).astype(np.int64)
+    keys = (shown[:, 0] << 16) | (shown[:, 1] << 8) | shown[:, 2]
+    distinct, which = np.unique(keys, return_inverse=True)  # centres shown alike are one colour
+    merged = np.bincount(which, weights=counts[counts > 0], minlength=len(distinct))
+    order = np.argsort(-merged, kind="stable")
+    colours, shares = np.zeros((k, 3), dtype=np.uint8), np.zeros(k, dtype=np.float64)
+    colours[: len(order)] = np.stack([distinct >> 16, (distinct >> 8) & 255, distinct & 255], axis=1)[order]
+    shares[: len(order)] = merged[order] / max(merged.sum(), 1.0)
+    return colours, shares
+
+
+def display_colours(pixels: np.ndarray, spec: PixelSpec) -> np.ndarray:
+    """An image's display colours, ``(rows, cols, 3)``: its 8-bit bands as they are, else scaled floats."""
+    if loop_spec(spec, pixels.dtype)[-1]:  # 8-bit colours that are their own display values
+        values = pixels[..., list(spec.bands)]
+        return np.repeat(values, 3, axis=-1) if values.shape[-1] == 1 else values
+    return to_display(colour_values(pixels, spec), spec)
