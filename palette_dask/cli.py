@@ -826,6 +826,7 @@ def _demo(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     args.overwrite = args.overwrite or not args.resume
     args.html = args.html or str(out / "report.html")
+    args.per_image = args.per_image or 5  # each photo's own colours too
     result = _extract(args, [str(data / name) for name in DEMO_IMAGES], str(out / "demo.zarr"))
     _save_bar(result, out / "palette.png")
     for index, name in enumerate(result.image_names):
@@ -833,9 +834,15 @@ def _demo(args) -> int:
             _save_figure(result, index, out / f"{Path(name).stem}-palette.png")
     _print_result(args, result)
     if not args.json:
+        from .render import format_images
+
+        print(f"\nEach image: its share of each colour id, then its own {args.per_image} colours\n")
+        print(format_images(result))
         print(
-            f"outputs in {out}/: report.html (open it in a browser), demo.zarr (the store), "
-            "palette.png (the global bar), <image>-palette.png"
+            f"\noutputs in {out}/: report.html (open it in a browser), demo.zarr (the store), "
+            "palette.png (the global bar), <image>-palette.png\n"
+            f"next: palette-dask show {out}/demo.zarr --images --csv shares.csv; "
+            f"palette-dask search {out}/demo.zarr --colour tomato"
         )
     return EXIT_OK if result.to_dict()["images"]["failed"] == 0 else EXIT_PARTIAL
 
@@ -855,7 +862,7 @@ def _search(args) -> int:
     ids = ", ".join(map(str, near)) or "none"
     print(
         f"colour ids within delta E00 {args.within:g} of {args.colour}: {ids}; "
-        f"{len(matches):,} images with at least {args.min_share:.0%} of their pixels in them",
+        f"{len(matches):,} images with at least {args.min_share:.0%} of their pixels near it",
         file=sys.stderr,
     )
     for match in matches:

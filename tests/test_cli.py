@@ -10,6 +10,7 @@ import zarr
 from conftest import PHOTOS, every_array, photo_crops, write_png
 from PIL import Image
 
+from palette_dask import load_result
 from palette_dask.cli import main
 
 
@@ -147,6 +148,8 @@ def test_default_process_cluster_and_demo(capsys, tmp_path):
     for name in ("palette.png", "astronaut-palette.png", "logo-palette.png", "demo.zarr/zarr.json"):
         assert (tmp_path / "demo" / name).exists(), name
     assert "5 of 5 images done" in out
+    assert load_result(tmp_path / "demo" / "demo.zarr").image_palettes.shape == (5, 5, 3)  # own colours
+    assert out.count(" #") >= 5 * 3 and "palette-dask search" in out
 
 
 def test_lab_space_on_the_command_line_and_in_show(capsys, tmp_path):
@@ -297,5 +300,5 @@ def test_search_finds_the_images_a_colour_covers_as_a_numpy_filter_does(capsys, 
     assert main(["search", str(store), "--colour", hex_code, "--min-share", "0.1", "--top", "2"]) == 0
     out, err = capsys.readouterr()
     assert [line.split()[1] for line in out.splitlines()] == [inputs[i] for _, i in expected[:2]]
-    assert "images with at least 10% of their pixels in them" in err
+    assert "images with at least 10% of their pixels near it" in err
     assert main(["search", str(store), "--colour", "not-a-colour"]) == 2
