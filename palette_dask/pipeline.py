@@ -89,6 +89,8 @@ Reporter = Callable[[str], None]
 KEEP_DECODED_SHARE = 0.25
 #: ... or this many bytes when the workers have no memory limit.
 KEEP_DECODED_BYTES = 2**30
+#: The most colours of a per-image palette (``per_image``).
+MAX_PER_IMAGE = 64
 #: An image read tile by tile, of at least this many pixels in fewer chunks
 #: than the cluster has threads, is split into one band of rows per thread
 #: when it is kept in memory (a 16 MP PNG is one chunk when decoded).
@@ -281,6 +283,7 @@ def extract_palette(
         the sample and the counts (a white background, say). Needs a known
         display range (``scale`` ``"dtype"`` or ``(low, high)``).
     exclude_within : float
+        The CIEDE2000 difference within which ``exclude`` leaves pixels out.
     per_image : int
         Also give every image its own ``per_image`` colours and their shares
         of its valid pixels (``result.image_palettes``,
@@ -494,9 +497,6 @@ def _same_names(group, names: list[str]) -> bool:
         for rows in stores.batches(group)
     )
 
-
-#: The most colours of a per-image palette.
-MAX_PER_IMAGE = 64
 
 #: Failures of the cluster, not of the image: its batch is left pending for --resume.
 _CLUSTER_FAILURES = (KilledWorker, CancelledError)

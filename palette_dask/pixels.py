@@ -90,6 +90,7 @@ class PixelSpec:
         CIELAB of the colours left out, with every display colour within
         ΔE00 ``within`` of one of them.
     within : float
+        That CIEDE2000 difference.
     """
 
     bands: tuple[int, ...]

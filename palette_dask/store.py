@@ -5,7 +5,9 @@ Layout (DESIGN.md): ``centers`` (k, 3) float32 in the clustering space,
 ``counts`` (k,) int64, and per image ``image_names``, ``image_counts``
 (n, k), ``image_valid``, ``image_masked``, ``image_status`` (0 pending,
 1 done, 2 failed), ``image_errors`` and the squared errors; optionally
-``labels/<i>``, an OME-Zarr label image per input. Every array names its
+``image_palettes`` (n, K, 3) and ``image_palette_shares`` (n, K), each
+image's own colours (``per_image=K``), and ``labels/<i>``, an OME-Zarr
+label image per input. Every array names its
 dimensions, so xarray reads the group too. The group's attributes record the
 parameters, the package version, ``batch_size`` and ``complete``, true once
 every image is done or failed.
