@@ -29,6 +29,7 @@ __all__ = [
     "srgb_to_lab",
     "lab_to_srgb",
     "lab_of",
+    "srgb_of",
     "palette_lab",
     "hex_rgb",
     "ciede2000",
@@ -116,15 +117,36 @@ def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return _srgb_to_lab(flat).reshape(rgb.shape)
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def srgb_of(lightness, green_red, blue_yellow):
+    """Display sRGB ``(r, g, b)``, 0–255 floats clipped to the gamut, of one CIELAB colour."""
+    fy = (lightness + 16.0) / 116.0
+    fx, fz = fy + green_red / 500.0, fy - blue_yellow / 200.0
+    x = (fx**3 if fx**3 > _EPSILON else (116.0 * fx - 16.0) / _KAPPA) * _WHITE[0]
+    y = (fy**3 if fy**3 > _EPSILON else (116.0 * fy - 16.0) / _KAPPA) * _WHITE[1]
+    z = (fz**3 if fz**3 > _EPSILON else (116.0 * fz - 16.0) / _KAPPA) * _WHITE[2]
+    m = _XYZ_TO_RGB
+    out = np.empty(3)
+    for channel in range(3):
+        linear = min(max(m[channel, 0] * x + m[channel, 1] * y + m[channel, 2] * z, 0.0), 1.0)
+        value = 12.92 * linear if linear <= 0.0031308 else 1.055 * linear ** (1 / 2.4) - 0.055
+        out[channel] = min(max(value * 255.0, 0.0), 255.0)
+    return out[0], out[1], out[2]
+
+
+@numba.njit(nogil=True, cache=True)
+def _lab_to_srgb(lab):
+    out = np.empty(lab.shape, dtype=np.float64)
+    for i in range(lab.shape[0]):
+        out[i, 0], out[i, 1], out[i, 2] = srgb_of(lab[i, 0], lab[i, 1], lab[i, 2])
+    return out
+
+
 def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
     """Display sRGB (float64, 0–255, clipped to the gamut) of ``(n, 3)`` CIELAB colours."""
     lab = np.asarray(lab, dtype=np.float64)
-    fy = (lab[..., 0] + 16.0) / 116.0
-    f = np.stack([fy + lab[..., 1] / 500.0, fy, fy - lab[..., 2] / 200.0], axis=-1)
-    xyz = np.where(f**3 > _EPSILON, f**3, (116.0 * f - 16.0) / _KAPPA) * _WHITE
-    linear = np.clip(xyz @ _XYZ_TO_RGB.T, 0.0, 1.0)
-    srgb = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
-    return np.clip(srgb * 255.0, 0.0, 255.0)
+    flat = np.ascontiguousarray(lab.reshape(-1, 3))
+    return _lab_to_srgb(flat).reshape(lab.shape)
 
 
 def palette_lab(colors: np.ndarray) -> np.ndarray:

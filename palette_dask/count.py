@@ -520,7 +520,7 @@ def batch_stats(
     With ``parameters["per_image"]`` (K), each image's own K colours and their
     shares come from the pixels it counts (:func:`~palette_dask.per_image.image_palette`).
     """
-    from .per_image import display_colours, image_palette
+    from .per_image import image_palette
     from .store import label_dtype, write_label_image
 
     centers = np.asarray(centers, dtype=np.float32)
@@ -549,7 +549,7 @@ def batch_stats(
                 write_label_image(labels_store, index, info.source, labels, centers_rgb)
             if per_image:
                 result.palettes[row], result.palette_shares[row] = image_palette(
-                    display_colours(pixels, spec), labels > 0, per_image, seed=seed, index=index
+                    pixels, spec, labels, per_image, seed=seed, index=index
                 )
             result.done(row, counted)
         except Exception as exc:  # this image alone fails

@@ -25,7 +25,8 @@ zero shares in its last rows.
 Examples
 --------
 >>> pixels = np.array([[[255, 0, 0], [255, 0, 0], [0, 0, 255]]], np.uint8)
->>> colours, shares = image_palette(pixels, np.ones((1, 3), bool), 2, seed=0, index=0)
+>>> spec = PixelSpec(bands=(0, 1, 2), low=(0, 0, 0), high=(255, 255, 255), space="lab")
+>>> colours, shares = image_palette(pixels, spec, np.ones((1, 3), np.uint8), 2, seed=0, index=0)
 >>> colours.tolist(), shares.round(3).tolist()
 ([[255, 0, 0], [0, 0, 255]], [0.667, 0.333])
 """
@@ -35,10 +36,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .colour import lab_of, lab_to_srgb
+from .colour import lab_of, srgb_of
 from .pixels import PixelSpec, colour_values, loop_spec, to_display
 
-__all__ = ["image_palette", "display_colours", "BITS", "MIN_BINS"]
+__all__ = ["image_palette", "BITS", "MIN_BINS"]
 
 #: Bits kept of each display channel to bin an image's colours.
 BITS = 4
@@ -64,16 +65,23 @@ def _next(state):
 
 
 @numba.njit(nogil=True, cache=True)
-def _bins(display, valid, bits):
-    """Occupied bins of the valid display colours: their CIELAB (of the mean colour) and pixel counts."""
+def _bins(display, bands, labels, bits):
+    """Occupied bins of the valid display colours: their CIELAB (of the mean colour) and pixel counts.
+
+    ``display[i, bands]`` is pixel ``i``'s display colour; it counts where ``labels[i] > 0``.
+    """
     shift = 8 - bits
     size = 1 << (3 * bits)
     counts = np.zeros(size, dtype=np.int64)
     sums = np.zeros((size, 3), dtype=np.float64)
     for i in range(display.shape[0]):
-        if not valid[i]:
+        if labels[i] == 0:
             continue
-        r, g, b = display[i, 0], display[i, 1], display[i, 2]
+        r, g, b = (
+            np.float64(display[i, bands[0]]),
+            np.float64(display[i, bands[1]]),
+            np.float64(display[i, bands[2]]),
+        )
         key = ((int(r) >> shift) << (2 * bits)) | ((int(g) >> shift) << bits) | (int(b) >> shift)
         counts[key] += 1
         sums[key, 0] += r
@@ -192,35 +200,68 @@ def _lloyd(lab, weights, centers, used, iterations):
 
 
 @numba.njit(nogil=True, cache=True)
-def _pixels_lab(display, valid, most):
+def _pixels_lab(display, bands, labels, most):
     """CIELAB of at most ``most`` valid pixels, evenly spaced: to refine the centres found on the bins."""
     n = 0
     for i in range(display.shape[0]):
-        n += valid[i]
+        n += labels[i] > 0
     out = np.empty((min(n, most), 3))
     step, position, j = out.shape[0], n - 1, 0
     for i in range(display.shape[0]):
-        if valid[i]:
+        if labels[i] > 0:
             position += step  # one pixel in every n / most, evenly (no division per pixel)
             if position >= n:
                 position -= n
                 out[j, 0], out[j, 1], out[j, 2] = lab_of(
-                    np.float64(display[i, 0]), np.float64(display[i, 1]), np.float64(display[i, 2])
+                    np.float64(display[i, bands[0]]),
+                    np.float64(display[i, bands[1]]),
+                    np.float64(display[i, bands[2]]),
                 )
                 j += 1
     return out
 
 
 @numba.njit(nogil=True, cache=True)
+def _shown(centers, counts, k):
+    """The centres as 8-bit colours, those shown alike merged, largest share first: colours, shares."""
+    keys = np.full(k, -1, dtype=np.int64)
+    merged = np.zeros(k)
+    for c in range(k):
+        if counts[c] <= 0:
+            continue
+        r, g, b = srgb_of(centers[c, 0], centers[c, 1], centers[c, 2])
+        key = (int(np.rint(r)) << 16) | (int(np.rint(g)) << 8) | int(np.rint(b))
+        target = c
+        for earlier in range(c):
+            if keys[earlier] == key:  # shown alike: one colour
+                target = earlier
+                break
+        keys[target] = key
+        merged[target] += counts[c]
+    order = np.argsort(-merged, kind="mergesort")  # stable
+    colours = np.zeros((k, 3), dtype=np.uint8)
+    shares = np.zeros(k)
+    total = max(merged.sum(), 1.0)
+    for position in range(k):
+        c = order[position]
+        if merged[c] > 0:
+            colours[position, 0] = keys[c] >> 16
+            colours[position, 1] = (keys[c] >> 8) & 255
+            colours[position, 2] = keys[c] & 255
+            shares[position] = merged[c] / total
+    return colours, shares
+
+
+@numba.njit(nogil=True, cache=True)
 def _own_palette(
-    display, valid, k, state, min_bins, max_bits, inits, iterations, refine_pixels, refine_steps
+    display, bands, labels, k, state, min_bins, max_bits, inits, iterations, refine_pixels, refine_steps
 ):
-    """The steps of the module docstring in one compiled call: centres (CIELAB) and their pixel counts."""
+    """The steps of the module docstring in one compiled call: the colours and their shares."""
     bits = BITS
-    lab, weights = _bins(display, valid, bits)
+    lab, weights = _bins(display, bands, labels, bits)
     while lab.shape[0] < min_bins * k and bits < max_bits:  # few colours: finer bins
         bits += 1
-        lab, weights = _bins(display, valid, bits)
+        lab, weights = _bins(display, bands, labels, bits)
     used = min(k, lab.shape[0])
     centers, best = np.zeros((k, 3)), np.inf
     for _ in range(inits if used else 0):  # the lowest weighted inertia over the bins
@@ -229,42 +270,38 @@ def _own_palette(
         if inertia < best:
             centers, best = candidate, inertia
     if lab.shape[0] <= k:  # a colour per bin
-        return centers, _shares(lab, weights, centers, used, k)
-    pixels = _pixels_lab(display, valid, refine_pixels)  # refined on the pixels, who give the shares
+        return _shown(centers, _shares(lab, weights, centers, used, k), k)
+    pixels = _pixels_lab(display, bands, labels, refine_pixels)  # refined on the pixels, who give the shares
     ones = np.ones(pixels.shape[0])
     centers = _lloyd(pixels, ones, centers, used, refine_steps)
-    return centers, _shares(pixels, ones, centers, used, k)
+    return _shown(centers, _shares(pixels, ones, centers, used, k), k)
 
 
 def image_palette(
-    display: np.ndarray, valid: np.ndarray, k: int, *, seed: int, index: int
+    pixels: np.ndarray, spec: PixelSpec, labels: np.ndarray, k: int, *, seed: int, index: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """One image's own ``k`` colours (8-bit sRGB, ``(k, 3)``) and shares (summing to 1), largest first.
 
-    ``display`` holds the image's display colours (sRGB 0–255, ``(..., 3)``),
-    ``valid`` which of them count; ``seed`` and ``index`` (the image's index
-    in the run) seed the k-means, so a palette does not depend on batches.
+    ``pixels`` is the image as decoded (``(rows, cols, bands)``), shown by
+    ``spec``; ``labels`` its labels from the counting loop (0: masked or
+    excluded); ``seed`` and ``index`` (the image's index in the run) seed the
+    k-means, so a palette does not depend on batches.
     """
-    display = np.ascontiguousarray(display).reshape(-1, 3)  # 8-bit as it is, or floats
-    valid = np.ascontiguousarray(valid).reshape(-1)
+    flat = pixels.reshape(-1, pixels.shape[-1])
+    _, _, bands, _, _, _, _, eight_bit = loop_spec(spec, flat.dtype)
+    if not eight_bit:  # other data: their display colours, computed
+        flat, bands = to_display(colour_values(flat, spec), spec), np.arange(3)
     state = np.uint64(((((seed << 32) ^ index) * 0x9E3779B97F4A7C15) | 1) % 2**64)  # never zero
-    centers, counts = _own_palette(
-        display, valid, k, state, MIN_BINS, MAX_BITS, INITS, ITERATIONS, REFINE_PIXELS, REFINE_STEPS
+    return _own_palette(
+        flat,
+        bands,
+        labels.reshape(-1),
+        k,
+        state,
+        MIN_BINS,
+        MAX_BITS,
+        INITS,
+        ITERATIONS,
+        REFINE_PIXELS,
+        REFINE_STEPS,
     )
-    shown = np.rint(lab_to_srgb(centers[counts > 0])).astype(np.int64)
-    keys = (shown[:, 0] << 16) | (shown[:, 1] << 8) | shown[:, 2]
-    distinct, which = np.unique(keys, return_inverse=True)  # centres shown alike are one colour
-    merged = np.bincount(which, weights=counts[counts > 0], minlength=len(distinct))
-    order = np.argsort(-merged, kind="stable")
-    colours, shares = np.zeros((k, 3), dtype=np.uint8), np.zeros(k, dtype=np.float64)
-    colours[: len(order)] = np.stack([distinct >> 16, (distinct >> 8) & 255, distinct & 255], axis=1)[order]
-    shares[: len(order)] = merged[order] / max(merged.sum(), 1.0)
-    return colours, shares
-
-
-def display_colours(pixels: np.ndarray, spec: PixelSpec) -> np.ndarray:
-    """An image's display colours, ``(rows, cols, 3)``: its 8-bit bands as they are, else scaled floats."""
-    if loop_spec(spec, pixels.dtype)[-1]:  # 8-bit colours that are their own display values
-        values = pixels[..., list(spec.bands)]
-        return np.repeat(values, 3, axis=-1) if values.shape[-1] == 1 else values
-    return to_display(colour_values(pixels, spec), spec)
