@@ -5,11 +5,12 @@ pixels it counts (masked and excluded pixels left out):
 
 1. the image's valid display colours are binned, 4 bits a channel (4,096 bins),
    each bin keeping its pixel count and the sum of its colours, so each bin
-   stands for its pixels by their mean colour;
-   an image with few colours is binned finer (5 bits a channel, and so on);
+   stands for its pixels by their mean colour; an image with few colours is
+   binned finer (up to 6 bits a channel);
 2. the bins' mean colours, in CIELAB, weighted by their pixels, are clustered
    by k-means: greedy k-means++ as scikit-learn's, seeded by the run's seed
-   and the image's index, then Lloyd's iterations;
+   and the image's index, then Lloyd's iterations; twice, the lower
+   weighted inertia kept;
 3. the centres are then refined by Lloyd's steps over the pixels themselves
    (at most 4,096, evenly spaced: every pixel of a 64 x 64 thumbnail), and
    each colour's share is the share of those pixels nearest to it (within
