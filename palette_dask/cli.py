@@ -15,7 +15,6 @@ import glob
 import json
 import logging
 import os
-import re
 import signal
 import sys
 import threading
@@ -203,15 +202,15 @@ def _positive_number(text: str) -> float:
 
 
 def _hex_colour(text: str) -> str:
-    """``#rrggbb``, ``rrggbb`` or a CSS colour name (``white``) as ``#rrggbb``."""
-    if re.fullmatch(r"#?[0-9a-fA-F]{6}", text):
-        return "#" + text.lstrip("#").lower()
-    from .names import css_colours
+    """``#rrggbb``, ``rrggbb`` or a CSS colour name (``white``) as ``#rrggbb`` (see search.parse_colour)."""
+    from .search import parse_colour
 
-    code = css_colours().get(text.strip().lower())
-    if code is None:
-        raise argparse.ArgumentTypeError(f"expected #rrggbb or a CSS colour name such as white, got {text!r}")
-    return code
+    try:
+        return "#%02x%02x%02x" % parse_colour(text.strip().lower())
+    except ParameterError:
+        raise argparse.ArgumentTypeError(
+            f"expected #rrggbb or a CSS colour name such as white, got {text!r}"
+        ) from None
 
 
 def _share(text: str) -> float:

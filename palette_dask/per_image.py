@@ -38,6 +38,7 @@ import numba
 import numpy as np
 
 from .colour import lab_of, srgb_of
+from .fit import nearest
 from .pixels import PixelSpec, colour_values, loop_spec, to_display
 
 __all__ = ["image_palette", "BITS", "MIN_BINS"]
@@ -149,10 +150,7 @@ def _kmeans(lab, weights, k, state, iterations, trials):
 def _inertia(lab, weights, centers, used):
     total = 0.0
     for j in range(lab.shape[0]):
-        best_d2 = np.inf
-        for c in range(used):
-            best_d2 = min(best_d2, _squared(lab, j, centers[c]))
-        total += weights[j] * best_d2
+        total += weights[j] * nearest(lab[j, 0], lab[j, 1], lab[j, 2], centers[:used])[1]
     return total
 
 
@@ -161,12 +159,7 @@ def _shares(lab, weights, centers, used, k):
     """The weight of the points nearest each centre."""
     counts = np.zeros(k)
     for j in range(lab.shape[0]):
-        best, best_d2 = 0, np.inf
-        for c in range(used):
-            d = _squared(lab, j, centers[c])
-            if d < best_d2:
-                best, best_d2 = c, d
-        counts[best] += weights[j]
+        counts[nearest(lab[j, 0], lab[j, 1], lab[j, 2], centers[:used])[0]] += weights[j]
     return counts
 
 
@@ -181,11 +174,7 @@ def _lloyd(lab, weights, centers, used, iterations):
         sums = np.zeros((used, 3))
         mass[:] = 0.0
         for j in range(m):
-            best, best_d2 = 0, np.inf
-            for c in range(used):
-                d = _squared(lab, j, centers[c])
-                if d < best_d2:
-                    best, best_d2 = c, d
+            best = nearest(lab[j, 0], lab[j, 1], lab[j, 2], centers[:used])[0]
             if best != labels[j]:
                 changed, labels[j] = True, best
             mass[best] += weights[j]

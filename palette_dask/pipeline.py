@@ -129,7 +129,9 @@ class RunConfig:
 
     def __post_init__(self):
         check_k(self.k)
-        if not (isinstance(self.per_image, (int, np.integer)) and 0 <= self.per_image <= MAX_PER_IMAGE):
+        if isinstance(self.per_image, bool) or not (
+            isinstance(self.per_image, (int, np.integer)) and 0 <= self.per_image <= MAX_PER_IMAGE
+        ):
             raise ParameterError(
                 f"per_image must be a whole number of colours from 1 to {MAX_PER_IMAGE} (0: none), "
                 f"got {self.per_image!r}"
@@ -315,8 +317,8 @@ def extract_palette(
     config = RunConfig(
         k=k, sample_size=sample_size, seed=seed, chunk_bytes=chunk_bytes, bands=bands, nodata=nodata,
         scale=scale, space=space, channel_axis=channel_axis, labels=labels, on_error=on_error,
-        max_pixels=max_pixels, batch_size=batch_size, exclude=tuple(exclude), exclude_within=exclude_within,
-        per_image=per_image,
+        max_pixels=max_pixels, batch_size=batch_size, exclude=_colours(exclude),
+        exclude_within=exclude_within, per_image=per_image,
     )  # fmt: skip
     if labels and store is None:
         raise ParameterError("labels=True needs a store path to write the label rasters to")
@@ -386,6 +388,11 @@ def fit_and_store_palette(run: Run, opened: Opened) -> None:
     run.group.attrs.update({"sample_inertia": fitted.sample_inertia, "sample_size": fitted.sample_size})
 
 
+def _colours(exclude) -> tuple:
+    """``exclude`` as a tuple: one colour given alone (``"#ffffff"``) is one colour, not six characters."""
+    return (exclude,) if isinstance(exclude, str) else tuple(exclude)
+
+
 def sweep_k(
     inputs,
     ks=range(2, 17),
@@ -426,7 +433,7 @@ def sweep_k(
     check_k(min(ks))
     config = RunConfig(
         k=max(ks), sample_size=sample_size, seed=seed, chunk_bytes=chunk_bytes, bands=bands, nodata=nodata,
-        scale=scale, space=space, channel_axis=channel_axis, max_pixels=max_pixels, exclude=tuple(exclude),
+        scale=scale, space=space, channel_axis=channel_axis, max_pixels=max_pixels, exclude=_colours(exclude),
         exclude_within=exclude_within,
     )  # fmt: skip
     names, arrays = _split_inputs(inputs)

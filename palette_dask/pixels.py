@@ -26,7 +26,6 @@ per pixel, whatever the input, or CIELAB (``space="lab"``, see
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -35,7 +34,7 @@ import dask.array as da
 import numba
 import numpy as np
 
-from .colour import SPACES, excluded, hex_rgb, srgb_to_lab
+from .colour import HEX_COLOUR, SPACES, excluded, hex_rgb, srgb_to_lab
 from .errors import ImageReadError, ParameterError
 from .formats import ImageInfo
 
@@ -155,7 +154,7 @@ def check_options(*, nodata=None, scale="dtype", space="rgb", exclude=(), within
     palette_dask.errors.ParameterError: exclude needs a known display range: ... not 'minmax'
     """
     for colour in exclude:
-        if not (isinstance(colour, str) and re.fullmatch(r"#?[0-9a-fA-F]{6}", colour)):
+        if not (isinstance(colour, str) and HEX_COLOUR.fullmatch(colour)):
             raise ParameterError(f"exclude: {colour!r} is not a colour; give #rrggbb, e.g. '#ffffff'")
     if exclude and not (isinstance(within, (int, float, np.number)) and 0 < within < 200):
         raise ParameterError(f"within (--within) must be a CIEDE2000 difference above 0, got {within!r}")

@@ -16,12 +16,11 @@ Examples
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
-from .colour import delta_e00, hex_rgb
+from .colour import HEX_COLOUR, delta_e00, hex_rgb
 from .errors import ParameterError
 from .names import css_colours
 
@@ -35,7 +34,7 @@ SLAB_ROWS = 2**20
 def parse_colour(text: str, vocabulary: dict[str, str] | None = None) -> tuple[int, int, int]:
     """``#rrggbb``, ``rrggbb``, or a name of the vocabulary (default: the CSS names), as 8-bit sRGB."""
     code = (vocabulary or css_colours()).get(text.strip(), text.strip())
-    if not re.fullmatch(r"#?[0-9a-fA-F]{6}", code):
+    if not HEX_COLOUR.fullmatch(code):
         raise ParameterError(f"{text!r} is not a colour: give #rrggbb or a colour name such as 'tomato'")
     return hex_rgb(code)
 
