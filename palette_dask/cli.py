@@ -757,9 +757,9 @@ def _save_figure(result: PaletteResult, index: int, path, downloads=None) -> Non
     from .report import preview
 
     name = result.image_names[index]
-    shown = preview(result, index, downloads=downloads)  # None: an image that cannot be read any more
-    if shown is None:
-        print(f"palette-dask: warning: no figure for {name}: it cannot be read", file=sys.stderr)
+    shown = preview(result, index, downloads=downloads)
+    if isinstance(shown, str):  # an image that cannot be read any more: why
+        print(f"palette-dask: warning: no figure for {name}: {shown}", file=sys.stderr)
         return
     figure = palette_figure(shown[0], result.colors, result.image_counts[index], title=os.path.basename(name))
     figure.savefig(path, dpi=100)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ import warnings
 from dataclasses import dataclass
 
 import dask.array as da
+import numba
 import numpy as np
 
 from .errors import ImageReadError
@@ -323,6 +325,7 @@ def probe_tiff(source: str, handle, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
                     f"{source}: damaged TIFF: its header claims {page.shape} pixels in {needed:,} "
                     f"strips or tiles, but the file lists {stored:,}"
                 )
+            _check_segments(source, series, tif.filehandle.size)
             nodata_tag = page.tags.get(42113)  # GDAL_NODATA
             tile = (page.tilelength, page.tilewidth) if page.is_tiled else (page.rowsperstrip, 0)
             extrasamples = tuple(int(e) for e in (page.extrasamples or ()))
@@ -354,6 +357,32 @@ def probe_tiff(source: str, handle, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
         axes=axes,
         banded=banded,
     )
+
+
+#: Pages of a series whose strips or tiles are checked against the file's size (a band per page, at most).
+_CHECKED_PAGES = 64
+
+
+def _check_segments(source: str, series, size: int) -> None:
+    """Refuse a TIFF whose strips or tiles lie past the end of its file: a truncated file.
+
+    tifffile decodes a segment cut short without an error where its codec
+    does (a JPEG tile's missing rows come back grey): a truncated TIFF must
+    fail whole, before any of it is counted. Segments of 0 bytes are sparse
+    ones (GDAL's SPARSE_OK), read as empty by every reader.
+    """
+    for page in itertools.islice(series.pages, _CHECKED_PAGES):
+        if page is None or not hasattr(page, "dataoffsets"):
+            continue
+        offsets = np.asarray(page.dataoffsets, dtype=np.int64)
+        counts = np.asarray(page.databytecounts, dtype=np.int64)
+        stored = counts > 0
+        end = int((offsets[stored] + counts[stored]).max()) if stored.any() else 0
+        if end > size:
+            raise ImageReadError(
+                f"{source}: truncated TIFF: its strips or tiles end {end - size:,} bytes past the end of "
+                f"the file ({size:,} bytes)"
+            )
 
 
 # Pillow mode → (mode to convert to, channels, dtype)
@@ -794,12 +823,18 @@ def quick_header(source: str, data: bytes) -> ImageInfo | None:
 
 
 def _decode_8bit(info: ImageInfo, data: bytes) -> np.ndarray | None:
-    """An 8-bit gray, RGB or RGBA PNG, or a gray or RGB JPEG, decoded by imagecodecs; None for the rest.
+    """An 8-bit gray, RGB or RGBA PNG, or a whole gray or RGB JPEG, decoded by imagecodecs; None for the rest.
 
     imagecodecs decodes these with the same libraries as Pillow (libpng,
     libjpeg-turbo), to the same pixels, in C without the GIL and without
     Pillow's work in Python for each file: for thumbnails, most of the time.
-    Palette, 16-bit and CMYK images, and any surprise, go to Pillow.
+    libpng fails a truncated or corrupt PNG as Pillow does (or more often: it
+    checks the data's CRCs). libjpeg-turbo fed from memory does not: where the
+    bytes end early it makes up grey rows without an error, so a JPEG goes
+    to it only when its markers reach the end-of-image marker within the
+    bytes (:func:`jpeg_is_whole`); any other goes to Pillow, which fails a
+    truncated file. Palette, 16-bit and CMYK images, and any surprise, go to
+    Pillow too.
     """
     import imagecodecs
 
@@ -809,12 +844,69 @@ def _decode_8bit(info: ImageInfo, data: bytes) -> np.ndarray | None:
         and data[25:26] in (b"\x00", b"\x02", b"\x04", b"\x06")
     ):
         pixels = imagecodecs.png_decode(data)
-    elif data[:2] == _JPEG_MAGIC and info.shape[2] in (1, 3):
+    elif data[:2] == _JPEG_MAGIC and info.shape[2] in (1, 3) and jpeg_is_whole(data):
         pixels = imagecodecs.jpeg8_decode(data)
     else:
         return None
     pixels = pixels.reshape(pixels.shape[0], pixels.shape[1], -1)
     return pixels if pixels.shape == info.shape and pixels.dtype == np.uint8 else None
+
+
+def jpeg_is_whole(data: bytes) -> bool:
+    """Whether a JPEG's markers, read as a decoder reads them, reach end-of-image within ``data``.
+
+    A truncated JPEG never does; nor does one whose corrupt segment length
+    points past its end, where libjpeg-turbo reading from memory would make up
+    the missing scans. Marker segments are skipped by their lengths, and the
+    entropy-coded data after each start-of-scan up to the next marker (a
+    ``0xFF`` byte followed by neither ``0x00`` stuffing nor a restart marker).
+
+    Examples
+    --------
+    >>> import io, numpy as np
+    >>> from PIL import Image
+    >>> buffer = io.BytesIO()
+    >>> Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buffer, format="JPEG")
+    >>> jpeg_is_whole(buffer.getvalue()), jpeg_is_whole(buffer.getvalue()[:-1])
+    (True, False)
+    """
+    return _reaches_end_of_image(np.frombuffer(data, dtype=np.uint8))
+
+
+@numba.njit(nogil=True, cache=True)
+def _reaches_end_of_image(data) -> bool:
+    """:func:`jpeg_is_whole` over the bytes as a uint8 array: one pass, compiled."""
+    n = data.shape[0]
+    if n < 4 or data[0] != 0xFF or data[1] != 0xD8:
+        return False
+    at = 2
+    while at < n:
+        if data[at] != 0xFF:  # bytes where a marker must be: a decoder warns, Pillow decides
+            return False
+        while at < n and data[at] == 0xFF:  # fill bytes before the marker
+            at += 1
+        if at >= n:
+            return False
+        marker = data[at]
+        at += 1
+        if marker == 0xD9:  # end of image
+            return True
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a segment
+            continue
+        if at + 2 > n:
+            return False
+        length = (np.int64(data[at]) << 8) | np.int64(data[at + 1])
+        if length < 2 or at + length > n:
+            return False
+        at += length
+        if marker == 0xDA:  # start of scan: its entropy-coded data runs up to the next marker
+            while True:
+                if at + 1 >= n:
+                    return False
+                if data[at] == 0xFF and data[at + 1] != 0x00 and not 0xD0 <= data[at + 1] <= 0xD7:
+                    break
+                at += 2 if data[at] == 0xFF else 1
+    return False
 
 
 def _tiff_whole(handle) -> np.ndarray:

@@ -35,7 +35,7 @@ import os
 import dask
 import numpy as np
 
-from .errors import PaletteDaskError
+from .errors import PaletteDaskError, image_error
 from .fit import nearest_center
 from .pixels import block_features, stored_spec
 from .read import probe, read_image
@@ -101,35 +101,42 @@ def recoloured_preview(block: np.ndarray, spec, centers, colors) -> tuple[np.nda
 
 
 def preview(result: PaletteResult, index: int, side: int = PREVIEW_SIDE, client=None, downloads=None):
-    """``(shown, recoloured)``: RGBA previews of a run's image, masked pixels transparent; None if unreadable.
+    """``(shown, recoloured)``: RGBA previews of a run's image, masked pixels transparent.
 
-    The image is read as the run read it (its bands, no-data and display scale).
+    The image is read as the run read it (its bands, no-data and display
+    scale). An image that cannot be read (any more) gives the one-line reason, a str.
     """
-    return _previews(result, [index], side, client, downloads).get(index)
+    return _previews(result, [index], side, client, downloads)[index]
 
 
 def _previews(result: PaletteResult, indices, side: int, client=None, downloads=None) -> dict:
-    """{index: (shown, recoloured)} for the images that can still be read; computed by dask tasks."""
+    """{index: (shown, recoloured), or why not (a str)}, by dask tasks; one image failing fails alone."""
     params = result.attrs.get("parameters", {})
     channel_axis = params.get("channel_axis")
-    lazy = {}
+    lazy, found = {}, {}
     for index in indices:
+        name = result.image_names[index]
         try:
-            info = probe(result.image_names[index], channel_axis=channel_axis, downloads=downloads)
+            info = probe(name, channel_axis=channel_axis, downloads=downloads)
             image = read_image(info)
             spec = stored_spec(info, params, result.attrs.get("display_range"))
-        except (PaletteDaskError, OSError):  # an array given to the API, a file since moved...
+        except (PaletteDaskError, OSError) as exc:  # an array given to the API, a file since moved...
+            found[index] = image_error(name, exc)
             continue
         if spec.low is None:  # a measured range this store does not hold
+            found[index] = f"{name}: its display range was measured by a run this store does not hold"
             continue
         step = max(1, math.ceil(max(image.shape[:2]) / side))
         lazy[index] = dask.delayed(recoloured_preview)(
             image[::step, ::step], spec, result.centers, result.colors
         )
-    if not lazy:
-        return {}
-    where = {} if client is None else {"scheduler": client}
-    return dict(zip(lazy, dask.compute(*lazy.values(), **where)))
+    tasks = client.compute(list(lazy.values())) if client is not None else list(lazy.values())
+    for index, task in zip(lazy, tasks):
+        try:
+            found[index] = task.result() if client is not None else task.compute()
+        except Exception as exc:  # a file that changed or broke since the run: this image alone
+            found[index] = image_error(result.image_names[index], exc)
+    return found
 
 
 def _hex(rgb) -> str:
@@ -266,7 +273,9 @@ def html_report(
                 f'<figure><img class="bar" src="{bar}" alt="bar of {name}">'
                 "<figcaption>its shares</figcaption></figure>"
             )
-            if index in previews:
+            if isinstance(previews[index], str):
+                figures = f'<p class="failed">no preview: {escape(previews[index])}</p>' + figures
+            else:
                 shown, recoloured = previews[index]
                 figures = (
                     f'<figure><img src="{_data_uri(shown)}" alt="{name}">'
@@ -307,11 +316,11 @@ def _image_list(
         valid = int(counts.sum())
         shares = counts / valid if valid else np.zeros(len(counts))
         state = {DONE: "done", FAILED: "failed"}.get(int(status[index]), "pending")
-        thumb = (
-            f'<img src="{_data_uri(thumbnails[index][0], photo=True)}" alt="" height="48">'
-            if index in thumbnails
-            else ""
-        )
+        thumb = thumbnails.get(index, "")
+        if isinstance(thumb, tuple):
+            thumb = f'<img src="{_data_uri(thumb[0], photo=True)}" alt="" height="48">'
+        elif thumb:  # no thumbnail: why, where the image would be
+            thumb = f'<span class="failed" title="{escape(thumb)}">no preview</span>'
         bar = f'<img class="bar" src="{_bar(result.colors, counts, 150, 16)}" alt="">' if valid else ""
         why = f' title="{escape(result.image_errors[index])}"' if state == "failed" else ""
         if own:  # the image's own palette (per_image=K): its bar, its colours' hex codes in the title
