@@ -348,6 +348,7 @@ def _download_http(url: str, out, max_bytes: int, deadline: float) -> None:
                     if received > max_bytes:
                         raise _too_big(url, max_bytes)
                     out.write(piece)
+                missing = response.length  # what the server promised and did not send (None: unsaid)
         except _RefusedRedirect as target:
             raise ImageReadError(
                 f"{url}: redirected to {target}, refused: only http(s) is followed"
@@ -357,6 +358,11 @@ def _download_http(url: str, out, max_bytes: int, deadline: float) -> None:
                 raise ImageReadError(f"{url}: download failed: {exc}") from None
         if watch.expired:  # a cut connection can look like the end of the body
             raise ImageReadError(f"{url}: download stopped at its deadline of {deadline:g} s")
+        if missing:  # http.client ends a body the server cut short without an error
+            raise ImageReadError(
+                f"{url}: download cut short: the connection closed after {received:,} of "
+                f"{received + missing:,} bytes"
+            )
 
 
 def local_copy(url: str, folder: str | os.PathLike) -> str:

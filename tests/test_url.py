@@ -1,9 +1,12 @@
 """http(s) inputs, served by a real HTTP server on 127.0.0.1 that counts what it is asked for."""
 
+import collections
 import glob
 import os
 import tempfile
+import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,11 +33,19 @@ class Handler(RangeHandler):
             self.send_response(302)
             self.send_header("Location", self.path[len("/redirect/") :].replace("|", "/"))
             self.end_headers()
+        elif self.path == "/cut-short.jpg":  # promises the whole photo, sends a third of it, hangs up
+            self.requests[self.path] += 1
+            data = (Path(self.directory) / "photo.jpg").read_bytes()
+            self.wfile.write(f"HTTP/1.0 200 OK\r\nContent-Length: {len(data)}\r\n\r\n".encode())
+            self.wfile.write(data[: len(data) // 3])
+            self.close_connection = True
         elif self.path in ("/drip-body.png", "/drip-headers.png"):
             self.requests[self.path] += 1
             self.drip(headers=self.path == "/drip-headers.png")
         else:
             super().do_GET()
+
+    hung_up = collections.defaultdict(threading.Event)  # path → the client hung up while it dripped
 
     def drip(self, *, headers: bool) -> None:
         """A byte every 0.2 s, for at most DRIP_SECONDS: in the status line, or in the body."""
@@ -51,7 +62,7 @@ class Handler(RangeHandler):
                 self.wfile.flush()
                 time.sleep(0.2)
         except OSError:  # the client hung up: what it should do
-            pass
+            self.hung_up[self.path].set()
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +70,7 @@ def www(tmp_path_factory):
     root = tmp_path_factory.mktemp("www")
     (root / "coffee.png").write_bytes(PHOTOS[1].read_bytes())
     (root / "junk.png").write_bytes(b"<html>not found</html>")
+    Image.open(PHOTOS[1]).save(root / "photo.jpg", quality=90)
     rgb = np.asarray(Image.open(PHOTOS[0]).convert("RGB"))
     tifffile.imwrite(root / "tiled.tif", rgb, tile=(128, 128), compression="zlib")
     return root
@@ -144,11 +156,13 @@ def test_a_url_tiff_is_read_tile_by_tile_by_byte_ranges(server, www, tmp_path):
 
 @pytest.mark.parametrize("path", ["/drip-body.png", "/drip-headers.png"])
 def test_a_dripping_server_is_cut_at_the_deadline(server, tmp_path, path):
-    started = time.monotonic()
+    Handler.hung_up[path].clear()
     with pytest.raises(ImageReadError, match=f"{path}: download stopped at its deadline of 1.5 s"):
         download(f"{server}{path}", tmp_path / "x", deadline=1.5)
-    assert time.monotonic() - started < 5  # each byte came within any per-read timeout: only a total stops it
     assert os.listdir(tmp_path) == []
+    # the client hung up while the server still dripped (each byte came within any per-read
+    # timeout: only the total deadline stopped it), long before the server's own DRIP_SECONDS
+    assert Handler.hung_up[path].wait(timeout=DRIP_SECONDS / 2)
 
 
 @pytest.mark.parametrize("target", ["ftp:||127.0.0.1|coffee.png", "file:|||etc|passwd"])
@@ -159,3 +173,11 @@ def test_redirects_to_other_schemes_are_refused(server, tmp_path, target):
         download(url, tmp_path / "x")
     download(f"{server}/redirect/|coffee.png", tmp_path / "x")  # to http: followed
     assert (tmp_path / "x").read_bytes() == PHOTOS[1].read_bytes()
+
+
+def test_a_body_cut_short_by_the_server_is_an_error_not_a_smaller_file(server, tmp_path):
+    with pytest.raises(ImageReadError, match="download cut short: the connection closed after .* of .* bytes"):
+        download(f"{server}/cut-short.jpg", tmp_path / "x.jpg")
+    assert list(tmp_path.iterdir()) == []  # nothing half-downloaded left
+    with pytest.raises(ImageReadError, match="cut-short.jpg: download cut short"):
+        probe(f"{server}/cut-short.jpg")
