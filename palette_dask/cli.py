@@ -461,9 +461,9 @@ def _dispatch(args) -> int:
     except PaletteDaskError as exc:
         print(f"palette-dask: {one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         _INTERRUPT_SEEN.set()
-        print("palette-dask: interrupted; finish with --resume", file=sys.stderr)
+        print(f"palette-dask: {exc if isinstance(exc, _Interrupted) else 'interrupted'}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # stdout closed early (| head): nothing more to say
         return EXIT_ERROR
@@ -631,7 +631,7 @@ def _extract(args, inputs, store) -> PaletteResult:
     from .geotiff import check_geotiff_folder
     from .inputs import resolve_inputs
     from .pipeline import extract_palette
-    from .store import check_store_path
+    from .store import check_store_path, is_store, remove_remnant
 
     # the checks that need no cluster come first, so that a bad command starts none
     jobqueue = _jobqueue(args)
@@ -670,23 +670,47 @@ def _extract(args, inputs, store) -> PaletteResult:
         options["sample_size"] = args.sample
     if args.max_pixels:
         options["max_pixels"] = args.max_pixels
-    # URLs are downloaded once, into a folder that lasts until the figure and the report are drawn
-    with download_folder(inputs) as downloads, _client(args, jobqueue) as client:
-        try:
+    ours = store is not None and (not os.path.lexists(store) or is_store(store))  # this run may remove it
+    try:
+        # URLs are downloaded once, into a folder that lasts until the figure and the report are drawn
+        with download_folder(inputs) as downloads, _client(args, jobqueue) as client:
             try:
-                result = extract_palette(inputs, client=client, report=report, downloads=downloads, **options)
-            except KeyboardInterrupt:
-                _INTERRUPT_SEEN.set()  # caught: the cluster closes without another one
-                raise
-            result = dataclasses.replace(result, vocabulary=vocabulary)
-            if getattr(args, "html", None):
-                _save_report(result, args.html, client, downloads)
-            if args.figure and result.k:
-                first = int((result.image_status == DONE).argmax())
-                _save_figure(result, first, args.figure, downloads)
-        finally:
-            remove_downloads(downloads, client)  # copies on the workers' hosts
-        return result
+                try:
+                    result = extract_palette(
+                        inputs, client=client, report=report, downloads=downloads, **options
+                    )
+                except KeyboardInterrupt:
+                    _INTERRUPT_SEEN.set()  # caught: the cluster closes without another one
+                    raise
+                result = dataclasses.replace(result, vocabulary=vocabulary)
+                if getattr(args, "html", None):
+                    _save_report(result, args.html, client, downloads)
+                if args.figure and result.k:
+                    first = int((result.image_status == DONE).argmax())
+                    _save_figure(result, first, args.figure, downloads)
+            finally:
+                remove_downloads(downloads, client)  # copies on the workers' hosts
+            return result
+    except KeyboardInterrupt:
+        raise _Interrupted(_interrupted(store)) from None
+    finally:  # the cluster is closed: no task writes any more
+        if ours and not is_store(store):  # a store the run removed: what killed tasks left of it goes too
+            remove_remnant(store)
+
+
+class _Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with the line the command ends with: what the run left."""
+
+
+def _interrupted(store) -> str:
+    """What an interrupted run says: whether its store keeps what was done."""
+    from .store import is_store
+
+    if store is None:
+        return "interrupted; nothing was kept (-o OUT.zarr keeps a store that --resume finishes)"
+    if is_store(store):
+        return f"interrupted; {store} keeps what was done: finish it with --resume"
+    return f"interrupted before any image was stored: nothing is kept ({store}); run the command again"
 
 
 def _check_outputs(args, inputs: list[str], store) -> None:

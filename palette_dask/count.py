@@ -19,6 +19,7 @@ so its counts equal ``numpy.bincount`` of their labels (tested).
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from dataclasses import dataclass
 
@@ -404,11 +405,14 @@ def _stats_task(block, spec, centers, centers_rgb, labels_path=None, lookup=Fals
     else:  # this task owns exactly this chunk of the label raster
         import zarr
 
-        target = zarr.open_array(labels_path, mode="r+")
-        (r0, r1), (c0, c1), _ = block_info[0]["array-location"]
-        labels = np.zeros((r1 - r0, c1 - c0), dtype=target.dtype)
-        stats = block_stats(block, spec, centers, centers_rgb, labels_out=labels, lookup=lookup)
-        target[r0:r1, c0:c1] = labels
+        from .store import task_writes
+
+        with task_writes(os.path.dirname(labels_path)):
+            target = zarr.open_array(labels_path, mode="r+")
+            (r0, r1), (c0, c1), _ = block_info[0]["array-location"]
+            labels = np.zeros((r1 - r0, c1 - c0), dtype=target.dtype)
+            stats = block_stats(block, spec, centers, centers_rgb, labels_out=labels, lookup=lookup)
+            target[r0:r1, c0:c1] = labels
     return stats[np.newaxis, np.newaxis, :]
 
 

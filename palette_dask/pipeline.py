@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -343,7 +344,8 @@ def extract_palette(
     finally:
         if created and not (group["image_status"][:] == stores.DONE).any():
             stores.remove_store(store)  # it holds nothing to keep or resume: the retry starts afresh
-            (report or _silent)(f"no image was stored: {store} is not kept")
+            if not isinstance(sys.exc_info()[1], KeyboardInterrupt):  # Ctrl-C: the caller says what it left
+                (report or _silent)(f"no image was stored: {store} is not kept")
     if report is None and result.failures:  # a caller who follows no progress still hears of them
         first = next(iter(result.failures.values()))
         warnings.warn(

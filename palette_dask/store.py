@@ -23,6 +23,7 @@ count their images, each task its own images.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import math
@@ -294,9 +295,51 @@ def batches(group: zarr.Group) -> list[range]:
 
 
 def remove_store(path: str | os.PathLike) -> None:
-    """Remove a palette_dask store (and only one: anything else at ``path`` is left as it is)."""
+    """Remove a palette_dask store (and only one: anything else at ``path`` is left as it is).
+
+    Its group's ``zarr.json`` goes first: a task still writing a label raster
+    into the store sees it gone and removes what it wrote (:func:`task_writes`).
+    """
     if is_store(path):
+        (Path(path) / "zarr.json").unlink(missing_ok=True)
         shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_remnant(path: str | os.PathLike) -> bool:
+    """Remove what tasks killed while writing left of a store this run removed; whether anything went.
+
+    Only a folder that is no store (its group's ``zarr.json`` is gone) and
+    holds nothing but what zarr writes (see :func:`check_store_path`) is removed.
+    """
+    path = Path(path)
+    if not path.is_dir() or path.is_symlink() or is_store(path) or _foreign_entry(path) is not None:
+        return False
+    shutil.rmtree(path, ignore_errors=True)
+    return True
+
+
+@contextlib.contextmanager
+def task_writes(node: str | os.PathLike):
+    """Write under ``node``, a label image of a store (``<store>/labels/<i>``), from a task.
+
+    A task may still be writing when the run that started it stops and
+    removes its store (an interrupted run that stored no image). Whatever the
+    outcome of the write, if the store's group is gone by its end, the task
+    removes the node it wrote and the folders left empty above it, up to
+    the store's own: nothing of a removed store is left behind.
+    """
+    node = Path(node)
+    root = node.parent.parent
+    try:
+        yield
+    finally:
+        if not (root / "zarr.json").exists():
+            shutil.rmtree(node, ignore_errors=True)
+            for folder in (node.parent, root):
+                try:
+                    folder.rmdir()
+                except OSError:  # not empty: another task's, which removes it in turn
+                    break
 
 
 def is_store(path: str | os.PathLike) -> bool:
@@ -556,27 +599,39 @@ def write_label_pyramid(level0: str) -> None:
         below = da.from_zarr(f"{parent}/{level - 1}")
         shape = tuple(-(-n // 2) for n in below.shape)
         chunks = tuple(min(PYRAMID_DOWN_TO, n) for n in shape)
-        target = label.create_array(
+        label.create_array(
             str(level), shape=shape, chunks=chunks, dtype=below.dtype, fill_value=0, overwrite=True,
             **_dims("y", "x"),
         )  # fmt: skip
-        da.store(below[::2, ::2].rechunk(chunks), target, lock=False)
+        da.store(below[::2, ::2].rechunk(chunks), _LevelTarget(f"{parent}/{level}"), lock=False)
+
+
+@dataclass(frozen=True)
+class _LevelTarget:
+    """A label pyramid's level as ``dask.array.store``'s target: chunks written by :func:`task_writes`."""
+
+    path: str
+
+    def __setitem__(self, index, block) -> None:
+        with task_writes(os.path.dirname(self.path)):
+            zarr.open_array(self.path, mode="r+")[index] = block
 
 
 def write_label_image(root: str, index: int, name: str, labels: np.ndarray, colors) -> None:
     """Write an image decoded whole's label raster and its pyramid to ``labels/<index>`` (in a task)."""
     levels = label_levels(labels.shape)
-    label = _label_group(zarr.open_group(f"{root}/labels", mode="r+"), index, name, colors, levels)
-    for level in range(levels):
-        step = 2**level
-        label.create_array(
-            str(level),
-            shape=labels[::step, ::step].shape,
-            dtype=labels.dtype,
-            fill_value=0,
-            overwrite=True,
-            **_dims("y", "x"),
-        )[:] = labels[::step, ::step]
+    with task_writes(f"{root}/labels/{index}"):
+        label = _label_group(zarr.open_group(f"{root}/labels", mode="r+"), index, name, colors, levels)
+        for level in range(levels):
+            step = 2**level
+            label.create_array(
+                str(level),
+                shape=labels[::step, ::step].shape,
+                dtype=labels.dtype,
+                fill_value=0,
+                overwrite=True,
+                **_dims("y", "x"),
+            )[:] = labels[::step, ::step]
 
 
 def list_labels(group: zarr.Group) -> None:

@@ -195,27 +195,81 @@ def crops_and_full_run(tmp_path_factory):
     return command, every_array(zarr.open_group(full, mode="r"))
 
 
-@pytest.mark.parametrize("moment", ["the store is made", "part of the store is written"])
+@pytest.mark.parametrize("moment", ["reading and sampling", "counting:"])
 def test_ctrl_c_always_stops_with_exit_130_and_a_resumable_store(tmp_path, crops_and_full_run, moment):
-    """SIGINT to the command at a moment seen in the store; then --resume gives the uninterrupted store."""
+    """SIGINT to the command at a progress line; then --resume gives the uninterrupted store.
+
+    At "reading and sampling" the store is made and holds no image (it is removed and the
+    command says so); at the first "counting:" line a batch is stored (the store is kept).
+    """
     command, full = crops_and_full_run
     store = tmp_path / "cut.zarr"
-    process = subprocess.Popen([*command, "-o", str(store)], stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while process.poll() is None and time.monotonic() < deadline:
-        if (store / "image_status" / "zarr.json").exists():
-            status = zarr.open_group(store, mode="r")["image_status"][:]
-            if moment == "the store is made" or 0 < (status > 0).sum() < len(status):
-                break
-        time.sleep(0.01)
-    assert process.poll() is None, "the run ended before the moment came"
+    loud = [part for part in command if part != "-q"]
+    process = subprocess.Popen([*loud, "-o", str(store)], stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in process.stderr:
+        seen.append(line)
+        if moment in line:
+            process.send_signal(signal.SIGSTOP)  # frozen at that moment
+            break
+    assert process.poll() is None, "".join(seen)
+    status = zarr.open_group(store, mode="r")["image_status"][:]
+    assert (status == PENDING).all() if moment == "reading and sampling" else 0 < (status != PENDING).sum()
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)
+    process.send_signal(signal.SIGCONT)
+    _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
-    assert err.strip().endswith("palette-dask: interrupted; finish with --resume")
+    last = err.strip().splitlines()[-1]
+    if moment == "reading and sampling":
+        assert last == (
+            f"palette-dask: interrupted before any image was stored: nothing is kept ({store}); "
+            "run the command again"
+        )
+        assert not store.exists() and "is not kept" not in err  # one message, a true one
+    else:
+        assert last == f"palette-dask: interrupted; {store} keeps what was done: finish it with --resume"
     resumed = subprocess.run([*command, "-o", str(store), "--resume"], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     cut = every_array(zarr.open_group(store, mode="r"))
     assert full.keys() == cut.keys()
     for name in full:
         np.testing.assert_array_equal(cut[name], full[name], err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def tiled_mosaic(tmp_path_factory):
+    """A 6000 x 6000 zarr mosaic of photo tiles in 500 x 500 chunks: read and counted chunk by chunk."""
+    path = tmp_path_factory.mktemp("mosaic") / "mosaic.zarr"
+    tiles = [np.asarray(Image.open(p).convert("RGB"))[:400, :400] for p in PHOTOS]
+    row = np.concatenate([tiles[i % 3] for i in range(15)], axis=1)
+    mosaic = np.concatenate([np.roll(row, 400 * j, axis=1) for j in range(15)], axis=0)
+    zarr.create_array(path, data=mosaic, chunks=(500, 500, 3))
+    return path
+
+
+@pytest.mark.parametrize("workers", ["--threads", "--processes"])
+def test_ctrl_c_while_tasks_write_labels_of_a_store_to_be_removed_leaves_nothing(
+    tmp_path, tiled_mosaic, workers
+):
+    """Interrupted while label rasters are written and no image is stored: no store, then a re-run works."""
+    store = tmp_path / "m.zarr"
+    command = [CLI, "run", str(tiled_mosaic), "-o", str(store), "--labels", "-k", "4", workers]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    for line in process.stderr:
+        if "counting the pixels" in line:
+            break
+    chunks = store / "labels" / "0" / "0" / "c"
+    while process.poll() is None and not (chunks.exists() and any(chunks.iterdir())):
+        time.sleep(0.001)  # until the first label chunk is written (an event in the store)
+    process.send_signal(signal.SIGSTOP)
+    assert process.poll() is None, "the run ended before a label chunk was seen"
+    assert (zarr.open_group(store, mode="r")["image_status"][:] == PENDING).all()  # nothing stored yet
+    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGCONT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("palette-dask: interrupted before any image was stored")
+    assert not store.exists(), sorted(str(p.relative_to(store)) for p in store.rglob("*"))[:5]
+    again = subprocess.run(command, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert zarr.open_group(store, mode="r")["image_status"][:].tolist() == [DONE]

@@ -176,7 +176,7 @@ def test_redirects_to_other_schemes_are_refused(server, tmp_path, target):
 
 
 def test_a_body_cut_short_by_the_server_is_an_error_not_a_smaller_file(server, tmp_path):
-    with pytest.raises(ImageReadError, match="download cut short: the connection closed after .* of .* bytes"):
+    with pytest.raises(ImageReadError, match="download cut short: the connection closed after .* bytes"):
         download(f"{server}/cut-short.jpg", tmp_path / "x.jpg")
     assert list(tmp_path.iterdir()) == []  # nothing half-downloaded left
     with pytest.raises(ImageReadError, match="cut-short.jpg: download cut short"):
