@@ -29,9 +29,7 @@ from dataclasses import dataclass, field
 
 import dask.array as da
 import numpy as np
-from distributed import Client, as_completed
-from distributed.client import FutureCancelledError as CancelledError
-from distributed.scheduler import KilledWorker
+from distributed import Client
 
 from . import store as stores
 from .choose import Sweep, fit_sweep
@@ -79,6 +77,7 @@ from .sample import (
     sampling_fraction,
 )
 from .store import PaletteResult
+from .tasks import CLUSTER_FAILURES, Pass
 
 __all__ = ["RunConfig", "extract_palette", "sweep_k", "ImageFailedError", "RunIncompleteError"]
 
@@ -507,10 +506,6 @@ def _same_names(group, names: list[str]) -> bool:
     )
 
 
-#: Failures of the cluster, not of the image: its batch is left pending for --resume.
-_CLUSTER_FAILURES = (KilledWorker, CancelledError)
-
-
 @dataclass
 class Run:
     """What the stages share: the store, the inputs, the client, the configuration, and the failures seen."""
@@ -591,10 +586,29 @@ class Opened:
     tiled: dict = field(default_factory=dict)  # index → (ImageInfo, dask array)
     pixels: int = 0
     kept: bool = False  # the tiled images are held in the workers' memory
+    keep: bool = True  # the batches keep their decoded images (within the budget) for the counting pass
     candidates: np.ndarray = field(default_factory=lambda: np.empty((0, 1 + N_FEATURES)))
     band_ranges: list = field(default_factory=list)
     nodata: set = field(default_factory=set)  # no-data values of the files' headers, applied
     dtypes: set = field(default_factory=set)
+
+    def submit(self, tasks: Pass, run: Run, index: int, lazy) -> None:
+        """Submit ``lazy(info, image)``, a dask computation over a tiled image, to a pass.
+
+        Should the cluster lose it, it is submitted again over the image made
+        anew; an array given to the API goes in the task graph this time,
+        where no worker leaving can lose it (see :func:`_array_entry`).
+        """
+
+        def again():
+            if index in run.arrays:
+                self.tiled[index] = _array_entry(run, index, scatter=False)
+            else:
+                info = self.tiled[index][0]
+                self.tiled[index] = (info, read_image(info, chunk_bytes=run.config.chunk_bytes))
+            return run.client.compute(lazy(*self.tiled[index]))
+
+        tasks.submit(index, lambda: run.client.compute(lazy(*self.tiled[index])), again=again)
 
     def spec(self, run: Run, index: int, *, ranged: bool = True) -> PixelSpec:
         """The spec of a tiled image; with ``ranged=False``, without a measured display range."""
@@ -617,32 +631,25 @@ def open_images(run: Run, pending: list[range], *, sample: bool = True) -> Opene
     if config.exclude:  # say what is done to the data
         colours = ", ".join(config.parameters["exclude"])
         run.report(f"pixels within CIEDE2000 {config.exclude_within:g} of {colours} are left out, as masked")
-    opened = Opened({
-        rows: client.submit(
-            open_batch,
-            [None if i in run.arrays else run.names[i] for i in rows],
-            rows.start,
-            chunk_bytes=config.chunk_bytes,
-            max_pixels=config.max_pixels,
-            channel_axis=config.channel_axis,
-            downloads=run.downloads,
-            pure=False,
-        )
-        for rows in pending
-    })  # fmt: skip
-    summaries = {
-        client.submit(
-            sample_batch, batch, config.parameters, seed=config.seed,
-            size=config.sample_size if sample else 0, ranges=sample and config.scale == "minmax", pure=False,
-        ): rows
-        for rows, batch in opened.batches.items()
-    }  # fmt: skip
+    opened, tasks = Opened({}), Pass()
+
+    def first_pass(rows: range):
+        def submit():  # the batch, read (and kept while the budget allows), then sampled
+            opened.batches[rows] = batch = _read_batch(run, rows, keep=opened.keep)
+            return client.submit(
+                sample_batch, batch, config.parameters, seed=config.seed,
+                size=config.sample_size if sample else 0, ranges=sample and config.scale == "minmax",
+                pure=False,
+            )  # fmt: skip
+
+        return submit
+
+    for rows in pending:
+        tasks.submit(rows, first_pass(rows))
     kept, budget, done = 0, _keep_budget(client), 0
-    for future in as_completed(list(summaries)):
-        rows = summaries.pop(future)
-        if future.status != "finished":
-            _pass_failed(run, opened, "reading", rows, future.exception())
-        summary = future.result()
+    for rows, summary, error in tasks:
+        if error is not None:
+            _pass_failed(run, opened, "reading", rows, error)
         opened.pixels += summary.pixels
         opened.candidates = merge_candidates([opened.candidates, summary.candidates], config.sample_size)
         if summary.band_range is not None:
@@ -654,21 +661,16 @@ def open_images(run: Run, pending: list[range], *, sample: bool = True) -> Opene
         for index, info in summary.tiled:
             opened.tiled[index] = (info, read_image(info, chunk_bytes=config.chunk_bytes))
         kept += summary.nbytes
-        if kept > budget and budget >= 0:  # too much to keep: every batch lets go, and decodes again to count
+        if kept > budget and opened.keep:  # too much to keep: every batch lets go, and decodes again to count
             # nothing else holds the batches that kept their pixels: the workers free them
             opened.batches = {r: client.submit(drop_pixels, f, pure=False) for r, f in opened.batches.items()}
-            budget = -1
+            opened.keep = False
         done += len(rows)
         run.progress(stage, done, n_images)
     for rows in pending:
         for index in (i for i in rows if i in run.arrays):
             try:
-                opened.tiled[index] = array_image(
-                    _on_workers(client, run.arrays[index]),
-                    run.names[index],
-                    channel_axis=config.channel_axis,
-                    chunk_bytes=config.chunk_bytes,
-                )
+                opened.tiled[index] = _array_entry(run, index)
             except PaletteDaskError as exc:  # an array whose axes cannot be told apart: it alone fails
                 run.failed(index, one_line(exc))
     opened.pixels += sum(info.pixels for info, _ in opened.tiled.values())
@@ -679,6 +681,38 @@ def open_images(run: Run, pending: list[range], *, sample: bool = True) -> Opene
         run.group.attrs["nodata_applied"] = sorted(opened.nodata)
     _keep_tiled(run, opened)
     return opened
+
+
+def _read_batch(run: Run, rows: range, *, keep: bool):
+    """Submit the task that reads a batch's headers (and with ``keep`` decodes and keeps its images)."""
+    config = run.config
+    return run.client.submit(
+        open_batch,
+        [None if i in run.arrays else run.names[i] for i in rows],
+        rows.start,
+        keep=keep,
+        chunk_bytes=config.chunk_bytes,
+        max_pixels=config.max_pixels,
+        channel_axis=config.channel_axis,
+        downloads=run.downloads,
+        pure=False,
+    )
+
+
+def _array_entry(run: Run, index: int, *, scatter: bool = True) -> tuple:
+    """An array given to the API as a tiled image: its ImageInfo and lazy array.
+
+    An in-memory array is sent to the workers once (``scatter``), where no
+    worker can recompute it if the one holding it leaves; without ``scatter``
+    it is put in the task graph, whence dask recomputes any lost chunk.
+    """
+    array = run.arrays[index]
+    return array_image(
+        _on_workers(run.client, array) if scatter else array,
+        run.names[index],
+        channel_axis=run.config.channel_axis,
+        chunk_bytes=run.config.chunk_bytes,
+    )
 
 
 def _keep_budget(client: Client) -> float:
@@ -723,7 +757,7 @@ def _pass_failed(run: Run, opened: Opened, stage: str, key, exc: BaseException) 
 
     A batch's task catches its images' errors itself, so its failure is not an image's fault.
     """
-    if isinstance(exc, _CLUSTER_FAILURES):
+    if isinstance(exc, CLUSTER_FAILURES):
         raise run.died(stage, key)
     if isinstance(key, range):
         raise exc
@@ -736,17 +770,15 @@ def measure_range(run: Run, opened: Opened) -> None:
 
     The batches measured theirs in the first pass; tiled images take a pass of their own.
     """
-    parameters = run.config.parameters
-    futures = {
-        run.client.compute(band_range(image, stored_spec(info, parameters))): index
-        for index, (info, image) in opened.tiled.items()
-    }
+    parameters, tasks = run.config.parameters, Pass()
+    for index in opened.tiled:
+        opened.submit(tasks, run, index, lambda info, image: band_range(image, stored_spec(info, parameters)))
     ranges = list(opened.band_ranges)
-    for future in as_completed(list(futures)):
-        if future.status != "finished":
-            _pass_failed(run, opened, "measuring", futures[future], future.exception())
+    for index, found, error in tasks:
+        if error is not None:
+            _pass_failed(run, opened, "measuring", index, error)
             continue
-        ranges.append(future.result())
+        ranges.append(found)
     if ranges:
         run.display_range = combine_ranges(ranges)
         run.group.attrs["display_range"] = run.display_range.tolist()
@@ -776,24 +808,25 @@ def draw_sample(run: Run, opened: Opened) -> np.ndarray | None:
     while opened.tiled:
         part = f", {share:.1%} of the chunks of {len(subset)}" if subset and share < 1 else ""
         run.report(f"sampling {len(opened.tiled)} images read tile by tile{part}")
-        futures = {}
-        for index, (info, image) in opened.tiled.items():
-            spec = opened.spec(run, index, ranged=not measured)
-            options = {"seed": config.seed, "fraction": fraction, "size": size}
-            if index in subset:  # a share of its cells, each read alone
-                lazy = cell_candidates(
-                    info, spec, index, share=share, cell_bytes=config.chunk_bytes, **options
-                )
-            else:
-                lazy = image_candidates(image, spec, index, **options)
-            futures[client.compute(lazy)] = index
+        tasks, options = Pass(), {"seed": config.seed, "fraction": fraction, "size": size}
+        for index in opened.tiled:
+
+            def candidates(info, image, index=index, share=share, options=options):
+                spec = opened.spec(run, index, ranged=not measured)
+                if index in subset:  # a share of its cells, each read alone
+                    return cell_candidates(
+                        info, spec, index, share=share, cell_bytes=config.chunk_bytes, **options
+                    )
+                return image_candidates(image, spec, index, **options)
+
+            opened.submit(tasks, run, index, candidates)
         found = opened.candidates
-        for future in as_completed(list(futures)):
-            if future.status != "finished":
-                _pass_failed(run, opened, "sampling", futures[future], future.exception())
-                subset.pop(futures[future], None)
+        for index, part, error in tasks:
+            if error is not None:
+                _pass_failed(run, opened, "sampling", index, error)
+                subset.pop(index, None)
                 continue
-            found = merge_candidates([found, future.result()], size)
+            found = merge_candidates([found, part], size)
         merged = found
         below = int((merged[:, 0] < fraction).sum())
         if fraction < 1.0 and below < size:  # a pixel of the sample may be missing: a higher threshold
@@ -862,47 +895,49 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.
         group.require_group("labels")
     run.report(f"counting the pixels of {sum(len(r) for r in opened.batches):,} images")
     lookup = opened.pixels >= LOOKUP_PIXELS  # many pixels: 8-bit colours looked up in a table of all
-    futures = {
-        client.submit(
-            batch_stats,
-            batch,
-            parameters,
-            run.display_range,
-            centers,
-            centers_rgb,
-            labels_store,
-            lookup,
-            pure=False,
-        ): rows
-        for rows, batch in opened.batches.items()
-    }
+    arguments = (parameters, run.display_range, centers, centers_rgb, labels_store, lookup)
+    tasks = Pass()
+    for rows, batch in opened.batches.items():
+        tasks.submit(
+            rows,
+            lambda batch=batch: client.submit(batch_stats, batch, *arguments, pure=False),
+            again=lambda rows=rows: client.submit(
+                batch_stats, _read_batch(run, rows, keep=False), *arguments, pure=False
+            ),
+        )
     label_paths = {}  # index → level 0 of a tiled image's label raster, written by its counting tasks
-    for index, (_, image) in opened.tiled.items() if k else ():
-        label_paths[index] = stores.create_labels(group, index, image, centers_rgb) if labels_store else None
-        spec = opened.spec(run, index)
-        lazy = image_stats(image, spec, centers, label_paths[index], centers_rgb=centers_rgb, lookup=lookup)
-        futures[client.compute(lazy)] = index
+    for index in opened.tiled if k else ():
+        label_paths[index] = (
+            stores.create_labels(group, index, opened.tiled[index][1], centers_rgb) if labels_store else None
+        )
+
+        def count(info, image, index=index):
+            spec, labels = opened.spec(run, index), label_paths[index]
+            return image_stats(image, spec, centers, labels, centers_rgb=centers_rgb, lookup=lookup)
+
+        opened.submit(tasks, run, index, count)
     batch_of = {i: rows for rows in opened.batches for i in opened.tiled if i in rows}
     waiting = {rows: {i for i, r in batch_of.items() if r == rows} if k else set() for rows in opened.batches}
     total, done = sum(len(rows) for rows in opened.batches), 0
     opened.batches = {}  # the workers may free each batch's kept images once it is counted
     results: dict[range, BatchCounts] = {}
     tiled: dict[int, object] = {}  # index → its counts or why it failed, until its batch is written
-    for future in as_completed(list(futures)):
-        key = futures.pop(future)
+    for key, found, error in tasks:
         rows = key if isinstance(key, range) else batch_of[key]
         if rows in run.unfinished:
             continue
-        if future.status != "finished" and isinstance(future.exception(), _CLUSTER_FAILURES):
+        if isinstance(error, CLUSTER_FAILURES):  # lost for good: the batch stays pending, for --resume
             run.unfinished.append(rows)
             run.report(f"not finished, workers died counting the batch of {run.names[rows.start]}")
             continue
         if isinstance(key, range):
-            results[rows] = future.result()  # raises what is not an image's fault (a bug), as such
+            if error is not None:
+                raise error  # a batch's task catches its images' errors: this is not an image's fault
+            results[rows] = found
         else:
             waiting[rows].discard(key)
-            tiled[key] = unpack_stats(future.result()) if future.status == "finished" else future.exception()
-            if label_paths[key] and future.status == "finished":  # its pyramid, before its batch is stored
+            tiled[key] = unpack_stats(found) if error is None else error
+            if label_paths[key] and error is None:  # its pyramid, before its batch is stored
                 stores.write_label_pyramid(label_paths[key])
         if rows in results and not waiting[rows]:
             result = results.pop(rows)

@@ -204,8 +204,8 @@ def array_image(
     names = list(array.dims) if hasattr(array, "dims") else None
     data = array.data if names is not None else array
     axes = layout(name, None if channel_axis is not None else names, data.shape, channel_axis)
-    if not isinstance(data, da.Array):
-        data = da.from_array(np.asarray(data), chunks="auto")
+    if not isinstance(data, da.Array):  # in the graph, under a name of its own (not a hash of the pixels)
+        data = da.from_array(np.asarray(data), chunks="auto", name=False)
     image = to_yxc(data, axes, slice(None), slice(None))
     image = image.rechunk({0: "auto", 1: "auto", 2: -1}, block_size_limit=chunk_bytes)
     info = ImageInfo(

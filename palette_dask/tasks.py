@@ -1,0 +1,90 @@
+"""Tasks: the tasks of one pass, awaited as they finish, and submitted again when the cluster loses them.
+
+Workers leave in every long job: a SLURM walltime, ``--lifetime``, a
+retirement, a lost node. dask recomputes what a leaving worker held when it
+can (the scheduler keeps the task's definition while a client holds its
+future), and a result that was being moved comes back once recomputed. What
+it cannot recompute (data scattered from the driver, a dependency forgotten
+on the way) ends as a cancelled future; and a task under which workers left
+more than ``distributed.scheduler.allowed-failures`` times (retiring at
+their lifetime counts) ends as :class:`~distributed.scheduler.KilledWorker`.
+:class:`Pass` submits either again from scratch, through the function given
+for it, a few times, so a run never fails for workers that left; only a task
+that keeps killing its workers is handed back as failed. Errors raised by
+the task's own work are handed back at once: the pass decides.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable, Hashable, Iterator
+
+from distributed import Future, as_completed
+from distributed.client import FutureCancelledError
+from distributed.scheduler import KilledWorker
+
+__all__ = ["Pass", "CLUSTER_FAILURES", "RESUBMIT"]
+
+#: Failures of the cluster, not of the image: a task whose workers kept dying, or one lost for good.
+CLUSTER_FAILURES = (KilledWorker, FutureCancelledError)
+#: A task lost by the cluster is submitted again at most this many times.
+RESUBMIT = 3
+
+
+class Pass:
+    """The tasks of one pass, each under a key (a batch's range, an image's index).
+
+    Examples
+    --------
+    >>> from palette_dask import connect
+    >>> with connect(processes=False, n_workers=1, dashboard_address="127.0.0.1:0") as client:
+    ...     tasks = Pass()
+    ...     for n in (2, 3):
+    ...         tasks.submit(n, lambda n=n: client.submit(pow, n, 2))
+    ...     sorted((key, value) for key, value, error in tasks)
+    [(2, 4), (3, 9)]
+    """
+
+    def __init__(self):
+        self._futures = as_completed()
+        self._keys: dict[Future, Hashable] = {}
+        self._again: dict[Hashable, Callable[[], Future]] = {}
+        self._tries: collections.Counter = collections.Counter()
+
+    def submit(self, key: Hashable, first: Callable[[], Future], again: Callable[[], Future] | None = None):
+        """Submit a task: ``first()`` submits it and returns its future.
+
+        ``again()`` (by default ``first``) submits it anew, from scratch, after the cluster lost it.
+        """
+        self._again[key] = again or first
+        self._add(key, first())
+
+    def _add(self, key: Hashable, future: Future) -> None:
+        self._keys[future] = key
+        self._futures.add(future)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __iter__(self) -> Iterator[tuple[Hashable, object, BaseException | None]]:
+        """``(key, result, None)`` or ``(key, None, error)`` for each task, as they finish.
+
+        A result whose worker left after it finished is waited for while dask
+        recomputes it; a task the cluster lost (:data:`CLUSTER_FAILURES`) is
+        submitted again, up to :data:`RESUBMIT` times, and only then handed back with its error.
+        """
+        for future in self._futures:
+            key = self._keys.pop(future)
+            try:
+                yield key, future.result(), None
+                continue
+            except CLUSTER_FAILURES as exc:
+                if self._tries[key] >= RESUBMIT:
+                    yield key, None, exc
+                    continue
+            except Exception as exc:  # the task's own error: the pass decides
+                yield key, None, exc
+                continue
+            future.release()  # lost: forgotten first (in the order of messages), then submitted again
+            self._tries[key] += 1
+            self._add(key, self._again[key]())
