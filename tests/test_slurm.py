@@ -162,9 +162,21 @@ def test_a_cancelled_worker_job_is_replaced_and_the_run_finishes(
         cluster = client.cluster
         client.wait_for_workers(2, timeout=120)
 
+        stored, go = threading.Event(), threading.Event()
+
+        def report(line: str) -> None:
+            pass
+
+        def update(stage: str, finished: int, total: int) -> None:
+            if stage == "counting" and not stored.is_set():  # a batch is stored, the others are out
+                stored.set()
+                go.wait(timeout=300)  # the driver waits while the test cancels a job; tasks go on
+
+        report.update = update
+
         def run():
             try:
-                extract_palette(str(photos), 6, store=str(store), client=client, batch_size=8)
+                extract_palette(str(photos), 6, store=str(store), client=client, batch_size=8, report=report)
                 outcome["done"] = True
             except Exception as exc:  # reported by the test below
                 outcome["error"] = exc
@@ -172,18 +184,18 @@ def test_a_cancelled_worker_job_is_replaced_and_the_run_finishes(
         thread = threading.Thread(target=run)
         thread.start()
         cancelled = None
-        deadline = time.monotonic() + 120
-        while cancelled is None and thread.is_alive() and time.monotonic() < deadline:
-            status = (
-                zarr.open_group(store, mode="r")["image_status"][:] if (store / "zarr.json").exists() else []
-            )
-            busy = {address: tasks for address, tasks in client.processing().items() if tasks}
-            if 0 < np.count_nonzero(status) < len(status) and busy:  # part stored, tasks on a worker
-                address = next(iter(busy))
-                name = client.scheduler_info()["workers"][address]["name"]
-                cancelled = cluster.workers[name].job_id
-                subprocess.run(["scancel", str(cancelled)], check=True, env=slurm)
-            time.sleep(0.05)
+        try:
+            assert stored.wait(timeout=300), "the run stored no batch"
+            while cancelled is None:  # a worker holding the run's tasks or results (the driver waits)
+                held = {a: len(t) for a, t in client.processing().items() if t}
+                held.update({a: len(k) for a, k in client.has_what().items() if k})
+                if held:
+                    name = client.scheduler_info()["workers"][next(iter(held))]["name"]
+                    cancelled = cluster.workers[name].job_id
+                    subprocess.run(["scancel", str(cancelled)], check=True, env=slurm)
+                time.sleep(0.05)
+        finally:
+            go.set()
         thread.join(timeout=300)
         started = set(jobs(slurm, "dask-worker"))
     assert cancelled is not None, "the run ended before a worker job could be cancelled in its middle"
