@@ -72,6 +72,11 @@ def bands_argument(text: str) -> tuple[int, ...]:
     return tuple(n - 1 for n in numbers)
 
 
+def _band_number(text: str) -> int:
+    """``4`` (a band number counted from 1) → 3, the 0-based index."""
+    return _whole_number(1)(text) - 1
+
+
 def _k_range(text: str) -> range:
     """``2..16`` → range(2, 17): at least three values, from 1."""
     try:
@@ -350,7 +355,13 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
         help="bands shown as red, green, blue, from 1 (e.g. 4,3,2)",
     )
     parser.add_argument(
-        "--nodata", type=_number, metavar="V", help="pixels whose bands all equal V are left out"
+        "--alpha",
+        type=_band_number,
+        metavar="N",
+        help="band N (from 1) is alpha: 0 leaves a pixel out (zarr and arrays declare no alpha band)",
+    )
+    parser.add_argument(
+        "--nodata", type=_number, metavar="V", help="pixels whose colour bands all equal V are left out"
     )
     parser.add_argument(
         "--scale",
@@ -559,6 +570,7 @@ def _from_store(args) -> None:
     stored = group.attrs.get("parameters", {})
     args.inputs, args.k, args.sample, args.seed = names, stored["k"], stored["sample_size"], stored["seed"]
     args.bands = None if stored.get("bands") is None else tuple(stored["bands"])
+    args.alpha = stored.get("alpha")
     scale = stored.get("scale", "dtype")
     args.scale = scale if isinstance(scale, str) else tuple(scale)
     args.nodata, args.space = stored.get("nodata"), stored.get("space", "lab")
@@ -600,7 +612,8 @@ def _sweep(args) -> int:
     jobqueue = _jobqueue(args)
     inputs = resolve_inputs(args.inputs)
     options = {
-        k: getattr(args, k) for k in ("seed", "bands", "nodata", "scale", "space", "channel_axis", "exclude")
+        k: getattr(args, k)
+        for k in ("seed", "bands", "alpha", "nodata", "scale", "space", "channel_axis", "exclude")
     }
     options["exclude_within"] = args.within
     if args.sample:
@@ -654,6 +667,7 @@ def _extract(args, inputs, store) -> PaletteResult:
         "resume": args.resume,
         "overwrite": args.overwrite,
         "bands": args.bands,
+        "alpha": args.alpha,
         "nodata": args.nodata,
         "scale": args.scale,
         "space": args.space,

@@ -238,14 +238,13 @@ def _count_pixels(
         valid = not (alpha >= 0 and not pixels[i, alpha] > 0)
         if valid and (nodata_is_nan or nodata.shape[0] > 0):
             all_nodata = True
-            for b in range(pixels.shape[1]):
-                if b != alpha:
-                    value = pixels[i, b]
-                    if nodata_is_nan:
-                        if value == value:
-                            all_nodata = False
-                    elif value != nodata[0]:
+            for f in range(3):
+                value = pixels[i, bands[f]]
+                if nodata_is_nan:
+                    if value == value:
                         all_nodata = False
+                elif value != nodata[0]:
+                    all_nodata = False
             valid = not all_nodata
         if valid and check_nan:
             for f in range(3):

@@ -664,7 +664,7 @@ def probe_zarr(
         format="zarr",
         shape=_yxc_shape(axes, node.shape),
         dtype=np.dtype(node.dtype).name,
-        alpha=_yxc_shape(axes, node.shape)[2] in (2, 4),
+        alpha=False,  # zarr and OME-Zarr declare no alpha band: only the user does (alpha, --alpha)
         tile=(chunks["y"], chunks["x"]),
         axes=axes,
     )

@@ -115,6 +115,7 @@ class RunConfig:
     seed: int = 0
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
     bands: tuple[int, ...] | None = None
+    alpha: int | None = None
     nodata: float | None = None
     scale: str | tuple[float, float] = "dtype"
     space: str = "lab"
@@ -148,6 +149,8 @@ class RunConfig:
             raise ParameterError(
                 f"sample_size must be a whole number >= k={self.k}, got {self.sample_size!r}"
             )
+        if self.alpha is not None and (isinstance(self.alpha, bool) or not isinstance(self.alpha, whole)):
+            raise ParameterError(f"alpha must be the index of a band (0-based), got {self.alpha!r}")
         if not isinstance(self.seed, whole) or self.seed < 0:
             raise ParameterError(f"seed must be a whole number >= 0, got {self.seed!r}")
         if self.on_error not in ("skip", "fail"):
@@ -184,6 +187,7 @@ class RunConfig:
                 else {}
             ),
             **({"per_image": int(self.per_image)} if self.per_image else {}),
+            **({"alpha": int(self.alpha)} if self.alpha is not None else {}),
         }
 
 
@@ -195,6 +199,7 @@ def extract_palette(
     sample_size: int = DEFAULT_SAMPLE_SIZE,
     seed: int = 0,
     bands: tuple[int, ...] | None = None,
+    alpha: int | None = None,
     nodata: float | None = None,
     scale: str | tuple[float, float] = "dtype",
     space: str = "lab",
@@ -231,9 +236,14 @@ def extract_palette(
         Seed of the sample and of k-means||; the same seed gives the same palette.
     bands : tuple of int, optional
         0-based indices of the three bands shown as red, green, blue (or one, gray);
-        needed for images with other than 1, 2, 3 or 4 bands.
+        needed for images whose bands, alpha aside, are not one or three. Other bands are not read.
+    alpha : int, optional
+        0-based index of a band to use as alpha (a pixel with alpha 0 is left
+        out). A band is alpha only where the format declares it (a PNG's
+        colour type, a TIFF's extra-sample tag) or this says so: zarr,
+        OME-Zarr and array inputs declare none.
     nodata : float, optional
-        Pixels whose bands all equal this are left out; overrides GeoTIFF's ``GDAL_NODATA``.
+        Pixels whose colour bands all equal this are left out; overrides GeoTIFF's ``GDAL_NODATA``.
     scale : {"dtype", "minmax", "percentile"} or (low, high)
         How band values map to display 0–255: by the dtype's range (16-bit:
         0–65535), by the least and greatest valid value of each band over all
@@ -315,8 +325,8 @@ def extract_palette(
     """
     labels = labels or labels_geotiff is not None
     config = RunConfig(
-        k=k, sample_size=sample_size, seed=seed, chunk_bytes=chunk_bytes, bands=bands, nodata=nodata,
-        scale=scale, space=space, channel_axis=channel_axis, labels=labels, on_error=on_error,
+        k=k, sample_size=sample_size, seed=seed, chunk_bytes=chunk_bytes, bands=bands, alpha=alpha,
+        nodata=nodata, scale=scale, space=space, channel_axis=channel_axis, labels=labels, on_error=on_error,
         max_pixels=max_pixels, batch_size=batch_size, exclude=_colours(exclude),
         exclude_within=exclude_within, per_image=per_image,
     )  # fmt: skip
@@ -401,6 +411,7 @@ def sweep_k(
     sample_size: int = DEFAULT_SAMPLE_SIZE,
     seed: int = 0,
     bands: tuple[int, ...] | None = None,
+    alpha: int | None = None,
     nodata: float | None = None,
     scale: str | tuple[float, float] = "dtype",
     space: str = "lab",
@@ -433,7 +444,8 @@ def sweep_k(
         raise ParameterError(f"a sweep needs at least three values of k, got {ks}")
     check_k(min(ks))
     config = RunConfig(
-        k=max(ks), sample_size=sample_size, seed=seed, chunk_bytes=chunk_bytes, bands=bands, nodata=nodata,
+        k=max(ks), sample_size=sample_size, seed=seed, chunk_bytes=chunk_bytes, bands=bands, alpha=alpha,
+        nodata=nodata,
         scale=scale, space=space, channel_axis=channel_axis, max_pixels=max_pixels, exclude=_colours(exclude),
         exclude_within=exclude_within,
     )  # fmt: skip
@@ -673,6 +685,12 @@ def open_images(run: Run, pending: list[range], *, sample: bool = True) -> Opene
                 opened.tiled[index] = _array_entry(run, index)
             except PaletteDaskError as exc:  # an array whose axes cannot be told apart: it alone fails
                 run.failed(index, one_line(exc))
+    for index, (info, _) in list(opened.tiled.items()):
+        try:
+            stored_spec(info, config.parameters)
+        except PaletteDaskError as exc:  # bands that cannot be read as asked: this image alone fails
+            del opened.tiled[index]
+            run.failed(index, one_line(exc))
     opened.pixels += sum(info.pixels for info, _ in opened.tiled.values())
     opened.dtypes.update(info.dtype for info, _ in opened.tiled.values())
     if opened.nodata:  # say what is done to the data, and keep it in the store

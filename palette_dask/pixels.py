@@ -118,16 +118,60 @@ def _dtype_range(dtype: np.dtype) -> tuple[float, float]:
     return 0.0, 1.0
 
 
-def _parse_bands(info: ImageInfo, bands) -> tuple[int, ...]:
+def _alpha_band(info: ImageInfo, alpha) -> int | None:
+    """The alpha band: the one the user names (``alpha``, 0-based), or the last if the format says so.
+
+    A band is alpha only where the format declares it (a PNG's colour type,
+    a TIFF's extra-sample tag) or the user does: zarr, OME-Zarr and arrays
+    declare nothing, whatever their number of bands.
+    """
+    count = info.shape[2]
+    if alpha is None:
+        return count - 1 if info.alpha else None
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, np.integer)) or not -count <= alpha < count:
+        typed = alpha + 1 if isinstance(alpha, (int, np.integer)) and not isinstance(alpha, bool) else alpha
+        raise ImageReadError(
+            f"{info.source}: alpha={alpha!r} (--alpha {typed}) is not one of its {count} bands "
+            f"(0 to {count - 1} from Python, 1 to {count} on the command line)"
+        )
+    return int(alpha) % count
+
+
+def _undeclared(count: int, alpha: int | None, shape=None) -> str:
+    """Why the colours of an image with ``count`` bands are not known, and what to pass.
+
+    Examples
+    --------
+    >>> _undeclared(2, None).split(": ")[0]
+    '2 bands, and nothing says which are colours or alpha'
+    """
+    said = f"{count} bands" + (f" (shape {shape})" if shape else "")
+    said += f", band {alpha + 1} alpha" if alpha is not None else ""
+    said += ", and nothing says which are colours" + (" or alpha" if alpha is None else "")
+    if count == 2 and alpha is None:
+        return (
+            f"{said}: choose the band shown as gray with --bands 1 (bands=(0,) from Python), "
+            "and --alpha 2 if the other one is alpha"
+        )
+    if count == 4 and alpha is None:
+        return (
+            f"{said}: choose three with --bands 1,2,3 (bands=(0, 1, 2) from Python), "
+            "and --alpha 4 if the fourth is alpha"
+        )
+    return (
+        f"{said}: choose three for the display colours with --bands 4,3,2 (counted from 1; "
+        "bands=(3, 2, 1) from Python), or one shown as gray"
+    )
+
+
+def _parse_bands(info: ImageInfo, bands, alpha: int | None) -> tuple[int, ...]:
+    """The colour bands: those chosen, or all the bands but alpha when they are one (gray) or three."""
     count = info.shape[2]
     if bands is None:
-        colour = count - info.alpha
-        if colour not in (1, 3):
-            raise ImageReadError(
-                f"{info.source}: {count} bands (shape {info.shape}); choose three for the display "
-                "colours with bands=(r, g, b) (--bands 4,3,2 counts from 1)"
-            )
-        return tuple(range(colour))
+        colour = tuple(b for b in range(count) if b != alpha)
+        if len(colour) not in (1, 3):
+            raise ImageReadError(f"{info.source}: {_undeclared(count, alpha, info.shape)}")
+        return colour
     bands = tuple(int(b) for b in bands)
     if len(bands) not in (1, 3) or not all(-count <= b < count for b in bands):
         typed = ",".join(str(b + 1) for b in bands)  # as the command line counts, from 1
@@ -184,6 +228,7 @@ def pixel_spec(
     info: ImageInfo,
     *,
     bands: Sequence[int] | None = None,
+    alpha: int | None = None,
     nodata: float | None = None,
     scale: str | tuple[float, float] = "dtype",
     space: str = "rgb",
@@ -192,7 +237,11 @@ def pixel_spec(
 ) -> PixelSpec:
     """The spec of one image from its header and the user's choices.
 
-    ``bands`` are 0-based indices; ``nodata`` overrides the file's own;
+    ``bands`` are 0-based indices of the colour bands, by default all but
+    alpha when they are one or three; ``alpha`` the index of the alpha band,
+    by default the last where the format declares one (see :func:`_alpha_band`):
+    a declared alpha band not among the chosen ones still masks, another
+    unchosen band is never read. ``nodata`` overrides the file's own;
     ``scale`` is ``"dtype"``, ``"minmax"``, ``"percentile"`` or a
     ``(low, high)`` pair. With ``"minmax"`` and ``"percentile"`` the range is
     left empty, to be measured over all images. ``exclude`` holds
@@ -205,8 +254,12 @@ def pixel_spec(
     >>> spec.bands, spec.alpha, spec.high
     ((3, 2, 1), None, (65535.0, 65535.0, 65535.0))
     """
-    colour = _parse_bands(info, bands)
-    alpha = info.shape[2] - 1 if info.alpha and (info.shape[2] - 1) not in colour else None
+    named, alpha = alpha is not None, _alpha_band(info, alpha)
+    colour = _parse_bands(info, bands, alpha)
+    if alpha in colour and named:
+        raise ImageReadError(f"{info.source}: band {alpha + 1} is both alpha (--alpha) and colour (--bands)")
+    if alpha in colour:  # the format's alpha band chosen as a colour shows as one
+        alpha = None
     check_options(nodata=nodata, scale=scale, space=space, exclude=exclude, within=within)
     if nodata is None:
         nodata = info.nodata
@@ -251,6 +304,7 @@ def stored_spec(info: ImageInfo, parameters: dict, display_range=None) -> PixelS
     spec = pixel_spec(
         info,
         bands=parameters.get("bands"),
+        alpha=parameters.get("alpha"),
         nodata=parameters.get("nodata"),
         scale=scale if isinstance(scale, str) else tuple(scale),
         space=parameters.get("space", "rgb"),
@@ -327,14 +381,13 @@ def is_valid(pixels, i, bands, alpha, nodata, nodata_is_nan, check_nan):
     valid = not (alpha >= 0 and not pixels[i, alpha] > 0)
     if valid and (nodata_is_nan or nodata.shape[0] > 0):
         all_nodata = True
-        for b in range(pixels.shape[1]):
-            if b != alpha:
-                value = pixels[i, b]
-                if nodata_is_nan:
-                    if value == value:
-                        all_nodata = False
-                elif value != nodata[0]:
+        for f in range(3):
+            value = pixels[i, bands[f]]
+            if nodata_is_nan:
+                if value == value:
                     all_nodata = False
+            elif value != nodata[0]:
+                all_nodata = False
         valid = not all_nodata
     if valid and check_nan:
         for f in range(3):
@@ -349,8 +402,8 @@ def valid_mask(block: np.ndarray, spec: PixelSpec) -> np.ndarray:
     valid = np.ones(block.shape[:-1], dtype=bool)
     if spec.alpha is not None:
         valid &= block[..., spec.alpha] > 0
-    if spec.nodata is not None:
-        data = np.delete(block, spec.alpha, axis=-1) if spec.alpha is not None else block
+    if spec.nodata is not None:  # the colour bands all equal to it (unchosen bands are not read)
+        data = block[..., list(spec.bands)]
         if np.isnan(spec.nodata):
             valid &= ~np.all(np.isnan(data), axis=-1)
         else:

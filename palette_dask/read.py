@@ -193,7 +193,7 @@ def array_image(
     """An image given as an array: numpy, dask, or xarray (whose ``dims`` name the axes).
 
     Returns its :class:`ImageInfo` and a ``(rows, columns, bands)`` dask array.
-    Images with 2 or 4 bands are taken to end with alpha.
+    No band is alpha unless the run says so (``alpha=``): an array declares none.
 
     Examples
     --------
@@ -213,7 +213,7 @@ def array_image(
         format="array",
         shape=tuple(int(n) for n in image.shape),
         dtype=np.dtype(image.dtype).name,
-        alpha=image.shape[2] in (2, 4),
+        alpha=False,  # an array declares no alpha band: only the user does (alpha, --alpha)
         axes=axes,
     )
     return info, image

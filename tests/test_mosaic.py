@@ -43,8 +43,9 @@ def multispectral(tmp_path_factory):
 
 
 def reference(bands, order=(2, 1, 0), high=65535.0, low=0.0):
-    colour = np.moveaxis(bands, 0, -1)[..., list(order)].astype(np.float64)
-    valid = ~np.all(np.moveaxis(bands, 0, -1) == 0, axis=-1)
+    chosen = np.moveaxis(bands, 0, -1)[..., list(order)]
+    colour = chosen.astype(np.float64)
+    valid = ~np.all(chosen == 0, axis=-1)  # no-data: the chosen bands all 0 (the others are not read)
     features = np.clip((colour - low) * (255.0 / (high - low)), 0, 255).astype(np.float32)
     return features, valid
 
