@@ -819,6 +819,12 @@ def _print_result(args, result: PaletteResult) -> None:
         f"{pixels['valid']:,} valid pixels, {pixels['masked']:,} masked; "
         + (f"store: {result.store}" if result.store else "no store kept (-o OUT.zarr keeps one)")
     )
+    if summary["nodata"]:
+        values, source = summary["nodata"]["values"], summary["nodata"]["from"]
+        print(
+            f"no-data: pixels whose colour bands all equal {', '.join(map(str, values))} are left out "
+            + ("(--nodata)" if source == "option" else "(declared by the inputs; --nodata overrides it)")
+        )
     if summary.get("lab_error") is not None:
         print(
             f"palette error: mean squared CIELAB distance {summary['lab_error']:.1f} "

@@ -665,9 +665,42 @@ def probe_zarr(
         shape=_yxc_shape(axes, node.shape),
         dtype=np.dtype(node.dtype).name,
         alpha=False,  # zarr and OME-Zarr declare no alpha band: only the user does (alpha, --alpha)
+        nodata=declared_nodata(source, node.attrs),
         tile=(chunks["y"], chunks["x"]),
         axes=axes,
     )
+
+
+#: Attributes that declare a no-data value: CF's, as xarray and GeoZarr write them, and rasterio's.
+NODATA_ATTRIBUTES = ("_FillValue", "missing_value", "nodata", "nodatavals")
+
+
+def declared_nodata(source: str, attrs) -> float | None:
+    """The no-data value an array's attributes declare (CF ``_FillValue`` or ``missing_value``...), or None.
+
+    A zarr array's own ``fill_value`` is not one: zarr gives it to chunks
+    never written, 0 by default, and a black pixel is a colour. A value per
+    band (rasterio's ``nodatavals``) counts when every band has the same.
+
+    Examples
+    --------
+    >>> declared_nodata("a", {"_FillValue": 0}), declared_nodata("b", {"nodatavals": (255.0, 255.0)})
+    (0.0, 255.0)
+    >>> declared_nodata("c", {"units": "m"}) is None
+    True
+    """
+    for name in NODATA_ATTRIBUTES:
+        value = attrs.get(name)
+        if value is None:
+            continue
+        values = {float(v) for v in np.ravel(value) if v is not None}  # NaN reads as itself
+        if len(values) == 1 or (values and all(np.isnan(v) for v in values)):
+            return values.pop()
+        raise ImageReadError(
+            f"{source}: its attribute {name} declares no-data values {value!r}, not one value; "
+            "pass one with --nodata (nodata=)"
+        )
+    return None
 
 
 def read_tiff_region(info: ImageInfo, rows: slice, cols: slice) -> np.ndarray:

@@ -693,9 +693,15 @@ def open_images(run: Run, pending: list[range], *, sample: bool = True) -> Opene
             run.failed(index, one_line(exc))
     opened.pixels += sum(info.pixels for info, _ in opened.tiled.values())
     opened.dtypes.update(info.dtype for info, _ in opened.tiled.values())
+    if config.nodata is None:  # the arrays' own no-data (xarray's _FillValue, rioxarray's nodata)
+        opened.nodata.update(info.nodata for i, (info, _) in opened.tiled.items() if i in run.arrays)
+        opened.nodata.discard(None)
     if opened.nodata:  # say what is done to the data, and keep it in the store
         values = ", ".join(f"{value:g}" for value in sorted(opened.nodata))
-        run.report(f"pixels equal to the files' own no-data value (GDAL_NODATA {values}) are left out")
+        run.report(
+            f"pixels whose colour bands all equal the no-data value their input declares ({values}: "
+            "GDAL_NODATA, _FillValue) are left out; --nodata (nodata=) overrides it"
+        )
         run.group.attrs["nodata_applied"] = sorted(opened.nodata)
     _keep_tiled(run, opened)
     return opened

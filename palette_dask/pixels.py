@@ -261,16 +261,15 @@ def pixel_spec(
     if alpha in colour:  # the format's alpha band chosen as a colour shows as one
         alpha = None
     check_options(nodata=nodata, scale=scale, space=space, exclude=exclude, within=within)
-    if nodata is None:
-        nodata = info.nodata
     dtype = np.dtype(info.dtype)
-    if nodata is not None and not np.isnan(nodata) and np.issubdtype(dtype, np.integer):
+    if nodata is None:  # the input's own (GDAL_NODATA, _FillValue...), if its data can hold it
+        nodata = info.nodata if info.nodata is not None and _can_hold(dtype, info.nodata) else None
+    elif not _can_hold(dtype, nodata):
         limits = np.iinfo(dtype)
-        if not (limits.min <= nodata <= limits.max and float(nodata).is_integer()):
-            raise ImageReadError(
-                f"{info.source}: nodata={nodata:g} cannot occur in {dtype} data "
-                f"({limits.min} to {limits.max}); pass a value of that type"
-            )
+        raise ImageReadError(
+            f"{info.source}: nodata={nodata:g} cannot occur in {dtype} data "
+            f"({limits.min} to {limits.max}); pass a value of that type"
+        )
     spec = PixelSpec(
         bands=colour,
         alpha=alpha,
@@ -286,6 +285,14 @@ def pixel_spec(
     else:
         low, high = (float(v) for v in scale)
     return spec.with_range([low] * len(colour), [high] * len(colour))
+
+
+def _can_hold(dtype: np.dtype, value: float) -> bool:
+    """Whether data of this type can hold ``value``: integers hold their whole numbers in range."""
+    if np.isnan(value) or not np.issubdtype(dtype, np.integer):
+        return True
+    limits = np.iinfo(dtype)
+    return bool(limits.min <= value <= limits.max and float(value).is_integer())
 
 
 def stored_spec(info: ImageInfo, parameters: dict, display_range=None) -> PixelSpec:

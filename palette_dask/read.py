@@ -32,6 +32,7 @@ from .formats import (
     DEFAULT_MAX_PIXELS,
     TIFF_MAGIC,
     ImageInfo,
+    declared_nodata,
     decode_bytes,
     file_size,
     layout,
@@ -203,6 +204,7 @@ def array_image(
     """
     names = list(array.dims) if hasattr(array, "dims") else None
     data = array.data if names is not None else array
+    nodata = _xarray_nodata(name, array) if names is not None else None
     axes = layout(name, None if channel_axis is not None else names, data.shape, channel_axis)
     if not isinstance(data, da.Array):  # in the graph, under a name of its own (not a hash of the pixels)
         data = da.from_array(np.asarray(data), chunks="auto", name=False)
@@ -214,9 +216,28 @@ def array_image(
         shape=tuple(int(n) for n in image.shape),
         dtype=np.dtype(image.dtype).name,
         alpha=False,  # an array declares no alpha band: only the user does (alpha, --alpha)
+        nodata=nodata,
         axes=axes,
     )
     return info, image
+
+
+def _xarray_nodata(name: str, array) -> float | None:
+    """The no-data value an xarray DataArray declares: rioxarray's ``rio.nodata``, or its attributes.
+
+    rioxarray (when the caller imported it) says what the data hold: the file's
+    value, or NaN once it masked them. Without it, the attributes as read
+    (``_FillValue``, ``missing_value``...): ``encoding`` is left alone, as its
+    value is the one on disk, which decoding already turned into NaN.
+    """
+    try:
+        rio = array.rio  # rioxarray's accessor, there when the caller imported rioxarray
+    except AttributeError:
+        rio = None
+    if rio is not None:
+        value = rio.nodata
+        return None if value is None else float(value)
+    return declared_nodata(name, array.attrs)
 
 
 @without_context

@@ -180,6 +180,20 @@ class PaletteResult:
             if status == FAILED
         }
 
+    @property
+    def nodata(self) -> dict | None:
+        """The no-data value applied: ``{"values": [...], "from": "option" | "inputs"}``, or None.
+
+        The value given (``nodata=``, ``--nodata``), else those the inputs
+        declare (GeoTIFF ``GDAL_NODATA``, ``_FillValue``...); NaN as ``"nan"``, for JSON.
+        """
+        given = self.attrs.get("parameters", {}).get("nodata")
+        values = [given] if given is not None else self.attrs.get("nodata_applied") or []
+        if not values:
+            return None
+        shown = ["nan" if math.isnan(v) else (int(v) if float(v).is_integer() else v) for v in values]
+        return {"values": shown, "from": "option" if given is not None else "inputs"}
+
     def palette(self, order: str = "share") -> list[dict]:
         """The palette as a list of dicts, largest share first unless ``order`` says (see :meth:`ordered`).
 
@@ -215,6 +229,7 @@ class PaletteResult:
             "store": self.store,
             "complete": self.complete,
             "pixels": {"valid": int(self.counts.sum()), "masked": int(self.image_masked.sum())},
+            "nodata": self.nodata,
             "inertia": self.attrs.get("inertia"),
             "lab_error": self.attrs.get("lab_error"),
             "palette": self.palette(),
