@@ -103,7 +103,7 @@ def main() -> None:
         finally:
             pipeline.KEEP_TILED_IMAGES = keep
         info = probe(url)
-        share = cell_share(cell_count(info))
+        share = cell_share(cell_count(info), 0.25)
         measure(
             f"sample ({share:.0%} of {cell_count(info)} tiles)",
             lambda: client.compute(

@@ -218,6 +218,13 @@ def _hex_colour(text: str) -> str:
         ) from None
 
 
+def _chunk_share(text: str) -> float:
+    value = _share(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a share above 0 and at most 1, got {text!r}")
+    return value
+
+
 def _share(text: str) -> float:
     value = _non_negative(text)
     if value > 1:
@@ -306,6 +313,14 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
     """How inputs are read and sampled, and where the work runs: shared by run, demo and sweep."""
     parser.add_argument(
         "--sample", type=_positive_int, default=None, metavar="N", help="pixels sampled to fit"
+    )
+    parser.add_argument(
+        "--sample-chunks",
+        type=_chunk_share,
+        default=1.0,
+        metavar="SHARE",
+        help="sample a mosaic from this share of its chunks, not all (faster; can miss regions of a "
+        "periodic layout: see the README)",
     )
     parser.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
     parser.add_argument("--scheduler", metavar="ADDRESS", help="attach to a running dask scheduler")
@@ -569,6 +584,7 @@ def _from_store(args) -> None:
         )
     stored = group.attrs.get("parameters", {})
     args.inputs, args.k, args.sample, args.seed = names, stored["k"], stored["sample_size"], stored["seed"]
+    args.sample_chunks = stored.get("sample_chunks", 1.0)
     args.bands = None if stored.get("bands") is None else tuple(stored["bands"])
     args.alpha = stored.get("alpha")
     scale = stored.get("scale", "dtype")
@@ -613,9 +629,9 @@ def _sweep(args) -> int:
     inputs = resolve_inputs(args.inputs)
     options = {
         k: getattr(args, k)
-        for k in ("seed", "bands", "alpha", "nodata", "scale", "space", "channel_axis", "exclude")
+        for k in ("seed", "sample_chunks", "bands", "alpha", "nodata", "scale", "space", "channel_axis")
     }
-    options["exclude_within"] = args.within
+    options["exclude"], options["exclude_within"] = args.exclude, args.within
     if args.sample:
         options["sample_size"] = args.sample
     if args.max_pixels:
@@ -663,6 +679,7 @@ def _extract(args, inputs, store) -> PaletteResult:
     options = {
         "k": args.k,
         "seed": args.seed,
+        "sample_chunks": args.sample_chunks,
         "store": store,
         "resume": args.resume,
         "overwrite": args.overwrite,

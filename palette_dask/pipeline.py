@@ -112,6 +112,7 @@ class RunConfig:
 
     k: int = 5
     sample_size: int = DEFAULT_SAMPLE_SIZE
+    sample_chunks: float = 1.0
     seed: int = 0
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
     bands: tuple[int, ...] | None = None
@@ -151,6 +152,13 @@ class RunConfig:
             )
         if self.alpha is not None and (isinstance(self.alpha, bool) or not isinstance(self.alpha, whole)):
             raise ParameterError(f"alpha must be the index of a band (0-based), got {self.alpha!r}")
+        if isinstance(self.sample_chunks, bool) or not (
+            isinstance(self.sample_chunks, (int, float, np.number)) and 0 < self.sample_chunks <= 1
+        ):
+            raise ParameterError(
+                f"sample_chunks must be a share of a mosaic's chunks, above 0 and at most 1, "
+                f"got {self.sample_chunks!r}"
+            )
         if not isinstance(self.seed, whole) or self.seed < 0:
             raise ParameterError(f"seed must be a whole number >= 0, got {self.seed!r}")
         if self.on_error not in ("skip", "fail"):
@@ -188,6 +196,7 @@ class RunConfig:
             ),
             **({"per_image": int(self.per_image)} if self.per_image else {}),
             **({"alpha": int(self.alpha)} if self.alpha is not None else {}),
+            **({"sample_chunks": float(self.sample_chunks)} if self.sample_chunks < 1 else {}),
         }
 
 
@@ -197,6 +206,7 @@ def extract_palette(
     *,
     store: str | os.PathLike | None = None,
     sample_size: int = DEFAULT_SAMPLE_SIZE,
+    sample_chunks: float = 1.0,
     seed: int = 0,
     bands: tuple[int, ...] | None = None,
     alpha: int | None = None,
@@ -232,6 +242,12 @@ def extract_palette(
         Where the zarr store goes; in memory when None.
     sample_size : int
         Valid pixels sampled (uniformly, seeded) to fit the palette.
+    sample_chunks : float
+        Share of a mosaic's stored chunks read for the sample: 1 (the
+        default) reads every chunk, so the sample is uniform over every valid
+        pixel whatever the layout; less reads that share (at least 64 chunks),
+        spread evenly, which is faster but can alias with a periodic layout
+        (benchmarks/RESULTS.md, "A sample that sees the whole mosaic").
     seed : int
         Seed of the sample and of k-means||; the same seed gives the same palette.
     bands : tuple of int, optional
@@ -325,10 +341,10 @@ def extract_palette(
     """
     labels = labels or labels_geotiff is not None
     config = RunConfig(
-        k=k, sample_size=sample_size, seed=seed, chunk_bytes=chunk_bytes, bands=bands, alpha=alpha,
-        nodata=nodata, scale=scale, space=space, channel_axis=channel_axis, labels=labels, on_error=on_error,
-        max_pixels=max_pixels, batch_size=batch_size, exclude=_colours(exclude),
-        exclude_within=exclude_within, per_image=per_image,
+        k=k, sample_size=sample_size, sample_chunks=sample_chunks, seed=seed, chunk_bytes=chunk_bytes,
+        bands=bands, alpha=alpha, nodata=nodata, scale=scale, space=space, channel_axis=channel_axis,
+        labels=labels, on_error=on_error, max_pixels=max_pixels, batch_size=batch_size,
+        exclude=_colours(exclude), exclude_within=exclude_within, per_image=per_image,
     )  # fmt: skip
     if labels and store is None:
         raise ParameterError("labels=True needs a store path to write the label rasters to")
@@ -409,6 +425,7 @@ def sweep_k(
     ks=range(2, 17),
     *,
     sample_size: int = DEFAULT_SAMPLE_SIZE,
+    sample_chunks: float = 1.0,
     seed: int = 0,
     bands: tuple[int, ...] | None = None,
     alpha: int | None = None,
@@ -444,7 +461,8 @@ def sweep_k(
         raise ParameterError(f"a sweep needs at least three values of k, got {ks}")
     check_k(min(ks))
     config = RunConfig(
-        k=max(ks), sample_size=sample_size, seed=seed, chunk_bytes=chunk_bytes, bands=bands, alpha=alpha,
+        k=max(ks), sample_size=sample_size, sample_chunks=sample_chunks, seed=seed, chunk_bytes=chunk_bytes,
+        bands=bands, alpha=alpha,
         nodata=nodata,
         scale=scale, space=space, channel_axis=channel_axis, max_pixels=max_pixels, exclude=_colours(exclude),
         exclude_within=exclude_within,
@@ -814,21 +832,24 @@ def draw_sample(run: Run, opened: Opened) -> np.ndarray | None:
     Every pixel of every image has a key (:func:`~palette_dask.sample.pixel_keys`);
     the sample is the ``sample_size`` valid pixels with the smallest keys,
     whatever the batches, chunks and workers. The batches drew theirs in the
-    first pass. A mosaic read tile by tile is sampled from a seeded share of
-    its own chunks (:func:`~palette_dask.sample.cell_candidates`), so the
-    sampling reads a quarter of it; a tiled image kept in memory, or
-    decoded whole, is sampled whole. Either way each part keeps its pixels
-    with keys below a threshold (a little above ``size / pixels``), raised
-    and drawn again until no pixel of the sample can be missing.
+    first pass. A mosaic read tile by tile is sampled from every chunk, by
+    default, so the sample is uniform over every valid pixel whatever the
+    layout; with ``sample_chunks`` below 1, from a seeded share of its own
+    chunks (:func:`~palette_dask.sample.cell_candidates`), unless it is kept
+    in memory. Either way each part keeps its pixels with keys below a
+    threshold (a little above ``size / pixels``), raised and drawn again
+    until no pixel of the sample can be missing.
     """
     config, client, size = run.config, run.client, run.config.sample_size
     measured = config.scale in ("minmax", "percentile")  # candidates are raw band values until then
     if config.scale == "minmax":
         measure_range(run, opened)
     merged, fraction = opened.candidates, sampling_fraction(opened.pixels, size)
-    # mosaics not kept in memory whose own chunks can be read alone: sampled from a share of them
-    subset = {} if opened.kept else {i: info for i, (info, _) in opened.tiled.items() if cell_grid(info)}
-    share = cell_share(sum(cell_count(info) for info in subset.values()))
+    # with sample_chunks < 1, mosaics not kept in memory whose own chunks can be read alone are
+    # sampled from a share of them; by default every chunk is read
+    chosen = config.sample_chunks < 1 and not opened.kept
+    subset = {i: info for i, (info, _) in opened.tiled.items() if chosen and cell_grid(info)}
+    share = cell_share(sum(cell_count(info) for info in subset.values()), config.sample_chunks)
     while opened.tiled:
         part = f", {share:.1%} of the chunks of {len(subset)}" if subset and share < 1 else ""
         run.report(f"sampling {len(opened.tiled)} images read tile by tile{part}")

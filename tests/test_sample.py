@@ -76,7 +76,7 @@ def test_merge_keeps_the_smallest_keys_in_order():
     np.testing.assert_array_equal(merged, everything[np.argsort(everything[:, 0])][:60])
 
 
-# A mosaic read tile by tile: its sample comes from a share of its own chunks
+# A mosaic read tile by tile with sample_chunks < 1: its sample comes from a share of its own chunks
 
 
 def _zarr_mosaic(path, side: int, chunk: int) -> np.ndarray:
@@ -86,9 +86,10 @@ def _zarr_mosaic(path, side: int, chunk: int) -> np.ndarray:
     return pixels
 
 
-def _sample(client, inputs, *, size: int, chunk_bytes: int = 2**20, seed: int = 0) -> np.ndarray:
-    """The pipeline's sample of ``inputs``: its first pass, then its sampling stage."""
-    config = pipeline.RunConfig(sample_size=size, chunk_bytes=chunk_bytes, seed=seed)
+def _sample(client, inputs, *, size: int, chunk_bytes: int = 2**20, seed: int = 0, **options) -> np.ndarray:
+    """The pipeline's sample of ``inputs``: its first pass, then its sampling stage (sample_chunks 0.25)."""
+    options = {"sample_chunks": 0.25, **options}
+    config = pipeline.RunConfig(sample_size=size, chunk_bytes=chunk_bytes, seed=seed, **options)
     names, arrays = pipeline._split_inputs(inputs)
     group = pipeline._open_or_create(None, names, config, overwrite=False, resume=False)
     run = pipeline.Run(group, names, arrays, client, config, lambda line: None)
@@ -106,7 +107,7 @@ def not_kept(monkeypatch):
 def test_mosaic_sample_reads_only_its_share_of_chunks(client, tmp_path, not_kept):
     _zarr_mosaic(tmp_path / "m.zarr", 2048, 128)  # 256 chunks
     size = 4_000
-    share = cell_share(256)
+    share = cell_share(256, 0.25)
     drawn = sampled_cells((2048, 2048, 3), (128, 128), 0, seed=0, share=share)
     assert share == 0.25 and len(drawn) == 64
     blocks = collections.Counter((r0 // 512, c0 // 512) for (r0, _), (c0, _) in drawn)
@@ -155,7 +156,7 @@ def test_masked_mosaic_draws_more_cells_until_the_sample_is_full(client, tmp_pat
     zarr.create_array(str(tmp_path / "a.zarr"), shape=rgba.shape, chunks=(128, 128, 4), dtype="uint8")[:] = (
         rgba
     )
-    sample = _sample(client, str(tmp_path / "a.zarr"), size=30_000)
+    sample = _sample(client, str(tmp_path / "a.zarr"), size=30_000, alpha=3)  # zarr declares no alpha
     assert len(sample) == 30_000  # the share grew until the visible corner was read
     visible = pixels[:200, :200].reshape(-1, 3)
     from palette_dask.colour import srgb_to_lab
@@ -170,4 +171,91 @@ def test_tiled_tiff_mosaic_gives_the_sample_of_the_same_zarr(client, tmp_path, n
     tifffile.imwrite(tmp_path / "m.tif", pixels, tile=(128, 128), photometric="rgb", compression="zlib")
     from_zarr = _sample(client, str(tmp_path / "m.zarr"), size=5_000)
     np.testing.assert_array_equal(_sample(client, str(tmp_path / "m.tif"), size=5_000), from_zarr)
-    assert cell_share(144) < 1 and len(from_zarr) == 5_000
+    assert cell_share(144, 0.25) < 1 and len(from_zarr) == 5_000
+
+
+# By default a mosaic is sampled from every chunk: a uniform sample whatever its layout
+
+
+def periodic_mosaic(side: int, tile: int, period: int) -> np.ndarray:
+    """Tiles of ``tile`` pixels, each one of ``period``² different photos (anti-aliased), repeated.
+
+    With tiles the size of the chunks and a period of 2 or 4, a stratified quarter
+    of the chunks can hold a single kind of tile: what a sample must never see alone.
+    """
+    from conftest import SKIMAGE_DATA
+    from PIL import Image
+
+    photos = [
+        "astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "ihc.png", "hubble_deep_field.jpg",
+        "camera.png", "motorcycle_left.png", "retina.jpg",
+    ]  # fmt: skip
+    kinds = [
+        np.asarray(Image.open(SKIMAGE_DATA / p).convert("RGB").resize((tile, tile), Image.Resampling.LANCZOS))
+        for p in photos[: period * period]
+    ]
+    n = -(-side // tile)
+    rows = [np.hstack([kinds[(i % period) * period + j % period] for j in range(n)]) for i in range(n)]
+    return np.ascontiguousarray(np.vstack(rows)[:side, :side])
+
+
+LAYOUTS = {  # tile side, period in tiles, against 64² chunks of a 1024² mosaic
+    "tiles = chunks, period 2": (64, 2),
+    "tiles = chunks, period 3": (64, 3),
+    "tiles = half a chunk, period 2": (32, 2),
+    "tiles = 2 chunks, period 2": (128, 2),
+    "tiles = 3/4 chunk, period 3": (48, 3),
+}
+
+
+@pytest.fixture(scope="module")
+def periodic(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("periodic")
+    found = {}
+    for name, (tile, period) in LAYOUTS.items():
+        pixels = periodic_mosaic(1024, tile, period)
+        path = folder / f"{tile}-{period}.zarr"
+        zarr.create_array(str(path), data=pixels, chunks=(64, 64, 3))
+        found[name] = (str(path), pixels)
+    return found
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_by_default_a_mosaic_is_sampled_as_the_same_pixels_in_memory(client, periodic, not_kept, layout):
+    """A mosaic read chunk by chunk has exactly the sample of its pixels as one array: every pixel counts."""
+    path, pixels = periodic[layout]
+    for seed in (0, 1):
+        stored = _sample(client, path, size=20_000, seed=seed, sample_chunks=1.0, chunk_bytes=2**16)
+        in_memory = _sample(client, pixels, size=20_000, seed=seed, sample_chunks=1.0, chunk_bytes=2**16)
+        np.testing.assert_array_equal(stored, in_memory, err_msg=f"{layout}, seed {seed}")
+
+
+def _lab_error(pixels: np.ndarray, colors: np.ndarray) -> float:
+    """The mean squared CIELAB distance of every pixel to its nearest colour (8-bit sRGB), by scikit-image."""
+    from skimage.color import rgb2lab
+
+    lab = rgb2lab(pixels.reshape(-1, 1, 3))[:, 0]
+    palette = rgb2lab(np.asarray(colors, np.uint8)[None])[0]
+    return float(np.min(((lab[:, None, :] - palette[None]) ** 2).sum(axis=2), axis=1).mean())
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_default_palettes_of_periodic_mosaics_are_as_good_as_from_a_uniform_sample(
+    client, periodic, not_kept, layout
+):
+    """Every seed: the run's CIELAB error within 2% of scikit-learn's KMeans on a uniform random sample."""
+    from sklearn.cluster import KMeans
+
+    from palette_dask import extract_palette
+    from palette_dask.colour import lab_to_srgb, srgb_to_lab
+
+    path, pixels = periodic[layout]
+    flat = pixels.reshape(-1, 3)
+    for seed in range(4):
+        result = extract_palette(path, 5, seed=seed, client=client, chunk_bytes=2**16)
+        uniform = flat[np.random.default_rng(100 + seed).choice(len(flat), 100_000, replace=False)]
+        fitted = KMeans(5, n_init=4, random_state=seed).fit(srgb_to_lab(uniform.astype(np.float64)))
+        reference = np.clip(np.rint(lab_to_srgb(fitted.cluster_centers_)), 0, 255)
+        ours, theirs = _lab_error(pixels, result.colors), _lab_error(pixels, reference)
+        assert result.attrs["lab_error"] == pytest.approx(ours, rel=1e-3)  # the run measures what we do
+        assert ours <= 1.02 * theirs, f"{layout}, seed {seed}: {ours:.1f} against {theirs:.1f}"
