@@ -69,7 +69,7 @@ def main() -> None:
     for top in (20, None):
         for _ in range(3):
             start = time.perf_counter()
-            near, matches = search_store(path, parse_colour("#c74c32"), min_share=0.2, top=top)
+            near, matches, _ = search_store(path, parse_colour("#c74c32"), min_share=0.2, top=top)
             timings[top] = min(timings.get(top, 1e9), time.perf_counter() - start)
     command = [
         sys.executable,

@@ -42,7 +42,7 @@ class Sweep:
     suggested : int
     sample_size : int
     space : str
-    failures : dict
+    failures : list of Failure
         Images left out of the sample, and why.
     """
 
@@ -52,7 +52,7 @@ class Sweep:
     suggested: int
     sample_size: int
     space: str = "rgb"
-    failures: dict = field(default_factory=dict)
+    failures: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """The JSON document of ``palette-dask sweep --json``."""
@@ -63,7 +63,7 @@ class Sweep:
             "suggested_k": self.suggested,
             "sample_size": self.sample_size,
             "space": self.space,
-            "failures": [{"image": n, "error": e} for n, e in self.failures.items()],
+            "failures": [{"image": f.image, "error": f.reason} for f in self.failures],
         }
 
 
@@ -79,7 +79,7 @@ def suggest_k(ks, inertias) -> int:
     return int(ks[int(np.argmax(below_chord))])
 
 
-def fit_sweep(sample, ks, *, seed: int = 0, space: str = "rgb", failures: dict | None = None) -> Sweep:
+def fit_sweep(sample, ks, *, seed: int = 0, space: str = "rgb", failures: list | None = None) -> Sweep:
     """Fit ``sample`` for each k in ``ks``; see :func:`~palette_dask.fit.fit_palette` for the sample."""
     ks = sorted(int(k) for k in ks)
     inertias, colours = [], []
@@ -90,7 +90,7 @@ def fit_sweep(sample, ks, *, seed: int = 0, space: str = "rgb", failures: dict |
         inertias.append(float(fitted.sample_inertia))
         colours.append(len(fitted.centers))
     return Sweep(
-        ks, inertias, colours, suggest_k(ks, inertias), int(len(sample)), space, dict(failures or {})
+        ks, inertias, colours, suggest_k(ks, inertias), int(len(sample)), space, list(failures or [])
     )
 
 

@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 
 from ._version import __version__
-from .errors import ClusterError, InputError, PaletteDaskError, ParameterError, one_line
+from .errors import ClusterError, InputError, PaletteDaskError, ParameterError, one_line, plural
 from .store import DONE, MAX_BATCH_SIZE, PaletteResult, load_result
 
 __all__ = ["main", "bands_argument", "scale_argument", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_PARTIAL"]
@@ -515,14 +515,17 @@ def _configure_output(args) -> None:
             logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
-def _quiet(message: str) -> None:
-    """The reporter of --quiet and --json: nothing on stderr."""
+def _failures_only(message: str) -> None:
+    """The reporter of --quiet and --json: the images that failed, one line each on stderr, nothing else."""
+    if message.startswith("failed: "):
+        print(f"palette-dask: {message}", file=sys.stderr, flush=True)
 
 
 def _reporter(args):
+    """Progress lines on stderr; with -q or --json only the images that fail."""
     from .progress import Progress
 
-    return None if args.quiet or args.json else Progress()
+    return _failures_only if args.quiet or args.json else Progress()
 
 
 def _jobqueue(args) -> dict | None:
@@ -643,16 +646,17 @@ def _sweep(args) -> int:
     if args.json:
         json.dump(sweep.to_dict(), sys.stdout)
         sys.stdout.write("\n")
-        return EXIT_OK
+        return EXIT_PARTIAL if sweep.failures else EXIT_OK
     print("   k   inertia of the sample")
     for k, inertia, colours in zip(sweep.ks, sweep.inertias, sweep.colours):
         mark = "  <- suggested" if k == sweep.suggested else ""
-        found = f"  (only {colours} distinct colours)" if colours < k else ""
+        found = f"  (only {plural(colours, 'distinct colour')})" if colours < k else ""
         print(f"{k:4d}   {inertia:,.0f}{found}{mark}")
-    print(f"suggested k={sweep.suggested} (the elbow of the curve; {sweep.sample_size:,} sampled pixels)")
-    for error in list(sweep.failures.values())[:5]:
-        print(f"palette-dask: left out: {error}", file=sys.stderr)
-    return EXIT_OK
+    sampled = plural(sweep.sample_size, "sampled pixel")
+    print(f"suggested k={sweep.suggested} (the elbow of the curve; {sampled})")
+    for failure in sweep.failures[:5]:
+        print(f"palette-dask: left out: {failure}", file=sys.stderr)
+    return EXIT_PARTIAL if sweep.failures else EXIT_OK
 
 
 def _extract(args, inputs, store) -> PaletteResult:
@@ -675,7 +679,7 @@ def _extract(args, inputs, store) -> PaletteResult:
     _check_outputs(args, inputs, store)
     if args.labels_geotiff:
         check_geotiff_folder(args.labels_geotiff, inputs, replace=args.overwrite or args.resume)
-    report = _reporter(args) or _quiet  # the command reports failures itself: no Python warning
+    report = _reporter(args)  # the command reports failures itself: no Python warning
     options = {
         "k": args.k,
         "seed": args.seed,
@@ -794,9 +798,6 @@ def _finish(args, result: PaletteResult) -> int:
     _print_result(args, result)
     status = result.to_dict()["images"]
     if status["done"] == 0:
-        if _reporter(args) is None:  # failures were not reported as they happened
-            for error in list(result.failures.values())[:1]:
-                print(f"palette-dask: {error}", file=sys.stderr)
         if status["total"] > 1:
             print(f"palette-dask: all {status['total']} images failed", file=sys.stderr)
         return EXIT_ERROR
@@ -832,8 +833,8 @@ def _print_result(args, result: PaletteResult) -> None:
     if result.k:
         print(format_table(result, color=sys.stdout.isatty(), order=getattr(args, "order", "share")))
     print(
-        f"{images['done']} of {images['total']} images done, {images['failed']} failed; "
-        f"{pixels['valid']:,} valid pixels, {pixels['masked']:,} masked; "
+        f"{images['done']:,} of {plural(images['total'], 'image')} done, {images['failed']:,} failed; "
+        f"{plural(pixels['valid'], 'valid pixel')}, {pixels['masked']:,} masked; "
         + (f"store: {result.store}" if result.store else "no store kept (-o OUT.zarr keeps one)")
     )
     if summary["nodata"]:
@@ -863,6 +864,10 @@ def _show(args) -> int:
         _save_bar(result, args.png, args.order)
     if args.csv:
         write_image_shares(result, args.csv)
+        print(
+            f"palette-dask: wrote the shares of {plural(len(result.image_names), 'image')} to {args.csv}",
+            file=sys.stderr,
+        )
     if not (args.images or args.csv):
         _print_result(args, result)
     elif args.json:
@@ -911,18 +916,20 @@ def _search(args) -> int:
     from .search import parse_colour, search_store
 
     colour = parse_colour(args.colour, _vocabulary(args))
-    near, matches = search_store(
+    near, matches, total = search_store(
         args.store, colour, within=args.within, min_share=args.min_share, top=args.top
     )
     if args.json:
         found = [{"index": m.index, "image": m.image, "share": m.share} for m in matches]
-        json.dump({"colour": "#{:02x}{:02x}{:02x}".format(*colour), "ids": near, "images": found}, sys.stdout)
+        hex_code = "#{:02x}{:02x}{:02x}".format(*colour)
+        json.dump({"colour": hex_code, "ids": near, "found": total, "images": found}, sys.stdout)
         sys.stdout.write("\n")
         return EXIT_OK
     ids = ", ".join(map(str, near)) or "none"
+    shown = f"; the top {len(matches):,}" if len(matches) < total else ""
     print(
         f"colour ids within delta E00 {args.within:g} of {args.colour}: {ids}; "
-        f"{len(matches):,} images with at least {args.min_share:.0%} of their pixels near it",
+        f"{plural(total, 'image')} with at least {args.min_share:.0%} of their pixels near it{shown}",
         file=sys.stderr,
     )
     for match in matches:

@@ -9,6 +9,7 @@ there is something to do.
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 __all__ = [
     "PaletteDaskError",
@@ -21,10 +22,12 @@ __all__ = [
     "ImageFailedError",
     "RunIncompleteError",
     "one_line",
+    "plural",
     "image_error",
     "no_valid_pixels",
     "PaletteDaskWarning",
     "without_context",
+    "Failure",
 ]
 
 
@@ -71,6 +74,17 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """``count`` and the word, singular or plural, for messages ("1 image", "2,048 images").
+
+    Examples
+    --------
+    >>> plural(1, "image"), plural(2048, "batch", "batches"), plural(0, "colour")
+    ('1 image', '2,048 batches', '0 colours')
+    """
+    return f"{count:,} {word if count == 1 else words or word + 's'}"
+
+
 def image_error(name: str, exc: BaseException) -> str:
     """One line naming the image and the problem: our errors name it already, others get it added.
 
@@ -80,6 +94,29 @@ def image_error(name: str, exc: BaseException) -> str:
     "a.png: KeyError: 'x'"
     """
     return one_line(exc if isinstance(exc, PaletteDaskError) else f"{name}: {type(exc).__name__}: {exc}")
+
+
+class Failure(NamedTuple):
+    """An image that failed, and why; ``str()`` gives its one line, ``image: reason``.
+
+    Examples
+    --------
+    >>> failure = Failure.of("a.png", "a.png: empty file (0 bytes)")
+    >>> failure.reason, str(failure)
+    ('empty file (0 bytes)', 'a.png: empty file (0 bytes)')
+    """
+
+    image: str
+    reason: str
+
+    @classmethod
+    def of(cls, image: str, line: str) -> Failure:
+        """The failure of ``image`` from its one-line error, which names it first (or not)."""
+        prefix = f"{image}: "
+        return cls(image, line[len(prefix) :] if line.startswith(prefix) else line)
+
+    def __str__(self) -> str:
+        return f"{self.image}: {self.reason}"
 
 
 def no_valid_pixels(name: str) -> NoValidPixelsError:

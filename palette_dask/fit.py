@@ -34,7 +34,7 @@ import dask.array as da
 import numba
 import numpy as np
 
-from .errors import NoValidPixelsError, PaletteDaskWarning, ParameterError
+from .errors import NoValidPixelsError, PaletteDaskWarning, ParameterError, plural
 
 __all__ = ["FittedPalette", "fit_palette", "nearest_center", "polish"]
 
@@ -261,8 +261,8 @@ def _fit(
     if len(distinct) <= k:
         if len(distinct) < k:
             warnings.warn(
-                f"only {len(distinct)} distinct colours among the sampled pixels, fewer than "
-                f"k={k}: the palette has {len(distinct)} colours",
+                f"only {plural(len(distinct), 'distinct colour')} among the sampled pixels, fewer than "
+                f"k={k}: the palette has {plural(len(distinct), 'colour')}",
                 PaletteDaskWarning,
                 stacklevel=2,
             )

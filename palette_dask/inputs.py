@@ -68,7 +68,8 @@ def resolve_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> l
 
     An input is an image file, a directory (searched recursively for files
     ending in :data:`IMAGE_SUFFIXES`), a glob, a text file (``.txt``, ``.lst``,
-    ``.list``) listing inputs one per line, a zarr array, or a URL: http(s),
+    ``.list``) listing inputs one per line (relative paths from the list
+    file's folder), a zarr array, or a URL: http(s),
     or s3://, gs://, az:// naming an image, a zarr store, a prefix (searched
     like a directory) or a glob.
     A path that does not exist is kept: reading it fails for that image alone,
@@ -174,12 +175,19 @@ def _read_list(path: Path) -> list[str]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read the list of inputs: {exc}") from None
     sources = []
-    for line in lines:
+    for number, line in enumerate(lines, start=1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         if "://" not in line and not os.path.isabs(line):
-            line = str(path.parent / line)
+            beside = path.parent / line  # a relative path is read from the list file's folder
+            if not os.path.lexists(beside) and not glob.has_magic(line) and os.path.lexists(line):
+                raise InputError(
+                    f"{path}:{number}: {line!r} is read relative to the list file's folder, where "
+                    f"{beside} does not exist (it does from here): list absolute paths, or paths "
+                    "relative to the list file"
+                )
+            line = str(beside)
         sources.extend(_expand(line, allow_lists=False))
     if not sources:
         raise InputError(f"{path}: the list of inputs is empty")

@@ -5,10 +5,17 @@ The default vocabulary is the 148 named colours of the CSS Color Module
 colours searchable; any other comes from a text file holding a name and a
 hex code per line (``name, #rrggbb``; blank lines and ``#`` comments left out).
 
+The names of one palette are distinct: colours whose nearest name is the
+same share it out by difference (the nearest takes it, the next its own next
+nearest name), and each name comes with its CIEDE2000 difference, so a
+colour far from every name (more than :data:`FAR`) can be shown as only near it.
+
 Examples
 --------
 >>> colour_names(np.array([[250, 128, 114], [70, 130, 181]], np.uint8))
 ['salmon', 'steelblue']
+>>> [(name, round(difference, 1)) for name, difference in named_colours([[160, 82, 45], [150, 80, 40]])]
+[('sienna', 0.0), ('saddlebrown', 4.5)]
 """
 
 from __future__ import annotations
@@ -23,9 +30,14 @@ import numpy as np
 from .colour import delta_e00, hex_rgb
 from .errors import ParameterError
 
-__all__ = ["css_colours", "read_vocabulary", "colour_names"]
+__all__ = ["css_colours", "read_vocabulary", "colour_names", "named_colours", "FAR"]
 
-_LINE = re.compile(r"^\s*(?P<name>.+?)\s*[,;\t ]\s*#?(?P<hex>[0-9a-fA-F]{6})\s*$")
+#: A colour farther than this CIEDE2000 difference from its name is only near it (shown ``~name``):
+#: 10 is a difference anyone sees at a glance.
+FAR = 10.0
+# name, then a comma, semicolon or tab and the hex code (# optional), or a space and #rrggbb:
+# "brick red, #c74c32", "night\t101020", "sea green #2e8b57"; not "a decade" (a name alone)
+_LINE = re.compile(r"^\s*(?P<name>.+?)\s*(?:[,;\t]\s*#?|\s#)(?P<hex>[0-9a-fA-F]{6})\s*$")
 
 
 @functools.cache
@@ -64,10 +76,34 @@ def read_vocabulary(path: str | os.PathLike) -> dict[str, str]:
 
 
 def colour_names(colors, vocabulary: dict[str, str] | None = None) -> list[str]:
-    """The name of the nearest vocabulary colour (CIEDE2000) to each 8-bit sRGB colour of ``colors``."""
+    """The names of :func:`named_colours`, alone."""
+    return [name for name, _ in named_colours(colors, vocabulary)]
+
+
+def named_colours(colors, vocabulary: dict[str, str] | None = None) -> list[tuple[str, float]]:
+    """Each 8-bit sRGB colour's name in the vocabulary, distinct, and its CIEDE2000 difference to it.
+
+    Pairs of (colour, name) are taken in order of difference, each colour and
+    each name once: a colour takes its nearest name unless a nearer colour
+    took it first. A palette with more colours than names numbers the rest
+    (``"red 2"``).
+    """
     vocabulary = vocabulary or css_colours()
-    if not len(np.asarray(colors).reshape(-1, 3)):
+    colors = np.asarray(colors).reshape(-1, 3)
+    if not len(colors):
         return []
     names = list(vocabulary)
     distances = delta_e00(colors, [hex_rgb(code) for code in vocabulary.values()])
-    return [names[i] for i in np.argmin(distances, axis=1)]
+    found: dict[int, tuple[str, float]] = {}
+    uses = [0] * len(names)
+    free = distances.copy()
+    while len(found) < len(colors):
+        if np.isinf(free).all():  # every name taken: the names again, numbered
+            free = distances.copy()
+            free[list(found)] = np.inf
+        colour, name = (int(i) for i in np.unravel_index(np.argmin(free), free.shape))
+        uses[name] += 1
+        shown = names[name] + (f" {uses[name]}" if uses[name] > 1 else "")
+        found[colour] = (shown, float(distances[colour, name]))
+        free[colour, :], free[:, name] = np.inf, np.inf
+    return [found[i] for i in range(len(colors))]

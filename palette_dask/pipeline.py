@@ -37,6 +37,7 @@ from .cluster import connect
 from .colour import lab_to_srgb, srgb_to_lab
 from .count import LOOKUP_PIXELS, BatchCounts, batch_stats, image_stats, unpack_stats
 from .errors import (
+    Failure,
     ImageFailedError,
     NoValidPixelsError,
     PaletteDaskError,
@@ -47,6 +48,7 @@ from .errors import (
     image_error,
     no_valid_pixels,
     one_line,
+    plural,
 )
 from .fetch import download_folder
 from .fit import LOCAL_FIT_BYTES, check_k, fit_palette
@@ -372,9 +374,9 @@ def extract_palette(
             if not isinstance(sys.exc_info()[1], KeyboardInterrupt):  # Ctrl-C: the caller says what it left
                 (report or _silent)(f"no image was stored: {store} is not kept")
     if report is None and result.failures:  # a caller who follows no progress still hears of them
-        first = next(iter(result.failures.values()))
+        first = result.failures[0]
         warnings.warn(
-            f"{len(result.failures):,} of {len(names):,} images failed (first: {first}); "
+            f"{len(result.failures):,} of {plural(len(names), 'image')} failed (first: {first}); "
             "result.failures names each with its reason",
             PaletteDaskWarning,
             stacklevel=2,
@@ -387,7 +389,7 @@ def _execute(run: Run) -> None:
     group = run.group
     pending = run.pending_batches()
     if not pending:
-        run.report(f"all {len(run.names)} images were already done or failed; nothing to do")
+        run.report(f"all {plural(len(run.names), 'image')} were already done or failed; nothing to do")
         if not group.attrs.get("complete"):  # stopped between the last batch and the end
             stores.finish_store(group)
         return
@@ -408,7 +410,7 @@ def fit_and_store_palette(run: Run, opened: Opened) -> None:
     sample = draw_sample(run, opened)
     if sample is None:
         return
-    run.report(f"fitting k={run.config.k} colours on {len(sample):,} sampled pixels")
+    run.report(f"fitting k={run.config.k} colours on {plural(len(sample), 'sampled pixel')}")
     fitted = fit_palette(sample, run.config.k, random_state=run.config.seed)
     centers_rgb = lab_to_srgb(fitted.centers) if run.config.space == "lab" else fitted.centers
     stores.write_palette(run.group, fitted.centers, centers_rgb)
@@ -474,13 +476,13 @@ def sweep_k(
             run = Run(group, names, arrays, run_client, config, report or _silent, folder)
             opened = open_images(run, run.pending_batches())
             sample = draw_sample(run, opened)
-    failures = {names[index]: reason for index, reason in sorted(run.failures.items())}
+    failures = [Failure.of(names[index], reason) for index, reason in sorted(run.failures.items())]
     if sample is None:
         raise NoValidPixelsError(
-            f"no valid pixels to sample in {len(names)} input(s)"
-            + (f"; first failure: {next(iter(failures.values()))}" if failures else "")
+            f"no valid pixels to sample in {plural(len(names), 'input')}"
+            + (f"; first failure: {failures[0]}" if failures else "")
         )
-    run.report(f"fitting k={ks[0]}..{ks[-1]} on {len(sample):,} sampled pixels")
+    run.report(f"fitting k={ks[0]}..{ks[-1]} on {plural(len(sample), 'sampled pixel')}")
     return fit_sweep(sample, ks, seed=seed, space=space, failures=failures)
 
 
@@ -566,13 +568,13 @@ class Run:
         if index in self.failures:
             return
         self.failures[index] = reason
-        self.report(f"failed: {reason}")
-        if self.config.on_error == "fail":
+        if self.config.on_error == "fail":  # its error says which and why: one line, not two
             if not stored:
                 stores.write_image_failed(self.group, index, reason)
             raise ImageFailedError(
                 f"stopped at the first failure (--on-error fail, on_error='fail'): {reason}"
             )
+        self.report(f"failed: {reason}")
 
     def finish(self) -> None:
         """Mark the store complete, unless workers died under some batches: those stay pending."""
@@ -657,7 +659,7 @@ def open_images(run: Run, pending: list[range], *, sample: bool = True) -> Opene
     config, client = run.config, run.client
     n_images = sum(len(rows) for rows in pending)
     stage = "reading and sampling" if sample else "reading"
-    run.report(f"{stage} {n_images:,} images in {len(pending):,} batches")
+    run.report(f"{stage} {plural(n_images, 'image')} in {plural(len(pending), 'batch', 'batches')}")
     if config.exclude:  # say what is done to the data
         colours = ", ".join(config.parameters["exclude"])
         run.report(f"pixels within CIEDE2000 {config.exclude_within:g} of {colours} are left out, as masked")
@@ -852,7 +854,7 @@ def draw_sample(run: Run, opened: Opened) -> np.ndarray | None:
     share = cell_share(sum(cell_count(info) for info in subset.values()), config.sample_chunks)
     while opened.tiled:
         part = f", {share:.1%} of the chunks of {len(subset)}" if subset and share < 1 else ""
-        run.report(f"sampling {len(opened.tiled)} images read tile by tile{part}")
+        run.report(f"sampling {plural(len(opened.tiled), 'image')} read tile by tile{part}")
         tasks, options = Pass(), {"seed": config.seed, "fraction": fraction, "size": size}
         for index in opened.tiled:
 
@@ -938,7 +940,8 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.
     labels_store = str(group.store.root) if config.labels and k else None
     if labels_store is not None:
         group.require_group("labels")
-    run.report(f"counting the pixels of {sum(len(r) for r in opened.batches):,} images")
+    readable = sum(len(rows) for rows in opened.batches) - len(run.failures)  # those that failed are not
+    run.report(f"counting the pixels of {plural(readable, 'image')}")
     lookup = opened.pixels >= LOOKUP_PIXELS  # many pixels: 8-bit colours looked up in a table of all
     arguments = (parameters, run.display_range, centers, centers_rgb, labels_store, lookup)
     tasks = Pass()

@@ -23,6 +23,8 @@ import sys
 import time
 from typing import TextIO
 
+from .errors import plural
+
 __all__ = ["Progress"]
 
 
@@ -56,13 +58,13 @@ class Progress:
         if self.live:
             filled = self.width * done // max(total, 1)
             bar = "#" * filled + "-" * (self.width - filled)
-            self.stream.write(f"\rpalette-dask: {stage} [{bar}] {done}/{total} images")
+            self.stream.write(f"\rpalette-dask: {stage} [{bar}] {done:,}/{plural(total, 'image')}")
             self._open = True
             if done >= total:
                 self._close_bar()
             self.stream.flush()
         elif done >= total or stage != self._stage or now - self._last >= self.interval:
-            self.stream.write(f"palette-dask: {stage}: {done}/{total} images\n")
+            self.stream.write(f"palette-dask: {stage}: {done:,}/{plural(total, 'image')}\n")
             self.stream.flush()
             self._last = now
         self._stage = stage

@@ -28,6 +28,7 @@ __all__ = [
     "thumbnail",
     "export_palette",
     "own_palette",
+    "shown_name",
 ]
 
 
@@ -129,6 +130,8 @@ def format_table(result: PaletteResult, *, color: bool = False, order: str = "sh
       1  #000000  black    0.0   0.0   0.0   25.00%              1
     """
     entries = result.palette(order)
+    for entry in entries:
+        entry["name"] = shown_name(entry)
     wide = max([4, *(len(entry["name"]) for entry in entries)])
     swatch = " " * (5 if color else 0)
     lines = [f"{'id':>3}  {swatch}{'hex':7}  {'name':{wide}}  {'rgb':17}  {'share':>7}  {'pixels':>13}"]
@@ -139,7 +142,24 @@ def format_table(result: PaletteResult, *, color: bool = False, order: str = "sh
         lines.append(
             f"{entry['id']:3d}  {swatch}{entry['hex']}  {name:{wide}}  {rgb:17}  {share:7.2%}  {count:13,d}"
         )
+    if any(entry["name"].startswith("~") for entry in entries):
+        from .names import FAR
+
+        lines.append(f"~name: the nearest name is more than CIEDE2000 {FAR:g} away (far from the colour)")
     return "\n".join(lines)
+
+
+def shown_name(entry: dict) -> str:
+    """A palette entry's name as shown: ``~name`` when far from it (see :data:`~palette_dask.names.FAR`).
+
+    Examples
+    --------
+    >>> shown_name({"name": "black", "name_delta_e": 12.3}), shown_name({"name": "navy", "name_delta_e": 0.4})
+    ('~black', 'navy')
+    """
+    from .names import FAR
+
+    return ("~" if entry["name_delta_e"] > FAR else "") + entry["name"]
 
 
 def export_palette(result: PaletteResult, path: str | os.PathLike, *, order: str = "share") -> str:

@@ -39,7 +39,7 @@ from .errors import PaletteDaskError, image_error
 from .fit import nearest_center
 from .pixels import block_features, stored_spec
 from .read import probe, read_image
-from .render import own_palette, palette_bar
+from .render import own_palette, palette_bar, shown_name
 from .store import DONE, FAILED, PaletteResult
 
 __all__ = ["html_report", "recoloured_preview"]
@@ -248,7 +248,7 @@ def html_report(
         parts.append(
             f'<img id="global-bar" class="bar" alt="palette bar" src="{_bar(result.colors, proportions)}">'
         )
-        names = {entry["id"] - 1: entry["name"] for entry in summary["palette"]}
+        names = {entry["id"] - 1: shown_name(entry) for entry in summary["palette"]}
         rows = "".join(
             f'<tr><td class="num">{i + 1}</td>'
             f'<td><span class="swatch" style="background:{_hex(result.colors[i])}"></span></td>'

@@ -63,8 +63,11 @@ def search_store(
     within: float = DEFAULT_WITHIN,
     min_share: float = 0.2,
     top: int | None = None,
-) -> tuple[list[int], list[Match]]:
-    """The ids of the palette colours near ``colour``, and the images they cover ``min_share`` of, most first.
+) -> tuple[list[int], list[Match], int]:
+    """The ids of the palette colours near ``colour``, and the images they cover ``min_share`` of.
+
+    Returns the ids, the images most covered first (the ``top`` ones), and how
+    many images are covered that much in all.
 
     Where the store holds per-image palettes, an image's share is the larger
     of its shared-palette colours' and its own colours' near ``colour``.
@@ -78,14 +81,14 @@ def search_store(
     >>> write_palette(group, np.array([[200, 76, 50], [20, 20, 200]], np.float32))
     >>> group["image_counts"][:] = [[30, 70], [90, 10]]
     >>> group["image_valid"][:], group["image_status"][:] = [100, 100], [1, 1]
-    >>> search_store(path, parse_colour("#c74c32"))
-    ([1], [Match(index=1, image='b.png', share=0.9), Match(index=0, image='a.png', share=0.3)])
+    >>> search_store(path, parse_colour("#c74c32"), top=1)
+    ([1], [Match(index=1, image='b.png', share=0.9)], 2)
     """
     from .store import DONE, open_store
 
     group = open_store(store)
     if "colors" not in group:
-        return [], []
+        return [], [], 0
     near = near_colours(group["colors"][:], colour, within)
     own = "image_palettes" in group  # each image's own palette (per_image=K), searched too
     found, shares = [], []
@@ -104,10 +107,11 @@ def search_store(
         found.append(keep + start)
         shares.append(share[keep])
     if not found:
-        return (near + 1).tolist(), []
+        return (near + 1).tolist(), [], 0
     index, share = np.concatenate(found), np.concatenate(shares)
+    total = len(index)
     order = np.lexsort((index, -share))[:top]
     index, share = index[order], share[order]
     names = group["image_names"].get_coordinate_selection(index) if len(index) else []
     matches = [Match(int(i), str(n), round(float(s), 6)) for i, n, s in zip(index, names, share)]
-    return (near + 1).tolist(), matches
+    return (near + 1).tolist(), matches, total

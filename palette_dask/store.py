@@ -37,7 +37,7 @@ import zarr
 import zarr.storage
 
 from ._version import __version__
-from .errors import StoreError
+from .errors import Failure, StoreError
 
 __all__ = [
     "MAX_BATCH_SIZE",
@@ -172,13 +172,13 @@ class PaletteResult:
         return bool(self.attrs.get("complete", False))
 
     @property
-    def failures(self) -> dict[str, str]:
-        """``{image: error}`` for each failed image."""
-        return {
-            name: error
+    def failures(self) -> list[Failure]:
+        """Each failed image and why, in input order (``image_errors`` holds each one's whole line)."""
+        return [
+            Failure.of(name, error)
             for name, error, status in zip(self.image_names, self.image_errors, self.image_status)
             if status == FAILED
-        }
+        ]
 
     @property
     def nodata(self) -> dict | None:
@@ -200,15 +200,18 @@ class PaletteResult:
         Each colour keeps its ``id`` whatever the order: its value in the label
         rasters, and ``id - 1`` its index in ``colors``, ``counts`` and the
         columns of ``image_counts`` and ``image_proportions``. ``name`` is the
-        nearest named colour by CIEDE2000 (:attr:`vocabulary`).
+        nearest named colour by CIEDE2000 (:attr:`vocabulary`), distinct within
+        the palette, and ``name_delta_e`` the CIEDE2000 difference to it
+        (over :data:`~palette_dask.names.FAR`, the colour is only near it).
         """
-        from .names import colour_names
+        from .names import named_colours
 
-        proportions, names = self.proportions, colour_names(self.colors, self.vocabulary)
+        proportions, names = self.proportions, named_colours(self.colors, self.vocabulary)
         return [
             {
                 "id": int(i) + 1,
-                "name": names[i],
+                "name": names[i][0],
+                "name_delta_e": round(names[i][1], 2),
                 "hex": "#{:02x}{:02x}{:02x}".format(*self.colors[i]),
                 "rgb": [float(v) for v in self.centers_rgb[i]],
                 "count": int(self.counts[i]),
@@ -218,7 +221,7 @@ class PaletteResult:
         ]
 
     def to_dict(self) -> dict:
-        """The JSON document of the command line (DESIGN.md)."""
+        """The JSON document of the command line (the README's "Command line")."""
         status = np.asarray(self.image_status)
         done, failed = int((status == DONE).sum()), int((status == FAILED).sum())
         params = self.attrs.get("parameters", {})
@@ -234,7 +237,7 @@ class PaletteResult:
             "lab_error": self.attrs.get("lab_error"),
             "palette": self.palette(),
             "images": {"total": len(self.image_names), "done": done, "failed": failed},
-            "failures": [{"image": n, "error": e} for n, e in self.failures.items()],
+            "failures": [{"image": f.image, "error": f.reason} for f in self.failures],
         }
 
 

@@ -74,10 +74,10 @@ def test_batch_sizes_1_7_and_256_give_identical_stores(mixed, tmp_path, client):
 
 def test_a_bad_image_fails_alone_not_its_batch(mixed, client):
     result = run(mixed, None, 256, client)  # one batch for everything
-    failures = result.failures
-    assert list(failures) == [str(mixed / "11b-broken.png")]
     broken = str(mixed / "11b-broken.png")
-    assert failures[broken].startswith(f"{broken}: not a readable image")
+    assert [failure.image for failure in result.failures] == [broken]
+    assert result.failures[0].reason.startswith("not a readable image")
+    assert str(result.failures[0]).startswith(f"{broken}: not a readable image")
     assert (result.image_valid[result.image_status == DONE] > 0).all()
 
 

@@ -54,7 +54,7 @@ def test_run_table_show_and_png(capsys, tmp_path):
         tmp_path / "fig.png",
     )
     assert code == 0
-    assert "share" in out and "1 of 1 images done" in out
+    assert "share" in out and "1 of 1 image done" in out
     assert "fitting k=5 colours" in err and "dashboard at http://127.0.0.1:" in err
     bar = np.asarray(Image.open(tmp_path / "bar.png"))
     assert bar.shape == (50, 300, 3)
@@ -74,7 +74,7 @@ def test_some_images_failing_exit_3(capsys, tmp_path):
     document = json.loads(out)
     assert document["images"] == {"total": 2, "done": 1, "failed": 1}
     assert document["failures"] == [
-        {"image": str(tmp_path / "zero.png"), "error": f"{tmp_path / 'zero.png'}: empty file (0 bytes)"}
+        {"image": str(tmp_path / "zero.png"), "error": "empty file (0 bytes)"}
     ]
 
 
@@ -101,7 +101,8 @@ def test_bad_input_is_one_line_and_exit_1(capsys, tmp_path, name):
     code, out, err = run_cli(capsys, "run", tmp_path / name, "-o", tmp_path / "o.zarr", "--threads", "-q")
     assert code == 1
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"palette-dask: {tmp_path}/{expected}")
+    failed = "" if name in ("missing.png", "empty") else "failed: "  # stopped before, or failed (-q shows it)
+    assert len(lines) == 1 and lines[0].startswith(f"palette-dask: {failed}{tmp_path}/{expected}")
 
 
 @pytest.mark.parametrize(
@@ -300,5 +301,67 @@ def test_search_finds_the_images_a_colour_covers_as_a_numpy_filter_does(capsys, 
     assert main(["search", str(store), "--colour", hex_code, "--min-share", "0.1", "--top", "2"]) == 0
     out, err = capsys.readouterr()
     assert [line.split()[1] for line in out.splitlines()] == [inputs[i] for _, i in expected[:2]]
-    assert "images with at least 10% of their pixels near it" in err
+    assert f"{len(expected)} images with at least 10% of their pixels near it; the top 2" in err
     assert main(["search", str(store), "--colour", "not-a-colour"]) == 2
+
+
+# Smaller truths a new user met (issue 22)
+
+
+def test_quiet_hides_progress_not_failures_and_sweep_exits_3_like_run(capsys, tmp_path):
+    write_png(tmp_path / "a.png", np.asarray(Image.open(PHOTOS[1]))[:120, :160])
+    (tmp_path / "b.png").write_bytes(b"not a png")
+    code, out, err = run_cli(capsys, "run", tmp_path, "--threads", "-q")
+    bad = f"{tmp_path / 'b.png'}: not a readable image (unknown format)"
+    assert code == 3 and err.strip() == f"palette-dask: failed: {bad}"  # the failure, and no progress
+    code, out, err = run_cli(capsys, "sweep", tmp_path, "-k", "2..4", "--threads", "-q")
+    assert code == 3 and f"left out: {tmp_path / 'b.png'}: not a readable image" in err
+    code, out, err = run_cli(capsys, "sweep", tmp_path, "-k", "2..4", "--threads", "--json")
+    assert code == 3 and json.loads(out)["failures"] == [
+        {"image": str(tmp_path / "b.png"), "error": "not a readable image (unknown format)"}
+    ]
+
+
+def test_counts_are_said_in_the_singular_and_show_csv_says_what_it_wrote(capsys, tmp_path):
+    store = tmp_path / "s.zarr"
+    code, out, err = run_cli(capsys, "run", PHOTOS[1], "-o", store, "--threads")
+    assert code == 0 and "reading and sampling 1 image in 1 batch" in err and "counting: 1/1 image" in err
+    assert "1 of 1 image done" in out and " 1 images" not in out + err and " 1 batches" not in err
+    code, out, err = run_cli(capsys, "show", store, "--csv", tmp_path / "s.csv")
+    assert code == 0 and err.strip() == f"palette-dask: wrote the shares of 1 image to {tmp_path / 's.csv'}"
+    assert (tmp_path / "s.csv").read_text().count("\n") == 2
+
+
+def test_a_list_file_reads_paths_from_its_own_folder_and_says_so(capsys, tmp_path, monkeypatch):
+    (tmp_path / "lists").mkdir()
+    write_png(tmp_path / "a.png", np.asarray(Image.open(PHOTOS[1]))[:60, :80])
+    listing = tmp_path / "lists" / "inputs.txt"
+    listing.write_text("a.png\n")  # relative to the list's folder: lists/a.png, which does not exist
+    monkeypatch.chdir(tmp_path)  # where a.png is
+    code, out, err = run_cli(capsys, "run", listing, "--threads", "-q")
+    assert code == 1 and "inputs.txt:1: 'a.png' is read relative to the list file's folder" in err
+    listing.write_text("../a.png\n")
+    assert run_cli(capsys, "run", listing, "--threads", "-q")[0] == 0
+
+
+def test_palette_names_are_distinct_and_say_when_they_are_far(capsys, tmp_path):
+    from palette_dask.names import css_colours, named_colours
+
+    sienna_like = [[160, 82, 45], [165, 85, 50], [43, 44, 61]]  # two near sienna; #2b2c3d, far from black
+    found = named_colours(sienna_like)
+    assert found[0][0] == "sienna" and found[1][0] not in ("sienna", found[0][0])
+    assert len({name for name, _ in found}) == 3 and found[2][1] > 10  # no name within 10 of #2b2c3d
+    assert named_colours([[0, 0, 0]] * 3, {"black": "#000000", "white": "#ffffff"})[2][0] == "black 2"
+    pixels = np.zeros((20, 30, 3), np.uint8)
+    pixels[:, :10], pixels[:, 10:20], pixels[:, 20:] = sienna_like
+    write_png(tmp_path / "p.png", pixels)
+    store = tmp_path / "p.zarr"
+    code, out, err = run_cli(capsys, "run", tmp_path / "p.png", "-k", "3", "-o", store, "--threads")
+    assert code == 0 and "~" in out and "the nearest name is more than CIEDE2000 10 away" in out
+    names = [line.split()[2] for line in out.splitlines()[1:4]]
+    assert len(set(names)) == 3 and "sienna" in names
+    vocabulary = tmp_path / "names.txt"
+    vocabulary.write_text("a decade\n")  # a name alone, its last word reads as hex: refused
+    code, out, err = run_cli(capsys, "show", store, "--names", vocabulary)
+    assert code == 2 and f"{vocabulary}:1: expected a name and a hex code" in err
+    assert set(css_colours()) > {"sienna"}

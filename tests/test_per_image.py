@@ -92,9 +92,9 @@ def test_per_image_palettes_on_the_command_line_and_in_search(crops, tmp_path, c
     assert main(["run", str(crops), "--per-image", "0"]) == 2  # 1 to 64 colours
     # search: the larger of the shared palette's share and the image's own, against numpy on the arrays
     colour = tuple(int(v) for v in result.image_palettes[3][0])
-    ids, matches = search_store(store, colour, within=4, min_share=0.3)
+    ids, matches, total = search_store(store, colour, within=4, min_share=0.3)
     shared = result.image_counts[:, np.array(ids, int) - 1].sum(axis=1) / result.image_valid
     close = delta_e00(result.image_palettes.reshape(-1, 3), [colour]).reshape(-1, 4) <= 4
     expected = np.maximum(shared, np.where(close, result.image_palette_shares, 0).sum(axis=1))
     wanted = sorted(np.flatnonzero(expected >= 0.3), key=lambda i: (-expected[i], i))
-    assert [m.index for m in matches] == wanted and 3 in wanted
+    assert [m.index for m in matches] == wanted and 3 in wanted and total == len(wanted)

@@ -124,7 +124,8 @@ def test_colour_names_are_the_nearest_by_ciede2000_in_css_or_a_file(tmp_path, ca
         name: rgb2lab(np.array([[[int(code[i : i + 2], 16) / 255 for i in (1, 3, 5)]]]))[0, 0]
         for name, code in css.items()
     }
-    for colour, named in zip(colours, colour_names(colours)):
+    for colour in colours:
+        (named,) = colour_names([colour])  # one colour: its nearest name
         here = rgb2lab(colour[None, None] / 255.0)[0, 0]
         distances = {name: float(deltaE_ciede2000(here, value)) for name, value in lab.items()}  # brute force
         assert distances[named] == min(distances.values())

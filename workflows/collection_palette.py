@@ -42,7 +42,7 @@ def main(argv=None) -> int:
         return result
     out = Path(args.out)
     write_summary(result, out)
-    (out / "failures.txt").write_text("".join(f"{error}\n" for error in result.failures.values()))
+    (out / "failures.txt").write_text("".join(f"{failure}\n" for failure in result.failures))
     write_image_shares(result, out / "shares.csv")
     images = result.to_dict()["images"]
     print(

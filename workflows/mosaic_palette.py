@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     write_summary(result, out)
     if not result.k:
-        print(f"palette-dask: {next(iter(result.failures.values()))}", file=sys.stderr)
+        print(f"palette-dask: {result.failures[0]}", file=sys.stderr)
         return 1
     save_png(preview(out / "palette.zarr", result.colors), out / "preview.png")
     print(
