@@ -492,12 +492,14 @@ class BatchCounts:
             np.zeros((n, per_image), np.float64) if per_image else None,
         )
 
-    def done(self, row: int, result: ImageCounts) -> None:
-        """Record one image's counts."""
+    def done(self, row: int, result: ImageCounts, own=None) -> None:
+        """Record one image's counts (and its own palette: ``(colours, shares)``)."""
         self.counts[row] = result.counts
         self.masked[row] = result.masked
         self.squared_error[row] = float(result.squared_error.sum())
         self.lab_squared_error[row] = result.lab_squared_error
+        if own is not None and self.palettes is not None:
+            self.palettes[row], self.palette_shares[row] = own
         self.status[row] = 1
 
     def fail(self, row: int, error: str) -> None:

@@ -16,6 +16,12 @@ pixels it counts (masked and excluded pixels left out):
    each colour's share is the share of those pixels nearest to it (within
    about a percentage point of counting every pixel, on bigger images).
 
+An image read tile by tile (a mosaic) has its palette found the same way
+from its chunks, computed by the tasks that count them (:func:`image_parts`):
+the bins add up across chunks (kept at 6 bits, the coarser ones are their
+sums: the same bins as the image decoded whole), and the centres are refined
+and the shares found on the pixels of a lattice over the image.
+
 A thumbnail of 12,288 pixels occupies a few hundred bins, so its palette
 costs about what counting it costs; the palette's CIELAB error is within 2 %
 of scikit-learn's ``KMeans`` fitted to every pixel in CIELAB (tested).
@@ -34,14 +40,16 @@ Examples
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numba
 import numpy as np
 
-from .colour import lab_of, srgb_of
+from .colour import lab_of, srgb_of, srgb_to_lab
 from .fit import nearest
 from .pixels import PixelSpec, colour_values, loop_spec, to_display
 
-__all__ = ["image_palette", "BITS", "MIN_BINS"]
+__all__ = ["image_palette", "image_parts", "palette_of_parts", "Parts", "BITS", "MIN_BINS"]
 
 #: Bits kept of each display channel to bin an image's colours.
 BITS = 4
@@ -243,6 +251,23 @@ def _shown(centers, counts, k):
 
 
 @numba.njit(nogil=True, cache=True)
+def _fit(lab, weights, pixels, k, state, inits, iterations, refine_steps):
+    """Steps 2 and 3 of the module docstring: k-means over the bins, refined over ``pixels`` (CIELAB)."""
+    used = min(k, lab.shape[0])
+    centers, best = np.zeros((k, 3)), np.inf
+    for _ in range(inits if used else 0):  # the lowest weighted inertia over the bins
+        candidate, state = _kmeans(lab, weights, k, state, iterations, 2 + int(np.log(k)))
+        inertia = _inertia(lab, weights, candidate, used)
+        if inertia < best:
+            centers, best = candidate, inertia
+    if lab.shape[0] <= k or pixels.shape[0] == 0:  # a colour per bin
+        return _shown(centers, _shares(lab, weights, centers, used, k), k)
+    ones = np.ones(pixels.shape[0])  # refined on the pixels, which give the shares
+    centers = _lloyd(pixels, ones, centers, used, refine_steps)
+    return _shown(centers, _shares(pixels, ones, centers, used, k), k)
+
+
+@numba.njit(nogil=True, cache=True)
 def _own_palette(
     display, bands, labels, k, state, min_bins, max_bits, inits, iterations, refine_pixels, refine_steps
 ):
@@ -252,19 +277,13 @@ def _own_palette(
     while lab.shape[0] < min_bins * k and bits < max_bits:  # few colours: finer bins
         bits += 1
         lab, weights = _bins(display, bands, labels, bits)
-    used = min(k, lab.shape[0])
-    centers, best = np.zeros((k, 3)), np.inf
-    for _ in range(inits if used else 0):  # the lowest weighted inertia over the bins
-        candidate, state = _kmeans(lab, weights, k, state, iterations, 2 + int(np.log(k)))
-        inertia = _inertia(lab, weights, candidate, used)
-        if inertia < best:
-            centers, best = candidate, inertia
-    if lab.shape[0] <= k:  # a colour per bin
-        return _shown(centers, _shares(lab, weights, centers, used, k), k)
-    pixels = _pixels_lab(display, bands, labels, refine_pixels)  # refined on the pixels, who give the shares
-    ones = np.ones(pixels.shape[0])
-    centers = _lloyd(pixels, ones, centers, used, refine_steps)
-    return _shown(centers, _shares(pixels, ones, centers, used, k), k)
+    pixels = _pixels_lab(display, bands, labels, refine_pixels) if lab.shape[0] > k else np.empty((0, 3))
+    return _fit(lab, weights, pixels, k, state, inits, iterations, refine_steps)
+
+
+def _state(seed: int, index: int) -> np.uint64:
+    """The k-means' random state of an image: from the run's seed and the image's index, never zero."""
+    return np.uint64(((((seed << 32) ^ index) * 0x9E3779B97F4A7C15) | 1) % 2**64)
 
 
 def image_palette(
@@ -281,13 +300,12 @@ def image_palette(
     _, _, bands, _, _, _, _, eight_bit = loop_spec(spec, flat.dtype)
     if not eight_bit:  # other data: their display colours, computed
         flat, bands = to_display(colour_values(flat, spec), spec), np.arange(3)
-    state = np.uint64(((((seed << 32) ^ index) * 0x9E3779B97F4A7C15) | 1) % 2**64)  # never zero
     return _own_palette(
         flat,
         bands,
         labels.reshape(-1),
         k,
-        state,
+        _state(seed, index),
         MIN_BINS,
         MAX_BITS,
         INITS,
@@ -295,3 +313,119 @@ def image_palette(
         REFINE_PIXELS,
         REFINE_STEPS,
     )
+
+
+# An image read tile by tile (a mosaic): the bins add up across its chunks
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What an image's chunks say of its own palette, added up: its bins at :data:`MAX_BITS`, and pixels.
+
+    Attributes
+    ----------
+    keys, counts : ndarray of int64
+        The occupied bins of the valid display colours (``MAX_BITS`` a channel), and their pixels.
+    sums : ndarray of float64, shape (m, 3)
+        The sums of their display colours (exact for 8-bit data, whatever the order of the chunks).
+    pixels : ndarray of float64, shape (p, 3)
+        CIELAB of the valid pixels on a lattice over the whole image (:func:`lattice_step`).
+    """
+
+    keys: np.ndarray
+    counts: np.ndarray
+    sums: np.ndarray
+    pixels: np.ndarray
+
+
+def lattice_step(shape) -> int:
+    """Every ``step``-th row and column: at most about :data:`REFINE_PIXELS` pixels of an image this shape.
+
+    Examples
+    --------
+    >>> lattice_step((64, 64)), lattice_step((20_000, 20_000))
+    (1, 313)
+    """
+    return max(1, int(np.ceil(np.sqrt(shape[0] * shape[1] / REFINE_PIXELS))))
+
+
+def block_parts(block: np.ndarray, spec: PixelSpec, location, step: int) -> Parts:
+    """The :class:`Parts` of one chunk at ``location`` (``((r0, r1), (c0, c1))`` in the image)."""
+    from .pixels import valid_mask
+
+    (r0, _), (c0, _) = location
+    valid = valid_mask(block, spec)
+    flat = block.reshape(-1, block.shape[-1])
+    _, _, bands, _, _, _, _, eight_bit = loop_spec(spec, flat.dtype)
+    display = flat[:, bands].astype(np.float64) if eight_bit else to_display(colour_values(flat, spec), spec)
+    display = display.astype(np.float64).reshape(block.shape[:2] + (3,))
+    shift = 8 - MAX_BITS
+    whole = display[valid].astype(np.int64) >> shift
+    keys = (whole[:, 0] << (2 * MAX_BITS)) | (whole[:, 1] << MAX_BITS) | whole[:, 2]
+    keys, inverse = np.unique(keys, return_inverse=True)
+    sums = np.stack([np.bincount(inverse, display[valid][:, f], len(keys)) for f in range(3)], axis=1)
+    rows = np.arange(r0, r0 + block.shape[0]) % step == 0
+    cols = np.arange(c0, c0 + block.shape[1]) % step == 0
+    on_lattice = valid & rows[:, None] & cols[None, :]
+    pixels = srgb_to_lab(display[on_lattice]) if on_lattice.any() else np.empty((0, 3))
+    return Parts(keys, np.bincount(inverse, minlength=len(keys)).astype(np.int64), sums, pixels)
+
+
+def add_parts(parts: list[Parts]) -> Parts:
+    """The :class:`Parts` of several chunks of one image, added up (in row-major order of the chunks)."""
+    keys = np.concatenate([p.keys for p in parts])
+    merged, inverse = np.unique(keys, return_inverse=True)
+    counts = np.bincount(inverse, np.concatenate([p.counts for p in parts]), len(merged)).astype(np.int64)
+    sums = np.concatenate([p.sums for p in parts])
+    sums = np.stack([np.bincount(inverse, sums[:, f], len(merged)) for f in range(3)], axis=1)
+    return Parts(merged, counts, sums, np.concatenate([p.pixels for p in parts]))
+
+
+def bins_of(parts: Parts, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """The bins at ``bits`` a channel, from :class:`Parts`: CIELAB of their mean colours, and their pixels.
+
+    The same bins as an image decoded whole has (:func:`_bins`), in the same order.
+    """
+    shift = MAX_BITS - bits
+    mask = (1 << MAX_BITS) - 1
+    r, g, b = parts.keys >> (2 * MAX_BITS), (parts.keys >> MAX_BITS) & mask, parts.keys & mask
+    keys = ((r >> shift) << (2 * bits)) | ((g >> shift) << bits) | (b >> shift)
+    coarse, inverse = np.unique(keys, return_inverse=True)
+    counts = np.bincount(inverse, parts.counts, len(coarse))
+    sums = np.stack([np.bincount(inverse, parts.sums[:, f], len(coarse)) for f in range(3)], axis=1)
+    return srgb_to_lab(sums / counts[:, None]), counts.astype(np.float64)
+
+
+def palette_of_parts(parts: Parts, k: int, *, seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """An image's own ``k`` colours and shares from its chunks' :class:`Parts`, as :func:`image_palette`.
+
+    The same bins as the image decoded whole, the same k-means; the centres
+    are refined, and the shares found, on the pixels of a lattice over the
+    image instead of evenly spaced valid pixels.
+    """
+    bits = BITS
+    lab, weights = bins_of(parts, bits)
+    while lab.shape[0] < MIN_BINS * k and bits < MAX_BITS:  # few colours: finer bins
+        bits += 1
+        lab, weights = bins_of(parts, bits)
+    pixels = np.ascontiguousarray(parts.pixels, dtype=np.float64)
+    return _fit(lab, weights, pixels, k, _state(seed, index), INITS, ITERATIONS, REFINE_STEPS)
+
+
+def image_parts(image, spec: PixelSpec):
+    """A delayed :class:`Parts` of a dask image, chunk by chunk, added up in a tree of 16."""
+    import dask
+
+    blocks = image.to_delayed().reshape(image.numblocks[:2])
+    rows, cols = np.cumsum((0, *image.chunks[0])), np.cumsum((0, *image.chunks[1]))
+    step = lattice_step(image.shape)
+    parts = [
+        dask.delayed(block_parts, pure=True)(
+            blocks[i, j], spec, ((rows[i], rows[i + 1]), (cols[j], cols[j + 1])), step
+        )
+        for i in range(blocks.shape[0])
+        for j in range(blocks.shape[1])
+    ]
+    while len(parts) > 1:
+        parts = [dask.delayed(add_parts, pure=True)(parts[i : i + 16]) for i in range(0, len(parts), 16)]
+    return parts[0]

@@ -27,6 +27,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import dask
 import dask.array as da
 import numpy as np
 from distributed import Client
@@ -55,6 +56,7 @@ from .fit import LOCAL_FIT_BYTES, check_k, fit_palette
 from .formats import DEFAULT_MAX_PIXELS
 from .geotiff import check_geotiff_folder, write_label_geotiffs
 from .inputs import is_array, resolve_inputs
+from .per_image import image_parts, palette_of_parts
 from .pixels import (
     EXCLUDE_WITHIN,
     N_FEATURES,
@@ -318,8 +320,8 @@ def extract_palette(
         Also give every image its own ``per_image`` colours and their shares
         of its valid pixels (``result.image_palettes``,
         ``result.image_palette_shares``), clustered in CIELAB from the
-        pixels its counting task counts (see :mod:`palette_dask.per_image`);
-        images read tile by tile (mosaics) get none (zero shares).
+        pixels its counting tasks count (see :mod:`palette_dask.per_image`;
+        a mosaic's from the bins of all its chunks).
     report : callable, optional
         Called with one line per stage and per failed image; if it has an
         ``update(stage, done, total)`` method (:class:`~palette_dask.progress.Progress`),
@@ -961,7 +963,13 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.
 
         def count(info, image, index=index):
             spec, labels = opened.spec(run, index), label_paths[index]
-            return image_stats(image, spec, centers, labels, centers_rgb=centers_rgb, lookup=lookup)
+            stats = image_stats(image, spec, centers, labels, centers_rgb=centers_rgb, lookup=lookup)
+            if not config.per_image:
+                return stats
+            # its own palette from its chunks' bins, in the same graph: each chunk read once for both
+            parts, colours = image_parts(image, spec), config.per_image
+            own = dask.delayed(palette_of_parts)(parts, colours, seed=config.seed, index=index)
+            return dask.delayed(tuple)([stats, own])
 
         opened.submit(tasks, run, index, count)
     batch_of = {i: rows for rows in opened.batches for i in opened.tiled if i in rows}
@@ -984,7 +992,11 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.
             results[rows] = found
         else:
             waiting[rows].discard(key)
-            tiled[key] = unpack_stats(found) if error is None else error
+            if error is not None:
+                tiled[key] = error
+            else:  # its counts, and its own palette
+                stats, own = found if config.per_image else (found, None)
+                tiled[key] = (unpack_stats(stats), own)
             if label_paths[key] and error is None:  # its pyramid, before its batch is stored
                 stores.write_label_pyramid(label_paths[key])
         if rows in results and not waiting[rows]:
@@ -1000,13 +1012,17 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.
 
 
 def _fill(result: BatchCounts, index: int, outcome, name: str) -> None:
-    """Fill the row of an image its batch's task did not count: a tiled image's counts, or why it failed."""
+    """Fill the row of an image its batch's task did not count: a tiled image's counts, or why it failed.
+
+    ``outcome`` is ``(counts, own palette or None)``, the reason (a str or an
+    exception), or None when there was no palette to count with.
+    """
     row = index - result.start
     if isinstance(outcome, str):
         result.fail(row, outcome)
     elif isinstance(outcome, BaseException):
         result.fail(row, image_error(name, outcome))
-    elif outcome is None or outcome.valid == 0:  # None: no palette to count with
+    elif outcome is None or outcome[0].valid == 0:
         result.fail(row, one_line(no_valid_pixels(name)))
     else:
-        result.done(row, outcome)
+        result.done(row, *outcome)

@@ -98,3 +98,36 @@ def test_per_image_palettes_on_the_command_line_and_in_search(crops, tmp_path, c
     expected = np.maximum(shared, np.where(close, result.image_palette_shares, 0).sum(axis=1))
     wanted = sorted(np.flatnonzero(expected >= 0.3), key=lambda i: (-expected[i], i))
     assert [m.index for m in matches] == wanted and 3 in wanted and total == len(wanted)
+
+
+def test_a_mosaic_read_chunk_by_chunk_gets_its_own_palette_from_its_chunks_bins(client, tmp_path):
+    from test_sample import periodic_mosaic
+
+    from palette_dask.per_image import BITS, _bins, add_parts, bins_of, block_parts, lattice_step
+    from palette_dask.pixels import pixel_spec
+    from palette_dask.read import probe
+
+    pixels = periodic_mosaic(600, 150, 2)  # four photos' tiles
+    path = tmp_path / "m.zarr"
+    zarr.create_array(path, data=pixels, chunks=(128, 128, 3))
+    # the chunks' bins add up to the bins of the image decoded whole, exactly
+    spec = pixel_spec(probe(str(path)))
+    step = lattice_step(pixels.shape[:2])
+    edges = [(start, min(start + 128, 600)) for start in range(0, 600, 128)]
+    parts = add_parts(
+        [block_parts(pixels[slice(*r), slice(*c)], spec, (r, c), step) for r in edges for c in edges]
+    )
+    for bits in (BITS, 6):
+        whole = _bins(pixels.reshape(-1, 3), np.arange(3), np.ones(600 * 600, np.uint8), bits)
+        for ours, theirs in zip(bins_of(parts, bits), whole):
+            np.testing.assert_array_equal(ours, theirs)
+    assert len(parts.pixels) == (-(-600 // step)) ** 2 <= 4096
+    result = extract_palette(str(path), 3, client=client, per_image=K, chunk_bytes=2**16)
+    colours, shares = result.image_palettes[0], result.image_palette_shares[0]
+    lab = srgb_to_lab(pixels.reshape(-1, 3).astype(np.float64))
+    reference = KMeans(K, random_state=0, n_init="auto").fit(lab[::7]).cluster_centers_
+    assert _error(lab, colours[shares > 0]) <= 1.1 * _error(lab, np.rint(lab_to_srgb(reference))) + 2.0
+    assert shares.sum() == pytest.approx(1.0) and (np.diff(shares) <= 0).all() and (shares > 0).sum() == K
+    nearest = ((lab[:, None, :] - srgb_to_lab(colours.astype(float))[None]) ** 2).sum(axis=2).argmin(axis=1)
+    exact = np.bincount(nearest, minlength=K) / len(lab)
+    np.testing.assert_allclose(exact, shares, rtol=0, atol=0.03)  # the lattice's shares, near every pixel's
