@@ -9,7 +9,10 @@ Two mosaics of RGB uint8 pixels, about ``--gigabytes`` each, built once into
   anti-aliasing (Lanczos) to a region of a 4 x 4 grid, some flipped: every
   region holds millions of distinct colours, as real scenes do;
 - **repeated**: the older benchmark's mosaic, five photos at 512² repeated,
-  flipped and shifted (few distinct colours: the counting caches hit often).
+  flipped and shifted (few distinct colours: the counting caches hit often);
+- **aligned**: four photos resized (Lanczos) to tiles the size of the
+  chunks, 1024², in a 2 x 2 pattern: as tilers and scanners write mosaics,
+  the layout on which a stratified share of the chunks can see one kind of tile.
 
 For each, as whole processes on this machine:
 
@@ -17,12 +20,12 @@ For each, as whole processes on this machine:
   (or tifffile's zarr store) summed on a LocalCluster like the default one;
 - **palette_dask**: ``palette-dask run MOSAIC -k K`` end to end (default
   LocalCluster), with the peak memory of the whole process tree;
-- with ``--quality``: the same run through the API with the sample drawn
-  from every chunk (the sampling before issue 13) and from a share of them
-  (now), over three seeds: the inertia and CIELAB error of each palette over
-  all pixels.
+- with ``--quality``: whole runs with the sample from every chunk (the
+  default since issue 22) and from a quarter of them (``--sample-chunks
+  0.25``, the default of issues 13 to 21), over four seeds: the time of each
+  and the CIELAB error of each palette over all pixels.
 
-    .venv/bin/python benchmarks/mosaic.py [--gigabytes 2] [-k 8] [--tiff] [--quality] [--write benchmarks/RESULTS.md]
+    .venv/bin/python benchmarks/mosaic.py [--gigabytes 2] [-k 8] [--mosaics diverse,repeated,aligned] [--tiff] [--quality] [--write benchmarks/RESULTS.md]
 """
 
 from __future__ import annotations
@@ -68,19 +71,9 @@ if __name__ == "__main__":
         print(int(array.sum(dtype="uint64").compute()))
 """
 
-QUALITY = """
-import json, sys
-import palette_dask.sample
-from palette_dask import connect, extract_palette
-
-if __name__ == "__main__":
-    path, k, seed, every = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "every"
-    if every:  # the sample from every chunk, as before issue 13
-        palette_dask.sample.MIN_CELLS = 10**12
-    with connect() as client:
-        result = extract_palette(path, k, seed=seed, client=client)
-    print(json.dumps({key: result.attrs[key] for key in ("inertia", "lab_error")}))
-"""
+#: Quality: a whole run with the sample from a share of the chunks (1: every chunk, the default).
+SHARES = (1.0, 0.25)
+SEEDS = (0, 1, 2, 3)
 
 
 def _photo(name: str) -> Image.Image:
@@ -109,6 +102,12 @@ def repeated_band(side: int, band: int) -> np.ndarray:
     )
 
 
+def aligned_band(side: int, band: int) -> np.ndarray:
+    """Rows ``band * CHUNK`` onwards of the aligned mosaic: chunk-sized tiles of four photos, 2 x 2."""
+    kinds = [np.asarray(_photo(name).resize((CHUNK, CHUNK), Image.Resampling.LANCZOS)) for name in DIVERSE[:4]]
+    return np.hstack([kinds[(band % 2) * 2 + col % 2] for col in range(side // CHUNK)])
+
+
 def side_for(gigabytes: float) -> int:
     """Side of a square RGB mosaic of about ``gigabytes``: a whole number of 4 x 1024 pixels."""
     return max(1, round(np.sqrt(gigabytes * 1e9 / 3) / (4 * CHUNK))) * 4 * CHUNK
@@ -124,7 +123,9 @@ def build(kind: str, side: int, folder: Path, tiff: bool) -> dict[str, Path]:
     if all(path.exists() for path in paths.values()):
         return paths
     print(f"building the {kind} mosaic {side}x{side}...", file=sys.stderr)
-    band_rows, make = (side // 4, diverse_band) if kind == "diverse" else (CHUNK, repeated_band)
+    band_rows, make = {
+        "diverse": (side // 4, diverse_band), "repeated": (CHUNK, repeated_band), "aligned": (CHUNK, aligned_band)
+    }[kind]
     array = zarr.create_array(
         str(paths["zarr"]), shape=(side, side, 3), chunks=(CHUNK, CHUNK, 3), dtype="uint8", overwrite=True
     )
@@ -153,7 +154,7 @@ def main() -> None:
     parser.add_argument("--dir", default="/tmp/palette-dask-mosaic")
     parser.add_argument("--mosaics", default="diverse,repeated")
     parser.add_argument("--tiff", action="store_true", help="also as tiled BigTIFF")
-    parser.add_argument("--quality", action="store_true", help="palettes from every chunk vs a share")
+    parser.add_argument("--quality", action="store_true", help="samples from every chunk vs a quarter")
     parser.add_argument("--write", metavar="RESULTS.md")
     args = parser.parse_args()
     side = side_for(args.gigabytes)
@@ -189,24 +190,25 @@ def main() -> None:
             )
             print(lines[-1], file=sys.stderr)
             if args.quality and form == "zarr":
-                for seed in (0, 1, 2):
+                for seed in SEEDS:
                     runs = {}
-                    for how in ("every", "share"):
-                        _, _, out_json = timed(
-                            [python, "-c", QUALITY, str(path), str(args.k), str(seed), how]
-                        )
-                        runs[how] = json.loads(out_json)
+                    for share in SHARES:
+                        command = [cli, "run", str(path), "-k", str(args.k), "--seed", str(seed), "--json", "-q"]
+                        took, _, document = timed([*command, "--sample-chunks", str(share)])
+                        runs[share] = (took, json.loads(document)["lab_error"])
+                    (every, every_error), (part, part_error) = runs[1.0], runs[0.25]
                     quality.append(
-                        f"| {kind} | {seed} | {runs['share']['inertia'] / runs['every']['inertia']:.4f} "
-                        f"| {runs['share']['lab_error'] / runs['every']['lab_error']:.4f} |"
+                        f"| {kind} | {seed} | {every:.1f} | {part:.1f} | {every_error:.1f} | {part_error:.1f} "
+                        f"| {part_error / every_error:.3f} |"
                     )
                     print(quality[-1], file=sys.stderr)
     if quality:
         lines += [
             "",
-            "Palette from a share of the chunks against one from every chunk (same seed), over all pixels:\n",
-            "| mosaic | seed | inertia, share / every | CIELAB error, share / every |",
-            "|---|---|---|---|",
+            "Sample from every chunk (the default) against a quarter of them (`--sample-chunks 0.25`), "
+            "whole runs, same seed; CIELAB error (mean squared, of every pixel to its nearest colour shown):\n",
+            "| mosaic | seed | every chunk (s) | a quarter (s) | CIELAB error, every | a quarter | quarter / every |",
+            "|---|---|---|---|---|---|---|",
             *quality,
         ]
     emit("\n".join(lines) + "\n", args.write)

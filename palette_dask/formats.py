@@ -326,6 +326,11 @@ def probe_tiff(source: str, handle, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
                     f"strips or tiles, but the file lists {stored:,}"
                 )
             _check_segments(source, series, tif.filehandle.size)
+            _check_jpeg_frame(source, page, tif.filehandle)
+            if int(page.planarconfig) not in (1, 2):  # tifffile would read it from uninitialised memory
+                raise ImageReadError(
+                    f"{source}: damaged TIFF: its planar configuration is {int(page.planarconfig)} (1 or 2)"
+                )
             nodata_tag = page.tags.get(42113)  # GDAL_NODATA
             tile = (page.tilelength, page.tilewidth) if page.is_tiled else (page.rowsperstrip, 0)
             extrasamples = tuple(int(e) for e in (page.extrasamples or ()))
@@ -383,6 +388,28 @@ def _check_segments(source: str, series, size: int) -> None:
                 f"{source}: truncated TIFF: its strips or tiles end {end - size:,} bytes past the end of "
                 f"the file ({size:,} bytes)"
             )
+
+
+def _check_jpeg_frame(source: str, page, handle) -> None:
+    """Refuse a JPEG-compressed TIFF whose first tile or strip is not the size its header says.
+
+    tifffile decodes a JPEG segment into the shape the header gives whatever
+    the JPEG holds, the rest made up: a header whose dimensions were damaged
+    must fail. One small read, of the first segment's start.
+    """
+    if page.compression != 7 or not len(page.dataoffsets) or page.databytecounts[0] == 0:
+        return
+    handle.seek(page.dataoffsets[0])
+    frame = jpeg_frame(handle.read(min(page.databytecounts[0], 2**16)))
+    if page.is_tiled:
+        expected, segment = (page.tilelength, page.tilewidth), "tile"
+    else:
+        expected, segment = (min(page.rowsperstrip, page.imagelength), page.imagewidth), "strip"
+    if frame is not None and frame[:2] != expected:
+        raise ImageReadError(
+            f"{source}: damaged TIFF: its first JPEG {segment} holds {frame[0]} x {frame[1]} pixels, "
+            f"not the {expected[0]} x {expected[1]} its header says"
+        )
 
 
 # Pillow mode → (mode to convert to, channels, dtype)
@@ -833,6 +860,25 @@ def quick_header(source: str, data: bytes) -> ImageInfo | None:
         return ImageInfo(
             source, "pillow", (height, width, bands), "uint8", alpha=colour in (4, 6), tile=(height, width)
         )
+    frame = jpeg_frame(data)
+    if frame is None or frame[2] not in (1, 3):  # CMYK, YCCK: Pillow's conversions
+        return None
+    height, width, components = frame
+    return ImageInfo(source, "pillow", (height, width, components), "uint8", tile=(height, width))
+
+
+def jpeg_frame(data: bytes) -> tuple[int, int, int] | None:
+    """``(height, width, components)`` of a JPEG's frame header, read from its first bytes; None if not found.
+
+    Examples
+    --------
+    >>> import io, numpy as np
+    >>> from PIL import Image
+    >>> buffer = io.BytesIO()
+    >>> Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(buffer, format="JPEG")
+    >>> jpeg_frame(buffer.getvalue()), jpeg_frame(b"not a jpeg")
+    ((6, 8, 3), None)
+    """
     if data[:2] != _JPEG_MAGIC:
         return None
     at = 2
@@ -843,9 +889,7 @@ def quick_header(source: str, data: bytes) -> ImageInfo | None:
             continue
         if marker in _JPEG_FRAMES:
             height, width, components = struct.unpack(">HHB", data[at + 5 : at + 10])
-            if components not in (1, 3):  # CMYK, YCCK: Pillow's conversions
-                return None
-            return ImageInfo(source, "pillow", (height, width, components), "uint8", tile=(height, width))
+            return height, width, components
         if marker in (0x01, *range(0xD0, 0xD8)):
             at += 2
             continue

@@ -55,8 +55,9 @@ def test_sweep_from_files_and_the_command_line(client, tmp_path, capsys):
         ]
     )
     document = json.loads(capsys.readouterr().out)
-    assert code == 0 and document["suggested_k"] == 3 and document["ks"] == [2, 3, 4, 5, 6, 7]
-    assert len(document["failures"]) == 1 and "nothing.png" in document["failures"][0]["error"]
+    assert code == 3 and document["suggested_k"] == 3 and document["ks"] == [2, 3, 4, 5, 6, 7]  # one left out
+    assert len(document["failures"]) == 1 and document["failures"][0]["image"].endswith("nothing.png")
+    assert document["failures"][0]["error"] == "no such file"
     assert Image.open(curve).size == (600, 400)
 
 

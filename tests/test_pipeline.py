@@ -118,7 +118,7 @@ def test_all_images_failing_leave_no_store_behind(client, tmp_path):
     assert not (tmp_path / "s.zarr").exists()  # the obvious retry is not refused as "already exists"
     assert messages[-1] == f"no image was stored: {tmp_path / 's.zarr'} is not kept"
     (tmp_path / "empty.zarr").mkdir()  # a folder that was there before the run stays
-    with pytest.warns(PaletteDaskWarning, match="images failed"):
+    with pytest.warns(PaletteDaskWarning, match="images? failed"):
         extract_palette([tmp_path / "clear.png"], 5, store=tmp_path / "empty.zarr", client=client)
     assert (tmp_path / "empty.zarr").is_dir()
 
@@ -164,7 +164,7 @@ def test_an_existing_store_is_not_overwritten(client, tmp_path):
 def test_real_rasters(client, real_rasters, name):
     path = real_rasters / name
     if name == "RGBA.uint16.tif":  # its valid pixels all hold one colour, (10000, 10000, 10000)
-        with pytest.warns(PaletteDaskWarning, match="only 1 distinct colours"):
+        with pytest.warns(PaletteDaskWarning, match="only 1 distinct colour among"):
             with pytest.warns(PaletteDaskWarning, match="near black .*L\\* 16.* uint16"):  # 10000 of 65535
                 result = extract_palette(path, 5, client=client, sample_size=50_000)
         assert result.k == 1 and result.centers_rgb[0] == pytest.approx([10000 * 255 / 65535] * 3)
@@ -187,9 +187,9 @@ def test_real_rasters(client, real_rasters, name):
 
 def test_resume_finishes_only_what_is_pending_and_matches_a_full_run(client, tmp_path):
     inputs = [*PHOTOS, tmp_path / "missing.png"]
-    with pytest.warns(PaletteDaskWarning, match="images failed"):  # missing.png
+    with pytest.warns(PaletteDaskWarning, match="images? failed"):  # missing.png
         full = extract_palette(inputs, 4, store=tmp_path / "full.zarr", client=client, seed=5)
-    with pytest.warns(PaletteDaskWarning, match="images failed"):
+    with pytest.warns(PaletteDaskWarning, match="images? failed"):
         extract_palette(inputs, 4, store=tmp_path / "cut.zarr", client=client, seed=5)
     # as if the run had stopped before its second image and the end were written
     group = zarr.open_group(tmp_path / "cut.zarr", mode="r+")
@@ -202,7 +202,7 @@ def test_resume_finishes_only_what_is_pending_and_matches_a_full_run(client, tmp
     resumed = extract_palette(
         inputs, 4, store=tmp_path / "cut.zarr", client=client, seed=5, resume=True, report=messages.append
     )
-    assert "reading 1 images in 1 batches" in messages
+    assert "reading 1 image in 1 batch" in messages
     assert not any("sampling" in m for m in messages)
     for name in ("centers", "counts", "image_counts", "image_valid", "image_status", "image_errors"):
         np.testing.assert_array_equal(

@@ -73,6 +73,9 @@ def www(tmp_path_factory):
     Image.open(PHOTOS[1]).save(root / "photo.jpg", quality=90)
     rgb = np.asarray(Image.open(PHOTOS[0]).convert("RGB"))
     tifffile.imwrite(root / "tiled.tif", rgb, tile=(128, 128), compression="zlib")
+    tifffile.imwrite(root / "jpeg-tiles.tif", rgb, tile=(128, 128), compression="jpeg", photometric="rgb")
+    whole = (root / "jpeg-tiles.tif").read_bytes()
+    (root / "cut-tiles.tif").write_bytes(whole[: len(whole) * 2 // 3])  # its last tiles past the end
     return root
 
 
@@ -181,3 +184,9 @@ def test_a_body_cut_short_by_the_server_is_an_error_not_a_smaller_file(server, t
     assert list(tmp_path.iterdir()) == []  # nothing half-downloaded left
     with pytest.raises(ImageReadError, match="cut-short.jpg: download cut short"):
         probe(f"{server}/cut-short.jpg")
+
+
+def test_a_cut_tiff_read_by_byte_ranges_is_refused_not_filled_with_grey(server):
+    with pytest.raises(ImageReadError, match="cut-tiles.tif: truncated TIFF: its strips or tiles end "):
+        probe(f"{server}/cut-tiles.tif")  # tifffile alone decodes the missing tiles as grey
+    assert probe(f"{server}/jpeg-tiles.tif").shape == (512, 512, 3)
