@@ -23,7 +23,17 @@ from pathlib import Path
 
 from ._version import __version__
 from .errors import ClusterError, InputError, PaletteDaskError, ParameterError, one_line, plural
-from .store import DONE, MAX_BATCH_SIZE, PaletteResult, load_result
+from .options import (
+    RunConfig,
+    add_arguments,
+    bands_argument,
+    from_arguments,
+    non_negative,
+    scale_argument,
+    share,
+    whole_number,
+)
+from .store import DONE, PaletteResult, load_result
 
 __all__ = ["main", "bands_argument", "scale_argument", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_PARTIAL"]
 
@@ -41,40 +51,7 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: {message} (see --help)")
 
 
-def _whole_number(minimum: int, maximum: int | None = None):
-    """An argparse type: a whole number of at least ``minimum`` (and at most ``maximum``)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum or (maximum is not None and value > maximum):
-            within = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
-            raise argparse.ArgumentTypeError(f"expected a whole number {within}, got {value}")
-        return value
-
-    return parse
-
-
-_positive_int, _seed, _batch_size = _whole_number(1), _whole_number(0), _whole_number(1, MAX_BATCH_SIZE)
-_per_image = _whole_number(1, 64)  # pipeline.MAX_PER_IMAGE, without importing dask to parse a command
-
-
-def bands_argument(text: str) -> tuple[int, ...]:
-    """``4,3,2`` (band numbers counted from 1, as GDAL does) → 0-based indices."""
-    try:
-        numbers = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected band numbers such as 4,3,2, got {text!r}") from None
-    if len(numbers) not in (1, 3) or min(numbers) < 1:
-        raise argparse.ArgumentTypeError(f"expected one or three band numbers from 1, got {text!r}")
-    return tuple(n - 1 for n in numbers)
-
-
-def _band_number(text: str) -> int:
-    """``4`` (a band number counted from 1) → 3, the 0-based index."""
-    return _whole_number(1)(text) - 1
+_positive_int = whole_number(1)
 
 
 def _k_range(text: str) -> range:
@@ -88,28 +65,6 @@ def _k_range(text: str) -> range:
             f"expected LOW..HIGH with 1 <= LOW and at least 3 values, got {text!r}"
         )
     return range(low, high + 1)
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number (or nan), got {text!r}") from None
-
-
-def scale_argument(text: str):
-    """``dtype``, ``minmax``, ``percentile`` or ``LOW,HIGH`` → the ``scale`` of :func:`extract_palette`."""
-    if text in ("dtype", "minmax", "percentile"):
-        return text
-    try:
-        low, high = (float(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected dtype, minmax, percentile or LOW,HIGH, got {text!r}"
-        ) from None
-    if not high > low:
-        raise argparse.ArgumentTypeError(f"LOW,HIGH needs HIGH > LOW, got {text!r}")
-    return (low, high)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -168,11 +123,11 @@ def _parser() -> argparse.ArgumentParser:
         "--colour", "--color", required=True, metavar="COLOUR", help="#rrggbb or a colour name"
     )
     search.add_argument(
-        "--within", type=_non_negative, default=10.0, metavar="DE", help="CIEDE2000 distance (default: 10)"
+        "--within", type=non_negative, default=10.0, metavar="DE", help="CIEDE2000 distance (default: 10)"
     )
     search.add_argument(
         "--min-share",
-        type=_share,
+        type=share,
         default=0.2,
         metavar="S",
         help="least share of an image, 0-1 (default: 0.2)",
@@ -187,49 +142,6 @@ def _parser() -> argparse.ArgumentParser:
         "--out", default="palette-demo", metavar="DIR", help="output folder (default: %(default)s)"
     )
     return parser
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
-def _positive_number(text: str) -> float:
-    value = _non_negative(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
-    return value
-
-
-def _hex_colour(text: str) -> str:
-    """``#rrggbb``, ``rrggbb`` or a CSS colour name (``white``) as ``#rrggbb`` (see search.parse_colour)."""
-    from .search import parse_colour
-
-    try:
-        return "#%02x%02x%02x" % parse_colour(text.strip().lower())
-    except ParameterError:
-        raise argparse.ArgumentTypeError(
-            f"expected #rrggbb or a CSS colour name such as white, got {text!r}"
-        ) from None
-
-
-def _chunk_share(text: str) -> float:
-    value = _share(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"expected a share above 0 and at most 1, got {text!r}")
-    return value
-
-
-def _share(text: str) -> float:
-    value = _non_negative(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"expected a share from 0 to 1, got {text!r}")
-    return value
 
 
 def _export_path(text: str) -> str:
@@ -261,7 +173,8 @@ def _add_palette_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_run_options(parser: argparse.ArgumentParser, *, default_store: str | None | bool) -> None:
-    parser.add_argument("-k", type=_positive_int, default=5, help="number of colours (default: 5)")
+    """The options of ``run`` and ``demo``: those of every stage, and the outputs."""
+    add_arguments(parser, "run")
     if default_store is not False:
         parser.add_argument(
             "-o", "--out", default=default_store, metavar="OUT.zarr",
@@ -281,48 +194,16 @@ def _add_run_options(parser: argparse.ArgumentParser, *, default_store: str | No
     parser.add_argument(
         "--html", metavar="REPORT.html", help="also write a self-contained HTML report with previews"
     )
-    parser.add_argument("--labels", action="store_true", help="also store a label raster per image")
-    parser.add_argument(
-        "--per-image",
-        type=_per_image,
-        default=0,
-        metavar="K",
-        help="also give every image its own K colours and their shares (show --images lists them)",
-    )
     parser.add_argument(
         "--labels-geotiff",
         metavar="DIR",
         help="also write each label raster as a GeoTIFF in DIR, georeferenced (implies --labels)",
     )
-    parser.add_argument(
-        "--batch-size",
-        type=_batch_size,
-        default=None,
-        metavar="N",
-        help="images per batch: a task per pass, a chunk of the store (default: a 32nd of the images)",
-    )
-    parser.add_argument(
-        "--on-error",
-        choices=("skip", "fail"),
-        default="skip",
-        help="on a bad image: record it and go on (skip, exit 3 at the end) or stop (fail, exit 1)",
-    )
 
 
 def _add_input_options(parser: argparse.ArgumentParser) -> None:
     """How inputs are read and sampled, and where the work runs: shared by run, demo and sweep."""
-    parser.add_argument(
-        "--sample", type=_positive_int, default=None, metavar="N", help="pixels sampled to fit"
-    )
-    parser.add_argument(
-        "--sample-chunks",
-        type=_chunk_share,
-        default=1.0,
-        metavar="SHARE",
-        help="sample a mosaic from this share of its chunks, not all (faster; can miss regions of a "
-        "periodic layout: see the README)",
-    )
-    parser.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
+    add_arguments(parser, "input")
     parser.add_argument("--scheduler", metavar="ADDRESS", help="attach to a running dask scheduler")
     queue = parser.add_argument_group("job-queue cluster (dask-jobqueue)")
     queue.add_argument(
@@ -359,55 +240,6 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
     )
     kind.add_argument(
         "--processes", action="store_true", help="LocalCluster: one worker process per core (or --workers)"
-    )
-    parser.add_argument(
-        "--max-pixels", type=_positive_int, default=None, metavar="N", help="largest image decoded whole"
-    )
-    parser.add_argument(
-        "--bands",
-        type=bands_argument,
-        metavar="R,G,B",
-        help="bands shown as red, green, blue, from 1 (e.g. 4,3,2)",
-    )
-    parser.add_argument(
-        "--alpha",
-        type=_band_number,
-        metavar="N",
-        help="band N (from 1) is alpha: 0 leaves a pixel out (zarr and arrays declare no alpha band)",
-    )
-    parser.add_argument(
-        "--nodata", type=_number, metavar="V", help="pixels whose colour bands all equal V are left out"
-    )
-    parser.add_argument(
-        "--scale",
-        type=scale_argument,
-        default="dtype",
-        metavar="HOW",
-        help="band values to display 0-255: dtype (default), minmax, percentile (2-98), or LOW,HIGH",
-    )
-    parser.add_argument(
-        "--channel-axis", type=int, default=None, metavar="N", help="axis of the bands of zarr arrays"
-    )
-    parser.add_argument(
-        "--space",
-        choices=("rgb", "lab"),  # colour.SPACES, without importing numba to parse a command
-        default="lab",
-        help="cluster in perceptual CIELAB (lab, the default) or in display sRGB as the tutorial does (rgb)",
-    )
-    parser.add_argument(
-        "--exclude",
-        action="append",
-        type=_hex_colour,
-        default=[],
-        metavar="#RRGGBB",
-        help="leave out pixels near this colour, as masked ones (a white background); repeatable",
-    )
-    parser.add_argument(
-        "--within",
-        type=_positive_number,
-        default=6.0,  # pixels.EXCLUDE_WITHIN, without importing numba to parse a command
-        metavar="DE",
-        help="CIEDE2000 difference from an --exclude colour within which pixels are left out (default: 6)",
     )
 
 
@@ -585,18 +417,12 @@ def _from_store(args) -> None:
         raise InputError(
             f"{args.out}: holds arrays given from Python ({arrays[0]}...); resume it from Python"
         )
-    stored = group.attrs.get("parameters", {})
-    args.inputs, args.k, args.sample, args.seed = names, stored["k"], stored["sample_size"], stored["seed"]
-    args.sample_chunks = stored.get("sample_chunks", 1.0)
-    args.bands = None if stored.get("bands") is None else tuple(stored["bands"])
-    args.alpha = stored.get("alpha")
-    scale = stored.get("scale", "dtype")
-    args.scale = scale if isinstance(scale, str) else tuple(scale)
-    args.nodata, args.space = stored.get("nodata"), stored.get("space", "lab")
-    args.channel_axis, args.labels = stored.get("channel_axis"), bool(stored.get("labels"))
-    args.exclude, args.within = stored.get("exclude", []), stored.get("exclude_within", 6.0)
-    args.per_image = stored.get("per_image", 0)
-    args.batch_size = group.attrs.get("batch_size")
+    config = RunConfig.from_parameters(
+        group.attrs.get("parameters", {}), batch_size=group.attrs.get("batch_size")
+    )
+    args.inputs = names
+    for name, value in config.values().items():
+        setattr(args, name, list(value) if name == "exclude" else value)
 
 
 def _print_job_script(args) -> int:
@@ -630,15 +456,7 @@ def _sweep(args) -> int:
 
     jobqueue = _jobqueue(args)
     inputs = resolve_inputs(args.inputs)
-    options = {
-        k: getattr(args, k)
-        for k in ("seed", "sample_chunks", "bands", "alpha", "nodata", "scale", "space", "channel_axis")
-    }
-    options["exclude"], options["exclude_within"] = args.exclude, args.within
-    if args.sample:
-        options["sample_size"] = args.sample
-    if args.max_pixels:
-        options["max_pixels"] = args.max_pixels
+    options = from_arguments(args, "input")
     with _client(args, jobqueue) as client:
         sweep = sweep_k(inputs, args.k, client=client, report=_reporter(args), **options)
     if args.png:
@@ -680,31 +498,10 @@ def _extract(args, inputs, store) -> PaletteResult:
     if args.labels_geotiff:
         check_geotiff_folder(args.labels_geotiff, inputs, replace=args.overwrite or args.resume)
     report = _reporter(args)  # the command reports failures itself: no Python warning
-    options = {
-        "k": args.k,
-        "seed": args.seed,
-        "sample_chunks": args.sample_chunks,
-        "store": store,
-        "resume": args.resume,
-        "overwrite": args.overwrite,
-        "bands": args.bands,
-        "alpha": args.alpha,
-        "nodata": args.nodata,
-        "scale": args.scale,
-        "space": args.space,
-        "channel_axis": args.channel_axis,
-        "labels": args.labels,
-        "labels_geotiff": args.labels_geotiff,
-        "on_error": args.on_error,
-        "batch_size": args.batch_size,
-        "exclude": args.exclude,
-        "exclude_within": args.within,
-        "per_image": args.per_image,
-    }
-    if args.sample:
-        options["sample_size"] = args.sample
-    if args.max_pixels:
-        options["max_pixels"] = args.max_pixels
+    options = from_arguments(args, "run")
+    options.update(
+        store=store, resume=args.resume, overwrite=args.overwrite, labels_geotiff=args.labels_geotiff
+    )
     ours = store is not None and (not os.path.lexists(store) or is_store(store))  # this run may remove it
     try:
         # URLs are downloaded once, into a folder that lasts until the figure and the report are drawn

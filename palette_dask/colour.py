@@ -21,10 +21,10 @@ Examples
 
 from __future__ import annotations
 
-import re
-
 import numba
 import numpy as np
+
+from .options import SPACES
 
 __all__ = [
     "SPACES",
@@ -39,9 +39,6 @@ __all__ = [
     "is_excluded",
     "excluded",
 ]
-
-#: The spaces ``space=`` accepts.
-SPACES = ("rgb", "lab")
 
 # sRGB (linear) to CIE XYZ, D65, and the D65 white point (IEC 61966-2-1).
 _RGB_TO_XYZ = np.array(
@@ -154,10 +151,6 @@ def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
 def palette_lab(colors: np.ndarray) -> np.ndarray:
     """CIELAB of a palette as shown and saved: each colour rounded to 8-bit sRGB first."""
     return srgb_to_lab(np.clip(np.rint(np.asarray(colors, dtype=np.float64)), 0, 255))
-
-
-#: A colour as ``#rrggbb`` (the ``#`` optional).
-HEX_COLOUR = re.compile(r"#?[0-9a-fA-F]{6}")
 
 
 def hex_rgb(code: str) -> tuple[int, int, int]:

@@ -30,6 +30,7 @@ import numpy as np
 from .colour import is_excluded, lab_of, lab_to_srgb, palette_lab
 from .errors import image_error, no_valid_pixels
 from .fit import nearest
+from .options import RunConfig
 from .pixels import N_FEATURES, PixelSpec, SpecCache, exclusion, loop_spec
 from .read import Batch
 
@@ -509,7 +510,7 @@ class BatchCounts:
 
 def batch_stats(
     batch: Batch,
-    parameters: dict,
+    config: RunConfig,
     display_range,
     centers: np.ndarray,
     centers_rgb: np.ndarray,
@@ -522,17 +523,17 @@ def batch_stats(
     written to ``labels/<index>`` by this task, the only one that writes there.
     A palette with no colours (``k=0``: no image had a valid pixel) fails
     every readable image as having no valid pixels. ``lookup`` as :func:`block_stats`.
-    With ``parameters["per_image"]`` (K), each image's own K colours and their
+    With ``config.per_image`` (K), each image's own K colours and their
     shares come from the pixels it counts (:func:`~palette_dask.per_image.image_palette`).
     """
     from .per_image import image_palette
     from .store import label_dtype, write_label_image
 
     centers = np.asarray(centers, dtype=np.float32)
-    per_image, seed = int(parameters.get("per_image") or 0), int(parameters.get("seed", 0))
+    per_image, seed = config.per_image, config.seed
     result, known = (
         BatchCounts.empty(batch.start, len(batch.infos), len(centers), per_image),
-        SpecCache(parameters, display_range),
+        SpecCache(config, display_range),
     )
     for index, info, pixels in batch.images():
         row = index - batch.start

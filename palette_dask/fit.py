@@ -25,6 +25,7 @@ DESIGN.md), each covered by a test:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import warnings
 from dataclasses import dataclass
@@ -34,7 +35,8 @@ import dask.array as da
 import numba
 import numpy as np
 
-from .errors import NoValidPixelsError, PaletteDaskWarning, ParameterError, plural
+from .errors import NoValidPixelsError, PaletteDaskWarning, plural
+from .options import check_k
 
 __all__ = ["FittedPalette", "fit_palette", "nearest_center", "polish"]
 
@@ -45,16 +47,33 @@ def _import_kmeans():
 
     Importing it while the first pass reads was measured slower (the import
     holds the GIL the worker threads need): 2,000 crops 7.6-9.4 s against
-    6.3-7.3 s. numba caches dask-ml's Lloyd kernel on disk: fresh processes
-    load it, not compile it.
+    6.3-7.3 s.
     """
-    from dask_ml.cluster import KMeans, k_means
+    from dask_ml.cluster import KMeans
 
-    try:
-        k_means._centers_dense.enable_caching()
-    except Exception:  # another dask-ml, or a read-only install: compiling is only slower
-        pass
     return KMeans
+
+
+@contextlib.contextmanager
+def _lloyd_cached():
+    """dask-ml's Lloyd kernel (numba) loaded from numba's disk cache, not compiled, while a fit runs.
+
+    The kernel's cache setting is dask-ml's again afterwards; another dask-ml,
+    or one whose kernel cannot be cached, is only slower to compile.
+    """
+    try:
+        from dask_ml.cluster import k_means
+
+        kernel = k_means._centers_dense
+        saved = kernel._cache
+        kernel.enable_caching()
+    except Exception:
+        yield
+        return
+    try:
+        yield
+    finally:
+        kernel._cache = saved
 
 
 #: k-means|| rounds; each draws about ``10 / INIT_ROUNDS * k`` candidates (a pass and a round trip each).
@@ -94,12 +113,6 @@ class FittedPalette:
     sample_size: int
     k_requested: int
     n_iter: int
-
-
-def check_k(k) -> None:
-    """Raise :class:`ParameterError` unless ``k`` is a whole number >= 1."""
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-        raise ParameterError(f"k must be a whole number of colours >= 1, got {k!r}")
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -282,7 +295,9 @@ def _fit(
         max_iter=DASK_ML_ITERATIONS,
         tol=tol * float(variance),
         random_state=seeds[0],
-    ).fit(sample)
+    )
+    with _lloyd_cached():
+        model.fit(sample)
     starts = [model.cluster_centers_] + [dask.delayed(_kmeans_plusplus)(sample, k, s) for s in seeds[1:]]
     polished = dask.compute(
         *[

@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import struct
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -41,16 +42,42 @@ from .fetch import (
     storage_options,
 )
 from .inputs import is_zarr_source
+from .options import DEFAULT_MAX_PIXELS
 
 __all__ = ["ImageInfo", "whole_block_bytes"]
 
-#: Images that must be decoded whole (PNG, JPEG...) may have at most this many pixels.
-DEFAULT_MAX_PIXELS = 178_956_970  # Pillow's decompression-bomb error threshold
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
-# tifffile logs a warning for each flaw it works around in a damaged file; palette_dask
-# reports a file it cannot read as one error line of its own instead.
-logging.getLogger("tifffile").setLevel(logging.CRITICAL)
+
+
+class _ThisThread(logging.Filter):
+    """Drops the records logged by one thread."""
+
+    def __init__(self):
+        super().__init__()
+        self.thread = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread != self.thread
+
+
+@contextlib.contextmanager
+def open_tiff(handle):
+    """Open a TIFF with tifffile, its warnings silenced in this thread while it is open.
+
+    tifffile logs a warning for each flaw it works around in a damaged file;
+    palette_dask reports a file it cannot read as one error line of its own
+    instead. Other threads, and the logger once the file is closed, are left as they were.
+    """
+    import tifffile
+
+    logger, quiet = logging.getLogger("tifffile"), _ThisThread()
+    logger.addFilter(quiet)
+    try:
+        with tifffile.TiffFile(handle) as tif:
+            yield tif
+    finally:
+        logger.removeFilter(quiet)
 
 
 @dataclass(frozen=True)
@@ -156,10 +183,9 @@ def tiff_regions(info: ImageInfo):
     strips) that a region needs are fetched in one request where they are
     stored together (a row of a COG's tiles), not one request per tile.
     """
-    import tifffile
     import zarr
 
-    with open_source(info.source, info.downloads) as handle, tifffile.TiffFile(handle) as tif:
+    with open_source(info.source, info.downloads) as handle, open_tiff(handle) as tif:
         store = tif.aszarr(series=0, level=0)
         page, array = tif.series[0].pages[0], zarr.open_array(store, mode="r")
         remote = hasattr(handle, "cache")  # fsspec's file, whose read-ahead cache keeps what it fetched last
@@ -308,10 +334,9 @@ def _bandable(page) -> bool:
 
 
 def probe_tiff(source: str, handle, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
-    import tifffile
 
     try:
-        with tifffile.TiffFile(handle) as tif:
+        with open_tiff(handle) as tif:
             series = tif.series[0]
             page = series.pages[0] if series.pages else tif.pages[0]
             shape, dtype = tuple(series.shape), np.dtype(series.dtype)
@@ -477,17 +502,45 @@ def _block_too_big(source: str, block: str, nbytes: int, max_pixels: int) -> Ima
     )
 
 
+_PILLOW_LIMIT = threading.Lock()
+_pillow_raised: list = []  # the limits asked for by the Pillow opens under way, and Pillow's own first
+
+
+@contextlib.contextmanager
+def _pillow_limit(max_pixels: int):
+    """Pillow's decompression-bomb limit raised (never lowered) to ``max_pixels`` while a file opens.
+
+    Pillow's limit is one global; while opens run in several threads it is
+    the highest any of them asks for, and Pillow's own again once the last ends.
+    """
+    from PIL import Image
+
+    with _PILLOW_LIMIT:
+        if not _pillow_raised:
+            _pillow_raised.append(Image.MAX_IMAGE_PIXELS)
+        _pillow_raised.append(max_pixels)
+        if Image.MAX_IMAGE_PIXELS is not None:
+            Image.MAX_IMAGE_PIXELS = max(_pillow_raised[0], *_pillow_raised[1:])
+    try:
+        yield
+    finally:
+        with _PILLOW_LIMIT:
+            _pillow_raised.remove(max_pixels)
+            if len(_pillow_raised) == 1:
+                Image.MAX_IMAGE_PIXELS = _pillow_raised.pop()
+            elif Image.MAX_IMAGE_PIXELS is not None:
+                Image.MAX_IMAGE_PIXELS = max(_pillow_raised[0], *_pillow_raised[1:])
+
+
 def _open_pillow(source: str, handle, max_pixels: int = DEFAULT_MAX_PIXELS):
     """Pillow's image, with only its header read.
 
     palette_dask checks the size itself (see :func:`probe`), so Pillow's own
-    decompression-bomb limit is raised, never lowered, to ``max_pixels``.
+    decompression-bomb limit is raised, never lowered, to ``max_pixels`` while it opens.
     """
     from PIL import Image
 
-    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
-        Image.MAX_IMAGE_PIXELS = max_pixels
-    with warnings.catch_warnings():
+    with _pillow_limit(max_pixels), warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             return Image.open(handle)
@@ -740,10 +793,8 @@ def read_tiff_region(info: ImageInfo, rows: slice, cols: slice) -> np.ndarray:
 
 def read_tiff_band(info: ImageInfo, rows: slice) -> np.ndarray:
     """Rows of a banded TIFF (:attr:`ImageInfo.banded`), decoding no more than those rows of each strip."""
-    import tifffile
-
     with open_source(info.source, info.downloads) as handle:
-        with tifffile.TiffFile(handle) as tif:
+        with open_tiff(handle) as tif:
             page = tif.series[0].pages[0]
             byteorder = tif.byteorder
         if not _bandable(page):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .formats import open_source
+from .formats import open_source, open_tiff
 
 __all__ = ["geotiff_paths", "check_geotiff_folder", "write_label_geotiffs"]
 
@@ -67,10 +67,8 @@ def check_geotiff_folder(folder: str | os.PathLike, names: list[str], *, replace
 
 def _geo_tags(source: str, downloads: str | None) -> list:
     """A TIFF source's georeferencing tags (a remote one's by byte ranges) as tifffile's ``extratags``."""
-    import tifffile
-
     try:
-        with open_source(source, downloads) as handle, tifffile.TiffFile(handle) as tif:
+        with open_source(source, downloads) as handle, open_tiff(handle) as tif:
             tags = tif.pages[0].tags.values()
             return [(tag.code, tag.dtype, tag.count, tag.value, True) for tag in tags if tag.code in GEO_TAGS]
     except Exception:  # not a TIFF (PNG, zarr...): no georeferencing to copy

@@ -24,7 +24,7 @@ import dataclasses
 import os
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dask
@@ -52,24 +52,14 @@ from .errors import (
     plural,
 )
 from .fetch import download_folder
-from .fit import LOCAL_FIT_BYTES, check_k, fit_palette
-from .formats import DEFAULT_MAX_PIXELS
+from .fit import LOCAL_FIT_BYTES, fit_palette
 from .geotiff import check_geotiff_folder, write_label_geotiffs
 from .inputs import is_array, resolve_inputs
+from .options import DEFAULT_K, RunConfig, check_k, takes_options
 from .per_image import image_parts, palette_of_parts
-from .pixels import (
-    EXCLUDE_WITHIN,
-    N_FEATURES,
-    PixelSpec,
-    band_range,
-    check_options,
-    combine_ranges,
-    percentile_range,
-    stored_spec,
-)
-from .read import DEFAULT_CHUNK_BYTES, array_image, cell_grid, drop_pixels, open_batch, read_image
+from .pixels import N_FEATURES, PixelSpec, band_range, combine_ranges, percentile_range, run_spec
+from .read import array_image, cell_grid, drop_pixels, open_batch, read_image
 from .sample import (
-    DEFAULT_SAMPLE_SIZE,
     as_features,
     cell_candidates,
     cell_count,
@@ -93,8 +83,6 @@ Reporter = Callable[[str], None]
 KEEP_DECODED_SHARE = 0.25
 #: ... or this many bytes when the workers have no memory limit.
 KEEP_DECODED_BYTES = 2**30
-#: The most colours of a per-image palette (``per_image``).
-MAX_PER_IMAGE = 64
 #: An image read tile by tile, of at least this many pixels in fewer chunks
 #: than the cluster has threads, is split into one band of rows per thread
 #: when it is kept in memory (a 16 MP PNG is one chunk when decoded).
@@ -106,132 +94,19 @@ DARK_LIGHTNESS = 20.0
 KEEP_TILED_IMAGES, KEEP_TILED_BYTES = 64, 512 * 2**20
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """The options of one run, checked when made; every stage reads them from here.
-
-    See :func:`extract_palette` for each option. :attr:`parameters` is what
-    the store records, and what ``--resume`` must find unchanged.
-    """
-
-    k: int = 5
-    sample_size: int = DEFAULT_SAMPLE_SIZE
-    sample_chunks: float = 1.0
-    seed: int = 0
-    chunk_bytes: int = DEFAULT_CHUNK_BYTES
-    bands: tuple[int, ...] | None = None
-    alpha: int | None = None
-    nodata: float | None = None
-    scale: str | tuple[float, float] = "dtype"
-    space: str = "lab"
-    channel_axis: int | None = None
-    labels: bool = False
-    on_error: str = "skip"
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    batch_size: int | None = None
-    exclude: tuple[str, ...] = ()
-    exclude_within: float = EXCLUDE_WITHIN
-    per_image: int = 0
-
-    def __post_init__(self):
-        check_k(self.k)
-        if isinstance(self.per_image, bool) or not (
-            isinstance(self.per_image, (int, np.integer)) and 0 <= self.per_image <= MAX_PER_IMAGE
-        ):
-            raise ParameterError(
-                f"per_image must be a whole number of colours from 1 to {MAX_PER_IMAGE} (0: none), "
-                f"got {self.per_image!r}"
-            )
-        check_options(
-            nodata=self.nodata,
-            scale=self.scale,
-            space=self.space,
-            exclude=self.exclude,
-            within=self.exclude_within,
-        )
-        whole = (int, np.integer)
-        if not isinstance(self.sample_size, whole) or self.sample_size < self.k:
-            raise ParameterError(
-                f"sample_size must be a whole number >= k={self.k}, got {self.sample_size!r}"
-            )
-        if self.alpha is not None and (isinstance(self.alpha, bool) or not isinstance(self.alpha, whole)):
-            raise ParameterError(f"alpha must be the index of a band (0-based), got {self.alpha!r}")
-        if isinstance(self.sample_chunks, bool) or not (
-            isinstance(self.sample_chunks, (int, float, np.number)) and 0 < self.sample_chunks <= 1
-        ):
-            raise ParameterError(
-                f"sample_chunks must be a share of a mosaic's chunks, above 0 and at most 1, "
-                f"got {self.sample_chunks!r}"
-            )
-        if not isinstance(self.seed, whole) or self.seed < 0:
-            raise ParameterError(f"seed must be a whole number >= 0, got {self.seed!r}")
-        if self.on_error not in ("skip", "fail"):
-            raise ParameterError(f"on_error must be 'skip' or 'fail', got {self.on_error!r}")
-        if self.batch_size is not None and not (
-            isinstance(self.batch_size, whole) and 1 <= self.batch_size <= stores.MAX_BATCH_SIZE
-        ):
-            raise ParameterError(
-                f"batch_size must be a whole number from 1 to {stores.MAX_BATCH_SIZE}, "
-                f"got {self.batch_size!r}"
-            )
-
-    @property
-    def parameters(self) -> dict:
-        """The options that decide the result, as stored in the store's attributes."""
-        return {
-            "k": int(self.k),
-            "sample_size": int(self.sample_size),
-            "seed": int(self.seed),
-            "chunk_bytes": int(self.chunk_bytes),
-            "bands": None if self.bands is None else [int(b) for b in self.bands],
-            "nodata": None if self.nodata is None else float(self.nodata),
-            "scale": self.scale if isinstance(self.scale, str) else [float(v) for v in self.scale],
-            "space": self.space,
-            "channel_axis": self.channel_axis,
-            "labels": bool(self.labels),
-            # only when asked for: a store made before these options resumes as before
-            **(
-                {
-                    "exclude": ["#" + c.lstrip("#").lower() for c in self.exclude],
-                    "exclude_within": float(self.exclude_within),
-                }
-                if self.exclude
-                else {}
-            ),
-            **({"per_image": int(self.per_image)} if self.per_image else {}),
-            **({"alpha": int(self.alpha)} if self.alpha is not None else {}),
-            **({"sample_chunks": float(self.sample_chunks)} if self.sample_chunks < 1 else {}),
-        }
-
-
+@takes_options("run")
 def extract_palette(
     inputs,
-    k: int = 5,
+    k: int = DEFAULT_K,
     *,
     store: str | os.PathLike | None = None,
-    sample_size: int = DEFAULT_SAMPLE_SIZE,
-    sample_chunks: float = 1.0,
-    seed: int = 0,
-    bands: tuple[int, ...] | None = None,
-    alpha: int | None = None,
-    nodata: float | None = None,
-    scale: str | tuple[float, float] = "dtype",
-    space: str = "lab",
-    channel_axis: int | None = None,
-    labels: bool = False,
-    on_error: str = "skip",
     client: Client | str | None = None,
     overwrite: bool = False,
     resume: bool = False,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-    batch_size: int | None = None,
     downloads: str | None = None,
     labels_geotiff: str | os.PathLike | None = None,
-    exclude: Sequence[str] = (),
-    exclude_within: float = EXCLUDE_WITHIN,
-    per_image: int = 0,
     report: Reporter | None = None,
+    **options,
 ) -> PaletteResult:
     """Find the ``k`` dominant colours of images and each colour's share of every image.
 
@@ -240,67 +115,13 @@ def extract_palette(
     inputs : path, URL, glob, directory, list file, array, or a list of them
         See :func:`palette_dask.read.resolve_inputs`; arrays are numpy, dask
         or xarray ``(rows, columns[, bands])`` in any axis order.
-    k : int
-        Number of colours.
     store : path, optional
         Where the zarr store goes; in memory when None.
-    sample_size : int
-        Valid pixels sampled (uniformly, seeded) to fit the palette.
-    sample_chunks : float
-        Share of a mosaic's stored chunks read for the sample: 1 (the
-        default) reads every chunk, so the sample is uniform over every valid
-        pixel whatever the layout; less reads that share (at least 64 chunks),
-        spread evenly, which is faster but can alias with a periodic layout
-        (benchmarks/RESULTS.md, "A sample that sees the whole mosaic").
-    seed : int
-        Seed of the sample and of k-means||; the same seed gives the same palette.
-    bands : tuple of int, optional
-        0-based indices of the three bands shown as red, green, blue (or one, gray);
-        needed for images whose bands, alpha aside, are not one or three. Other bands are not read.
-    alpha : int, optional
-        0-based index of a band to use as alpha (a pixel with alpha 0 is left
-        out). A band is alpha only where the format declares it (a PNG's
-        colour type, a TIFF's extra-sample tag) or this says so: zarr,
-        OME-Zarr and array inputs declare none.
-    nodata : float, optional
-        Pixels whose colour bands all equal this are left out; overrides GeoTIFF's ``GDAL_NODATA``.
-    scale : {"dtype", "minmax", "percentile"} or (low, high)
-        How band values map to display 0–255: by the dtype's range (16-bit:
-        0–65535), by the least and greatest valid value of each band over all
-        images (one extra pass), by each band's 2nd and 98th percentile in the
-        sample, or from ``low`` to ``high``.
-    space : {"lab", "rgb"}
-        Cluster in CIELAB (the default), where distances follow perceived
-        differences, or in display sRGB, as the tutorial does; either way the
-        palette is given in sRGB, and the store records the space. ``lab``
-        gives the lower CIELAB error on every photo measured
-        (benchmarks/RESULTS.md, "Palette quality"); ``rgb`` minimises the
-        tutorial's RGB inertia.
-    channel_axis : int, optional
-        The axis of the bands, for zarr arrays and arrays whose layout is not named.
-    labels : bool
-        Also write a label raster per image to the store (``labels/<i>``).
-    on_error : {"skip", "fail"}
-        On a bad image, record it and go on (``skip``), or record it and stop
-        (``fail``, raising :class:`ImageFailedError`). Batches whose tasks kill
-        their workers are left pending either way, and :class:`RunIncompleteError`
-        says so after the others finish.
     client : distributed.Client or str, optional
         A client, a scheduler address, or None to start a LocalCluster for this run.
     overwrite, resume : bool
         What to do when ``store`` exists: replace it (only a palette_dask
         store), or finish its pending batches with its own palette.
-    max_pixels : int
-        Images decoded whole (PNG, JPEG...) may have at most this many pixels,
-        and any block decoded whole (a TIFF tile or strip, a zarr chunk) at
-        most ``4 * max_pixels`` bytes.
-    chunk_bytes : int
-        Target size of a chunk of an image read tile by tile; smaller images
-        are decoded whole by their batch's tasks.
-    batch_size : int, optional
-        Images per batch (one task per pass, one chunk of each per-image
-        array); by default about a 32nd of the images, at most 8192. It
-        never changes a result.
     downloads : str, optional
         Folder where URL inputs are downloaded, once each; by default a
         temporary one, removed at the end of the run.
@@ -308,25 +129,12 @@ def extract_palette(
         Also write every image's label raster as a tiled GeoTIFF in this
         folder, georeferenced like a TIFF source (see :mod:`palette_dask.geotiff`);
         implies ``labels``.
-    exclude : sequence of str
-        Colours to leave out, as ``#rrggbb``: pixels whose display colour is
-        within CIEDE2000 ``exclude_within`` (default 6) of one of them are
-        left out as masked pixels are (counted in ``masked``, label 0), from
-        the sample and the counts (a white background, say). Needs a known
-        display range (``scale`` ``"dtype"`` or ``(low, high)``).
-    exclude_within : float
-        The CIEDE2000 difference within which ``exclude`` leaves pixels out.
-    per_image : int
-        Also give every image its own ``per_image`` colours and their shares
-        of its valid pixels (``result.image_palettes``,
-        ``result.image_palette_shares``), clustered in CIELAB from the
-        pixels its counting tasks count (see :mod:`palette_dask.per_image`;
-        a mosaic's from the bins of all its chunks).
     report : callable, optional
         Called with one line per stage and per failed image; if it has an
         ``update(stage, done, total)`` method (:class:`~palette_dask.progress.Progress`),
         that hears of the images finished, batch by batch. Without one, images
         that failed are announced at the end by a :class:`PaletteDaskWarning`.
+    {options}
 
     Returns
     -------
@@ -343,13 +151,8 @@ def extract_palette(
     >>> result.k, round(float(result.proportions.sum()), 6), result.to_dict()["images"]
     (5, 1.0, {'total': 1, 'done': 1, 'failed': 0})
     """
-    labels = labels or labels_geotiff is not None
-    config = RunConfig(
-        k=k, sample_size=sample_size, sample_chunks=sample_chunks, seed=seed, chunk_bytes=chunk_bytes,
-        bands=bands, alpha=alpha, nodata=nodata, scale=scale, space=space, channel_axis=channel_axis,
-        labels=labels, on_error=on_error, max_pixels=max_pixels, batch_size=batch_size,
-        exclude=_colours(exclude), exclude_within=exclude_within, per_image=per_image,
-    )  # fmt: skip
+    labels = options.pop("labels", False) or labels_geotiff is not None
+    config = RunConfig(k=k, labels=labels, **options)
     if labels and store is None:
         raise ParameterError("labels=True needs a store path to write the label rasters to")
     names, arrays = _split_inputs(inputs)
@@ -419,36 +222,30 @@ def fit_and_store_palette(run: Run, opened: Opened) -> None:
     run.group.attrs.update({"sample_inertia": fitted.sample_inertia, "sample_size": fitted.sample_size})
 
 
-def _colours(exclude) -> tuple:
-    """``exclude`` as a tuple: one colour given alone (``"#ffffff"``) is one colour, not six characters."""
-    return (exclude,) if isinstance(exclude, str) else tuple(exclude)
-
-
+@takes_options("input")
 def sweep_k(
     inputs,
     ks=range(2, 17),
     *,
-    sample_size: int = DEFAULT_SAMPLE_SIZE,
-    sample_chunks: float = 1.0,
-    seed: int = 0,
-    bands: tuple[int, ...] | None = None,
-    alpha: int | None = None,
-    nodata: float | None = None,
-    scale: str | tuple[float, float] = "dtype",
-    space: str = "lab",
-    channel_axis: int | None = None,
     client: Client | str | None = None,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     downloads: str | None = None,
-    exclude: Sequence[str] = (),
-    exclude_within: float = EXCLUDE_WITHIN,
     report: Reporter | None = None,
+    **options,
 ) -> Sweep:
     """Fit the sample for every ``k`` in ``ks`` and suggest one; nothing is counted or stored.
 
     The sample is the one :func:`extract_palette` would draw with the same
     options; images that cannot be read are left out (see ``Sweep.failures``).
+
+    Parameters
+    ----------
+    inputs
+        As :func:`extract_palette`'s.
+    ks : iterable of int
+        The values of ``k`` tried: at least three.
+    client, downloads, report
+        As :func:`extract_palette`'s.
+    {options}
 
     Examples
     --------
@@ -464,13 +261,7 @@ def sweep_k(
     if len(ks) < 3:
         raise ParameterError(f"a sweep needs at least three values of k, got {ks}")
     check_k(min(ks))
-    config = RunConfig(
-        k=max(ks), sample_size=sample_size, sample_chunks=sample_chunks, seed=seed, chunk_bytes=chunk_bytes,
-        bands=bands, alpha=alpha,
-        nodata=nodata,
-        scale=scale, space=space, channel_axis=channel_axis, max_pixels=max_pixels, exclude=_colours(exclude),
-        exclude_within=exclude_within,
-    )  # fmt: skip
+    config = RunConfig(k=max(ks), **options)
     names, arrays = _split_inputs(inputs)
     group = _open_or_create(None, names, config, overwrite=False, resume=False)
     with connect(client) as run_client, run_client.as_current():
@@ -485,7 +276,7 @@ def sweep_k(
             + (f"; first failure: {failures[0]}" if failures else "")
         )
     run.report(f"fitting k={ks[0]}..{ks[-1]} on {plural(len(sample), 'sampled pixel')}")
-    return fit_sweep(sample, ks, seed=seed, space=space, failures=failures)
+    return fit_sweep(sample, ks, seed=config.seed, space=config.space, failures=failures)
 
 
 def _silent(message: str) -> None:
@@ -646,7 +437,7 @@ class Opened:
 
     def spec(self, run: Run, index: int, *, ranged: bool = True) -> PixelSpec:
         """The spec of a tiled image; with ``ranged=False``, without a measured display range."""
-        return stored_spec(self.tiled[index][0], run.config.parameters, run.display_range if ranged else None)
+        return run_spec(self.tiled[index][0], run.config, run.display_range if ranged else None)
 
 
 def open_images(run: Run, pending: list[range], *, sample: bool = True) -> Opened:
@@ -663,7 +454,7 @@ def open_images(run: Run, pending: list[range], *, sample: bool = True) -> Opene
     stage = "reading and sampling" if sample else "reading"
     run.report(f"{stage} {plural(n_images, 'image')} in {plural(len(pending), 'batch', 'batches')}")
     if config.exclude:  # say what is done to the data
-        colours = ", ".join(config.parameters["exclude"])
+        colours = ", ".join(config.exclude)
         run.report(f"pixels within CIEDE2000 {config.exclude_within:g} of {colours} are left out, as masked")
     opened, tasks = Opened({}), Pass()
 
@@ -671,7 +462,7 @@ def open_images(run: Run, pending: list[range], *, sample: bool = True) -> Opene
         def submit():  # the batch, read (and kept while the budget allows), then sampled
             opened.batches[rows] = batch = _read_batch(run, rows, keep=opened.keep)
             return client.submit(
-                sample_batch, batch, config.parameters, seed=config.seed,
+                sample_batch, batch, config, seed=config.seed,
                 size=config.sample_size if sample else 0, ranges=sample and config.scale == "minmax",
                 pure=False,
             )  # fmt: skip
@@ -709,7 +500,7 @@ def open_images(run: Run, pending: list[range], *, sample: bool = True) -> Opene
                 run.failed(index, one_line(exc))
     for index, (info, _) in list(opened.tiled.items()):
         try:
-            stored_spec(info, config.parameters)
+            run_spec(info, config)
         except PaletteDaskError as exc:  # bands that cannot be read as asked: this image alone fails
             del opened.tiled[index]
             run.failed(index, one_line(exc))
@@ -816,9 +607,9 @@ def measure_range(run: Run, opened: Opened) -> None:
 
     The batches measured theirs in the first pass; tiled images take a pass of their own.
     """
-    parameters, tasks = run.config.parameters, Pass()
+    config, tasks = run.config, Pass()
     for index in opened.tiled:
-        opened.submit(tasks, run, index, lambda info, image: band_range(image, stored_spec(info, parameters)))
+        opened.submit(tasks, run, index, lambda info, image: band_range(image, run_spec(info, config)))
     ranges = list(opened.band_ranges)
     for index, found, error in tasks:
         if error is not None:
@@ -938,14 +729,14 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.
     valid pixel) every image is stored as failed.
     """
     config, client, group = run.config, run.client, run.group
-    parameters, k = config.parameters, len(centers)
+    k = len(centers)
     labels_store = str(group.store.root) if config.labels and k else None
     if labels_store is not None:
         group.require_group("labels")
     readable = sum(len(rows) for rows in opened.batches) - len(run.failures)  # those that failed are not
     run.report(f"counting the pixels of {plural(readable, 'image')}")
     lookup = opened.pixels >= LOOKUP_PIXELS  # many pixels: 8-bit colours looked up in a table of all
-    arguments = (parameters, run.display_range, centers, centers_rgb, labels_store, lookup)
+    arguments = (config, run.display_range, centers, centers_rgb, labels_store, lookup)
     tasks = Pass()
     for rows, batch in opened.batches.items():
         tasks.submit(

@@ -34,17 +34,17 @@ import dask.array as da
 import numba
 import numpy as np
 
-from .colour import HEX_COLOUR, SPACES, excluded, hex_rgb, srgb_to_lab
-from .errors import ImageReadError, ParameterError
+from .colour import excluded, hex_rgb, srgb_to_lab
+from .errors import ImageReadError
 from .formats import ImageInfo
+from .options import EXCLUDE_WITHIN, SCALES, RunConfig
 
 __all__ = [
     "N_FEATURES",
     "SCALES",
     "PixelSpec",
-    "check_options",
     "pixel_spec",
-    "stored_spec",
+    "run_spec",
     "SpecCache",
     "valid_mask",
     "colour_values",
@@ -61,12 +61,8 @@ __all__ = [
 ]
 
 N_FEATURES = 3
-#: Named display ranges; a (low, high) pair of numbers is accepted too.
-SCALES = ("dtype", "minmax", "percentile")
 #: The percentiles of ``scale="percentile"``.
 PERCENTILES = (2.0, 98.0)
-#: Pixels within this CIEDE2000 difference of an excluded colour are left out, by default.
-EXCLUDE_WITHIN = 6.0
 
 
 @dataclass(frozen=True)
@@ -182,48 +178,6 @@ def _parse_bands(info: ImageInfo, bands, alpha: int | None) -> tuple[int, ...]:
     return tuple(b % count for b in bands)
 
 
-def check_options(*, nodata=None, scale="dtype", space="rgb", exclude=(), within=EXCLUDE_WITHIN) -> None:
-    """Raise :class:`ParameterError` for a ``nodata``, ``scale``, ``space`` or ``exclude`` no image could use.
-
-    Examples
-    --------
-    >>> check_options(nodata=0, scale=(0, 10000))
-    >>> check_options(scale=(5, 1))
-    Traceback (most recent call last):
-    ...
-    palette_dask.errors.ParameterError: scale=(low, high) needs high > low, got (5, 1)
-    >>> check_options(exclude=["#ffffff"], scale="minmax")
-    Traceback (most recent call last):
-    ...
-    palette_dask.errors.ParameterError: exclude needs a known display range: ... not 'minmax'
-    """
-    for colour in exclude:
-        if not (isinstance(colour, str) and HEX_COLOUR.fullmatch(colour)):
-            raise ParameterError(f"exclude: {colour!r} is not a colour; give #rrggbb, e.g. '#ffffff'")
-    if exclude and not (isinstance(within, (int, float, np.number)) and 0 < within < 200):
-        raise ParameterError(f"within (--within) must be a CIEDE2000 difference above 0, got {within!r}")
-    if exclude and isinstance(scale, str) and scale != "dtype":
-        raise ParameterError(
-            f'exclude needs a known display range: scale="dtype" or (low, high), not {scale!r}'
-        )
-    if space not in SPACES:
-        raise ParameterError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
-    if nodata is not None and (not isinstance(nodata, (int, float, np.number)) or isinstance(nodata, bool)):
-        raise ParameterError(f"nodata must be a number, got {nodata!r}")
-    if isinstance(scale, str):
-        if scale not in SCALES:
-            raise ParameterError(f"scale must be one of {', '.join(SCALES)} or (low, high), got {scale!r}")
-        return
-    try:
-        low, high = (float(v) for v in scale)
-    except (TypeError, ValueError):
-        raise ParameterError(
-            f"scale must be one of {', '.join(SCALES)} or (low, high), got {scale!r}"
-        ) from None
-    if not high > low:
-        raise ParameterError(f"scale=(low, high) needs high > low, got {scale!r}")
-
-
 def pixel_spec(
     info: ImageInfo,
     *,
@@ -260,7 +214,7 @@ def pixel_spec(
         raise ImageReadError(f"{info.source}: band {alpha + 1} is both alpha (--alpha) and colour (--bands)")
     if alpha in colour:  # the format's alpha band chosen as a colour shows as one
         alpha = None
-    check_options(nodata=nodata, scale=scale, space=space, exclude=exclude, within=within)
+    RunConfig(nodata=nodata, scale=scale, space=space, exclude=exclude, exclude_within=within)  # the checks
     dtype = np.dtype(info.dtype)
     if nodata is None:  # the input's own (GDAL_NODATA, _FillValue...), if its data can hold it
         nodata = info.nodata if info.nodata is not None and _can_hold(dtype, info.nodata) else None
@@ -295,8 +249,8 @@ def _can_hold(dtype: np.dtype, value: float) -> bool:
     return bool(limits.min <= value <= limits.max and float(value).is_integer())
 
 
-def stored_spec(info: ImageInfo, parameters: dict, display_range=None) -> PixelSpec:
-    """The spec of one image under a run's parameters, as stored in its store's attributes.
+def run_spec(info: ImageInfo, config: RunConfig, display_range=None) -> PixelSpec:
+    """The spec of one image under a run's options (a store's: :meth:`RunConfig.from_parameters`).
 
     ``display_range`` (``[low, high]``, the store's ``display_range``) is
     applied when given: the range a ``minmax`` or ``percentile`` run measured.
@@ -304,19 +258,18 @@ def stored_spec(info: ImageInfo, parameters: dict, display_range=None) -> PixelS
     Examples
     --------
     >>> info = ImageInfo("a.tif", "tiff", (8, 8, 3), "uint16")
-    >>> stored_spec(info, {"scale": [0, 4095], "space": "lab"}).high, stored_spec(info, {}).space
+    >>> run_spec(info, RunConfig(scale=(0, 4095))).high, run_spec(info, RunConfig.from_parameters({})).space
     ((4095.0, 4095.0, 4095.0), 'rgb')
     """
-    scale = parameters.get("scale", "dtype")
     spec = pixel_spec(
         info,
-        bands=parameters.get("bands"),
-        alpha=parameters.get("alpha"),
-        nodata=parameters.get("nodata"),
-        scale=scale if isinstance(scale, str) else tuple(scale),
-        space=parameters.get("space", "rgb"),
-        exclude=parameters.get("exclude", ()),
-        within=parameters.get("exclude_within", EXCLUDE_WITHIN),
+        bands=config.bands,
+        alpha=config.alpha,
+        nodata=config.nodata,
+        scale=config.scale,
+        space=config.space,
+        exclude=config.exclude,
+        within=config.exclude_within,
     )
     return spec if display_range is None else spec.with_range(*display_range)
 
@@ -329,21 +282,21 @@ class SpecCache(dict):
 
     Examples
     --------
-    >>> known = SpecCache({"space": "lab"})
+    >>> known = SpecCache(RunConfig(space="lab"))
     >>> spec = known.spec(ImageInfo("a.png", "pillow", (8, 8, 3), "uint8"))
     >>> spec is known.spec(ImageInfo("b.png", "pillow", (5, 9, 3), "uint8")), len(known)
     (True, 1)
     """
 
-    def __init__(self, parameters: dict, display_range=None):
+    def __init__(self, config: RunConfig, display_range=None):
         super().__init__()
-        self.parameters, self.display_range = parameters, display_range
+        self.config, self.display_range = config, display_range
 
     def spec(self, info: ImageInfo) -> PixelSpec:
-        """:func:`stored_spec` of this image."""
+        """:func:`run_spec` of this image."""
         kind = (info.dtype, info.shape[2], info.alpha, info.nodata)
         if kind not in self:
-            self[kind] = stored_spec(info, self.parameters, self.display_range)
+            self[kind] = run_spec(info, self.config, self.display_range)
         return self[kind]
 
 

@@ -50,11 +50,10 @@ from .formats import (
     too_many_pixels,
 )
 from .inputs import is_zarr_source
+from .options import DEFAULT_CHUNK_BYTES
 
 __all__ = ["probe", "read_image", "array_image", "decode", "open_batch", "Batch"]
 
-#: Target size of one chunk, in bytes of decoded pixels.
-DEFAULT_CHUNK_BYTES = 32 * 2**20
 #: More chunks than this in one image is a damaged header or a bomb, not a mosaic (32 PB at 32 MB).
 MAX_CHUNKS = 1_000_000
 

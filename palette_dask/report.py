@@ -37,7 +37,7 @@ import numpy as np
 
 from .errors import PaletteDaskError, image_error
 from .fit import nearest_center
-from .pixels import block_features, stored_spec
+from .pixels import block_features, run_spec
 from .read import probe, read_image
 from .render import own_palette, palette_bar, shown_name
 from .store import DONE, FAILED, PaletteResult
@@ -111,15 +111,14 @@ def preview(result: PaletteResult, index: int, side: int = PREVIEW_SIDE, client=
 
 def _previews(result: PaletteResult, indices, side: int, client=None, downloads=None) -> dict:
     """{index: (shown, recoloured), or why not (a str)}, by dask tasks; one image failing fails alone."""
-    params = result.attrs.get("parameters", {})
-    channel_axis = params.get("channel_axis")
+    config = result.config
     lazy, found = {}, {}
     for index in indices:
         name = result.image_names[index]
         try:
-            info = probe(name, channel_axis=channel_axis, downloads=downloads)
+            info = probe(name, channel_axis=config.channel_axis, downloads=downloads)
             image = read_image(info)
-            spec = stored_spec(info, params, result.attrs.get("display_range"))
+            spec = run_spec(info, config, result.attrs.get("display_range"))
         except (PaletteDaskError, OSError) as exc:  # an array given to the API, a file since moved...
             found[index] = image_error(name, exc)
             continue

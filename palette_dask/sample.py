@@ -29,6 +29,7 @@ import numpy as np
 from .colour import excluded, srgb_to_lab
 from .errors import image_error
 from .formats import ImageInfo
+from .options import DEFAULT_SAMPLE_SIZE, RunConfig
 from .pixels import (
     N_FEATURES,
     PixelSpec,
@@ -59,8 +60,6 @@ __all__ = [
     "draw_sample",
 ]
 
-#: Pixels fitted by default.
-DEFAULT_SAMPLE_SIZE = 100_000
 #: Candidates kept per chunk, relative to the expected need; covers masked pixels.
 OVERSAMPLING = 1.5
 #: A mosaic sampled from a share of its cells (``sample_chunks`` below 1, an explicit choice: see
@@ -388,7 +387,7 @@ class BatchSummary:
 
 
 def sample_batch(
-    batch: Batch, parameters: dict, *, seed: int, size: int, ranges: bool = False
+    batch: Batch, config: RunConfig, *, seed: int, size: int, ranges: bool = False
 ) -> BatchSummary:
     """A batch's :class:`BatchSummary`: its totals, failures, big images, and its own exact sample.
 
@@ -404,7 +403,7 @@ def sample_batch(
         for i, info in enumerate(batch.infos)
         if isinstance(info, ImageInfo) and not batch.in_batch(i)
     ]
-    specs, known = {}, SpecCache(parameters)
+    specs, known = {}, SpecCache(config)
     for position, info in enumerate(batch.infos):
         if batch.in_batch(position):
             try:
@@ -448,7 +447,7 @@ def sample_batch(
         candidates=found,
         band_range=band_range,
         nodata=tuple(sorted({float(info.nodata) for info in headers}))
-        if parameters.get("nodata") is None
+        if config.nodata is None
         else (),
         dtypes=tuple(sorted({info.dtype for info in decoded + [info for _, info in tiled]})),
     )

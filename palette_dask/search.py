@@ -20,9 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .colour import HEX_COLOUR, delta_e00, hex_rgb
+from .colour import delta_e00, hex_rgb
 from .errors import ParameterError
 from .names import css_colours
+from .options import HEX_COLOUR
 
 __all__ = ["parse_colour", "near_colours", "search_store", "Match"]
 

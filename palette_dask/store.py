@@ -38,6 +38,7 @@ import zarr.storage
 
 from ._version import __version__
 from .errors import Failure, StoreError
+from .options import MAX_BATCH_SIZE, RunConfig
 
 __all__ = [
     "MAX_BATCH_SIZE",
@@ -54,8 +55,6 @@ __all__ = [
 ]
 
 PENDING, DONE, FAILED = 0, 1, 2
-#: The most images in one batch (one chunk of each per-image array).
-MAX_BATCH_SIZE = 8192
 #: By default a run has about this many batches: enough to share among workers, few files in the store.
 BATCHES = 32
 
@@ -128,6 +127,11 @@ class PaletteResult:
     def k(self) -> int:
         """Number of colours in the palette."""
         return len(self.centers)
+
+    @property
+    def config(self) -> RunConfig:
+        """The options of the run, as the store records them."""
+        return RunConfig.from_parameters(self.attrs.get("parameters", {}))
 
     @property
     def proportions(self) -> np.ndarray:

@@ -1,0 +1,667 @@
+"""The options of a run, declared once: name, default, check, command-line flag, and whether stored.
+
+Every shell derives from :data:`OPTIONS`: :class:`RunConfig` (the checked
+options every stage and every task reads), the keyword arguments of
+:func:`~palette_dask.extract_palette` and :func:`~palette_dask.sweep_k`
+(:func:`takes_options` writes their signatures and documents them), the
+``palette-dask`` arguments (:func:`add_arguments`), the ``parameters`` a
+store records and ``--resume`` compares (:attr:`RunConfig.parameters`,
+:meth:`RunConfig.from_parameters`). Adding an option is one :class:`Option`
+here and the code that uses it (ARCHITECTURE.md, "Adding an option").
+
+This module imports nothing heavy (no numpy, dask or numba): the command
+line parses its arguments before anything else is loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import inspect
+import numbers
+import re
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import ParameterError
+
+__all__ = [
+    "Option",
+    "OPTIONS",
+    "RunConfig",
+    "takes_options",
+    "add_arguments",
+    "DEFAULT_K",
+    "DEFAULT_SAMPLE_SIZE",
+    "DEFAULT_CHUNK_BYTES",
+    "DEFAULT_MAX_PIXELS",
+    "EXCLUDE_WITHIN",
+    "MAX_PER_IMAGE",
+    "MAX_BATCH_SIZE",
+    "SPACES",
+    "SCALES",
+    "HEX_COLOUR",
+]
+
+DEFAULT_K = 5
+#: Valid pixels sampled to fit the palette (benchmarks/RESULTS.md, "Sample size").
+DEFAULT_SAMPLE_SIZE = 100_000
+#: Target bytes of a chunk of an image read tile by tile: bigger images are read so.
+DEFAULT_CHUNK_BYTES = 32 * 2**20
+#: Pillow's decompression-bomb error threshold: the most pixels of an image decoded whole.
+DEFAULT_MAX_PIXELS = 178_956_970
+#: CIEDE2000 difference within which ``exclude`` leaves a pixel out.
+EXCLUDE_WITHIN = 6.0
+#: The most colours of a per-image palette (``per_image``).
+MAX_PER_IMAGE = 64
+#: The most images per batch: a batch is one chunk of the store's per-image arrays.
+MAX_BATCH_SIZE = 8192
+#: Clustering spaces: display sRGB, or CIELAB (D65).
+SPACES = ("rgb", "lab")
+#: Ways band values map to display 0-255, besides an explicit ``(low, high)``.
+SCALES = ("dtype", "minmax", "percentile")
+#: ``#rrggbb`` (the ``#`` optional).
+HEX_COLOUR = re.compile(r"#?[0-9a-fA-F]{6}")
+
+
+def _whole(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+# -- checks: (value, the options checked before it) -> the value as the run keeps it ---------------
+
+
+def check_k(value, _=None) -> int:
+    """``k`` as a whole number >= 1, or a :class:`~palette_dask.errors.ParameterError`."""
+    if not _whole(value) or value < 1:
+        raise ParameterError(f"k must be a whole number of colours >= 1, got {value!r}")
+    return int(value)
+
+
+def _check_sample_size(value, given):
+    if not _whole(value) or value < given["k"]:
+        raise ParameterError(f"sample_size must be a whole number >= k={given['k']}, got {value!r}")
+    return int(value)
+
+
+def _check_sample_chunks(value, _):
+    if not (_real(value) and 0 < value <= 1):
+        raise ParameterError(
+            f"sample_chunks must be a share of a mosaic's chunks, above 0 and at most 1, got {value!r}"
+        )
+    return float(value)
+
+
+def _check_seed(value, _):
+    if not _whole(value) or value < 0:
+        raise ParameterError(f"seed must be a whole number >= 0, got {value!r}")
+    return int(value)
+
+
+def _check_positive(name: str):
+    def check(value, _):
+        if not _whole(value) or value < 1:
+            raise ParameterError(f"{name} must be a whole number >= 1, got {value!r}")
+        return int(value)
+
+    return check
+
+
+def _check_bands(value, _):
+    if value is None:
+        return None
+    try:
+        bands = tuple(int(b) for b in value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"bands must be band indices (0-based), got {value!r}") from None
+    return bands  # one or three, among an image's bands: checked image by image (pixels.pixel_spec)
+
+
+def _check_alpha(value, _):
+    if value is not None and not _whole(value):
+        raise ParameterError(f"alpha must be the index of a band (0-based), got {value!r}")
+    return None if value is None else int(value)
+
+
+def _check_nodata(value, _):
+    if value is not None and not _real(value):
+        raise ParameterError(f"nodata must be a number, got {value!r}")
+    return None if value is None else float(value)
+
+
+def _check_scale(value, _):
+    if isinstance(value, str):
+        if value not in SCALES:
+            raise ParameterError(f"scale must be one of {', '.join(SCALES)} or (low, high), got {value!r}")
+        return value
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ParameterError(
+            f"scale must be one of {', '.join(SCALES)} or (low, high), got {value!r}"
+        ) from None
+    if not high > low:
+        raise ParameterError(f"scale=(low, high) needs high > low, got {value!r}")
+    return (low, high)
+
+
+def _check_space(value, _):
+    if value not in SPACES:
+        raise ParameterError(f"space must be one of {', '.join(SPACES)}, got {value!r}")
+    return value
+
+
+def _check_channel_axis(value, _):
+    if value is not None and not _whole(value):
+        raise ParameterError(f"channel_axis must be the index of an axis, got {value!r}")
+    return None if value is None else int(value)
+
+
+def _check_on_error(value, _):
+    if value not in ("skip", "fail"):
+        raise ParameterError(f"on_error must be 'skip' or 'fail', got {value!r}")
+    return value
+
+
+def _check_batch_size(value, _):
+    if value is not None and not (_whole(value) and 1 <= value <= MAX_BATCH_SIZE):
+        raise ParameterError(f"batch_size must be a whole number from 1 to {MAX_BATCH_SIZE}, got {value!r}")
+    return None if value is None else int(value)
+
+
+def _check_exclude(value, given):
+    colours = (value,) if isinstance(value, str) else tuple(value)  # one colour alone, not six characters
+    for colour in colours:
+        if not (isinstance(colour, str) and HEX_COLOUR.fullmatch(colour)):
+            raise ParameterError(f"exclude: {colour!r} is not a colour; give #rrggbb, e.g. '#ffffff'")
+    if colours and given["scale"] in ("minmax", "percentile"):
+        raise ParameterError(
+            f'exclude needs a known display range: scale="dtype" or (low, high), not {given["scale"]!r}'
+        )
+    return tuple("#" + colour.lstrip("#").lower() for colour in colours)
+
+
+def _check_within(value, given):
+    if given["exclude"] and not (_real(value) and 0 < value < 200):
+        raise ParameterError(f"within (--within) must be a CIEDE2000 difference above 0, got {value!r}")
+    return float(value) if _real(value) else value
+
+
+def _check_per_image(value, _):
+    if not (_whole(value) and 0 <= value <= MAX_PER_IMAGE):
+        raise ParameterError(
+            f"per_image must be a whole number of colours from 1 to {MAX_PER_IMAGE} (0: none), got {value!r}"
+        )
+    return int(value)
+
+
+def _check_labels(value, _):
+    return bool(value)
+
+
+# -- the command line's readings of an argument --------------------------------------------------
+
+
+def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum`` (and at most ``maximum``)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            within = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+            raise argparse.ArgumentTypeError(f"expected a whole number {within}, got {value}")
+        return value
+
+    return parse
+
+
+def bands_argument(text: str) -> tuple[int, ...]:
+    """``4,3,2`` (band numbers counted from 1, as GDAL does) → 0-based indices."""
+    try:
+        numbers_ = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected band numbers such as 4,3,2, got {text!r}") from None
+    if len(numbers_) not in (1, 3) or min(numbers_) < 1:
+        raise argparse.ArgumentTypeError(f"expected one or three band numbers from 1, got {text!r}")
+    return tuple(n - 1 for n in numbers_)
+
+
+def band_number(text: str) -> int:
+    """``4`` (a band number counted from 1) → 3, the 0-based index."""
+    return whole_number(1)(text) - 1
+
+
+def scale_argument(text: str):
+    """``dtype``, ``minmax``, ``percentile`` or ``LOW,HIGH`` → the ``scale`` option."""
+    if text in SCALES:
+        return text
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected dtype, minmax, percentile or LOW,HIGH, got {text!r}"
+        ) from None
+    if not high > low:
+        raise argparse.ArgumentTypeError(f"LOW,HIGH needs HIGH > LOW, got {text!r}")
+    return (low, high)
+
+
+def number(text: str) -> float:
+    """A number, ``nan`` included."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number (or nan), got {text!r}") from None
+
+
+def non_negative(text: str) -> float:
+    """A number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def positive_number(text: str) -> float:
+    """A number > 0."""
+    value = non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+    return value
+
+
+def share(text: str) -> float:
+    """A share from 0 to 1."""
+    value = non_negative(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a share from 0 to 1, got {text!r}")
+    return value
+
+
+def chunk_share(text: str) -> float:
+    """A share above 0 and at most 1."""
+    value = share(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a share above 0 and at most 1, got {text!r}")
+    return value
+
+
+def hex_colour(text: str) -> str:
+    """``#rrggbb``, ``rrggbb`` or a CSS colour name (``white``) as ``#rrggbb``."""
+    from .search import parse_colour  # the names, only when a colour is given
+
+    try:
+        return "#%02x%02x%02x" % parse_colour(text.strip().lower())
+    except ParameterError:
+        raise argparse.ArgumentTypeError(
+            f"expected #rrggbb or a CSS colour name such as white, got {text!r}"
+        ) from None
+
+
+# -- the declaration -----------------------------------------------------------------------------
+
+#: Which commands take an option: ``"input"`` how inputs are read and sampled
+#: (``run``, ``demo``, ``sweep``; :func:`~palette_dask.sweep_k`), ``"run"`` what
+#: a full run counts and stores (``run``, ``demo``; :func:`~palette_dask.extract_palette` only).
+STAGES = ("input", "run")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a run.
+
+    Attributes
+    ----------
+    name : str
+        The keyword argument, the attribute of :class:`RunConfig`, the key stored.
+    default
+        Its value when not given.
+    check : callable
+        ``check(value, given)`` → the value as the run keeps it, or raises
+        :class:`~palette_dask.errors.ParameterError`; ``given`` holds the
+        options declared before it, checked.
+    annotation : str
+        Its type, as the API's signature shows it.
+    doc : str
+        Its description in the API's docstring (numpy style, unindented).
+    stage : {"input", "run"}
+        See :data:`STAGES`.
+    flag, parse, metavar, help : command line
+        ``flag`` (``--sample``; None: from Python only), the argparse ``type``
+        (``parse``), ``metavar`` and a one-line ``help``; ``action`` and
+        ``choices`` as argparse's.
+    stored : {"always", "when set", "with exclude", "never"}
+        Whether :attr:`RunConfig.parameters` (the store's record, which
+        ``--resume`` must find unchanged) holds it: always, only when it is
+        not the default (so a store made before the option existed resumes
+        as before), only when ``exclude`` is set, or never (it changes how,
+        not what, is computed).
+    absent
+        What a store that does not record it was made with (when not ``default``).
+    """
+
+    name: str
+    default: object
+    check: Callable
+    annotation: str
+    doc: str
+    stage: str = "input"
+    flag: str | None = None
+    parse: Callable | None = None
+    metavar: str | None = None
+    help: str | None = None
+    action: str | None = None
+    choices: tuple | None = None
+    stored: str = "always"
+    absent: object = None
+
+    def stored_value(self, value):
+        """The value as JSON holds it (tuples as lists)."""
+        return list(value) if isinstance(value, tuple) else value
+
+    def from_stored(self, value):
+        """The value a store recorded, as the run keeps it (lists as tuples)."""
+        return tuple(value) if isinstance(value, list) else value
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "k", DEFAULT_K, check_k, "int", "Number of colours.", stage="run",
+        flag="-k", parse=whole_number(1), help="number of colours (default: 5)",
+    ),
+    Option(
+        "sample_size", DEFAULT_SAMPLE_SIZE, _check_sample_size, "int",
+        "Valid pixels sampled (uniformly, seeded) to fit the palette.",
+        flag="--sample", parse=whole_number(1), metavar="N", help="pixels sampled to fit (default: 100000)",
+    ),
+    Option(
+        "sample_chunks", 1.0, _check_sample_chunks, "float",
+        "Share of a mosaic's stored chunks read for the sample: 1 (the default) reads every chunk, so "
+        "the sample is uniform over every valid pixel whatever the layout; less reads that share (at "
+        "least 64 chunks), spread evenly, which is faster but can alias with a periodic layout "
+        '(benchmarks/RESULTS.md, "A sample that sees the whole mosaic").',
+        flag="--sample-chunks", parse=chunk_share, metavar="SHARE", stored="when set",
+        help="sample a mosaic from this share of its chunks, not all (faster; can miss regions of a "
+        "periodic layout: see the README)",
+    ),
+    Option(
+        "seed", 0, _check_seed, "int",
+        "Seed of the sample and of k-means||; the same seed gives the same palette.",
+        flag="--seed", parse=whole_number(0), help="random seed (default: 0)",
+    ),
+    Option(
+        "chunk_bytes", DEFAULT_CHUNK_BYTES, _check_positive("chunk_bytes"), "int",
+        "Target size of a chunk of an image read tile by tile; smaller images are decoded whole by "
+        "their batch's tasks.",
+    ),
+    Option(
+        "max_pixels", DEFAULT_MAX_PIXELS, _check_positive("max_pixels"), "int",
+        "Images decoded whole (PNG, JPEG...) may have at most this many pixels, and any block decoded "
+        "whole (a TIFF tile or strip, a zarr chunk) at most ``4 * max_pixels`` bytes.",
+        flag="--max-pixels", parse=whole_number(1), metavar="N", stored="never",
+        help="largest image decoded whole",
+    ),
+    Option(
+        "bands", None, _check_bands, "tuple[int, ...] | None",
+        "0-based indices of the three bands shown as red, green, blue (or one, gray); needed for "
+        "images whose bands, alpha aside, are not one or three. Other bands are not read.",
+        flag="--bands", parse=bands_argument, metavar="R,G,B",
+        help="bands shown as red, green, blue, from 1 (e.g. 4,3,2)",
+    ),
+    Option(
+        "alpha", None, _check_alpha, "int | None",
+        "0-based index of a band to use as alpha (a pixel with alpha 0 is left out). A band is alpha "
+        "only where the format declares it (a PNG's colour type, a TIFF's extra-sample tag) or this "
+        "says so: zarr, OME-Zarr and array inputs declare none.",
+        flag="--alpha", parse=band_number, metavar="N", stored="when set",
+        help="band N (from 1) is alpha: 0 leaves a pixel out (zarr and arrays declare no alpha band)",
+    ),
+    Option(
+        "nodata", None, _check_nodata, "float | None",
+        "Pixels whose colour bands all equal this are left out; overrides what the inputs declare "
+        "(GeoTIFF's ``GDAL_NODATA``, ``_FillValue``, rioxarray's ``nodata``).",
+        flag="--nodata", parse=number, metavar="V",
+        help="pixels whose colour bands all equal V are left out",
+    ),
+    Option(
+        "scale", "dtype", _check_scale, "str | tuple[float, float]",
+        "How band values map to display 0–255: ``dtype`` by the dtype's range (16-bit: 0–65535), "
+        "``minmax`` by the least and greatest valid value of each band over all images (one extra "
+        "pass), ``percentile`` by each band's 2nd and 98th percentile in the sample, or ``(low, high)``.",
+        flag="--scale", parse=scale_argument, metavar="HOW",
+        help="band values to display 0-255: dtype (default), minmax, percentile (2-98), or LOW,HIGH",
+    ),
+    Option(
+        "space", "lab", _check_space, "str",
+        "``lab``: cluster in CIELAB, where distances follow perceived differences; ``rgb``: in display "
+        "sRGB, as the tutorial does. Either way the palette is given in sRGB, and the store records "
+        'the space. ``lab`` gives the lower CIELAB error on every photo measured (benchmarks/RESULTS.md, '
+        '"Palette quality"); ``rgb`` minimises the tutorial\'s RGB inertia.',
+        flag="--space", choices=SPACES, absent="rgb",  # stores made before the option clustered in sRGB
+        help="cluster in perceptual CIELAB (lab, the default) or in display sRGB as the tutorial does (rgb)",
+    ),
+    Option(
+        "channel_axis", None, _check_channel_axis, "int | None",
+        "The axis of the bands, for zarr arrays and arrays whose layout is not named.",
+        flag="--channel-axis", parse=int, metavar="N", help="axis of the bands of zarr arrays",
+    ),
+    Option(
+        "exclude", (), _check_exclude, "Sequence[str]",
+        "Colours to leave out, as ``#rrggbb``: pixels whose display colour is within CIEDE2000 "
+        "``exclude_within`` (default 6) of one of them are left out as masked pixels are (counted in "
+        "``masked``, label 0), from the sample and the counts (a white background, say). Needs a "
+        'known display range (``scale`` ``"dtype"`` or ``(low, high)``).',
+        flag="--exclude", parse=hex_colour, action="append", metavar="#RRGGBB", stored="when set",
+        help="leave out pixels near this colour, as masked ones (a white background); repeatable",
+    ),
+    Option(
+        "exclude_within", EXCLUDE_WITHIN, _check_within, "float",
+        "The CIEDE2000 difference within which ``exclude`` leaves pixels out.",
+        flag="--within", parse=positive_number, metavar="DE", stored="with exclude",
+        help="CIEDE2000 difference from an --exclude colour within which pixels are left out (default: 6)",
+    ),
+    Option(
+        "labels", False, _check_labels, "bool",
+        "Also write a label raster per image to the store (``labels/<i>``).",
+        stage="run", flag="--labels", action="store_true", help="also store a label raster per image",
+    ),
+    Option(
+        "per_image", 0, _check_per_image, "int",
+        "Also give every image its own ``per_image`` colours and their shares of its valid pixels "
+        "(``result.image_palettes``, ``result.image_palette_shares``), clustered in CIELAB from the "
+        "pixels its counting tasks count (see :mod:`palette_dask.per_image`; a mosaic's from the bins "
+        "of all its chunks).",
+        stage="run", flag="--per-image", parse=whole_number(1, MAX_PER_IMAGE), metavar="K",
+        stored="when set",
+        help="also give every image its own K colours and their shares (show --images lists them)",
+    ),
+    Option(
+        "batch_size", None, _check_batch_size, "int | None",
+        "Images per batch (one task per pass, one chunk of each per-image array); by default about a "
+        "32nd of the images, at most 8192. It never changes a result.",
+        stage="run", flag="--batch-size", parse=whole_number(1, MAX_BATCH_SIZE), metavar="N",
+        stored="never",  # the store keeps its own, as its chunks
+        help="images per batch: a task per pass, a chunk of the store (default: a 32nd of the images)",
+    ),
+    Option(
+        "on_error", "skip", _check_on_error, "str",
+        "On a bad image, record it and go on (``skip``), or record it and stop (``fail``, raising "
+        ":class:`ImageFailedError`). Batches whose tasks kill their workers are left pending either "
+        "way, and :class:`RunIncompleteError` says so after the others finish.",
+        stage="run", flag="--on-error", choices=("skip", "fail"), stored="never",
+        help="on a bad image: record it and go on (skip, exit 3 at the end) or stop (fail, exit 1)",
+    ),
+)  # fmt: skip
+_BY_NAME = {option.name: option for option in OPTIONS}
+
+
+class RunConfig:
+    """The options of one run, checked when made; every stage and every task reads them from here.
+
+    Parameters
+    ----------
+    **values
+        Any of :data:`OPTIONS` by name; the others take their defaults.
+
+    Examples
+    --------
+    >>> config = RunConfig(k=8, exclude="#FFFFFF")
+    >>> config.k, config.exclude, config.parameters["exclude"], config.parameters["space"]
+    (8, ('#ffffff',), ['#ffffff'], 'lab')
+    >>> RunConfig.from_parameters(config.parameters) == config
+    True
+    >>> RunConfig.from_parameters({"k": 3}).space  # a store from before the option: sRGB
+    'rgb'
+    >>> RunConfig(k=0)
+    Traceback (most recent call last):
+    ...
+    palette_dask.errors.ParameterError: k must be a whole number of colours >= 1, got 0
+    """
+
+    __slots__ = tuple(_BY_NAME)
+
+    def __init__(self, **values):
+        unknown = sorted(set(values) - set(_BY_NAME))
+        if unknown:
+            raise TypeError(f"unexpected option {unknown[0]!r}; the options are {', '.join(_BY_NAME)}")
+        given: dict = {}
+        for option in OPTIONS:
+            given[option.name] = option.check(values.get(option.name, option.default), given)
+            object.__setattr__(self, option.name, given[option.name])
+
+    def __setattr__(self, name, value):
+        raise AttributeError("a RunConfig is not changed: make another with replace()")
+
+    def __reduce__(self):  # pickled to the workers as its values
+        return (_rebuild, (self.values(),))
+
+    def values(self) -> dict:
+        """``{name: value}`` of every option."""
+        return {name: getattr(self, name) for name in _BY_NAME}
+
+    def replace(self, **changes) -> RunConfig:
+        """Another config, these options changed (and checked)."""
+        return RunConfig(**{**self.values(), **changes})
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, RunConfig) and self.values() == other.values()
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.values().items()))
+
+    def __repr__(self) -> str:
+        changed = (
+            f"{o.name}={getattr(self, o.name)!r}" for o in OPTIONS if getattr(self, o.name) != o.default
+        )
+        return f"RunConfig({', '.join(changed)})"
+
+    @property
+    def parameters(self) -> dict:
+        """The options that decide the result, as the store records them (JSON) and ``--resume`` compares."""
+        kept = {}
+        for option in OPTIONS:
+            value = getattr(self, option.name)
+            if (
+                option.stored == "always"
+                or (option.stored == "when set" and value != option.default)
+                or (option.stored == "with exclude" and self.exclude)
+            ):
+                kept[option.name] = option.stored_value(value)
+        return kept
+
+    @classmethod
+    def from_parameters(cls, parameters: dict, **values) -> RunConfig:
+        """The config a store's ``parameters`` record; ``values`` give those it does not record."""
+        for option in OPTIONS:
+            if option.name in parameters:
+                values[option.name] = option.from_stored(parameters[option.name])
+            elif option.stored != "never" and option.absent is not None:
+                values[option.name] = option.absent
+        return cls(**values)
+
+
+def _rebuild(values: dict) -> RunConfig:
+    return RunConfig(**values)
+
+
+def option_docs(stage: str = "run") -> str:
+    """The numpy-style ``Parameters`` entries of the options a function with this stage takes."""
+    return "\n".join(
+        f"{o.name} : {o.annotation}\n" + textwrap.indent(textwrap.fill(o.doc, 96), "    ")
+        for o in options_of(stage)
+    )
+
+
+def options_of(stage: str) -> tuple[Option, ...]:
+    """The options taken by what runs up to ``stage`` (``"input"``: the sweep; ``"run"``: all)."""
+    return OPTIONS if stage == "run" else tuple(o for o in OPTIONS if o.stage == "input")
+
+
+def takes_options(stage: str):
+    """Decorate a function taking ``**options``: its signature and docstring show the declared ones.
+
+    The docstring's line ``{options}`` becomes their ``Parameters`` entries,
+    and the signature lists them, keyword-only, with their defaults.
+    """
+    taken = options_of(stage)
+
+    def decorate(function):
+        signature = inspect.signature(function)
+        own = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        names = {p.name for p in own}
+        declared = [
+            inspect.Parameter(
+                o.name, inspect.Parameter.KEYWORD_ONLY, default=o.default, annotation=o.annotation
+            )
+            for o in taken
+            if o.name not in names
+        ]
+        allowed = names | {o.name for o in declared}
+
+        @functools.wraps(function)
+        def with_options(*args, **kwargs):
+            unknown = sorted(set(kwargs) - allowed)
+            if unknown:  # as Python says it
+                raise TypeError(f"{function.__name__}() got an unexpected keyword argument {unknown[0]!r}")
+            return function(*args, **kwargs)
+
+        with_options.__signature__ = signature.replace(parameters=own + declared)
+        if function.__doc__:
+            marker = next(line for line in function.__doc__.splitlines() if line.strip() == "{options}")
+            indent = marker[: len(marker) - len(marker.lstrip())]
+            with_options.__doc__ = function.__doc__.replace(
+                marker, textwrap.indent(option_docs(stage), indent)
+            )
+        return with_options
+
+    return decorate
+
+
+def add_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
+    """Add the command-line flags of the options of this stage (see :data:`STAGES`), their names as dests."""
+    for option in OPTIONS:
+        if option.stage != stage or option.flag is None:
+            continue
+        extra = {"action": option.action} if option.action else {"metavar": option.metavar}
+        if option.action == "append":
+            extra.update(type=option.parse, metavar=option.metavar)
+        elif option.action is None:
+            extra.update(type=option.parse, choices=option.choices)
+        default = list(option.default) if option.action == "append" else option.default
+        parser.add_argument(option.flag, dest=option.name, default=default, help=option.help, **extra)
+
+
+def from_arguments(args: argparse.Namespace, stage: str) -> dict:
+    """The options a parsed command line gives, by name (those of this stage and before)."""
+    return {o.name: getattr(args, o.name) for o in options_of(stage) if o.flag and hasattr(args, o.name)}
