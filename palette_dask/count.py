@@ -28,7 +28,7 @@ import numba
 import numpy as np
 
 from .colour import is_excluded, lab_of, lab_to_srgb, palette_lab
-from .errors import image_error, no_valid_pixels
+from .errors import Status, image_error, no_valid_pixels
 from .fit import nearest
 from .options import RunConfig
 from .pixels import N_FEATURES, PixelSpec, SpecCache, exclusion, loop_spec
@@ -463,8 +463,8 @@ def unpack_stats(stats: np.ndarray) -> ImageCounts:
 class BatchCounts:
     """The per-image results of one batch: one row per image, as the store's per-image arrays hold them.
 
-    ``status`` is DONE (1) or FAILED (2) for the images the batch decoded, and
-    PENDING (0) for the others (images read tile by tile, arrays), whose rows
+    ``status`` (:class:`~palette_dask.errors.Status`) is DONE or FAILED for the images the batch
+    decoded, and PENDING for the others (images read tile by tile, arrays), whose rows
     the driver fills in from their own tasks.
     """
 
@@ -501,11 +501,11 @@ class BatchCounts:
         self.lab_squared_error[row] = result.lab_squared_error
         if own is not None and self.palettes is not None:
             self.palettes[row], self.palette_shares[row] = own
-        self.status[row] = 1
+        self.status[row] = Status.DONE
 
     def fail(self, row: int, error: str) -> None:
         """Record why one image failed."""
-        self.status[row], self.errors[row] = 2, error
+        self.status[row], self.errors[row] = Status.FAILED, error
 
 
 def batch_stats(

@@ -1,4 +1,4 @@
-"""The exceptions and warnings palette_dask raises.
+"""The exceptions and warnings palette_dask raises, and the outcome of each image.
 
 Every error palette_dask raises on purpose subclasses :class:`PaletteDaskError`,
 which is a :class:`ValueError`, so ``except ValueError`` keeps working. The
@@ -8,6 +8,7 @@ there is something to do.
 
 from __future__ import annotations
 
+import enum
 import functools
 from typing import NamedTuple
 
@@ -28,6 +29,7 @@ __all__ = [
     "PaletteDaskWarning",
     "without_context",
     "Failure",
+    "Status",
 ]
 
 
@@ -94,6 +96,14 @@ def image_error(name: str, exc: BaseException) -> str:
     "a.png: KeyError: 'x'"
     """
     return one_line(exc if isinstance(exc, PaletteDaskError) else f"{name}: {type(exc).__name__}: {exc}")
+
+
+class Status(enum.IntEnum):
+    """An image's outcome in a run, as ``image_status`` stores it (uint8)."""
+
+    PENDING = 0  # not yet counted (or its batch's workers died)
+    DONE = 1  # counted
+    FAILED = 2  # could not be read, or had no valid pixel: ``image_errors`` says why
 
 
 class Failure(NamedTuple):

@@ -1,7 +1,7 @@
 """Fit: cluster the sampled colours with dask-ml's k-means|| ``KMeans``.
 
-dask-ml 2025.1.0's ``KMeans`` has defects this module works around (see
-DESIGN.md), each covered by a test:
+dask-ml 2025.1.0's ``KMeans`` has defects this module works around, each
+covered by a test (``tests/test_fit.py``):
 
 - ``inertia_`` is a sum of plain distances unless the last shift is tiny:
   inertia is recomputed here, as a sum of squared distances;

@@ -695,7 +695,7 @@ def _check_zarr_metadata(source: str, node: str) -> None:
         if unsafe:
             raise ImageReadError(
                 f"{source}: zarr metadata {where} declares {unsafe}; refused: palette_dask reads only "
-                "numeric data types and numeric codecs (see palette_dask.read.ZARR_CODECS)"
+                "numeric data types and numeric codecs (see palette_dask.formats.ZARR_CODECS)"
             )
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .errors import Status
 from .store import PaletteResult
 
 if TYPE_CHECKING:  # `show` draws a table without importing dask
@@ -233,10 +234,8 @@ def image_rows(result: PaletteResult):
     >>> list(image_rows(r))
     [['a.png', 'done', 4, 0, '', 0.25, 0.75]]
     """
-    from .store import DONE, FAILED
-
     for index, name in enumerate(result.image_names):
-        status = {DONE: "done", FAILED: "failed"}.get(int(result.image_status[index]), "pending")
+        status = Status(int(result.image_status[index])).name.lower()
         valid = int(result.image_valid[index])
         shares = result.image_counts[index] / valid if valid else np.zeros(result.k)
         head = [str(name), status, valid, int(result.image_masked[index]), str(result.image_errors[index])]

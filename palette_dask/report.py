@@ -35,12 +35,12 @@ import os
 import dask
 import numpy as np
 
-from .errors import PaletteDaskError, image_error
+from .errors import PaletteDaskError, Status, image_error
 from .fit import nearest_center
 from .pixels import block_features, run_spec
 from .read import probe, read_image
 from .render import own_palette, palette_bar, shown_name
-from .store import DONE, FAILED, PaletteResult
+from .store import DONE, PaletteResult
 
 __all__ = ["html_report", "recoloured_preview"]
 
@@ -314,7 +314,7 @@ def _image_list(
         counts = result.image_counts[index]
         valid = int(counts.sum())
         shares = counts / valid if valid else np.zeros(len(counts))
-        state = {DONE: "done", FAILED: "failed"}.get(int(status[index]), "pending")
+        state = Status(int(status[index])).name.lower()
         thumb = thumbnails.get(index, "")
         if isinstance(thumb, tuple):
             thumb = f'<img src="{_data_uri(thumb[0], photo=True)}" alt="" height="48">'

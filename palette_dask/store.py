@@ -1,6 +1,6 @@
 """Store: the zarr v3 group that holds a run's palette and histograms.
 
-Layout (DESIGN.md): ``centers`` (k, 3) float32 in the clustering space,
+Layout (ARCHITECTURE.md, "Store layout"): ``centers`` (k, 3) float32 in the clustering space,
 ``centers_rgb`` the same as sRGB floats, ``colors`` (k, 3) uint8 as shown,
 ``counts`` (k,) int64, and per image ``image_names``, ``image_counts``
 (n, k), ``image_valid``, ``image_masked``, ``image_status`` (0 pending,
@@ -37,7 +37,7 @@ import zarr
 import zarr.storage
 
 from ._version import __version__
-from .errors import Failure, StoreError
+from .errors import Failure, Status, StoreError
 from .options import MAX_BATCH_SIZE, RunConfig
 
 __all__ = [
@@ -54,7 +54,7 @@ __all__ = [
     "load_result",
 ]
 
-PENDING, DONE, FAILED = 0, 1, 2
+PENDING, DONE, FAILED = Status.PENDING, Status.DONE, Status.FAILED
 #: By default a run has about this many batches: enough to share among workers, few files in the store.
 BATCHES = 32
 
@@ -291,7 +291,7 @@ def create_store(
     names = per_image("image_names", str, "")
     for start in range(0, n, batch):  # a chunk at a time: one long URL must not widen the whole array
         names[start : start + batch] = np.array(image_names[start : start + batch], dtype=object)
-    per_image("image_status", "uint8", PENDING)
+    per_image("image_status", "uint8", int(PENDING))
     per_image("image_errors", str, "")
     per_image("image_valid", "int64", 0)
     per_image("image_masked", "int64", 0)

@@ -144,7 +144,7 @@ def test_store_is_plain_zarr_v3_with_one_image_per_chunk(client, tmp_path):
     attrs = group.attrs.asdict()
     assert attrs["complete"] is True and attrs["parameters"]["k"] == 4 and attrs["parameters"]["seed"] == 3
     assert "palette_dask_version" in attrs and attrs["space"] == "lab"  # the default
-    assert group["centers_rgb"].shape == (4, 3)  # `centers` are in Lab, the feature space (DESIGN.md)
+    assert group["centers_rgb"].shape == (4, 3)  # `centers` are in Lab, the feature space (ARCHITECTURE.md)
     np.testing.assert_array_equal(group["centers"][:], result.centers)
     np.testing.assert_array_equal(group["colors"][:], np.rint(result.centers_rgb).astype(np.uint8))
     assert group["counts"][:].sum() == group["image_valid"][:].sum()
