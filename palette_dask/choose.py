@@ -23,6 +23,7 @@ import numpy as np
 
 from .errors import PaletteDaskWarning
 from .fit import fit_palette
+from .options import DEFAULT_N_INIT
 
 __all__ = ["Sweep", "fit_sweep", "suggest_k", "sweep_figure"]
 
@@ -79,14 +80,22 @@ def suggest_k(ks, inertias) -> int:
     return int(ks[int(np.argmax(below_chord))])
 
 
-def fit_sweep(sample, ks, *, seed: int = 0, space: str = "rgb", failures: list | None = None) -> Sweep:
+def fit_sweep(
+    sample,
+    ks,
+    *,
+    seed: int = 0,
+    space: str = "rgb",
+    failures: list | None = None,
+    n_init: int = DEFAULT_N_INIT,
+) -> Sweep:
     """Fit ``sample`` for each k in ``ks``; see :func:`~palette_dask.fit.fit_palette` for the sample."""
     ks = sorted(int(k) for k in ks)
     inertias, colours = [], []
     for k in ks:
         with warnings.catch_warnings():  # fewer distinct colours than k: recorded in `colours`
             warnings.simplefilter("ignore", PaletteDaskWarning)
-            fitted = fit_palette(sample, k, random_state=seed)
+            fitted = fit_palette(sample, k, random_state=seed, n_init=n_init)
         inertias.append(float(fitted.sample_inertia))
         colours.append(len(fitted.centers))
     return Sweep(

@@ -36,7 +36,7 @@ import numba
 import numpy as np
 
 from .errors import NoValidPixelsError, PaletteDaskWarning, plural
-from .options import check_k
+from .options import DEFAULT_N_INIT, check_k
 
 __all__ = ["FittedPalette", "fit_palette", "nearest_center", "polish"]
 
@@ -216,7 +216,7 @@ def fit_palette(
     k: int = 5,
     *,
     random_state: int = 0,
-    n_init: int = 6,
+    n_init: int = DEFAULT_N_INIT,
     max_iter: int = 300,
     tol: float = 1e-4,
 ) -> FittedPalette:

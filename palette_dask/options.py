@@ -34,6 +34,7 @@ __all__ = [
     "add_arguments",
     "DEFAULT_K",
     "DEFAULT_SAMPLE_SIZE",
+    "DEFAULT_N_INIT",
     "DEFAULT_CHUNK_BYTES",
     "DEFAULT_MAX_PIXELS",
     "EXCLUDE_WITHIN",
@@ -47,6 +48,8 @@ __all__ = [
 DEFAULT_K = 5
 #: Valid pixels sampled to fit the palette (benchmarks/RESULTS.md, "Sample size").
 DEFAULT_SAMPLE_SIZE = 100_000
+#: Starts of the fit (benchmarks/RESULTS.md: three missed the best optimum of the 2 GB mosaic).
+DEFAULT_N_INIT = 6
 #: Target bytes of a chunk of an image read tile by tile: bigger images are read so.
 DEFAULT_CHUNK_BYTES = 32 * 2**20
 #: Pillow's decompression-bomb error threshold: the most pixels of an image decoded whole.
@@ -399,6 +402,14 @@ OPTIONS: tuple[Option, ...] = (
         "seed", 0, _check_seed, "int",
         "Seed of the sample and of k-means||; the same seed gives the same palette.",
         flag="--seed", parse=whole_number(0), help="random seed (default: 0)",
+    ),
+    Option(
+        "n_init", DEFAULT_N_INIT, _check_positive("n_init"), "int",
+        "Starts of the fit, the lowest inertia kept: dask-ml's k-means||, then k-means++ seeds drawn "
+        "on the sample (see :func:`~palette_dask.fit.fit_palette`); the first is the same whatever "
+        "their number, so more starts never fit the sample worse.",
+        flag="--n-init", parse=whole_number(1), metavar="N", stored="when set",
+        help="starts of the fit, the best kept (default: 6)",
     ),
     Option(
         "chunk_bytes", DEFAULT_CHUNK_BYTES, _check_positive("chunk_bytes"), "int",

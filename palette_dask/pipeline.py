@@ -216,7 +216,7 @@ def fit_and_store_palette(run: Run, opened: Opened) -> None:
     if sample is None:
         return
     run.report(f"fitting k={run.config.k} colours on {plural(len(sample), 'sampled pixel')}")
-    fitted = fit_palette(sample, run.config.k, random_state=run.config.seed)
+    fitted = fit_palette(sample, run.config.k, random_state=run.config.seed, n_init=run.config.n_init)
     centers_rgb = lab_to_srgb(fitted.centers) if run.config.space == "lab" else fitted.centers
     stores.write_palette(run.group, fitted.centers, centers_rgb)
     run.group.attrs.update({"sample_inertia": fitted.sample_inertia, "sample_size": fitted.sample_size})
@@ -276,7 +276,9 @@ def sweep_k(
             + (f"; first failure: {failures[0]}" if failures else "")
         )
     run.report(f"fitting k={ks[0]}..{ks[-1]} on {plural(len(sample), 'sampled pixel')}")
-    return fit_sweep(sample, ks, seed=config.seed, space=config.space, failures=failures)
+    return fit_sweep(
+        sample, ks, seed=config.seed, space=config.space, failures=failures, n_init=config.n_init
+    )
 
 
 def _silent(message: str) -> None:

@@ -228,6 +228,21 @@ def test_resume_needs_the_same_inputs_and_parameters(client, tmp_path):
         extract_palette(PHOTOS[0], 3, store=tmp_path / "s.zarr", client=client, resume=True)
 
 
+def test_n_init_is_stored_when_set_and_more_starts_never_fit_the_sample_worse(client, tmp_path):
+    from palette_dask import StoreError
+    from palette_dask.cli import main
+
+    one = extract_palette(PHOTOS[0], 5, store=tmp_path / "one.zarr", client=client, n_init=1)
+    six = extract_palette(PHOTOS[0], 5, client=client)
+    assert one.attrs["parameters"]["n_init"] == 1 and "n_init" not in six.attrs["parameters"]
+    assert six.attrs["sample_inertia"] <= one.attrs["sample_inertia"]  # the first start is the same
+    with pytest.raises(StoreError, match=r"n_init 1 \(now None\); resuming needs the same"):
+        extract_palette(PHOTOS[0], 5, store=tmp_path / "one.zarr", client=client, resume=True)
+    two = str(tmp_path / "two.zarr")
+    assert main(["run", str(PHOTOS[0]), "--n-init", "2", "--threads", "-q", "-o", two]) == 0
+    assert zarr.open_group(tmp_path / "two.zarr", mode="r").attrs["parameters"]["n_init"] == 2
+
+
 def test_a_small_run_decodes_each_image_once(client, tmp_path):
     from dask.utils import key_split
     from distributed import get_task_stream
