@@ -265,39 +265,25 @@ def number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number (or nan), got {text!r}") from None
 
 
-def non_negative(text: str) -> float:
-    """A number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
+def _number_where(holds: Callable[[float], bool], wanted: str) -> Callable[[str], float]:
+    """An argparse type: a number for which ``holds`` is true, else ``expected <wanted>``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not holds(value):  # NaN holds nothing
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
+        return value
+
+    return parse
 
 
-def positive_number(text: str) -> float:
-    """A number > 0."""
-    value = non_negative(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
-    return value
-
-
-def share(text: str) -> float:
-    """A share from 0 to 1."""
-    value = non_negative(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"expected a share from 0 to 1, got {text!r}")
-    return value
-
-
-def chunk_share(text: str) -> float:
-    """A share above 0 and at most 1."""
-    value = share(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"expected a share above 0 and at most 1, got {text!r}")
-    return value
+non_negative = _number_where(lambda v: v >= 0, "a number >= 0")
+positive_number = _number_where(lambda v: v > 0, "a number above 0")
+share = _number_where(lambda v: 0 <= v <= 1, "a share from 0 to 1")
+chunk_share = _number_where(lambda v: 0 < v <= 1, "a share above 0 and at most 1")
 
 
 def hex_colour(text: str) -> str:
