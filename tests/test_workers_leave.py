@@ -68,12 +68,14 @@ class Cluster:
         self._start([DASK, "worker", self.address, "--nthreads", "1", *options, *LOOPBACK])
 
     def stop(self):
-        for process, log in reversed(self.processes):
+        for process, _ in self.processes:  # all at once: each shuts down while the others do
             process.terminate()
+        for process, log in reversed(self.processes):
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()
             log.close()
 
 
@@ -93,6 +95,7 @@ def assert_same_store(store, reference):
         np.testing.assert_array_equal(found[name], reference[name], err_msg=name)
 
 
+@pytest.mark.timeout(900)  # two runs that each wait for workers to leave, twice: minutes on a loaded machine
 def test_runs_on_workers_that_retire_at_their_lifetime_and_restart_end_identical(
     tmp_path, inputs, reference, cluster
 ):
@@ -132,6 +135,7 @@ def test_runs_on_workers_that_retire_at_their_lifetime_and_restart_end_identical
             assert_same_store(store, reference)
 
 
+@pytest.mark.timeout(900)  # a run per stage, each waiting for a worker to leave
 def test_workers_retired_restarted_and_lost_at_every_stage_do_not_change_the_result(
     tmp_path, inputs, reference, cluster
 ):
