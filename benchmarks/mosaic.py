@@ -166,7 +166,7 @@ def main() -> None:
     lines = [
         f"\n### Mosaics {side}x{side} RGB uint8 ({side * side * 3 / 1e9:.1f} GB of pixels, "
         f"{megapixels:,.0f} MP), k={args.k}\n",
-        f"`.venv/bin/python benchmarks/mosaic.py --gigabytes {args.gigabytes:g} -k {args.k}"
+        f"`.venv/bin/python benchmarks/mosaic.py --gigabytes {args.gigabytes:g} -k {args.k} --mosaics {args.mosaics}"
         f"{' --tiff' if args.tiff else ''}{' --quality' if args.quality else ''}` on {os.cpu_count()} cores, "
         f"default LocalCluster, {time.strftime('%Y-%m-%d')}. Floor: one plain read pass (dask.array.from_zarr, "
         "summed), no palette_dask code.\n",

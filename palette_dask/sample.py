@@ -72,13 +72,18 @@ _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _CELL_STREAM = np.uint64(0x5CE11)  # cells' keys come from a stream of their own
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser, on an array of uint64 (wrapping arithmetic)."""
+@numba.njit(nogil=True, cache=True, inline="always")
+def _mix_one(x):
+    """splitmix64's finaliser of one uint64 (wrapping arithmetic): the package's one hash."""
     x = x ^ (x >> np.uint64(30))
     x = x * _M1
     x = x ^ (x >> np.uint64(27))
     x = x * _M2
     return x ^ (x >> np.uint64(31))
+
+
+#: :func:`_mix_one` over arrays of uint64 (a ufunc compiled from the same function).
+_mix = numba.vectorize(["uint64(uint64)"], nopython=True, cache=True)(_mix_one.py_func)
 
 
 def pixel_keys(seed: int, image_index: int, rows: slice, cols: slice, width: int) -> np.ndarray:
@@ -105,14 +110,8 @@ def _salt(seed: int, image_index: int) -> np.uint64:
 
 @numba.njit(nogil=True, cache=True, inline="always")
 def _key_bits(salt, index):
-    """The top 53 bits of splitmix64's output for pixel ``index`` (0-based) of a stream."""
-    x = salt + (index + np.uint64(1)) * _GAMMA
-    x = x ^ (x >> np.uint64(30))
-    x = x * _M1
-    x = x ^ (x >> np.uint64(27))
-    x = x * _M2
-    x = x ^ (x >> np.uint64(31))
-    return x >> np.uint64(11)
+    """The top 53 bits of splitmix64's output for pixel ``index`` of a stream, as :func:`pixel_keys`."""
+    return _mix_one(salt + (index + np.uint64(1)) * _GAMMA) >> np.uint64(11)
 
 
 @numba.njit(nogil=True, cache=True)
