@@ -38,7 +38,7 @@ import numpy as np
 from .errors import NoValidPixelsError, PaletteDaskWarning, plural
 from .options import DEFAULT_N_INIT, check_k
 
-__all__ = ["FittedPalette", "fit_palette", "nearest_center", "polish"]
+__all__ = ["FittedPalette", "fit_palette", "nearest_center", "polish", "lloyd_step"]
 
 
 @functools.cache
@@ -160,8 +160,31 @@ def nearest_center(x: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.n
     return labels, best
 
 
+@numba.njit(nogil=True, cache=True)
+def lloyd_step(points, weights, centers, used, labels, distances, mass, sums):
+    """One weighted Lloyd assignment over ``(m, 3)`` float64 points: the package's one.
+
+    Each point's :func:`nearest` of the first ``used`` centres goes into
+    ``labels`` (its squared distance into ``distances``), and each centre's
+    weight of points into ``mass`` and their weighted sums into ``sums``.
+    Returns whether a label changed. :func:`polish` (the fit) and the
+    per-image palettes (:mod:`palette_dask.per_image`) iterate it.
+    """
+    changed = False
+    mass[:used] = 0.0
+    sums[:used] = 0.0
+    for j in range(points.shape[0]):
+        best, distances[j] = nearest(points[j, 0], points[j, 1], points[j, 2], centers[:used])
+        if best != labels[j]:
+            changed, labels[j] = True, best
+        mass[best] += weights[j]
+        for f in range(3):
+            sums[best, f] += weights[j] * points[j, f]
+    return changed
+
+
 def polish(x: np.ndarray, centers: np.ndarray, *, max_iter: int = 300, tol: float = 0.0):
-    """Lloyd iterations on the sample that leave no cluster empty.
+    """Lloyd iterations (:func:`lloyd_step`) on the sample that leave no cluster empty.
 
     An empty cluster is reseeded with the pixel farthest from its current centre
     (as scikit-learn does), so no centre is a phantom colour. Stops when the
@@ -173,24 +196,27 @@ def polish(x: np.ndarray, centers: np.ndarray, *, max_iter: int = 300, tol: floa
     inertia : float
         Sum of squared distances to the nearest centre.
     """
-    x = np.asarray(x, dtype=np.float64)
+    x = np.ascontiguousarray(x, dtype=np.float64)
     centers = np.array(centers, dtype=np.float64)
-    k = len(centers)
+    k, ones = len(centers), np.ones(len(x))
+    labels, d2 = np.full(len(x), -1, dtype=np.int64), np.empty(len(x))
+    mass, sums = np.empty(k), np.empty((k, 3))
     for _ in range(max_iter):
-        labels, d2 = nearest_center(x, centers)
-        counts = np.bincount(labels, minlength=k)
-        for j in np.flatnonzero(counts == 0):
+        lloyd_step(x, ones, centers, k, labels, d2, mass, sums)
+        empty = np.flatnonzero(mass == 0)
+        for j in empty:
             far = int(np.argmax(d2))
             centers[j], d2[far] = x[far], 0.0
             labels[far] = j
-        counts = np.bincount(labels, minlength=k)
-        sums = np.stack([np.bincount(labels, weights=x[:, f], minlength=k) for f in range(x.shape[1])], 1)
-        new = sums / counts[:, None]
+        if len(empty):  # the moved pixels' clusters, summed again
+            mass = np.bincount(labels, minlength=k).astype(np.float64)
+            sums = np.stack([np.bincount(labels, weights=x[:, f], minlength=k) for f in range(3)], 1)
+        new = sums / mass[:, None]
         shift = float(np.square(new - centers).sum())
         centers = new
         if shift <= tol:
             break
-    labels, d2 = nearest_center(x, centers)
+    lloyd_step(x, ones, centers, k, labels, d2, mass, sums)
     return centers.astype(np.float32), float(d2.sum())
 
 

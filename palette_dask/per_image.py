@@ -46,7 +46,7 @@ import numba
 import numpy as np
 
 from .colour import lab_of, srgb_of, srgb_to_lab
-from .fit import nearest
+from .fit import lloyd_step, nearest
 from .pixels import PixelSpec, colour_values, loop_spec, to_display
 
 __all__ = ["image_palette", "image_parts", "palette_of_parts", "Parts", "BITS", "MIN_BINS"]
@@ -173,25 +173,18 @@ def _shares(lab, weights, centers, used, k):
 
 @numba.njit(nogil=True, cache=True)
 def _lloyd(lab, weights, centers, used, iterations):
-    """Lloyd's iterations over weighted points, from ``centers`` (the first ``used`` rows), in place."""
+    """Lloyd's iterations (:func:`~palette_dask.fit.lloyd_step`) over weighted points, in place.
+
+    They stop once no point changes centre; an empty cluster keeps its centre.
+    """
     m = lab.shape[0]
-    labels = np.full(m, -1, dtype=np.int64)
-    mass = np.zeros(used)
+    labels, distances = np.full(m, -1, dtype=np.int64), np.empty(m)
+    mass, sums = np.zeros(used), np.zeros((used, 3))
     for _ in range(iterations):
-        changed = False
-        sums = np.zeros((used, 3))
-        mass[:] = 0.0
-        for j in range(m):
-            best = nearest(lab[j, 0], lab[j, 1], lab[j, 2], centers[:used])[0]
-            if best != labels[j]:
-                changed, labels[j] = True, best
-            mass[best] += weights[j]
-            for f in range(3):
-                sums[best, f] += weights[j] * lab[j, f]
-        if not changed:
+        if not lloyd_step(lab, weights, centers, used, labels, distances, mass, sums):
             break
         for c in range(used):
-            if mass[c] > 0:  # an empty cluster keeps its centre
+            if mass[c] > 0:
                 for f in range(3):
                     centers[c, f] = sums[c, f] / mass[c]
     return centers
