@@ -4,7 +4,7 @@ The CLI, the workflows and the notebooks all call :func:`extract_palette`::
 
     config = RunConfig(k=5, ...)                    # the options, checked once
     opened = open_images(run, pending)              # read, decode, sample: one task per batch
-    sample = draw_sample(run, opened)               # seeded, uniform, from every image
+    sample = sample_run(run, opened)                # seeded, uniform, from every image
     fitted = fit_palette(sample, config.k)          # dask-ml k-means||, on the sample
     count_images(run, opened, centers, colors)      # one pass; each batch stored as it ends
 
@@ -212,7 +212,7 @@ def _execute(run: Run) -> None:
 
 def fit_and_store_palette(run: Run, opened: Opened) -> None:
     """Sample, fit, and write the palette to the store; nothing when no image has a valid pixel."""
-    sample = draw_sample(run, opened)
+    sample = sample_run(run, opened)
     if sample is None:
         return
     run.report(f"fitting k={run.config.k} colours on {plural(len(sample), 'sampled pixel')}")
@@ -268,7 +268,7 @@ def sweep_k(
         with download_folder(names, downloads, run_client) as folder:
             run = Run(group, names, arrays, run_client, config, report or _silent, folder)
             opened = open_images(run, run.pending_batches())
-            sample = draw_sample(run, opened)
+            sample = sample_run(run, opened)
     failures = [Failure.of(names[index], reason) for index, reason in sorted(run.failures.items())]
     if sample is None:
         raise NoValidPixelsError(
@@ -623,7 +623,7 @@ def measure_range(run: Run, opened: Opened) -> None:
         run.group.attrs["display_range"] = run.display_range.tolist()
 
 
-def draw_sample(run: Run, opened: Opened) -> np.ndarray | None:
+def sample_run(run: Run, opened: Opened) -> np.ndarray | None:
     """The sample of valid pixels, ``(m, 3)`` float32 in the clustering space; None when there is none.
 
     Every pixel of every image has a key (:func:`~palette_dask.sample.pixel_keys`);

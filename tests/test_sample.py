@@ -95,7 +95,7 @@ def _sample(client, inputs, *, size: int, chunk_bytes: int = 2**20, seed: int = 
     run = pipeline.Run(group, names, arrays, client, config, lambda line: None)
     opened = pipeline.open_images(run, run.pending_batches())
     assert not opened.kept and not run.failures
-    return pipeline.draw_sample(run, opened)
+    return pipeline.sample_run(run, opened)
 
 
 @pytest.fixture
