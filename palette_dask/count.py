@@ -537,8 +537,8 @@ def batch_stats(
     )
     for index, info, pixels in batch.images():
         row = index - batch.start
-        if info is None:
-            result.fail(row, pixels)
+        if info is None:  # pixels: why not (a Failure)
+            result.fail(row, str(pixels))
             continue
         try:
             spec = known.spec(info)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import dask.array as da
 import numpy as np
 
-from .errors import ImageReadError, one_line, without_context
+from .errors import Failure, ImageReadError, one_line, without_context
 from .fetch import is_url, process_folder, reads_ranges, serves_ranges
 from .formats import (
     DEFAULT_MAX_PIXELS,
@@ -323,8 +323,8 @@ class Batch:
     start : int
         Index of the batch's first image in the run.
     infos : list
-        Per image: its :class:`ImageInfo`, the one-line reason it cannot be
-        read (a str), or None for an array given to the API.
+        Per image: its :class:`ImageInfo`, why it cannot be read (a
+        :class:`~palette_dask.errors.Failure`), or None for an array given to the API.
     chunk_bytes : int
         Images that decode to at most this many bytes are decoded whole by the
         batch's own tasks (see :meth:`in_batch`); bigger ones (mosaics) are
@@ -344,14 +344,14 @@ class Batch:
         return isinstance(info, ImageInfo) and info.nbytes <= self.chunk_bytes
 
     def images(self):
-        """``(index, info, pixels)`` for each image decoded here, or ``(index, None, reason)`` if it fails.
+        """``(index, info, pixels)`` for each image decoded here, or ``(index, None, Failure)`` if it fails.
 
         Images are decoded one at a time, unless they were kept, so a task
         holds one image at a time.
         """
         for position, info in enumerate(self.infos):
             index = self.start + position
-            if isinstance(info, str):
+            if isinstance(info, Failure):
                 yield index, None, info
             elif self.in_batch(position):
                 if self.pixels is not None and self.pixels[position] is not None:
@@ -360,7 +360,7 @@ class Batch:
                 try:
                     yield index, info, decode(info)
                 except ImageReadError as exc:
-                    yield index, None, one_line(exc)
+                    yield index, None, Failure.of(info.source, one_line(exc))
 
 
 def open_batch(
@@ -382,8 +382,8 @@ def open_batch(
     Examples
     --------
     >>> batch = open_batch(["missing.png", None], 10)
-    >>> batch.infos, list(batch.images())
-    (['missing.png: no such file', None], [(10, None, 'missing.png: no such file')])
+    >>> batch.infos, [str(failure) for _, _, failure in batch.images()]
+    ([Failure(image='missing.png', reason='no such file'), None], ['missing.png: no such file'])
     """
     infos, pixels = [], []
     for source in sources:
@@ -396,7 +396,7 @@ def open_batch(
                     source, max_pixels, channel_axis, downloads, decode_up_to=chunk_bytes if keep else 0
                 )
             except ImageReadError as exc:
-                info = one_line(exc)
+                info = Failure.of(source, one_line(exc))
         infos.append(info)
         pixels.append(decoded)
     return Batch(start, infos, chunk_bytes, pixels if keep else None)

@@ -27,7 +27,7 @@ import numba
 import numpy as np
 
 from .colour import excluded, srgb_to_lab
-from .errors import image_error
+from .errors import Failure, image_error
 from .formats import ImageInfo
 from .options import DEFAULT_SAMPLE_SIZE, RunConfig
 from .pixels import (
@@ -396,7 +396,7 @@ def sample_batch(
     the ``size`` smallest keys of all the batches' candidates, is then the
     same whatever the batches, and needs no total of pixels before it starts.
     """
-    failures = [(batch.start + i, info) for i, info in enumerate(batch.infos) if isinstance(info, str)]
+    failures = [(batch.start + i, str(f)) for i, f in enumerate(batch.infos) if isinstance(f, Failure)]
     tiled = [
         (batch.start + i, info)
         for i, info in enumerate(batch.infos)
@@ -420,7 +420,7 @@ def sample_batch(
             if index not in specs:
                 continue
             if info is None:  # a decoder failed on it
-                failures.append((index, pixels))
+                failures.append((index, str(pixels)))
                 del specs[index]
                 continue
             whole = ((0, info.shape[0]), (0, info.shape[1]))
