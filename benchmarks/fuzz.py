@@ -30,8 +30,8 @@ from measure import emit
 from PIL import Image
 
 from palette_dask.errors import PaletteDaskError
-from palette_dask.pixels import block_features, pixel_spec
-from palette_dask.read import probe, read_image
+from palette_dask.inputs.read import probe, read_image
+from palette_dask.kernels.pixels import block_features, pixel_spec
 
 REAL_RASTERS = Path(__file__).resolve().parents[1] / "tests" / "data"
 

@@ -30,7 +30,7 @@ def quality(store: Path, count: int) -> list[float]:
     from sklearn.cluster import KMeans
 
     from palette_dask import load_result
-    from palette_dask.colour import lab_to_srgb, srgb_to_lab
+    from palette_dask.kernels.colour import lab_to_srgb, srgb_to_lab
 
     def error(lab, colours):
         shown = srgb_to_lab(np.asarray(colours, np.float64))

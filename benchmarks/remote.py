@@ -68,9 +68,10 @@ def main() -> None:
     import tifffile
     from distributed import Client, LocalCluster
 
-    from palette_dask import extract_palette, pipeline, probe
-    from palette_dask.pixels import pixel_spec
-    from palette_dask.sample import cell_candidates, cell_count, cell_share
+    from palette_dask import extract_palette, probe
+    from palette_dask.kernels.pixels import pixel_spec
+    from palette_dask.kernels.sample import cell_candidates, cell_count, cell_share
+    from palette_dask.run import pipeline
 
     path = build_cog(args.side, Path(args.dir))
     size = path.stat().st_size

@@ -170,7 +170,7 @@ def _nearest_squared(x: np.ndarray, c: np.ndarray) -> float:
 
 def inertias(path: Path, centers: dict[str, np.ndarray]) -> tuple[dict[str, float], dict[str, float]]:
     """For each set of centres: RGB inertia over every pixel, and the mean CIELAB error of its 8-bit colours."""
-    from palette_dask.colour import srgb_to_lab  # checked against scikit-image's rgb2lab in the tests
+    from palette_dask.kernels.colour import srgb_to_lab  # checked against scikit-image's rgb2lab in the tests
 
     totals, lab_totals, pixels = dict.fromkeys(centers, 0.0), dict.fromkeys(centers, 0.0), 0
     shown = {name: srgb_to_lab(np.clip(np.rint(c), 0, 255)) for name, c in centers.items()}

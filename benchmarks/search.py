@@ -27,7 +27,7 @@ K = 8
 
 
 def build(path: Path, images: int) -> None:
-    from palette_dask.store import DONE, create_store, default_batch_size, finish_store, write_palette
+    from palette_dask.outputs.store import DONE, create_store, default_batch_size, finish_store, write_palette
 
     if path.exists():
         return
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--write", metavar="RESULTS.md")
     args = parser.parse_args()
 
-    from palette_dask.search import parse_colour, search_store
+    from palette_dask.outputs.search import parse_colour, search_store
 
     path = Path(args.dir) / f"store-{args.images}.zarr"
     Path(args.dir).mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ from .options import (
     share,
     whole_number,
 )
-from .store import DONE, PaletteResult, load_result
+from .outputs.store import DONE, PaletteResult, load_result
 
 __all__ = ["main", "bands_argument", "scale_argument", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_PARTIAL"]
 
@@ -355,14 +355,14 @@ def _failures_only(message: str) -> None:
 
 def _reporter(args):
     """Progress lines on stderr; with -q or --json only the images that fail."""
-    from .progress import Progress
+    from .run.progress import Progress
 
     return _failures_only if args.quiet or args.json else Progress()
 
 
 def _jobqueue(args) -> dict | None:
     """The job-queue cluster asked for, if any (--cluster, --cluster-config, or the dask config)."""
-    from .cluster import jobqueue_options
+    from .run.cluster import jobqueue_options
 
     if not (args.cluster or args.cluster_config or args.print_job_script):
         return None
@@ -376,7 +376,7 @@ def _jobqueue(args) -> dict | None:
 def _run(args) -> int:
     if args.print_job_script:
         return _print_job_script(args)
-    from .store import is_store
+    from .outputs.store import is_store
 
     if args.resume and args.out is None and len(args.inputs) == 1 and is_store(args.inputs[0]):
         args.out, args.inputs = args.inputs[0], []  # run --resume STORE
@@ -394,7 +394,7 @@ def _run(args) -> int:
 
 def _vocabulary(args) -> dict | None:
     """The colour names of ``--names FILE``; None for the CSS names."""
-    from .names import read_vocabulary
+    from .outputs.names import read_vocabulary
 
     return read_vocabulary(args.names) if getattr(args, "names", None) else None
 
@@ -408,7 +408,7 @@ def _check_named(inputs) -> None:
 
 def _from_store(args) -> None:
     """Finish a run from its store alone: its inputs and parameters are the store's own."""
-    from .store import open_store
+    from .outputs.store import open_store
 
     group = open_store(args.out, mode="r")
     names = [str(name) for name in group["image_names"][:]]
@@ -426,7 +426,7 @@ def _from_store(args) -> None:
 
 
 def _print_job_script(args) -> int:
-    from .cluster import jobqueue_cluster
+    from .run.cluster import jobqueue_cluster
 
     with jobqueue_cluster(_jobqueue(args)) as cluster:
         print(cluster.job_script())
@@ -436,7 +436,7 @@ def _print_job_script(args) -> int:
 @contextlib.contextmanager
 def _client(args, jobqueue):
     """The run's dask client (see cluster.connect), its dashboard link printed on stderr."""
-    from .cluster import connect, dashboard_link
+    from .run.cluster import connect, dashboard_link
 
     with connect(
         args.scheduler, jobqueue=jobqueue, processes=_processes(args), n_workers=args.workers
@@ -450,9 +450,9 @@ def _client(args, jobqueue):
 def _sweep(args) -> int:
     if args.print_job_script:
         return _print_job_script(args)
-    from .choose import sweep_figure
-    from .inputs import resolve_inputs
-    from .pipeline import sweep_k
+    from .inputs.sources import resolve_inputs
+    from .run.choose import sweep_figure
+    from .run.pipeline import sweep_k
 
     jobqueue = _jobqueue(args)
     inputs = resolve_inputs(args.inputs)
@@ -478,11 +478,11 @@ def _sweep(args) -> int:
 
 
 def _extract(args, inputs, store) -> PaletteResult:
-    from .fetch import download_folder, remove_downloads
-    from .geotiff import check_geotiff_folder
-    from .inputs import resolve_inputs
-    from .pipeline import extract_palette
-    from .store import check_store_path, is_store, remove_remnant
+    from .inputs.fetch import download_folder, remove_downloads
+    from .inputs.sources import resolve_inputs
+    from .outputs.geotiff import check_geotiff_folder
+    from .outputs.store import check_store_path, is_store, remove_remnant
+    from .run.pipeline import extract_palette
 
     # the checks that need no cluster come first, so that a bad command starts none
     jobqueue = _jobqueue(args)
@@ -536,7 +536,7 @@ class _Interrupted(KeyboardInterrupt):
 
 def _interrupted(store) -> str:
     """What an interrupted run says: whether its store keeps what was done."""
-    from .store import is_store
+    from .outputs.store import is_store
 
     if store is None:
         return "interrupted; nothing was kept (-o OUT.zarr keeps a store that --resume finishes)"
@@ -559,7 +559,7 @@ def _check_outputs(args, inputs: list[str], store) -> None:
 
 def _save_report(result: PaletteResult, path, client, downloads=None) -> None:
     """The HTML report; one that cannot be written is a warning, the run's result stands."""
-    from .report import html_report
+    from .outputs.report import html_report
 
     try:
         html_report(result, path, client=client, downloads=downloads)
@@ -573,7 +573,7 @@ def _processes(args) -> bool | None:
 
 
 def _save_bar(result: PaletteResult, path, order: str = "share") -> None:
-    from .render import palette_bar, save_png
+    from .outputs.render import palette_bar, save_png
 
     if result.k:
         index = result.ordered(order)
@@ -581,7 +581,7 @@ def _save_bar(result: PaletteResult, path, order: str = "share") -> None:
 
 
 def _export(args, result: PaletteResult) -> None:
-    from .render import export_palette
+    from .outputs.render import export_palette
 
     for path in args.export:
         if result.k:
@@ -606,8 +606,8 @@ def _save_figure(result: PaletteResult, index: int, path, downloads=None) -> Non
 
     The image is shown as the run read it (its bands, no-data and scale), masked pixels on a checkerboard.
     """
-    from .render import palette_figure
-    from .report import preview
+    from .outputs.render import palette_figure
+    from .outputs.report import preview
 
     name = result.image_names[index]
     shown = preview(result, index, downloads=downloads)
@@ -623,7 +623,7 @@ def _print_result(args, result: PaletteResult) -> None:
         json.dump(result.to_dict(), sys.stdout)
         sys.stdout.write("\n")
         return
-    from .render import format_table
+    from .outputs.render import format_table
 
     summary = result.to_dict()
     images, pixels = summary["images"], summary["pixels"]
@@ -653,7 +653,7 @@ def _print_result(args, result: PaletteResult) -> None:
 
 
 def _show(args) -> int:
-    from .render import IMAGE_COLUMNS, format_images, image_rows, own_palette, write_image_shares
+    from .outputs.render import IMAGE_COLUMNS, format_images, image_rows, own_palette, write_image_shares
 
     result = dataclasses.replace(load_result(args.store), vocabulary=_vocabulary(args))
     _export(args, result)
@@ -696,7 +696,7 @@ def _demo(args) -> int:
             _save_figure(result, index, out / f"{Path(name).stem}-palette.png")
     _print_result(args, result)
     if not args.json:
-        from .render import format_images
+        from .outputs.render import format_images
 
         print(f"\nEach image: its share of each colour id, then its own {args.per_image} colours\n")
         print(format_images(result))
@@ -710,7 +710,7 @@ def _demo(args) -> int:
 
 
 def _search(args) -> int:
-    from .search import parse_colour, search_store
+    from .outputs.search import parse_colour, search_store
 
     colour = parse_colour(args.colour, _vocabulary(args))
     near, matches, total = search_store(
@@ -735,7 +735,7 @@ def _search(args) -> int:
 
 
 def _report(args) -> int:
-    from .report import html_report
+    from .outputs.report import html_report
 
     result = load_result(args.store)
     print(html_report(result, args.out))

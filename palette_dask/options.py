@@ -288,7 +288,7 @@ chunk_share = _number_where(lambda v: 0 < v <= 1, "a share above 0 and at most 1
 
 def hex_colour(text: str) -> str:
     """``#rrggbb``, ``rrggbb`` or a CSS colour name (``white``) as ``#rrggbb``."""
-    from .search import parse_colour  # the names, only when a colour is given
+    from .outputs.search import parse_colour  # the names, only when a colour is given
 
     try:
         return "#%02x%02x%02x" % parse_colour(text.strip().lower())
@@ -392,7 +392,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "n_init", DEFAULT_N_INIT, _check_positive("n_init"), "int",
         "Starts of the fit, the lowest inertia kept: dask-ml's k-means||, then k-means++ seeds drawn "
-        "on the sample (see :func:`~palette_dask.fit.fit_palette`); the first is the same whatever "
+        "on the sample (see :func:`~palette_dask.kernels.fit.fit_palette`); the first is the same whatever "
         "their number, so more starts never fit the sample worse.",
         flag="--n-init", parse=whole_number(1), metavar="N", stored="when set",
         help="starts of the fit, the best kept (default: 6)",
@@ -477,8 +477,8 @@ OPTIONS: tuple[Option, ...] = (
         "per_image", 0, _check_per_image, "int",
         "Also give every image its own ``per_image`` colours and their shares of its valid pixels "
         "(``result.image_palettes``, ``result.image_palette_shares``), clustered in CIELAB from the "
-        "pixels its counting tasks count (see :mod:`palette_dask.per_image`; a mosaic's from the bins "
-        "of all its chunks).",
+        "pixels its counting tasks count (see :mod:`palette_dask.kernels.per_image`; a mosaic's from the "
+        "bins of all its chunks).",
         stage="run", flag="--per-image", parse=whole_number(1, MAX_PER_IMAGE), metavar="K",
         stored="when set",
         help="also give every image its own K colours and their shares (show --images lists them)",

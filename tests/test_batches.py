@@ -13,7 +13,7 @@ from PIL import Image
 
 from palette_dask import extract_palette
 from palette_dask.errors import PaletteDaskWarning
-from palette_dask.store import DONE, FAILED
+from palette_dask.outputs.store import DONE, FAILED
 
 PER_IMAGE = (
     "image_names",

@@ -18,7 +18,7 @@ from test_mosaic import ome_zarr
 
 from palette_dask import extract_palette
 from palette_dask.cli import main
-from palette_dask.store import DONE, FAILED
+from palette_dask.outputs.store import DONE, FAILED
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from conftest import sklearn_best_inertia, write_png
 from PIL import Image
 
 from palette_dask import sweep_k
-from palette_dask.choose import fit_sweep, suggest_k
 from palette_dask.cli import main
+from palette_dask.run.choose import fit_sweep, suggest_k
 
 
 def blobs(centres, per_blob=4000, spread=6.0, seed=0) -> np.ndarray:

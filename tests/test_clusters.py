@@ -14,7 +14,7 @@ from conftest import PHOTOS
 
 from palette_dask import connect
 from palette_dask.cli import main
-from palette_dask.cluster import THREADS_UP_TO_CORES
+from palette_dask.run.cluster import THREADS_UP_TO_CORES
 
 CLI = str(Path(sys.executable).parent / "palette-dask")
 

@@ -7,10 +7,10 @@ from conftest import reference_labels
 from skimage.color import lab2rgb, rgb2lab
 
 from palette_dask import image_stats
-from palette_dask.colour import lab_to_srgb, palette_lab, srgb_to_lab
-from palette_dask.count import unpack_stats
-from palette_dask.formats import ImageInfo
-from palette_dask.pixels import block_features, pixel_spec
+from palette_dask.inputs.formats import ImageInfo
+from palette_dask.kernels.colour import lab_to_srgb, palette_lab, srgb_to_lab
+from palette_dask.kernels.count import unpack_stats
+from palette_dask.kernels.pixels import block_features, pixel_spec
 
 # scikit-image rounds CIE's constants (0.008856, 7.787); ours are exact: they differ by < 0.01 ΔE.
 SKIMAGE_TOLERANCE = 0.01

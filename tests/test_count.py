@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from palette_dask import image_stats
-from palette_dask.count import block_stats, unpack_stats
-from palette_dask.formats import ImageInfo
-from palette_dask.pixels import PixelSpec, pixel_spec
+from palette_dask.inputs.formats import ImageInfo
+from palette_dask.kernels.count import block_stats, unpack_stats
+from palette_dask.kernels.pixels import PixelSpec, pixel_spec
 
 CENTERS = np.array([[10, 10, 10], [240, 30, 30], [30, 240, 30], [128, 128, 250]], dtype=np.float32)
 

@@ -10,9 +10,9 @@ from conftest import every_array, photo_crops, write_png
 from skimage.color import deltaE_ciede2000, rgb2lab
 
 from palette_dask import extract_palette
-from palette_dask.colour import ciede2000, delta_e00, excluded, srgb_to_lab
-from palette_dask.count import block_stats
-from palette_dask.pixels import PixelSpec
+from palette_dask.kernels.colour import ciede2000, delta_e00, excluded, srgb_to_lab
+from palette_dask.kernels.count import block_stats
+from palette_dask.kernels.pixels import PixelSpec
 
 
 def test_ciede2000_equals_scikit_image_on_random_and_close_pairs():

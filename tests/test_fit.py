@@ -14,8 +14,8 @@ from palette_dask import (
     probe,
     read_image,
 )
-from palette_dask.fit import polish
-from palette_dask.pixels import pixel_spec
+from palette_dask.kernels.fit import polish
+from palette_dask.kernels.pixels import pixel_spec
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from PIL import Image
 
 from palette_dask import ImageReadError, extract_palette, probe
 from palette_dask.errors import PaletteDaskWarning
-from palette_dask.store import DONE
+from palette_dask.outputs.store import DONE
 
 
 def photo_mosaic(rows: int, cols: int) -> np.ndarray:
@@ -53,7 +53,7 @@ def reference(bands, order=(2, 1, 0), high=65535.0, low=0.0):
 def test_multispectral_bands_nodata_and_labels(client, tmp_path, multispectral):
     path, bands = multispectral
     with pytest.raises(ImageReadError, match="5 bands"):
-        from palette_dask.pixels import pixel_spec
+        from palette_dask.kernels.pixels import pixel_spec
 
         pixel_spec(probe(str(path)))
     with pytest.warns(PaletteDaskWarning, match=r"near black .* uint16 data .* --scale percentile"):
@@ -140,7 +140,7 @@ def test_ome_tiff(tmp_path):
     tifffile.imwrite(path, np.moveaxis(rgb, -1, 0)[None, :, None], ome=True, metadata={"axes": "TCZYX"})
     info = probe(str(path))
     assert info.shape == (100, 120, 3)
-    from palette_dask.read import read_image
+    from palette_dask.inputs.read import read_image
 
     np.testing.assert_array_equal(read_image(info).compute(scheduler="sync"), rgb)
     stack = tmp_path / "stack.ome.tif"
@@ -309,7 +309,7 @@ def test_empty_and_chunked_identically_whatever_the_chunk_size(client, tmp_path)
 
 
 def test_an_in_memory_array_is_sent_to_the_workers_not_put_in_the_graph(client):
-    from palette_dask.pipeline import _on_workers
+    from palette_dask.run.pipeline import _on_workers
 
     rgb = photo_mosaic(200, 300)
     lazy = _on_workers(client, rgb)

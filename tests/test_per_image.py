@@ -10,8 +10,8 @@ from sklearn.cluster import KMeans
 
 from palette_dask import extract_palette, load_result
 from palette_dask.cli import main
-from palette_dask.colour import delta_e00, lab_to_srgb, srgb_to_lab
-from palette_dask.search import search_store
+from palette_dask.kernels.colour import delta_e00, lab_to_srgb, srgb_to_lab
+from palette_dask.outputs.search import search_store
 
 K = 5
 
@@ -103,9 +103,9 @@ def test_per_image_palettes_on_the_command_line_and_in_search(crops, tmp_path, c
 def test_a_mosaic_read_chunk_by_chunk_gets_its_own_palette_from_its_chunks_bins(client, tmp_path):
     from test_sample import periodic_mosaic
 
-    from palette_dask.per_image import BITS, _bins, add_parts, bins_of, block_parts, lattice_step
-    from palette_dask.pixels import pixel_spec
-    from palette_dask.read import probe
+    from palette_dask.inputs.read import probe
+    from palette_dask.kernels.per_image import BITS, _bins, add_parts, bins_of, block_parts, lattice_step
+    from palette_dask.kernels.pixels import pixel_spec
 
     pixels = periodic_mosaic(600, 150, 2)  # four photos' tiles
     path = tmp_path / "m.zarr"

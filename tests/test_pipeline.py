@@ -8,9 +8,9 @@ from conftest import PHOTOS, reference_labels, sklearn_best_inertia, write_png
 from PIL import Image
 
 from palette_dask import PaletteDaskWarning, extract_palette
-from palette_dask.pixels import block_features, pixel_spec
-from palette_dask.read import probe, read_region
-from palette_dask.store import DONE, FAILED
+from palette_dask.inputs.read import probe, read_region
+from palette_dask.kernels.pixels import block_features, pixel_spec
+from palette_dask.outputs.store import DONE, FAILED
 
 
 def valid_pixels(path, space="rgb") -> np.ndarray:
@@ -259,7 +259,7 @@ def test_a_small_run_decodes_each_image_once(client, tmp_path):
 def test_lab_space_stores_its_centres_and_beats_rgb_on_the_lab_error(client, tmp_path):
     from skimage.color import rgb2lab
 
-    from palette_dask.colour import lab_to_srgb
+    from palette_dask.kernels.colour import lab_to_srgb
 
     paths = [str(p) for p in PHOTOS[:2]]
     in_lab = extract_palette(paths, 5, space="lab", client=client, store=tmp_path / "lab.zarr")

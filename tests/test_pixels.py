@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from palette_dask import ImageReadError, ParameterError
-from palette_dask.formats import ImageInfo
-from palette_dask.pixels import (
+from palette_dask.inputs.formats import ImageInfo
+from palette_dask.kernels.pixels import (
     band_range,
     block_features,
     percentile_range,

@@ -12,7 +12,7 @@ from conftest import PHOTOS, write_png
 from PIL import Image
 
 from palette_dask import ImageReadError, InputError, probe, read_image, resolve_inputs
-from palette_dask.read import DEFAULT_CHUNK_BYTES
+from palette_dask.inputs.read import DEFAULT_CHUNK_BYTES
 
 
 class ComputeForbidden(RuntimeError):
@@ -255,7 +255,7 @@ def test_a_deflate_strip_bomb_is_read_in_bands_within_memory(tmp_path):
     ],
 )
 def test_banded_strips_equal_tifffile(tmp_path, monkeypatch, dtype, planar, compression, predictor):
-    import palette_dask.formats as formats
+    import palette_dask.inputs.formats as formats
 
     monkeypatch.setattr(formats, "BAND_STRIP_BYTES", 1000)
     rng = np.random.default_rng(1)
@@ -303,8 +303,8 @@ def test_blocks_that_must_be_decoded_whole_are_refused_over_the_limit(tmp_path):
      ("I;16", "png"), ("RGB", "jpg"), ("L", "jpg"), ("CMYK", "jpg")],
 )  # fmt: skip
 def test_a_batch_reads_each_file_once_to_the_same_pixels_as_pillow(tmp_path, mode, suffix):
-    from palette_dask.formats import read_pillow
-    from palette_dask.read import open_batch
+    from palette_dask.inputs.formats import read_pillow
+    from palette_dask.inputs.read import open_batch
 
     photo = Image.open(PHOTOS[0]).convert("RGBA").resize((96, 80), Image.LANCZOS)
     image = photo.convert(mode) if mode not in ("P", "PA", "I;16") else None

@@ -17,8 +17,8 @@ from PIL import Image
 
 from palette_dask import connect, extract_palette
 from palette_dask.cli import main
-from palette_dask.pipeline import ImageFailedError, RunIncompleteError
-from palette_dask.store import DONE, FAILED, PENDING
+from palette_dask.outputs.store import DONE, FAILED, PENDING
+from palette_dask.run.pipeline import ImageFailedError, RunIncompleteError
 
 CLI = str(Path(sys.executable).parent / "palette-dask")
 

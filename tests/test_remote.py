@@ -13,12 +13,13 @@ from servers import http_server, moto_s3
 from skimage.transform import resize
 from test_mosaic import ome_zarr
 
-from palette_dask import ImageReadError, extract_palette, pipeline, probe, read_image, resolve_inputs
+from palette_dask import ImageReadError, extract_palette, probe, read_image, resolve_inputs
 from palette_dask.cli import EXIT_ERROR, main
 from palette_dask.errors import InputError
-from palette_dask.pixels import pixel_spec
-from palette_dask.read import DEFAULT_CHUNK_BYTES, cell_grid
-from palette_dask.sample import cell_candidates, cell_count, cell_share
+from palette_dask.inputs.read import DEFAULT_CHUNK_BYTES, cell_grid
+from palette_dask.kernels.pixels import pixel_spec
+from palette_dask.kernels.sample import cell_candidates, cell_count, cell_share
+from palette_dask.run import pipeline
 
 SIDE, TILE = 2048, 128  # the COG: 256 tiles at full resolution, and overviews
 

@@ -13,7 +13,7 @@ from PIL import Image
 from palette_dask import extract_palette, palette_bar
 from palette_dask.cli import main
 from palette_dask.errors import PaletteDaskWarning
-from palette_dask.report import html_report
+from palette_dask.outputs.report import html_report
 
 
 class Images(HTMLParser):
@@ -130,7 +130,7 @@ def test_a_tiled_mosaic_preview_is_downsampled_from_its_tiles(client, tmp_path):
 
 
 def test_lab_previews_recolour_by_the_nearest_lab_centre(client, tmp_path):
-    from palette_dask.colour import srgb_to_lab
+    from palette_dask.kernels.colour import srgb_to_lab
 
     result = extract_palette(str(PHOTOS[1]), 5, client=client, store=tmp_path / "lab.zarr", space="lab")
     page = tmp_path / "lab.html"

@@ -13,7 +13,7 @@ from conftest import PHOTOS, REAL_RASTERS
 
 from palette_dask import StoreError, extract_palette
 from palette_dask.cli import main
-from palette_dask.store import DONE, is_store
+from palette_dask.outputs.store import DONE, is_store
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
 

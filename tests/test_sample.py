@@ -11,10 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_mosaic import photo_mosaic
 
-from palette_dask import draw_sample, pipeline, probe, read_image
-from palette_dask.formats import ImageInfo
-from palette_dask.pixels import pixel_spec
-from palette_dask.sample import cell_share, merge_candidates, pixel_keys, sampled_cells
+from palette_dask import draw_sample, probe, read_image
+from palette_dask.inputs.formats import ImageInfo
+from palette_dask.kernels.pixels import pixel_spec
+from palette_dask.kernels.sample import cell_share, merge_candidates, pixel_keys, sampled_cells
+from palette_dask.run import pipeline
 
 
 def test_sample_is_the_same_whatever_the_chunking(tmp_path):
@@ -159,7 +160,7 @@ def test_masked_mosaic_draws_more_cells_until_the_sample_is_full(client, tmp_pat
     sample = _sample(client, str(tmp_path / "a.zarr"), size=30_000, alpha=3)  # zarr declares no alpha
     assert len(sample) == 30_000  # the share grew until the visible corner was read
     visible = pixels[:200, :200].reshape(-1, 3)
-    from palette_dask.colour import srgb_to_lab
+    from palette_dask.kernels.colour import srgb_to_lab
 
     lab = srgb_to_lab(visible.astype(np.float64)).astype(np.float32)
     assert {tuple(row) for row in sample} <= {tuple(row) for row in lab}
@@ -247,7 +248,7 @@ def test_default_palettes_of_periodic_mosaics_are_as_good_as_from_a_uniform_samp
     from sklearn.cluster import KMeans
 
     from palette_dask import extract_palette
-    from palette_dask.colour import lab_to_srgb, srgb_to_lab
+    from palette_dask.kernels.colour import lab_to_srgb, srgb_to_lab
 
     path, pixels = periodic[layout]
     flat = pixels.reshape(-1, 3)

@@ -14,7 +14,7 @@ from conftest import DASK, PHOTOS, every_array
 from distributed.security import Security
 
 from palette_dask.cli import EXIT_USAGE, main
-from palette_dask.cluster import connect, jobqueue_cluster, jobqueue_options
+from palette_dask.run.cluster import connect, jobqueue_cluster, jobqueue_options
 
 
 def ask_identity(address: str, security) -> dict:

@@ -17,7 +17,7 @@ from slurm import jobs, single_node_slurm, why_not
 
 from palette_dask import extract_palette
 from palette_dask.cli import main
-from palette_dask.cluster import connect, jobqueue_options
+from palette_dask.run.cluster import connect, jobqueue_options
 
 REPO = Path(__file__).resolve().parents[1]
 JOB = ["--cores", "1", "--memory", "2GB", "--walltime", "00:10:00"]

@@ -22,9 +22,9 @@ from PIL import Image
 
 from palette_dask import ImageReadError
 from palette_dask.errors import one_line
-from palette_dask.formats import ImageInfo, jpeg_is_whole
-from palette_dask.pixels import pixel_spec
-from palette_dask.read import decode, open_batch, probe
+from palette_dask.inputs.formats import ImageInfo, jpeg_is_whole
+from palette_dask.inputs.read import decode, open_batch, probe
+from palette_dask.kernels.pixels import pixel_spec
 
 #: Cuts per file: evenly spread, and the last few bytes; corrupted copies, seeded.
 CUTS, CORRUPTIONS, SEED = 40, 60, 0
@@ -180,7 +180,7 @@ def test_jpeg_whole_walks_markers_as_a_decoder_does(photo):
 
 def test_a_cut_jpeg_in_a_folder_fails_alone_and_the_report_shows_every_image(tmp_path, capsys):
     from palette_dask.cli import main
-    from palette_dask.store import DONE, FAILED, load_result
+    from palette_dask.outputs.store import DONE, FAILED, load_result
 
     folder = tmp_path / "photos"
     folder.mkdir()

@@ -19,7 +19,7 @@ from servers import RangeHandler, http_server
 from palette_dask import ImageReadError, extract_palette, probe, read_image
 from palette_dask.cli import main
 from palette_dask.errors import PaletteDaskWarning
-from palette_dask.fetch import download
+from palette_dask.inputs.fetch import download
 
 DRIP_SECONDS = 20  # the dripping server gives up after this, whatever the client does
 
@@ -107,7 +107,7 @@ def test_url_in_a_run_and_its_failures(server, client):
 
 
 def test_download_limit(server, monkeypatch, tmp_path):
-    import palette_dask.fetch as fetch
+    import palette_dask.inputs.fetch as fetch
 
     monkeypatch.setattr(fetch, "URL_MAX_BYTES", 1000)
     with pytest.raises(ImageReadError, match="larger than the 1,000-byte download limit"):

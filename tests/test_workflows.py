@@ -11,7 +11,7 @@ import tifffile
 from conftest import PHOTOS
 from PIL import Image
 
-from palette_dask.cluster import jobqueue_cluster, jobqueue_options
+from palette_dask.run.cluster import jobqueue_cluster, jobqueue_options
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from jobs import add_run_arguments, run, write_summary
 
-from palette_dask.render import write_image_shares
+from palette_dask.outputs.render import write_image_shares
 
 
 def parse(argv):

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 from palette_dask import PaletteDaskError, connect, extract_palette, palette_bar, save_png
-from palette_dask.cluster import dashboard_link, jobqueue_options
 from palette_dask.errors import ClusterError, ParameterError
-from palette_dask.progress import Progress
-from palette_dask.store import check_store_path
+from palette_dask.outputs.store import check_store_path
+from palette_dask.run.cluster import dashboard_link, jobqueue_options
+from palette_dask.run.progress import Progress
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:

@@ -31,7 +31,8 @@ import dask.array as da
 import numba
 import numpy as np
 
-from .errors import ImageReadError
+from ..errors import ImageReadError
+from ..options import DEFAULT_MAX_PIXELS
 from .fetch import (
     filesystem,
     is_url,
@@ -41,13 +42,11 @@ from .fetch import (
     reads_ranges,
     storage_options,
 )
-from .inputs import is_zarr_source
-from .options import DEFAULT_MAX_PIXELS
+from .sources import is_zarr_source
 
 __all__ = ["ImageInfo", "whole_block_bytes"]
 
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-
 
 
 class _ThisThread(logging.Filter):
@@ -111,7 +110,7 @@ class ImageInfo:
     downloads : str or None
         For a URL decoded whole (a remote PNG...), the folder of the run's
         downloads, where readers find its local copy (see
-        :func:`palette_dask.fetch.local_copy`); None for remote TIFFs and
+        :func:`palette_dask.inputs.fetch.local_copy`); None for remote TIFFs and
         zarr stores, read by ranges and chunks.
     """
 
@@ -695,7 +694,7 @@ def _check_zarr_metadata(source: str, node: str) -> None:
         if unsafe:
             raise ImageReadError(
                 f"{source}: zarr metadata {where} declares {unsafe}; refused: palette_dask reads only "
-                "numeric data types and numeric codecs (see palette_dask.formats.ZARR_CODECS)"
+                "numeric data types and numeric codecs (see palette_dask.inputs.formats.ZARR_CODECS)"
             )
 
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .colour import delta_e00, hex_rgb
-from .errors import ParameterError
+from ..errors import ParameterError
+from ..kernels.colour import delta_e00, hex_rgb
+from ..options import HEX_COLOUR
 from .names import css_colours
-from .options import HEX_COLOUR
 
 __all__ = ["parse_colour", "near_colours", "search_store", "Match"]
 
@@ -76,7 +76,7 @@ def search_store(
     Examples
     --------
     >>> import tempfile, os
-    >>> from palette_dask.store import create_store, write_palette
+    >>> from palette_dask.outputs.store import create_store, write_palette
     >>> path = os.path.join(tempfile.mkdtemp(), "s.zarr")
     >>> group = create_store(path, ["a.png", "b.png"], attrs={"parameters": {"k": 2}})
     >>> write_palette(group, np.array([[200, 76, 50], [20, 20, 200]], np.float32))

@@ -173,7 +173,7 @@ def _shares(lab, weights, centers, used, k):
 
 @numba.njit(nogil=True, cache=True)
 def _lloyd(lab, weights, centers, used, iterations):
-    """Lloyd's iterations (:func:`~palette_dask.fit.lloyd_step`) over weighted points, in place.
+    """Lloyd's iterations (:func:`~palette_dask.kernels.fit.lloyd_step`) over weighted points, in place.
 
     They stop once no point changes centre; an empty cluster keeps its centre.
     """

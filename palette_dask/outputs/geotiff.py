@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .formats import open_source, open_tiff
+from ..errors import InputError
+from ..inputs.formats import open_source, open_tiff
 
 __all__ = ["geotiff_paths", "check_geotiff_folder", "write_label_geotiffs"]
 

@@ -23,7 +23,7 @@ import sys
 import time
 from typing import TextIO
 
-from .errors import plural
+from ..errors import plural
 
 __all__ = ["Progress"]
 

@@ -35,10 +35,10 @@ import os
 import dask
 import numpy as np
 
-from .errors import PaletteDaskError, Status, image_error
-from .fit import nearest_center
-from .pixels import block_features, run_spec
-from .read import probe, read_image
+from ..errors import PaletteDaskError, Status, image_error
+from ..inputs.read import probe, read_image
+from ..kernels.fit import nearest_center
+from ..kernels.pixels import block_features, run_spec
 from .render import own_palette, palette_bar, shown_name
 from .store import DONE, PaletteResult
 
@@ -76,8 +76,8 @@ def recoloured_preview(block: np.ndarray, spec, centers, colors) -> tuple[np.nda
 
     Examples
     --------
-    >>> from palette_dask.pixels import pixel_spec
-    >>> from palette_dask.formats import ImageInfo
+    >>> from palette_dask.kernels.pixels import pixel_spec
+    >>> from palette_dask.inputs.formats import ImageInfo
     >>> block = np.array([[[250, 10, 10], [5, 5, 240]]], dtype=np.uint8)
     >>> spec = pixel_spec(ImageInfo("a", "array", (1, 2, 3), "uint8"))
     >>> red_blue = [[255, 0, 0], [0, 0, 255]]

@@ -10,9 +10,9 @@ The label raster is never materialised, unless label rasters are asked for,
 and then only one chunk at a time.
 
 The loop shares its compiled helpers with the sample's and the fit's code:
-each pixel's CIELAB comes from :func:`~palette_dask.colour.lab_of` (as in
-:func:`~palette_dask.pixels.block_features`) and its centre from
-:func:`~palette_dask.fit.nearest` (as in :func:`~palette_dask.fit.nearest_center`),
+each pixel's CIELAB comes from :func:`~palette_dask.kernels.colour.lab_of` (as in
+:func:`~palette_dask.kernels.pixels.block_features`) and its centre from
+:func:`~palette_dask.kernels.fit.nearest` (as in :func:`~palette_dask.kernels.fit.nearest_center`),
 so its counts equal ``numpy.bincount`` of their labels (tested).
 """
 
@@ -27,12 +27,12 @@ import dask.array as da
 import numba
 import numpy as np
 
+from ..errors import Status, image_error, no_valid_pixels
+from ..inputs.read import Batch
+from ..options import RunConfig
 from .colour import is_excluded, lab_of, lab_to_srgb, palette_lab
-from .errors import Status, image_error, no_valid_pixels
 from .fit import nearest
-from .options import RunConfig
 from .pixels import N_FEATURES, PixelSpec, SpecCache, exclusion, loop_spec
-from .read import Batch
 
 __all__ = ["ImageCounts", "BatchCounts", "block_stats", "image_stats", "unpack_stats", "batch_stats"]
 
@@ -161,7 +161,7 @@ _NO_LOOKUP = np.zeros(0, dtype=LOOKUP_ENTRY)
 def _count_by_lookup(pixels, bands, alpha, k, lookup, labels_out):
     """:func:`_count_pixels` for 8-bit colours looked up in a table of all colours, with no nodata.
 
-    Validity is alpha alone here (what :func:`~palette_dask.pixels.is_valid`
+    Validity is alpha alone here (what :func:`~palette_dask.kernels.pixels.is_valid`
     says of 8-bit pixels without nodata): calling it more than doubled this loop's time (measured).
 
     A loop of its own, with nothing else in it: about 10 ns a pixel instead of 30.
@@ -352,7 +352,7 @@ def block_stats(
 
     Examples
     --------
-    >>> from palette_dask.pixels import PixelSpec
+    >>> from palette_dask.kernels.pixels import PixelSpec
     >>> spec = PixelSpec(bands=(0, 1, 2), alpha=3, low=(0, 0, 0), high=(255, 255, 255))
     >>> block = np.array([[[0, 0, 0, 255], [250, 250, 250, 255], [9, 9, 9, 0]]], dtype=np.uint8)
     >>> block_stats(block, spec, np.array([[0, 0, 0], [255, 255, 255.0]])).round(2).tolist()
@@ -405,7 +405,7 @@ def _stats_task(block, spec, centers, centers_rgb, labels_path=None, lookup=Fals
     else:  # this task owns exactly this chunk of the label raster
         import zarr
 
-        from .store import task_writes
+        from ..outputs.store import task_writes
 
         with task_writes(os.path.dirname(labels_path)):
             target = zarr.open_array(labels_path, mode="r+")
@@ -524,10 +524,10 @@ def batch_stats(
     A palette with no colours (``k=0``: no image had a valid pixel) fails
     every readable image as having no valid pixels. ``lookup`` as :func:`block_stats`.
     With ``config.per_image`` (K), each image's own K colours and their
-    shares come from the pixels it counts (:func:`~palette_dask.per_image.image_palette`).
+    shares come from the pixels it counts (:func:`~palette_dask.kernels.per_image.image_palette`).
     """
+    from ..outputs.store import label_dtype, write_label_image
     from .per_image import image_palette
-    from .store import label_dtype, write_label_image
 
     centers = np.asarray(centers, dtype=np.float32)
     per_image, seed = config.per_image, config.seed

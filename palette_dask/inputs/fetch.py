@@ -36,7 +36,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from .errors import ImageReadError, one_line
+from ..errors import ImageReadError, one_line
 
 __all__ = [
     "URL_MAX_BYTES",

@@ -26,10 +26,11 @@ import dask.array as da
 import numba
 import numpy as np
 
+from ..errors import Failure, image_error
+from ..inputs.formats import ImageInfo
+from ..inputs.read import Batch, cell_grid, decode_cells
+from ..options import DEFAULT_SAMPLE_SIZE, RunConfig
 from .colour import excluded, srgb_to_lab
-from .errors import Failure, image_error
-from .formats import ImageInfo
-from .options import DEFAULT_SAMPLE_SIZE, RunConfig
 from .pixels import (
     N_FEATURES,
     PixelSpec,
@@ -41,7 +42,6 @@ from .pixels import (
     loop_spec,
     to_display,
 )
-from .read import Batch, cell_grid, decode_cells
 
 __all__ = [
     "DEFAULT_SAMPLE_SIZE",
@@ -120,7 +120,7 @@ def _candidates(pixels, cols, r0, c0, width, salt, fraction, bands, alpha, nodat
 
     ``pixels`` is the block as ``(rows * cols, bands)``, its first pixel at row
     ``r0``, column ``c0`` of an image ``width`` wide; the other arguments are
-    :func:`~palette_dask.pixels.loop_spec`'s. The same keys as :func:`pixel_keys`,
+    :func:`~palette_dask.kernels.pixels.loop_spec`'s. The same keys as :func:`pixel_keys`,
     computed a pixel at a time with no temporary arrays: a sampling pass hashes
     every pixel it reads and keeps about one in ten thousand. Two passes
     (count, then fill) keep the loops simple enough for the compiler to vectorise.
@@ -257,7 +257,7 @@ def _grid_size(shape, grid: tuple[int, int]) -> tuple[int, int]:
 
 
 def cell_count(info: ImageInfo) -> int:
-    """How many cells (stored chunks, see :func:`~palette_dask.read.cell_grid`) a mosaic has."""
+    """How many cells (stored chunks, see :func:`~palette_dask.inputs.read.cell_grid`) a mosaic has."""
     n_rows, n_cols = _grid_size(info.shape, cell_grid(info))
     return n_rows * n_cols
 
@@ -331,7 +331,7 @@ def cell_candidates(
     """A delayed ``(m, 4)`` array of ``[key, colour]``: a mosaic's candidates from a share of its cells.
 
     Two-stage sampling: the cells (the file's own chunks or tiles, see
-    :func:`~palette_dask.read.cell_grid`) whose key is below ``share`` are
+    :func:`~palette_dask.inputs.read.cell_grid`) whose key is below ``share`` are
     read, each alone, and nothing else of the image; their pixels' keys are
     multiplied by ``share``. Every pixel of the run is then as likely to be
     in the sample (the ``size`` smallest keys) as any other while the
@@ -445,9 +445,7 @@ def sample_batch(
         tiled=tiled,
         candidates=found,
         band_range=band_range,
-        nodata=tuple(sorted({float(info.nodata) for info in headers}))
-        if config.nodata is None
-        else (),
+        nodata=tuple(sorted({float(info.nodata) for info in headers})) if config.nodata is None else (),
         dtypes=tuple(sorted({info.dtype for info in decoded + [info for _, info in tiled]})),
     )
 
@@ -484,8 +482,8 @@ def draw_sample(
 
     Examples
     --------
-    >>> from palette_dask.pixels import pixel_spec
-    >>> from palette_dask.formats import ImageInfo
+    >>> from palette_dask.kernels.pixels import pixel_spec
+    >>> from palette_dask.inputs.formats import ImageInfo
     >>> image = da.from_array(np.arange(48, dtype=np.uint8).reshape(4, 4, 3), chunks=(2, 2, 3))
     >>> spec = pixel_spec(ImageInfo("array", "array", (4, 4, 3), "uint8"))
     >>> draw_sample([image], [spec], size=5, seed=1).shape

@@ -15,7 +15,7 @@ import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import ImageReadError, InputError
+from ..errors import ImageReadError, InputError
 from .fetch import check_scheme, filesystem, is_http, is_url
 
 __all__ = ["IMAGE_SUFFIXES", "resolve_inputs", "is_array"]

@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from distributed import Client, LocalCluster
 from distributed.security import Security
 
-from .errors import ClusterError
+from ..errors import ClusterError
 
 __all__ = ["connect", "dashboard_link", "jobqueue_options", "jobqueue_cluster", "JOBQUEUE_KINDS"]
 

@@ -36,9 +36,9 @@ import numpy as np
 import zarr
 import zarr.storage
 
-from ._version import __version__
-from .errors import Failure, Status, StoreError
-from .options import MAX_BATCH_SIZE, RunConfig
+from .._version import __version__
+from ..errors import Failure, Status, StoreError
+from ..options import MAX_BATCH_SIZE, RunConfig
 
 __all__ = [
     "MAX_BATCH_SIZE",
@@ -103,7 +103,7 @@ class PaletteResult:
         Their shares of the image's valid pixels (zero past its distinct colours).
     vocabulary : dict or None
         ``{name: "#rrggbb"}`` the colours are named from (see
-        :mod:`palette_dask.names`); None: the CSS colour names.
+        :mod:`palette_dask.outputs.names`); None: the CSS colour names.
     """
 
     centers: np.ndarray
@@ -206,7 +206,7 @@ class PaletteResult:
         columns of ``image_counts`` and ``image_proportions``. ``name`` is the
         nearest named colour by CIEDE2000 (:attr:`vocabulary`), distinct within
         the palette, and ``name_delta_e`` the CIEDE2000 difference to it
-        (over :data:`~palette_dask.names.FAR`, the colour is only near it).
+        (over :data:`~palette_dask.outputs.names.FAR`, the colour is only near it).
         """
         from .names import named_colours
 
@@ -666,7 +666,7 @@ def list_labels(group: zarr.Group) -> None:
 def write_batch(group: zarr.Group, result) -> None:
     """Write one finished batch: a whole chunk of every per-image array, statuses last.
 
-    ``result`` is a :class:`~palette_dask.count.BatchCounts`: its rows are
+    ``result`` is a :class:`~palette_dask.kernels.count.BatchCounts`: its rows are
     images ``result.start`` onwards, and its start is a chunk boundary. A
     crash before the statuses are written leaves the batch pending, so
     ``--resume`` counts it again; never half a result marked done.
@@ -723,7 +723,7 @@ def load_result(source: str | os.PathLike | zarr.Group) -> PaletteResult:
 
     Examples
     --------
-    >>> from palette_dask.count import BatchCounts, ImageCounts
+    >>> from palette_dask.kernels.count import BatchCounts, ImageCounts
     >>> group = create_store(None, ["a.png"], attrs={"parameters": {"k": 1}})
     >>> write_palette(group, np.array([[10, 20, 30]], dtype=np.float32))
     >>> batch = BatchCounts.empty(0, 1, 1)

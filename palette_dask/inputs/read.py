@@ -1,7 +1,7 @@
 """Read: images as lazy dask arrays with tiles as chunks, and batches of small images.
 
 Nothing here decodes pixels while a graph is built. :func:`probe` reads a
-file's header (shape, dtype, channel layout, nodata; :mod:`palette_dask.formats`
+file's header (shape, dtype, channel layout, nodata; :mod:`palette_dask.inputs.formats`
 knows each format); :func:`read_image` makes a dask array whose every chunk is
 read by a task that opens the file itself, by path or URL. So no pixel data
 enters the task graph and process-based workers work (tifffile's zarr store
@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import dask.array as da
 import numpy as np
 
-from .errors import Failure, ImageReadError, one_line, without_context
+from ..errors import Failure, ImageReadError, one_line, without_context
+from ..options import DEFAULT_CHUNK_BYTES
 from .fetch import is_url, process_folder, reads_ranges, serves_ranges
 from .formats import (
     DEFAULT_MAX_PIXELS,
@@ -49,8 +50,7 @@ from .formats import (
     to_yxc,
     too_many_pixels,
 )
-from .inputs import is_zarr_source
-from .options import DEFAULT_CHUNK_BYTES
+from .sources import is_zarr_source
 
 __all__ = ["probe", "read_image", "array_image", "decode", "open_batch", "Batch"]
 

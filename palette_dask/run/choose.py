@@ -1,7 +1,7 @@
 """Choose k: fit the sample for a range of k, draw the inertia curve, suggest its elbow.
 
 The tutorial picks k=5 (and tries 10) by eye. :func:`fit_sweep` fits the same
-sample for every k (each fit as :func:`~palette_dask.fit.fit_palette` does
+sample for every k (each fit as :func:`~palette_dask.kernels.fit.fit_palette` does
 it), and :func:`suggest_k` takes the elbow of the inertia curve: the k whose
 point lies farthest below the straight line from the first point to the last,
 both axes scaled to 0–1 (the "kneedle" rule). Beyond it, another colour buys
@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import PaletteDaskWarning
-from .fit import fit_palette
-from .options import DEFAULT_N_INIT
+from ..errors import PaletteDaskWarning
+from ..kernels.fit import fit_palette
+from ..options import DEFAULT_N_INIT
 
 __all__ = ["Sweep", "fit_sweep", "suggest_k", "sweep_figure"]
 
@@ -89,7 +89,7 @@ def fit_sweep(
     failures: list | None = None,
     n_init: int = DEFAULT_N_INIT,
 ) -> Sweep:
-    """Fit ``sample`` for each k in ``ks``; see :func:`~palette_dask.fit.fit_palette` for the sample."""
+    """Fit ``sample`` for each k in ``ks`` (the sample as :func:`~palette_dask.kernels.fit.fit_palette`'s)."""
     ks = sorted(int(k) for k in ks)
     inertias, colours = [], []
     for k in ks:

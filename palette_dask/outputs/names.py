@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .colour import delta_e00, hex_rgb
-from .errors import ParameterError
+from ..errors import ParameterError
+from ..kernels.colour import delta_e00, hex_rgb
 
 __all__ = ["css_colours", "read_vocabulary", "colour_names", "named_colours", "FAR"]
 

@@ -2,7 +2,7 @@
 
 The feature space is display sRGB on the 0–255 scale, three float32 features
 per pixel, whatever the input, or CIELAB (``space="lab"``, see
-:mod:`palette_dask.colour`). A :class:`PixelSpec` says, for one image:
+:mod:`palette_dask.kernels.colour`). A :class:`PixelSpec` says, for one image:
 
 - which bands are the colour: three (red, green, blue) or one (gray, which is
   repeated three times; clustering is unchanged); ``bands`` picks three of a
@@ -34,10 +34,10 @@ import dask.array as da
 import numba
 import numpy as np
 
+from ..errors import ImageReadError
+from ..inputs.formats import ImageInfo
+from ..options import EXCLUDE_WITHIN, SCALES, RunConfig
 from .colour import excluded, hex_rgb, srgb_to_lab
-from .errors import ImageReadError
-from .formats import ImageInfo
-from .options import EXCLUDE_WITHIN, SCALES, RunConfig
 
 __all__ = [
     "N_FEATURES",

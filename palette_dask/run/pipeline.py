@@ -9,7 +9,7 @@ The CLI, the workflows and the notebooks all call :func:`extract_palette`::
     count_images(run, opened, centers, colors)      # one pass; each batch stored as it ends
 
 The images are divided into batches, the chunks of the store's per-image
-arrays (:func:`~palette_dask.store.default_batch_size`). Every pass submits
+arrays (:func:`~palette_dask.outputs.store.default_batch_size`). Every pass submits
 one task per batch, which reads, samples or counts the batch's images one
 after another, so the driver's work and memory grow with the batches, not
 the images. Images too big for a batch (mosaics), and arrays given to the
@@ -32,12 +32,7 @@ import dask.array as da
 import numpy as np
 from distributed import Client
 
-from . import store as stores
-from .choose import Sweep, fit_sweep
-from .cluster import connect
-from .colour import lab_to_srgb, srgb_to_lab
-from .count import LOOKUP_PIXELS, BatchCounts, batch_stats, image_stats, unpack_stats
-from .errors import (
+from ..errors import (
     Failure,
     ImageFailedError,
     NoValidPixelsError,
@@ -51,15 +46,15 @@ from .errors import (
     one_line,
     plural,
 )
-from .fetch import download_folder
-from .fit import LOCAL_FIT_BYTES, fit_palette
-from .geotiff import check_geotiff_folder, write_label_geotiffs
-from .inputs import is_array, resolve_inputs
-from .options import DEFAULT_K, RunConfig, check_k, takes_options
-from .per_image import image_parts, palette_of_parts
-from .pixels import N_FEATURES, PixelSpec, band_range, combine_ranges, percentile_range, run_spec
-from .read import array_image, cell_grid, drop_pixels, open_batch, read_image
-from .sample import (
+from ..inputs.fetch import download_folder
+from ..inputs.read import array_image, cell_grid, drop_pixels, open_batch, read_image
+from ..inputs.sources import is_array, resolve_inputs
+from ..kernels.colour import lab_to_srgb, srgb_to_lab
+from ..kernels.count import LOOKUP_PIXELS, BatchCounts, batch_stats, image_stats, unpack_stats
+from ..kernels.fit import LOCAL_FIT_BYTES, fit_palette
+from ..kernels.per_image import image_parts, palette_of_parts
+from ..kernels.pixels import N_FEATURES, PixelSpec, band_range, combine_ranges, percentile_range, run_spec
+from ..kernels.sample import (
     as_features,
     cell_candidates,
     cell_count,
@@ -70,7 +65,12 @@ from .sample import (
     sample_batch,
     sampling_fraction,
 )
-from .store import PaletteResult
+from ..options import DEFAULT_K, RunConfig, check_k, takes_options
+from ..outputs import store as stores
+from ..outputs.geotiff import check_geotiff_folder, write_label_geotiffs
+from ..outputs.store import PaletteResult
+from .choose import Sweep, fit_sweep
+from .cluster import connect
 from .tasks import CLUSTER_FAILURES, Pass
 
 __all__ = ["RunConfig", "extract_palette", "sweep_k", "ImageFailedError", "RunIncompleteError"]
@@ -113,7 +113,7 @@ def extract_palette(
     Parameters
     ----------
     inputs : path, URL, glob, directory, list file, array, or a list of them
-        See :func:`palette_dask.read.resolve_inputs`; arrays are numpy, dask
+        See :func:`palette_dask.inputs.read.resolve_inputs`; arrays are numpy, dask
         or xarray ``(rows, columns[, bands])`` in any axis order.
     store : path, optional
         Where the zarr store goes; in memory when None.
@@ -127,11 +127,11 @@ def extract_palette(
         temporary one, removed at the end of the run.
     labels_geotiff : path, optional
         Also write every image's label raster as a tiled GeoTIFF in this
-        folder, georeferenced like a TIFF source (see :mod:`palette_dask.geotiff`);
+        folder, georeferenced like a TIFF source (see :mod:`palette_dask.outputs.geotiff`);
         implies ``labels``.
     report : callable, optional
         Called with one line per stage and per failed image; if it has an
-        ``update(stage, done, total)`` method (:class:`~palette_dask.progress.Progress`),
+        ``update(stage, done, total)`` method (:class:`~palette_dask.run.progress.Progress`),
         that hears of the images finished, batch by batch. Without one, images
         that failed are announced at the end by a :class:`PaletteDaskWarning`.
     {options}
@@ -404,7 +404,7 @@ class Opened:
     """The images of the pending batches after the first pass, ready to be sampled further and counted.
 
     ``batches`` maps each batch's images to the future of its
-    :class:`~palette_dask.read.Batch` (headers, and the decoded images while
+    :class:`~palette_dask.inputs.read.Batch` (headers, and the decoded images while
     they are kept); ``tiled`` the images read tile by tile to their lazy
     arrays; ``candidates`` is the sample of the batches' own images so far.
     """
@@ -626,13 +626,13 @@ def measure_range(run: Run, opened: Opened) -> None:
 def sample_run(run: Run, opened: Opened) -> np.ndarray | None:
     """The sample of valid pixels, ``(m, 3)`` float32 in the clustering space; None when there is none.
 
-    Every pixel of every image has a key (:func:`~palette_dask.sample.pixel_keys`);
+    Every pixel of every image has a key (:func:`~palette_dask.kernels.sample.pixel_keys`);
     the sample is the ``sample_size`` valid pixels with the smallest keys,
     whatever the batches, chunks and workers. The batches drew theirs in the
     first pass. A mosaic read tile by tile is sampled from every chunk, by
     default, so the sample is uniform over every valid pixel whatever the
     layout; with ``sample_chunks`` below 1, from a seeded share of its own
-    chunks (:func:`~palette_dask.sample.cell_candidates`), unless it is kept
+    chunks (:func:`~palette_dask.kernels.sample.cell_candidates`), unless it is kept
     in memory. Either way each part keeps its pixels with keys below a
     threshold (a little above ``size / pixels``), raised and drawn again
     until no pixel of the sample can be missing.

@@ -35,8 +35,8 @@ import dask.array as da
 import numba
 import numpy as np
 
-from .errors import NoValidPixelsError, PaletteDaskWarning, plural
-from .options import DEFAULT_N_INIT, check_k
+from ..errors import NoValidPixelsError, PaletteDaskWarning, plural
+from ..options import DEFAULT_N_INIT, check_k
 
 __all__ = ["FittedPalette", "fit_palette", "nearest_center", "polish", "lloyd_step"]
 
@@ -120,7 +120,7 @@ def nearest(f0, f1, f2, centers):
     """The centre nearest to a point of three float64 features (lowest index on ties), its squared distance.
 
     The one nearest-centre rule of the package: the fit's assignments and the
-    counting loop (:mod:`palette_dask.count`) both call it.
+    counting loop (:mod:`palette_dask.kernels.count`) both call it.
     """
     label, smallest = 0, np.inf
     for j in range(centers.shape[0]):
@@ -168,7 +168,7 @@ def lloyd_step(points, weights, centers, used, labels, distances, mass, sums):
     ``labels`` (its squared distance into ``distances``), and each centre's
     weight of points into ``mass`` and their weighted sums into ``sums``.
     Returns whether a label changed. :func:`polish` (the fit) and the
-    per-image palettes (:mod:`palette_dask.per_image`) iterate it.
+    per-image palettes (:mod:`palette_dask.kernels.per_image`) iterate it.
     """
     changed = False
     mass[:used] = 0.0

@@ -1,0 +1,1 @@
+"""Inputs: what the user named, remote bytes, each format's probe and decoders, lazy arrays and batches."""
