@@ -255,9 +255,9 @@ def test_a_deflate_strip_bomb_is_read_in_bands_within_memory(tmp_path):
     ],
 )
 def test_banded_strips_equal_tifffile(tmp_path, monkeypatch, dtype, planar, compression, predictor):
-    import palette_dask.inputs.formats as formats
+    import palette_dask.inputs.tiff as tiff
 
-    monkeypatch.setattr(formats, "BAND_STRIP_BYTES", 1000)
+    monkeypatch.setattr(tiff, "BAND_STRIP_BYTES", 1000)
     rng = np.random.default_rng(1)
     rgb = (rng.random((123, 77, 3)) * 60000).astype(dtype)
     data = rgb if planar == "contig" else np.moveaxis(rgb, -1, 0)
@@ -303,7 +303,7 @@ def test_blocks_that_must_be_decoded_whole_are_refused_over_the_limit(tmp_path):
      ("I;16", "png"), ("RGB", "jpg"), ("L", "jpg"), ("CMYK", "jpg")],
 )  # fmt: skip
 def test_a_batch_reads_each_file_once_to_the_same_pixels_as_pillow(tmp_path, mode, suffix):
-    from palette_dask.inputs.formats import read_pillow
+    from palette_dask.inputs.pillow import read_pillow
     from palette_dask.inputs.read import open_batch
 
     photo = Image.open(PHOTOS[0]).convert("RGBA").resize((96, 80), Image.LANCZOS)

@@ -11,7 +11,8 @@ from dask_ml.cluster import k_means
 from PIL import Image
 
 from palette_dask import extract_palette
-from palette_dask.inputs.formats import _pillow_limit, open_tiff
+from palette_dask.inputs.pillow import _pillow_limit
+from palette_dask.inputs.tiff import open_tiff
 
 
 def settings() -> tuple:

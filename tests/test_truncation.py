@@ -22,7 +22,8 @@ from PIL import Image
 
 from palette_dask import ImageReadError
 from palette_dask.errors import one_line
-from palette_dask.inputs.formats import ImageInfo, jpeg_is_whole
+from palette_dask.inputs.formats import ImageInfo
+from palette_dask.inputs.headers import jpeg_is_whole
 from palette_dask.inputs.read import decode, open_batch, probe
 from palette_dask.kernels.pixels import pixel_spec
 

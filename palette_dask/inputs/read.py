@@ -33,24 +33,17 @@ from .formats import (
     DEFAULT_MAX_PIXELS,
     TIFF_MAGIC,
     ImageInfo,
-    declared_nodata,
-    decode_bytes,
     file_size,
     layout,
     open_source,
-    open_zarr,
-    probe_pillow,
-    probe_tiff,
-    probe_zarr,
-    quick_header,
-    read_pillow,
-    read_tiff_band,
-    read_tiff_region,
-    tiff_regions,
     to_yxc,
     too_many_pixels,
 )
+from .headers import quick_header
+from .pillow import decode_bytes, probe_pillow, read_pillow
 from .sources import is_zarr_source
+from .tiff import probe_tiff, read_tiff_band, read_tiff_region, tiff_regions
+from .zarr_arrays import declared_nodata, open_zarr, probe_zarr
 
 __all__ = ["probe", "read_image", "array_image", "decode", "open_batch", "Batch"]
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..inputs.formats import open_source, open_tiff
+from ..inputs.formats import open_source
+from ..inputs.tiff import open_tiff
 
 __all__ = ["geotiff_paths", "check_geotiff_folder", "write_label_geotiffs"]
 
