@@ -422,7 +422,7 @@ def _from_store(args) -> None:
     )
     args.inputs = names
     for name, value in config.values().items():
-        setattr(args, name, list(value) if name == "exclude" else value)
+        setattr(args, name, value)
 
 
 def _print_job_script(args) -> int:
@@ -718,8 +718,9 @@ def _search(args) -> int:
     )
     if args.json:
         found = [{"index": m.index, "image": m.image, "share": m.share} for m in matches]
-        hex_code = "#{:02x}{:02x}{:02x}".format(*colour)
-        json.dump({"colour": hex_code, "ids": near, "found": total, "images": found}, sys.stdout)
+        from .kernels.colour import hex_code
+
+        json.dump({"colour": hex_code(colour), "ids": near, "found": total, "images": found}, sys.stdout)
         sys.stdout.write("\n")
         return EXIT_OK
     ids = ", ".join(map(str, near)) or "none"

@@ -288,10 +288,11 @@ chunk_share = _number_where(lambda v: 0 < v <= 1, "a share above 0 and at most 1
 
 def hex_colour(text: str) -> str:
     """``#rrggbb``, ``rrggbb`` or a CSS colour name (``white``) as ``#rrggbb``."""
-    from .outputs.search import parse_colour  # the names, only when a colour is given
+    from .kernels.colour import hex_code  # the names and codes, only when a colour is given
+    from .outputs.search import parse_colour
 
     try:
-        return "#%02x%02x%02x" % parse_colour(text.strip().lower())
+        return hex_code(parse_colour(text.strip().lower()))
     except ParameterError:
         raise argparse.ArgumentTypeError(
             f"expected #rrggbb or a CSS colour name such as white, got {text!r}"

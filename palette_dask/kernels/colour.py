@@ -34,6 +34,7 @@ __all__ = [
     "srgb_of",
     "palette_lab",
     "hex_rgb",
+    "hex_code",
     "ciede2000",
     "delta_e00",
     "is_excluded",
@@ -163,6 +164,17 @@ def hex_rgb(code: str) -> tuple[int, int, int]:
     """
     code = code.lstrip("#")
     return tuple(int(code[i : i + 2], 16) for i in (0, 2, 4))
+
+
+def hex_code(rgb) -> str:
+    """8-bit sRGB as ``#rrggbb``: the one formatter of colour codes (the inverse of :func:`hex_rgb`).
+
+    Examples
+    --------
+    >>> hex_code((199, 76, 50))
+    '#c74c32'
+    """
+    return "#" + "".join(f"{int(v):02x}" for v in rgb)
 
 
 _POW25_7 = 25.0**7

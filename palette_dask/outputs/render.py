@@ -258,12 +258,14 @@ def own_palette(result: PaletteResult, index: int) -> list[dict]:
     >>> own_palette(r, 0)
     [{'hex': '#ff0000', 'rgb': [255, 0, 0], 'share': 1.0}]
     """
+    from ..kernels.colour import hex_code
+
     if result.image_palettes is None:
         return []
     colours, shares = result.image_palettes[index], result.image_palette_shares[index]
     return [
         {
-            "hex": "#{:02x}{:02x}{:02x}".format(*colour),
+            "hex": hex_code(colour),
             "rgb": colour.tolist(),
             "share": round(float(share), 6),
         }

@@ -37,6 +37,7 @@ import numpy as np
 
 from ..errors import PaletteDaskError, Status, image_error
 from ..inputs.read import probe, read_image
+from ..kernels.colour import hex_code
 from ..kernels.fit import nearest_center
 from ..kernels.pixels import block_features, run_spec
 from .render import own_palette, palette_bar, shown_name
@@ -136,10 +137,6 @@ def _previews(result: PaletteResult, indices, side: int, client=None, downloads=
         except Exception as exc:  # a file that changed or broke since the run: this image alone
             found[index] = image_error(result.image_names[index], exc)
     return found
-
-
-def _hex(rgb) -> str:
-    return "#" + "".join(f"{int(v):02x}" for v in rgb)
 
 
 def _bar(colors, proportions, width: int = 300, height: int = 50) -> str:
@@ -250,8 +247,8 @@ def html_report(
         names = {entry["id"] - 1: shown_name(entry) for entry in summary["palette"]}
         rows = "".join(
             f'<tr><td class="num">{i + 1}</td>'
-            f'<td><span class="swatch" style="background:{_hex(result.colors[i])}"></span></td>'
-            f"<td><code>{_hex(result.colors[i])}</code></td><td>{escape(names[i])}</td>"
+            f'<td><span class="swatch" style="background:{hex_code(result.colors[i])}"></span></td>'
+            f"<td><code>{hex_code(result.colors[i])}</code></td><td>{escape(names[i])}</td>"
             f"<td>{', '.join(f'{v:.1f}' for v in result.centers_rgb[i])}</td>"
             f'<td class="num">{proportions[i]:.2%}</td><td class="num">{int(result.counts[i]):,}</td></tr>'
             for i in order
@@ -304,8 +301,8 @@ def _image_list(
         '<th class="num" data-key="valid">valid pixels</th><th data-key="bar">palette</th>'
         + ('<th data-key="own">own colours</th>' if own else "")
         + "".join(
-            f'<th class="num" data-key="share-{i + 1}" title="share of colour {i + 1}, {_hex(colour)}">'
-            f'<span class="swatch" style="background:{_hex(colour)}"></span> {i + 1}</th>'
+            f'<th class="num" data-key="share-{i + 1}" title="share of colour {i + 1}, {hex_code(colour)}">'
+            f'<span class="swatch" style="background:{hex_code(colour)}"></span> {i + 1}</th>'
             for i, colour in ((i, result.colors[i]) for i in order)
         )
     )

@@ -208,6 +208,7 @@ class PaletteResult:
         the palette, and ``name_delta_e`` the CIEDE2000 difference to it
         (over :data:`~palette_dask.outputs.names.FAR`, the colour is only near it).
         """
+        from ..kernels.colour import hex_code
         from .names import named_colours
 
         proportions, names = self.proportions, named_colours(self.colors, self.vocabulary)
@@ -216,7 +217,7 @@ class PaletteResult:
                 "id": int(i) + 1,
                 "name": names[i][0],
                 "name_delta_e": round(names[i][1], 2),
-                "hex": "#{:02x}{:02x}{:02x}".format(*self.colors[i]),
+                "hex": hex_code(self.colors[i]),
                 "rgb": [float(v) for v in self.centers_rgb[i]],
                 "count": int(self.counts[i]),
                 "proportion": float(proportions[i]),
