@@ -104,7 +104,9 @@ def repeated_band(side: int, band: int) -> np.ndarray:
 
 def aligned_band(side: int, band: int) -> np.ndarray:
     """Rows ``band * CHUNK`` onwards of the aligned mosaic: chunk-sized tiles of four photos, 2 x 2."""
-    kinds = [np.asarray(_photo(name).resize((CHUNK, CHUNK), Image.Resampling.LANCZOS)) for name in DIVERSE[:4]]
+    kinds = [
+        np.asarray(_photo(name).resize((CHUNK, CHUNK), Image.Resampling.LANCZOS)) for name in DIVERSE[:4]
+    ]
     return np.hstack([kinds[(band % 2) * 2 + col % 2] for col in range(side // CHUNK)])
 
 
@@ -124,7 +126,9 @@ def build(kind: str, side: int, folder: Path, tiff: bool) -> dict[str, Path]:
         return paths
     print(f"building the {kind} mosaic {side}x{side}...", file=sys.stderr)
     band_rows, make = {
-        "diverse": (side // 4, diverse_band), "repeated": (CHUNK, repeated_band), "aligned": (CHUNK, aligned_band)
+        "diverse": (side // 4, diverse_band),
+        "repeated": (CHUNK, repeated_band),
+        "aligned": (CHUNK, aligned_band),
     }[kind]
     array = zarr.create_array(
         str(paths["zarr"]), shape=(side, side, 3), chunks=(CHUNK, CHUNK, 3), dtype="uint8", overwrite=True
@@ -193,7 +197,17 @@ def main() -> None:
                 for seed in SEEDS:
                     runs = {}
                     for share in SHARES:
-                        command = [cli, "run", str(path), "-k", str(args.k), "--seed", str(seed), "--json", "-q"]
+                        command = [
+                            cli,
+                            "run",
+                            str(path),
+                            "-k",
+                            str(args.k),
+                            "--seed",
+                            str(seed),
+                            "--json",
+                            "-q",
+                        ]
                         took, _, document = timed([*command, "--sample-chunks", str(share)])
                         runs[share] = (took, json.loads(document)["lab_error"])
                     (every, every_error), (part, part_error) = runs[1.0], runs[0.25]

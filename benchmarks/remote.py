@@ -71,7 +71,7 @@ def main() -> None:
     from palette_dask import extract_palette, probe
     from palette_dask.kernels.pixels import pixel_spec
     from palette_dask.kernels.sample import cell_candidates, cell_count, cell_share
-    from palette_dask.run import pipeline
+    from palette_dask.run import passes
 
     path = build_cog(args.side, Path(args.dir))
     size = path.stat().st_size
@@ -97,12 +97,12 @@ def main() -> None:
         extract_palette(str(path), args.k, client=client)  # warm: compiled kernels, imports
         measure("local file (no http)", lambda: extract_palette(str(path), args.k, client=client))
         measure("run", lambda: extract_palette(url, args.k, client=client))
-        keep = pipeline.KEEP_TILED_IMAGES
-        pipeline.KEEP_TILED_IMAGES = 0
+        keep = passes.KEEP_TILED_IMAGES
+        passes.KEEP_TILED_IMAGES = 0
         try:
             measure("run, not kept", lambda: extract_palette(url, args.k, client=client))
         finally:
-            pipeline.KEEP_TILED_IMAGES = keep
+            passes.KEEP_TILED_IMAGES = keep
         info = probe(url)
         share = cell_share(cell_count(info), 0.25)
         measure(

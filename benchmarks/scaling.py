@@ -78,15 +78,15 @@ if __name__ == "__main__":
 
 PALETTE = """
 import json, sys, time
-import palette_dask.run.pipeline
+import palette_dask.run.passes
 from palette_dask import connect, extract_palette
 
 if __name__ == "__main__":
     path, k, n, store, variant = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
     if variant == "computed":  # no lookup table: every pixel converted and compared
-        palette_dask.run.pipeline.LOOKUP_PIXELS = 2**62
+        palette_dask.run.passes.LOOKUP_PIXELS = 2**62
     elif variant == "decode-twice":  # no decoded image kept between the passes
-        palette_dask.run.pipeline.KEEP_DECODED_SHARE = 0
+        palette_dask.run.passes.KEEP_DECODED_SHARE = 0
     with connect(processes=True, n_workers=n, threads_per_worker=1, dashboard_address="127.0.0.1:0") as client:
         client.wait_for_workers(n)
         wall, cpu, marks = time.perf_counter(), time.process_time(), []

@@ -54,8 +54,8 @@ _EXPORTS = {
     "save_png": "outputs.render",
     "thumbnail": "outputs.render",
     "draw_sample": "kernels.sample",
-    "PaletteResult": "outputs.store",
-    "load_result": "outputs.store",
+    "PaletteResult": "outputs.result",
+    "load_result": "outputs.result",
 }
 
 

@@ -73,9 +73,7 @@ def test_some_images_failing_exit_3(capsys, tmp_path):
     assert code == 3
     document = json.loads(out)
     assert document["images"] == {"total": 2, "done": 1, "failed": 1}
-    assert document["failures"] == [
-        {"image": str(tmp_path / "zero.png"), "error": "empty file (0 bytes)"}
-    ]
+    assert document["failures"] == [{"image": str(tmp_path / "zero.png"), "error": "empty file (0 bytes)"}]
 
 
 def bad_inputs(tmp_path):

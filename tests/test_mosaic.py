@@ -309,10 +309,10 @@ def test_empty_and_chunked_identically_whatever_the_chunk_size(client, tmp_path)
 
 
 def test_an_in_memory_array_is_sent_to_the_workers_not_put_in_the_graph(client):
-    from palette_dask.run.pipeline import _on_workers
+    from palette_dask.run.state import on_workers
 
     rgb = photo_mosaic(200, 300)
-    lazy = _on_workers(client, rgb)
+    lazy = on_workers(client, rgb)
 
     def graph_bytes(array):
         return len(cloudpickle.dumps(dict(array.__dask_graph__())))
@@ -321,7 +321,7 @@ def test_an_in_memory_array_is_sent_to_the_workers_not_put_in_the_graph(client):
     assert graph_bytes(lazy) < 5_000 and lazy.shape == rgb.shape
     np.testing.assert_array_equal(client.compute(lazy).result(), rgb)  # where the data was sent
     planar = xr.DataArray(np.moveaxis(rgb, -1, 0), dims=("band", "y", "x"))
-    assert isinstance(_on_workers(client, planar).data, da.Array)
+    assert isinstance(on_workers(client, planar).data, da.Array)
 
 
 def test_big_label_rasters_get_a_pyramid_that_ome_zarr_readers_open(client, tmp_path):

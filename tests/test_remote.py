@@ -19,7 +19,7 @@ from palette_dask.errors import InputError
 from palette_dask.inputs.read import DEFAULT_CHUNK_BYTES, cell_grid
 from palette_dask.kernels.pixels import pixel_spec
 from palette_dask.kernels.sample import cell_candidates, cell_count, cell_share
-from palette_dask.run import pipeline
+from palette_dask.run import passes
 
 SIDE, TILE = 2048, 128  # the COG: 256 tiles at full resolution, and overviews
 
@@ -186,7 +186,7 @@ def test_a_cog_over_http_gives_the_local_result_fetching_what_it_reads(
 ):
     url, handler = www
     if how.startswith("not kept"):
-        monkeypatch.setattr(pipeline, "KEEP_TILED_IMAGES", 0)  # as a mosaic too big to keep
+        monkeypatch.setattr(passes, "KEEP_TILED_IMAGES", 0)  # as a mosaic too big to keep
     with tifffile.TiffFile(local / "scene.tif") as tif:
         full = sum(tif.pages[0].databytecounts)  # the full-resolution tiles; overviews are not read
     reads = full if chunk_bytes < DEFAULT_CHUNK_BYTES else (local / "scene.tif").stat().st_size

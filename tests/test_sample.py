@@ -15,7 +15,8 @@ from palette_dask import draw_sample, probe, read_image
 from palette_dask.inputs.formats import ImageInfo
 from palette_dask.kernels.pixels import pixel_spec
 from palette_dask.kernels.sample import cell_share, merge_candidates, pixel_keys, sampled_cells
-from palette_dask.run import pipeline
+from palette_dask.options import RunConfig
+from palette_dask.run import passes, state
 
 
 def test_sample_is_the_same_whatever_the_chunking(tmp_path):
@@ -90,19 +91,19 @@ def _zarr_mosaic(path, side: int, chunk: int) -> np.ndarray:
 def _sample(client, inputs, *, size: int, chunk_bytes: int = 2**20, seed: int = 0, **options) -> np.ndarray:
     """The pipeline's sample of ``inputs``: its first pass, then its sampling stage (sample_chunks 0.25)."""
     options = {"sample_chunks": 0.25, **options}
-    config = pipeline.RunConfig(sample_size=size, chunk_bytes=chunk_bytes, seed=seed, **options)
-    names, arrays = pipeline._split_inputs(inputs)
-    group = pipeline._open_or_create(None, names, config, overwrite=False, resume=False)
-    run = pipeline.Run(group, names, arrays, client, config, lambda line: None)
-    opened = pipeline.open_images(run, run.pending_batches())
+    config = RunConfig(sample_size=size, chunk_bytes=chunk_bytes, seed=seed, **options)
+    names, arrays = state.split_inputs(inputs)
+    group = state.open_or_create(None, names, config, overwrite=False, resume=False)
+    run = state.Run(group, names, arrays, client, config, lambda line: None)
+    opened = passes.open_images(run, run.pending_batches())
     assert not opened.kept and not run.failures
-    return pipeline.sample_run(run, opened)
+    return passes.sample_run(run, opened)
 
 
 @pytest.fixture
 def not_kept(monkeypatch):
     """Mosaics too big to keep in memory between passes (the test's are small)."""
-    monkeypatch.setattr(pipeline, "KEEP_TILED_BYTES", 0)
+    monkeypatch.setattr(passes, "KEEP_TILED_BYTES", 0)
 
 
 def test_mosaic_sample_reads_only_its_share_of_chunks(client, tmp_path, not_kept):

@@ -118,8 +118,12 @@ def _variants(data: bytes, rng) -> list[tuple[str, bytes]]:
         corrupt = bytearray(data)
         for at in rng.integers(0, len(data), rng.integers(1, 4)):
             corrupt[at] = rng.integers(0, 256)
-        variants.append((f"corrupted at {sorted(i for i, (a, b) in enumerate(zip(corrupt, data)) if a != b)}",
-                         bytes(corrupt)))
+        variants.append(
+            (
+                f"corrupted at {sorted(i for i, (a, b) in enumerate(zip(corrupt, data)) if a != b)}",
+                bytes(corrupt),
+            )
+        )
     return variants
 
 
@@ -181,7 +185,8 @@ def test_jpeg_whole_walks_markers_as_a_decoder_does(photo):
 
 def test_a_cut_jpeg_in_a_folder_fails_alone_and_the_report_shows_every_image(tmp_path, capsys):
     from palette_dask.cli import main
-    from palette_dask.outputs.store import DONE, FAILED, load_result
+    from palette_dask.outputs.result import load_result
+    from palette_dask.outputs.store import DONE, FAILED
 
     folder = tmp_path / "photos"
     folder.mkdir()

@@ -22,6 +22,7 @@ import functools
 import os
 import threading
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import dask.array as da
 import numba
@@ -73,26 +74,50 @@ CACHE_SLOTS = 2**15
 LOOKUP_PIXELS = 2**26
 
 
+class Palette(NamedTuple):
+    """A palette as the compiled loops take it.
+
+    Attributes
+    ----------
+    lab : bool
+        Whether the clustering features are CIELAB (else the display colour).
+    centers : ndarray of float64, shape (k, 3)
+        The centres, in those features.
+    colors_lab : ndarray of float64, shape (k, 3)
+        The colours shown (the centres rounded to 8-bit sRGB), in CIELAB.
+    exclude_lab : ndarray of float64, shape (m, 3)
+        Colours left out, in CIELAB; a colour within ΔE00 ``within`` of one is masked.
+    within : float
+    """
+
+    lab: bool
+    centers: np.ndarray
+    colors_lab: np.ndarray
+    exclude_lab: np.ndarray
+    within: float
+
+
 @numba.njit(nogil=True, cache=True, inline="always")
-def _colour_result(red, green, blue, lab, centers, colors_lab, exclude_lab, within):
+def _colour_result(red, green, blue, palette):
     """Nearest centre, its squared distance, and the squared CIELAB distance to the nearest colour shown.
 
-    ``red, green, blue`` are the display colour as float64 0–255 (float32 values); ``lab``
-    says whether the clustering features are its CIELAB (as float32) or the colour itself.
-    The CIELAB error is rounded to float32, as :func:`colour_lookup` stores it. A colour
-    within ΔE00 ``within`` of a row of ``exclude_lab`` gets the label -1: left out, as masked.
+    ``red, green, blue`` are the display colour as float64 0–255 (float32 values). The
+    CIELAB error is rounded to float32, as :func:`colour_lookup` stores it. An excluded
+    colour (see :class:`Palette`) gets the label -1: left out, as masked.
     """
     lightness, green_red, blue_yellow = lab_of(red, green, blue)
-    if exclude_lab.shape[0] > 0 and is_excluded(lightness, green_red, blue_yellow, exclude_lab, within):
+    if palette.exclude_lab.shape[0] > 0 and is_excluded(
+        lightness, green_red, blue_yellow, palette.exclude_lab, palette.within
+    ):
         return -1, 0.0, 0.0
-    if lab:  # the features are the pixel's Lab, as float32 like the sample's
+    if palette.lab:  # the features are the pixel's Lab, as float32 like the sample's
         f0 = np.float64(np.float32(lightness))
         f1 = np.float64(np.float32(green_red))
         f2 = np.float64(np.float32(blue_yellow))
     else:
         f0, f1, f2 = red, green, blue
-    best, best_d2 = nearest(f0, f1, f2, centers)
-    _, nearest_shown = nearest(lightness, green_red, blue_yellow, colors_lab)
+    best, best_d2 = nearest(f0, f1, f2, palette.centers)
+    _, nearest_shown = nearest(lightness, green_red, blue_yellow, palette.colors_lab)
     return best, best_d2, np.float64(np.float32(nearest_shown))
 
 
@@ -102,15 +127,13 @@ LOOKUP_ENTRY = np.dtype([("squared", "f8"), ("lab", "f4"), ("label", "i2"), ("pa
 
 
 @numba.njit(nogil=True, cache=True)
-def _fill_lookup(lab, centers, colors_lab, exclude_lab, within, table):
+def _fill_lookup(palette, table):
     """The results of every 8-bit colour ``(r << 16) | (g << 8) | b``, as the counting loop computes them."""
     for key in range(table.shape[0]):
         red = np.float64(np.float32(key >> 16))
         green = np.float64(np.float32((key >> 8) & 255))
         blue = np.float64(np.float32(key & 255))
-        label, squared, lab_error = _colour_result(
-            red, green, blue, lab, centers, colors_lab, exclude_lab, within
-        )
+        label, squared, lab_error = _colour_result(red, green, blue, palette)
         table[key].label = label
         table[key].squared = squared
         table[key].lab = lab_error
@@ -120,25 +143,16 @@ _lookups: dict = {}
 _lookup_lock = threading.Lock()
 
 
-def colour_lookup(
-    lab: bool,
-    centers: np.ndarray,
-    colors_lab: np.ndarray,
-    exclude_lab: np.ndarray,
-    within: float,
-    *,
-    wait: bool = True,
-):
+def colour_lookup(palette: Palette, *, wait: bool = True):
     """The results of all 2^24 8-bit colours for one palette, as :data:`LOOKUP_ENTRY` records.
 
     Built once per worker process and palette (0.6 s, 256 MB) and shared by
     its threads; the counting loop then looks each pixel up instead of
     converting it to Lab and searching the palette, with the same numbers.
-    Excluded colours (``exclude_lab``, ``within``: see :func:`_colour_result`)
-    have the label -1. With ``wait=False``, a thread that finds another
+    Excluded colours have the label -1. With ``wait=False``, a thread that finds another
     building the table gets None, and counts its block by computing meanwhile.
     """
-    key = (bool(lab), centers.tobytes(), colors_lab.tobytes(), exclude_lab.tobytes(), float(within))
+    key = tuple(field.tobytes() if isinstance(field, np.ndarray) else field for field in palette)
     if key in _lookups:
         return _lookups[key]
     if not _lookup_lock.acquire(blocking=wait):
@@ -147,7 +161,7 @@ def colour_lookup(
         if key not in _lookups:
             _lookups.clear()  # one palette at a time
             table = np.zeros(2**24, dtype=LOOKUP_ENTRY)
-            _fill_lookup(bool(lab), centers, colors_lab, exclude_lab, within, table)
+            _fill_lookup(palette, table)
             _lookups[key] = table
         return _lookups[key]
     finally:
@@ -158,19 +172,20 @@ _NO_LOOKUP = np.zeros(0, dtype=LOOKUP_ENTRY)
 
 
 @numba.njit(nogil=True, cache=True)
-def _count_by_lookup(pixels, bands, alpha, k, lookup, labels_out):
+def _count_by_lookup(pixels, loop, k, lookup, labels_out):
     """:func:`_count_pixels` for 8-bit colours looked up in a table of all colours, with no nodata.
 
-    Validity is alpha alone here (what :func:`~palette_dask.kernels.pixels.is_valid`
-    says of 8-bit pixels without nodata): calling it more than doubled this loop's time (measured).
-
-    A loop of its own, with nothing else in it: about 10 ns a pixel instead of 30.
+    A twin kept for speed (about 10 ns a pixel instead of 30: a loop with
+    nothing else in it), tested equal to :func:`_count_pixels`. Validity is
+    alpha alone here (what :func:`~palette_dask.kernels.pixels.is_valid` says
+    of 8-bit pixels without nodata): calling it more than doubled this loop's time (measured).
     """
     counts = np.zeros(k, dtype=np.int64)
     squared = np.zeros(k, dtype=np.float64)
     masked = 0
     lab_error = 0.0
     write_labels = labels_out.shape[0] > 0
+    alpha, bands = loop.alpha, loop.bands
     for i in range(pixels.shape[0]):
         if alpha >= 0 and pixels[i, alpha] == 0:
             masked += 1
@@ -194,122 +209,80 @@ def _count_by_lookup(pixels, bands, alpha, k, lookup, labels_out):
 
 
 @numba.njit(nogil=True, cache=True)
-def _count_pixels(
-    pixels,
-    bands,
-    alpha,
-    nodata,
-    nodata_is_nan,
-    check_nan,
-    low,
-    scale,
-    lab,
-    centers,
-    colors_lab,
-    exclude_lab,
-    within,
-    use_cache,
-    lookup,
-    labels_out,
-):
+def _count_pixels(pixels, loop, palette, lookup, labels_out):
     """The fused per-pixel loop over ``(n, bands)`` pixels: counts, squared errors, masked, Lab error.
 
-    8-bit colours that are their own features are looked up: in the table of
-    all colours when one is given (:func:`colour_lookup`), else in a small
-    direct-mapped cache keyed by the colour, which remembers the colours seen
-    in this block. Either way a colour's results are the ones computed here,
-    added in the same order.
+    ``loop`` is the pixels' :class:`~palette_dask.kernels.pixels.LoopSpec`,
+    ``palette`` a :class:`Palette`. 8-bit colours that are their own
+    features are looked up: in the table of all colours when one is given
+    (:func:`colour_lookup`), else in a small direct-mapped cache keyed by the
+    colour, which remembers the colours seen in this block. Either way a
+    colour's results are the ones computed here, added in the same order.
     """
-    k = centers.shape[0]
+    k = palette.centers.shape[0]
     counts = np.zeros(k, dtype=np.int64)
     squared = np.zeros(k, dtype=np.float64)
     masked = 0
     lab_error = 0.0
-    feature = np.empty(3, dtype=np.float64)
+    use_cache = loop.eight_bit
     use_lookup = use_cache and lookup.shape[0] > 0
     slots = CACHE_SLOTS if use_cache and not use_lookup else 1
     cache_key = np.full(slots, -1, dtype=np.int32)
     cache_label = np.empty(slots, dtype=np.int32)
     cache_d2 = np.empty(slots, dtype=np.float64)
     cache_lab = np.empty(slots, dtype=np.float64)
-    key = 0
-    slot = 0
+    alpha, bands, nodata = loop.alpha, loop.bands, loop.nodata
+    write_labels = labels_out.shape[0] > 0
+    feature = np.empty(3, dtype=np.float64)
     for i in range(pixels.shape[0]):
         # pixels.is_valid, written out: called, even inlined, the loop ran 2-4x slower (measured)
         valid = not (alpha >= 0 and not pixels[i, alpha] > 0)
-        if valid and (nodata_is_nan or nodata.shape[0] > 0):
+        if valid and (loop.nodata_is_nan or nodata.shape[0] > 0):
             all_nodata = True
             for f in range(3):
                 value = pixels[i, bands[f]]
-                if nodata_is_nan:
+                if loop.nodata_is_nan:
                     if value == value:
                         all_nodata = False
                 elif value != nodata[0]:
                     all_nodata = False
             valid = not all_nodata
-        if valid and check_nan:
+        if valid and loop.check_nan:
             for f in range(3):
                 value = pixels[i, bands[f]]
                 if value != value:
                     valid = False
-        if not valid:
+        best, best_d2, shown = -1, 0.0, 0.0  # masked, unless found below
+        if valid:
+            key = 0
+            if use_cache:
+                key = (np.int32(pixels[i, bands[0]]) << 16) | (np.int32(pixels[i, bands[1]]) << 8)
+                key |= np.int32(pixels[i, bands[2]])
+            slot = ((key * 2654435761) >> 13) & (CACHE_SLOTS - 1) if use_cache and not use_lookup else 0
+            if use_lookup:
+                entry = lookup[key]
+                best, best_d2, shown = entry.label, entry.squared, np.float64(entry.lab)
+            elif use_cache and cache_key[slot] == key:
+                best, best_d2, shown = cache_label[slot], cache_d2[slot], cache_lab[slot]
+            else:
+                for f in range(3):
+                    v = np.float32((np.float64(pixels[i, bands[f]]) - loop.low[f]) * loop.scale[f])
+                    feature[f] = np.float64(min(max(v, np.float32(0.0)), np.float32(255.0)))
+                best, best_d2, shown = _colour_result(feature[0], feature[1], feature[2], palette)
+                if use_cache:
+                    cache_key[slot] = key
+                    cache_label[slot] = best
+                    cache_d2[slot] = best_d2
+                    cache_lab[slot] = shown
+        if best < 0:  # masked, or an excluded colour
             masked += 1
-            if labels_out.shape[0] > 0:
+            if write_labels:
                 labels_out[i] = 0
             continue
-        if use_cache:
-            key = (np.int32(pixels[i, bands[0]]) << 16) | (np.int32(pixels[i, bands[1]]) << 8)
-            key |= np.int32(pixels[i, bands[2]])
-        if use_lookup:
-            entry = lookup[key]
-            best = entry.label
-            if best < 0:  # an excluded colour
-                masked += 1
-                if labels_out.shape[0] > 0:
-                    labels_out[i] = 0
-                continue
-            counts[best] += 1
-            squared[best] += entry.squared
-            lab_error += np.float64(entry.lab)
-            if labels_out.shape[0] > 0:
-                labels_out[i] = best + 1
-            continue
-        if use_cache:
-            slot = ((key * 2654435761) >> 13) & (CACHE_SLOTS - 1)
-            if cache_key[slot] == key:
-                best = cache_label[slot]
-                if best < 0:  # an excluded colour
-                    masked += 1
-                    if labels_out.shape[0] > 0:
-                        labels_out[i] = 0
-                    continue
-                counts[best] += 1
-                squared[best] += cache_d2[slot]
-                lab_error += cache_lab[slot]
-                if labels_out.shape[0] > 0:
-                    labels_out[i] = best + 1
-                continue
-        for f in range(3):
-            v = np.float32((np.float64(pixels[i, bands[f]]) - low[f]) * scale[f])
-            v = min(max(v, np.float32(0.0)), np.float32(255.0))
-            feature[f] = np.float64(v)
-        best, best_d2, nearest_shown = _colour_result(
-            feature[0], feature[1], feature[2], lab, centers, colors_lab, exclude_lab, within
-        )
-        if use_cache:
-            cache_key[slot] = key
-            cache_label[slot] = best
-            cache_d2[slot] = best_d2
-            cache_lab[slot] = nearest_shown
-        if best < 0:  # an excluded colour
-            masked += 1
-            if labels_out.shape[0] > 0:
-                labels_out[i] = 0
-            continue
-        lab_error += nearest_shown
         counts[best] += 1
         squared[best] += best_d2
-        if labels_out.shape[0] > 0:
+        lab_error += shown
+        if write_labels:
             labels_out[i] = best + 1
     return counts, squared, masked, lab_error
 
@@ -361,41 +334,18 @@ def block_stats(
     pixels = block.reshape(-1, block.shape[-1])
     if pixels.dtype == np.bool_:
         pixels = pixels.view(np.uint8)
-    low, scale, bands, alpha, nodata, nodata_is_nan, check_nan, eight_bit = loop_spec(spec, pixels.dtype)
-    exclude_lab, within = exclusion(spec)
+    loop = loop_spec(spec, pixels.dtype)
     flat_labels = labels_out.reshape(-1) if labels_out is not None else _NO_LABELS
     centers = np.asarray(centers, dtype=np.float32)
     centers_rgb = _centers_rgb(spec, centers, centers_rgb)
     centers, colors_lab = _palette(centers.tobytes(), centers_rgb.tobytes())
-    table = (
-        colour_lookup(spec.space == "lab", centers, colors_lab, exclude_lab, within, wait=False)
-        if lookup and eight_bit
-        else None
-    )
+    palette = Palette(spec.space == "lab", centers, colors_lab, *exclusion(spec))
+    table = colour_lookup(palette, wait=False) if lookup and loop.eight_bit else None
     table = _NO_LOOKUP if table is None else table
     if len(table) and spec.nodata is None:  # a loop with nothing else in it
-        counts, squared, masked, lab_error = _count_by_lookup(
-            pixels, bands, alpha, len(centers), table, flat_labels
-        )
-        return np.concatenate([counts, squared, [masked, lab_error]]).astype(np.float64)
-    counts, squared, masked, lab_error = _count_pixels(
-        pixels,
-        bands,
-        alpha,
-        nodata,
-        nodata_is_nan,
-        check_nan,
-        low,
-        scale,
-        spec.space == "lab",
-        centers,
-        colors_lab,
-        exclude_lab,
-        within,
-        eight_bit,
-        table,
-        flat_labels,
-    )
+        counts, squared, masked, lab_error = _count_by_lookup(pixels, loop, len(centers), table, flat_labels)
+    else:
+        counts, squared, masked, lab_error = _count_pixels(pixels, loop, palette, table, flat_labels)
     return np.concatenate([counts, squared, [masked, lab_error]]).astype(np.float64)
 
 
@@ -526,7 +476,7 @@ def batch_stats(
     With ``config.per_image`` (K), each image's own K colours and their
     shares come from the pixels it counts (:func:`~palette_dask.kernels.per_image.image_palette`).
     """
-    from ..outputs.store import label_dtype, write_label_image
+    from ..outputs.labels import label_dtype, write_label_image
     from .per_image import image_palette
 
     centers = np.asarray(centers, dtype=np.float32)

@@ -290,8 +290,9 @@ def image_palette(
     k-means, so a palette does not depend on batches.
     """
     flat = pixels.reshape(-1, pixels.shape[-1])
-    _, _, bands, _, _, _, _, eight_bit = loop_spec(spec, flat.dtype)
-    if not eight_bit:  # other data: their display colours, computed
+    loop = loop_spec(spec, flat.dtype)
+    bands = loop.bands
+    if not loop.eight_bit:  # other data: their display colours, computed
         flat, bands = to_display(colour_values(flat, spec), spec), np.arange(3)
     return _own_palette(
         flat,
@@ -349,8 +350,11 @@ def block_parts(block: np.ndarray, spec: PixelSpec, location, step: int) -> Part
     (r0, _), (c0, _) = location
     valid = valid_mask(block, spec)
     flat = block.reshape(-1, block.shape[-1])
-    _, _, bands, _, _, _, _, eight_bit = loop_spec(spec, flat.dtype)
-    display = flat[:, bands].astype(np.float64) if eight_bit else to_display(colour_values(flat, spec), spec)
+    loop = loop_spec(spec, flat.dtype)
+    if loop.eight_bit:
+        display = flat[:, loop.bands].astype(np.float64)
+    else:
+        display = to_display(colour_values(flat, spec), spec)
     display = display.astype(np.float64).reshape(block.shape[:2] + (3,))
     shift = 8 - MAX_BITS
     whole = display[valid].astype(np.int64) >> shift

@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import dask
 import dask.array as da
@@ -300,29 +301,51 @@ class SpecCache(dict):
         return self[kind]
 
 
-@functools.lru_cache(maxsize=64)
-def loop_spec(spec: PixelSpec, dtype: np.dtype) -> tuple:
-    """What the compiled loops take of a spec, for pixels of one dtype; made once, not per block.
+class LoopSpec(NamedTuple):
+    """What the compiled loops take of a spec, for pixels of one dtype (:func:`loop_spec`).
 
-    ``(low, scale, bands, alpha, nodata, nodata_is_nan, check_nan, eight_bit)``: the
-    display range as float64 ``low`` and ``255 / span``, the three colour bands (a gray
-    band three times), the alpha band or -1, the nodata value as a 0- or 1-element array
-    of the dtype, and whether NaN is nodata, whether to check colour bands for NaN, and
-    whether the pixels are 8-bit colours that are their own features.
+    Attributes
+    ----------
+    low, scale : ndarray of float64, shape (3,)
+        The display range: ``low`` and ``255 / span``.
+    bands : ndarray of int64, shape (3,)
+        The three colour bands (a gray band three times).
+    alpha : int
+        The alpha band, or -1.
+    nodata : ndarray, shape (0,) or (1,)
+        The nodata value as an array of the pixels' dtype, or none.
+    nodata_is_nan, check_nan, eight_bit : bool
+        Whether NaN is nodata, whether to check colour bands for NaN, and
+        whether the pixels are 8-bit colours that are their own features.
     """
+
+    low: np.ndarray
+    scale: np.ndarray
+    bands: np.ndarray
+    alpha: int
+    nodata: np.ndarray
+    nodata_is_nan: bool
+    check_nan: bool
+    eight_bit: bool
+
+
+@functools.lru_cache(maxsize=64)
+def loop_spec(spec: PixelSpec, dtype: np.dtype) -> LoopSpec:
+    """The :class:`LoopSpec` of a spec for pixels of one dtype; made once, not per block."""
     low = np.resize(np.asarray(spec.low, dtype=np.float64), N_FEATURES)
     high = np.resize(np.asarray(spec.high, dtype=np.float64), N_FEATURES)
     scale = 255.0 / np.where(high > low, high - low, 1.0)  # as to_features does
     bands = np.resize(np.asarray(spec.bands, dtype=np.int64), N_FEATURES)
-    nodata_is_nan = spec.nodata is not None and np.isnan(spec.nodata)
+    nodata_is_nan = bool(spec.nodata is not None and np.isnan(spec.nodata))
     nodata = (
         np.asarray([spec.nodata], dtype=dtype)
         if spec.nodata is not None and not nodata_is_nan
         else np.empty(0, dtype=dtype)
     )
     eight_bit = dtype == np.uint8 and bool(np.all(low == 0.0)) and bool(np.all(scale == 1.0))
-    alpha = -1 if spec.alpha is None else spec.alpha
-    return low, scale, bands, alpha, nodata, nodata_is_nan, np.issubdtype(dtype, np.floating), eight_bit
+    alpha = -1 if spec.alpha is None else int(spec.alpha)
+    check_nan = bool(np.issubdtype(dtype, np.floating))
+    return LoopSpec(low, scale, bands, alpha, nodata, nodata_is_nan, check_nan, bool(eight_bit))
 
 
 @functools.lru_cache(maxsize=64)
@@ -332,29 +355,29 @@ def exclusion(spec: PixelSpec) -> tuple[np.ndarray, float]:
 
 
 @numba.njit(nogil=True, cache=True)
-def is_valid(pixels, i, bands, alpha, nodata, nodata_is_nan, check_nan):
+def is_valid(pixels, i, loop):
     """Whether pixel ``i`` of ``(n, bands)`` pixels counts, as :func:`valid_mask` says; for compiled loops.
 
-    The arguments are :func:`loop_spec`'s. The sampling loop calls it (for
+    ``loop`` is the pixels' :class:`LoopSpec`. The sampling loop calls it (for
     the few pixels whose key is low enough); the counting loop has it written
     out, a twin tested equal to :func:`valid_mask` (``tests/test_count.py``):
     called there, even inlined by numba (``inline="always"``), it made the loop
     2-4x slower (2026-12-03, 4 MP: 16-30 ns a pixel written out, 67-102 called).
     """
-    valid = not (alpha >= 0 and not pixels[i, alpha] > 0)
-    if valid and (nodata_is_nan or nodata.shape[0] > 0):
+    valid = not (loop.alpha >= 0 and not pixels[i, loop.alpha] > 0)
+    if valid and (loop.nodata_is_nan or loop.nodata.shape[0] > 0):
         all_nodata = True
         for f in range(3):
-            value = pixels[i, bands[f]]
-            if nodata_is_nan:
+            value = pixels[i, loop.bands[f]]
+            if loop.nodata_is_nan:
                 if value == value:
                     all_nodata = False
-            elif value != nodata[0]:
+            elif value != loop.nodata[0]:
                 all_nodata = False
         valid = not all_nodata
-    if valid and check_nan:
+    if valid and loop.check_nan:
         for f in range(3):
-            value = pixels[i, bands[f]]
+            value = pixels[i, loop.bands[f]]
             if value != value:
                 valid = False
     return valid

@@ -115,12 +115,12 @@ def _key_bits(salt, index):
 
 
 @numba.njit(nogil=True, cache=True)
-def _candidates(pixels, cols, r0, c0, width, salt, fraction, bands, alpha, nodata, nodata_is_nan, check_nan):
+def _candidates(pixels, cols, r0, c0, width, salt, fraction, loop):
     """``[key, colour bands]`` of a block's valid pixels whose :func:`pixel_keys` key is below ``fraction``.
 
     ``pixels`` is the block as ``(rows * cols, bands)``, its first pixel at row
-    ``r0``, column ``c0`` of an image ``width`` wide; the other arguments are
-    :func:`~palette_dask.kernels.pixels.loop_spec`'s. The same keys as :func:`pixel_keys`,
+    ``r0``, column ``c0`` of an image ``width`` wide; ``loop`` is its
+    :class:`~palette_dask.kernels.pixels.LoopSpec`. The same keys as :func:`pixel_keys`,
     computed a pixel at a time with no temporary arrays: a sampling pass hashes
     every pixel it reads and keeps about one in ten thousand. Two passes
     (count, then fill) keep the loops simple enough for the compiler to vectorise.
@@ -142,10 +142,10 @@ def _candidates(pixels, cols, r0, c0, width, salt, fraction, bands, alpha, nodat
         for c in range(cols):
             m = _key_bits(salt, base + np.uint64(c))
             i = r * cols + c
-            if m < threshold and is_valid(pixels, i, bands, alpha, nodata, nodata_is_nan, check_nan):
+            if m < threshold and is_valid(pixels, i, loop):
                 out[n, 0] = np.float64(m) * 2.0**-53
                 for f in range(3):
-                    out[n, 1 + f] = np.float64(pixels[i, bands[f]])
+                    out[n, 1 + f] = np.float64(pixels[i, loop.bands[f]])
                 n += 1
     return out[:n]
 
@@ -170,11 +170,8 @@ def _block_candidates(
     pixels = block.reshape(-1, block.shape[-1])
     if pixels.dtype == np.bool_:
         pixels = pixels.view(np.uint8)
-    _, _, bands, alpha, nodata, nodata_is_nan, check_nan, _ = loop_spec(spec, pixels.dtype)
     salt = _salt(seed, image_index)
-    candidates = _candidates(
-        pixels, c1 - c0, r0, c0, width, salt, fraction, bands, alpha, nodata, nodata_is_nan, check_nan
-    )
+    candidates = _candidates(pixels, c1 - c0, r0, c0, width, salt, fraction, loop_spec(spec, pixels.dtype))
     return candidates if spec.high is None or raw else as_features(candidates, spec)
 
 

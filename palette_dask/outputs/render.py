@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import Status
-from .store import PaletteResult
+from .result import PaletteResult
 
 if TYPE_CHECKING:  # `show` draws a table without importing dask
     import dask.array as da
@@ -121,7 +121,7 @@ def format_table(result: PaletteResult, *, color: bool = False, order: str = "sh
 
     Examples
     --------
-    >>> from palette_dask.outputs.store import PaletteResult
+    >>> from palette_dask.outputs.result import PaletteResult
     >>> black_white = np.array([[0, 0, 0], [255, 255, 255]], np.float32)
     >>> r = PaletteResult(black_white, black_white, black_white.astype(np.uint8), np.array([1, 3]),
     ...                   ["a"], np.array([[1, 3]]), np.array([4]), np.array([0]), np.array([1]), [""])
@@ -169,7 +169,7 @@ def export_palette(result: PaletteResult, path: str | os.PathLike, *, order: str
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from palette_dask.outputs.store import PaletteResult
+    >>> from palette_dask.outputs.result import PaletteResult
     >>> red = np.array([[250, 0, 0]])
     >>> r = PaletteResult(red.astype(np.float32), red.astype(np.float32), red.astype(np.uint8), np.array([7]),
     ...                   ["a"], np.array([[7]]), np.array([7]), np.array([0]), np.array([1]), [""])
@@ -227,7 +227,7 @@ def image_rows(result: PaletteResult):
 
     Examples
     --------
-    >>> from palette_dask.outputs.store import PaletteResult
+    >>> from palette_dask.outputs.result import PaletteResult
     >>> two = np.array([[0, 0, 0], [255, 255, 255]], np.float32)
     >>> r = PaletteResult(two, two, two.astype(np.uint8), np.array([1, 3]), ["a.png"], np.array([[1, 3]]),
     ...                   np.array([4]), np.array([0]), np.array([1]), [""])
@@ -249,7 +249,7 @@ def own_palette(result: PaletteResult, index: int) -> list[dict]:
 
     Examples
     --------
-    >>> from palette_dask.outputs.store import PaletteResult
+    >>> from palette_dask.outputs.result import PaletteResult
     >>> one = np.zeros((1, 3), np.float32)
     >>> r = PaletteResult(one, one, one.astype(np.uint8), np.array([4]), ["a.png"], np.array([[4]]),
     ...                   np.array([4]), np.array([0]), np.array([1]), [""],

@@ -41,7 +41,8 @@ from ..kernels.colour import hex_code
 from ..kernels.fit import nearest_center
 from ..kernels.pixels import block_features, run_spec
 from .render import own_palette, palette_bar, shown_name
-from .store import DONE, PaletteResult
+from .result import PaletteResult
+from .store import DONE
 
 __all__ = ["html_report", "recoloured_preview"]
 
@@ -220,7 +221,6 @@ def html_report(
     space = result.attrs.get("space", "rgb")
     escape = html.escape
     proportions = result.proportions
-    order = result.ordered("share")
     summary = result.to_dict()
     images, pixels, lab_error = summary["images"], summary["pixels"], summary.get("lab_error")
     parts = [
@@ -244,48 +244,60 @@ def html_report(
         parts.append(
             f'<img id="global-bar" class="bar" alt="palette bar" src="{_bar(result.colors, proportions)}">'
         )
-        names = {entry["id"] - 1: shown_name(entry) for entry in summary["palette"]}
-        rows = "".join(
-            f'<tr><td class="num">{i + 1}</td>'
-            f'<td><span class="swatch" style="background:{hex_code(result.colors[i])}"></span></td>'
-            f"<td><code>{hex_code(result.colors[i])}</code></td><td>{escape(names[i])}</td>"
-            f"<td>{', '.join(f'{v:.1f}' for v in result.centers_rgb[i])}</td>"
-            f'<td class="num">{proportions[i]:.2%}</td><td class="num">{int(result.counts[i]):,}</td></tr>'
-            for i in order
-        )
-        parts.append(
-            '<h2>Palette</h2><table id="palette"><thead><tr><th class="num">id</th><th></th><th>hex</th>'
-            "<th>name</th><th>sRGB</th>"
-            f'<th class="num">share</th><th class="num">pixels</th></tr></thead><tbody>{rows}</tbody></table>'
-        )
+        parts.append(_palette_table(result, summary["palette"]))
     if k and 0 < len(done) <= preview_images:
-        previews = _previews(result, done, PREVIEW_SIDE, client, downloads)
-        parts.append("<h2>Images, and recoloured with the palette</h2>")
-        for index in done:
-            name = escape(os.path.basename(result.image_names[index]))
-            counts = result.image_counts[index]
-            bar = _bar(result.colors, counts / max(1, counts.sum()))
-            figures = (
-                f'<figure><img class="bar" src="{bar}" alt="bar of {name}">'
-                "<figcaption>its shares</figcaption></figure>"
-            )
-            if isinstance(previews[index], str):
-                figures = f'<p class="failed">no preview: {escape(previews[index])}</p>' + figures
-            else:
-                shown, recoloured = previews[index]
-                figures = (
-                    f'<figure><img src="{_data_uri(shown)}" alt="{name}">'
-                    f"<figcaption>{name}</figcaption></figure>"
-                    f'<figure><img class="recoloured" src="{_data_uri(recoloured)}" alt="{name} recoloured">'
-                    f"<figcaption>recoloured with the palette</figcaption></figure>" + figures
-                )
-            parts.append(f'<div class="previews">{figures}</div>')
+        parts.append(_preview_section(result, done, client, downloads))
     if n > 1 or not done:
         parts.append(_image_list(result, done, status, client, downloads))
     parts.append(f"<script>{_SCRIPT}</script></body></html>")
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(parts))
     return str(path)
+
+
+def _palette_table(result: PaletteResult, palette: list[dict]) -> str:
+    """The palette as a table, largest share first: swatch, code, name, sRGB, share, pixels."""
+    names = {entry["id"] - 1: shown_name(entry) for entry in palette}
+    proportions = result.proportions
+    rows = "".join(
+        f'<tr><td class="num">{i + 1}</td>'
+        f'<td><span class="swatch" style="background:{hex_code(result.colors[i])}"></span></td>'
+        f"<td><code>{hex_code(result.colors[i])}</code></td><td>{html.escape(names[i])}</td>"
+        f"<td>{', '.join(f'{v:.1f}' for v in result.centers_rgb[i])}</td>"
+        f'<td class="num">{proportions[i]:.2%}</td><td class="num">{int(result.counts[i]):,}</td></tr>'
+        for i in result.ordered("share")
+    )
+    return (
+        '<h2>Palette</h2><table id="palette"><thead><tr><th class="num">id</th><th></th><th>hex</th>'
+        "<th>name</th><th>sRGB</th>"
+        f'<th class="num">share</th><th class="num">pixels</th></tr></thead><tbody>{rows}</tbody></table>'
+    )
+
+
+def _preview_section(result: PaletteResult, done: list[int], client, downloads) -> str:
+    """Each image done, recoloured with the palette, and the bar of its shares (a failed preview says why)."""
+    previews = _previews(result, done, PREVIEW_SIDE, client, downloads)
+    parts = ["<h2>Images, and recoloured with the palette</h2>"]
+    for index in done:
+        name = html.escape(os.path.basename(result.image_names[index]))
+        counts = result.image_counts[index]
+        bar = _bar(result.colors, counts / max(1, counts.sum()))
+        figures = (
+            f'<figure><img class="bar" src="{bar}" alt="bar of {name}">'
+            "<figcaption>its shares</figcaption></figure>"
+        )
+        if isinstance(previews[index], str):
+            figures = f'<p class="failed">no preview: {html.escape(previews[index])}</p>' + figures
+        else:
+            shown, recoloured = previews[index]
+            figures = (
+                f'<figure><img src="{_data_uri(shown)}" alt="{name}">'
+                f"<figcaption>{name}</figcaption></figure>"
+                f'<figure><img class="recoloured" src="{_data_uri(recoloured)}" alt="{name} recoloured">'
+                f"<figcaption>recoloured with the palette</figcaption></figure>" + figures
+            )
+        parts.append(f'<div class="previews">{figures}</div>')
+    return "\n".join(parts)
 
 
 def _image_list(

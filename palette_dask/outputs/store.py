@@ -29,7 +29,6 @@ import json
 import math
 import os
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +36,8 @@ import zarr
 import zarr.storage
 
 from .._version import __version__
-from ..errors import Failure, Status, StoreError
-from ..options import MAX_BATCH_SIZE, RunConfig
+from ..errors import Status, StoreError
+from ..options import MAX_BATCH_SIZE
 
 __all__ = [
     "MAX_BATCH_SIZE",
@@ -46,12 +45,10 @@ __all__ = [
     "PENDING",
     "DONE",
     "FAILED",
-    "PaletteResult",
     "create_store",
     "check_store_path",
     "is_store",
     "open_store",
-    "load_result",
 ]
 
 PENDING, DONE, FAILED = Status.PENDING, Status.DONE, Status.FAILED
@@ -74,179 +71,8 @@ def default_batch_size(n_images: int) -> int:
     return int(min(MAX_BATCH_SIZE, max(1, -(-n_images // BATCHES))))
 
 
-@dataclass
-class PaletteResult:
-    """A run's palette and histograms, as read back from its store.
-
-    Attributes
-    ----------
-    centers : ndarray of float32, shape (k, 3)
-        The cluster centres in the clustering space (``attrs["space"]``:
-        CIELAB or sRGB 0–255): what every pixel is labelled by.
-    centers_rgb : ndarray of float32, shape (k, 3)
-        The same centres as sRGB floats, 0–255.
-    colors : ndarray of uint8, shape (k, 3)
-        The colours shown: ``centers_rgb`` rounded to 8 bits.
-    counts : ndarray of int64, shape (k,)
-        Valid pixels per colour over all images.
-    image_names, image_counts, image_valid, image_masked, image_status, image_errors
-        The per-image arrays of the store.
-    attrs : dict
-        The store's attributes (parameters, version, ``space``, ``complete``, ``inertia``, ``lab_error``...).
-    store : str or None
-        Path of the store, None when it was in memory.
-    image_lab_squared_error : ndarray of float64, shape (n,), or None
-        Per image, the sum of squared CIELAB distances to the nearest colour shown.
-    image_palettes : ndarray of uint8, shape (n, K, 3), or None
-        With ``per_image=K``: each image's own K colours (8-bit sRGB), largest share first.
-    image_palette_shares : ndarray of float64, shape (n, K), or None
-        Their shares of the image's valid pixels (zero past its distinct colours).
-    vocabulary : dict or None
-        ``{name: "#rrggbb"}`` the colours are named from (see
-        :mod:`palette_dask.outputs.names`); None: the CSS colour names.
-    """
-
-    centers: np.ndarray
-    centers_rgb: np.ndarray
-    colors: np.ndarray
-    counts: np.ndarray
-    image_names: list[str]
-    image_counts: np.ndarray
-    image_valid: np.ndarray
-    image_masked: np.ndarray
-    image_status: np.ndarray
-    image_errors: list[str]
-    attrs: dict = field(default_factory=dict)
-    store: str | None = None
-    image_lab_squared_error: np.ndarray | None = None
-    vocabulary: dict | None = None
-    image_palettes: np.ndarray | None = None
-    image_palette_shares: np.ndarray | None = None
-
-    @property
-    def k(self) -> int:
-        """Number of colours in the palette."""
-        return len(self.centers)
-
-    @property
-    def config(self) -> RunConfig:
-        """The options of the run, as the store records them."""
-        return RunConfig.from_parameters(self.attrs.get("parameters", {}))
-
-    @property
-    def proportions(self) -> np.ndarray:
-        """Share of the valid pixels of each colour (sums to 1)."""
-        total = self.counts.sum()
-        return self.counts / total if total else np.zeros(len(self.counts))
-
-    @property
-    def order(self) -> np.ndarray:
-        """Colour indices by share, largest first (ties by index)."""
-        return self.ordered("share")
-
-    def ordered(self, by: str = "share") -> np.ndarray:
-        """Colour indices by ``share`` (largest first), ``lightness`` (CIELAB L*, dark first) or ``hue``.
-
-        ``hue`` goes round the colour wheel from red; grays (saturation below 0.1) come first, dark to light.
-        """
-        index = np.arange(self.k)
-        if by == "share":
-            return np.lexsort((index, -self.counts))
-        from skimage.color import rgb2hsv, rgb2lab
-
-        rgb = np.clip(self.centers_rgb.astype(np.float64) / 255.0, 0, 1)[np.newaxis]
-        lightness = rgb2lab(rgb)[0, :, 0]
-        if by == "lightness":
-            return np.lexsort((index, lightness))
-        if by == "hue":
-            hsv = rgb2hsv(rgb)[0]
-            gray = hsv[:, 1] < 0.1
-            return np.lexsort((index, lightness, np.where(gray, -1.0, hsv[:, 0])))
-        raise ValueError(f"order must be share, lightness or hue, got {by!r}")
-
-    @property
-    def image_proportions(self) -> np.ndarray:
-        """``(n, k)`` share of each colour in each image (rows of failed images are 0)."""
-        valid = np.maximum(self.image_valid, 1)[:, None]
-        return self.image_counts / valid
-
-    @property
-    def complete(self) -> bool:
-        """Whether every image is done or failed."""
-        return bool(self.attrs.get("complete", False))
-
-    @property
-    def failures(self) -> list[Failure]:
-        """Each failed image and why, in input order (``image_errors`` holds each one's whole line)."""
-        return [
-            Failure.of(name, error)
-            for name, error, status in zip(self.image_names, self.image_errors, self.image_status)
-            if status == FAILED
-        ]
-
-    @property
-    def nodata(self) -> dict | None:
-        """The no-data value applied: ``{"values": [...], "from": "option" | "inputs"}``, or None.
-
-        The value given (``nodata=``, ``--nodata``), else those the inputs
-        declare (GeoTIFF ``GDAL_NODATA``, ``_FillValue``...); NaN as ``"nan"``, for JSON.
-        """
-        given = self.attrs.get("parameters", {}).get("nodata")
-        values = [given] if given is not None else self.attrs.get("nodata_applied") or []
-        if not values:
-            return None
-        shown = ["nan" if math.isnan(v) else (int(v) if float(v).is_integer() else v) for v in values]
-        return {"values": shown, "from": "option" if given is not None else "inputs"}
-
-    def palette(self, order: str = "share") -> list[dict]:
-        """The palette as a list of dicts, largest share first unless ``order`` says (see :meth:`ordered`).
-
-        Each colour keeps its ``id`` whatever the order: its value in the label
-        rasters, and ``id - 1`` its index in ``colors``, ``counts`` and the
-        columns of ``image_counts`` and ``image_proportions``. ``name`` is the
-        nearest named colour by CIEDE2000 (:attr:`vocabulary`), distinct within
-        the palette, and ``name_delta_e`` the CIEDE2000 difference to it
-        (over :data:`~palette_dask.outputs.names.FAR`, the colour is only near it).
-        """
-        from ..kernels.colour import hex_code
-        from .names import named_colours
-
-        proportions, names = self.proportions, named_colours(self.colors, self.vocabulary)
-        return [
-            {
-                "id": int(i) + 1,
-                "name": names[i][0],
-                "name_delta_e": round(names[i][1], 2),
-                "hex": hex_code(self.colors[i]),
-                "rgb": [float(v) for v in self.centers_rgb[i]],
-                "count": int(self.counts[i]),
-                "proportion": float(proportions[i]),
-            }
-            for i in self.ordered(order)
-        ]
-
-    def to_dict(self) -> dict:
-        """The JSON document of the command line (the README's "Command line")."""
-        status = np.asarray(self.image_status)
-        done, failed = int((status == DONE).sum()), int((status == FAILED).sum())
-        params = self.attrs.get("parameters", {})
-        return {
-            "k": self.k,
-            "k_requested": params.get("k", self.k),
-            "space": self.attrs.get("space", "rgb"),
-            "store": self.store,
-            "complete": self.complete,
-            "pixels": {"valid": int(self.counts.sum()), "masked": int(self.image_masked.sum())},
-            "nodata": self.nodata,
-            "inertia": self.attrs.get("inertia"),
-            "lab_error": self.attrs.get("lab_error"),
-            "palette": self.palette(),
-            "images": {"total": len(self.image_names), "done": done, "failed": failed},
-            "failures": [{"image": f.image, "error": f.reason} for f in self.failures],
-        }
-
-
-def _dims(*names):
+def dims(*names) -> dict:
+    """``create_array``'s keyword naming an array's dimensions (xarray reads them)."""
     return {"dimension_names": list(names)}
 
 
@@ -286,7 +112,7 @@ def create_store(
 
     def per_image(name, dtype, fill_value):
         return group.create_array(
-            name, shape=(n,), chunks=(batch,), dtype=dtype, fill_value=fill_value, **_dims("image")
+            name, shape=(n,), chunks=(batch,), dtype=dtype, fill_value=fill_value, **dims("image")
         )
 
     names = per_image("image_names", str, "")
@@ -302,11 +128,11 @@ def create_store(
     if own:  # each image's own palette (per_image=K): its colours and their shares
         group.create_array(
             "image_palettes", shape=(n, own, 3), chunks=(batch, own, 3), dtype="uint8", fill_value=0,
-            **_dims("image", "own_color", "channel"),
+            **dims("image", "own_color", "channel"),
         )  # fmt: skip
         group.create_array(
             "image_palette_shares", shape=(n, own), chunks=(batch, own), dtype="float64", fill_value=0.0,
-            **_dims("image", "own_color"),
+            **dims("image", "own_color"),
         )  # fmt: skip
     return group
 
@@ -516,145 +342,17 @@ def write_palette(group: zarr.Group, centers: np.ndarray, centers_rgb: np.ndarra
         dtype="int64",
         fill_value=0,
         overwrite=True,
-        **_dims("image", "color"),
+        **dims("image", "color"),
     )  # overwrite: what a run stopped while writing the palette left behind
-    palette = {"shape": (k, 3), **_dims("color", "channel")}
-    group.create_array("colors", dtype="uint8", overwrite=True, **palette)[:] = _rounded(centers_rgb)
+    palette = {"shape": (k, 3), **dims("color", "channel")}
+    group.create_array("colors", dtype="uint8", overwrite=True, **palette)[:] = rounded_colours(centers_rgb)
     group.create_array("centers_rgb", dtype="float32", overwrite=True, **palette)[:] = centers_rgb
     group.create_array("centers", dtype="float32", **palette)[:] = centers
 
 
-def _rounded(centers_rgb) -> np.ndarray:
+def rounded_colours(centers_rgb) -> np.ndarray:
     """The colours shown: sRGB centres rounded to 8 bits."""
     return np.clip(np.rint(np.asarray(centers_rgb, dtype=np.float64)), 0, 255).astype(np.uint8)
-
-
-#: A label raster with a side longer than this gets a multiscale pyramid ...
-PYRAMID_ABOVE = 2048
-#: ... of levels halving each side (nearest: every other pixel), down to a level no side of which is longer.
-PYRAMID_DOWN_TO = 1024
-
-
-def label_levels(shape) -> int:
-    """How many levels the label raster of an image of this ``(rows, cols, ...)`` shape has.
-
-    Examples
-    --------
-    >>> label_levels((2048, 900)), label_levels((2600, 2100)), label_levels((100_000, 100_000))
-    (1, 3, 8)
-    """
-    side, levels = max(shape[:2]), 1
-    if side <= PYRAMID_ABOVE:
-        return 1
-    while side > PYRAMID_DOWN_TO:
-        side, levels = -(-side // 2), levels + 1
-    return levels
-
-
-def _label_group(labels: zarr.Group, index: int, name: str, colors, levels: int) -> zarr.Group:
-    """``labels/<index>``: an OME-Zarr 0.5 label image whose metadata gives each value's palette colour.
-
-    Level ``l`` holds every ``2**l``-th pixel of each row and column of level 0.
-    """
-    colors = _rounded(colors).astype(int)
-    label = labels.require_group(str(index))
-    datasets = [
-        {"path": str(level), "coordinateTransformations": [{"type": "scale", "scale": [2.0**level] * 2}]}
-        for level in range(levels)
-    ]
-    label.attrs["ome"] = {
-        "version": "0.5",
-        "multiscales": [
-            {
-                "name": name,
-                "axes": [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
-                "datasets": datasets,
-            }
-        ],
-        "image-label": {
-            "version": "0.5",
-            "colors": [{"label-value": j + 1, "rgba": [*map(int, c), 255]} for j, c in enumerate(colors)],
-            "source": {"image": name},
-        },
-    }
-    return label
-
-
-def label_dtype(k: int) -> str:
-    """The dtype of label rasters for ``k`` colours (values up to k, 0 for masked)."""
-    return "uint8" if k < 255 else "uint16"
-
-
-def create_labels(group: zarr.Group, index: int, image, colors: np.ndarray) -> str:
-    """Make ``labels/<index>`` chunked like ``image`` (read tile by tile) for its tasks; returns its path.
-
-    Values are colour index + 1, and 0 for masked pixels. The counting tasks
-    write level 0; :func:`write_label_pyramid` the levels above it.
-    """
-    root = getattr(group.store, "root", None)
-    if root is None:
-        raise StoreError("label rasters need a store on disk")
-    name, levels = str(group["image_names"][index]), label_levels(image.shape)
-    label = _label_group(group.require_group("labels"), index, name, colors, levels)
-    label.create_array(
-        "0",
-        shape=image.shape[:2],
-        chunks=(image.chunks[0][0], image.chunks[1][0]),
-        dtype=label_dtype(len(colors)),
-        fill_value=0,
-        overwrite=True,
-        **_dims("y", "x"),
-    )
-    return str(Path(root) / "labels" / str(index) / "0")
-
-
-def write_label_pyramid(level0: str) -> None:
-    """Write the levels above a label raster's level 0 (``labels/<i>/0``, written), on the current scheduler.
-
-    Each level is every other pixel of the level below it, read back from the
-    store and written in chunks of 1024², each chunk by one task.
-    """
-    import dask.array as da
-
-    parent = str(Path(level0).parent)
-    label = zarr.open_group(parent, mode="r+")
-    for level in range(1, len(label.attrs["ome"]["multiscales"][0]["datasets"])):
-        below = da.from_zarr(f"{parent}/{level - 1}")
-        shape = tuple(-(-n // 2) for n in below.shape)
-        chunks = tuple(min(PYRAMID_DOWN_TO, n) for n in shape)
-        label.create_array(
-            str(level), shape=shape, chunks=chunks, dtype=below.dtype, fill_value=0, overwrite=True,
-            **_dims("y", "x"),
-        )  # fmt: skip
-        da.store(below[::2, ::2].rechunk(chunks), _LevelTarget(f"{parent}/{level}"), lock=False)
-
-
-@dataclass(frozen=True)
-class _LevelTarget:
-    """A label pyramid's level as ``dask.array.store``'s target: chunks written by :func:`task_writes`."""
-
-    path: str
-
-    def __setitem__(self, index, block) -> None:
-        with task_writes(os.path.dirname(self.path)):
-            zarr.open_array(self.path, mode="r+")[index] = block
-
-
-def write_label_image(root: str, index: int, name: str, labels: np.ndarray, colors) -> None:
-    """Write an image decoded whole's label raster and its pyramid to ``labels/<index>`` (in a task)."""
-    levels = label_levels(labels.shape)
-    with task_writes(f"{root}/labels/{index}"):
-        label = _label_group(zarr.open_group(f"{root}/labels", mode="r+"), index, name, colors, levels)
-        for level in range(levels):
-            step = 2**level
-            label.create_array(
-                str(level),
-                shape=labels[::step, ::step].shape,
-                dtype=labels.dtype,
-                fill_value=0,
-                overwrite=True,
-                **_dims("y", "x"),
-            )[:] = labels[::step, ::step]
 
 
 def list_labels(group: zarr.Group) -> None:
@@ -706,7 +404,7 @@ def finish_store(group: zarr.Group) -> None:
             counts += group["image_counts"][rows.start : rows.stop][done].sum(axis=0)
         squared.append(group["image_squared_error"][rows.start : rows.stop][done])
         lab.append(group["image_lab_squared_error"][rows.start : rows.stop][done])
-    group.create_array("counts", shape=(k,), dtype="int64", overwrite=True, **_dims("color"))[:] = counts
+    group.create_array("counts", shape=(k,), dtype="int64", overwrite=True, **dims("color"))[:] = counts
     valid = int(counts.sum())
     list_labels(group)
     inertia, lab_error = (math.fsum(np.concatenate([[], *parts])) for parts in (squared, lab))  # exact sums
@@ -716,58 +414,4 @@ def finish_store(group: zarr.Group) -> None:
             "lab_error": lab_error / valid if valid else None,
             "complete": True,
         }
-    )
-
-
-def load_result(source: str | os.PathLike | zarr.Group) -> PaletteResult:
-    """Read a store back as a :class:`PaletteResult`.
-
-    Examples
-    --------
-    >>> from palette_dask.kernels.count import BatchCounts, ImageCounts
-    >>> group = create_store(None, ["a.png"], attrs={"parameters": {"k": 1}})
-    >>> write_palette(group, np.array([[10, 20, 30]], dtype=np.float32))
-    >>> batch = BatchCounts.empty(0, 1, 1)
-    >>> batch.done(0, ImageCounts(np.array([4]), np.zeros(1), masked=1))
-    >>> write_batch(group, batch)
-    >>> finish_store(group)
-    >>> result = load_result(group)
-    >>> result.palette()[0]["hex"], result.to_dict()["pixels"]
-    ('#0a141e', {'valid': 4, 'masked': 1})
-    """
-    group = source if isinstance(source, zarr.Group) else open_store(source)
-    n = group["image_status"].shape[0]
-    if "centers" in group:
-        centers, colors = group["centers"][:], group["colors"][:]
-        centers_rgb = group["centers_rgb" if "centers_rgb" in group else "centers"][
-            :
-        ]  # older sRGB stores: one
-        image_counts = group["image_counts"][:]
-    else:  # nothing could be fitted
-        centers = centers_rgb = np.zeros((0, 3), np.float32)
-        colors, image_counts = np.zeros((0, 3), np.uint8), np.zeros((n, 0), np.int64)
-    counts = group["counts"][:] if "counts" in group else image_counts.sum(axis=0)
-    path = (
-        None
-        if isinstance(group.store, zarr.storage.MemoryStore)
-        else str(getattr(group.store, "root", source))
-    )
-    return PaletteResult(
-        centers=centers,
-        centers_rgb=centers_rgb,
-        colors=colors,
-        counts=counts,
-        image_names=[str(s) for s in group["image_names"][:]],
-        image_counts=image_counts,
-        image_valid=group["image_valid"][:],
-        image_masked=group["image_masked"][:],
-        image_status=group["image_status"][:],
-        image_errors=[str(s) for s in group["image_errors"][:]],
-        attrs=dict(group.attrs),
-        store=path,
-        image_lab_squared_error=(
-            group["image_lab_squared_error"][:] if "image_lab_squared_error" in group else None
-        ),
-        image_palettes=group["image_palettes"][:] if "image_palettes" in group else None,
-        image_palette_shares=group["image_palette_shares"][:] if "image_palette_shares" in group else None,
     )

@@ -1,0 +1,151 @@
+"""Labels: each image's label raster, an OME-Zarr 0.5 label image under the store's ``labels/<i>``.
+
+Values are colour index + 1 (0 for masked pixels); the metadata gives each
+value its palette colour. A raster with a side over :data:`PYRAMID_ABOVE`
+has a multiscale pyramid. An image decoded whole has its raster written by
+the task that counts it (:func:`write_label_image`); a mosaic's by the tasks
+that count its chunks, each its own chunk (:func:`create_labels`), then
+:func:`write_label_pyramid`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from ..errors import StoreError
+from .store import dims, rounded_colours, task_writes
+
+__all__ = ["label_levels", "label_dtype", "create_labels", "write_label_pyramid", "write_label_image"]
+
+
+#: A label raster with a side longer than this gets a multiscale pyramid ...
+PYRAMID_ABOVE = 2048
+#: ... of levels halving each side (nearest: every other pixel), down to a level no side of which is longer.
+PYRAMID_DOWN_TO = 1024
+
+
+def label_levels(shape) -> int:
+    """How many levels the label raster of an image of this ``(rows, cols, ...)`` shape has.
+
+    Examples
+    --------
+    >>> label_levels((2048, 900)), label_levels((2600, 2100)), label_levels((100_000, 100_000))
+    (1, 3, 8)
+    """
+    side, levels = max(shape[:2]), 1
+    if side <= PYRAMID_ABOVE:
+        return 1
+    while side > PYRAMID_DOWN_TO:
+        side, levels = -(-side // 2), levels + 1
+    return levels
+
+
+def _label_group(labels: zarr.Group, index: int, name: str, colors, levels: int) -> zarr.Group:
+    """``labels/<index>``: an OME-Zarr 0.5 label image whose metadata gives each value's palette colour.
+
+    Level ``l`` holds every ``2**l``-th pixel of each row and column of level 0.
+    """
+    colors = rounded_colours(colors).astype(int)
+    label = labels.require_group(str(index))
+    datasets = [
+        {"path": str(level), "coordinateTransformations": [{"type": "scale", "scale": [2.0**level] * 2}]}
+        for level in range(levels)
+    ]
+    label.attrs["ome"] = {
+        "version": "0.5",
+        "multiscales": [
+            {
+                "name": name,
+                "axes": [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
+                "datasets": datasets,
+            }
+        ],
+        "image-label": {
+            "version": "0.5",
+            "colors": [{"label-value": j + 1, "rgba": [*map(int, c), 255]} for j, c in enumerate(colors)],
+            "source": {"image": name},
+        },
+    }
+    return label
+
+
+def label_dtype(k: int) -> str:
+    """The dtype of label rasters for ``k`` colours (values up to k, 0 for masked)."""
+    return "uint8" if k < 255 else "uint16"
+
+
+def create_labels(group: zarr.Group, index: int, image, colors: np.ndarray) -> str:
+    """Make ``labels/<index>`` chunked like ``image`` (read tile by tile) for its tasks; returns its path.
+
+    Values are colour index + 1, and 0 for masked pixels. The counting tasks
+    write level 0; :func:`write_label_pyramid` the levels above it.
+    """
+    root = getattr(group.store, "root", None)
+    if root is None:
+        raise StoreError("label rasters need a store on disk")
+    name, levels = str(group["image_names"][index]), label_levels(image.shape)
+    label = _label_group(group.require_group("labels"), index, name, colors, levels)
+    label.create_array(
+        "0",
+        shape=image.shape[:2],
+        chunks=(image.chunks[0][0], image.chunks[1][0]),
+        dtype=label_dtype(len(colors)),
+        fill_value=0,
+        overwrite=True,
+        **dims("y", "x"),
+    )
+    return str(Path(root) / "labels" / str(index) / "0")
+
+
+def write_label_pyramid(level0: str) -> None:
+    """Write the levels above a label raster's level 0 (``labels/<i>/0``, written), on the current scheduler.
+
+    Each level is every other pixel of the level below it, read back from the
+    store and written in chunks of 1024², each chunk by one task.
+    """
+    import dask.array as da
+
+    parent = str(Path(level0).parent)
+    label = zarr.open_group(parent, mode="r+")
+    for level in range(1, len(label.attrs["ome"]["multiscales"][0]["datasets"])):
+        below = da.from_zarr(f"{parent}/{level - 1}")
+        shape = tuple(-(-n // 2) for n in below.shape)
+        chunks = tuple(min(PYRAMID_DOWN_TO, n) for n in shape)
+        label.create_array(
+            str(level), shape=shape, chunks=chunks, dtype=below.dtype, fill_value=0, overwrite=True,
+            **dims("y", "x"),
+        )  # fmt: skip
+        da.store(below[::2, ::2].rechunk(chunks), _LevelTarget(f"{parent}/{level}"), lock=False)
+
+
+@dataclass(frozen=True)
+class _LevelTarget:
+    """A label pyramid's level as ``dask.array.store``'s target: chunks written by :func:`task_writes`."""
+
+    path: str
+
+    def __setitem__(self, index, block) -> None:
+        with task_writes(os.path.dirname(self.path)):
+            zarr.open_array(self.path, mode="r+")[index] = block
+
+
+def write_label_image(root: str, index: int, name: str, labels: np.ndarray, colors) -> None:
+    """Write an image decoded whole's label raster and its pyramid to ``labels/<index>`` (in a task)."""
+    levels = label_levels(labels.shape)
+    with task_writes(f"{root}/labels/{index}"):
+        label = _label_group(zarr.open_group(f"{root}/labels", mode="r+"), index, name, colors, levels)
+        for level in range(levels):
+            step = 2**level
+            label.create_array(
+                str(level),
+                shape=labels[::step, ::step].shape,
+                dtype=labels.dtype,
+                fill_value=0,
+                overwrite=True,
+                **dims("y", "x"),
+            )[:] = labels[::step, ::step]

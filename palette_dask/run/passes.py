@@ -1,0 +1,407 @@
+"""Passes: the first pass (read, decode, sample), the display range, the sample, and the counting pass.
+
+Every pass submits one task per batch (and per chunk of an image read tile
+by tile) through :class:`~palette_dask.run.tasks.Pass`, and keeps on the
+driver only what grows with the batches.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import dask
+import dask.array as da
+import numpy as np
+from distributed import Client
+
+from ..errors import PaletteDaskError, PaletteDaskWarning, image_error, no_valid_pixels, one_line, plural
+from ..inputs.read import cell_grid, drop_pixels, open_batch, read_image
+from ..kernels.colour import srgb_to_lab
+from ..kernels.count import LOOKUP_PIXELS, BatchCounts, batch_stats, image_stats, unpack_stats
+from ..kernels.fit import LOCAL_FIT_BYTES
+from ..kernels.per_image import image_parts, palette_of_parts
+from ..kernels.pixels import PixelSpec, band_range, combine_ranges, percentile_range, run_spec
+from ..kernels.sample import (
+    as_features,
+    cell_candidates,
+    cell_count,
+    cell_share,
+    image_candidates,
+    merge_candidates,
+    next_fraction,
+    sample_batch,
+    sampling_fraction,
+)
+from ..outputs import store as stores
+from ..outputs.labels import create_labels, write_label_pyramid
+from .state import Opened, Run, array_entry
+from .tasks import CLUSTER_FAILURES, Pass
+
+#: Decoded images are kept in the workers' memory from the sampling pass to the
+#: counting pass (each image decoded once) when they total at most this share
+#: of the workers' memory; bigger runs decode twice and keep memory flat.
+KEEP_DECODED_SHARE = 0.25
+#: ... or this many bytes when the workers have no memory limit.
+KEEP_DECODED_BYTES = 2**30
+#: An image read tile by tile, of at least this many pixels in fewer chunks
+#: than the cluster has threads, is split into one band of rows per thread
+#: when it is kept in memory (a 16 MP PNG is one chunk when decoded).
+SPLIT_PIXELS = 2**20
+#: A sample of data wider than 8 bits whose brightest 1% is darker than this CIELAB L* is near black:
+#: a 0-10,000 reflectance scene shown by its type's range, 0-65,535, reaches L* 15 at most.
+DARK_LIGHTNESS = 20.0
+#: Images read tile by tile are kept in memory between passes when at most this many, this big.
+KEEP_TILED_IMAGES, KEEP_TILED_BYTES = 64, 512 * 2**20
+
+
+def open_images(run: Run, pending: list[range], *, sample: bool = True) -> Opened:
+    """First pass, a task per batch: read headers, decode and sample the small images, keep them if they fit.
+
+    With ``sample=False`` (a resumed run, whose palette is stored) nothing is
+    sampled. Images too big for a batch, and arrays, become lazy tile-chunked arrays.
+    The decoded images stay on the workers for the counting pass while they
+    total at most the keep budget (:data:`KEEP_DECODED_SHARE`); past it,
+    every batch lets its images go and the counting pass decodes them again.
+    """
+    config, client = run.config, run.client
+    n_images = sum(len(rows) for rows in pending)
+    stage = "reading and sampling" if sample else "reading"
+    run.report(f"{stage} {plural(n_images, 'image')} in {plural(len(pending), 'batch', 'batches')}")
+    if config.exclude:  # say what is done to the data
+        colours = ", ".join(config.exclude)
+        run.report(f"pixels within CIEDE2000 {config.exclude_within:g} of {colours} are left out, as masked")
+    opened, tasks = Opened({}), Pass()
+
+    def first_pass(rows: range):
+        def submit():  # the batch, read (and kept while the budget allows), then sampled
+            opened.batches[rows] = batch = _read_batch(run, rows, keep=opened.keep)
+            return client.submit(
+                sample_batch, batch, config, seed=config.seed,
+                size=config.sample_size if sample else 0, ranges=sample and config.scale == "minmax",
+                pure=False,
+            )  # fmt: skip
+
+        return submit
+
+    for rows in pending:
+        tasks.submit(rows, first_pass(rows))
+    kept, budget, done = 0, _keep_budget(client), 0
+    for rows, summary, error in tasks:
+        if error is not None:
+            _pass_failed(run, opened, "reading", rows, error)
+        opened.pixels += summary.pixels
+        opened.candidates = merge_candidates([opened.candidates, summary.candidates], config.sample_size)
+        if summary.band_range is not None:
+            opened.band_ranges.append(summary.band_range)
+        opened.nodata.update(summary.nodata)
+        opened.dtypes.update(summary.dtypes)
+        for index, reason in summary.failures:
+            run.failed(index, reason)
+        for index, info in summary.tiled:
+            opened.tiled[index] = (info, read_image(info, chunk_bytes=config.chunk_bytes))
+        kept += summary.nbytes
+        if kept > budget and opened.keep:  # too much to keep: every batch lets go, and decodes again to count
+            # nothing else holds the batches that kept their pixels: the workers free them
+            opened.batches = {r: client.submit(drop_pixels, f, pure=False) for r, f in opened.batches.items()}
+            opened.keep = False
+        done += len(rows)
+        run.progress(stage, done, n_images)
+    for rows in pending:
+        for index in (i for i in rows if i in run.arrays):
+            try:
+                opened.tiled[index] = array_entry(run, index)
+            except PaletteDaskError as exc:  # an array whose axes cannot be told apart: it alone fails
+                run.failed(index, one_line(exc))
+    for index, (info, _) in list(opened.tiled.items()):
+        try:
+            run_spec(info, config)
+        except PaletteDaskError as exc:  # bands that cannot be read as asked: this image alone fails
+            del opened.tiled[index]
+            run.failed(index, one_line(exc))
+    opened.pixels += sum(info.pixels for info, _ in opened.tiled.values())
+    opened.dtypes.update(info.dtype for info, _ in opened.tiled.values())
+    if config.nodata is None:  # the arrays' own no-data (xarray's _FillValue, rioxarray's nodata)
+        opened.nodata.update(info.nodata for i, (info, _) in opened.tiled.items() if i in run.arrays)
+        opened.nodata.discard(None)
+    if opened.nodata:  # say what is done to the data, and keep it in the store
+        values = ", ".join(f"{value:g}" for value in sorted(opened.nodata))
+        run.report(
+            f"pixels whose colour bands all equal the no-data value their input declares ({values}: "
+            "GDAL_NODATA, _FillValue) are left out; --nodata (nodata=) overrides it"
+        )
+        run.group.attrs["nodata_applied"] = sorted(opened.nodata)
+    _keep_tiled(run, opened)
+    return opened
+
+
+def _read_batch(run: Run, rows: range, *, keep: bool):
+    """Submit the task that reads a batch's headers (and with ``keep`` decodes and keeps its images)."""
+    config = run.config
+    return run.client.submit(
+        open_batch,
+        [None if i in run.arrays else run.names[i] for i in rows],
+        rows.start,
+        keep=keep,
+        chunk_bytes=config.chunk_bytes,
+        max_pixels=config.max_pixels,
+        channel_axis=config.channel_axis,
+        downloads=run.downloads,
+        pure=False,
+    )
+
+
+def _keep_budget(client: Client) -> float:
+    limits = [w.get("memory_limit") or 0 for w in client.scheduler_info()["workers"].values()]
+    return KEEP_DECODED_SHARE * sum(limits) if all(limits) and limits else KEEP_DECODED_BYTES
+
+
+def _keep_tiled(run: Run, opened: Opened) -> None:
+    """Few, small tiled images are decoded once and kept on the workers for both passes.
+
+    An image decoded whole (a big PNG) is one chunk; kept in memory, it is
+    split into bands of rows so that every worker thread samples and counts a part of it.
+    """
+    tiled = opened.tiled
+    decoded = sum(image.nbytes for _, image in tiled.values())
+    if not tiled or len(tiled) > KEEP_TILED_IMAGES or decoded > KEEP_TILED_BYTES:
+        return
+    threads = sum(run.client.nthreads().values())
+
+    def split(image: da.Array) -> da.Array:
+        if image.npartitions >= threads or image.shape[0] * image.shape[1] < SPLIT_PIXELS:
+            return image
+        return image.rechunk({0: -(-image.shape[0] // threads), 1: -1})
+
+    for index, (info, image) in tiled.items():
+        tiled[index] = (info, run.client.persist(split(image)))
+    opened.kept = True
+
+
+def _pass_failed(run: Run, opened: Opened, stage: str, key, exc: BaseException) -> None:
+    """A task of a pass over every image failed: a tiled image fails alone, dead workers stop the run.
+
+    A batch's task catches its images' errors itself, so its failure is not an image's fault.
+    """
+    if isinstance(exc, CLUSTER_FAILURES):
+        raise run.died(stage, key)
+    if isinstance(key, range):
+        raise exc
+    opened.tiled.pop(key, None)
+    run.failed(key, image_error(run.names[key], exc))
+
+
+def measure_range(run: Run, opened: Opened) -> None:
+    """``scale="minmax"``: each band's least and greatest valid value over all images.
+
+    The batches measured theirs in the first pass; tiled images take a pass of their own.
+    """
+    config, tasks = run.config, Pass()
+    for index in opened.tiled:
+        opened.submit(tasks, run, index, lambda info, image: band_range(image, run_spec(info, config)))
+    ranges = list(opened.band_ranges)
+    for index, found, error in tasks:
+        if error is not None:
+            _pass_failed(run, opened, "measuring", index, error)
+            continue
+        ranges.append(found)
+    if ranges:
+        run.display_range = combine_ranges(ranges)
+        run.group.attrs["display_range"] = run.display_range.tolist()
+
+
+def sample_run(run: Run, opened: Opened) -> np.ndarray | None:
+    """The sample of valid pixels, ``(m, 3)`` float32 in the clustering space; None when there is none.
+
+    Every pixel of every image has a key (:func:`~palette_dask.kernels.sample.pixel_keys`);
+    the sample is the ``sample_size`` valid pixels with the smallest keys,
+    whatever the batches, chunks and workers. The batches drew theirs in the
+    first pass. A mosaic read tile by tile is sampled from every chunk, by
+    default, so the sample is uniform over every valid pixel whatever the
+    layout; with ``sample_chunks`` below 1, from a seeded share of its own
+    chunks (:func:`~palette_dask.kernels.sample.cell_candidates`), unless it is kept
+    in memory. Either way each part keeps its pixels with keys below a
+    threshold (a little above ``size / pixels``), raised and drawn again
+    until no pixel of the sample can be missing.
+    """
+    config, client, size = run.config, run.client, run.config.sample_size
+    measured = config.scale in ("minmax", "percentile")  # candidates are raw band values until then
+    if config.scale == "minmax":
+        measure_range(run, opened)
+    merged, fraction = opened.candidates, sampling_fraction(opened.pixels, size)
+    # with sample_chunks < 1, mosaics not kept in memory whose own chunks can be read alone are
+    # sampled from a share of them; by default every chunk is read
+    chosen = config.sample_chunks < 1 and not opened.kept
+    subset = {i: info for i, (info, _) in opened.tiled.items() if chosen and cell_grid(info)}
+    share = cell_share(sum(cell_count(info) for info in subset.values()), config.sample_chunks)
+    while opened.tiled:
+        part = f", {share:.1%} of the chunks of {len(subset)}" if subset and share < 1 else ""
+        run.report(f"sampling {plural(len(opened.tiled), 'image')} read tile by tile{part}")
+        tasks, options = Pass(), {"seed": config.seed, "fraction": fraction, "size": size}
+        for index in opened.tiled:
+
+            def candidates(info, image, index=index, share=share, options=options):
+                spec = opened.spec(run, index, ranged=not measured)
+                if index in subset:  # a share of its cells, each read alone
+                    return cell_candidates(
+                        info, spec, index, share=share, cell_bytes=config.chunk_bytes, **options
+                    )
+                return image_candidates(image, spec, index, **options)
+
+            opened.submit(tasks, run, index, candidates)
+        found = opened.candidates
+        for index, part, error in tasks:
+            if error is not None:
+                _pass_failed(run, opened, "sampling", index, error)
+                subset.pop(index, None)
+                continue
+            found = merge_candidates([found, part], size)
+        merged = found
+        below = int((merged[:, 0] < fraction).sum())
+        if fraction < 1.0 and below < size:  # a pixel of the sample may be missing: a higher threshold
+            fraction = next_fraction(fraction, below, size)
+        elif subset and share < 1.0 and (len(merged) < size or merged[-1, 0] >= share):
+            share = min(1.0, 4 * share)  # too few cells for an even chance to every pixel: more, drawn again
+        else:
+            break
+    if len(merged) == 0:
+        return None
+    if measured:  # the candidates hold raw values so far
+        if config.scale == "percentile":
+            run.display_range = percentile_range(merged[:, 1:])
+            run.group.attrs["display_range"] = run.display_range.tolist()
+        _check_range(run)
+        merged = as_features(merged, PixelSpec((0, 1, 2), space=config.space).with_range(*run.display_range))
+    sample = merged[:, 1:].astype(np.float32)
+    _check_darkness(run, opened, sample)
+    if sample.nbytes <= LOCAL_FIT_BYTES:  # a few MB: fitted here, no round trips to the cluster
+        return sample
+    parts = np.array_split(sample, -(-len(sample) // 25_000))  # sent to the workers, not put in the graph
+    lazy = [da.from_delayed(client.scatter(p, hash=False), shape=p.shape, dtype=p.dtype) for p in parts]
+    return client.persist(da.concatenate(lazy))
+
+
+def _check_darkness(run: Run, opened: Opened, sample: np.ndarray) -> None:
+    """Warn when data wider than 8 bits shown by their type's range leave the sample near black."""
+    wide = sorted(dtype for dtype in opened.dtypes if dtype not in ("uint8", "bool"))
+    if run.config.scale != "dtype" or not wide or not len(sample):
+        return
+    lightness = sample[:, 0] if run.config.space == "lab" else srgb_to_lab(sample.astype(np.float64))[:, 0]
+    brightest = float(np.percentile(lightness, 99))
+    if brightest < DARK_LIGHTNESS:
+        warnings.warn(
+            f"the sampled pixels are near black (99% below CIELAB L* {brightest:.0f}): "
+            f"{', '.join(wide)} data fill a small part of their type's range, which --scale dtype "
+            "shows as 0-255; --scale percentile (or LOW,HIGH) spreads the values found",
+            PaletteDaskWarning,
+            stacklevel=2,
+        )
+
+
+def _check_range(run: Run) -> None:
+    """Warn of a band that --scale minmax or percentile finds constant: it shows as 0."""
+    low, high = np.asarray(run.display_range, np.float64)
+    for band in np.flatnonzero(high <= low):
+        warnings.warn(
+            f"band {band + 1} of the colours is constant ({low[band]:g}) over the valid pixels: "
+            f"--scale {run.config.scale} shows it as 0",
+            PaletteDaskWarning,
+            stacklevel=2,
+        )
+
+
+def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.ndarray) -> None:
+    """One pass: label and count every pixel; each batch is written whole as soon as it is finished.
+
+    ``centers`` are in the clustering space, ``centers_rgb`` the same as sRGB
+    floats (rounded, the colours shown); with no centres (no image had a
+    valid pixel) every image is stored as failed.
+    """
+    config, client, group = run.config, run.client, run.group
+    k = len(centers)
+    labels_store = str(group.store.root) if config.labels and k else None
+    if labels_store is not None:
+        group.require_group("labels")
+    readable = sum(len(rows) for rows in opened.batches) - len(run.failures)  # those that failed are not
+    run.report(f"counting the pixels of {plural(readable, 'image')}")
+    lookup = opened.pixels >= LOOKUP_PIXELS  # many pixels: 8-bit colours looked up in a table of all
+    arguments = (config, run.display_range, centers, centers_rgb, labels_store, lookup)
+    tasks = Pass()
+    for rows, batch in opened.batches.items():
+        tasks.submit(
+            rows,
+            lambda batch=batch: client.submit(batch_stats, batch, *arguments, pure=False),
+            again=lambda rows=rows: client.submit(
+                batch_stats, _read_batch(run, rows, keep=False), *arguments, pure=False
+            ),
+        )
+    label_paths = {}  # index → level 0 of a tiled image's label raster, written by its counting tasks
+    for index in opened.tiled if k else ():
+        label_paths[index] = (
+            create_labels(group, index, opened.tiled[index][1], centers_rgb) if labels_store else None
+        )
+
+        def count(info, image, index=index):
+            spec, labels = opened.spec(run, index), label_paths[index]
+            stats = image_stats(image, spec, centers, labels, centers_rgb=centers_rgb, lookup=lookup)
+            if not config.per_image:
+                return stats
+            # its own palette from its chunks' bins, in the same graph: each chunk read once for both
+            parts, colours = image_parts(image, spec), config.per_image
+            own = dask.delayed(palette_of_parts)(parts, colours, seed=config.seed, index=index)
+            return dask.delayed(tuple)([stats, own])
+
+        opened.submit(tasks, run, index, count)
+    batch_of = {i: rows for rows in opened.batches for i in opened.tiled if i in rows}
+    waiting = {rows: {i for i, r in batch_of.items() if r == rows} if k else set() for rows in opened.batches}
+    total, done = sum(len(rows) for rows in opened.batches), 0
+    opened.batches = {}  # the workers may free each batch's kept images once it is counted
+    results: dict[range, BatchCounts] = {}
+    tiled: dict[int, object] = {}  # index → its counts or why it failed, until its batch is written
+    for key, found, error in tasks:
+        rows = key if isinstance(key, range) else batch_of[key]
+        if rows in run.unfinished:
+            continue
+        if isinstance(error, CLUSTER_FAILURES):  # lost for good: the batch stays pending, for --resume
+            run.unfinished.append(rows)
+            run.report(f"not finished, workers died counting the batch of {run.names[rows.start]}")
+            continue
+        if isinstance(key, range):
+            if error is not None:
+                raise error  # a batch's task catches its images' errors: this is not an image's fault
+            results[rows] = found
+        else:
+            waiting[rows].discard(key)
+            if error is not None:
+                tiled[key] = error
+            else:  # its counts, and its own palette
+                stats, own = found if config.per_image else (found, None)
+                tiled[key] = (unpack_stats(stats), own)
+            if label_paths[key] and error is None:  # its pyramid, before its batch is stored
+                write_label_pyramid(label_paths[key])
+        if rows in results and not waiting[rows]:
+            result = results.pop(rows)
+            for index in rows:
+                if result.status[index - rows.start] == stores.PENDING:
+                    _fill(result, index, tiled.pop(index, None) or run.failures.get(index), run.names[index])
+            stores.write_batch(group, result)
+            done += len(rows)
+            run.progress("counting", done, total)
+            for position in np.flatnonzero(result.status == stores.FAILED):
+                run.failed(rows.start + int(position), result.errors[position], stored=True)
+
+
+def _fill(result: BatchCounts, index: int, outcome, name: str) -> None:
+    """Fill the row of an image its batch's task did not count: a tiled image's counts, or why it failed.
+
+    ``outcome`` is ``(counts, own palette or None)``, the reason (a str or an
+    exception), or None when there was no palette to count with.
+    """
+    row = index - result.start
+    if isinstance(outcome, str):
+        result.fail(row, outcome)
+    elif isinstance(outcome, BaseException):
+        result.fail(row, image_error(name, outcome))
+    elif outcome is None or outcome[0].valid == 0:
+        result.fail(row, one_line(no_valid_pixels(name)))
+    else:
+        result.done(row, *outcome)

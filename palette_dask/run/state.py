@@ -1,0 +1,213 @@
+"""State of a run: the driver's :class:`Run` and what the first pass found, :class:`Opened`.
+
+:func:`split_inputs` and :func:`open_or_create` turn a call's inputs and
+store into a run's names, arrays and store group (new, or one to resume).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import dask.array as da
+import numpy as np
+from distributed import Client
+
+from ..errors import ImageFailedError, RunIncompleteError, StoreError
+from ..inputs.read import array_image, read_image
+from ..inputs.sources import is_array, resolve_inputs
+from ..kernels.pixels import N_FEATURES, PixelSpec, run_spec
+from ..options import RunConfig
+from ..outputs import store as stores
+from .tasks import Pass
+
+Reporter = Callable[[str], None]
+
+
+def split_inputs(inputs) -> tuple[list[str], dict]:
+    """Image names, and the arrays among the inputs by their index in the names."""
+    if is_array(inputs) or isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    inputs = list(inputs)
+    if not any(is_array(item) for item in inputs):
+        return resolve_inputs(inputs), {}
+    names, arrays = [], {}
+    for position, item in enumerate(inputs):
+        if is_array(item):
+            name = getattr(item, "name", None) if hasattr(item, "dims") else None  # xarray's own name
+            arrays[len(names)] = item
+            names.append(f"array:{name}" if isinstance(name, str) and name else f"array:{position}")
+        else:
+            names.extend(resolve_inputs([item]))
+    return names, arrays
+
+
+def open_or_create(store, names, config: RunConfig, *, overwrite: bool, resume: bool):
+    """The run's store group: ``store`` made anew (in memory when None), or, with ``resume``, the one there.
+
+    A store to resume must hold the same inputs and parameters, else a :class:`StoreError` says which differ.
+    """
+    parameters = config.parameters
+    if resume and store is not None:
+        stores.check_store_path(store, resume=True)  # a store to finish, or nothing there yet
+    if resume and store is not None and stores.is_store(store):
+        stores.remove_partial_writes(store)
+        group = stores.open_store(store, mode="r+")
+        if group["image_status"].shape[0] != len(names) or not _same_names(group, names):
+            raise StoreError(f"{store}: holds a run over other inputs; resuming needs the same inputs")
+        stored = group.attrs.get("parameters") or {}
+        if stored != parameters:
+            differ = ", ".join(
+                f"{name} {stored.get(name)!r} (now {parameters.get(name)!r})"
+                for name in sorted(set(stored) | set(parameters))
+                if stored.get(name) != parameters.get(name)
+            )
+            raise StoreError(f"{store}: was made with {differ}; resuming needs the same parameters")
+        return group
+    attrs = {"parameters": parameters, "space": config.space, "inputs": names[:1000], "n_inputs": len(names)}
+    return stores.create_store(store, names, attrs=attrs, overwrite=overwrite, batch_size=config.batch_size)
+
+
+def _same_names(group, names: list[str]) -> bool:
+    stored = group["image_names"]
+    return all(
+        [str(s) for s in stored[rows.start : rows.stop]] == names[rows.start : rows.stop]
+        for rows in stores.batches(group)
+    )
+
+
+@dataclass
+class Run:
+    """What the stages share: the store, the inputs, the client, the configuration, and the failures seen."""
+
+    group: object
+    names: list[str]
+    arrays: dict
+    client: Client
+    config: RunConfig
+    report: Reporter
+    downloads: str | None = None
+    display_range: np.ndarray | None = None
+    failures: dict = field(default_factory=dict)  # index → reason, each reported once
+    unfinished: list = field(default_factory=list)  # batches whose workers died
+
+    def __post_init__(self):
+        stored = self.group.attrs.get("display_range")  # measured by the run this one resumes
+        self.display_range = None if stored is None else np.asarray(stored)
+
+    def pending_batches(self) -> list[range]:
+        """The batches with an image still pending (a batch is always done again whole)."""
+        status = self.group["image_status"][:]
+        pending = status == stores.PENDING
+        return [rows for rows in stores.batches(self.group) if pending[rows.start : rows.stop].any()]
+
+    def failed(self, index: int, reason: str, *, stored: bool = False) -> None:
+        """Report a failed image once; with ``on_error="fail"`` record it (unless ``stored``) and stop."""
+        if index in self.failures:
+            return
+        self.failures[index] = reason
+        if self.config.on_error == "fail":  # its error says which and why: one line, not two
+            if not stored:
+                stores.write_image_failed(self.group, index, reason)
+            raise ImageFailedError(
+                f"stopped at the first failure (--on-error fail, on_error='fail'): {reason}"
+            )
+        self.report(f"failed: {reason}")
+
+    def finish(self) -> None:
+        """Mark the store complete, unless workers died under some batches: those stay pending."""
+        if self.unfinished:
+            first = self.names[self.unfinished[0].start]
+            raise RunIncompleteError(
+                f"{sum(len(rows) for rows in self.unfinished)} image(s) not finished because workers died "
+                f"running their batch (first: {first}); the rest is stored: "
+                "finish with --resume (resume=True)"
+            )
+        stores.finish_store(self.group)
+
+    def died(self, stage: str, key) -> RunIncompleteError:
+        """Workers died under a pass that needs every image (reading, sampling, ranges): the run stops.
+
+        ``key`` is the batch (a range) or the tiled image (an index) whose tasks killed them.
+        """
+        first = self.names[key.start if isinstance(key, range) else key]
+        return RunIncompleteError(
+            f"image(s) not finished because workers died {stage} them (first: {first}); "
+            "what is stored stays: run again with --resume (resume=True)"
+        )
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        """Tell the reporter how far a pass is, when it follows progress (``report.update``)."""
+        update = getattr(self.report, "update", None)
+        if update is not None:
+            update(stage, done, total)
+
+
+@dataclass
+class Opened:
+    """The images of the pending batches after the first pass, ready to be sampled further and counted.
+
+    ``batches`` maps each batch's images to the future of its
+    :class:`~palette_dask.inputs.read.Batch` (headers, and the decoded images while
+    they are kept); ``tiled`` the images read tile by tile to their lazy
+    arrays; ``candidates`` is the sample of the batches' own images so far.
+    """
+
+    batches: dict  # range → Future of a Batch
+    tiled: dict = field(default_factory=dict)  # index → (ImageInfo, dask array)
+    pixels: int = 0
+    kept: bool = False  # the tiled images are held in the workers' memory
+    keep: bool = True  # the batches keep their decoded images (within the budget) for the counting pass
+    candidates: np.ndarray = field(default_factory=lambda: np.empty((0, 1 + N_FEATURES)))
+    band_ranges: list = field(default_factory=list)
+    nodata: set = field(default_factory=set)  # no-data values of the files' headers, applied
+    dtypes: set = field(default_factory=set)
+
+    def submit(self, tasks: Pass, run: Run, index: int, lazy) -> None:
+        """Submit ``lazy(info, image)``, a dask computation over a tiled image, to a pass.
+
+        Should the cluster lose it, it is submitted again over the image made
+        anew; an array given to the API goes in the task graph this time,
+        where no worker leaving can lose it (see :func:`array_entry`).
+        """
+
+        def again():
+            if index in run.arrays:
+                self.tiled[index] = array_entry(run, index, scatter=False)
+            else:
+                info = self.tiled[index][0]
+                self.tiled[index] = (info, read_image(info, chunk_bytes=run.config.chunk_bytes))
+            return run.client.compute(lazy(*self.tiled[index]))
+
+        tasks.submit(index, lambda: run.client.compute(lazy(*self.tiled[index])), again=again)
+
+    def spec(self, run: Run, index: int, *, ranged: bool = True) -> PixelSpec:
+        """The spec of a tiled image; with ``ranged=False``, without a measured display range."""
+        return run_spec(self.tiled[index][0], run.config, run.display_range if ranged else None)
+
+
+def array_entry(run: Run, index: int, *, scatter: bool = True) -> tuple:
+    """An array given to the API as a tiled image: its ImageInfo and lazy array.
+
+    An in-memory array is sent to the workers once (``scatter``), where no
+    worker can recompute it if the one holding it leaves; without ``scatter``
+    it is put in the task graph, whence dask recomputes any lost chunk.
+    """
+    array = run.arrays[index]
+    return array_image(
+        on_workers(run.client, array) if scatter else array,
+        run.names[index],
+        channel_axis=run.config.channel_axis,
+        chunk_bytes=run.config.chunk_bytes,
+    )
+
+
+def on_workers(client: Client, array):
+    """An in-memory array (numpy, or xarray over numpy) sent to the workers once, not put in the graph."""
+    data = getattr(array, "data", array) if hasattr(array, "dims") else array
+    if isinstance(data, da.Array):
+        return array
+    data = np.asarray(data)
+    lazy = da.from_delayed(client.scatter(data, hash=False), shape=data.shape, dtype=data.dtype)
+    return array.copy(data=lazy) if hasattr(array, "dims") else lazy
