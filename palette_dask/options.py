@@ -11,8 +11,9 @@ here and the code that uses it (ARCHITECTURE.md, "Adding an option").
 
 This module imports nothing heavy (no numpy, dask or numba): the command
 line parses its arguments before anything else is loaded. It is the
-package's longest module because it is a table: two thirds of it are the
-declarations themselves, one per option.
+package's longest module because it holds every option whole: its default,
+its check and its command-line reading, its declaration, and what derives
+from them; split, an option would again be written in several places.
 """
 
 from __future__ import annotations
