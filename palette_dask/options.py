@@ -40,6 +40,7 @@ __all__ = [
     "DEFAULT_N_INIT",
     "DEFAULT_CHUNK_BYTES",
     "DEFAULT_MAX_PIXELS",
+    "DEFAULT_MEMORY_BUDGET",
     "EXCLUDE_WITHIN",
     "MAX_PER_IMAGE",
     "MAX_BATCH_SIZE",
@@ -57,6 +58,10 @@ DEFAULT_N_INIT = 6
 DEFAULT_CHUNK_BYTES = 32 * 2**20
 #: Pillow's decompression-bomb error threshold: the most pixels of an image decoded whole.
 DEFAULT_MAX_PIXELS = 178_956_970
+#: Decoded images kept on the workers between the passes, in bytes, all workers together: past it
+#: they are decoded again. Keeping is worth it only where decoding costs more than first touching
+#: fresh memory (benchmarks/RESULTS.md, "Memory between the passes").
+DEFAULT_MEMORY_BUDGET = 2**30
 #: CIEDE2000 difference within which ``exclude`` leaves a pixel out.
 EXCLUDE_WITHIN = 6.0
 #: The most colours of a per-image palette (``per_image``).
@@ -174,6 +179,12 @@ def _check_on_error(value, _):
     return value
 
 
+def _check_memory_budget(value, _):
+    if not _whole(value) or value < 0:
+        raise ParameterError(f"memory_budget must be a whole number of bytes >= 0, got {value!r}")
+    return int(value)
+
+
 def _check_batch_size(value, _):
     if value is not None and not (_whole(value) and 1 <= value <= MAX_BATCH_SIZE):
         raise ParameterError(f"batch_size must be a whole number from 1 to {MAX_BATCH_SIZE}, got {value!r}")
@@ -258,6 +269,23 @@ def scale_argument(text: str):
     if not high > low:
         raise argparse.ArgumentTypeError(f"LOW,HIGH needs HIGH > LOW, got {text!r}")
     return (low, high)
+
+
+_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def byte_size(text: str) -> int:
+    """An argparse type: bytes, as ``512MiB``, ``2GB``, ``1.5G`` or ``0`` (units of 1024).
+
+    Examples
+    --------
+    >>> byte_size("512MiB"), byte_size("2GB"), byte_size("0")
+    (536870912, 2147483648, 0)
+    """
+    found = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(?:([kmgt])i?b?|b)?\s*", text.lower())
+    if found is None:
+        raise argparse.ArgumentTypeError(f"expected a size such as 512MiB or 2GB, got {text!r}")
+    return int(float(found.group(1)) * _UNITS[found.group(2) or ""])
 
 
 def number(text: str) -> float:
@@ -494,6 +522,14 @@ OPTIONS: tuple[Option, ...] = (
         stage="run", flag="--batch-size", parse=whole_number(1, MAX_BATCH_SIZE), metavar="N",
         stored="never",  # the store keeps its own, as its chunks
         help="images per batch: a task per pass, a chunk of the store (default: a 32nd of the images)",
+    ),
+    Option(
+        "memory_budget", DEFAULT_MEMORY_BUDGET, _check_memory_budget, "int",
+        "Bytes of decoded images kept on the workers from the first pass to the counting pass, all "
+        "workers together (each batch keeps at most its share); the others are decoded again. It "
+        "never changes a result.",
+        stage="run", flag="--memory-budget", parse=byte_size, metavar="SIZE", stored="never",
+        help="decoded images kept between the passes, e.g. 2GB or 0 (default: 1GiB)",
     ),
     Option(
         "on_error", "skip", _check_on_error, "str",

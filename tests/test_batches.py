@@ -13,6 +13,7 @@ from PIL import Image
 
 from palette_dask import extract_palette
 from palette_dask.errors import PaletteDaskWarning
+from palette_dask.inputs.read import open_batch
 from palette_dask.outputs.store import DONE, FAILED
 
 PER_IMAGE = (
@@ -70,6 +71,29 @@ def test_batch_sizes_1_7_and_256_give_identical_stores(mixed, tmp_path, client):
             np.testing.assert_array_equal(other[name], one[name], err_msg=f"batch size {size}: {name}")
     for name in ("inertia", "lab_error", "sample_inertia"):
         assert stores[1].attrs[name] == stores[256].attrs[name], name
+
+
+def test_memory_budgets_none_some_and_all_give_identical_stores(mixed, tmp_path, client):
+    """Images kept between the passes or decoded again: the same numbers."""
+    stores = {}
+    for budget in (0, 200_000, 2**40):
+        run(mixed, tmp_path / f"m{budget}.zarr", 7, client, labels=True, memory_budget=budget)
+        stores[budget] = every_array(zarr.open_group(tmp_path / f"m{budget}.zarr", mode="r"))
+    for budget in (0, 200_000):
+        assert set(stores[budget]) == set(stores[2**40])
+        for name, array in stores[2**40].items():
+            np.testing.assert_array_equal(stores[budget][name], array, err_msg=f"budget {budget}: {name}")
+
+
+def test_a_batch_keeps_decoded_images_up_to_its_budget_and_decodes_the_others(mixed):
+    paths = sorted(str(path) for path in mixed.glob("*.png") if "broken" not in path.name)[:6]
+    strict = [np.asarray(Image.open(path).convert("RGB")) for path in paths]
+    budget = strict[0].nbytes + strict[1].nbytes
+    batch = open_batch(paths, 0, keep=budget)
+    assert [pixels is not None for pixels in batch.pixels] == [True, True, False, False, False, False]
+    for (_, _, pixels), reference in zip(batch.images(), strict):
+        np.testing.assert_array_equal(pixels, reference)
+    assert open_batch(paths, 0, keep=0).pixels is None
 
 
 def test_a_bad_image_fails_alone_not_its_batch(mixed, client):

@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import functools
 import io
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -360,17 +361,18 @@ def open_batch(
     sources: list,
     start: int,
     *,
-    keep: bool = True,
+    keep: float = math.inf,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     channel_axis: int | None = None,
     downloads: str | None = None,
 ) -> Batch:
-    """Read the headers of one batch's images and, with ``keep``, decode the batch's own images now.
+    """Read the headers of one batch's images and decode now, and keep, up to ``keep`` bytes of them.
 
     ``sources`` holds None for the arrays given to the API. A decoded image
     stays in the batch (on the worker) for the passes to come, until
-    :func:`drop_pixels` lets it go.
+    :func:`drop_pixels` lets it go; the others are decoded by each pass, one
+    at a time. ``keep`` is in bytes (default: all; False or 0: none).
 
     Examples
     --------
@@ -378,7 +380,7 @@ def open_batch(
     >>> batch.infos, [str(failure) for _, _, failure in batch.images()]
     ([Failure(image='missing.png', reason='no such file'), None], ['missing.png: no such file'])
     """
-    infos, pixels = [], []
+    infos, pixels, left = [], [], keep
     for source in sources:
         decoded = None
         if source is None:
@@ -386,13 +388,15 @@ def open_batch(
         else:
             try:
                 info, decoded = _open_image(
-                    source, max_pixels, channel_axis, downloads, decode_up_to=chunk_bytes if keep else 0
+                    source, max_pixels, channel_axis, downloads, decode_up_to=min(chunk_bytes, left)
                 )
             except ImageReadError as exc:
                 info = Failure.of(source, one_line(exc))
+        if decoded is not None:
+            left -= decoded.nbytes
         infos.append(info)
         pixels.append(decoded)
-    return Batch(start, infos, chunk_bytes, pixels if keep else None)
+    return Batch(start, infos, chunk_bytes, pixels if any(p is not None for p in pixels) else None)
 
 
 def drop_pixels(batch: Batch) -> Batch:

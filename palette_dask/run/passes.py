@@ -15,7 +15,7 @@ import numpy as np
 from distributed import Client
 
 from ..errors import PaletteDaskError, PaletteDaskWarning, image_error, no_valid_pixels, one_line, plural
-from ..inputs.read import cell_grid, drop_pixels, open_batch, read_image
+from ..inputs.read import cell_grid, open_batch, read_image
 from ..kernels.colour import srgb_to_lab
 from ..kernels.count import LOOKUP_PIXELS, BatchCounts, batch_stats, image_stats, unpack_stats
 from ..kernels.fit import LOCAL_FIT_BYTES
@@ -37,12 +37,9 @@ from ..outputs.labels import create_labels, write_label_pyramid
 from .state import Opened, Run, array_entry
 from .tasks import CLUSTER_FAILURES, Pass
 
-#: Decoded images are kept in the workers' memory from the sampling pass to the
-#: counting pass (each image decoded once) when they total at most this share
-#: of the workers' memory; bigger runs decode twice and keep memory flat.
+#: Decoded images kept between the passes (``memory_budget``) never take more than this share of
+#: the workers' memory.
 KEEP_DECODED_SHARE = 0.25
-#: ... or this many bytes when the workers have no memory limit.
-KEEP_DECODED_BYTES = 2**30
 #: An image read tile by tile, of at least this many pixels in fewer chunks
 #: than the cluster has threads, is split into one band of rows per thread
 #: when it is kept in memory (a 16 MP PNG is one chunk when decoded).
@@ -54,14 +51,16 @@ DARK_LIGHTNESS = 20.0
 KEEP_TILED_IMAGES, KEEP_TILED_BYTES = 64, 512 * 2**20
 
 
-def open_images(run: Run, pending: list[range], *, sample: bool = True) -> Opened:
+def open_images(run: Run, pending: list[range], *, sample: bool = True, keep: bool = True) -> Opened:
     """First pass, a task per batch: read headers, decode and sample the small images, keep them if they fit.
 
     With ``sample=False`` (a resumed run, whose palette is stored) nothing is
-    sampled. Images too big for a batch, and arrays, become lazy tile-chunked arrays.
-    The decoded images stay on the workers for the counting pass while they
-    total at most the keep budget (:data:`KEEP_DECODED_SHARE`); past it,
-    every batch lets its images go and the counting pass decodes them again.
+    sampled; with ``keep=False`` (a sweep, which counts nothing) no image is
+    kept. Images too big for a batch, and arrays, become lazy tile-chunked arrays.
+    Each batch keeps its decoded images on the workers for the counting pass
+    up to its share of ``memory_budget`` (at most :data:`KEEP_DECODED_SHARE`
+    of the workers' memory), so they never total more; the counting pass
+    decodes the others again.
     """
     config, client = run.config, run.client
     n_images = sum(len(rows) for rows in pending)
@@ -71,10 +70,11 @@ def open_images(run: Run, pending: list[range], *, sample: bool = True) -> Opene
         colours = ", ".join(config.exclude)
         run.report(f"pixels within CIEDE2000 {config.exclude_within:g} of {colours} are left out, as masked")
     opened, tasks = Opened({}), Pass()
+    per_image = _keep_budget(client, config.memory_budget if keep else 0) / max(n_images, 1)
 
     def first_pass(rows: range):
-        def submit():  # the batch, read (and kept while the budget allows), then sampled
-            opened.batches[rows] = batch = _read_batch(run, rows, keep=opened.keep)
+        def submit():  # the batch, read (its share of the budget kept), then sampled
+            opened.batches[rows] = batch = _read_batch(run, rows, keep=per_image * len(rows))
             return client.submit(
                 sample_batch, batch, config, seed=config.seed,
                 size=config.sample_size if sample else 0, ranges=sample and config.scale == "minmax",
@@ -85,7 +85,7 @@ def open_images(run: Run, pending: list[range], *, sample: bool = True) -> Opene
 
     for rows in pending:
         tasks.submit(rows, first_pass(rows))
-    kept, budget, done = 0, _keep_budget(client), 0
+    done = 0
     for rows, summary, error in tasks:
         if error is not None:
             _pass_failed(run, opened, "reading", rows, error)
@@ -99,11 +99,6 @@ def open_images(run: Run, pending: list[range], *, sample: bool = True) -> Opene
             run.failed(index, reason)
         for index, info in summary.tiled:
             opened.tiled[index] = (info, read_image(info, chunk_bytes=config.chunk_bytes))
-        kept += summary.nbytes
-        if kept > budget and opened.keep:  # too much to keep: every batch lets go, and decodes again to count
-            # nothing else holds the batches that kept their pixels: the workers free them
-            opened.batches = {r: client.submit(drop_pixels, f, pure=False) for r, f in opened.batches.items()}
-            opened.keep = False
         done += len(rows)
         run.progress(stage, done, n_images)
     for rows in pending:
@@ -134,8 +129,8 @@ def open_images(run: Run, pending: list[range], *, sample: bool = True) -> Opene
     return opened
 
 
-def _read_batch(run: Run, rows: range, *, keep: bool):
-    """Submit the task that reads a batch's headers (and with ``keep`` decodes and keeps its images)."""
+def _read_batch(run: Run, rows: range, *, keep: float):
+    """Submit the task reading a batch's headers; it decodes and keeps up to ``keep`` bytes of images."""
     config = run.config
     return run.client.submit(
         open_batch,
@@ -150,9 +145,10 @@ def _read_batch(run: Run, rows: range, *, keep: bool):
     )
 
 
-def _keep_budget(client: Client) -> float:
+def _keep_budget(client: Client, budget: int) -> float:
+    """Bytes of decoded images kept: ``budget``, at most :data:`KEEP_DECODED_SHARE` of the workers' memory."""
     limits = [w.get("memory_limit") or 0 for w in client.scheduler_info()["workers"].values()]
-    return KEEP_DECODED_SHARE * sum(limits) if all(limits) and limits else KEEP_DECODED_BYTES
+    return min(budget, KEEP_DECODED_SHARE * sum(limits)) if all(limits) and limits else budget
 
 
 def _keep_tiled(run: Run, opened: Opened) -> None:

@@ -226,7 +226,7 @@ def sweep_k(
     with connect(client) as run_client, run_client.as_current():
         with download_folder(names, downloads, run_client) as folder:
             run = Run(group, names, arrays, run_client, config, report or _silent, folder)
-            opened = open_images(run, run.pending_batches())
+            opened = open_images(run, run.pending_batches(), keep=False)
             sample = sample_run(run, opened)
     failures = [Failure.of(names[index], reason) for index, reason in sorted(run.failures.items())]
     if sample is None:
