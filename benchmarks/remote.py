@@ -12,7 +12,10 @@ requests it answers. Through the API on a LocalCluster of 2 worker processes:
   reads a share of the tiles, the counting pass all of them;
 - **sample**: the sampling pass alone (``cell_candidates``);
 - **local**: the same run on the local file, for the time (after a first,
-  unmeasured run that warms up the workers).
+  unmeasured run that warms up the workers);
+- **tiled TIFF, not a COG**: the same pixels written by tifffile in 256²
+  deflate tiles, no overviews, its tag arrays after the tiles: a run over
+  http, against the file's size.
 
     .venv/bin/python benchmarks/remote.py [--side 8192] [--write benchmarks/RESULTS.md]
 """
@@ -57,6 +60,16 @@ def build_cog(side: int, folder: Path) -> Path:
     return path
 
 
+def build_plain(cog: Path) -> Path:
+    """The COG's full-resolution pixels as a plain tiled TIFF by tifffile (built once)."""
+    import tifffile
+
+    path = cog.with_name(cog.name.replace(".cog.tif", ".plain.tif"))
+    if not path.exists():
+        tifffile.imwrite(path, tifffile.imread(cog), tile=(256, 256), compression="deflate")
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--side", type=int, default=8192)
@@ -85,13 +98,13 @@ def main() -> None:
     ):
         url = f"{url}/{path.name}"
 
-        def measure(name, work):
+        def measure(name, work, file=path):
             handler.sent.clear()
             handler.requests.clear()
             start = time.perf_counter()
             work()
             seconds = time.perf_counter() - start
-            sent, requests = handler.sent[f"/{path.name}"], handler.requests[f"/{path.name}"]
+            sent, requests = handler.sent[f"/{file.name}"], handler.requests[f"/{file.name}"]
             rows.append((name, sent, requests, seconds))
 
         extract_palette(str(path), args.k, client=client)  # warm: compiled kernels, imports
@@ -120,6 +133,12 @@ def main() -> None:
                 )  # fmt: skip
             ).result(),
         )
+        plain = build_plain(path)
+        plain_url = url.rsplit("/", 1)[0] + f"/{plain.name}"
+        measure(
+            "tiled TIFF, not a COG: run", lambda: extract_palette(plain_url, args.k, client=client), plain
+        )
+    plain_sent = rows[-1][1]
     lines = [
         f"\n### Remote COG over http: bytes fetched (issue 14)\n\n`.venv/bin/python benchmarks/remote.py "
         f"--side {args.side}` on 2 worker processes, {time.strftime('%Y-%m-%d')}. The COG: {args.side}² RGB "
@@ -131,6 +150,10 @@ def main() -> None:
     for name, sent, requests, seconds in rows:
         ratio = f"{sent / tiles:.3f}" if sent else "-"
         lines.append(f"| {name} | {sent / 1e6:.1f} | {ratio} | {requests} | {seconds:.1f} |")
+    lines.append(
+        f"\nThe tiled TIFF that is no COG ({plain.stat().st_size / 1e6:.1f} MB): fetched "
+        f"{plain_sent / plain.stat().st_size:.3f}x its size (its row's ratio above is to the COG's tiles).\n"
+    )
     emit("\n".join(lines) + "\n", args.write)
 
 

@@ -62,6 +62,7 @@ def local(tmp_path_factory):
     write_png(root / "photos" / "a.png", rgb[:300, :400])
     write_png(root / "photos" / "more" / "b.png", rgb[-200:, -300:])
     tifffile.imwrite(root / "photos" / "c.tif", rgb[500:700, 900:1200], tile=(64, 64))
+    tifffile.imwrite(root / "plain.tif", rgb, tile=(256, 256), compression="deflate")  # tiled, not a COG
     (root / "photos" / "notes.txt").write_text("not an image")
     return root
 
@@ -199,6 +200,19 @@ def test_a_cog_over_http_gives_the_local_result_fetching_what_it_reads(
     np.testing.assert_array_equal(remote.centers, here.centers)
     np.testing.assert_array_equal(remote.image_counts, here.image_counts)
     assert remote.attrs["inertia"] == here.attrs["inertia"]
+
+
+def test_a_tiled_tiff_that_is_no_cog_over_http_is_read_about_once(www, local, process_client):
+    """Tiles, not a whole-file download, and each byte about once (the image kept between the passes)."""
+    url, handler = www
+    size = (local / "plain.tif").stat().st_size
+    handler.sent.clear()
+    options = {"client": process_client, "chunk_bytes": 2**22}  # 12 MB decoded: read tile by tile
+    remote = extract_palette(f"{url}/plain.tif", 6, **options)
+    assert size <= handler.sent["/plain.tif"] <= 1.1 * size
+    here = extract_palette(local / "plain.tif", 6, **options)
+    np.testing.assert_array_equal(remote.centers, here.centers)
+    np.testing.assert_array_equal(remote.image_counts, here.image_counts)
 
 
 def test_sampling_a_cog_over_http_fetches_a_share_of_its_tiles(www, local):

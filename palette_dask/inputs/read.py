@@ -88,7 +88,8 @@ def probe(
 def _open_image(source: str, max_pixels: int, channel_axis, downloads, decode_up_to: int = 0):
     """``(info, pixels)``: an image's header, and its pixels if it decodes to at most ``decode_up_to`` bytes.
 
-    A file that small is read once, header and pixels from the same bytes.
+    A file that small is read once, header and pixels from the same bytes; a
+    remote TIFF read by byte ranges only once its header says it is that small.
     """
     pixels = data = None
     if is_zarr_source(source):
@@ -97,7 +98,7 @@ def _open_image(source: str, max_pixels: int, channel_axis, downloads, decode_up
         by_ranges = reads_ranges(source) and serves_ranges(source)
         downloads = (downloads or process_folder()) if is_url(source) and not by_ranges else None
         with open_source(source, downloads) as handle:
-            data = handle.read() if file_size(handle) <= decode_up_to else None
+            data = handle.read() if not by_ranges and file_size(handle) <= decode_up_to else None
             if data is not None:
                 handle = io.BytesIO(data)
             head = handle.read(16)
@@ -108,6 +109,9 @@ def _open_image(source: str, max_pixels: int, channel_axis, downloads, decode_up
             if info is None:
                 probe_file = probe_tiff if head[:4] in TIFF_MAGIC else probe_pillow
                 info = probe_file(source, handle, max_pixels)
+            if by_ranges and info.nbytes <= decode_up_to:  # small enough: its bytes in one request
+                handle.seek(0)
+                data = handle.read()
         if downloads is not None:
             info = dataclasses.replace(info, downloads=downloads)
     if info.format == "pillow" and info.pixels > max_pixels:

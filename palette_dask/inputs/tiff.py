@@ -59,14 +59,16 @@ def tiff_regions(info: ImageInfo):
     strips) that a region needs are fetched in one request where they are
     stored together (a row of a COG's tiles), not one request per tile.
     """
+    import fsspec.caching
     import zarr
 
     with open_source(info.source, info.downloads) as handle, open_tiff(handle) as tif:
         store = tif.aszarr(series=0, level=0)
         page, array = tif.series[0].pages[0], zarr.open_array(store, mode="r")
         remote = hasattr(handle, "cache")  # fsspec's file, whose read-ahead cache keeps what it fetched last
-        if remote:
-            handle.cache.blocksize = 0  # the header is read: from here on, fetch exactly what is read
+        if remote:  # the header is read: from here on, fetch exactly what is read, and forget the header's
+            # bytes (kept, they cut a region's prefetch short, and its first tiles, read alone, evicted it)
+            handle.cache = fsspec.caching.ReadAheadCache(0, handle.cache.fetcher, handle.cache.size)
 
         def read(rows: slice, cols: slice) -> np.ndarray:
             if remote:
