@@ -128,9 +128,15 @@ def probe_pillow(source: str, handle, max_pixels: int) -> ImageInfo:
 
 
 def read_pillow(info: ImageInfo) -> np.ndarray:
-    """The whole image, decoded strictly by Pillow, as ``(rows, columns, bands)``."""
+    """The whole image as ``(rows, columns, bands)``: its bytes read once, then :func:`decode_bytes`.
+
+    The same decoders as the first pass's (imagecodecs where it is exact,
+    else Pillow), so an image decoded again to be counted costs what it did
+    to be sampled.
+    """
     with open_source(info.source, info.downloads) as handle:
-        return _pillow_pixels(info, handle)
+        data = handle.read()
+    return decode_bytes(info, data)
 
 
 def _pillow_pixels(info: ImageInfo, handle) -> np.ndarray:

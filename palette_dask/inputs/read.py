@@ -85,6 +85,10 @@ def probe(
     return _open_image(str(source), max_pixels, channel_axis, downloads)[0]
 
 
+#: Bytes read for the header of a PNG or JPEG that is not decoded now (a JPEG's EXIF may come first).
+HEADER_BYTES = 2**16
+
+
 def _open_image(source: str, max_pixels: int, channel_axis, downloads, decode_up_to: int = 0):
     """``(info, pixels)``: an image's header, and its pixels if it decodes to at most ``decode_up_to`` bytes.
 
@@ -105,7 +109,13 @@ def _open_image(source: str, max_pixels: int, channel_axis, downloads, decode_up
             if not head:
                 raise ImageReadError(f"{source}: empty file (0 bytes)")
             handle.seek(0)
-            info = quick_header(source, data) if data is not None else None
+            if data is not None:
+                info = quick_header(source, data)
+            elif head[:4] not in TIFF_MAGIC:  # a PNG's or JPEG's header lies in its first bytes
+                info = quick_header(source, handle.read(HEADER_BYTES))
+                handle.seek(0)
+            else:
+                info = None
             if info is None:
                 probe_file = probe_tiff if head[:4] in TIFF_MAGIC else probe_pillow
                 info = probe_file(source, handle, max_pixels)
