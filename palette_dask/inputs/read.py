@@ -384,9 +384,9 @@ def open_batch(
     """Read the headers of one batch's images and decode now, and keep, up to ``keep`` bytes of them.
 
     ``sources`` holds None for the arrays given to the API. A decoded image
-    stays in the batch (on the worker) for the passes to come, until
-    :func:`drop_pixels` lets it go; the others are decoded by each pass, one
-    at a time. ``keep`` is in bytes (default: all; False or 0: none).
+    stays in the batch (on the worker) for the passes to come; the others
+    are decoded by each pass, one at a time. ``keep`` is in bytes (default:
+    all; False or 0: none).
 
     Examples
     --------
@@ -411,8 +411,3 @@ def open_batch(
         infos.append(info)
         pixels.append(decoded)
     return Batch(start, infos, chunk_bytes, pixels if any(p is not None for p in pixels) else None)
-
-
-def drop_pixels(batch: Batch) -> Batch:
-    """The batch without its decoded images: the passes to come decode them again, one at a time."""
-    return dataclasses.replace(batch, pixels=None)
