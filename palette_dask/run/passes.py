@@ -70,11 +70,11 @@ def open_images(run: Run, pending: list[range], *, sample: bool = True, keep: bo
         colours = ", ".join(config.exclude)
         run.report(f"pixels within CIEDE2000 {config.exclude_within:g} of {colours} are left out, as masked")
     opened, tasks = Opened({}), Pass()
-    per_image = _keep_budget(client, config.memory_budget if keep else 0) / max(n_images, 1)
+    keep_per_image = _keep_budget(client, config.memory_budget if keep else 0) / max(n_images, 1)
 
     def first_pass(rows: range):
         def submit():  # the batch, read (its share of the budget kept), then sampled
-            opened.batches[rows] = batch = _read_batch(run, rows, keep=per_image * len(rows))
+            opened.batches[rows] = batch = _read_batch(run, rows, keep=keep_per_image * len(rows))
             return client.submit(
                 sample_batch, batch, config, seed=config.seed,
                 size=config.sample_size if sample else 0, ranges=sample and config.scale == "minmax",
