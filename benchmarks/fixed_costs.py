@@ -60,7 +60,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    import numpy as np
     from PIL import Image
     from skimage import data
 
@@ -72,9 +71,8 @@ def main() -> None:
         "imports of the stack (floor)": [sys.executable, "-c", IMPORTS],
         "tutorial script (peer)": [sys.executable, "-c", TUTORIAL, str(image), str(folder / "bar.png")],
         "palette-dask run IMAGE": [command, "run", str(image), "-q"],
-        "palette-dask run IMAGE -o STORE": [
-            command, "run", str(image), "-q", "-o", str(folder / "o.zarr"), "--overwrite",
-        ],  # fmt: skip
+        "palette-dask run IMAGE -o STORE": [command, "run", str(image), "-q", "-o", str(folder / "o.zarr")]
+        + ["--overwrite"],
     }
     warm = "palette_dask in a warm process (its second run)"
     times: dict[str, list[float]] = {name: [] for name in [*contenders, warm]}
@@ -92,7 +90,6 @@ def main() -> None:
     for name, values in times.items():
         median = statistics.median(values)
         print(f"| {name} | {median:.2f} | {min(values):.2f}-{max(values):.2f} | {median / floor:.2f}x |")
-    del np
 
 
 if __name__ == "__main__":
