@@ -424,6 +424,8 @@ def _print_result(args, result: PaletteResult) -> None:
         f"{plural(pixels['valid'], 'valid pixel')}, {pixels['masked']:,} masked; "
         + (f"store: {result.store}" if result.store else "no store kept (-o OUT.zarr keeps one)")
     )
+    if summary["palette_from"]:
+        print(f"palette applied from {summary['palette_from']} (not fitted): its colour ids")
     if summary["nodata"]:
         values, source = summary["nodata"]["values"], summary["nodata"]["from"]
         print(
@@ -525,6 +527,31 @@ def _search(args) -> int:
     return EXIT_OK
 
 
+def _compare(args) -> int:
+    from .outputs.compare import compare_results, write_comparison
+
+    if len(args.stores) < 2:
+        raise ParameterError("compare needs two or more stores")
+    vocabulary = _vocabulary(args)
+    results = [dataclasses.replace(load_result(s), vocabulary=vocabulary) for s in args.stores]
+    comparison = compare_results(results, args.stores)
+    if args.csv:
+        write_comparison(comparison, args.csv)
+    if args.json:
+        json.dump(comparison, sys.stdout)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    labels = [f"store {i + 1}" for i in range(len(args.stores))]
+    print(f" id  hex      name                {'  '.join(f'{label:>9s}' for label in labels)}     change")
+    for entry in comparison["palette"]:
+        shares = "  ".join(f"{share:9.2%}" for share in entry["shares"])
+        name, change = entry["name"][:18], entry["change"]
+        print(f"{entry['id']:3d}  {entry['hex']}  {name:18s}  {shares}  {change:+9.2%}")
+    for label, store in zip(labels, args.stores):
+        print(f"{label}: {store}")
+    return EXIT_OK
+
+
 def _report(args) -> int:
     from .outputs.report import html_report
 
@@ -533,7 +560,15 @@ def _report(args) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"run": _run, "show": _show, "demo": _demo, "sweep": _sweep, "report": _report, "search": _search}
+_COMMANDS = {
+    "run": _run,
+    "show": _show,
+    "demo": _demo,
+    "sweep": _sweep,
+    "report": _report,
+    "search": _search,
+    "compare": _compare,
+}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -109,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--names", metavar="FILE", help="colour names for --colour (default: the CSS names)")
     search.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
+    compare = sub.add_parser(
+        "compare", parents=[common], help="each colour's share in stores that share a palette (--palette)"
+    )
+    compare.add_argument("stores", nargs="+", metavar="STORE.zarr", help="two or more, the first's palette")
+    compare.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    compare.add_argument("--csv", metavar="FILE.csv", help="also write the table as CSV")
+    compare.add_argument("--names", metavar="FILE", help="colour names (default: the CSS names)")
     demo = sub.add_parser("demo", parents=[common], help="run on the sample photos shipped with scikit-image")
     _add_run_options(demo, default_store=False)
     demo.add_argument(

@@ -22,6 +22,7 @@ import argparse
 import functools
 import inspect
 import numbers
+import os
 import re
 import textwrap
 from collections.abc import Callable
@@ -183,6 +184,14 @@ def _check_memory_budget(value, _):
     if not _whole(value) or value < 0:
         raise ParameterError(f"memory_budget must be a whole number of bytes >= 0, got {value!r}")
     return int(value)
+
+
+def _check_palette(value, _):
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise ParameterError(f"palette must be the path of a store or of a palette file, got {value!r}")
+    return os.path.abspath(os.fspath(value))  # the store records where its palette came from
 
 
 def _check_batch_size(value, _):
@@ -514,6 +523,17 @@ OPTIONS: tuple[Option, ...] = (
         stage="run", flag="--per-image", parse=whole_number(1, MAX_PER_IMAGE), metavar="K",
         stored="when set",
         help="also give every image its own K colours and their shares (show --images lists them)",
+    ),
+    Option(
+        "palette", None, _check_palette, "str | None",
+        "A palette to apply instead of fitting one: a palette_dask store (its colours as fitted, in "
+        "its own ``space``) or a ``.json``, ``.csv`` or ``.gpl`` file of sRGB colours (as ``export`` "
+        "writes them, ids kept, or any list of colours; applied in ``space``). No sample is drawn and "
+        "nothing is fitted: every pixel is labelled and counted against these colours, with their "
+        "ids, so stores compare column by column; ``k`` is their number (see "
+        ":mod:`palette_dask.inputs.palettes`). The store records the path.",
+        stage="run", flag="--palette", metavar="STORE|FILE", stored="when set",
+        help="apply this palette (a store, or a .json, .csv or .gpl file of colours) instead of fitting one",
     ),
     Option(
         "batch_size", None, _check_batch_size, "int | None",

@@ -181,6 +181,7 @@ class PaletteResult:
             "complete": self.complete,
             "pixels": {"valid": int(self.counts.sum()), "masked": int(self.image_masked.sum())},
             "nodata": self.nodata,
+            "palette_from": params.get("palette"),
             "inertia": self.attrs.get("inertia"),
             "lab_error": self.attrs.get("lab_error"),
             "palette": self.palette(),

@@ -6,6 +6,7 @@ The CLI, the workflows and the notebooks all call :func:`extract_palette`::
     opened = open_images(run, pending)              # read, decode, sample: one task per batch
     sample = sample_run(run, opened)                # seeded, uniform, from every image
     fitted = fit_palette(sample, config.k)          # dask-ml k-means||, on the sample
+                                                    # (or a palette given: no sample, no fit)
     count_images(run, opened, centers, colors)      # one pass; each batch stored as it ends
 
 The images are divided into batches, the chunks of the store's per-image
@@ -38,6 +39,7 @@ from ..errors import (
     plural,
 )
 from ..inputs.fetch import download_folder
+from ..inputs.palettes import GivenPalette, read_palette
 from ..kernels.colour import lab_to_srgb
 from ..kernels.fit import fit_palette
 from ..kernels.pixels import N_FEATURES
@@ -111,6 +113,10 @@ def extract_palette(
     (5, 1.0, {'total': 1, 'done': 1, 'failed': 0})
     """
     labels = options.pop("labels", False) or labels_geotiff is not None
+    given = None
+    if options.get("palette") is not None:  # applied, not fitted: its number of colours, its space
+        given = read_palette(options["palette"], options.get("space", "lab"))
+        k, options["space"] = _palette_k(k, given), given.space
     config = RunConfig(k=k, labels=labels, **options)
     if labels and store is None:
         raise ParameterError("labels=True needs a store path to write the label rasters to")
@@ -122,6 +128,9 @@ def extract_palette(
     created = created and (not os.path.lexists(store) or stores.is_store(store))
     group = open_or_create(store, names, config, overwrite=overwrite, resume=resume)
     try:
+        if given is not None and "centers" not in group:  # _execute then samples nothing, fits nothing
+            stores.write_palette(group, given.centers, given.centers_rgb)
+            (report or _silent)(f"applying the {plural(config.k, 'colour')} of {given.source}")
         with connect(client) as run_client, run_client.as_current():
             with download_folder(names, downloads, run_client) as folder:
                 run = Run(group, names, arrays, run_client, config, report or _silent, folder)
@@ -146,6 +155,16 @@ def extract_palette(
             stacklevel=2,
         )
     return dataclasses.replace(result, store=None) if result.store and not os.path.exists(store) else result
+
+
+def _palette_k(k: int, given: GivenPalette) -> int:
+    """The ``k`` of a run applying ``given``: its number of colours (``k`` at its default, or equal)."""
+    if k not in (DEFAULT_K, len(given.centers)):
+        raise ParameterError(
+            f"k={k}, but the palette of {given.source} has {plural(len(given.centers), 'colour')}; "
+            "a palette applied gives k"
+        )
+    return len(given.centers)
 
 
 def _execute(run: Run) -> None:

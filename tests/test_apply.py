@@ -1,0 +1,141 @@
+"""Applying a stored palette (``palette=``, ``--palette``): no sample, no fit, the same colour ids."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import PHOTOS, SKIMAGE_DATA
+from PIL import Image
+
+from palette_dask import extract_palette
+from palette_dask.cli import main
+from palette_dask.errors import ParameterError
+from palette_dask.inputs.palettes import read_palette
+from palette_dask.kernels.colour import srgb_to_lab
+from palette_dask.outputs.render import export_palette
+from palette_dask.outputs.result import load_result
+
+LATER = [SKIMAGE_DATA / "chelsea.png", SKIMAGE_DATA / "rocket.jpg"]
+
+
+def numpy_counts(path, centers, space):
+    """Each colour's pixels by a plain numpy nearest-centre count (float64; ties to the lower id)."""
+    rgb = np.asarray(Image.open(path).convert("RGB")).reshape(-1, 3).astype(np.float64)
+    x = srgb_to_lab(rgb) if space == "lab" else rgb
+    distances = ((x[:, None, :] - np.asarray(centers, np.float64)[None]) ** 2).sum(axis=2)
+    return np.bincount(distances.argmin(axis=1), minlength=len(centers))
+
+
+@pytest.fixture(scope="module")
+def fitted(client, tmp_path_factory):
+    """A store fitted on half of a collection (k=6)."""
+    store = tmp_path_factory.mktemp("fitted") / "a.zarr"
+    return extract_palette(PHOTOS[:2], 6, store=store, client=client)
+
+
+@pytest.mark.parametrize("space", ["lab", "rgb"])
+def test_a_stores_palette_counts_later_images_as_numpy_does(client, tmp_path, space):
+    source = extract_palette(PHOTOS[:2], 6, store=tmp_path / "a.zarr", client=client, space=space)
+    lines = []
+    applied = extract_palette(
+        LATER, store=tmp_path / "b.zarr", client=client, palette=tmp_path / "a.zarr", report=lines.append
+    )
+    assert np.array_equal(applied.centers, source.centers) and applied.k == 6
+    assert applied.attrs["space"] == space
+    assert applied.attrs["parameters"]["palette"] == str(tmp_path / "a.zarr")
+    assert "sample_inertia" not in applied.attrs  # nothing was fitted
+    assert not any("sampl" in line or "fitting" in line for line in lines), lines
+    for i, path in enumerate(LATER):
+        assert np.array_equal(applied.image_counts[i], numpy_counts(path, source.centers, space)), path
+
+
+def test_a_store_applied_to_its_own_images_gives_its_own_counts(client, fitted, tmp_path):
+    again = extract_palette(PHOTOS[:2], client=client, palette=fitted.store)
+    assert np.array_equal(again.image_counts, fitted.image_counts)
+    assert again.attrs["inertia"] == pytest.approx(fitted.attrs["inertia"], rel=1e-12)
+
+
+def test_exported_files_keep_their_ids(fitted, tmp_path):
+    for suffix in (".json", ".csv", ".gpl"):
+        path = export_palette(fitted, tmp_path / f"p{suffix}")  # in share order: ids shuffled
+        given = read_palette(path, "lab")
+        if suffix == ".gpl":  # 8-bit colours
+            assert np.array_equal(given.centers_rgb, fitted.colors), suffix
+        else:
+            assert np.allclose(given.centers_rgb, fitted.centers_rgb, atol=5e-4), suffix
+        assert np.allclose(given.centers, srgb_to_lab(given.centers_rgb), atol=1e-4), suffix
+
+
+def test_plain_colour_lists_are_read_in_file_order(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps(["#ff0000", [0, 128, 0], {"hex": "0000ff"}]))
+    (tmp_path / "b.csv").write_text("R,G,B\n255,0,0\n0,128,0\n0,0,255\n")
+    gimp = "GIMP Palette\nName: three\n#\n255 0 0 red\n0 128 0\t green\n0 0 255 blue\n"
+    (tmp_path / "c.gpl").write_text(gimp)
+    for name in ("a.json", "b.csv", "c.gpl"):
+        given = read_palette(tmp_path / name, "rgb")
+        assert given.centers.tolist() == [[255, 0, 0], [0, 128, 0], [0, 0, 255]], name
+
+
+@pytest.mark.parametrize(
+    "name, text, problem",
+    [
+        ("twice.json", '["#ff0000", "#FF0000"]', "given twice"),
+        ("ids.json", '[{"id": 1, "hex": "#ff0000"}, {"id": 3, "hex": "#00ff00"}]', "ids must be 1 to 2"),
+        ("range.csv", "r,g,b\n300,0,0\n", "not sRGB from 0 to 255"),
+        ("empty.json", "[]", "holds no colour"),
+        ("columns.csv", "red;green\n1;2\n", "not a palette"),
+        ("bad.json", "{not json", "not a palette"),
+        ("header.gpl", "255 0 0 red\n", "GIMP Palette"),
+        ("colours.txt", "#ff0000\n", "nor a palette file"),
+    ],
+)
+def test_a_bad_palette_is_one_line_naming_it(tmp_path, name, text, problem):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(ParameterError) as caught:
+        read_palette(tmp_path / name, "lab")
+    message = str(caught.value)
+    assert message.startswith(str(tmp_path / name)) and problem in message and "\n" not in message
+
+
+def test_k_must_agree_with_the_palette(fitted, tmp_path):
+    with pytest.raises(ParameterError, match="has 6 colours"):
+        extract_palette(LATER, 3, palette=fitted.store, client="tcp://127.0.0.1:1")  # before connecting
+    with pytest.raises(ParameterError, match="not a palette_dask store"):
+        extract_palette(LATER, palette=tmp_path / "missing.zarr")
+
+
+def test_command_line_apply_show_search_and_resume(capsys, fitted, tmp_path):
+    store = tmp_path / "later.zarr"
+    argv = ["run", *map(str, LATER), "--palette", str(fitted.store), "-o", str(store), "--json"]
+    code = main([*argv, "--threads"])
+    document = json.loads(capsys.readouterr().out)
+    assert code == 0 and document["palette_from"] == str(fitted.store) and document["k"] == 6
+    applied = load_result(store)
+    assert [e["hex"] for e in applied.palette("lightness")] == [e["hex"] for e in fitted.palette("lightness")]
+    assert main(["show", str(store)]) == 0
+    assert f"palette applied from {fitted.store}" in capsys.readouterr().out
+    darkest = fitted.palette("lightness")[0]  # the same colour, by the same id, in both stores
+    for searched in (fitted.store, store):
+        assert main(["search", str(searched), "--colour", darkest["hex"], "--min-share", "0", "--json"]) == 0
+        found = json.loads(capsys.readouterr().out)
+        assert found["ids"] == [darkest["id"]] and found["found"] == 2, searched
+    assert main(["run", "--resume", str(store)]) == 0  # the store records its palette: nothing to do
+    assert "nothing to do" in capsys.readouterr().err
+
+
+def test_compare_gives_each_ids_share_in_every_store(capsys, client, fitted, tmp_path):
+    later = extract_palette(LATER, store=tmp_path / "later.zarr", client=client, palette=fitted.store)
+    stores = [str(fitted.store), str(later.store)]
+    assert main(["compare", *stores, "--json", "--csv", str(tmp_path / "c.csv")]) == 0
+    comparison = json.loads(capsys.readouterr().out)
+    assert comparison["stores"] == stores and [e["id"] for e in comparison["palette"]] == list(range(1, 7))
+    for entry in comparison["palette"]:
+        i = entry["id"] - 1
+        assert entry["shares"] == [float(fitted.proportions[i]), float(later.proportions[i])]
+        assert entry["counts"] == [int(fitted.counts[i]), int(later.counts[i])]
+        assert entry["change"] == pytest.approx(later.proportions[i] - fitted.proportions[i])
+    rows = (tmp_path / "c.csv").read_text().splitlines()
+    assert rows[0] == f"id,hex,name,{stores[0]},{stores[1]},change" and len(rows) == 7
+    other = extract_palette(LATER, 4, store=tmp_path / "other.zarr", client=client)  # fitted anew
+    assert main(["compare", stores[0], str(other.store)]) == 2
+    assert f"its palette is not that of {stores[0]}" in capsys.readouterr().err
