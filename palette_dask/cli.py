@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .cli_parser import UsageError, build_parser
 from .errors import ClusterError, InputError, PaletteDaskError, ParameterError, one_line, plural
-from .options import RunConfig, bands_argument, from_arguments, scale_argument
+from .options import RunConfig, bands_argument, from_arguments, is_default, scale_argument
 from .outputs.result import PaletteResult, load_result
 from .outputs.store import DONE
 
@@ -278,19 +278,26 @@ def _extract(args, inputs, store) -> PaletteResult:
     jobqueue = _jobqueue(args)
     vocabulary = _vocabulary(args)
     inputs = resolve_inputs(inputs)
-    if store is None and (args.labels or args.labels_geotiff or args.resume):
+    append = getattr(args, "append", False)
+    if store is None and (args.labels or args.labels_geotiff or args.resume or append):
+        flag = "--resume" if args.resume else "--append" if append else "--labels"
         raise ParameterError(
-            f"{'--resume' if args.resume else '--labels'} needs a store: -o OUT.zarr (without -o the results "
-            "are kept in memory only)"
+            f"{flag} needs a store: -o OUT.zarr (without -o the results are kept in memory only)"
         )
-    check_store_path(store, overwrite=args.overwrite, resume=args.resume)
+    check_store_path(store, overwrite=args.overwrite, resume=args.resume, append=append)
     _check_outputs(args, inputs, store)
     if args.labels_geotiff:
-        check_geotiff_folder(args.labels_geotiff, inputs, replace=args.overwrite or args.resume)
+        check_geotiff_folder(args.labels_geotiff, inputs, replace=args.overwrite or args.resume or append)
     report = _reporter(args)  # the command reports failures itself: no Python warning
     options = from_arguments(args, "run")
+    if append:  # the store's parameters, but for the options given
+        options = {name: value for name, value in options.items() if not is_default(name, value)}
     options.update(
-        store=store, resume=args.resume, overwrite=args.overwrite, labels_geotiff=args.labels_geotiff
+        store=store,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        append=append,
+        labels_geotiff=args.labels_geotiff,
     )
     ours = store is not None and (not os.path.lexists(store) or is_store(store))  # this run may remove it
     try:

@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="image file, directory, glob, list file, zarr array or URL; none with --resume STORE",
     )  # fmt: skip
     _add_run_options(run, default_store=None)
+    run.add_argument(
+        "--append", action="store_true",
+        help="add the inputs to the store -o names and count them with its palette and parameters",
+    )  # fmt: skip
 
     show = sub.add_parser("show", parents=[common], help="print the palette of a store")
     show.add_argument("store", metavar="OUT.zarr")

@@ -719,6 +719,11 @@ def add_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
         parser.add_argument(option.flag, dest=option.name, default=default, help=option.help, **extra)
 
 
+def is_default(name: str, value) -> bool:
+    """Whether ``value`` is option ``name``'s default (a command line's list compared as its tuple)."""
+    return (tuple(value) if isinstance(value, list) else value) == _BY_NAME[name].default
+
+
 def from_arguments(args: argparse.Namespace, stage: str) -> dict:
     """The options a parsed command line gives, by name (those of this stage and before)."""
     return {o.name: getattr(args, o.name) for o in options_of(stage) if o.flag and hasattr(args, o.name)}

@@ -9,7 +9,7 @@ from PIL import Image
 
 from palette_dask import extract_palette
 from palette_dask.cli import main
-from palette_dask.errors import ParameterError
+from palette_dask.errors import ParameterError, StoreError
 from palette_dask.inputs.palettes import read_palette
 from palette_dask.kernels.colour import srgb_to_lab
 from palette_dask.outputs.render import export_palette
@@ -139,3 +139,45 @@ def test_compare_gives_each_ids_share_in_every_store(capsys, client, fitted, tmp
     other = extract_palette(LATER, 4, store=tmp_path / "other.zarr", client=client)  # fitted anew
     assert main(["compare", stores[0], str(other.store)]) == 2
     assert f"its palette is not that of {stores[0]}" in capsys.readouterr().err
+
+
+def test_append_counts_new_images_with_the_stores_palette(client, tmp_path):
+    store = tmp_path / "grown.zarr"
+    first = extract_palette(PHOTOS, 6, store=store, client=client, batch_size=2, per_image=3)
+    lines = []
+    grown = extract_palette([*LATER, PHOTOS[0]], store=store, client=client, append=True, report=lines.append)
+    assert f"skipping 1 image(s) already in {store}" in lines and not any("fitting" in line for line in lines)
+    assert grown.image_names == [*map(str, PHOTOS), *map(str, LATER)] and (grown.image_status == 1).all()
+    assert np.array_equal(grown.centers, first.centers) and grown.complete
+    assert np.array_equal(grown.image_counts[:3], first.image_counts)  # the images it held: unchanged
+    for i, path in enumerate(LATER):
+        assert np.array_equal(grown.image_counts[3 + i], numpy_counts(path, first.centers, "lab")), path
+    assert np.array_equal(grown.counts, grown.image_counts.sum(axis=0))
+    assert grown.image_palettes.shape == (5, 3, 3) and grown.image_palette_shares[3:].sum() > 0
+    with pytest.raises(StoreError, match=r"was made with k 6 \(now 4\); appending needs the same"):
+        extract_palette(LATER, 4, store=store, client=client, append=True)
+    again = extract_palette(LATER, store=store, client=client, append=True)  # all held: nothing to do
+    assert again.image_names == grown.image_names
+
+
+def test_command_line_append_then_resume(capsys, fitted, tmp_path):
+    store = tmp_path / "a.zarr"
+    assert main(["run", str(PHOTOS[0]), "-o", str(store), "-k", "4", "--threads", "-q"]) == 0
+    capsys.readouterr()
+    code = main(["run", *map(str, LATER), "-o", str(store), "--append", "--threads", "--json"])
+    document = json.loads(capsys.readouterr().out)
+    assert code == 0 and document["k"] == 4 and document["images"] == {"total": 3, "done": 3, "failed": 0}
+    assert main(["run", "--resume", str(store), "--threads"]) == 0  # the appended names are the store's
+    assert "nothing to do" in capsys.readouterr().err
+    assert main(["run", str(LATER[0]), "--append", "--threads"]) == 2  # no store named
+    assert "--append needs a store" in capsys.readouterr().err
+    assert main(["run", str(LATER[0]), "-o", str(tmp_path / "none.zarr"), "--append"]) == 1
+    assert "not a palette_dask store" in capsys.readouterr().err
+
+
+def test_a_store_in_object_storage_is_refused_before_anything_runs(capsys):
+    for url in ("s3://bucket/run.zarr", "gs://bucket/run.zarr"):
+        assert main(["run", str(PHOTOS[0]), "-o", url, "--threads"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"palette-dask: {url}: a store is written to a folder on disk")
+        assert "dashboard" not in err  # no cluster was started

@@ -46,6 +46,7 @@ __all__ = [
     "DONE",
     "FAILED",
     "create_store",
+    "append_images",
     "check_store_path",
     "is_store",
     "open_store",
@@ -135,6 +136,26 @@ def create_store(
             **dims("image", "own_color"),
         )  # fmt: skip
     return group
+
+
+def append_images(group: zarr.Group, image_names: list[str]) -> range:
+    """Grow every per-image array of ``group`` by ``image_names``, pending; returns their indices.
+
+    The store's batches stay its chunks: the new images fill its last batch,
+    then new ones. The store is marked incomplete until they are counted.
+    """
+    n, batch = group["image_status"].shape[0], group["image_status"].chunks[0]
+    total = n + len(image_names)
+    for name, array in group.arrays():
+        if name.startswith("image_"):  # their first axis is the image
+            array.resize((total, *array.shape[1:]))
+    names, start = group["image_names"], n
+    while start < total:  # as created: a chunk at a time
+        stop = min((start // batch + 1) * batch, total)
+        names[start:stop] = np.array(image_names[start - n : stop - n], dtype=object)
+        start = stop
+    group.attrs.update({"n_inputs": total, "complete": False})
+    return range(n, total)
 
 
 def batches(group: zarr.Group) -> list[range]:
@@ -240,12 +261,12 @@ def _foreign_entry(root: Path) -> str | None:
 
 
 def check_store_path(
-    path: str | os.PathLike | None, *, overwrite: bool = False, resume: bool = False
+    path: str | os.PathLike | None, *, overwrite: bool = False, resume: bool = False, append: bool = False
 ) -> None:
-    """Refuse, before anything runs, a store path that the run must not create, replace or resume.
+    """Refuse, before anything runs, a store path that the run must not create, replace, resume or grow.
 
-    A path that does not exist, or an empty folder, is free. ``resume`` needs a
-    palette_dask store there. ``overwrite`` replaces only a palette_dask store
+    A path that does not exist, or an empty folder, is free. ``resume`` and
+    ``append`` need a palette_dask store there. ``overwrite`` replaces only a palette_dask store
     (recognised by :func:`is_store`) that holds nothing but what zarr wrote: a
     file, a link, a folder of photos or any other folder is refused, untouched.
 
@@ -262,16 +283,20 @@ def check_store_path(
     palette_dask.errors.StoreError: README.md: is a file, not a palette_dask store; \
 --overwrite only replaces a store made by palette-dask: choose another output
     """
+    if path is not None and "://" in str(path):  # zarr would take it, but not this module's checks
+        raise StoreError(
+            f"{path}: a store is written to a folder on disk (local or mounted); object storage "
+            "(s3://, gs://, az://) is not written to yet"
+        )
     if path is None or not os.path.lexists(path):
         return
     if os.path.isdir(path) and not os.path.islink(path) and not any(Path(path).iterdir()):
         return  # an empty folder: nothing in it to lose
     recognised = is_store(path)
-    if resume:
+    if resume or append:
         if not recognised:
-            raise StoreError(
-                f"{path}: not a palette_dask store; --resume finishes a store made by palette-dask"
-            )
+            doing = "--append adds images to" if append else "--resume finishes"
+            raise StoreError(f"{path}: not a palette_dask store; {doing} a store made by palette-dask")
         return
     if not overwrite:
         if recognised:

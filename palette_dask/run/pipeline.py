@@ -50,7 +50,7 @@ from ..outputs.result import PaletteResult, load_result
 from .choose import Sweep, fit_sweep
 from .cluster import connect
 from .passes import count_images, open_images, sample_run
-from .state import Opened, Reporter, Run, open_or_create, split_inputs
+from .state import Opened, Reporter, Run, open_or_create, open_to_append, split_inputs
 
 __all__ = ["RunConfig", "extract_palette", "sweep_k", "ImageFailedError", "RunIncompleteError"]
 
@@ -64,6 +64,7 @@ def extract_palette(
     client: Client | str | None = None,
     overwrite: bool = False,
     resume: bool = False,
+    append: bool = False,
     downloads: str | None = None,
     labels_geotiff: str | os.PathLike | None = None,
     report: Reporter | None = None,
@@ -83,6 +84,10 @@ def extract_palette(
     overwrite, resume : bool
         What to do when ``store`` exists: replace it (only a palette_dask
         store), or finish its pending batches with its own palette.
+    append : bool
+        Add the images of ``inputs`` to the store ``store`` and count them
+        with its palette and parameters (the options given must be its own);
+        an image already in it is skipped. A killed append is finished by ``resume``.
     downloads : str, optional
         Folder where URL inputs are downloaded, once each; by default a
         temporary one, removed at the end of the run.
@@ -114,19 +119,27 @@ def extract_palette(
     """
     labels = options.pop("labels", False) or labels_geotiff is not None
     given = None
-    if options.get("palette") is not None:  # applied, not fitted: its number of colours, its space
+    if options.get("palette") is not None and not append:  # applied, not fitted: its colours, its space
         given = read_palette(options["palette"], options.get("space", "lab"))
         k, options["space"] = _palette_k(k, given), given.space
     config = RunConfig(k=k, labels=labels, **options)
-    if labels and store is None:
-        raise ParameterError("labels=True needs a store path to write the label rasters to")
+    if (labels or append) and store is None:
+        raise ParameterError(f"{'append' if append else 'labels'}=True needs a store path")
+    if append and (overwrite or resume):
+        raise ParameterError("append=True adds to a store: neither overwrite nor resume with it")
     names, arrays = split_inputs(inputs)
+    if append and arrays:
+        raise ParameterError("append=True adds image files and URLs; arrays given from Python cannot be")
     if labels_geotiff is not None:
-        check_geotiff_folder(labels_geotiff, names, replace=overwrite or resume)
-    # a store this run makes (not one it resumes, nor a folder that was there) goes if it keeps nothing
-    created = store is not None and not (resume and stores.is_store(store))
+        check_geotiff_folder(labels_geotiff, names, replace=overwrite or resume or append)
+    # a store this run makes (not one it resumes or grows, nor a folder there) goes if it keeps nothing
+    created = store is not None and not append and not (resume and stores.is_store(store))
     created = created and (not os.path.lexists(store) or stores.is_store(store))
-    group = open_or_create(store, names, config, overwrite=overwrite, resume=resume)
+    if append:  # the store's run, grown: its parameters and palette
+        explicit = set(options) | ({"k"} if k != DEFAULT_K else set()) | ({"labels"} if labels else set())
+        group, names, config = open_to_append(store, names, config, explicit, report or _silent)
+    else:
+        group = open_or_create(store, names, config, overwrite=overwrite, resume=resume)
     try:
         if given is not None and "centers" not in group:  # _execute then samples nothing, fits nothing
             stores.write_palette(group, given.centers, given.centers_rgb)

@@ -55,18 +55,61 @@ def open_or_create(store, names, config: RunConfig, *, overwrite: bool, resume: 
         stores.remove_partial_writes(store)
         group = stores.open_store(store, mode="r+")
         if group["image_status"].shape[0] != len(names) or not _same_names(group, names):
-            raise StoreError(f"{store}: holds a run over other inputs; resuming needs the same inputs")
-        stored = group.attrs.get("parameters") or {}
-        if stored != parameters:
-            differ = ", ".join(
-                f"{name} {stored.get(name)!r} (now {parameters.get(name)!r})"
-                for name in sorted(set(stored) | set(parameters))
-                if stored.get(name) != parameters.get(name)
+            raise StoreError(
+                f"{store}: holds a run over other inputs; resuming needs the same inputs "
+                "(--append adds images to it)"
             )
-            raise StoreError(f"{store}: was made with {differ}; resuming needs the same parameters")
+        _check_parameters(store, group.attrs.get("parameters") or {}, parameters, "resuming")
         return group
     attrs = {"parameters": parameters, "space": config.space, "inputs": names[:1000], "n_inputs": len(names)}
     return stores.create_store(store, names, attrs=attrs, overwrite=overwrite, batch_size=config.batch_size)
+
+
+def _check_parameters(store, stored: dict, parameters: dict, doing: str) -> None:
+    """A :class:`StoreError` naming each parameter the store was made with otherwise."""
+    if stored != parameters:
+        differ = ", ".join(
+            f"{name} {stored.get(name)!r} (now {parameters.get(name)!r})"
+            for name in sorted(set(stored) | set(parameters))
+            if stored.get(name) != parameters.get(name)
+        )
+        raise StoreError(f"{store}: was made with {differ}; {doing} needs the same parameters")
+
+
+def open_to_append(store, names: list[str], asked: RunConfig, explicit: set[str], report: Reporter):
+    """The store ``store`` grown by the images of ``names`` it does not hold yet, and its config.
+
+    The run is the store's: its parameters, palette and batches. Options in
+    ``explicit`` (those the caller set) must be the store's, else a
+    :class:`StoreError` names them; ``asked`` gives those a store never
+    records (how, not what, is computed). A name already in the store is
+    skipped (reported); the store's names are read a batch at a time.
+
+    Returns
+    -------
+    group, names, config
+        The store's group, all of its image names (old, then new), the run's config.
+    """
+    group = stores.open_store(store, mode="r+")
+    stores.remove_partial_writes(store)
+    parameters = group.attrs.get("parameters") or {}
+    never = {name: getattr(asked, name) for name in ("memory_budget", "on_error")}
+    config = RunConfig.from_parameters(parameters, batch_size=group.attrs.get("batch_size"), **never)
+    mine = {name: value for name, value in asked.parameters.items() if name in explicit}
+    _check_parameters(store, {name: parameters.get(name) for name in mine}, mine, "appending")
+    new, held = dict.fromkeys(names), []
+    for rows in stores.batches(group):
+        for name in group["image_names"][rows.start : rows.stop]:
+            held.append(str(name))
+            if held[-1] in new:
+                del new[held[-1]]
+    skipped = len(set(names)) - len(new)
+    if skipped:
+        report(f"skipping {skipped:,} image(s) already in {store}")
+    if new:
+        stores.append_images(group, list(new))
+        report(f"adding {len(new):,} image(s) to the {len(held):,} of {store}")
+    return group, held + list(new), config
 
 
 def _same_names(group, names: list[str]) -> bool:
