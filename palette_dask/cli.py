@@ -284,6 +284,8 @@ def _extract(args, inputs, store) -> PaletteResult:
         raise ParameterError(
             f"{flag} needs a store: -o OUT.zarr (without -o the results are kept in memory only)"
         )
+    if append and (args.resume or args.overwrite):
+        raise ParameterError("--append adds to a store: not with --resume or --overwrite")
     check_store_path(store, overwrite=args.overwrite, resume=args.resume, append=append)
     _check_outputs(args, inputs, store)
     if args.labels_geotiff:

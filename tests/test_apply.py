@@ -1,6 +1,7 @@
 """Applying a stored palette (``palette=``, ``--palette``): no sample, no fit, the same colour ids."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -97,6 +98,22 @@ def test_a_bad_palette_is_one_line_naming_it(tmp_path, name, text, problem):
     assert message.startswith(str(tmp_path / name)) and problem in message and "\n" not in message
 
 
+def test_a_palette_file_with_a_byte_order_mark_keeps_its_ids(tmp_path):
+    (tmp_path / "bom.csv").write_text("\ufeffid,hex,r,g,b\n2,#ff0000,255,0,0\n1,#0000ff,0,0,255\n")
+    assert read_palette(tmp_path / "bom.csv", "rgb").centers.tolist() == [[0, 0, 255], [255, 0, 0]]
+
+
+def test_resuming_an_applied_store_needs_no_palette_file(client, tmp_path):
+    (tmp_path / "p.json").write_text(json.dumps(["#ff0000", "#00ff00", "#0000ff"]))
+    store = tmp_path / "r.zarr"
+    first = extract_palette(LATER, palette=tmp_path / "p.json", store=store, client=client)
+    (tmp_path / "p.json").unlink()  # the store holds what it applied
+    again = extract_palette(LATER, palette=tmp_path / "p.json", store=store, client=client, resume=True)
+    assert np.array_equal(again.image_counts, first.image_counts) and again.k == 3
+    with pytest.raises(ParameterError, match="scale='minmax' is measured on a run's own sample"):
+        extract_palette(LATER, palette=store, scale="minmax", client="tcp://127.0.0.1:1")
+
+
 def test_k_must_agree_with_the_palette(fitted, tmp_path):
     with pytest.raises(ParameterError, match="has 6 colours"):
         extract_palette(LATER, 3, palette=fitted.store, client="tcp://127.0.0.1:1")  # before connecting
@@ -142,12 +159,16 @@ def test_compare_gives_each_ids_share_in_every_store(capsys, client, fitted, tmp
 
 
 def test_append_counts_new_images_with_the_stores_palette(client, tmp_path):
-    store = tmp_path / "grown.zarr"
-    first = extract_palette(PHOTOS, 6, store=store, client=client, batch_size=2, per_image=3)
+    store, photos = tmp_path / "grown.zarr", []
+    for photo in PHOTOS:
+        photos.append(tmp_path / photo.name)
+        shutil.copy(photo, photos[-1])
+    first = extract_palette(photos, 6, store=store, client=client, batch_size=2, per_image=3)
+    photos[2].write_bytes(b"gone")  # held in the last batch, which the new images fill: never read again
     lines = []
-    grown = extract_palette([*LATER, PHOTOS[0]], store=store, client=client, append=True, report=lines.append)
+    grown = extract_palette([*LATER, photos[0]], store=store, client=client, append=True, report=lines.append)
     assert f"skipping 1 image(s) already in {store}" in lines and not any("fitting" in line for line in lines)
-    assert grown.image_names == [*map(str, PHOTOS), *map(str, LATER)] and (grown.image_status == 1).all()
+    assert grown.image_names == [*map(str, photos), *map(str, LATER)] and (grown.image_status == 1).all()
     assert np.array_equal(grown.centers, first.centers) and grown.complete
     assert np.array_equal(grown.image_counts[:3], first.image_counts)  # the images it held: unchanged
     for i, path in enumerate(LATER):

@@ -204,8 +204,11 @@ def test_the_readme_quick_start_runs_top_to_bottom_in_one_folder(capsys, tmp_pat
             Path(target).write_text(out)
     assert json.loads(Path("palette.json").read_text())["images"]["done"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "bar.png", "curve.png", "palette.json", "photos", "photos.zarr", "report.html", "scene.tif"
+        "bar.png", "change.csv", "curve.png", "palette.json", "photos", "photos.zarr", "report.html",
+        "scene.tif", "scene.zarr",
     ]  # fmt: skip
+    grown, scene = load_result("photos.zarr"), load_result("scene.zarr")
+    assert len(grown.image_names) == 4 and np.array_equal(grown.image_counts[3], scene.image_counts[0])
 
 
 def test_resume_from_another_folder_and_by_the_store_alone(capsys, tmp_path, monkeypatch):

@@ -75,6 +75,8 @@ def read_palette(source: str | os.PathLike, space: str) -> GivenPalette:
     from ..kernels.colour import lab_to_srgb, srgb_to_lab
     from ..outputs.store import is_store, open_store
 
+    if not isinstance(source, (str, os.PathLike)):
+        raise ParameterError(f"palette must be the path of a store or of a palette file, got {source!r}")
     path = os.fspath(source)
     if is_store(path):
         group = open_store(path, mode="r")
@@ -93,7 +95,7 @@ def read_palette(source: str | os.PathLike, space: str) -> GivenPalette:
             f"{path}: not a palette_dask store, nor a palette file ({', '.join(PALETTE_SUFFIXES)})"
         )
     try:
-        with open(path, newline="" if suffix == ".csv" else None) as handle:
+        with open(path, newline="" if suffix == ".csv" else None, encoding="utf-8-sig") as handle:
             text = handle.read()
         ids, rgb = {".json": _from_json, ".csv": _from_csv, ".gpl": _from_gpl}[suffix](text)
     except OSError as exc:
@@ -146,7 +148,7 @@ def _from_gpl(text: str):
         raise ValueError("a .gpl file begins with the line 'GIMP Palette'")
     ids, rgb = [], []
     for line in lines[1:]:
-        if not line.strip() or line.startswith("#") or line.split(":")[0] in ("Name", "Columns"):
+        if not line.strip() or line.lstrip().startswith("#") or line.split(":")[0] in ("Name", "Columns"):
             continue
         fields = line.split()
         rgb.append(_colour([float(v) for v in fields[:3]]))
@@ -167,7 +169,9 @@ def _checked(path: str, ids: list, rgb: list) -> np.ndarray:
         try:
             numbers = [int(i) for i in ids]
         except ValueError:
-            raise ParameterError(f"{path}: the ids must be whole numbers") from None
+            numbers = None
+        if numbers is None or any(float(i) != n for i, n in zip(ids, numbers)):
+            raise ParameterError(f"{path}: the ids must be whole numbers")
         if sorted(numbers) != list(range(1, len(numbers) + 1)):
             raise ParameterError(f"{path}: the ids must be 1 to {len(numbers)}, each once")
         colours = colours[np.argsort(numbers)]

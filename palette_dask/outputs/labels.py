@@ -11,6 +11,7 @@ that count its chunks, each its own chunk (:func:`create_labels`), then
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,3 +150,45 @@ def write_label_image(root: str, index: int, name: str, labels: np.ndarray, colo
                 overwrite=True,
                 **dims("y", "x"),
             )[:] = labels[::step, ::step]
+
+
+def label_array(store: str, index: int, palette: list[dict], like=None):
+    """Image ``index``'s label raster (level 0) as an ``xarray.DataArray``, lazily read from ``store``.
+
+    Values are colour ids, 0 for a pixel left out. Its attributes name the
+    categories as CF does (``flag_values``, ``flag_meanings``: the colour
+    names; ``colors``: their hex codes). ``like``, the image as it was given
+    (an ``xarray.DataArray``, a rioxarray scene), lends its row and column
+    dimension names and coordinates, and with rioxarray its CRS and transform,
+    so that the labels line up with it.
+    """
+    import dask.array as da
+    import xarray as xr
+
+    from ..inputs.formats import layout
+
+    group = zarr.open_group(store, mode="r")
+    if f"labels/{index}/0" not in group:
+        raise StoreError(f"{store}: image {index} has no label raster (run with labels=True, --labels)")
+    data = da.from_zarr(group[f"labels/{index}/0"])
+    entries = sorted(palette, key=lambda entry: entry["id"])
+    attrs = {
+        "flag_values": [entry["id"] for entry in entries],
+        "flag_meanings": " ".join(entry["name"].replace(" ", "_") for entry in entries),
+        "colors": [entry["hex"] for entry in entries],
+        "source": str(group["image_names"][index]),
+    }
+    if like is None:
+        return xr.DataArray(data, dims=("y", "x"), name="labels", attrs=attrs)
+    axes = layout("like", [str(d) for d in like.dims], like.shape)
+    rows, columns = like.dims[axes.index("y")], like.dims[axes.index("x")]
+    if (like.sizes[rows], like.sizes[columns]) != data.shape:
+        height, width = like.sizes[rows], like.sizes[columns]
+        raise ValueError(f"like has {height} x {width} pixels, the labels {data.shape[0]} x {data.shape[1]}")
+    labels = xr.DataArray(data, dims=(rows, columns), name="labels", attrs=attrs)
+    kept = {name: c for name, c in like.coords.items() if set(c.dims) <= {rows, columns}}  # and scalars
+    labels = labels.assign_coords(kept)
+    if "rioxarray" in sys.modules and like.rio.crs is not None:  # rioxarray's accessor: the caller's
+        labels = labels.rio.write_crs(like.rio.crs).rio.write_transform(like.rio.transform())
+        labels = labels.rio.write_nodata(0)
+    return labels

@@ -10,7 +10,7 @@ import numpy as np
 import zarr
 import zarr.storage
 
-from ..errors import Failure
+from ..errors import Failure, StoreError
 from ..options import RunConfig
 from .store import DONE, FAILED, open_store
 
@@ -167,6 +167,19 @@ class PaletteResult:
             }
             for i in self.ordered(order)
         ]
+
+    def labels(self, index: int, like=None):
+        """Image ``index``'s label raster as an ``xarray.DataArray`` of colour ids (0: left out), lazily read.
+
+        ``like``, the image as it was given (an xarray DataArray, a rioxarray
+        scene), lends its dimension names, coordinates, CRS and transform; see
+        :func:`palette_dask.outputs.labels.label_array`.
+        """
+        from .labels import label_array
+
+        if self.store is None:
+            raise StoreError("the label rasters are in a store: run with labels=True and store=")
+        return label_array(self.store, index, self.palette(), like)
 
     def to_dict(self) -> dict:
         """The JSON document of the command line (the README's "Command line")."""

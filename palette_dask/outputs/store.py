@@ -141,20 +141,23 @@ def create_store(
 def append_images(group: zarr.Group, image_names: list[str]) -> range:
     """Grow every per-image array of ``group`` by ``image_names``, pending; returns their indices.
 
-    The store's batches stay its chunks: the new images fill its last batch,
-    then new ones. The store is marked incomplete until they are counted.
+    The store's batches stay its chunks: the new images fill its last batch
+    (whose images held are kept as stored, see :func:`write_batch`), then new
+    ones. The store is marked incomplete until they are counted.
     """
     n, batch = group["image_status"].shape[0], group["image_status"].chunks[0]
     total = n + len(image_names)
+    group.attrs["complete"] = False  # first: a kill from here on leaves a store to resume
     for name, array in group.arrays():
-        if name.startswith("image_"):  # their first axis is the image
+        if name.startswith("image_") and name != "image_status":  # their first axis is the image
             array.resize((total, *array.shape[1:]))
     names, start = group["image_names"], n
     while start < total:  # as created: a chunk at a time
         stop = min((start // batch + 1) * batch, total)
         names[start:stop] = np.array(image_names[start - n : stop - n], dtype=object)
         start = stop
-    group.attrs.update({"n_inputs": total, "complete": False})
+    group["image_status"].resize((total,))  # last: its length is the store's number of images
+    group.attrs["n_inputs"] = total
     return range(n, total)
 
 
@@ -387,26 +390,36 @@ def list_labels(group: zarr.Group) -> None:
         group["labels"].attrs["ome"] = {"version": "0.5", "labels": names}
 
 
-def write_batch(group: zarr.Group, result) -> None:
+def write_batch(group: zarr.Group, result, *, held: np.ndarray | None = None) -> None:
     """Write one finished batch: a whole chunk of every per-image array, statuses last.
 
     ``result`` is a :class:`~palette_dask.kernels.count.BatchCounts`: its rows are
     images ``result.start`` onwards, and its start is a chunk boundary. A
     crash before the statuses are written leaves the batch pending, so
-    ``--resume`` counts it again; never half a result marked done.
+    ``--resume`` counts it again; never half a result marked done. Rows where
+    ``held`` is true (images the store holds already, in a batch ``append``
+    grew) keep their stored values.
     """
     rows = slice(result.start, result.start + len(result.status))
+    kept = held is not None and held.any()
+
+    def write(name, values):
+        if kept:  # the chunk is written whole: its held rows as they are stored
+            values = np.array(values, dtype=object if values.dtype.kind in "OUT" else values.dtype)
+            values[held] = group[name][rows][held]
+        group[name][rows] = values
+
     if "image_counts" in group:
-        group["image_counts"][rows] = result.counts
-    group["image_valid"][rows] = result.counts.sum(axis=1)
-    group["image_masked"][rows] = result.masked
-    group["image_squared_error"][rows] = result.squared_error
-    group["image_lab_squared_error"][rows] = result.lab_squared_error
-    group["image_errors"][rows] = np.array(result.errors, dtype=object)
+        write("image_counts", result.counts)
+    write("image_valid", result.counts.sum(axis=1))
+    write("image_masked", result.masked)
+    write("image_squared_error", result.squared_error)
+    write("image_lab_squared_error", result.lab_squared_error)
+    write("image_errors", np.array(result.errors, dtype=object))
     if result.palettes is not None:
-        group["image_palettes"][rows] = result.palettes
-        group["image_palette_shares"][rows] = result.palette_shares
-    group["image_status"][rows] = result.status
+        write("image_palettes", result.palettes)
+        write("image_palette_shares", result.palette_shares)
+    write("image_status", result.status)
 
 
 def write_image_failed(group: zarr.Group, index: int, error: str) -> None:

@@ -130,11 +130,16 @@ def open_images(run: Run, pending: list[range], *, sample: bool = True, keep: bo
 
 
 def _read_batch(run: Run, rows: range, *, keep: float):
-    """Submit the task reading a batch's headers; it decodes and keeps up to ``keep`` bytes of images."""
+    """Submit the task reading a batch's headers; it decodes and keeps up to ``keep`` bytes of images.
+
+    Arrays, and images the store already holds (done or failed: a batch grown
+    by ``append``), are not read by it.
+    """
     config = run.config
+    held = run.group["image_status"][rows.start : rows.stop] != stores.PENDING
     return run.client.submit(
         open_batch,
-        [None if i in run.arrays else run.names[i] for i in rows],
+        [None if i in run.arrays or held[i - rows.start] else run.names[i] for i in rows],
         rows.start,
         keep=keep,
         chunk_bytes=config.chunk_bytes,
@@ -376,10 +381,11 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.
                 write_label_pyramid(label_paths[key])
         if rows in results and not waiting[rows]:
             result = results.pop(rows)
+            held = group["image_status"][rows.start : rows.stop] != stores.PENDING  # kept as stored
             for index in rows:
-                if result.status[index - rows.start] == stores.PENDING:
+                if result.status[index - rows.start] == stores.PENDING and not held[index - rows.start]:
                     _fill(result, index, tiled.pop(index, None) or run.failures.get(index), run.names[index])
-            stores.write_batch(group, result)
+            stores.write_batch(group, result, held=held)
             done += len(rows)
             run.progress("counting", done, total)
             for position in np.flatnonzero(result.status == stores.FAILED):

@@ -120,8 +120,15 @@ def extract_palette(
     labels = options.pop("labels", False) or labels_geotiff is not None
     given = None
     if options.get("palette") is not None and not append:  # applied, not fitted: its colours, its space
-        given = read_palette(options["palette"], options.get("space", "lab"))
+        resumed = resume and store is not None and stores.is_store(store)  # holds what it applied
+        source = store if resumed and "centers" in stores.open_store(store) else options["palette"]
+        given = read_palette(source, options.get("space", "lab"))
         k, options["space"] = _palette_k(k, given), given.space
+        if options.get("scale") in ("minmax", "percentile"):
+            raise ParameterError(
+                f"scale={options['scale']!r} is measured on a run's own sample; with a palette applied, "
+                "give the display range: scale='dtype' or (low, high)"
+            )
     config = RunConfig(k=k, labels=labels, **options)
     if (labels or append) and store is None:
         raise ParameterError(f"{'append' if append else 'labels'}=True needs a store path")

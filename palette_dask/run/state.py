@@ -18,7 +18,7 @@ from ..errors import ImageFailedError, RunIncompleteError, StoreError
 from ..inputs.read import array_image, read_image
 from ..inputs.sources import is_array, resolve_inputs
 from ..kernels.pixels import N_FEATURES, PixelSpec, run_spec
-from ..options import RunConfig
+from ..options import OPTIONS, RunConfig
 from ..outputs import store as stores
 from .tasks import Pass
 
@@ -93,10 +93,11 @@ def open_to_append(store, names: list[str], asked: RunConfig, explicit: set[str]
     group = stores.open_store(store, mode="r+")
     stores.remove_partial_writes(store)
     parameters = group.attrs.get("parameters") or {}
-    never = {name: getattr(asked, name) for name in ("memory_budget", "on_error")}
+    how = [o.name for o in OPTIONS if o.stored == "never" and o.name != "batch_size"]  # not what: as asked
+    never = {name: getattr(asked, name) for name in how}
     config = RunConfig.from_parameters(parameters, batch_size=group.attrs.get("batch_size"), **never)
     mine = {name: value for name, value in asked.parameters.items() if name in explicit}
-    _check_parameters(store, {name: parameters.get(name) for name in mine}, mine, "appending")
+    _check_parameters(store, {name: config.parameters.get(name) for name in mine}, mine, "appending")
     new, held = dict.fromkeys(names), []
     for rows in stores.batches(group):
         for name in group["image_names"][rows.start : rows.stop]:

@@ -1,0 +1,55 @@
+"""Label rasters as xarray DataArrays lined up with the image given: its coordinates, CRS and transform."""
+
+import dask.array as da
+import numpy as np
+import pytest
+import rasterio
+import rioxarray
+import xarray as xr
+import zarr
+
+from palette_dask import extract_palette
+from palette_dask.errors import StoreError
+
+
+def test_a_rioxarray_scenes_labels_keep_its_coordinates_crs_and_transform(client, real_rasters, tmp_path):
+    scene = rioxarray.open_rasterio(real_rasters / "RGB.byte.tif").isel(y=slice(0, 300), x=slice(0, 400))
+    result = extract_palette(scene, 4, store=tmp_path / "s.zarr", labels=True, client=client)
+    labels = result.labels(0, like=scene)
+    stored = zarr.open_group(tmp_path / "s.zarr", mode="r")["labels/0/0"][:]
+    assert labels.dims == ("y", "x") and isinstance(labels.data, da.Array)
+    np.testing.assert_array_equal(labels.values, stored)
+    np.testing.assert_array_equal(labels["x"].values, scene["x"].values)
+    np.testing.assert_array_equal(labels["y"].values, scene["y"].values)
+    assert labels.rio.crs == scene.rio.crs and labels.rio.transform() == scene.rio.transform()
+    assert labels.rio.nodata == 0 and (labels.values == 0).any()  # the scene's no-data border, left out
+    assert labels.attrs["flag_values"] == [1, 2, 3, 4] and len(labels.attrs["colors"]) == 4
+    counts = np.bincount(labels.values.ravel(), minlength=5)[1:]
+    np.testing.assert_array_equal(counts, result.image_counts[0])
+    labels.rio.to_raster(tmp_path / "labels.tif")  # as the README shows: rasterio reads it back in place
+    with rasterio.open(tmp_path / "labels.tif") as written:
+        assert written.crs == scene.rio.crs and written.transform.almost_equals(scene.rio.transform())
+        np.testing.assert_array_equal(written.read(1), stored)
+
+
+def test_a_dask_backed_data_array_from_zarr_keeps_its_dimension_names_and_coordinates(client, tmp_path):
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (3, 64, 96), dtype=np.uint8)
+    zarr.create_array(tmp_path / "cube.zarr", data=pixels, chunks=(3, 32, 32))
+    cube = xr.DataArray(
+        da.from_zarr(tmp_path / "cube.zarr"),
+        dims=("band", "lat", "lon"),
+        coords={"lat": np.linspace(10, 9, 64), "lon": np.linspace(20, 22, 96)},
+    ).assign_coords(time=np.datetime64("2026-01-01"))
+    result = extract_palette(cube, 3, store=tmp_path / "c.zarr", labels=True, client=client)
+    labels = result.labels(0, like=cube)
+    assert labels.dims == ("lat", "lon") and labels["time"].values == cube["time"].values
+    np.testing.assert_array_equal(labels["lon"].values, cube["lon"].values)
+    assert int((labels > 0).sum()) == 64 * 96
+    bare = result.labels(0)
+    assert bare.dims == ("y", "x") and bare.shape == (64, 96)
+    with pytest.raises(ValueError, match="like has 64 x 95 pixels"):
+        result.labels(0, like=cube.isel(lon=slice(0, 95)))
+    unlabelled = extract_palette(cube, 3, store=tmp_path / "u.zarr", client=client)
+    with pytest.raises(StoreError, match="image 0 has no label raster"):
+        unlabelled.labels(0)
