@@ -86,6 +86,8 @@ def test_plain_colour_lists_are_read_in_file_order(tmp_path):
         ("empty.json", "[]", "holds no colour"),
         ("columns.csv", "red;green\n1;2\n", "not a palette"),
         ("bad.json", "{not json", "not a palette"),
+        ("object.json", '{"colours": []}', "without a 'palette' list"),
+        ("entry.json", '[{"name": "red"}]', "no key 'hex'"),
         ("header.gpl", "255 0 0 red\n", "GIMP Palette"),
         ("colours.txt", "#ff0000\n", "nor a palette file"),
     ],
@@ -174,6 +176,7 @@ def test_append_counts_new_images_with_the_stores_palette(client, tmp_path):
     for i, path in enumerate(LATER):
         assert np.array_equal(grown.image_counts[3 + i], numpy_counts(path, first.centers, "lab")), path
     assert np.array_equal(grown.counts, grown.image_counts.sum(axis=0))
+    assert grown.attrs["inputs"] == grown.image_names and grown.attrs["n_inputs"] == 5
     assert grown.image_palettes.shape == (5, 3, 3) and grown.image_palette_shares[3:].sum() > 0
     with pytest.raises(StoreError, match=r"was made with k 6 \(now 4\); appending needs the same"):
         extract_palette(LATER, 4, store=store, client=client, append=True)

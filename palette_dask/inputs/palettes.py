@@ -100,7 +100,9 @@ def read_palette(source: str | os.PathLike, space: str) -> GivenPalette:
         ids, rgb = {".json": _from_json, ".csv": _from_csv, ".gpl": _from_gpl}[suffix](text)
     except OSError as exc:
         raise ParameterError(f"{path}: cannot read the palette: {exc.strerror or exc}") from None
-    except (ValueError, KeyError, TypeError, IndexError) as exc:
+    except KeyError as exc:
+        raise ParameterError(f"{path}: not a palette: no key {exc} (a colour's rgb or hex)") from None
+    except (ValueError, TypeError, IndexError) as exc:
         raise ParameterError(f"{path}: not a palette: {exc}") from None
     rgb = _checked(path, ids, rgb)
     centers = srgb_to_lab(rgb) if space == "lab" else rgb
@@ -122,6 +124,8 @@ def _colour(value) -> list[float]:
 
 def _from_json(text: str):
     document = json.loads(text)
+    if isinstance(document, dict) and "palette" not in document:
+        raise ValueError("an object without a 'palette' list of colours")
     entries = document["palette"] if isinstance(document, dict) else document
     if not isinstance(entries, list):
         raise ValueError("expected a list of colours, or an object with a 'palette' list")

@@ -157,7 +157,8 @@ def append_images(group: zarr.Group, image_names: list[str]) -> range:
         names[start:stop] = np.array(image_names[start - n : stop - n], dtype=object)
         start = stop
     group["image_status"].resize((total,))  # last: its length is the store's number of images
-    group.attrs["n_inputs"] = total
+    shown = list(group.attrs.get("inputs", []))
+    group.attrs.update({"n_inputs": total, "inputs": shown + image_names[: max(0, 1000 - len(shown))]})
     return range(n, total)
 
 
