@@ -271,7 +271,7 @@ def _extract(args, inputs, store) -> PaletteResult:
     from .inputs.fetch import download_folder, remove_downloads
     from .inputs.sources import resolve_inputs
     from .outputs.geotiff import check_geotiff_folder
-    from .outputs.store import check_store_path, is_store, remove_remnant
+    from .outputs.store import check_store_path, is_store, remove_remnant, store_exists
     from .run.pipeline import extract_palette
 
     # the checks that need no cluster come first, so that a bad command starts none
@@ -301,7 +301,7 @@ def _extract(args, inputs, store) -> PaletteResult:
         append=append,
         labels_geotiff=args.labels_geotiff,
     )
-    ours = store is not None and (not os.path.lexists(store) or is_store(store))  # this run may remove it
+    ours = store is not None and (not store_exists(store) or is_store(store))  # this run may remove it
     try:
         # URLs are downloaded once, into a folder that lasts until the figure and the report are drawn
         with download_folder(inputs) as downloads, _client(args, jobqueue) as client:

@@ -103,3 +103,17 @@ def moto_s3():
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def moto_s3_env():
+    """:func:`moto_s3` and the environment that finds it (AWS_ENDPOINT_URL, test credentials)."""
+    import pytest
+
+    with pytest.MonkeyPatch.context() as env, moto_s3() as endpoint:
+        env.setenv("AWS_ENDPOINT_URL", endpoint)
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        env.delenv("AWS_NO_SIGN_REQUEST", raising=False)
+        yield endpoint

@@ -197,11 +197,3 @@ def test_command_line_append_then_resume(capsys, fitted, tmp_path):
     assert "--append needs a store" in capsys.readouterr().err
     assert main(["run", str(LATER[0]), "-o", str(tmp_path / "none.zarr"), "--append"]) == 1
     assert "not a palette_dask store" in capsys.readouterr().err
-
-
-def test_a_store_in_object_storage_is_refused_before_anything_runs(capsys):
-    for url in ("s3://bucket/run.zarr", "gs://bucket/run.zarr"):
-        assert main(["run", str(PHOTOS[0]), "-o", url, "--threads"]) == 1
-        err = capsys.readouterr().err
-        assert err.startswith(f"palette-dask: {url}: a store is written to a folder on disk")
-        assert "dashboard" not in err  # no cluster was started

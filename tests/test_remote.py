@@ -9,7 +9,7 @@ import skimage
 import tifffile
 import zarr
 from conftest import every_array, write_png
-from servers import http_server, moto_s3
+from servers import http_server, moto_s3_env
 from skimage.transform import resize
 from test_mosaic import ome_zarr
 
@@ -70,12 +70,7 @@ def local(tmp_path_factory):
 @pytest.fixture(scope="module")
 def s3(local):
     """moto's S3 server holding the files in bucket ``data``, found through AWS_ENDPOINT_URL."""
-    with pytest.MonkeyPatch.context() as env, moto_s3() as endpoint:
-        env.setenv("AWS_ENDPOINT_URL", endpoint)
-        env.setenv("AWS_ACCESS_KEY_ID", "testing")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        env.delenv("AWS_NO_SIGN_REQUEST", raising=False)
+    with moto_s3_env():
         import s3fs
 
         fs = s3fs.S3FileSystem(skip_instance_cache=True, s3_additional_kwargs={"ACL": "public-read"})

@@ -12,7 +12,7 @@ import zarr.storage
 
 from ..errors import Failure, StoreError
 from ..options import RunConfig
-from .store import DONE, FAILED, open_store
+from .store import DONE, FAILED, open_store, store_path
 
 __all__ = ["PaletteResult", "load_result"]
 
@@ -232,11 +232,7 @@ def load_result(source: str | os.PathLike | zarr.Group) -> PaletteResult:
         centers = centers_rgb = np.zeros((0, 3), np.float32)
         colors, image_counts = np.zeros((0, 3), np.uint8), np.zeros((n, 0), np.int64)
     counts = group["counts"][:] if "counts" in group else image_counts.sum(axis=0)
-    path = (
-        None
-        if isinstance(group.store, zarr.storage.MemoryStore)
-        else str(getattr(group.store, "root", source))
-    )
+    path = store_path(group)
     return PaletteResult(
         centers=centers,
         centers_rgb=centers_rgb,

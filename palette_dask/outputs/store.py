@@ -36,7 +36,7 @@ import zarr
 import zarr.storage
 
 from .._version import __version__
-from ..errors import Status, StoreError
+from ..errors import Status, StoreError, one_line
 from ..options import MAX_BATCH_SIZE
 
 __all__ = [
@@ -96,7 +96,9 @@ def create_store(
         When ``path`` exists and is not a store ``overwrite`` may replace.
     """
     check_store_path(path, overwrite=overwrite)
-    if path is not None and os.path.lexists(path) and any(Path(path).iterdir()):
+    if is_url(path):
+        remove_store(path)  # a palette_dask store, checked just above (or nothing)
+    elif path is not None and os.path.lexists(path) and any(Path(path).iterdir()):
         shutil.rmtree(path)  # a palette_dask store, checked just above
     n = len(image_names)
     batch = int(batch_size or default_batch_size(n))
@@ -108,7 +110,7 @@ def create_store(
         "batch_size": batch,
         "complete": False,
     }
-    store = zarr.storage.MemoryStore() if path is None else str(path)
+    store = zarr.storage.MemoryStore() if path is None else _zarr_store(path)
     group = zarr.open_group(store, mode="w-", attributes=attributes)  # recognisable from its first write
 
     def per_image(name, dtype, fill_value):
@@ -174,7 +176,11 @@ def remove_store(path: str | os.PathLike) -> None:
     Its group's ``zarr.json`` goes first: a task still writing a label raster
     into the store sees it gone and removes what it wrote (:func:`task_writes`).
     """
-    if is_store(path):
+    if is_store(path) and is_url(path):
+        fs, root = _filesystem(path)
+        fs.rm_file(f"{root}/zarr.json")
+        fs.rm(root, recursive=True)
+    elif is_store(path):
         (Path(path) / "zarr.json").unlink(missing_ok=True)
         shutil.rmtree(path, ignore_errors=True)
 
@@ -185,6 +191,13 @@ def remove_remnant(path: str | os.PathLike) -> bool:
     Only a folder that is no store (its group's ``zarr.json`` is gone) and
     holds nothing but what zarr writes (see :func:`check_store_path`) is removed.
     """
+    if is_url(path):
+        keys = _object_keys(path)
+        if not keys or is_store(path) or _foreign_key(keys) is not None:
+            return False
+        fs, root = _filesystem(path)
+        fs.rm(root, recursive=True)
+        return True
     path = Path(path)
     if not path.is_dir() or path.is_symlink() or is_store(path) or _foreign_entry(path) is not None:
         return False
@@ -226,14 +239,19 @@ def is_store(path: str | os.PathLike) -> bool:
     >>> is_store(".")
     False
     """
-    metadata = Path(path) / "zarr.json"
     try:
-        if Path(path).is_symlink() or metadata.stat().st_size > 2**24:
-            return False
-        document = json.loads(metadata.read_text())
+        if is_url(path):
+            document = _url_metadata(path)
+        else:
+            metadata = Path(path) / "zarr.json"
+            if Path(path).is_symlink() or metadata.stat().st_size > 2**24:
+                return False
+            document = json.loads(metadata.read_text())
     except (OSError, ValueError):
         return False
-    attributes = document.get("attributes") if isinstance(document, dict) else None
+    if not isinstance(document, dict):
+        return False
+    attributes = document.get("attributes")
     return (
         document.get("node_type") == "group"
         and isinstance(attributes, dict)
@@ -258,7 +276,7 @@ def _foreign_entry(root: Path) -> str | None:
         for name in files:
             if (Path(folder) / name).is_symlink():
                 return str(where / name)
-            if name.endswith(".partial") or (name.isdigit() if in_chunks else name == "zarr.json"):
+            if _zarr_file(name, in_chunks):
                 continue
             return str(where / name)
     return None
@@ -287,14 +305,13 @@ def check_store_path(
     palette_dask.errors.StoreError: README.md: is a file, not a palette_dask store; \
 --overwrite only replaces a store made by palette-dask: choose another output
     """
-    if path is not None and "://" in str(path):  # zarr would take it, but not this module's checks
-        raise StoreError(
-            f"{path}: a store is written to a folder on disk (local or mounted); object storage "
-            "(s3://, gs://, az://) is not written to yet"
-        )
-    if path is None or not os.path.lexists(path):
+    if is_url(path):  # a store in object storage: the same rules, by its keys
+        keys = _keys_where_a_store_goes(str(path))
+        if not keys:
+            return
+    elif path is None or not os.path.lexists(path):
         return
-    if os.path.isdir(path) and not os.path.islink(path) and not any(Path(path).iterdir()):
+    elif os.path.isdir(path) and not os.path.islink(path) and not any(Path(path).iterdir()):
         return  # an empty folder: nothing in it to lose
     recognised = is_store(path)
     if resume or append:
@@ -310,15 +327,113 @@ def check_store_path(
             )
         raise StoreError(f"{path}: already exists and is not a palette_dask store: choose another output")
     refusal = "--overwrite only replaces a store made by palette-dask: choose another output"
-    if os.path.islink(path):
-        raise StoreError(f"{path}: is a symbolic link, not a palette_dask store; {refusal}")
-    if not os.path.isdir(path):
-        raise StoreError(f"{path}: is a file, not a palette_dask store; {refusal}")
-    if not recognised:
-        raise StoreError(f"{path}: is a folder that is not a palette_dask store; {refusal}")
-    stray = _foreign_entry(Path(path))
+    if is_url(path):
+        if not recognised:
+            raise StoreError(f"{path}: holds objects that are not a palette_dask store; {refusal}")
+        stray = _foreign_key(keys)
+    else:
+        if os.path.islink(path):
+            raise StoreError(f"{path}: is a symbolic link, not a palette_dask store; {refusal}")
+        if not os.path.isdir(path):
+            raise StoreError(f"{path}: is a file, not a palette_dask store; {refusal}")
+        if not recognised:
+            raise StoreError(f"{path}: is a folder that is not a palette_dask store; {refusal}")
+        stray = _foreign_entry(Path(path))
     if stray is not None:
         raise StoreError(f"{path}: holds {stray}, which palette-dask did not write; {refusal}")
+
+
+def _zarr_file(name: str, in_chunks: bool) -> bool:
+    """Whether zarr writes a file so named: ``zarr.json``, a chunk under ``c/`` (digits), a partial write."""
+    return name.endswith(".partial") or (name.isdigit() if in_chunks else name == "zarr.json")
+
+
+def _foreign_key(keys: list[str]) -> str | None:
+    """:func:`_foreign_entry` for the keys of an object store (paths within the store, ``/``-separated)."""
+    for key in keys:
+        *folders, name = key.split("/")
+        in_chunks = "c" in folders
+        chunk_folders = folders[folders.index("c") + 1 :] if in_chunks else []
+        if not all(part.isdigit() for part in chunk_folders) or not _zarr_file(name, in_chunks):
+            return key
+    return None
+
+
+def store_path(group: zarr.Group) -> str | None:
+    """Where a store's group lives: its folder, its URL, or None in memory."""
+    store = group.store
+    if isinstance(store, zarr.storage.MemoryStore):
+        return None
+    if isinstance(store, zarr.storage.FsspecStore):
+        return store.fs.unstrip_protocol(store.path)
+    root = getattr(store, "root", None)  # a folder (LocalStore); None for a store of another kind
+    return None if root is None else str(root)
+
+
+def store_exists(path) -> bool:
+    """Whether anything is at a store path: a file or folder on disk, objects under a URL."""
+    return bool(_object_keys(str(path))) if is_url(path) else os.path.lexists(path)
+
+
+def is_url(path) -> bool:
+    """Whether a store path is a URL (``s3://``, ``gs://``, ``az://``...): a store in object storage."""
+    return path is not None and "://" in str(path)
+
+
+def _filesystem(url):
+    """``(fs, root)``: the fsspec file system of a store URL, and the store's path in it."""
+    from ..inputs.fetch import filesystem
+
+    return filesystem(str(url).rstrip("/"))
+
+
+def _url_metadata(url) -> dict | None:
+    """The group metadata (``zarr.json``) of a store URL; None where it cannot be read, for any reason."""
+    try:
+        fs, root = _filesystem(url)
+        fs.invalidate_cache(root)
+        if fs.size(f"{root}/zarr.json") > 2**24:
+            return None
+        return json.loads(fs.cat_file(f"{root}/zarr.json"))
+    except Exception:  # missing, unreachable, refused: no store to recognise
+        return None
+
+
+def _zarr_store(path):
+    """What zarr opens for a store path: the path, or an fsspec store for a URL."""
+    if not is_url(path):
+        return str(path)
+    from ..inputs.fetch import storage_options
+
+    url = str(path).rstrip("/")
+    return zarr.storage.FsspecStore.from_url(url, storage_options=storage_options(url))
+
+
+def _object_keys(url: str) -> list[str]:
+    """The keys under a store URL, relative to it (none when nothing is there)."""
+    fs, root = _filesystem(url)
+    fs.invalidate_cache(root)  # listings fsspec cached may predate writes through zarr's own instance
+    try:
+        return [key[len(root) :].lstrip("/") for key in fs.find(root)]
+    except FileNotFoundError:
+        return []
+    except Exception as exc:  # botocore's, aiohttp's... : the store cannot be listed
+        raise StoreError(f"{url}: cannot list the store: {one_line(exc)}") from None
+
+
+def _keys_where_a_store_goes(url: str) -> list[str]:
+    """The keys under a store URL; refused where no store can go (http(s), a bucket that does not exist)."""
+    if url.split("://", 1)[0].lower() in ("http", "https"):
+        raise StoreError(
+            f"{url}: http(s) is read-only; write the store to a folder or to s3://, gs://, az://"
+        )
+    keys = _object_keys(url)
+    if not keys:
+        fs, root = _filesystem(url)
+        bucket = root.split("/", 1)[0]
+        if not fs.exists(bucket):
+            raise StoreError(f"{url}: there is no bucket {bucket!r} (the store goes in an existing one)")
+    return keys
 
 
 def remove_partial_writes(path: str | os.PathLike) -> int:
@@ -330,6 +445,8 @@ def remove_partial_writes(path: str | os.PathLike) -> int:
     """
     if not is_store(path):
         raise StoreError(f"{path}: not a palette_dask store; its files are left as they are")
+    if is_url(path):
+        return 0  # an object store writes each object whole: none is left half written
     removed = 0
     for folder, _, files in os.walk(path):
         for name in files:
@@ -342,10 +459,10 @@ def remove_partial_writes(path: str | os.PathLike) -> int:
 def open_store(path: str | os.PathLike, mode: str = "r") -> zarr.Group:
     """Open an existing store, with a clear error when it is not one."""
     if not is_store(path):
-        what = "no such folder" if not os.path.lexists(path) else "no palette_dask group there"
+        what = "no palette_dask group there" if store_exists(path) else "no such folder"
         raise StoreError(f"{path}: not a palette_dask store ({what})")
     try:
-        group = zarr.open_group(str(path), mode=mode)
+        group = zarr.open_group(_zarr_store(path), mode=mode)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError):
         raise StoreError(f"{path}: not a palette_dask store (no zarr group there)") from None
     if "image_status" not in group:

@@ -319,7 +319,7 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.
     """
     config, client, group = run.config, run.client, run.group
     k = len(centers)
-    labels_store = str(group.store.root) if config.labels and k else None
+    labels_store = stores.store_path(group) if config.labels and k else None
     if labels_store is not None:
         group.require_group("labels")
     readable = sum(len(rows) for rows in opened.batches) - len(run.failures)  # those that failed are not

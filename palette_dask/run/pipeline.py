@@ -132,6 +132,8 @@ def extract_palette(
     config = RunConfig(k=k, labels=labels, **options)
     if (labels or append) and store is None:
         raise ParameterError(f"{'append' if append else 'labels'}=True needs a store path")
+    if labels and stores.is_url(store):
+        raise ParameterError(f"{store}: label rasters are written to a store on disk, not in object storage")
     if append and (overwrite or resume):
         raise ParameterError("append=True adds to a store: neither overwrite nor resume with it")
     names, arrays = split_inputs(inputs)
@@ -141,7 +143,7 @@ def extract_palette(
         check_geotiff_folder(labels_geotiff, names, replace=overwrite or resume or append)
     # a store this run makes (not one it resumes or grows, nor a folder there) goes if it keeps nothing
     created = store is not None and not append and not (resume and stores.is_store(store))
-    created = created and (not os.path.lexists(store) or stores.is_store(store))
+    created = created and (not stores.store_exists(store) or stores.is_store(store))
     if append:  # the store's run, grown: its parameters and palette
         explicit = set(options) | ({"k"} if k != DEFAULT_K else set()) | ({"labels"} if labels else set())
         group, names, config = open_to_append(store, names, config, explicit, report or _silent)
@@ -158,7 +160,7 @@ def extract_palette(
                 if labels_geotiff is not None:  # every time: a resumed run writes them all again
                     done = group["image_status"][:] == stores.DONE
                     run.report(f"writing {int(done.sum()):,} GeoTIFF label rasters to {labels_geotiff}")
-                    root, batches = str(group.store.root), stores.batches(group)
+                    root, batches = stores.store_path(group), stores.batches(group)
                     write_label_geotiffs(run_client, root, names, batches, done, labels_geotiff, folder)
         result = load_result(group)
     finally:
@@ -174,7 +176,9 @@ def extract_palette(
             PaletteDaskWarning,
             stacklevel=2,
         )
-    return dataclasses.replace(result, store=None) if result.store and not os.path.exists(store) else result
+    if result.store and not stores.store_exists(store):  # removed: it kept nothing
+        return dataclasses.replace(result, store=None)
+    return result
 
 
 def _palette_k(k: int, given: GivenPalette) -> int:

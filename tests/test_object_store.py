@@ -1,0 +1,113 @@
+"""A store in object storage (moto's S3 on 127.0.0.1): as on disk, overwrite safety, a kill and --resume."""
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import zarr
+from conftest import PHOTOS, every_array
+from servers import moto_s3_env
+
+from palette_dask.cli import main
+from palette_dask.outputs.result import load_result
+from palette_dask.outputs.store import is_store
+
+FLAGS = ["-k", "4", "--seed", "2", "--threads", "-q"]
+
+
+@pytest.fixture(scope="module")
+def bucket():
+    """An empty bucket ``out`` on moto's S3 server, found through AWS_ENDPOINT_URL; yields its s3fs."""
+    with moto_s3_env():
+        import s3fs
+
+        fs = s3fs.S3FileSystem(skip_instance_cache=True)
+        fs.mkdir("out")
+        yield fs
+
+
+def opened(url):
+    """The store's group, read from S3."""
+    return zarr.open_group(zarr.storage.FsspecStore.from_url(url, read_only=True), mode="r")
+
+
+def test_a_store_in_s3_holds_what_the_same_run_stores_on_disk(capsys, bucket, tmp_path):
+    assert main(["run", *map(str, PHOTOS), "-o", str(tmp_path / "local.zarr"), *FLAGS]) == 0
+    assert main(["run", *map(str, PHOTOS), "-o", "s3://out/same.zarr", *FLAGS]) == 0
+    local = every_array(zarr.open_group(tmp_path / "local.zarr", mode="r"))
+    remote = every_array(opened("s3://out/same.zarr"))
+    assert local.keys() == remote.keys()
+    for name in local:
+        assert (local[name] == remote[name]).all(), name
+    capsys.readouterr()
+    assert main(["show", "s3://out/same.zarr", "--json"]) == 0
+    assert '"store": "s3://out/same.zarr"' in capsys.readouterr().out
+    assert load_result("s3://out/same.zarr").store == "s3://out/same.zarr"
+
+
+def test_overwrite_replaces_only_a_store_in_s3(capsys, bucket):
+    bucket.pipe("out/notes/todo.txt", b"mine")
+    assert main(["run", str(PHOTOS[0]), "-o", "s3://out/notes", "--overwrite", *FLAGS]) == 1
+    assert "holds objects that are not a palette_dask store" in capsys.readouterr().err
+    assert bucket.cat("out/notes/todo.txt") == b"mine"
+    assert main(["run", str(PHOTOS[0]), "-o", "s3://out/mine.zarr", *FLAGS]) == 0
+    assert main(["run", str(PHOTOS[1]), "-o", "s3://out/mine.zarr", *FLAGS]) == 1
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    bucket.pipe("out/mine.zarr/notes.txt", b"mine too")
+    assert main(["run", str(PHOTOS[1]), "-o", "s3://out/mine.zarr", "--overwrite", *FLAGS]) == 1
+    assert "holds notes.txt, which palette-dask did not write" in capsys.readouterr().err
+    bucket.rm("out/mine.zarr/notes.txt")
+    assert main(["run", str(PHOTOS[1]), "-o", "s3://out/mine.zarr", "--overwrite", *FLAGS]) == 0
+    assert load_result("s3://out/mine.zarr").image_names == [str(PHOTOS[1])]
+    assert main(["run", str(PHOTOS[1]), "-o", "s3://out/l.zarr", "--labels", *FLAGS]) == 2
+    assert "label rasters are written to a store on disk" in capsys.readouterr().err
+    assert not is_store("s3://out/l.zarr")
+
+
+def test_a_run_killed_while_writing_to_s3_is_finished_by_resume(bucket, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(24):
+        shutil.copy(PHOTOS[i % 2], photos / f"{i:02d}.png")
+    command = [str(Path(sys.executable).parent / "palette-dask"), "run", str(photos), "--batch-size", "1"]
+    url = "s3://out/killed.zarr"
+    process = subprocess.Popen([*command, "-o", url, *FLAGS], stderr=subprocess.DEVNULL)
+    try:  # wait for the store to hold a finished batch, then kill the run
+        deadline = time.monotonic() + 300
+        while not (
+            is_store(url)
+            and "image_status" in (group := opened(url))
+            and (group["image_status"][:] == 1).any()
+        ):
+            assert process.poll() is None and time.monotonic() < deadline, "no batch was stored"
+            time.sleep(0.1)
+    finally:
+        process.kill()
+        process.wait()
+    assert not opened(url).attrs["complete"], "the run ended before it was killed"
+    assert main(["run", "--resume", url, "--threads", "-q"]) == 0
+    assert main(["run", str(photos), "-o", str(tmp_path / "full.zarr"), "--batch-size", "1", *FLAGS]) == 0
+    full, resumed = every_array(zarr.open_group(tmp_path / "full.zarr", mode="r")), every_array(opened(url))
+    for name in full:
+        assert (full[name] == resumed[name]).all(), name
+
+
+def test_an_object_store_without_its_bucket_or_out_of_reach_is_one_line(capsys, bucket, monkeypatch):
+    assert main(["run", str(PHOTOS[0]), "-o", "s3://nowhere/run.zarr", "--threads"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("palette-dask: s3://nowhere/run.zarr: there is no bucket 'nowhere'")
+    assert err.count("\n") == 1 and "dashboard" not in err  # before any cluster
+    import s3fs
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    s3fs.S3FileSystem.clear_instance_cache()  # a file system made for moto would be reused
+    try:
+        assert main(["run", str(PHOTOS[0]), "-o", "s3://out/run.zarr", "--threads"]) == 1
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
+    err = capsys.readouterr().err
+    assert err.startswith("palette-dask: s3://out/run.zarr: cannot list the store: ") and err.count("\n") == 1
