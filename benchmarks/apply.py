@@ -13,7 +13,6 @@ checked equal to the fitted store's (the same palette on the same images).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from pathlib import Path
 
@@ -27,7 +26,7 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
     from collection import collection
-    from measure import timed
+    from measure import alternated, ratio_table
 
     from palette_dask.outputs.result import load_result
 
@@ -47,21 +46,15 @@ def main() -> None:
             applied,
         ],
     }
-    rows: dict[str, list[tuple[float, int]]] = {name: [] for name in contenders}
-    for _ in range(args.repeats):
-        for name, argv in contenders.items():
-            seconds, peak, _ = timed([*argv, "--overwrite"])
-            rows[name].append((seconds, peak))
-            print(f"{name}: {seconds:.1f} s, peak {peak / 2**30:.2f} GiB", flush=True)
+
+    def same_counts():
         assert np.array_equal(load_result(fitted).image_counts, load_result(applied).image_counts)
-    full = statistics.median(s for s, _ in rows["full run (sample, fit, count)"])
+
+    medians = alternated(
+        {name: [*argv, "--overwrite"] for name, argv in contenders.items()}, args.repeats, same_counts
+    )
     print(f"\n20,000 thumbnails, k=8; medians of {args.repeats}; the applied counts equal the fitted ones\n")
-    print("| contender | seconds | vs the full run | peak RSS of the tree (GiB) |")
-    print("|---|---|---|---|")
-    for name, values in rows.items():
-        seconds = statistics.median(s for s, _ in values)
-        peak = statistics.median(p for _, p in values) / 2**30
-        print(f"| {name} | {seconds:.1f} | {seconds / full:.2f}x | {peak:.2f} |")
+    print(ratio_table(medians, {"the full run": "full run (sample, fit, count)"}))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import statistics
 import subprocess
 import threading
 import time
@@ -76,3 +77,35 @@ def emit(table: str, results_file: str | None) -> None:
     if results_file:
         with open(results_file, "a") as handle:
             handle.write(table)
+
+
+def alternated(
+    contenders: dict[str, list[str]], repeats: int, after_round=None
+) -> dict[str, tuple[float, float]]:
+    """Run the commands in turn, ``repeats`` rounds (this VM drifts: compare within one run).
+
+    Returns each contender's median seconds and median peak RSS of its tree
+    in GiB; ``after_round()`` is called after each round (a check of the outputs).
+    """
+    rows: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
+    for _ in range(repeats):
+        for name, argv in contenders.items():
+            seconds, peak, _ = timed(argv)
+            rows[name].append((seconds, peak / 2**30))
+            print(f"{name}: {seconds:.1f} s, peak {peak / 2**30:.2f} GiB", flush=True)
+        if after_round is not None:
+            after_round()
+    return {name: tuple(statistics.median(v) for v in zip(*values)) for name, values in rows.items()}
+
+
+def ratio_table(medians: dict[str, tuple[float, float]], against: dict[str, str]) -> str:
+    """A markdown table of :func:`alternated`'s medians, with each one's ratio to the contenders ``against`` names."""
+    head = " | ".join(f"vs {label}" for label in against)
+    lines = [
+        f"| contender | seconds | {head} | peak RSS of the tree (GiB) |",
+        "|---|---|" + "---|" * len(against) + "---|",
+    ]
+    for name, (seconds, peak) in medians.items():
+        ratios = " | ".join(f"{seconds / medians[reference][0]:.2f}x" for reference in against.values())
+        lines.append(f"| {name} | {seconds:.1f} | {ratios} | {peak:.2f} |")
+    return "\n".join(lines)

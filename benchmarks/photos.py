@@ -22,7 +22,6 @@ The contenders are alternated ``--repeats`` times; medians are reported.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from pathlib import Path
 
@@ -86,7 +85,7 @@ def main() -> None:
     parser.add_argument("--dir", default="/tmp/palette-dask-scaling")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
-    from measure import timed
+    from measure import alternated, ratio_table, timed
     from scaling import build_collection
 
     folder = build_collection(Path(args.dir), args.photos)
@@ -102,21 +101,9 @@ def main() -> None:
         "palette-dask run DIR -k 8 --space rgb": ours + ["--space", "rgb"],
     }
     timed(contenders["plain decode (floor)"])  # the files into the page cache
-    rows: dict[str, list[tuple[float, int]]] = {name: [] for name in contenders}
-    for _ in range(args.repeats):
-        for name, argv in contenders.items():
-            seconds, peak, _ = timed(argv)
-            rows[name].append((seconds, peak))
-            print(f"{name}: {seconds:.1f} s, peak {peak / 2**30:.2f} GiB", flush=True)
-    floor = statistics.median(s for s, _ in rows["plain decode (floor)"])
-    script = statistics.median(s for s, _ in rows["the script (peer)"])
+    medians = alternated(contenders, args.repeats)
     print(f"\n{args.photos} JPEGs of 640 x 480, k=8; medians of {args.repeats}\n")
-    print("| contender | seconds | vs the floor | vs the script | peak RSS of the tree (GiB) |")
-    print("|---|---|---|---|---|")
-    for name, values in rows.items():
-        seconds = statistics.median(s for s, _ in values)
-        peak = statistics.median(p for _, p in values) / 2**30
-        print(f"| {name} | {seconds:.1f} | {seconds / floor:.2f}x | {seconds / script:.2f}x | {peak:.2f} |")
+    print(ratio_table(medians, {"the floor": "plain decode (floor)", "the script": "the script (peer)"}))
 
 
 if __name__ == "__main__":

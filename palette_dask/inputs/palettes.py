@@ -72,7 +72,7 @@ def read_palette(source: str | os.PathLike, space: str) -> GivenPalette:
     >>> given.centers.tolist(), given.space
     ([[255.0, 0.0, 0.0], [0.0, 0.0, 255.0]], 'rgb')
     """
-    from ..kernels.colour import lab_to_srgb, srgb_to_lab
+    from ..kernels.colour import srgb_to_lab
     from ..outputs.store import is_store, open_store
 
     if not isinstance(source, (str, os.PathLike)):
@@ -84,10 +84,7 @@ def read_palette(source: str | os.PathLike, space: str) -> GivenPalette:
             raise ParameterError(f"{path}: the store holds no palette (no image had a valid pixel)")
         centers = group["centers"][:].astype(np.float32)
         own = group.attrs.get("space", "rgb")  # stores made before the option clustered in sRGB
-        if "centers_rgb" in group:
-            rgb = group["centers_rgb"][:]
-        else:  # older stores: one array, sRGB (or CIELAB, shown converted)
-            rgb = lab_to_srgb(centers) if own == "lab" else centers
+        rgb = group["centers_rgb" if "centers_rgb" in group else "centers"][:]  # as load_result reads them
         return GivenPalette(centers, np.asarray(rgb, np.float32), own, path)
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in PALETTE_SUFFIXES:
