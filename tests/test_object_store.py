@@ -6,14 +6,17 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import zarr
-from conftest import PHOTOS, every_array
+from conftest import PHOTOS, every_array, write_png
 from servers import moto_s3_env
+from test_mosaic import photo_mosaic
 
+from palette_dask import connect, extract_palette
 from palette_dask.cli import main
 from palette_dask.outputs.result import load_result
-from palette_dask.outputs.store import is_store
+from palette_dask.outputs.store import is_store, task_writes
 
 FLAGS = ["-k", "4", "--seed", "2", "--threads", "-q"]
 
@@ -62,9 +65,59 @@ def test_overwrite_replaces_only_a_store_in_s3(capsys, bucket):
     bucket.rm("out/mine.zarr/notes.txt")
     assert main(["run", str(PHOTOS[1]), "-o", "s3://out/mine.zarr", "--overwrite", *FLAGS]) == 0
     assert load_result("s3://out/mine.zarr").image_names == [str(PHOTOS[1])]
-    assert main(["run", str(PHOTOS[1]), "-o", "s3://out/l.zarr", "--labels", *FLAGS]) == 2
-    assert "label rasters are written to a store on disk" in capsys.readouterr().err
-    assert not is_store("s3://out/l.zarr")
+
+
+def test_label_rasters_written_by_worker_processes_into_s3_equal_those_on_disk(bucket, tmp_path):
+    """A mosaic read tile by tile (its chunks' tasks write level 0, a pyramid), PNGs decoded whole."""
+    from ome_zarr_models import open_ome_zarr
+    from ome_zarr_models.v05 import Labels
+
+    mosaic = photo_mosaic(2600, 2100)
+    array = zarr.create_array(
+        str(tmp_path / "m.zarr"), shape=mosaic.shape, chunks=(512, 512, 3), dtype="uint8"
+    )
+    array[:] = mosaic
+    inputs = [str(tmp_path / "m.zarr"), write_png(tmp_path / "p.png", mosaic[:2200, :1000]), str(PHOTOS[1])]
+    options = {"k": 4, "seed": 2, "labels": True, "chunk_bytes": 2**20}  # the mosaic in 1 MB chunks
+    # worker processes started under moto's environment: they write the label rasters, not the driver
+    with connect(
+        processes=True, n_workers=2, threads_per_worker=1, dashboard_address="127.0.0.1:0"
+    ) as client:
+        geo = {"local": tmp_path / "geo-local", "s3": tmp_path / "geo-s3"}
+        local = extract_palette(
+            inputs, store=tmp_path / "s.zarr", client=client, labels_geotiff=geo["local"], **options
+        )
+        url = "s3://out/labels.zarr"
+        remote = extract_palette(inputs, store=url, client=client, labels_geotiff=geo["s3"], **options)
+    on_disk, in_s3 = zarr.open_group(tmp_path / "s.zarr", mode="r"), opened(url)
+    arrays = every_array(on_disk)
+    assert {"labels/0/0", "labels/0/2", "labels/1/1", "labels/2/0"} <= arrays.keys()
+    assert arrays.keys() == every_array(in_s3).keys()
+    assert in_s3["labels/0/0"].chunks[0] < 2600  # chunk by chunk, each by its counting task
+    for name, values in every_array(in_s3).items():
+        np.testing.assert_array_equal(values, arrays[name], err_msg=name)
+    for index in range(3):
+        assert in_s3[f"labels/{index}"].attrs.asdict() == on_disk[f"labels/{index}"].attrs.asdict()
+    assert isinstance(open_ome_zarr(in_s3["labels"]), Labels)  # OME-Zarr 0.5, validated where it lies
+    np.testing.assert_array_equal(remote.labels(1).values, local.labels(1).values)
+    for name in ("m.labels.tif", "p.labels.tif", "coffee.labels.tif"):  # GeoTIFFs read from the S3 store
+        assert (geo["s3"] / name).read_bytes() == (geo["local"] / name).read_bytes(), name
+
+
+def test_a_label_raster_written_after_its_s3_store_went_is_removed(bucket):
+    """As on disk (an interrupted run removes its store while a task writes): nothing is left behind."""
+    for name, gone in (("kept.zarr", False), ("gone.zarr", True)):
+        group = zarr.open_group(zarr.storage.FsspecStore.from_url(f"s3://out/{name}"), mode="w")
+        group.require_group("labels")
+        with task_writes(f"s3://out/{name}/labels/0"):
+            label = zarr.open_group(zarr.storage.FsspecStore.from_url(f"s3://out/{name}/labels/0"), mode="w")
+            label.create_array("0", shape=(4, 4), dtype="uint8")[:] = 1
+            assert bucket.exists(f"out/{name}/labels/0/0/c/0/0")
+            if gone:
+                bucket.rm(f"out/{name}/zarr.json")
+        bucket.invalidate_cache()
+        assert bucket.exists(f"out/{name}/labels/0/0/c/0/0") is not gone
+        assert bucket.exists(f"out/{name}/labels/0/zarr.json") is not gone
 
 
 def test_a_run_killed_while_writing_to_s3_is_finished_by_resume(bucket, tmp_path):

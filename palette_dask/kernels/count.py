@@ -355,10 +355,10 @@ def _stats_task(block, spec, centers, centers_rgb, labels_path=None, lookup=Fals
     else:  # this task owns exactly this chunk of the label raster
         import zarr
 
-        from ..outputs.store import task_writes
+        from ..outputs.store import task_writes, zarr_store
 
         with task_writes(os.path.dirname(labels_path)):
-            target = zarr.open_array(labels_path, mode="r+")
+            target = zarr.open_array(zarr_store(labels_path), mode="r+")
             (r0, r1), (c0, c1), _ = block_info[0]["array-location"]
             labels = np.zeros((r1 - r0, c1 - c0), dtype=target.dtype)
             stats = block_stats(block, spec, centers, centers_rgb, labels_out=labels, lookup=lookup)

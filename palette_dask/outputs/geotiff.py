@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import InputError
 from ..inputs.formats import open_source
 from ..inputs.tiff import open_tiff
+from .store import zarr_store
 
 __all__ = ["geotiff_paths", "check_geotiff_folder", "write_label_geotiffs"]
 
@@ -104,7 +105,7 @@ def _write_one(root: str, index: int, source: str, path: str, downloads: str | N
     import tifffile
     import zarr
 
-    label = zarr.open_group(f"{root}/labels/{index}", mode="r")
+    label = zarr.open_group(zarr_store(f"{root}/labels/{index}"), mode="r")
     ome = label.attrs["ome"]
     levels = [label[d["path"]] for d in ome["multiscales"][0]["datasets"]]
     colormap = np.zeros((3, 2 ** (8 * levels[0].dtype.itemsize)), np.uint16)

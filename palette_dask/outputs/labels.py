@@ -13,13 +13,12 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import zarr
 
 from ..errors import StoreError
-from .store import dims, rounded_colours, task_writes
+from .store import dims, rounded_colours, store_path, task_writes, zarr_store
 
 __all__ = ["label_levels", "label_dtype", "create_labels", "write_label_pyramid", "write_label_image"]
 
@@ -86,9 +85,9 @@ def create_labels(group: zarr.Group, index: int, image, colors: np.ndarray) -> s
     Values are colour index + 1, and 0 for masked pixels. The counting tasks
     write level 0; :func:`write_label_pyramid` the levels above it.
     """
-    root = getattr(group.store, "root", None)
+    root = store_path(group)
     if root is None:
-        raise StoreError("label rasters need a store on disk")
+        raise StoreError("label rasters need a store on disk or in object storage")
     name, levels = str(group["image_names"][index]), label_levels(image.shape)
     label = _label_group(group.require_group("labels"), index, name, colors, levels)
     label.create_array(
@@ -100,7 +99,7 @@ def create_labels(group: zarr.Group, index: int, image, colors: np.ndarray) -> s
         overwrite=True,
         **dims("y", "x"),
     )
-    return str(Path(root) / "labels" / str(index) / "0")
+    return f"{root}/labels/{index}/0"
 
 
 def write_label_pyramid(level0: str) -> None:
@@ -111,10 +110,10 @@ def write_label_pyramid(level0: str) -> None:
     """
     import dask.array as da
 
-    parent = str(Path(level0).parent)
-    label = zarr.open_group(parent, mode="r+")
+    parent = os.path.dirname(level0)
+    label = zarr.open_group(zarr_store(parent), mode="r+")
     for level in range(1, len(label.attrs["ome"]["multiscales"][0]["datasets"])):
-        below = da.from_zarr(f"{parent}/{level - 1}")
+        below = da.from_zarr(label[str(level - 1)])
         shape = tuple(-(-n // 2) for n in below.shape)
         chunks = tuple(min(PYRAMID_DOWN_TO, n) for n in shape)
         label.create_array(
@@ -132,14 +131,15 @@ class _LevelTarget:
 
     def __setitem__(self, index, block) -> None:
         with task_writes(os.path.dirname(self.path)):
-            zarr.open_array(self.path, mode="r+")[index] = block
+            zarr.open_array(zarr_store(self.path), mode="r+")[index] = block
 
 
 def write_label_image(root: str, index: int, name: str, labels: np.ndarray, colors) -> None:
     """Write an image decoded whole's label raster and its pyramid to ``labels/<index>`` (in a task)."""
     levels = label_levels(labels.shape)
     with task_writes(f"{root}/labels/{index}"):
-        label = _label_group(zarr.open_group(f"{root}/labels", mode="r+"), index, name, colors, levels)
+        labels_group = zarr.open_group(zarr_store(f"{root}/labels"), mode="r+")
+        label = _label_group(labels_group, index, name, colors, levels)
         for level in range(levels):
             step = 2**level
             label.create_array(
@@ -167,7 +167,7 @@ def label_array(store: str, index: int, palette: list[dict], like=None):
 
     from ..inputs.formats import layout
 
-    group = zarr.open_group(store, mode="r")
+    group = zarr.open_group(zarr_store(store), mode="r")
     if f"labels/{index}/0" not in group:
         raise StoreError(f"{store}: image {index} has no label raster (run with labels=True, --labels)")
     data = da.from_zarr(group[f"labels/{index}/0"])

@@ -110,7 +110,7 @@ def create_store(
         "batch_size": batch,
         "complete": False,
     }
-    store = zarr.storage.MemoryStore() if path is None else _zarr_store(path)
+    store = zarr.storage.MemoryStore() if path is None else zarr_store(path)
     group = zarr.open_group(store, mode="w-", attributes=attributes)  # recognisable from its first write
 
     def per_image(name, dtype, fill_value):
@@ -213,18 +213,23 @@ def task_writes(node: str | os.PathLike):
     removes its store (an interrupted run that stored no image). Whatever the
     outcome of the write, if the store's group is gone by its end, the task
     removes the node it wrote and the folders left empty above it, up to
-    the store's own: nothing of a removed store is left behind.
+    the store's own: nothing of a removed store is left behind. A store in
+    object storage has no folders: the node's objects go.
     """
-    node = Path(node)
-    root = node.parent.parent
+    node = str(node).rstrip("/")
+    root = os.path.dirname(os.path.dirname(node))
     try:
         yield
     finally:
-        if not (root / "zarr.json").exists():
+        if is_url(node) and _url_metadata(root) is None:
+            fs, path = _filesystem(node)
+            with contextlib.suppress(FileNotFoundError):
+                fs.rm(path, recursive=True)
+        elif not is_url(node) and not os.path.exists(os.path.join(root, "zarr.json")):
             shutil.rmtree(node, ignore_errors=True)
-            for folder in (node.parent, root):
+            for folder in (os.path.dirname(node), root):
                 try:
-                    folder.rmdir()
+                    os.rmdir(folder)
                 except OSError:  # not empty: another task's, which removes it in turn
                     break
 
@@ -399,8 +404,8 @@ def _url_metadata(url) -> dict | None:
         return None
 
 
-def _zarr_store(path):
-    """What zarr opens for a store path: the path, or an fsspec store for a URL."""
+def zarr_store(path):
+    """What zarr opens for a store or a node in one: the path, or an fsspec store for a URL."""
     if not is_url(path):
         return str(path)
     from ..inputs.fetch import storage_options
@@ -462,7 +467,7 @@ def open_store(path: str | os.PathLike, mode: str = "r") -> zarr.Group:
         what = "no palette_dask group there" if store_exists(path) else "no such folder"
         raise StoreError(f"{path}: not a palette_dask store ({what})")
     try:
-        group = zarr.open_group(_zarr_store(path), mode=mode)
+        group = zarr.open_group(zarr_store(path), mode=mode)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError):
         raise StoreError(f"{path}: not a palette_dask store (no zarr group there)") from None
     if "image_status" not in group:

@@ -132,8 +132,6 @@ def extract_palette(
     config = RunConfig(k=k, labels=labels, **options)
     if (labels or append) and store is None:
         raise ParameterError(f"{'append' if append else 'labels'}=True needs a store path")
-    if labels and stores.is_url(store):
-        raise ParameterError(f"{store}: label rasters are written to a store on disk, not in object storage")
     if append and (overwrite or resume):
         raise ParameterError("append=True adds to a store: neither overwrite nor resume with it")
     names, arrays = split_inputs(inputs)
