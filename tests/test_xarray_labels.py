@@ -32,6 +32,32 @@ def test_a_rioxarray_scenes_labels_keep_its_coordinates_crs_and_transform(client
         np.testing.assert_array_equal(written.read(1), stored)
 
 
+@pytest.mark.parametrize("rotated", [False, True])
+def test_the_store_keeps_a_rioxarray_scenes_georeference_for_its_labels_and_geotiff(
+    client, real_rasters, tmp_path, rotated
+):
+    """Without ``like``: the store's own record; the label GeoTIFF placed as the scene, read by rasterio."""
+    scene = rioxarray.open_rasterio(real_rasters / "RGB.byte.tif").isel(y=slice(0, 300), x=slice(0, 400))
+    if rotated:  # a transform with rotation: no coordinates, a ModelTransformation in the GeoTIFF
+        scene = scene.drop_vars(["x", "y"]).rio.write_transform(
+            rasterio.Affine(30, 5, 101985, 4, -30, 2826915)
+        )
+    geo = tmp_path / "geo"
+    result = extract_palette(scene, 4, store=tmp_path / "s.zarr", labels_geotiff=geo, client=client)
+    labels = result.labels(0)
+    assert labels.dims == ("y", "x") and labels.rio.crs == scene.rio.crs
+    assert labels.rio.transform() == scene.rio.transform() and labels.rio.nodata == 0
+    if not rotated:
+        np.testing.assert_array_equal(labels["x"].values, scene["x"].values)
+        np.testing.assert_array_equal(labels["y"].values, scene["y"].values)
+    np.testing.assert_array_equal(labels.values, result.labels(0, like=scene).values)
+    (written,) = geo.iterdir()
+    with rasterio.open(written) as tif:
+        assert tif.crs == scene.rio.crs and tif.transform.almost_equals(scene.rio.transform())
+        np.testing.assert_array_equal(tif.read(1), labels.values)
+        assert tif.nodata == 0 and (tif.read(1) == 0).any()
+
+
 def test_a_dask_backed_data_array_from_zarr_keeps_its_dimension_names_and_coordinates(client, tmp_path):
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (3, 64, 96), dtype=np.uint8)
@@ -46,8 +72,14 @@ def test_a_dask_backed_data_array_from_zarr_keeps_its_dimension_names_and_coordi
     assert labels.dims == ("lat", "lon") and labels["time"].values == cube["time"].values
     np.testing.assert_array_equal(labels["lon"].values, cube["lon"].values)
     assert int((labels > 0).sum()) == 64 * 96
-    bare = result.labels(0)
-    assert bare.dims == ("y", "x") and bare.shape == (64, 96)
+    kept = result.labels(0)  # the store's own record: dims and coordinates, no scalar (time) or CRS
+    assert kept.dims == ("lat", "lon") and "time" not in kept.coords and kept.rio.crs is None
+    np.testing.assert_array_equal(kept["lat"].values, cube["lat"].values)
+    np.testing.assert_array_equal(kept.values, labels.values)
+    bare = extract_palette(cube.data, 3, store=tmp_path / "n.zarr", labels=True, client=client).labels(0)
+    assert (
+        bare.dims == ("y", "x") and bare.shape == (64, 96) and not bare.coords
+    )  # a dask array declares none
     with pytest.raises(ValueError, match="like has 64 x 95 pixels"):
         result.labels(0, like=cube.isel(lon=slice(0, 95)))
     unlabelled = extract_palette(cube, 3, store=tmp_path / "u.zarr", client=client)

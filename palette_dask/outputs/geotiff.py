@@ -5,7 +5,8 @@ image done (``<stem>-<index>.labels.tif`` where two inputs share a stem):
 the values of the store's ``labels/<i>`` (colour index + 1, 0 where masked),
 512² deflate tiles, the palette as its colour map, nodata 0, the store's
 pyramid levels as its overviews, and the georeferencing of a TIFF source
-(GeoKeys, ModelPixelScale and ModelTiepoint or ModelTransformation, copied).
+(GeoKeys, ModelPixelScale and ModelTiepoint or ModelTransformation, copied)
+or of an xarray input's CRS (an EPSG code) and transform, as the store kept them.
 Each file is written by a task, one task per batch, streaming bands of rows
 from the store: never a whole raster in memory.
 """
@@ -67,6 +68,52 @@ def check_geotiff_folder(folder: str | os.PathLike, names: list[str], *, replace
             raise InputError(f"{path}: already exists; pass --overwrite (overwrite=True) to replace it")
 
 
+def _array_geo_tags(reference: dict | None) -> list:
+    """GeoTIFF tags of an xarray input's CRS and transform as the store kept them (see ``keep_georeference``).
+
+    Only a CRS with an EPSG code is written (its GeoKeys name the code); a
+    transform with rotation becomes a ModelTransformation.
+
+    Examples
+    --------
+    >>> utm = {"epsg": 32618, "geographic": False, "transform": [10, 0, 5, 0, -10, 9]}
+    >>> [tag[0] for tag in _array_geo_tags(utm)]
+    [33550, 33922, 34735]
+    >>> _array_geo_tags({"dims": ["y", "x"]})
+    []
+    """
+    epsg = (reference or {}).get("epsg")
+    if epsg is None or not 0 < epsg < 32767 or "transform" not in reference:
+        return []
+    a, b, c, d, e, f = reference["transform"]
+    geographic = reference["geographic"]
+    # GeoKeyDirectory: version 1.1.0, 3 keys: model type, raster type PixelIsArea, the CRS's EPSG code
+    keys = (
+        1,
+        1,
+        0,
+        3,
+        1024,
+        0,
+        1,
+        2 if geographic else 1,
+        1025,
+        0,
+        1,
+        1,
+        2048 if geographic else 3072,
+        0,
+        1,
+        epsg,
+    )
+    if b == 0 and d == 0:  # north up: ModelPixelScale and ModelTiepoint
+        placed = [(33550, 12, 3, (a, -e, 0.0), True), (33922, 12, 6, (0.0, 0.0, 0.0, c, f, 0.0), True)]
+    else:
+        matrix = (a, b, 0.0, c, d, e, 0.0, f, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+        placed = [(34264, 12, 16, matrix, True)]
+    return [*placed, (34735, 3, len(keys), keys, True)]
+
+
 def _geo_tags(source: str, downloads: str | None) -> list:
     """A TIFF source's georeferencing tags (a remote one's by byte ranges) as tifffile's ``extratags``."""
     try:
@@ -111,7 +158,8 @@ def _write_one(root: str, index: int, source: str, path: str, downloads: str | N
     colormap = np.zeros((3, 2 ** (8 * levels[0].dtype.itemsize)), np.uint16)
     for colour in ome["image-label"]["colors"]:
         colormap[:, colour["label-value"]] = np.asarray(colour["rgba"][:3]) * 257
-    extratags = [*_geo_tags(source, downloads), (42113, 2, 2, "0", True)]  # GDAL_NODATA
+    placed = _geo_tags(source, downloads) or _array_geo_tags(label.attrs.get("georeference"))
+    extratags = [*placed, (42113, 2, 2, "0", True)]  # GDAL_NODATA
     partial = f"{path}.partial"
     try:
         with tifffile.TiffWriter(partial, bigtiff=levels[0].nbytes > 2**31) as tif:

@@ -20,7 +20,15 @@ import zarr
 from ..errors import StoreError
 from .store import dims, rounded_colours, store_path, task_writes, zarr_store
 
-__all__ = ["label_levels", "label_dtype", "create_labels", "write_label_pyramid", "write_label_image"]
+__all__ = [
+    "label_levels",
+    "label_dtype",
+    "create_labels",
+    "write_label_pyramid",
+    "write_label_image",
+    "keep_georeference",
+    "label_array",
+]
 
 
 #: A label raster with a side longer than this gets a multiscale pyramid ...
@@ -152,20 +160,49 @@ def write_label_image(root: str, index: int, name: str, labels: np.ndarray, colo
             )[:] = labels[::step, ::step]
 
 
+def keep_georeference(group: zarr.Group, index: int, array, axes: str) -> None:
+    """Keep in ``labels/<index>`` what lines an xarray input's label raster up with it (in the driver).
+
+    Its row and column dimension names (attribute ``georeference``), their
+    numeric 1-D coordinates (arrays ``coordinates/<dim>``), and, where
+    rioxarray gives them, its CRS (WKT and EPSG code) and affine transform.
+    :func:`label_array` gives them back, and the label GeoTIFF of the input
+    is georeferenced by them. ``axes`` is the array's layout (``"cyx"``...).
+    """
+    if not hasattr(array, "dims") or len(axes) != array.ndim:  # numpy or dask: nothing declared
+        return
+    rows, columns = (array.dims[axes.index(axis)] for axis in "yx")
+    label = group[f"labels/{index}"]
+    reference: dict = {"dims": [str(rows), str(columns)]}
+    coordinates = label.require_group("coordinates")
+    for name in (rows, columns):
+        if name in array.coords and np.issubdtype(array[name].dtype, np.number):
+            values = np.asarray(array[name].values)
+            coordinates.create_array(str(name), data=values, overwrite=True, **dims(str(name)))
+    try:
+        crs = array.rio.crs  # rioxarray's accessor, there when the caller imported rioxarray
+    except AttributeError:
+        crs = None
+    if crs is not None:
+        epsg = crs.to_epsg()
+        reference.update(crs_wkt=crs.to_wkt(), epsg=epsg, geographic=bool(crs.is_geographic))
+        reference["transform"] = [float(v) for v in tuple(array.rio.transform())[:6]]
+    label.attrs["georeference"] = reference
+
+
 def label_array(store: str, index: int, palette: list[dict], like=None):
     """Image ``index``'s label raster (level 0) as an ``xarray.DataArray``, lazily read from ``store``.
 
     Values are colour ids, 0 for a pixel left out. Its attributes name the
     categories as CF does (``flag_values``, ``flag_meanings``: the colour
-    names; ``colors``: their hex codes). ``like``, the image as it was given
-    (an ``xarray.DataArray``, a rioxarray scene), lends its row and column
-    dimension names and coordinates, and with rioxarray its CRS and transform,
-    so that the labels line up with it.
+    names; ``colors``: their hex codes). It lines up with the image given:
+    an xarray input's row and column dimension names and coordinates, and
+    with rioxarray its CRS and transform (no-data 0), as the store kept them
+    (:func:`keep_georeference`); or those of ``like``, the image as it was
+    given (an ``xarray.DataArray``, a rioxarray scene), for any input.
     """
     import dask.array as da
     import xarray as xr
-
-    from ..inputs.formats import layout
 
     group = zarr.open_group(zarr_store(store), mode="r")
     if f"labels/{index}/0" not in group:
@@ -178,17 +215,36 @@ def label_array(store: str, index: int, palette: list[dict], like=None):
         "colors": [entry["hex"] for entry in entries],
         "source": str(group["image_names"][index]),
     }
-    if like is None:
-        return xr.DataArray(data, dims=("y", "x"), name="labels", attrs=attrs)
+    if like is not None:
+        rows, columns, coords, crs, transform = _like(like, data.shape)
+    else:
+        label = group[f"labels/{index}"]
+        reference = label.attrs.get("georeference", {})
+        rows, columns = reference.get("dims", ("y", "x"))
+        found = label["coordinates"].arrays() if "coordinates" in label else ()
+        coords = {name: (name, array[:]) for name, array in found}
+        crs, transform = reference.get("crs_wkt"), reference.get("transform")
+    labels = xr.DataArray(data, dims=(rows, columns), name="labels", attrs=attrs).assign_coords(coords)
+    if crs is None:
+        return labels
+    try:
+        import rioxarray  # noqa: F401  (its accessor)
+        from affine import Affine
+    except ImportError:  # the CRS as attributes
+        return labels.assign_attrs(crs_wkt=str(crs), transform=list(transform))
+    return labels.rio.write_crs(crs).rio.write_transform(Affine(*transform)).rio.write_nodata(0)
+
+
+def _like(like, shape):
+    """``(rows, columns, coords, crs, transform)`` of ``like`` (an xarray DataArray of ``shape`` pixels)."""
+    from ..inputs.formats import layout
+
     axes = layout("like", [str(d) for d in like.dims], like.shape)
     rows, columns = like.dims[axes.index("y")], like.dims[axes.index("x")]
-    if (like.sizes[rows], like.sizes[columns]) != data.shape:
+    if (like.sizes[rows], like.sizes[columns]) != shape:
         height, width = like.sizes[rows], like.sizes[columns]
-        raise ValueError(f"like has {height} x {width} pixels, the labels {data.shape[0]} x {data.shape[1]}")
-    labels = xr.DataArray(data, dims=(rows, columns), name="labels", attrs=attrs)
-    kept = {name: c for name, c in like.coords.items() if set(c.dims) <= {rows, columns}}  # and scalars
-    labels = labels.assign_coords(kept)
+        raise ValueError(f"like has {height} x {width} pixels, the labels {shape[0]} x {shape[1]}")
+    coords = {name: c for name, c in like.coords.items() if set(c.dims) <= {rows, columns}}  # and scalars
     if "rioxarray" in sys.modules and like.rio.crs is not None:  # rioxarray's accessor: the caller's
-        labels = labels.rio.write_crs(like.rio.crs).rio.write_transform(like.rio.transform())
-        labels = labels.rio.write_nodata(0)
-    return labels
+        return rows, columns, coords, like.rio.crs, tuple(like.rio.transform())[:6]
+    return rows, columns, coords, None, None

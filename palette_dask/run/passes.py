@@ -33,7 +33,7 @@ from ..kernels.sample import (
     sampling_fraction,
 )
 from ..outputs import store as stores
-from ..outputs.labels import create_labels, write_label_pyramid
+from ..outputs.labels import create_labels, keep_georeference, write_label_pyramid
 from .state import Opened, Run, array_entry
 from .tasks import CLUSTER_FAILURES, Pass
 
@@ -340,6 +340,8 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.
         label_paths[index] = (
             create_labels(group, index, opened.tiled[index][1], centers_rgb) if labels_store else None
         )
+        if labels_store and index in run.arrays:  # an xarray input's dims, coordinates, CRS
+            keep_georeference(group, index, run.arrays[index], opened.tiled[index][0].axes)
 
         def count(info, image, index=index):
             spec, labels = opened.spec(run, index), label_paths[index]
