@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .cli_parser import UsageError, build_parser
 from .errors import ClusterError, InputError, PaletteDaskError, ParameterError, one_line, plural
-from .options import RunConfig, bands_argument, from_arguments, is_default, scale_argument
+from .options import RunConfig, bands_argument, from_arguments, given_options, scale_argument
 from .outputs.result import PaletteResult, load_result
 from .outputs.store import DONE
 
@@ -213,6 +213,7 @@ def _from_store(args) -> None:
     args.inputs = names
     for name, value in config.values().items():
         setattr(args, name, value)
+    args.given = given_options(args) | set(config.values())  # as if given: the store's own
 
 
 def _print_job_script(args) -> int:
@@ -291,9 +292,11 @@ def _extract(args, inputs, store) -> PaletteResult:
     if args.labels_geotiff:
         check_geotiff_folder(args.labels_geotiff, inputs, replace=args.overwrite or args.resume or append)
     report = _reporter(args)  # the command reports failures itself: no Python warning
-    options = from_arguments(args, "run")
+    options, given = from_arguments(args, "run"), given_options(args)
     if append:  # the store's parameters, but for the options given
-        options = {name: value for name, value in options.items() if not is_default(name, value)}
+        options = {name: value for name, value in options.items() if name in given}
+    elif "k" not in given:  # a palette applied gives it
+        del options["k"]
     options.update(
         store=store,
         resume=args.resume,

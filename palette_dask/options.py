@@ -36,6 +36,7 @@ __all__ = [
     "RunConfig",
     "takes_options",
     "add_arguments",
+    "given_options",
     "DEFAULT_K",
     "DEFAULT_SAMPLE_SIZE",
     "DEFAULT_N_INIT",
@@ -407,7 +408,9 @@ class Option:
 
 OPTIONS: tuple[Option, ...] = (
     Option(
-        "k", DEFAULT_K, check_k, "int", "Number of colours.", stage="run",
+        "k", DEFAULT_K, check_k, "int",
+        "Number of colours: 5 unless given; a palette applied gives it, an appended store its own.",
+        stage="run",
         flag="-k", parse=whole_number(1), help="number of colours (default: 5)",
     ),
     Option(
@@ -705,23 +708,49 @@ def takes_options(stage: str):
     return decorate
 
 
+class _Given(argparse.Action):
+    """Store an option's value as argparse would (``kind``: None, "store_true" or "append") and note it given.
+
+    The namespace's ``given`` set names the options the command line gave,
+    so that one given at its default value is told from one not given.
+    """
+
+    def __init__(self, option_strings, dest, kind=None, **kwargs):
+        if kind == "store_true":
+            kwargs.update(nargs=0, const=True)
+        super().__init__(option_strings, dest, **kwargs)
+        self.kind = kind
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if self.kind == "store_true":
+            values = True
+        elif self.kind == "append":
+            values = [*(getattr(namespace, self.dest, None) or []), values]  # the default list is not touched
+        setattr(namespace, self.dest, values)
+        namespace.given = {*getattr(namespace, "given", ()), self.dest}
+
+
 def add_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
-    """Add the command-line flags of the options of this stage (see :data:`STAGES`), their names as dests."""
+    """Add the command-line flags of the options of this stage (see :data:`STAGES`), their names as dests.
+
+    Those given on the command line are named by the parsed namespace's ``given`` (:func:`given_options`).
+    """
     for option in OPTIONS:
         if option.stage != stage or option.flag is None:
             continue
-        extra = {"action": option.action} if option.action else {"metavar": option.metavar}
-        if option.action == "append":
-            extra.update(type=option.parse, metavar=option.metavar)
-        elif option.action is None:
-            extra.update(type=option.parse, choices=option.choices)
+        extra = {"metavar": option.metavar} if option.action != "store_true" else {}
+        if option.action != "store_true":
+            extra.update(type=option.parse, choices=option.choices if option.action is None else None)
         default = list(option.default) if option.action == "append" else option.default
-        parser.add_argument(option.flag, dest=option.name, default=default, help=option.help, **extra)
+        parser.add_argument(
+            option.flag, dest=option.name, default=default, help=option.help,
+            action=_Given, kind=option.action, **extra,
+        )  # fmt: skip
 
 
-def is_default(name: str, value) -> bool:
-    """Whether ``value`` is option ``name``'s default (a command line's list compared as its tuple)."""
-    return (tuple(value) if isinstance(value, list) else value) == _BY_NAME[name].default
+def given_options(args: argparse.Namespace) -> set[str]:
+    """The names of the options a parsed command line gave (at their default value or not)."""
+    return set(getattr(args, "given", ()))
 
 
 def from_arguments(args: argparse.Namespace, stage: str) -> dict:

@@ -116,9 +116,13 @@ def test_resuming_an_applied_store_needs_no_palette_file(client, tmp_path):
         extract_palette(LATER, palette=store, scale="minmax", client="tcp://127.0.0.1:1")
 
 
-def test_k_must_agree_with_the_palette(fitted, tmp_path):
-    with pytest.raises(ParameterError, match="has 6 colours"):
-        extract_palette(LATER, 3, palette=fitted.store, client="tcp://127.0.0.1:1")  # before connecting
+def test_k_must_agree_with_the_palette(capsys, fitted, tmp_path):
+    for k in (3, 5):  # 5, the default, given: refused too
+        with pytest.raises(ParameterError, match="has 6 colours"):
+            extract_palette(LATER, k, palette=fitted.store, client="tcp://127.0.0.1:1")  # before connecting
+    argv = ["run", str(LATER[0]), "--palette", str(fitted.store), "--threads"]
+    assert main([*argv, "-k", "5"]) == 2
+    assert "k=5, but the palette of" in capsys.readouterr().err
     with pytest.raises(ParameterError, match="not a palette_dask store"):
         extract_palette(LATER, palette=tmp_path / "missing.zarr")
 
@@ -186,13 +190,21 @@ def test_append_counts_new_images_with_the_stores_palette(client, tmp_path):
 
 def test_command_line_append_then_resume(capsys, fitted, tmp_path):
     store = tmp_path / "a.zarr"
-    assert main(["run", str(PHOTOS[0]), "-o", str(store), "-k", "4", "--threads", "-q"]) == 0
+    assert (
+        main(["run", str(PHOTOS[0]), "-o", str(store), "-k", "4", "--sample", "50000", "--threads", "-q"])
+        == 0
+    )
     capsys.readouterr()
     code = main(["run", *map(str, LATER), "-o", str(store), "--append", "--threads", "--json"])
     document = json.loads(capsys.readouterr().out)
     assert code == 0 and document["k"] == 4 and document["images"] == {"total": 3, "done": 3, "failed": 0}
     assert main(["run", "--resume", str(store), "--threads"]) == 0  # the appended names are the store's
     assert "nothing to do" in capsys.readouterr().err
+    more = ["run", str(PHOTOS[1]), "-o", str(store), "--append", "--threads", "-q"]
+    for given in (["-k", "5"], ["--sample", "100000"]):  # options given at their defaults are compared too
+        assert main([*more, *given]) == 1
+        assert "was made with" in capsys.readouterr().err
+    assert load_result(store).image_names[-1] != str(PHOTOS[1])  # refused: nothing added
     assert main(["run", str(LATER[0]), "--append", "--threads"]) == 2  # no store named
     assert "--append needs a store" in capsys.readouterr().err
     assert main(["run", str(LATER[0]), "-o", str(tmp_path / "none.zarr"), "--append"]) == 1

@@ -58,7 +58,7 @@ __all__ = ["RunConfig", "extract_palette", "sweep_k", "ImageFailedError", "RunIn
 @takes_options("run")
 def extract_palette(
     inputs,
-    k: int = DEFAULT_K,
+    k: int | None = None,
     *,
     store: str | os.PathLike | None = None,
     client: Client | str | None = None,
@@ -117,6 +117,8 @@ def extract_palette(
     >>> result.k, round(float(result.proportions.sum()), 6), result.to_dict()["images"]
     (5, 1.0, {'total': 1, 'done': 1, 'failed': 0})
     """
+    # what the caller set: an appended store's own parameters must agree with them
+    explicit = set(options) | ({"k"} if k is not None else set()) | ({"labels"} if labels_geotiff else set())
     labels = options.pop("labels", False) or labels_geotiff is not None
     given = None
     if options.get("palette") is not None and not append:  # applied, not fitted: its colours, its space
@@ -129,7 +131,7 @@ def extract_palette(
                 f"scale={options['scale']!r} is measured on a run's own sample; with a palette applied, "
                 "give the display range: scale='dtype' or (low, high)"
             )
-    config = RunConfig(k=k, labels=labels, **options)
+    config = RunConfig(k=DEFAULT_K if k is None else k, labels=labels, **options)
     if (labels or append) and store is None:
         raise ParameterError(f"{'append' if append else 'labels'}=True needs a store path")
     if append and (overwrite or resume):
@@ -143,7 +145,6 @@ def extract_palette(
     created = store is not None and not append and not (resume and stores.is_store(store))
     created = created and (not stores.store_exists(store) or stores.is_store(store))
     if append:  # the store's run, grown: its parameters and palette
-        explicit = set(options) | ({"k"} if k != DEFAULT_K else set()) | ({"labels"} if labels else set())
         group, names, config = open_to_append(store, names, config, explicit, report or _silent)
     else:
         group = open_or_create(store, names, config, overwrite=overwrite, resume=resume)
@@ -179,9 +180,9 @@ def extract_palette(
     return result
 
 
-def _palette_k(k: int, given: GivenPalette) -> int:
-    """The ``k`` of a run applying ``given``: its number of colours (``k`` at its default, or equal)."""
-    if k not in (DEFAULT_K, len(given.centers)):
+def _palette_k(k: int | None, given: GivenPalette) -> int:
+    """The ``k`` of a run applying ``given``: its number of colours (``k`` not given, or equal)."""
+    if k not in (None, len(given.centers)):
         raise ParameterError(
             f"k={k}, but the palette of {given.source} has {plural(len(given.centers), 'colour')}; "
             "a palette applied gives k"
