@@ -147,15 +147,40 @@ def _other_axis(name: str) -> str:
 
 
 def layout(source: str, names, shape, channel_axis: int | None = None) -> str:
-    """One letter per dimension (see :attr:`ImageInfo.axes`), checked against the shape."""
+    """One letter per dimension (see :attr:`ImageInfo.axes`), checked against the shape.
+
+    ``names`` (OME-Zarr axes, xarray dims) say which is which; without them,
+    ``channel_axis`` names the bands, and rows and columns are the last two
+    other axes longer than 1. Axes of length 1 hold no image and may be
+    anywhere (``"o"``, ``"t"``, ``"z"``...).
+
+    Examples
+    --------
+    >>> layout("a", ["t", "c", "z", "y", "x"], (1, 3, 1, 40, 50))
+    'tczyx'
+    >>> layout("a", None, (1, 3, 1, 40, 50), channel_axis=1), layout("a", None, (1, 3, 1, 40, 50))
+    ('ocoyx', 'ocoyx')
+    >>> layout("a", None, (40, 50, 3)), layout("a", None, (3, 40, 50), channel_axis=0)
+    ('yxc', 'cyx')
+    """
     shape = tuple(shape)
     if names is not None and all(names):
         letters = [_AXIS_NAMES.get(str(n).lower(), _other_axis(str(n))) for n in names]
     elif channel_axis is not None:
         if not -len(shape) <= channel_axis < len(shape):
             raise ImageReadError(f"{source}: channel_axis={channel_axis} is out of range for shape {shape}")
-        rest = iter("yx")
-        letters = ["c" if i == channel_axis % len(shape) else next(rest, "?") for i in range(len(shape))]
+        channel = channel_axis % len(shape)
+        others = [i for i in range(len(shape)) if i != channel]
+        longer = [i for i in others if shape[i] != 1]  # axes of length 1 hold no image: dropped
+        rows, columns = (longer if len(longer) >= 2 else others)[-2:] if len(others) >= 2 else (-1, -1)
+        letters = [
+            "c" if i == channel else "y" if i == rows else "x" if i == columns else "o"
+            for i in range(len(shape))
+        ]
+    elif len(shape) > 3 and 2 <= sum(n != 1 for n in shape) <= 3:  # axes of length 1 hold no image: dropped
+        longer = [i for i, n in enumerate(shape) if n != 1]
+        inner = iter(layout(source, None, [shape[i] for i in longer]))
+        letters = [next(inner) if n != 1 else "o" for n in shape]
     elif len(shape) == 2:
         letters = ["y", "x"]
     elif len(shape) == 3 and shape[-1] <= 16:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import os
 import urllib.parse
+import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -29,7 +30,8 @@ LIST_SUFFIXES = (".txt", ".lst", ".list")
 
 
 def is_zarr_dir(path: Path) -> bool:
-    return path.is_dir() and ((path / "zarr.json").exists() or (path / ".zarray").exists())
+    """A folder holding a zarr array or group, v3 or v2 (OME-Zarr 0.4's ``.zgroup``): never searched."""
+    return path.is_dir() and any((path / name).exists() for name in ("zarr.json", ".zarray", ".zgroup"))
 
 
 def is_zarr_source(source: str) -> bool:
@@ -56,11 +58,6 @@ def is_zarr_source(source: str) -> bool:
         return any(fs.exists(f"{key.rstrip('/')}/{name}") for name in ("zarr.json", ".zarray", ".zgroup"))
     except Exception:  # unreadable here: reading it will say why
         return False
-
-
-def _is_zarr_node(path: Path) -> bool:
-    """A zarr array or group (v2 or v3): never searched for images."""
-    return any((path / name).exists() for name in ("zarr.json", ".zarray", ".zgroup"))
 
 
 def resolve_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
@@ -99,6 +96,8 @@ def resolve_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> l
 
 
 def _expand(item: str, *, allow_lists: bool) -> list[str]:
+    if item.lower().startswith("file://"):  # a local path written as a URL
+        item = urllib.request.url2pathname(urllib.parse.urlsplit(item).path)
     if "://" in item:
         try:
             check_scheme(item)
@@ -159,7 +158,7 @@ def _images_under(folder: Path) -> list[str]:
     found = []
     for parent, subfolders, files in os.walk(folder):
         subfolders[:] = [
-            name for name in subfolders if not name.startswith(".") and not _is_zarr_node(Path(parent, name))
+            name for name in subfolders if not name.startswith(".") and not is_zarr_dir(Path(parent, name))
         ]
         found.extend(
             os.path.join(parent, name)

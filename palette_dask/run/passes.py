@@ -323,7 +323,7 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.
     if labels_store is not None:
         group.require_group("labels")
     readable = sum(len(rows) for rows in opened.batches) - len(run.failures)  # those that failed are not
-    run.report(f"counting the pixels of {plural(readable, 'image')}")
+    run.report(f"counting the pixels of {plural(readable, 'image')}" if readable else "no image was read")
     lookup = opened.pixels >= LOOKUP_PIXELS  # many pixels: 8-bit colours looked up in a table of all
     arguments = (config, run.display_range, centers, centers_rgb, labels_store, lookup)
     tasks = Pass()

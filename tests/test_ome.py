@@ -1,0 +1,77 @@
+"""OME-Zarr inputs as microscopes write them: 0.4 (zarr v2) and 0.5 (zarr v3), TCZYX, local and remote."""
+
+import numpy as np
+import pytest
+import zarr
+from servers import http_server
+from test_mosaic import photo_mosaic
+
+from palette_dask import extract_palette
+from palette_dask.cli import main
+
+
+def write_ome_zarr(path, image, version: str) -> None:
+    """``image`` (rows, columns, 3) as an OME-Zarr TCZYX image written by ome-zarr-py, in µm."""
+    from ome_zarr.format import FormatV04, FormatV05
+    from ome_zarr.io import parse_url
+    from ome_zarr.writer import write_image
+
+    fmt = FormatV04() if version == "0.4" else FormatV05()
+    store = parse_url(str(path), mode="w", fmt=fmt).store
+    root = zarr.group(store=store, zarr_format=2 if version == "0.4" else 3)
+    tczyx = np.moveaxis(image, -1, 0)[np.newaxis, :, np.newaxis]
+    write_image(
+        tczyx, root, axes="tczyx", fmt=fmt, scale_factors=[2, 4], scale={"y": 0.325, "x": 0.325},
+        axes_units={"y": "micrometer", "x": "micrometer"},
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def slides(tmp_path_factory):
+    """One image as a plain zarr array (the reference) and as OME-Zarr 0.4 and 0.5."""
+    folder = tmp_path_factory.mktemp("ome")
+    image = photo_mosaic(300, 400)
+    zarr.create_array(str(folder / "plain.zarr"), data=image, chunks=(128, 128, 3))
+    for version in ("0.4", "0.5"):
+        write_ome_zarr(folder / f"v{version[-1]}.ome.zarr", image, version)
+    assert (folder / "v4.ome.zarr" / ".zgroup").exists() and (folder / "v5.ome.zarr" / "zarr.json").exists()
+    return folder
+
+
+def test_ome_zarr_04_and_05_read_alike_locally_by_file_url_and_over_http(client, slides, tmp_path):
+    reference = extract_palette(
+        str(slides / "plain.zarr"), 4, seed=1, store=tmp_path / "ref.zarr", client=client
+    )
+    with http_server(slides) as (url, _):
+        inputs = {
+            "0.4": str(slides / "v4.ome.zarr"),
+            "0.5": str(slides / "v5.ome.zarr"),
+            "0.4 as file://": (slides / "v4.ome.zarr").as_uri(),
+            "0.4 over http": f"{url}/v4.ome.zarr",
+            "0.4's full level": str(slides / "v4.ome.zarr" / "s0"),  # its axes from the parent's multiscales
+            "0.5 over http": f"{url}/v5.ome.zarr",
+        }
+        for n, (what, source) in enumerate(inputs.items()):
+            result = extract_palette(source, 4, seed=1, store=tmp_path / f"{n}.zarr", client=client)
+            np.testing.assert_array_equal(result.counts, reference.counts, err_msg=what)
+            np.testing.assert_array_equal(result.centers, reference.centers, err_msg=what)
+
+
+def test_a_tczyx_level_without_names_is_read_with_its_length_one_axes_dropped(client, slides, tmp_path):
+    reference = extract_palette(str(slides / "plain.zarr"), 4, seed=1, client=client)
+    level = zarr.open_array(str(slides / "v4.ome.zarr" / "s0"), mode="r")[:]
+    zarr.create_array(str(tmp_path / "bare.zarr"), data=level, chunks=(1, 3, 1, 128, 128))  # no axis names
+    for channel_axis in (None, 1):
+        result = extract_palette(
+            str(tmp_path / "bare.zarr"), 4, seed=1, channel_axis=channel_axis, client=client
+        )
+        np.testing.assert_array_equal(result.counts, reference.counts)
+
+
+def test_more_than_one_plane_is_one_line_and_nothing_is_counted(capsys, tmp_path):
+    zarr.create_array(str(tmp_path / "stack.zarr"), data=np.zeros((1, 3, 2, 40, 50), np.uint8))
+    for given in ([], ["--channel-axis", "1"]):
+        assert main(["run", str(tmp_path / "stack.zarr"), "-k", "3", "--threads", *given]) == 1
+        err = capsys.readouterr().err
+        assert "holds more than one 2-D image" in err or "cannot tell rows, columns" in err
+        assert "no image was read" in err and "counting the pixels" not in err
