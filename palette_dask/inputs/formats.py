@@ -65,6 +65,9 @@ class ImageInfo:
         downloads, where readers find its local copy (see
         :func:`palette_dask.inputs.fetch.local_copy`); None for remote TIFFs and
         zarr stores, read by ranges and chunks.
+    pixel_size : tuple of float or None
+        ``(height, width)`` of a pixel in metres, where the format declares
+        it (see :mod:`palette_dask.inputs.physical`); None otherwise.
     """
 
     source: str
@@ -77,6 +80,7 @@ class ImageInfo:
     axes: str = "yxc"
     banded: bool = False
     downloads: str | None = None
+    pixel_size: tuple[float, float] | None = None
 
     @property
     def pixels(self) -> int:

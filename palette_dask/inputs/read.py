@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import Failure, ImageReadError, one_line, without_context
 from ..options import DEFAULT_CHUNK_BYTES
+from . import physical
 from .fetch import is_url, process_folder, reads_ranges, serves_ranges
 from .formats import (
     DEFAULT_MAX_PIXELS,
@@ -212,6 +213,7 @@ def array_image(
     names = list(array.dims) if hasattr(array, "dims") else None
     data = array.data if names is not None else array
     nodata = _xarray_nodata(name, array) if names is not None else None
+    pixel_size = _xarray_pixel_size(array) if names is not None else None
     axes = layout(name, None if channel_axis is not None else names, data.shape, channel_axis)
     if not isinstance(data, da.Array):  # in the graph, under a name of its own (not a hash of the pixels)
         data = da.from_array(np.asarray(data), chunks="auto", name=False)
@@ -225,8 +227,18 @@ def array_image(
         alpha=False,  # an array declares no alpha band: only the user does (alpha, --alpha)
         nodata=nodata,
         axes=axes,
+        pixel_size=pixel_size,
     )
     return info, image
+
+
+def _xarray_pixel_size(array) -> tuple[float, float] | None:
+    """A rioxarray scene's pixel size in metres (a projected CRS and its transform), or None."""
+    try:
+        rio = array.rio  # rioxarray's accessor, there when the caller imported rioxarray
+        return physical.from_crs(rio.crs, rio.transform())
+    except Exception:  # no accessor, no CRS, no transform
+        return None
 
 
 def _xarray_nodata(name: str, array) -> float | None:

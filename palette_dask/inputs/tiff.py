@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import ImageReadError
 from ..options import DEFAULT_MAX_PIXELS
+from . import physical
 from .formats import ImageInfo, _block_too_big, _yxc_shape, layout, open_source, to_yxc, whole_block_bytes
 from .headers import jpeg_frame
 
@@ -163,6 +164,7 @@ def probe_tiff(source: str, handle, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
                     f"{source}: damaged TIFF: its planar configuration is {int(page.planarconfig)} (1 or 2)"
                 )
             nodata_tag = page.tags.get(42113)  # GDAL_NODATA
+            pixel_size = _pixel_size(tif)
             tile = (page.tilelength, page.tilewidth) if page.is_tiled else (page.rowsperstrip, 0)
             extrasamples = tuple(int(e) for e in (page.extrasamples or ()))
             segment = _segment_bytes(page)
@@ -192,7 +194,20 @@ def probe_tiff(source: str, handle, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
         tile=(1, 0) if banded else (min(tile[0] or yxc[0], yxc[0]), tile[1]),
         axes=axes,
         banded=banded,
+        pixel_size=pixel_size,
     )
+
+
+def _pixel_size(tif) -> tuple[float, float] | None:
+    """A TIFF's pixel size in metres: an OME-TIFF's physical size, a GeoTIFF's in a projected CRS, or None."""
+    try:
+        if tif.is_ome:
+            return physical.from_ome_xml(tif.ome_metadata)
+        if 34735 in tif.pages.first.tags:  # GeoKeyDirectory
+            return physical.from_geokeys(tif.geotiff_metadata)
+    except Exception:  # georeferencing that cannot be read is no pixel size, not a failed image
+        return None
+    return None
 
 
 #: Pages of a series whose strips or tiles are checked against the file's size (a band per page, at most).

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import ImageReadError
 from ..options import DEFAULT_MAX_PIXELS
+from . import physical
 from .fetch import (
     filesystem,
     is_url,
@@ -179,7 +180,7 @@ def probe_zarr(
         node = open_zarr(source)
     except Exception as exc:
         raise ImageReadError(f"{source}: not a readable zarr array: {exc}") from None
-    names = None
+    names, pixel_size = None, None
     if isinstance(node, zarr.Group):
         multiscales = _multiscales(node.attrs)
         if not multiscales:
@@ -191,16 +192,19 @@ def probe_zarr(
         level = multiscales[0]["datasets"][0]["path"]
         _check_zarr_metadata(source, f"{source.rstrip('/')}/{level}")
         source, node, names = f"{source.rstrip('/')}/{level}", node[level], _axis_names(multiscales)
+        pixel_size = physical.from_multiscales(multiscales, level)
     else:
         names = getattr(node.metadata, "dimension_names", None)
         parent = source.rstrip("/").rsplit("/", 1)[0] if "/" in source.rstrip("/") else "."
-        if names is None and is_zarr_source(parent):  # a level of an OME-Zarr image
+        if is_zarr_source(parent):  # a level of an OME-Zarr image: its axes and pixel size
             _check_zarr_metadata(source, parent)
             try:
                 multiscales = _multiscales(open_zarr(parent).attrs)
-                names = _axis_names(multiscales) if multiscales else None
             except Exception:
-                names = None
+                multiscales = None
+            if multiscales:
+                names = names if names is not None else _axis_names(multiscales)
+                pixel_size = physical.from_multiscales(multiscales, source.rstrip("/").rsplit("/", 1)[-1])
     if channel_axis is not None:
         names = None
     axes = layout(source, names, node.shape, channel_axis)
@@ -217,6 +221,7 @@ def probe_zarr(
         nodata=declared_nodata(source, node.attrs),
         tile=(chunks["y"], chunks["x"]),
         axes=axes,
+        pixel_size=pixel_size,
     )
 
 

@@ -427,6 +427,7 @@ class BatchCounts:
     errors: list
     palettes: np.ndarray | None = None  # (n, K, 3) uint8: each image's own colours (per_image=K)
     palette_shares: np.ndarray | None = None  # (n, K)
+    pixel_size: np.ndarray | None = None  # (n, 2) float64: a pixel's height and width in metres, NaN unknown
 
     @classmethod
     def empty(cls, start: int, n: int, k: int, per_image: int = 0) -> BatchCounts:
@@ -441,11 +442,14 @@ class BatchCounts:
             [""] * n,
             np.zeros((n, per_image, 3), np.uint8) if per_image else None,
             np.zeros((n, per_image), np.float64) if per_image else None,
+            np.full((n, 2), np.nan),
         )
 
-    def done(self, row: int, result: ImageCounts, own=None) -> None:
-        """Record one image's counts (and its own palette: ``(colours, shares)``)."""
+    def done(self, row: int, result: ImageCounts, own=None, pixel_size=None) -> None:
+        """Record one image's counts (its own palette: ``(colours, shares)``; its pixel size in metres)."""
         self.counts[row] = result.counts
+        if pixel_size is not None:
+            self.pixel_size[row] = pixel_size
         self.masked[row] = result.masked
         self.squared_error[row] = float(result.squared_error.sum())
         self.lab_squared_error[row] = result.lab_squared_error
@@ -507,7 +511,7 @@ def batch_stats(
                 result.palettes[row], result.palette_shares[row] = image_palette(
                     pixels, spec, labels, per_image, seed=seed, index=index
                 )
-            result.done(row, counted)
+            result.done(row, counted, pixel_size=info.pixel_size)
         except Exception as exc:  # this image alone fails
             result.fail(row, image_error(info.source, exc))
     return result

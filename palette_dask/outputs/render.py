@@ -135,19 +135,36 @@ def format_table(result: PaletteResult, *, color: bool = False, order: str = "sh
         entry["name"] = shown_name(entry)
     wide = max([4, *(len(entry["name"]) for entry in entries)])
     swatch = " " * (5 if color else 0)
-    lines = [f"{'id':>3}  {swatch}{'hex':7}  {'name':{wide}}  {'rgb':17}  {'share':>7}  {'pixels':>13}"]
+    unit = area_unit(result) if entries and "area_m2" in entries[0] else None
+    area = f"  {'area ' + unit[0]:>14}" if unit else ""
+    lines = [f"{'id':>3}  {swatch}{'hex':7}  {'name':{wide}}  {'rgb':17}  {'share':>7}  {'pixels':>13}{area}"]
     for entry in entries:
         rgb = " ".join(f"{v:5.1f}" for v in entry["rgb"])
         swatch = _swatch(np.clip(np.rint(entry["rgb"]), 0, 255)) + " " if color else ""
         share, count, name = entry["proportion"], entry["count"], entry["name"]
-        lines.append(
-            f"{entry['id']:3d}  {swatch}{entry['hex']}  {name:{wide}}  {rgb:17}  {share:7.2%}  {count:13,d}"
-        )
+        area = f"  {entry['area_m2'] / unit[1]:14,.2f}" if unit else ""
+        colour = f"{entry['id']:3d}  {swatch}{entry['hex']}  {name:{wide}}  {rgb:17}"
+        lines.append(f"{colour}  {share:7.2%}  {count:13,d}{area}")
     if any(entry["name"].startswith("~") for entry in entries):
         from .names import FAR
 
         lines.append(f"~name: the nearest name is more than CIEDE2000 {FAR:g} away (far from the colour)")
     return "\n".join(lines)
+
+
+def area_unit(result: PaletteResult) -> tuple[str, float]:
+    """The unit a result's areas are shown in, ``(name, m² in one)``: by its images' largest pixel.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> area_unit(SimpleNamespace(image_pixel_size=np.array([[10.0, 10.0], [np.nan, np.nan]])))
+    ('km²', 1000000.0)
+    """
+    from ..inputs.physical import area_unit as unit_for
+
+    sizes = np.asarray(result.image_pixel_size, dtype=np.float64)
+    return unit_for(float(np.nanmax(sizes[:, 0] * sizes[:, 1])))
 
 
 def shown_name(entry: dict) -> str:
@@ -193,7 +210,8 @@ def export_palette(result: PaletteResult, path: str | os.PathLike, *, order: str
     elif suffix == ".csv":
         with open(path, "w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["id", "hex", "name", "r", "g", "b", "count", "proportion"])
+            areas = bool(entries) and "area_m2" in entries[0]
+            writer.writerow(["id", "hex", "name", "r", "g", "b", "count", "proportion"] + ["area_m2"] * areas)
             for entry in entries:
                 writer.writerow(
                     [
@@ -203,6 +221,7 @@ def export_palette(result: PaletteResult, path: str | os.PathLike, *, order: str
                         *(f"{v:.3f}" for v in entry["rgb"]),
                         entry["count"],
                         f"{entry['proportion']:.6f}",
+                        *([f"{entry['area_m2']:.6g}"] if areas else []),
                     ]
                 )
     elif suffix == ".gpl":

@@ -2,7 +2,7 @@
 
 The page holds, with every picture inlined (``data:`` URIs, nothing fetched):
 
-- the global palette bar and a table of its colours (swatch, hex, RGB, share, pixels),
+- the global palette bar and a table of its colours (swatch, hex, RGB, share, pixels, area),
 - the palette error (mean squared CIELAB distance, RMS ΔE) and the run's figures,
 - for a run of a few images (mosaics, single photos): each image's preview
   beside the same preview recoloured with the palette, and its own bar,
@@ -40,7 +40,7 @@ from ..inputs.read import probe, read_image
 from ..kernels.colour import hex_code
 from ..kernels.fit import nearest_center
 from ..kernels.pixels import block_features, run_spec
-from .render import own_palette, palette_bar, shown_name
+from .render import area_unit, own_palette, palette_bar, shown_name
 from .result import PaletteResult
 from .store import DONE
 
@@ -256,21 +256,25 @@ def html_report(
 
 
 def _palette_table(result: PaletteResult, palette: list[dict]) -> str:
-    """The palette as a table, largest share first: swatch, code, name, sRGB, share, pixels."""
+    """The palette as a table, largest share first: swatch, code, name, sRGB, share, pixels (and area)."""
     names = {entry["id"] - 1: shown_name(entry) for entry in palette}
-    proportions = result.proportions
+    proportions, areas = result.proportions, result.areas
+    unit = area_unit(result) if areas is not None else None
     rows = "".join(
         f'<tr><td class="num">{i + 1}</td>'
         f'<td><span class="swatch" style="background:{hex_code(result.colors[i])}"></span></td>'
         f"<td><code>{hex_code(result.colors[i])}</code></td><td>{html.escape(names[i])}</td>"
         f"<td>{', '.join(f'{v:.1f}' for v in result.centers_rgb[i])}</td>"
-        f'<td class="num">{proportions[i]:.2%}</td><td class="num">{int(result.counts[i]):,}</td></tr>'
+        f'<td class="num">{proportions[i]:.2%}</td><td class="num">{int(result.counts[i]):,}</td>'
+        + (f'<td class="num">{areas[i] / unit[1]:,.2f}</td>' if unit else "")
+        + "</tr>"
         for i in result.ordered("share")
     )
+    area = f'<th class="num">area {unit[0]}</th>' if unit else ""
     return (
         '<h2>Palette</h2><table id="palette"><thead><tr><th class="num">id</th><th></th><th>hex</th>'
-        "<th>name</th><th>sRGB</th>"
-        f'<th class="num">share</th><th class="num">pixels</th></tr></thead><tbody>{rows}</tbody></table>'
+        f'<th>name</th><th>sRGB</th><th class="num">share</th><th class="num">pixels</th>{area}</tr>'
+        f"</thead><tbody>{rows}</tbody></table>"
     )
 
 

@@ -47,6 +47,9 @@ class PaletteResult:
     vocabulary : dict or None
         ``{name: "#rrggbb"}`` the colours are named from (see
         :mod:`palette_dask.outputs.names`); None: the CSS colour names.
+    image_pixel_size : ndarray of float64, shape (n, 2), or None
+        Each image's pixel height and width in metres, as its format declares
+        them (:mod:`palette_dask.inputs.physical`); NaN where it declares none.
     """
 
     centers: np.ndarray
@@ -65,6 +68,7 @@ class PaletteResult:
     vocabulary: dict | None = None
     image_palettes: np.ndarray | None = None
     image_palette_shares: np.ndarray | None = None
+    image_pixel_size: np.ndarray | None = None
 
     @property
     def k(self) -> int:
@@ -114,6 +118,23 @@ class PaletteResult:
         return self.image_counts / valid
 
     @property
+    def image_areas(self) -> np.ndarray:
+        """``(n, k)`` area of each colour in each image in m²: pixels x pixel height x width (NaN unknown)."""
+        size = self.image_pixel_size
+        if size is None:  # an older store
+            size = np.full((len(self.image_names), 2), np.nan)
+        return self.image_counts * (size[:, 0] * size[:, 1])[:, None]
+
+    @property
+    def areas(self) -> np.ndarray | None:
+        """Area of each colour over all images in m²; None unless every image done declares its pixel size."""
+        done = np.asarray(self.image_status) == DONE
+        areas = self.image_areas[done]
+        if not done.any() or np.isnan(areas).any():
+            return None
+        return areas.sum(axis=0)
+
+    @property
     def complete(self) -> bool:
         """Whether every image is done or failed."""
         return bool(self.attrs.get("complete", False))
@@ -146,7 +167,9 @@ class PaletteResult:
 
         Each colour keeps its ``id`` whatever the order: its value in the label
         rasters, and ``id - 1`` its index in ``colors``, ``counts`` and the
-        columns of ``image_counts`` and ``image_proportions``. ``name`` is the
+        columns of ``image_counts`` and ``image_proportions``. ``area_m2``,
+        its area in m², is there when every image done declares its pixel
+        size (:attr:`areas`). ``name`` is the
         nearest named colour by CIEDE2000 (:attr:`vocabulary`), distinct within
         the palette, and ``name_delta_e`` the CIEDE2000 difference to it
         (over :data:`~palette_dask.outputs.names.FAR`, the colour is only near it).
@@ -154,8 +177,8 @@ class PaletteResult:
         from ..kernels.colour import hex_code
         from .names import named_colours
 
-        proportions, names = self.proportions, named_colours(self.colors, self.vocabulary)
-        return [
+        proportions, names, areas = self.proportions, named_colours(self.colors, self.vocabulary), self.areas
+        entries = [
             {
                 "id": int(i) + 1,
                 "name": names[i][0],
@@ -167,6 +190,10 @@ class PaletteResult:
             }
             for i in self.ordered(order)
         ]
+        if areas is not None:  # every image done declares its pixel size
+            for entry in entries:
+                entry["area_m2"] = float(areas[entry["id"] - 1])
+        return entries
 
     def labels(self, index: int, like=None):
         """Image ``index``'s label raster as an ``xarray.DataArray`` of colour ids (0: left out), lazily read.
@@ -251,4 +278,5 @@ def load_result(source: str | os.PathLike | zarr.Group) -> PaletteResult:
         ),
         image_palettes=group["image_palettes"][:] if "image_palettes" in group else None,
         image_palette_shares=group["image_palette_shares"][:] if "image_palette_shares" in group else None,
+        image_pixel_size=group["image_pixel_size"][:] if "image_pixel_size" in group else None,
     )

@@ -4,7 +4,8 @@ Layout (ARCHITECTURE.md, "Store layout"): ``centers`` (k, 3) float32 in the clus
 ``centers_rgb`` the same as sRGB floats, ``colors`` (k, 3) uint8 as shown,
 ``counts`` (k,) int64, and per image ``image_names``, ``image_counts``
 (n, k), ``image_valid``, ``image_masked``, ``image_status`` (0 pending,
-1 done, 2 failed), ``image_errors`` and the squared errors; optionally
+1 done, 2 failed), ``image_errors``, the squared errors and
+``image_pixel_size`` (n, 2: metres, NaN where unknown); optionally
 ``image_palettes`` (n, K, 3) and ``image_palette_shares`` (n, K), each
 image's own colours (``per_image=K``), and ``labels/<i>``, an OME-Zarr
 label image per input. Every array names its
@@ -127,6 +128,10 @@ def create_store(
     per_image("image_masked", "int64", 0)
     per_image("image_squared_error", "float64", 0.0)
     per_image("image_lab_squared_error", "float64", 0.0)
+    group.create_array(  # a pixel's height and width in metres, where the input declares them
+        "image_pixel_size", shape=(n, 2), chunks=(batch, 2), dtype="float64", fill_value=np.nan,
+        **dims("image", "side"),
+    )  # fmt: skip
     own = int(attrs.get("parameters", {}).get("per_image") or 0)
     if own:  # each image's own palette (per_image=K): its colours and their shares
         group.create_array(
@@ -539,6 +544,8 @@ def write_batch(group: zarr.Group, result, *, held: np.ndarray | None = None) ->
     write("image_squared_error", result.squared_error)
     write("image_lab_squared_error", result.lab_squared_error)
     write("image_errors", np.array(result.errors, dtype=object))
+    if "image_pixel_size" in group:  # older stores have none
+        write("image_pixel_size", result.pixel_size)
     if result.palettes is not None:
         write("image_palettes", result.palettes)
         write("image_palette_shares", result.palette_shares)

@@ -386,7 +386,9 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.
             held = group["image_status"][rows.start : rows.stop] != stores.PENDING  # kept as stored
             for index in rows:
                 if result.status[index - rows.start] == stores.PENDING and not held[index - rows.start]:
-                    _fill(result, index, tiled.pop(index, None) or run.failures.get(index), run.names[index])
+                    outcome = tiled.pop(index, None) or run.failures.get(index)
+                    info = opened.tiled[index][0] if index in opened.tiled else None
+                    _fill(result, index, outcome, run.names[index], info and info.pixel_size)
             stores.write_batch(group, result, held=held)
             done += len(rows)
             run.progress("counting", done, total)
@@ -394,11 +396,12 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.
                 run.failed(rows.start + int(position), result.errors[position], stored=True)
 
 
-def _fill(result: BatchCounts, index: int, outcome, name: str) -> None:
+def _fill(result: BatchCounts, index: int, outcome, name: str, pixel_size=None) -> None:
     """Fill the row of an image its batch's task did not count: a tiled image's counts, or why it failed.
 
     ``outcome`` is ``(counts, own palette or None)``, the reason (a str or an
-    exception), or None when there was no palette to count with.
+    exception), or None when there was no palette to count with; ``pixel_size``
+    the image's, in metres (None: not declared).
     """
     row = index - result.start
     if isinstance(outcome, str):
@@ -408,4 +411,4 @@ def _fill(result: BatchCounts, index: int, outcome, name: str) -> None:
     elif outcome is None or outcome[0].valid == 0:
         result.fail(row, one_line(no_valid_pixels(name)))
     else:
-        result.done(row, *outcome)
+        result.done(row, *outcome, pixel_size=pixel_size)
