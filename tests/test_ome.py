@@ -75,3 +75,41 @@ def test_more_than_one_plane_is_one_line_and_nothing_is_counted(capsys, tmp_path
         err = capsys.readouterr().err
         assert "holds more than one 2-D image" in err or "cannot tell rows, columns" in err
         assert "no image was read" in err and "counting the pixels" not in err
+
+
+def test_labels_carry_the_sources_pixel_size_in_ome_zarr_and_geotiff(client, slides, tmp_path):
+    """napari places OME labels by their scale; rasterio and Fiji read the label TIFF's pixel size."""
+    import warnings
+
+    import rasterio
+    import tifffile
+    from ome_zarr_models import open_ome_zarr
+    from ome_zarr_models.v05 import ImageLabel
+
+    tifffile.imwrite(
+        tmp_path / "slide.ome.tif", photo_mosaic(120, 160), photometric="rgb",
+        metadata={"axes": "YXS", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.25},  # µm, OME's default unit
+    )  # fmt: skip
+    inputs = [str(slides / "v4.ome.zarr"), str(tmp_path / "slide.ome.tif"), str(slides / "plain.zarr")]
+    geo = tmp_path / "geo"
+    extract_palette(inputs, 3, store=tmp_path / "s.zarr", labels_geotiff=geo, client=client)
+    group = zarr.open_group(tmp_path / "s.zarr", mode="r")
+    for index, scale, unit in (
+        (0, [0.325, 0.325], "micrometer"),
+        (1, [0.25, 0.5], "micrometer"),
+        (2, [1, 1], None),
+    ):
+        label = group[f"labels/{index}"]
+        assert isinstance(open_ome_zarr(label), ImageLabel)
+        multiscale = label.attrs["ome"]["multiscales"][0]
+        assert multiscale["datasets"][0]["coordinateTransformations"] == [{"type": "scale", "scale": scale}]
+        assert [axis.get("unit") for axis in multiscale["axes"]] == [unit, unit]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", rasterio.errors.NotGeoreferencedWarning)  # its pixel size is there
+        with rasterio.open(geo / "slide.ome.labels.tif") as labels:
+            assert labels.res == (0.5, 0.25) and labels.crs is None
+            np.testing.assert_array_equal(labels.read(1), group["labels/1/0"][:])
+    with tifffile.TiffFile(geo / "slide.ome.labels.tif") as tif:  # as Fiji reads it: pixels per centimetre
+        tags = tif.pages.first.tags
+        assert tags["ResolutionUnit"].value == 3
+        assert tags["XResolution"].value == (20000, 1) and tags["YResolution"].value == (40000, 1)

@@ -427,7 +427,7 @@ class BatchCounts:
     errors: list
     palettes: np.ndarray | None = None  # (n, K, 3) uint8: each image's own colours (per_image=K)
     palette_shares: np.ndarray | None = None  # (n, K)
-    pixel_size: np.ndarray | None = None  # (n, 2) float64: a pixel's height and width in metres, NaN unknown
+    pixel_size: np.ndarray | None = None  # (n, 2) float64: a pixel's height and width in metres, 0 unknown
 
     @classmethod
     def empty(cls, start: int, n: int, k: int, per_image: int = 0) -> BatchCounts:
@@ -442,7 +442,7 @@ class BatchCounts:
             [""] * n,
             np.zeros((n, per_image, 3), np.uint8) if per_image else None,
             np.zeros((n, per_image), np.float64) if per_image else None,
-            np.full((n, 2), np.nan),
+            np.zeros((n, 2), np.float64),
         )
 
     def done(self, row: int, result: ImageCounts, own=None, pixel_size=None) -> None:
@@ -506,7 +506,7 @@ def batch_stats(
             if counted.valid == 0:
                 raise no_valid_pixels(info.source)
             if labels_store:
-                write_label_image(labels_store, index, info.source, labels, centers_rgb)
+                write_label_image(labels_store, index, info.source, labels, centers_rgb, info.pixel_size)
             if per_image:
                 result.palettes[row], result.palette_shares[row] = image_palette(
                     pixels, spec, labels, per_image, seed=seed, index=index

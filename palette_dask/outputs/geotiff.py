@@ -6,7 +6,9 @@ the values of the store's ``labels/<i>`` (colour index + 1, 0 where masked),
 512² deflate tiles, the palette as its colour map, nodata 0, the store's
 pyramid levels as its overviews, and the georeferencing of a TIFF source
 (GeoKeys, ModelPixelScale and ModelTiepoint or ModelTransformation, copied)
-or of an xarray input's CRS (an EPSG code) and transform, as the store kept them.
+or of an xarray input's CRS (an EPSG code) and transform, as the store kept them;
+without a CRS, the pixel size of an OME-TIFF or OME-Zarr source (ModelPixelScale
+in its label image's unit, and the TIFF resolution).
 Each file is written by a task, one task per batch, streaming bands of rows
 from the store: never a whole raster in memory.
 """
@@ -20,6 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..inputs.formats import open_source
+from ..inputs.physical import METRES
 from ..inputs.tiff import open_tiff
 from .store import zarr_store
 
@@ -114,6 +117,30 @@ def _array_geo_tags(reference: dict | None) -> list:
     return [*placed, (34735, 3, len(keys), keys, True)]
 
 
+def _scale_tags(multiscale: dict) -> tuple[list, dict]:
+    """A label image's pixel size (its level 0 ``scale`` and ``unit``) as TIFF tags, for a source with no CRS.
+
+    ``(extratags, resolution keywords)``: ModelPixelScale and ModelTiepoint in
+    the label image's unit (rasterio's ``res``), and the TIFF resolution in
+    pixels per centimetre (read by ImageJ and Fiji); nothing without a unit.
+
+    Examples
+    --------
+    >>> level = {"coordinateTransformations": [{"type": "scale", "scale": [0.25, 0.5]}]}
+    >>> micrometres = [{"name": "y", "unit": "micrometer"}, {"name": "x", "unit": "micrometer"}]
+    >>> tags, resolution = _scale_tags({"axes": micrometres, "datasets": [level]})
+    >>> [tag[3] for tag in tags], resolution["resolution"]
+    ([(0.5, 0.25, 0.0), (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)], (20000.0, 40000.0))
+    """
+    unit = multiscale["axes"][0].get("unit")
+    if unit not in METRES:
+        return [], {}
+    height, width = multiscale["datasets"][0]["coordinateTransformations"][0]["scale"]
+    tags = [(33550, 12, 3, (width, height, 0.0), True), (33922, 12, 6, (0.0,) * 6, True)]
+    per_cm = tuple(round(0.01 / (side * METRES[unit]), 6) for side in (width, height))
+    return tags, {"resolution": per_cm, "resolutionunit": "CENTIMETER"}
+
+
 def _geo_tags(source: str, downloads: str | None) -> list:
     """A TIFF source's georeferencing tags (a remote one's by byte ranges) as tifffile's ``extratags``."""
     try:
@@ -158,7 +185,9 @@ def _write_one(root: str, index: int, source: str, path: str, downloads: str | N
     colormap = np.zeros((3, 2 ** (8 * levels[0].dtype.itemsize)), np.uint16)
     for colour in ome["image-label"]["colors"]:
         colormap[:, colour["label-value"]] = np.asarray(colour["rgba"][:3]) * 257
-    placed = _geo_tags(source, downloads) or _array_geo_tags(label.attrs.get("georeference"))
+    placed, resolution = _geo_tags(source, downloads) or _array_geo_tags(label.attrs.get("georeference")), {}
+    if not placed:  # no CRS: the pixel size of an OME-TIFF, an OME-Zarr image
+        placed, resolution = _scale_tags(ome["multiscales"][0])
     extratags = [*placed, (42113, 2, 2, "0", True)]  # GDAL_NODATA
     partial = f"{path}.partial"
     try:
@@ -168,6 +197,7 @@ def _write_one(root: str, index: int, source: str, path: str, downloads: str | N
                     _tiles(array), shape=array.shape, dtype=array.dtype, tile=(TILE, TILE),
                     photometric="palette", colormap=colormap, compression="zlib",
                     subfiletype=1 if level else 0, extratags=extratags if level == 0 else (),
+                    **(resolution if level == 0 else {}),
                 )  # fmt: skip
         os.replace(partial, path)
     finally:  # nothing half written is left in the user's folder

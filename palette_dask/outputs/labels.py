@@ -53,26 +53,45 @@ def label_levels(shape) -> int:
     return levels
 
 
-def _label_group(labels: zarr.Group, index: int, name: str, colors, levels: int) -> zarr.Group:
+def physical_scale(pixel_size) -> tuple[list[float], str | None]:
+    """A pixel's ``[height, width]`` and OME unit: micrometres under 0.1 mm, else metres; ``[1, 1]`` unknown.
+
+    Examples
+    --------
+    >>> physical_scale((3.25e-7, 3.25e-7)), physical_scale((10.0, 10.0)), physical_scale(None)
+    (([0.325, 0.325], 'micrometer'), ([10.0, 10.0], 'meter'), ([1.0, 1.0], None))
+    """
+    if pixel_size is None or not np.isfinite(pixel_size).all():
+        return [1.0, 1.0], None
+    if max(pixel_size) < 1e-4:
+        return [round(float(side) * 1e6, 12) for side in pixel_size], "micrometer"
+    return [float(side) for side in pixel_size], "meter"
+
+
+def _label_group(
+    labels: zarr.Group, index: int, name: str, colors, levels: int, pixel_size=None
+) -> zarr.Group:
     """``labels/<index>``: an OME-Zarr 0.5 label image whose metadata gives each value's palette colour.
 
-    Level ``l`` holds every ``2**l``-th pixel of each row and column of level 0.
+    Level ``l`` holds every ``2**l``-th pixel of each row and column of level
+    0; its scale is the image's pixel size (``pixel_size``, metres, where the
+    input declares it: see :func:`physical_scale`) times ``2**l``, so viewers
+    place the labels on their image.
     """
     colors = rounded_colours(colors).astype(int)
     label = labels.require_group(str(index))
+    scale, unit = physical_scale(pixel_size)
     datasets = [
-        {"path": str(level), "coordinateTransformations": [{"type": "scale", "scale": [2.0**level] * 2}]}
+        {
+            "path": str(level),
+            "coordinateTransformations": [{"type": "scale", "scale": [side * 2.0**level for side in scale]}],
+        }
         for level in range(levels)
     ]
+    axes = [{"name": axis, "type": "space", **({"unit": unit} if unit else {})} for axis in "yx"]
     label.attrs["ome"] = {
         "version": "0.5",
-        "multiscales": [
-            {
-                "name": name,
-                "axes": [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
-                "datasets": datasets,
-            }
-        ],
+        "multiscales": [{"name": name, "axes": axes, "datasets": datasets}],
         "image-label": {
             "version": "0.5",
             "colors": [{"label-value": j + 1, "rgba": [*map(int, c), 255]} for j, c in enumerate(colors)],
@@ -87,7 +106,7 @@ def label_dtype(k: int) -> str:
     return "uint8" if k < 255 else "uint16"
 
 
-def create_labels(group: zarr.Group, index: int, image, colors: np.ndarray) -> str:
+def create_labels(group: zarr.Group, index: int, image, colors: np.ndarray, pixel_size=None) -> str:
     """Make ``labels/<index>`` chunked like ``image`` (read tile by tile) for its tasks; returns its path.
 
     Values are colour index + 1, and 0 for masked pixels. The counting tasks
@@ -97,7 +116,7 @@ def create_labels(group: zarr.Group, index: int, image, colors: np.ndarray) -> s
     if root is None:
         raise StoreError("label rasters need a store on disk or in object storage")
     name, levels = str(group["image_names"][index]), label_levels(image.shape)
-    label = _label_group(group.require_group("labels"), index, name, colors, levels)
+    label = _label_group(group.require_group("labels"), index, name, colors, levels, pixel_size)
     label.create_array(
         "0",
         shape=image.shape[:2],
@@ -142,12 +161,12 @@ class _LevelTarget:
             zarr.open_array(zarr_store(self.path), mode="r+")[index] = block
 
 
-def write_label_image(root: str, index: int, name: str, labels: np.ndarray, colors) -> None:
+def write_label_image(root: str, index: int, name: str, labels: np.ndarray, colors, pixel_size=None) -> None:
     """Write an image decoded whole's label raster and its pyramid to ``labels/<index>`` (in a task)."""
     levels = label_levels(labels.shape)
     with task_writes(f"{root}/labels/{index}"):
         labels_group = zarr.open_group(zarr_store(f"{root}/labels"), mode="r+")
-        label = _label_group(labels_group, index, name, colors, levels)
+        label = _label_group(labels_group, index, name, colors, levels, pixel_size)
         for level in range(levels):
             step = 2**level
             label.create_array(

@@ -158,13 +158,13 @@ def area_unit(result: PaletteResult) -> tuple[str, float]:
     Examples
     --------
     >>> from types import SimpleNamespace
-    >>> area_unit(SimpleNamespace(image_pixel_size=np.array([[10.0, 10.0], [np.nan, np.nan]])))
+    >>> area_unit(SimpleNamespace(image_pixel_size=np.array([[10.0, 10.0], [0.0, 0.0]])))
     ('km²', 1000000.0)
     """
     from ..inputs.physical import area_unit as unit_for
 
     sizes = np.asarray(result.image_pixel_size, dtype=np.float64)
-    return unit_for(float(np.nanmax(sizes[:, 0] * sizes[:, 1])))
+    return unit_for(float(np.max(sizes[:, 0] * sizes[:, 1])))
 
 
 def shown_name(entry: dict) -> str:

@@ -49,7 +49,7 @@ class PaletteResult:
         :mod:`palette_dask.outputs.names`); None: the CSS colour names.
     image_pixel_size : ndarray of float64, shape (n, 2), or None
         Each image's pixel height and width in metres, as its format declares
-        them (:mod:`palette_dask.inputs.physical`); NaN where it declares none.
+        them (:mod:`palette_dask.inputs.physical`); 0 where it declares none.
     """
 
     centers: np.ndarray
@@ -122,8 +122,9 @@ class PaletteResult:
         """``(n, k)`` area of each colour in each image in m²: pixels x pixel height x width (NaN unknown)."""
         size = self.image_pixel_size
         if size is None:  # an older store
-            size = np.full((len(self.image_names), 2), np.nan)
-        return self.image_counts * (size[:, 0] * size[:, 1])[:, None]
+            size = np.zeros((len(self.image_names), 2))
+        area = size[:, 0] * size[:, 1]
+        return self.image_counts * np.where(area > 0, area, np.nan)[:, None]
 
     @property
     def areas(self) -> np.ndarray | None:

@@ -5,7 +5,7 @@ Layout (ARCHITECTURE.md, "Store layout"): ``centers`` (k, 3) float32 in the clus
 ``counts`` (k,) int64, and per image ``image_names``, ``image_counts``
 (n, k), ``image_valid``, ``image_masked``, ``image_status`` (0 pending,
 1 done, 2 failed), ``image_errors``, the squared errors and
-``image_pixel_size`` (n, 2: metres, NaN where unknown); optionally
+``image_pixel_size`` (n, 2: metres, 0 where unknown); optionally
 ``image_palettes`` (n, K, 3) and ``image_palette_shares`` (n, K), each
 image's own colours (``per_image=K``), and ``labels/<i>``, an OME-Zarr
 label image per input. Every array names its
@@ -128,8 +128,8 @@ def create_store(
     per_image("image_masked", "int64", 0)
     per_image("image_squared_error", "float64", 0.0)
     per_image("image_lab_squared_error", "float64", 0.0)
-    group.create_array(  # a pixel's height and width in metres, where the input declares them
-        "image_pixel_size", shape=(n, 2), chunks=(batch, 2), dtype="float64", fill_value=np.nan,
+    group.create_array(  # a pixel's height and width in metres where the input declares them, else 0
+        "image_pixel_size", shape=(n, 2), chunks=(batch, 2), dtype="float64", fill_value=0.0,
         **dims("image", "side"),
     )  # fmt: skip
     own = int(attrs.get("parameters", {}).get("per_image") or 0)

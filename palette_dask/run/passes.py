@@ -337,11 +337,12 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.
         )
     label_paths = {}  # index → level 0 of a tiled image's label raster, written by its counting tasks
     for index in opened.tiled if k else ():
+        info, image = opened.tiled[index]
         label_paths[index] = (
-            create_labels(group, index, opened.tiled[index][1], centers_rgb) if labels_store else None
+            create_labels(group, index, image, centers_rgb, info.pixel_size) if labels_store else None
         )
         if labels_store and index in run.arrays:  # an xarray input's dims, coordinates, CRS
-            keep_georeference(group, index, run.arrays[index], opened.tiled[index][0].axes)
+            keep_georeference(group, index, run.arrays[index], info.axes)
 
         def count(info, image, index=index):
             spec, labels = opened.spec(run, index), label_paths[index]
