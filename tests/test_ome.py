@@ -92,18 +92,26 @@ def test_labels_carry_the_sources_pixel_size_in_ome_zarr_and_geotiff(client, sli
     )  # fmt: skip
     inputs = [str(slides / "v4.ome.zarr"), str(tmp_path / "slide.ome.tif"), str(slides / "plain.zarr")]
     geo = tmp_path / "geo"
-    extract_palette(inputs, 3, store=tmp_path / "s.zarr", labels_geotiff=geo, client=client)
+    result = extract_palette(inputs, 3, store=tmp_path / "s.zarr", labels_geotiff=geo, client=client)
     group = zarr.open_group(tmp_path / "s.zarr", mode="r")
+    names = {entry["id"]: entry["name"] for entry in result.palette()}
     for index, scale, unit in (
         (0, [0.325, 0.325], "micrometer"),
         (1, [0.25, 0.5], "micrometer"),
         (2, [1, 1], None),
     ):
-        label = group[f"labels/{index}"]
+        label = group[f"labels/{index}"]  # 0 and 2 made by the driver (read tile by tile), 1 by its task
         assert isinstance(open_ome_zarr(label), ImageLabel)
         multiscale = label.attrs["ome"]["multiscales"][0]
         assert multiscale["datasets"][0]["coordinateTransformations"] == [{"type": "scale", "scale": scale}]
         assert [axis.get("unit") for axis in multiscale["axes"]] == [unit, unit]
+        properties = label.attrs["ome"]["image-label"]["properties"]  # per label value, as napari lists them
+        values = np.bincount(label["0"][:].ravel(), minlength=4)[1:]
+        assert [p["pixels"] for p in properties] == list(values) == list(result.image_counts[index])
+        assert [p["share"] for p in properties] == pytest.approx(values / values.sum())
+        assert [p["name"] for p in properties] == [names[p["label-value"]] for p in properties]
+        areas = [p.get("area_m2") for p in properties]
+        assert areas == (pytest.approx(list(result.image_areas[index])) if unit else [None] * 3)
     with warnings.catch_warnings():
         warnings.simplefilter("error", rasterio.errors.NotGeoreferencedWarning)  # its pixel size is there
         with rasterio.open(geo / "slide.ome.labels.tif") as labels:

@@ -506,7 +506,9 @@ def batch_stats(
             if counted.valid == 0:
                 raise no_valid_pixels(info.source)
             if labels_store:
-                write_label_image(labels_store, index, info.source, labels, centers_rgb, info.pixel_size)
+                write_label_image(
+                    labels_store, index, info.source, labels, centers_rgb, info.pixel_size, counted.counts
+                )
             if per_image:
                 result.palettes[row], result.palette_shares[row] = image_palette(
                     pixels, spec, labels, per_image, seed=seed, index=index

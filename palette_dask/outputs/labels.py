@@ -28,6 +28,8 @@ __all__ = [
     "write_label_image",
     "keep_georeference",
     "label_array",
+    "label_properties",
+    "write_label_properties",
 ]
 
 
@@ -66,6 +68,43 @@ def physical_scale(pixel_size) -> tuple[list[float], str | None]:
     if max(pixel_size) < 1e-4:
         return [round(float(side) * 1e6, 12) for side in pixel_size], "micrometer"
     return [float(side) for side in pixel_size], "meter"
+
+
+def label_properties(counts, colors, pixel_size=None) -> list[dict]:
+    """OME ``properties`` of an image's label raster: per value, its colour's name, hex code, pixels, share.
+
+    ``area_m2`` too where the image's ``pixel_size`` (metres) is known. The
+    names are those of ``show`` with the CSS colour names.
+
+    Examples
+    --------
+    >>> label_properties(np.array([3, 1]), [[0, 0, 0], [255, 255, 255]], (2.0, 0.5))[1]
+    {'label-value': 2, 'name': 'white', 'hex': '#ffffff', 'pixels': 1, 'share': 0.25, 'area_m2': 1.0}
+    """
+    from ..kernels.colour import hex_code
+    from .names import named_colours
+
+    colors, counts = rounded_colours(colors), np.asarray(counts)
+    names, total = named_colours(colors), int(counts.sum())
+    area = float(pixel_size[0] * pixel_size[1]) if pixel_size is not None and min(pixel_size) > 0 else None
+    return [
+        {
+            "label-value": j + 1,
+            "name": names[j][0],
+            "hex": hex_code(colors[j]),
+            "pixels": int(counts[j]),
+            "share": int(counts[j]) / total if total else 0.0,
+            **({"area_m2": int(counts[j]) * area} if area else {}),
+        }
+        for j in range(len(colors))
+    ]
+
+
+def write_label_properties(label: zarr.Group, properties: list[dict]) -> None:
+    """Add ``properties`` (:func:`label_properties`) to the metadata of a label image (``labels/<i>``)."""
+    ome = label.attrs["ome"]
+    ome["image-label"]["properties"] = properties
+    label.attrs["ome"] = ome
 
 
 def _label_group(
@@ -161,12 +200,19 @@ class _LevelTarget:
             zarr.open_array(zarr_store(self.path), mode="r+")[index] = block
 
 
-def write_label_image(root: str, index: int, name: str, labels: np.ndarray, colors, pixel_size=None) -> None:
-    """Write an image decoded whole's label raster and its pyramid to ``labels/<index>`` (in a task)."""
+def write_label_image(
+    root: str, index: int, name: str, labels: np.ndarray, colors, pixel_size=None, counts=None
+) -> None:
+    """Write an image decoded whole's label raster and its pyramid to ``labels/<index>`` (in a task).
+
+    With its ``counts`` per colour, its metadata gives each value's properties (:func:`label_properties`).
+    """
     levels = label_levels(labels.shape)
     with task_writes(f"{root}/labels/{index}"):
         labels_group = zarr.open_group(zarr_store(f"{root}/labels"), mode="r+")
         label = _label_group(labels_group, index, name, colors, levels, pixel_size)
+        if counts is not None:
+            write_label_properties(label, label_properties(counts, colors, pixel_size))
         for level in range(levels):
             step = 2**level
             label.create_array(

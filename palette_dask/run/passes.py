@@ -33,7 +33,13 @@ from ..kernels.sample import (
     sampling_fraction,
 )
 from ..outputs import store as stores
-from ..outputs.labels import create_labels, keep_georeference, write_label_pyramid
+from ..outputs.labels import (
+    create_labels,
+    keep_georeference,
+    label_properties,
+    write_label_properties,
+    write_label_pyramid,
+)
 from .state import Opened, Run, array_entry
 from .tasks import CLUSTER_FAILURES, Pass
 
@@ -380,8 +386,11 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.
             else:  # its counts, and its own palette
                 stats, own = found if config.per_image else (found, None)
                 tiled[key] = (unpack_stats(stats), own)
-            if label_paths[key] and error is None:  # its pyramid, before its batch is stored
+            if label_paths[key] and error is None:  # its pyramid and properties, before its batch is stored
                 write_label_pyramid(label_paths[key])
+                size = opened.tiled[key][0].pixel_size
+                properties = label_properties(tiled[key][0].counts, centers_rgb, size)
+                write_label_properties(group[f"labels/{key}"], properties)
         if rows in results and not waiting[rows]:
             result = results.pop(rows)
             held = group["image_status"][rows.start : rows.stop] != stores.PENDING  # kept as stored
