@@ -3,7 +3,7 @@
 Read from what a format declares, never guessed: a GeoTIFF's GeoKeys in a
 projected CRS (its linear unit, ``ModelPixelScale`` or
 ``ModelTransformation``), an OME-TIFF's ``PhysicalSizeY``/``PhysicalSizeX``
-(micrometres unless it says), an OME-Zarr image's ``scale`` for its
+(micrometres unless it says), an Aperio SVS slide's ``MPP``, an OME-Zarr image's ``scale`` for its
 ``y``/``x`` axes with their ``unit``, a rioxarray scene's transform in a
 projected CRS. A geographic CRS (degrees) gives none: its pixels have no
 one area. Areas are then ``pixels x height x width`` (see
@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import xml.etree.ElementTree as ElementTree
 
-__all__ = ["METRES", "from_geokeys", "from_ome_xml", "from_multiscales", "from_crs", "area_unit"]
+__all__ = ["METRES", "from_geokeys", "from_ome_xml", "from_svs", "from_multiscales", "from_crs", "area_unit"]
 
 _MICRO = 1e-6
 #: Metres in a unit of length, by the names OME-Zarr (its axes' ``unit``), OME-XML and CRSs use.
@@ -96,6 +96,21 @@ def from_ome_xml(xml: str | None) -> tuple[float, float] | None:
             return None
         sizes.append(float(value) * unit)
     return _size(*sizes, 1.0)
+
+
+def from_svs(description: str | None) -> tuple[float, float] | None:
+    """An Aperio SVS slide's pixel size: ``MPP`` (micrometres per pixel) in its first page's description.
+
+    Examples
+    --------
+    >>> from_svs("Aperio Image Library v12.0.0 3000x2500 JPEG/RGB Q=70|AppMag = 20|MPP = 0.5")
+    (5e-07, 5e-07)
+    """
+    for field in (description or "").split("|")[1:]:
+        key, _, value = field.partition("=")
+        if key.strip() == "MPP":
+            return _size(value.strip(), value.strip(), _MICRO)
+    return None
 
 
 def from_multiscales(multiscales: list | None, path: str | None = None) -> tuple[float, float] | None:

@@ -199,10 +199,12 @@ def probe_tiff(source: str, handle, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
 
 
 def _pixel_size(tif) -> tuple[float, float] | None:
-    """A TIFF's pixel size in metres: an OME-TIFF's physical size, a GeoTIFF's in a projected CRS, or None."""
+    """A TIFF's pixel size in metres: an OME-TIFF's or SVS slide's, a projected GeoTIFF's, or None."""
     try:
         if tif.is_ome:
             return physical.from_ome_xml(tif.ome_metadata)
+        if tif.is_svs:
+            return physical.from_svs(tif.pages.first.description)
         if 34735 in tif.pages.first.tags:  # GeoKeyDirectory
             return physical.from_geokeys(tif.geotiff_metadata)
     except Exception:  # georeferencing that cannot be read is no pixel size, not a failed image
