@@ -46,6 +46,7 @@ def test_resolve_glob_list_file_and_url(tmp_path):
         "https://example.org/z.png",
         str(tmp_path / "missing.png"),  # kept: fails alone when read
     ]
+    assert resolve_inputs([(tmp_path / "x 1.png").as_uri()]) == [str(tmp_path / "x 1.png")]  # file://: a path
 
 
 @pytest.mark.parametrize(
@@ -53,7 +54,7 @@ def test_resolve_glob_list_file_and_url(tmp_path):
     [
         (lambda p: (p / "empty").mkdir() or p / "empty", "directory holds no images"),
         (lambda p: p / "nothing*.png", "no file matches this pattern"),
-        (lambda p: "file:///etc/passwd", "unsupported URL scheme 'file'"),
+        (lambda p: "ftp://example.org/a.png", "unsupported URL scheme 'ftp'"),
         (lambda p: "ftp://example.org/a.png", "unsupported URL scheme 'ftp'"),
         (lambda p: (p / "l.txt").write_text("# nothing\n") and p / "l.txt", "the list of inputs is empty"),
     ],

@@ -51,7 +51,7 @@ def test_the_store_keeps_a_rioxarray_scenes_georeference_for_its_labels_and_geot
         np.testing.assert_array_equal(labels["x"].values, scene["x"].values)
         np.testing.assert_array_equal(labels["y"].values, scene["y"].values)
     np.testing.assert_array_equal(labels.values, result.labels(0, like=scene).values)
-    (written,) = geo.iterdir()
+    (written,) = geo.glob("*.tif")
     with rasterio.open(written) as tif:
         assert tif.crs == scene.rio.crs and tif.transform.almost_equals(scene.rio.transform())
         np.testing.assert_array_equal(tif.read(1), labels.values)

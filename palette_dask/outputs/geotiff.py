@@ -9,6 +9,8 @@ pyramid levels as its overviews, and the georeferencing of a TIFF source
 or of an xarray input's CRS (an EPSG code) and transform, as the store kept them;
 without a CRS, the pixel size of an OME-TIFF or OME-Zarr source (ModelPixelScale
 in its label image's unit, and the TIFF resolution).
+Beside each, ``<file>.aux.xml`` gives its classes as GDAL and QGIS read them
+(category names and a raster attribute table: see :func:`attribute_table`).
 Each file is written by a task, one task per batch, streaming bands of rows
 from the store: never a whole raster in memory.
 """
@@ -26,7 +28,7 @@ from ..inputs.physical import METRES
 from ..inputs.tiff import open_tiff
 from .store import zarr_store
 
-__all__ = ["geotiff_paths", "check_geotiff_folder", "write_label_geotiffs"]
+__all__ = ["geotiff_paths", "check_geotiff_folder", "write_label_geotiffs", "attribute_table"]
 
 #: TIFF tags that georeference a raster: ModelPixelScale, ModelTiepoint,
 #: ModelTransformation, GeoKeyDirectory, GeoDoubleParams, GeoAsciiParams.
@@ -67,8 +69,10 @@ def check_geotiff_folder(folder: str | os.PathLike, names: list[str], *, replace
     for path in geotiff_paths(folder, names):
         if os.path.realpath(path) in inputs:
             raise InputError(f"{path}: is one of the inputs; choose another --labels-geotiff folder")
-        if Path(path).name in present and not replace:
-            raise InputError(f"{path}: already exists; pass --overwrite (overwrite=True) to replace it")
+        for name in (Path(path).name, Path(path).name + ".aux.xml"):  # the file and its classes beside it
+            if name in present and not replace:
+                where = Path(folder) / name
+                raise InputError(f"{where}: already exists; pass --overwrite (overwrite=True) to replace it")
 
 
 def _array_geo_tags(reference: dict | None) -> list:
@@ -200,9 +204,72 @@ def _write_one(root: str, index: int, source: str, path: str, downloads: str | N
                     **(resolution if level == 0 else {}),
                 )  # fmt: skip
         os.replace(partial, path)
+        with open(partial, "w", encoding="utf-8") as handle:  # its classes, beside it, as GDAL keeps them
+            handle.write(attribute_table(ome["image-label"].get("properties") or []))
+        os.replace(partial, f"{path}.aux.xml")
     finally:  # nothing half written is left in the user's folder
         if os.path.lexists(partial):
             os.remove(partial)
+
+
+#: GDAL's raster attribute table column types and usages (``GDALRATFieldType``, ``GDALRATFieldUsage``).
+_INTEGER, _REAL, _STRING = 0, 1, 2
+_GENERIC, _PIXEL_COUNT, _NAME, _MIN_MAX, _RED, _GREEN, _BLUE = 0, 1, 2, 5, 6, 7, 8
+
+
+def attribute_table(properties: list[dict]) -> str:
+    """A label GeoTIFF's classes as GDAL's ``.aux.xml`` (PAM): category names and a raster attribute table.
+
+    QGIS and GDAL read them beside the file: value 0 is no class (left
+    out), value ``id`` the colour's name; the table gives each value's
+    pixels, name, hex code, red, green, blue, share and, where known, area
+    in m². ``properties`` are the label image's (``labels.label_properties``).
+
+    Examples
+    --------
+    >>> navy = {"label-value": 1, "name": "navy", "hex": "#000080", "pixels": 4, "share": 1.0}
+    >>> xml = attribute_table([navy])
+    >>> "<Category>navy</Category>" in xml, "<F>navy</F>" in xml
+    (True, True)
+    """
+    from xml.sax.saxutils import escape
+
+    by_value = {p["label-value"]: p for p in properties}
+    categories = "".join(
+        f"<Category>{escape(by_value[v]['name']) if v in by_value else ''}</Category>"
+        for v in range(max(by_value, default=0) + 1)
+    )
+    fields = [("Value", _INTEGER, _MIN_MAX), ("Count", _INTEGER, _PIXEL_COUNT), ("Name", _STRING, _NAME)]
+    fields += [("Hex", _STRING, _GENERIC), ("Red", _INTEGER, _RED), ("Green", _INTEGER, _GREEN)]
+    fields += [("Blue", _INTEGER, _BLUE), ("Share", _REAL, _GENERIC)]
+    areas = bool(properties) and all("area_m2" in p for p in properties)
+    fields += [("Area_m2", _REAL, _GENERIC)] * areas
+    definitions = "".join(
+        f'<FieldDefn index="{i}"><Name>{name}</Name><Type>{kind}</Type><Usage>{usage}</Usage></FieldDefn>'
+        for i, (name, kind, usage) in enumerate(fields)
+    )
+    rows = []
+    for i, p in enumerate(sorted(properties, key=lambda p: p["label-value"])):
+        red, green, blue = bytes.fromhex(p["hex"][1:])
+        cells = [
+            p["label-value"],
+            p["pixels"],
+            escape(p["name"]),
+            p["hex"],
+            red,
+            green,
+            blue,
+            repr(p["share"]),
+        ]
+        cells += [repr(p["area_m2"])] if areas else []
+        rows.append(f'<Row index="{i}">' + "".join(f"<F>{cell}</F>" for cell in cells) + "</Row>")
+    return (
+        '<PAMDataset><PAMRasterBand band="1"><Description>palette_dask colour ids</Description>'
+        f"<CategoryNames>{categories}</CategoryNames>"
+        f'<GDALRasterAttributeTable tableType="thematic">{definitions}{"".join(rows)}'
+        "</GDALRasterAttributeTable>"
+        "</PAMRasterBand></PAMDataset>\n"
+    )
 
 
 def _write_batch(root: str, jobs: list, downloads: str | None) -> int:
