@@ -121,3 +121,19 @@ def test_labels_carry_the_sources_pixel_size_in_ome_zarr_and_geotiff(client, sli
         tags = tif.pages.first.tags
         assert tags["ResolutionUnit"].value == 3
         assert tags["XResolution"].value == (20000, 1) and tags["YResolution"].value == (40000, 1)
+
+
+def test_previews_read_the_lowest_ome_zarr_level_big_enough(client, slides, tmp_path):
+    from palette_dask.inputs.read import probe, pyramid_level
+    from palette_dask.outputs.report import preview
+
+    info = probe(str(slides / "v4.ome.zarr"))
+    assert [pyramid_level(info, side).source.rsplit("/", 1)[-1] for side in (400, 200, 150, 100, 10)] == [
+        "s0", "s1", "s1", "s2", "s2",
+    ]  # fmt: skip
+    result = extract_palette(str(slides / "v4.ome.zarr"), 3, store=tmp_path / "s.zarr", client=client)
+    shown, _ = preview(result, 0, side=150)
+    level = zarr.open_array(str(slides / "v4.ome.zarr" / "s1"), mode="r")[
+        0, :, 0
+    ]  # (c, y, x): its own pixels
+    np.testing.assert_array_equal(shown[..., :3], np.moveaxis(level, 0, -1)[::2, ::2])

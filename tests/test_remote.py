@@ -19,6 +19,7 @@ from palette_dask.errors import InputError
 from palette_dask.inputs.read import DEFAULT_CHUNK_BYTES, cell_grid
 from palette_dask.kernels.pixels import pixel_spec
 from palette_dask.kernels.sample import cell_candidates, cell_count, cell_share
+from palette_dask.outputs.result import load_result
 from palette_dask.run import passes
 
 SIDE, TILE = 2048, 128  # the COG: 256 tiles at full resolution, and overviews
@@ -225,3 +226,26 @@ def test_sampling_a_cog_over_http_fetches_a_share_of_its_tiles(www, local):
         full = sum(tif.pages[0].databytecounts)
     # the drawn tiles (a quarter, each its own size), and each task's header (4 tasks of 16 tiles)
     assert 0.2 * full < handler.sent["/scene.tif"] < 0.3 * full + 4 * 2**16
+
+
+def test_a_report_over_http_reads_its_previews_from_the_cogs_overview(www, local, tmp_path, capsys):
+    """The bytes of --html: those of the run without it, plus the overview level its previews need."""
+    from palette_dask.outputs.report import preview
+
+    url, handler = www
+    with tifffile.TiffFile(local / "scene.tif") as tif:
+        overview = tif.series[0].levels[1]  # 1024 a side: the lowest level of at least 800 pixels
+        assert overview.shape[:2] == (1024, 1024)
+        level_bytes, pixels = sum(overview.pages[0].databytecounts), overview.asarray()
+    argv = ["run", f"{url}/scene.tif", "-k", "4", "-q", "--threads", "-o"]
+    handler.sent.clear()
+    assert main([*argv, str(tmp_path / "plain.zarr")]) == 0
+    plain = handler.sent["/scene.tif"]
+    handler.sent.clear()
+    assert main([*argv, str(tmp_path / "html.zarr"), "--html", str(tmp_path / "r.html")]) == 0
+    with_report = handler.sent["/scene.tif"]
+    assert with_report <= plain + level_bytes + 2**16, (plain, with_report, level_bytes)  # + a header
+    result = load_result(tmp_path / "html.zarr")
+    shown, _ = preview(result, 0)
+    np.testing.assert_array_equal(shown[..., :3], pixels[::2, ::2])  # tifffile's own decode of the overview
+    assert shown.shape[:2] == (512, 512) and (shown[..., 3] == 255).all()

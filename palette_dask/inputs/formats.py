@@ -68,6 +68,9 @@ class ImageInfo:
     pixel_size : tuple of float or None
         ``(height, width)`` of a pixel in metres, where the format declares
         it (see :mod:`palette_dask.inputs.physical`); None otherwise.
+    level : int
+        The level of a TIFF's pyramid read (0: full resolution; previews
+        read a lower one, see :func:`palette_dask.inputs.read.pyramid_level`).
     """
 
     source: str
@@ -81,6 +84,7 @@ class ImageInfo:
     banded: bool = False
     downloads: str | None = None
     pixel_size: tuple[float, float] | None = None
+    level: int = 0
 
     @property
     def pixels(self) -> int:

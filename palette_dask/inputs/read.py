@@ -44,8 +44,8 @@ from .formats import (
 from .headers import quick_header
 from .pillow import decode_bytes, probe_pillow, read_pillow
 from .sources import is_zarr_source
-from .tiff import probe_tiff, read_tiff_band, read_tiff_region, tiff_regions
-from .zarr_arrays import declared_nodata, open_zarr, probe_zarr
+from .tiff import probe_tiff, read_tiff_band, read_tiff_region, tiff_levels, tiff_regions
+from .zarr_arrays import declared_nodata, multiscales_of, open_zarr, probe_zarr
 
 __all__ = ["probe", "read_image", "array_image", "decode", "open_batch", "Batch"]
 
@@ -263,6 +263,40 @@ def _xarray_nodata(name: str, array) -> float | None:
 def _read_block(info: ImageInfo, block_info=None) -> np.ndarray:
     (r0, r1), (c0, c1), _ = block_info[None]["array-location"]
     return decode(info, slice(r0, r1), slice(c0, c1))
+
+
+def pyramid_level(info: ImageInfo, side: int) -> ImageInfo:
+    """The image at the lowest level of its pyramid whose longer side is at least ``side`` (for previews).
+
+    A TIFF's levels (COG overviews, OME-TIFF sub-IFDs, SVS levels) and an
+    OME-Zarr image's multiscales are used; an image with none, or whose
+    pyramid cannot be read, is itself. Only its header and those of its
+    levels are read. A level's pixels are the writer's (averaged, or every
+    other pixel): what a preview shows, never what a run counts.
+    """
+    try:
+        if info.format == "tiff" and not info.banded:
+            levels = tiff_levels(info)
+            chosen = max(
+                (i for i, (rows, cols, _) in enumerate(levels) if max(rows, cols) >= side), default=0
+            )
+            if chosen == 0:
+                return info
+            rows, cols, tile = levels[chosen]
+            shape = (rows, cols, info.shape[2])
+            return dataclasses.replace(info, shape=shape, tile=tile, level=chosen, pixel_size=None)
+        if info.format == "zarr" and "/" in info.source.rstrip("/"):
+            parent, _ = info.source.rstrip("/").rsplit("/", 1)
+            multiscales = multiscales_of(parent)
+            best = info
+            for dataset in multiscales[0]["datasets"] if multiscales else ():
+                level = probe_zarr(f"{parent}/{dataset['path']}")
+                if max(level.shape[:2]) >= side and level.pixels < best.pixels and level.axes == info.axes:
+                    best = level
+            return best
+    except Exception:  # a pyramid that cannot be read: the image itself
+        return info
+    return info
 
 
 def decode(info: ImageInfo, rows: slice | None = None, cols: slice | None = None) -> np.ndarray:

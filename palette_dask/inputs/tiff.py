@@ -19,7 +19,7 @@ from . import physical
 from .formats import ImageInfo, _block_too_big, _yxc_shape, layout, open_source, to_yxc, whole_block_bytes
 from .headers import jpeg_frame
 
-__all__ = ["open_tiff", "probe_tiff", "read_tiff_region", "read_tiff_band", "tiff_regions"]
+__all__ = ["open_tiff", "probe_tiff", "read_tiff_region", "read_tiff_band", "tiff_regions", "tiff_levels"]
 
 
 class _ThisThread(logging.Filter):
@@ -54,7 +54,7 @@ def open_tiff(handle):
 
 @contextlib.contextmanager
 def tiff_regions(info: ImageInfo):
-    """A function ``read(rows, cols)`` of a TIFF's full-resolution regions, the file open meanwhile.
+    """A function ``read(rows, cols)`` of a TIFF's regions (at ``info.level``), the file open meanwhile.
 
     Regions come as ``(rows, columns, bands)``. A remote TIFF's tiles (or
     strips) that a region needs are fetched in one request where they are
@@ -64,8 +64,8 @@ def tiff_regions(info: ImageInfo):
     import zarr
 
     with open_source(info.source, info.downloads) as handle, open_tiff(handle) as tif:
-        store = tif.aszarr(series=0, level=0)
-        page, array = tif.series[0].pages[0], zarr.open_array(store, mode="r")
+        store = tif.aszarr(series=0, level=info.level)
+        page, array = tif.series[0].levels[info.level].pages[0], zarr.open_array(store, mode="r")
         remote = hasattr(handle, "cache")  # fsspec's file, whose read-ahead cache keeps what it fetched last
         if remote:  # the header is read: from here on, fetch exactly what is read, and forget the header's
             # bytes (kept, they cut a region's prefetch short, and its first tiles, read alone, evicted it)
@@ -198,6 +198,22 @@ def probe_tiff(source: str, handle, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
     )
 
 
+def tiff_levels(info: ImageInfo) -> list[tuple[int, int, tuple[int, int]]]:
+    """A TIFF's pyramid, from its header: ``(rows, columns, tile)`` of each level, full resolution first.
+
+    COG overviews, OME-TIFF sub-resolution levels (sub-IFDs) and SVS levels,
+    as tifffile's first series gives them; one level for a TIFF with none.
+    """
+    with open_source(info.source, info.downloads) as handle, open_tiff(handle) as tif:
+        found = []
+        for level in tif.series[0].levels:
+            page = level.pages[0]
+            tile = (page.tilelength, page.tilewidth) if page.is_tiled else (page.rowsperstrip, 0)
+            size = dict(zip(level.axes.lower().replace("s", "c"), level.shape))
+            found.append((size["y"], size["x"], tile))
+        return found
+
+
 def _pixel_size(tif) -> tuple[float, float] | None:
     """A TIFF's pixel size in metres: an OME-TIFF's or SVS slide's, a projected GeoTIFF's, or None."""
     try:
@@ -262,7 +278,7 @@ def _check_jpeg_frame(source: str, page, handle) -> None:
 
 def read_tiff_region(info: ImageInfo, rows: slice, cols: slice) -> np.ndarray:
     """Rows and columns of a TIFF, as ``(rows, columns, bands)``, decoding the tiles or strips they touch."""
-    if rows == slice(0, info.shape[0]) and cols == slice(0, info.shape[1]):
+    if rows == slice(0, info.shape[0]) and cols == slice(0, info.shape[1]) and info.level == 0:
         with open_source(info.source, info.downloads) as handle:
             return to_yxc(_tiff_whole(handle), info.axes, rows, cols)
     with tiff_regions(info) as read:

@@ -23,7 +23,7 @@ from .fetch import (
 from .formats import ImageInfo, _block_too_big, _yxc_shape, layout, whole_block_bytes
 from .sources import is_zarr_source
 
-__all__ = ["probe_zarr", "open_zarr", "declared_nodata", "ZARR_CODECS"]
+__all__ = ["probe_zarr", "open_zarr", "declared_nodata", "multiscales_of", "ZARR_CODECS"]
 
 
 def open_zarr(source: str, array: bool = False):
@@ -37,6 +37,12 @@ def open_zarr(source: str, array: bool = False):
 def _multiscales(attrs) -> list | None:
     """OME-Zarr's ``multiscales`` metadata (0.4 at the top, 0.5 under ``ome``), if any."""
     return attrs.get("ome", {}).get("multiscales") or attrs.get("multiscales")
+
+
+def multiscales_of(source: str) -> list | None:
+    """The OME-Zarr ``multiscales`` of the group at ``source`` (its metadata checked first), or None."""
+    _check_zarr_metadata(source, source)
+    return _multiscales(open_zarr(source).attrs)
 
 
 def _axis_names(multiscales) -> list | None:

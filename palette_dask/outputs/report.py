@@ -36,7 +36,7 @@ import dask
 import numpy as np
 
 from ..errors import PaletteDaskError, Status, image_error
-from ..inputs.read import probe, read_image
+from ..inputs.read import probe, pyramid_level, read_image
 from ..kernels.colour import hex_code
 from ..kernels.fit import nearest_center
 from ..kernels.pixels import block_features, run_spec
@@ -106,7 +106,10 @@ def preview(result: PaletteResult, index: int, side: int = PREVIEW_SIDE, client=
     """``(shown, recoloured)``: RGBA previews of a run's image, masked pixels transparent.
 
     The image is read as the run read it (its bands, no-data and display
-    scale). An image that cannot be read (any more) gives the one-line reason, a str.
+    scale), from the lowest level of its pyramid at least ``side`` pixels
+    long, if it has one (COG overviews, OME-TIFF and OME-Zarr levels: see
+    :func:`~palette_dask.inputs.read.pyramid_level`). An image that cannot be
+    read (any more) gives the one-line reason, a str.
     """
     return _previews(result, [index], side, client, downloads)[index]
 
@@ -118,7 +121,7 @@ def _previews(result: PaletteResult, indices, side: int, client=None, downloads=
     for index in indices:
         name = result.image_names[index]
         try:
-            info = probe(name, channel_axis=config.channel_axis, downloads=downloads)
+            info = pyramid_level(probe(name, channel_axis=config.channel_axis, downloads=downloads), side)
             image = read_image(info)
             spec = run_spec(info, config, result.attrs.get("display_range"))
         except (PaletteDaskError, OSError) as exc:  # an array given to the API, a file since moved...
