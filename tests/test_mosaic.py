@@ -349,6 +349,9 @@ def test_big_label_rasters_get_a_pyramid_that_ome_zarr_readers_open(client, tmp_
         assert [d["coordinateTransformations"][0]["scale"] for d in datasets] == [[1, 1], [2, 2], [4, 4]]
         level0 = label["0"][:]
         assert level0.shape == shapes[0] and set(np.unique(level0)) <= {1, 2, 3, 4}
+        assert (
+            max(label["0"].chunks) <= 512
+        )  # tiles, as viewers read them (a mosaic's: in shards, one a task)
         for level, shape in enumerate(shapes):
             np.testing.assert_array_equal(label[str(level)][:], level0[:: 2**level, :: 2**level])
             assert label[str(level)].shape == shape

@@ -4,7 +4,7 @@ Values are colour index + 1 (0 for masked pixels); the metadata gives each
 value its palette colour. A raster with a side over :data:`PYRAMID_ABOVE`
 has a multiscale pyramid. An image decoded whole has its raster written by
 the task that counts it (:func:`write_label_image`); a mosaic's by the tasks
-that count its chunks, each its own chunk (:func:`create_labels`), then
+that count its chunks, each its own shard of tiles (:func:`create_labels`), then
 :func:`write_label_pyramid`.
 """
 
@@ -37,6 +37,35 @@ __all__ = [
 PYRAMID_ABOVE = 2048
 #: ... of levels halving each side (nearest: every other pixel), down to a level no side of which is longer.
 PYRAMID_DOWN_TO = 1024
+
+
+#: Level 0 of a big label raster is stored in tiles of at most this side (as viewers read it) ...
+LABEL_TILE = 512
+
+
+def tile_side(side: int) -> int:
+    """The side of tiles dividing a shard (a counting task's chunk) of this side: at most :data:`LABEL_TILE`.
+
+    The largest divisor of ``side`` up to :data:`LABEL_TILE`, if at least 64;
+    else ``side`` itself (the shard is one tile that way).
+
+    Examples
+    --------
+    >>> tile_side(300), tile_side(2048), tile_side(16384), tile_side(1000), tile_side(2 * 1021)
+    (300, 512, 512, 500, 2042)
+    """
+    if side <= LABEL_TILE:
+        return side
+    best = next((t for t in range(LABEL_TILE, 63, -1) if side % t == 0), side)
+    return best
+
+
+def label_chunks(shape) -> tuple[int, int]:
+    """Chunks of a label raster written whole by one task: one up to 1024 a side, else tiles of 512."""
+    rows, cols = shape[:2]
+    if max(rows, cols) <= PYRAMID_DOWN_TO:
+        return rows, cols
+    return min(rows, LABEL_TILE), min(cols, LABEL_TILE)
 
 
 def label_levels(shape) -> int:
@@ -146,20 +175,25 @@ def label_dtype(k: int) -> str:
 
 
 def create_labels(group: zarr.Group, index: int, image, colors: np.ndarray, pixel_size=None) -> str:
-    """Make ``labels/<index>`` chunked like ``image`` (read tile by tile) for its tasks; returns its path.
+    """Make ``labels/<index>`` for the tasks that count ``image`` (read tile by tile); returns its path.
 
     Values are colour index + 1, and 0 for masked pixels. The counting tasks
-    write level 0; :func:`write_label_pyramid` the levels above it.
+    write level 0, each its chunk of ``image`` as one zarr shard of tiles
+    (:func:`tile_side`: viewers read tiles, no two tasks write one shard);
+    :func:`write_label_pyramid` the levels above it.
     """
     root = store_path(group)
     if root is None:
         raise StoreError("label rasters need a store on disk or in object storage")
     name, levels = str(group["image_names"][index]), label_levels(image.shape)
     label = _label_group(group.require_group("labels"), index, name, colors, levels, pixel_size)
+    shard = (image.chunks[0][0], image.chunks[1][0])  # a counting task's, written whole by it
+    tiles = tuple(map(tile_side, shard))
     label.create_array(
         "0",
         shape=image.shape[:2],
-        chunks=(image.chunks[0][0], image.chunks[1][0]),
+        chunks=tiles,
+        shards=shard if tiles != shard else None,
         dtype=label_dtype(len(colors)),
         fill_value=0,
         overwrite=True,
@@ -179,7 +213,8 @@ def write_label_pyramid(level0: str) -> None:
     parent = os.path.dirname(level0)
     label = zarr.open_group(zarr_store(parent), mode="r+")
     for level in range(1, len(label.attrs["ome"]["multiscales"][0]["datasets"])):
-        below = da.from_zarr(label[str(level - 1)])
+        stored = label[str(level - 1)]
+        below = da.from_zarr(stored, chunks=stored.shards or stored.chunks)  # a task per shard, not per tile
         shape = tuple(-(-n // 2) for n in below.shape)
         chunks = tuple(min(PYRAMID_DOWN_TO, n) for n in shape)
         label.create_array(
@@ -218,6 +253,7 @@ def write_label_image(
             label.create_array(
                 str(level),
                 shape=labels[::step, ::step].shape,
+                chunks=label_chunks(labels[::step, ::step].shape),
                 dtype=labels.dtype,
                 fill_value=0,
                 overwrite=True,
