@@ -137,3 +137,28 @@ def test_previews_read_the_lowest_ome_zarr_level_big_enough(client, slides, tmp_
         0, :, 0
     ]  # (c, y, x): its own pixels
     np.testing.assert_array_equal(shown[..., :3], np.moveaxis(level, 0, -1)[::2, ::2])
+
+
+def test_omero_channel_colours_say_which_band_is_shown_as_which_colour(client, tmp_path):
+    """DAPI stored first, blue in its metadata, is shown blue; an inactive fourth channel is left aside."""
+    image = photo_mosaic(120, 160)  # as stored: band 0 the image's blue, band 1 green, band 2 red
+    stored = image[..., ::-1]
+    channels = [
+        {"label": "DAPI", "color": "0000FF", "active": True},
+        {"label": "FITC", "color": "00FF00", "active": True},
+        {"label": "TRITC", "color": "FF0000", "active": True},
+        {"label": "Cy5", "color": "FF00FF", "active": False},
+    ]
+    for bands, name in ((3, "three"), (4, "four")):
+        planes = np.concatenate([stored, stored[..., :1]], axis=-1)[..., :bands]
+        write_ome_zarr(tmp_path / f"{name}.ome.zarr", planes, "0.5")
+        group = zarr.open_group(str(tmp_path / f"{name}.ome.zarr"), mode="r+")
+        group.attrs["ome"] = {**group.attrs["ome"], "omero": {"channels": channels[:bands]}}
+    zarr.create_array(str(tmp_path / "rgb.zarr"), data=image, chunks=(64, 64, 3))
+    reference = extract_palette(str(tmp_path / "rgb.zarr"), 4, seed=1, client=client)
+    for name in ("three", "four"):
+        shown = extract_palette(str(tmp_path / f"{name}.ome.zarr"), 4, seed=1, client=client)
+        np.testing.assert_array_equal(shown.colors, reference.colors)
+        np.testing.assert_array_equal(shown.counts, reference.counts)
+    in_order = extract_palette(str(tmp_path / "three.ome.zarr"), 4, seed=1, bands=(0, 1, 2), client=client)
+    assert not np.array_equal(in_order.colors, reference.colors)  # --bands still says otherwise

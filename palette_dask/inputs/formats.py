@@ -71,6 +71,9 @@ class ImageInfo:
     level : int
         The level of a TIFF's pyramid read (0: full resolution; previews
         read a lower one, see :func:`palette_dask.inputs.read.pyramid_level`).
+    shown_bands : tuple of int or None
+        The bands the format says to show as red, green and blue (an
+        OME-Zarr image's ``omero`` channel colours); None: bands in order.
     """
 
     source: str
@@ -85,6 +88,7 @@ class ImageInfo:
     downloads: str | None = None
     pixel_size: tuple[float, float] | None = None
     level: int = 0
+    shown_bands: tuple[int, int, int] | None = None
 
     @property
     def pixels(self) -> int:

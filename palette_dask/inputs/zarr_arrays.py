@@ -45,6 +45,41 @@ def multiscales_of(source: str) -> list | None:
     return _multiscales(open_zarr(source).attrs)
 
 
+#: OME ``omero`` channel colours that show a band as red, green or blue.
+_PRIMARIES = {"FF0000": 0, "00FF00": 1, "0000FF": 2}
+
+
+def shown_bands(attrs, bands: int) -> tuple[int, int, int] | None:
+    """The bands an OME-Zarr image's ``omero`` metadata shows as red, green and blue, or None.
+
+    Only where its channels (their number: ``bands``; inactive ones aside)
+    are coloured pure red, green and blue, one each: DAPI in blue is then
+    shown in blue, whatever its place.
+
+    Examples
+    --------
+    >>> channels = [{"label": "DAPI", "color": "0000FF"}, {"label": "FITC", "color": "00FF00"},
+    ...             {"label": "TRITC", "color": "FF0000"}, {"color": "FF00FF", "active": False}]
+    >>> shown_bands({"omero": {"channels": channels}}, 4)
+    (2, 1, 0)
+    >>> shown_bands({"omero": {"channels": channels[:2]}}, 2) is None
+    True
+    """
+    omero = attrs.get("omero") or attrs.get("ome", {}).get("omero") or {}
+    channels = omero.get("channels") if isinstance(omero, dict) else None
+    if not isinstance(channels, list) or len(channels) != bands:
+        return None
+    found: dict[int, int] = {}
+    for band, channel in enumerate(channels):
+        if not isinstance(channel, dict) or channel.get("active") is False:
+            continue
+        primary = _PRIMARIES.get(str(channel.get("color", "")).upper())
+        if primary is None or primary in found:
+            return None
+        found[primary] = band
+    return tuple(found[i] for i in range(3)) if len(found) == 3 else None
+
+
 def _axis_names(multiscales) -> list | None:
     axes = multiscales[0].get("axes")
     return [a["name"] if isinstance(a, dict) else a for a in axes] if axes else None
@@ -186,9 +221,9 @@ def probe_zarr(
         node = open_zarr(source)
     except Exception as exc:
         raise ImageReadError(f"{source}: not a readable zarr array: {exc}") from None
-    names, pixel_size = None, None
+    names, pixel_size, image_attrs = None, None, {}  # image_attrs: the OME-Zarr image's (omero)
     if isinstance(node, zarr.Group):
-        multiscales = _multiscales(node.attrs)
+        multiscales, image_attrs = _multiscales(node.attrs), dict(node.attrs)
         if not multiscales:
             arrays = sorted(name for name, _ in node.arrays())
             raise ImageReadError(
@@ -205,9 +240,10 @@ def probe_zarr(
         if is_zarr_source(parent):  # a level of an OME-Zarr image: its axes and pixel size
             _check_zarr_metadata(source, parent)
             try:
-                multiscales = _multiscales(open_zarr(parent).attrs)
+                image_attrs = dict(open_zarr(parent).attrs)
             except Exception:
-                multiscales = None
+                image_attrs = {}
+            multiscales = _multiscales(image_attrs)
             if multiscales:
                 names = names if names is not None else _axis_names(multiscales)
                 pixel_size = physical.from_multiscales(multiscales, source.rstrip("/").rsplit("/", 1)[-1])
@@ -218,16 +254,18 @@ def probe_zarr(
     if chunk_bytes > whole_block_bytes(max_pixels):
         raise _block_too_big(source, f"zarr chunk {tuple(node.chunks)}", chunk_bytes, max_pixels)
     chunks = dict(zip(axes, node.chunks))
+    shape = _yxc_shape(axes, node.shape)
     return ImageInfo(
         source=source,
         format="zarr",
-        shape=_yxc_shape(axes, node.shape),
+        shape=shape,
         dtype=np.dtype(node.dtype).name,
         alpha=False,  # zarr and OME-Zarr declare no alpha band: only the user does (alpha, --alpha)
         nodata=declared_nodata(source, node.attrs),
         tile=(chunks["y"], chunks["x"]),
         axes=axes,
         pixel_size=pixel_size,
+        shown_bands=shown_bands(image_attrs, shape[2]) if "c" in axes else None,
     )
 
 

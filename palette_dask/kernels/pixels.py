@@ -162,8 +162,10 @@ def _undeclared(count: int, alpha: int | None, shape=None) -> str:
 
 
 def _parse_bands(info: ImageInfo, bands, alpha: int | None) -> tuple[int, ...]:
-    """The colour bands: those chosen, or all the bands but alpha when they are one (gray) or three."""
+    """The colour bands: those chosen, those the format shows as red, green, blue, or all but alpha."""
     count = info.shape[2]
+    if bands is None and info.shown_bands is not None and alpha not in info.shown_bands:
+        return info.shown_bands  # as the format says to show them (OME's channel colours)
     if bands is None:
         colour = tuple(b for b in range(count) if b != alpha)
         if len(colour) not in (1, 3):
@@ -295,7 +297,7 @@ class SpecCache(dict):
 
     def spec(self, info: ImageInfo) -> PixelSpec:
         """:func:`run_spec` of this image."""
-        kind = (info.dtype, info.shape[2], info.alpha, info.nodata)
+        kind = (info.dtype, info.shape[2], info.alpha, info.nodata, info.shown_bands)
         if kind not in self:
             self[kind] = run_spec(info, self.config, self.display_range)
         return self[kind]
