@@ -211,6 +211,48 @@ def test_the_readme_quick_start_runs_top_to_bottom_in_one_folder(capsys, tmp_pat
     assert len(grown.image_names) == 4 and np.array_equal(grown.image_counts[3], scene.image_counts[0])
 
 
+def test_the_readme_satellite_and_microscopy_examples_run_end_to_end(
+    capsys, tmp_path, monkeypatch, real_rasters
+):
+    import rasterio
+    from test_mosaic import photo_mosaic
+    from test_ome import write_ome_zarr
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### Two examples end to end", 1)[1].split("\n## ", 1)[0]
+    blocks = section.split("```")[1::2]
+    commands = [
+        [line.split("#")[0] for line in block.splitlines() if line.startswith(".venv/bin/palette-dask")]
+        for block in blocks
+    ]
+    assert [len(c) for c in commands] == [4, 2]
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(real_rasters / "RGB.byte.tif", "scene.tif")
+    with rasterio.open("scene.tif") as scene:  # a later date: the same place, darker
+        profile, pixels = scene.profile, scene.read()
+    with rasterio.open("later.tif", "w", **profile) as later:
+        later.write((pixels * 0.8).astype(pixels.dtype))
+    write_ome_zarr(tmp_path / "slide.ome.zarr", photo_mosaic(300, 400), "0.5")
+    outputs = {}
+    for command in commands[0] + commands[1]:
+        argv = shlex.split(command)[1:]
+        code = main([*argv, "--threads"] if argv[0] == "run" else argv)
+        outputs[command] = capsys.readouterr().out
+        assert code == 0, command
+    show = next(out for command, out in outputs.items() if "show scene.zarr" in command)
+    assert show.splitlines()[0].split()[-2:] == ["area", "km²"]
+    compared = json.loads(next(out for command, out in outputs.items() if "compare" in command))
+    assert len(compared["stores"]) == 2
+    with rasterio.open("scene-labels/scene.labels.tif") as labels, rasterio.open("scene.tif") as scene:
+        assert labels.crs == scene.crs and labels.transform == scene.transform
+    assert Path("scene-labels/scene.labels.tif.aux.xml").exists()
+    slide = json.loads(next(out for command, out in outputs.items() if "show slide.zarr" in command))
+    assert all(entry["area_m2"] > 0 for entry in slide["palette"])
+    label = zarr.open_group("slide.zarr/labels/0", mode="r").attrs["ome"]
+    assert label["multiscales"][0]["axes"][0]["unit"] == "micrometer"
+    assert Path("slide.html").exists()
+
+
 def test_resume_from_another_folder_and_by_the_store_alone(capsys, tmp_path, monkeypatch):
     (tmp_path / "here").mkdir()
     (tmp_path / "elsewhere").mkdir()
