@@ -272,6 +272,7 @@ def _extract(args, inputs, store) -> PaletteResult:
     from .inputs.fetch import download_folder, remove_downloads
     from .inputs.sources import resolve_inputs
     from .outputs.geotiff import check_geotiff_folder
+    from .outputs.source_labels import check_source_labels
     from .outputs.store import check_store_path, is_store, remove_remnant, store_exists
     from .run.pipeline import extract_palette
 
@@ -280,7 +281,8 @@ def _extract(args, inputs, store) -> PaletteResult:
     vocabulary = _vocabulary(args)
     inputs = resolve_inputs(inputs)
     append = getattr(args, "append", False)
-    if store is None and (args.labels or args.labels_geotiff or args.resume or append):
+    source_labels = getattr(args, "source_labels", None)
+    if store is None and (args.labels or args.labels_geotiff or source_labels or args.resume or append):
         flag = "--resume" if args.resume else "--append" if append else "--labels"
         raise ParameterError(
             f"{flag} needs a store: -o OUT.zarr (without -o the results are kept in memory only)"
@@ -291,6 +293,8 @@ def _extract(args, inputs, store) -> PaletteResult:
     _check_outputs(args, inputs, store)
     if args.labels_geotiff:
         check_geotiff_folder(args.labels_geotiff, inputs, replace=args.overwrite or args.resume or append)
+    if source_labels:
+        check_source_labels(inputs, source_labels, replace=args.overwrite or args.resume or append)
     report = _reporter(args)  # the command reports failures itself: no Python warning
     options, given = from_arguments(args, "run"), given_options(args)
     if append:  # the store's parameters, but for the options given
@@ -303,6 +307,7 @@ def _extract(args, inputs, store) -> PaletteResult:
         overwrite=args.overwrite,
         append=append,
         labels_geotiff=args.labels_geotiff,
+        source_labels=source_labels,
     )
     ours = store is not None and (not store_exists(store) or is_store(store))  # this run may remove it
     try:

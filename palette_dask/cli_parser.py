@@ -183,6 +183,11 @@ def _add_run_options(parser: argparse.ArgumentParser, *, default_store: str | No
         metavar="DIR",
         help="also write each label raster as a GeoTIFF in DIR, georeferenced (implies --labels)",
     )
+    parser.add_argument(
+        "--source-labels",
+        metavar="NAME",
+        help="also write each OME-Zarr input's labels into it, as its labels/NAME (implies --labels)",
+    )
 
 
 def _add_input_options(parser: argparse.ArgumentParser) -> None:

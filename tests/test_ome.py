@@ -1,8 +1,11 @@
 """OME-Zarr inputs as microscopes write them: 0.4 (zarr v2) and 0.5 (zarr v3), TCZYX, local and remote."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import zarr
+from conftest import PHOTOS
 from servers import http_server
 from test_mosaic import photo_mosaic
 
@@ -162,3 +165,58 @@ def test_omero_channel_colours_say_which_band_is_shown_as_which_colour(client, t
         np.testing.assert_array_equal(shown.counts, reference.counts)
     in_order = extract_palette(str(tmp_path / "three.ome.zarr"), 4, seed=1, bands=(0, 1, 2), client=client)
     assert not np.array_equal(in_order.colors, reference.colors)  # --bands still says otherwise
+
+
+def test_labels_written_beside_their_image_are_found_by_ome_readers(client, slides, tmp_path):
+    """--source-labels: the one output outside the store, asked for; the image's own data untouched."""
+    import hashlib
+    import shutil
+
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+    from ome_zarr_models import open_ome_zarr
+
+    from palette_dask import InputError
+
+    images = []
+    for version in ("4", "5"):
+        shutil.copytree(slides / f"v{version}.ome.zarr", tmp_path / f"v{version}.ome.zarr")
+        images.append(str(tmp_path / f"v{version}.ome.zarr"))
+
+    def image_files():
+        return {
+            str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+            for image in images
+            for p in Path(image).rglob("*")
+            if p.is_file() and "labels" not in p.parts
+        }
+
+    before = image_files()
+    result = extract_palette(images, 3, store=tmp_path / "s.zarr", source_labels="colours", client=client)
+    assert image_files() == before  # nothing of the images' own changed: only labels/ added
+    store = zarr.open_group(tmp_path / "s.zarr", mode="r")
+    for index, image in enumerate(images):
+        label = zarr.open_group(f"{image}/labels/colours", mode="r")
+        open_ome_zarr(label)  # valid OME-Zarr 0.4 / 0.5 label image (raises if not)
+        assert label["0"].shape == (1, 1, 300, 400)  # t, z, y, x: the image's axes but its channels
+        np.testing.assert_array_equal(label["0"][0, 0], store[f"labels/{index}/0"][:])
+        properties = (label.attrs.get("ome") or label.attrs)["image-label"]["properties"]
+        assert [p["pixels"] for p in properties] == list(result.image_counts[index])
+        nodes = Reader(parse_url(image))()  # as napari-ome-zarr reads the image: its labels come along
+        found = [node for node in nodes if node.data and "colours" in str(node.zarr)]
+        assert found and tuple(found[0].data[0].shape) == (1, 1, 300, 400)
+    with pytest.raises(InputError, match="holds labels/colours already; pass --overwrite"):
+        extract_palette(images, 3, store=tmp_path / "t.zarr", source_labels="colours", client=client)
+    extract_palette(
+        images, 3, store=tmp_path / "t.zarr", source_labels="colours", overwrite=True, client=client
+    )
+    zarr.open_group(f"{images[0]}/labels", mode="a").create_group("theirs")
+    with pytest.raises(InputError, match="palette-dask did not write it"):
+        extract_palette(
+            images, 3, store=tmp_path / "u.zarr", source_labels="theirs", overwrite=True, client=client
+        )
+    with pytest.raises(InputError, match="this is not one"):
+        extract_palette(
+            [str(PHOTOS[0])], 3, store=tmp_path / "u.zarr", source_labels="colours", client=client
+        )
+    assert not (tmp_path / "u.zarr").exists()  # refused before anything was made

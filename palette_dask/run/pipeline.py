@@ -47,6 +47,7 @@ from ..options import DEFAULT_K, RunConfig, check_k, takes_options
 from ..outputs import store as stores
 from ..outputs.geotiff import check_geotiff_folder, write_label_geotiffs
 from ..outputs.result import PaletteResult, load_result
+from ..outputs.source_labels import check_source_labels, write_source_labels
 from .choose import Sweep, fit_sweep
 from .cluster import connect
 from .passes import count_images, open_images, sample_run
@@ -67,6 +68,7 @@ def extract_palette(
     append: bool = False,
     downloads: str | None = None,
     labels_geotiff: str | os.PathLike | None = None,
+    source_labels: str | None = None,
     report: Reporter | None = None,
     **options,
 ) -> PaletteResult:
@@ -95,6 +97,11 @@ def extract_palette(
         Also write every image's label raster as a tiled GeoTIFF in this
         folder, georeferenced like a TIFF source (see :mod:`palette_dask.outputs.geotiff`);
         implies ``labels``.
+    source_labels : str, optional
+        Also write each input's label image into the input itself, as its
+        OME-Zarr ``labels/<source_labels>`` (every input must be a local,
+        writable OME-Zarr image: see :mod:`palette_dask.outputs.source_labels`);
+        implies ``labels``.
     report : callable, optional
         Called with one line per stage and per failed image; if it has an
         ``update(stage, done, total)`` method (:class:`~palette_dask.run.progress.Progress`),
@@ -118,8 +125,9 @@ def extract_palette(
     (5, 1.0, {'total': 1, 'done': 1, 'failed': 0})
     """
     # what the caller set: an appended store's own parameters must agree with them
-    explicit = set(options) | ({"k"} if k is not None else set()) | ({"labels"} if labels_geotiff else set())
-    labels = options.pop("labels", False) or labels_geotiff is not None
+    asked = labels_geotiff is not None or source_labels is not None  # label rasters, in other forms too
+    explicit = set(options) | ({"k"} if k is not None else set()) | ({"labels"} if asked else set())
+    labels = options.pop("labels", False) or asked
     given = None
     if options.get("palette") is not None and not append:  # applied, not fitted: its colours, its space
         resumed = resume and store is not None and stores.is_store(store)  # holds what it applied
@@ -141,6 +149,8 @@ def extract_palette(
         raise ParameterError("append=True adds image files and URLs; arrays given from Python cannot be")
     if labels_geotiff is not None:
         check_geotiff_folder(labels_geotiff, names, replace=overwrite or resume or append)
+    if source_labels is not None:
+        check_source_labels(names, source_labels, replace=overwrite or resume or append)
     # a store this run makes (not one it resumes or grows, nor a folder there) goes if it keeps nothing
     created = store is not None and not append and not (resume and stores.is_store(store))
     created = created and (not stores.store_exists(store) or stores.is_store(store))
@@ -161,6 +171,10 @@ def extract_palette(
                     run.report(f"writing {int(done.sum()):,} GeoTIFF label rasters to {labels_geotiff}")
                     root, batches = stores.store_path(group), stores.batches(group)
                     write_label_geotiffs(run_client, root, names, batches, done, labels_geotiff, folder)
+                if source_labels is not None:
+                    done = group["image_status"][:] == stores.DONE
+                    run.report(f"writing labels/{source_labels} into {plural(int(done.sum()), 'input')}")
+                    write_source_labels(run_client, stores.store_path(group), names, done, source_labels)
         result = load_result(group)
     finally:
         if created and not (group["image_status"][:] == stores.DONE).any():
