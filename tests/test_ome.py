@@ -160,9 +160,12 @@ def test_omero_channel_colours_say_which_band_is_shown_as_which_colour(client, t
     zarr.create_array(str(tmp_path / "rgb.zarr"), data=image, chunks=(64, 64, 3))
     reference = extract_palette(str(tmp_path / "rgb.zarr"), 4, seed=1, client=client)
     for name in ("three", "four"):
-        shown = extract_palette(str(tmp_path / f"{name}.ome.zarr"), 4, seed=1, client=client)
+        store = tmp_path / f"{name}.zarr"
+        shown = extract_palette(str(tmp_path / f"{name}.ome.zarr"), 4, seed=1, store=store, client=client)
         np.testing.assert_array_equal(shown.colors, reference.colors)
         np.testing.assert_array_equal(shown.counts, reference.counts)
+        assert main(["report", str(store), "-o", str(tmp_path / f"{name}.html")]) == 0
+        assert "(red: TRITC, green: FITC, blue: DAPI)" in (tmp_path / f"{name}.html").read_text()  # named
     in_order = extract_palette(str(tmp_path / "three.ome.zarr"), 4, seed=1, bands=(0, 1, 2), client=client)
     assert not np.array_equal(in_order.colors, reference.colors)  # --bands still says otherwise
 

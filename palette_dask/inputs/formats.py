@@ -74,6 +74,8 @@ class ImageInfo:
     shown_bands : tuple of int or None
         The bands the format says to show as red, green and blue (an
         OME-Zarr image's ``omero`` channel colours); None: bands in order.
+    band_names : tuple of str or None
+        Each band's name, where the format gives them (``omero`` channel labels: DAPI, FITC...).
     """
 
     source: str
@@ -89,6 +91,7 @@ class ImageInfo:
     pixel_size: tuple[float, float] | None = None
     level: int = 0
     shown_bands: tuple[int, int, int] | None = None
+    band_names: tuple[str, ...] | None = None
 
     @property
     def pixels(self) -> int:

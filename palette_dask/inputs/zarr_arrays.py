@@ -49,6 +49,21 @@ def multiscales_of(source: str) -> list | None:
 _PRIMARIES = {"FF0000": 0, "00FF00": 1, "0000FF": 2}
 
 
+def _channels(attrs, bands: int) -> list | None:
+    """An OME-Zarr image's ``omero`` channels, if there is one per band."""
+    omero = attrs.get("omero") or attrs.get("ome", {}).get("omero") or {}
+    channels = omero.get("channels") if isinstance(omero, dict) else None
+    return channels if isinstance(channels, list) and len(channels) == bands else None
+
+
+def band_names(attrs, bands: int) -> tuple[str, ...] | None:
+    """Each band's name, from an OME-Zarr image's ``omero`` channel labels, or None."""
+    channels = _channels(attrs, bands)
+    if not channels or not all(isinstance(c, dict) and isinstance(c.get("label"), str) for c in channels):
+        return None
+    return tuple(channel["label"] for channel in channels)
+
+
 def shown_bands(attrs, bands: int) -> tuple[int, int, int] | None:
     """The bands an OME-Zarr image's ``omero`` metadata shows as red, green and blue, or None.
 
@@ -65,9 +80,8 @@ def shown_bands(attrs, bands: int) -> tuple[int, int, int] | None:
     >>> shown_bands({"omero": {"channels": channels[:2]}}, 2) is None
     True
     """
-    omero = attrs.get("omero") or attrs.get("ome", {}).get("omero") or {}
-    channels = omero.get("channels") if isinstance(omero, dict) else None
-    if not isinstance(channels, list) or len(channels) != bands:
+    channels = _channels(attrs, bands)
+    if channels is None:
         return None
     found: dict[int, int] = {}
     for band, channel in enumerate(channels):
@@ -266,6 +280,7 @@ def probe_zarr(
         axes=axes,
         pixel_size=pixel_size,
         shown_bands=shown_bands(image_attrs, shape[2]) if "c" in axes else None,
+        band_names=band_names(image_attrs, shape[2]) if "c" in axes else None,
     )
 
 

@@ -114,8 +114,11 @@ def preview(result: PaletteResult, index: int, side: int = PREVIEW_SIDE, client=
     return _previews(result, [index], side, client, downloads)[index]
 
 
-def _previews(result: PaletteResult, indices, side: int, client=None, downloads=None) -> dict:
-    """{index: (shown, recoloured), or why not (a str)}, by dask tasks; one image failing fails alone."""
+def _previews(result: PaletteResult, indices, side: int, client=None, downloads=None, captions=None) -> dict:
+    """{index: (shown, recoloured), or why not (a str)}, by dask tasks; one image failing fails alone.
+
+    ``captions``, a dict, gets each image's bands shown, where its format names them (:func:`bands_shown`).
+    """
     config = result.config
     lazy, found = {}, {}
     for index in indices:
@@ -130,6 +133,8 @@ def _previews(result: PaletteResult, indices, side: int, client=None, downloads=
         if spec.low is None:  # a measured range this store does not hold
             found[index] = f"{name}: its display range was measured by a run this store does not hold"
             continue
+        if captions is not None and info.band_names:
+            captions[index] = bands_shown(info.band_names, spec.bands)
         step = max(1, math.ceil(max(image.shape[:2]) / side))
         lazy[index] = dask.delayed(recoloured_preview)(
             image[::step, ::step], spec, result.centers, result.colors
@@ -141,6 +146,19 @@ def _previews(result: PaletteResult, indices, side: int, client=None, downloads=
         except Exception as exc:  # a file that changed or broke since the run: this image alone
             found[index] = image_error(result.image_names[index], exc)
     return found
+
+
+def bands_shown(names, bands) -> str:
+    """Which named band an image shows as which colour.
+
+    Examples
+    --------
+    >>> bands_shown(("DAPI", "FITC", "TRITC"), (2, 1, 0)), bands_shown(("DAPI",), (0, 0, 0))
+    ('red: TRITC, green: FITC, blue: DAPI', 'gray: DAPI')
+    """
+    if len(set(bands)) == 1:
+        return f"gray: {names[bands[0]]}"
+    return ", ".join(f"{colour}: {names[band]}" for colour, band in zip(("red", "green", "blue"), bands))
 
 
 def _bar(colors, proportions, width: int = 300, height: int = 50) -> str:
@@ -283,7 +301,8 @@ def _palette_table(result: PaletteResult, palette: list[dict]) -> str:
 
 def _preview_section(result: PaletteResult, done: list[int], client, downloads) -> str:
     """Each image done, recoloured with the palette, and the bar of its shares (a failed preview says why)."""
-    previews = _previews(result, done, PREVIEW_SIDE, client, downloads)
+    captions: dict[int, str] = {}
+    previews = _previews(result, done, PREVIEW_SIDE, client, downloads, captions)
     parts = ["<h2>Images, and recoloured with the palette</h2>"]
     for index in done:
         name = html.escape(os.path.basename(result.image_names[index]))
@@ -299,7 +318,8 @@ def _preview_section(result: PaletteResult, done: list[int], client, downloads) 
             shown, recoloured = previews[index]
             figures = (
                 f'<figure><img src="{_data_uri(shown)}" alt="{name}">'
-                f"<figcaption>{name}</figcaption></figure>"
+                f"<figcaption>{name}{' (' + html.escape(captions[index]) + ')' if index in captions else ''}"
+                "</figcaption></figure>"
                 f'<figure><img class="recoloured" src="{_data_uri(recoloured)}" alt="{name} recoloured">'
                 f"<figcaption>recoloured with the palette</figcaption></figure>" + figures
             )
