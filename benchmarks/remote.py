@@ -13,6 +13,9 @@ requests it answers. Through the API on a LocalCluster of 2 worker processes:
 - **sample**: the sampling pass alone (``cell_candidates``);
 - **local**: the same run on the local file, for the time (after a first,
   unmeasured run that warms up the workers);
+- **report of the run**: ``html_report`` of the run's store (the ``--html``
+  of the command): its previews read the lowest overview at least 800
+  pixels long, not the full-resolution tiles again;
 - **tiled TIFF, not a COG**: the same pixels written by tifffile in 256²
   deflate tiles, no overviews, its tag arrays after the tiles: a run over
   http, against the file's size.
@@ -23,6 +26,7 @@ requests it answers. Through the API on a LocalCluster of 2 worker processes:
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -84,6 +88,7 @@ def main() -> None:
     from palette_dask import extract_palette, probe
     from palette_dask.kernels.pixels import pixel_spec
     from palette_dask.kernels.sample import cell_candidates, cell_count, cell_share
+    from palette_dask.outputs.report import html_report
     from palette_dask.run import passes
 
     path = build_cog(args.side, Path(args.dir))
@@ -110,6 +115,11 @@ def main() -> None:
         extract_palette(str(path), args.k, client=client)  # warm: compiled kernels, imports
         measure("local file (no http)", lambda: extract_palette(str(path), args.k, client=client))
         measure("run", lambda: extract_palette(url, args.k, client=client))
+        stored = Path(args.dir) / "report-run.zarr"
+        shutil.rmtree(stored, ignore_errors=True)
+        result = extract_palette(url, args.k, client=client, store=stored)
+        report = Path(args.dir) / "report.html"
+        measure("report of the run (--html previews)", lambda: html_report(result, report, client=client))
         keep = passes.KEEP_TILED_IMAGES
         passes.KEEP_TILED_IMAGES = 0
         try:
