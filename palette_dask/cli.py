@@ -283,12 +283,17 @@ def _extract(args, inputs, store) -> PaletteResult:
     append = getattr(args, "append", False)
     source_labels = getattr(args, "source_labels", None)
     if store is None and (args.labels or args.labels_geotiff or source_labels or args.resume or append):
-        flag = "--resume" if args.resume else "--append" if append else "--labels"
+        flag = (
+            "--resume" if args.resume else "--append" if append
+            else "--source-labels" if source_labels and not args.labels else "--labels"
+        )  # fmt: skip
         raise ParameterError(
             f"{flag} needs a store: -o OUT.zarr (without -o the results are kept in memory only)"
         )
     if append and (args.resume or args.overwrite):
         raise ParameterError("--append adds to a store: not with --resume or --overwrite")
+    if append and source_labels:
+        raise ParameterError("--source-labels writes into the inputs of one run: not with --append")
     check_store_path(store, overwrite=args.overwrite, resume=args.resume, append=append)
     _check_outputs(args, inputs, store)
     if args.labels_geotiff:

@@ -83,3 +83,11 @@ def test_no_area_unless_every_image_declares_its_pixel_size(capsys, real_rasters
         assert source.crs.is_geographic
     assert main(["run", str(geographic), "-k", "3", "--threads", "--json"]) == 0
     assert all("area_m2" not in entry for entry in json.loads(capsys.readouterr().out)["palette"])
+    mercator = tmp_path / "web.tif"  # Web Mercator: 10 map metres a pixel, a quarter of that area at 60°
+    with rasterio.open(real_rasters / "RGB.byte.tif") as source:
+        profile, pixels = source.profile, source.read()
+    profile.update(crs="EPSG:3857", transform=rasterio.Affine(10, 0, 0, 0, -10, 8_400_000))
+    with rasterio.open(mercator, "w", **profile) as out:
+        out.write(pixels)
+    assert main(["run", str(mercator), "-k", "3", "--threads", "--json"]) == 0
+    assert all("area_m2" not in entry for entry in json.loads(capsys.readouterr().out)["palette"])

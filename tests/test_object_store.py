@@ -120,6 +120,23 @@ def test_a_label_raster_written_after_its_s3_store_went_is_removed(bucket):
         assert bucket.exists(f"out/{name}/labels/0/zarr.json") is not gone
 
 
+def test_a_store_out_of_reach_for_a_while_is_not_taken_for_gone(bucket, monkeypatch):
+    """Only a missing zarr.json removes what a task wrote: a timeout or a refusal keeps it."""
+    import s3fs
+
+    from palette_dask.outputs.store import _url_gone
+
+    zarr.open_group(zarr.storage.FsspecStore.from_url("s3://out/here.zarr"), mode="w")
+    assert _url_gone("s3://out/never-made.zarr") and not _url_gone("s3://out/here.zarr")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    s3fs.S3FileSystem.clear_instance_cache()
+    try:
+        assert not _url_gone("s3://out/never-made.zarr")  # unknown: what was written stays
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
+
+
 def test_a_run_killed_while_writing_to_s3_is_finished_by_resume(bucket, tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()

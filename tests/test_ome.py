@@ -179,7 +179,7 @@ def test_labels_written_beside_their_image_are_found_by_ome_readers(client, slid
     from ome_zarr.reader import Reader
     from ome_zarr_models import open_ome_zarr
 
-    from palette_dask import InputError
+    from palette_dask import InputError, ParameterError
 
     images = []
     for version in ("4", "5"):
@@ -223,3 +223,17 @@ def test_labels_written_beside_their_image_are_found_by_ome_readers(client, slid
             [str(PHOTOS[0])], 3, store=tmp_path / "u.zarr", source_labels="colours", client=client
         )
     assert not (tmp_path / "u.zarr").exists()  # refused before anything was made
+    with pytest.raises(ParameterError, match="not with append=True"):  # the store's inputs were not checked
+        extract_palette(
+            images[:1], store=tmp_path / "s.zarr", append=True, source_labels="more", client=client
+        )
+    old = tmp_path / "v03.ome.zarr"  # OME-Zarr 0.3 in zarr v2: refused, never rewritten in zarr v3
+    shutil.copytree(slides / "v4.ome.zarr", old)
+    group = zarr.open_group(str(old), mode="r+")
+    group.attrs["multiscales"] = [{**group.attrs["multiscales"][0], "version": "0.3"}]
+    before = sorted(p.name for p in old.iterdir())
+    with pytest.raises(
+        InputError, match=r"OME-Zarr 0.4 \(zarr v2\) or 0.5 \(zarr v3\); this is OME-Zarr 0.3"
+    ):
+        extract_palette([str(old)], 3, store=tmp_path / "w.zarr", source_labels="colours", client=client)
+    assert sorted(p.name for p in old.iterdir()) == before and not (old / "zarr.json").exists()

@@ -54,7 +54,7 @@ def test_resolve_glob_list_file_and_url(tmp_path):
     [
         (lambda p: (p / "empty").mkdir() or p / "empty", "directory holds no images"),
         (lambda p: p / "nothing*.png", "no file matches this pattern"),
-        (lambda p: "ftp://example.org/a.png", "unsupported URL scheme 'ftp'"),
+        (lambda p: "file://server/share/a.png", "a file:// URL names a path on this machine, not on server"),
         (lambda p: "ftp://example.org/a.png", "unsupported URL scheme 'ftp'"),
         (lambda p: (p / "l.txt").write_text("# nothing\n") and p / "l.txt", "the list of inputs is empty"),
     ],

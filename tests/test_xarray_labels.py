@@ -10,6 +10,7 @@ import zarr
 
 from palette_dask import extract_palette
 from palette_dask.errors import StoreError
+from palette_dask.inputs.read import array_image
 
 
 def test_a_rioxarray_scenes_labels_keep_its_coordinates_crs_and_transform(client, real_rasters, tmp_path):
@@ -85,3 +86,26 @@ def test_a_dask_backed_data_array_from_zarr_keeps_its_dimension_names_and_coordi
     unlabelled = extract_palette(cube, 3, store=tmp_path / "u.zarr", client=client)
     with pytest.raises(StoreError, match="image 0 has no label raster"):
         unlabelled.labels(0)
+
+
+def test_an_array_with_irregular_chunks_gets_every_label_written(client, tmp_path):
+    """Each counting task writes one shard: chunks as given (400, 200, 400 rows) are made regular first."""
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 256, (1000, 1000, 3), dtype=np.uint8)
+    lazy = da.from_array(pixels, chunks=((400, 200, 400), (1000,), (3,)))
+    _, image = array_image(lazy, "irregular", chunk_bytes=1_500_000)
+    assert all(len(set(sides[:-1])) <= 1 for sides in image.chunks)  # regular: a chunk is a shard
+    options = {"store": tmp_path / "s.zarr", "labels": True, "chunk_bytes": 1_500_000, "space": "rgb"}
+    result = extract_palette(lazy, 3, client=client, **options)
+    labels = zarr.open_group(tmp_path / "s.zarr", mode="r")["labels/0/0"][:]
+    assert (labels > 0).all()  # no shard left unwritten, none half written over
+    np.testing.assert_array_equal(np.bincount(labels.ravel(), minlength=4)[1:], result.image_counts[0])
+
+
+def test_a_level_of_a_dataset_whose_other_arrays_are_strings_is_read(client, tmp_path):
+    """The parent group's attributes are read as JSON only: its string coordinate is not refused."""
+    pixels = np.random.default_rng(2).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    dataset = xr.Dataset({"rgb": (("y", "x", "band"), pixels)}, coords={"band": ["r", "g", "b"]})
+    dataset.to_zarr(tmp_path / "scene.zarr", zarr_format=3, consolidated=True)
+    result = extract_palette(str(tmp_path / "scene.zarr" / "rgb"), 3, client=client)
+    assert result.image_valid[0] == 40 * 50

@@ -5,8 +5,11 @@ projected CRS (its linear unit, ``ModelPixelScale`` or
 ``ModelTransformation``), an OME-TIFF's ``PhysicalSizeY``/``PhysicalSizeX``
 (micrometres unless it says), an Aperio SVS slide's ``MPP``, an OME-Zarr image's ``scale`` for its
 ``y``/``x`` axes with their ``unit``, a rioxarray scene's transform in a
-projected CRS. A geographic CRS (degrees) gives none: its pixels have no
-one area. Areas are then ``pixels x height x width`` (see
+projected CRS. A geographic CRS (degrees) gives none, nor does a Mercator
+projection (its map units stretch with latitude): their pixels have no one
+area. In other projections the area is the map's (exact where it is
+equal-area, within the projection's scale error elsewhere: UTM's 0.04%).
+Areas are then ``pixels x height x width`` (see
 :func:`palette_dask.outputs.result.PaletteResult.areas`).
 """
 
@@ -33,6 +36,11 @@ METRES = {
     "yard": 0.9144,
     "mile": 1609.344,
 }
+#: Pixels under this side (0.1 mm) are a microscope's: their sizes and areas are shown in micrometres.
+MICROSCOPE_BELOW = 1e-4
+#: Mercator projections (EPSG codes): their map units stretch with latitude (4x the area at 60°), so
+#: a pixel has no one area on the ground and none is given.
+MERCATOR = frozenset({3857, 3395, 3785, 900913, 102100, 102113, 54004, 41001})
 #: GeoTIFF's ``ProjLinearUnitsGeoKey`` values (EPSG units of length), in metres.
 _EPSG_UNITS = {9001: 1.0, 9002: 0.3048, 9003: 1200 / 3937, 9030: 1852.0, 9036: 1e3}
 
@@ -58,6 +66,8 @@ def from_geokeys(geo: dict | None) -> tuple[float, float] | None:
     True
     """
     if not geo or int(geo.get("GTModelTypeGeoKey", 0)) != 1:  # 1: projected
+        return None
+    if int(geo.get("ProjectedCSTypeGeoKey", 0)) in MERCATOR:
         return None
     factor = _EPSG_UNITS.get(int(geo.get("ProjLinearUnitsGeoKey", 0)))
     if factor is None:
@@ -151,7 +161,7 @@ def from_multiscales(multiscales: list | None, path: str | None = None) -> tuple
 def from_crs(crs, transform) -> tuple[float, float] | None:
     """A rioxarray scene's pixel size: its affine ``transform`` in its projected ``crs`` (a rasterio CRS)."""
     try:
-        if crs is None or crs.is_geographic:
+        if crs is None or crs.is_geographic or crs.to_epsg() in MERCATOR:
             return None
         _, factor = crs.linear_units_factor
         a, b, _, d, e, _ = tuple(transform)[:6]
@@ -168,7 +178,7 @@ def area_unit(pixel_area: float) -> tuple[str, float]:
     >>> area_unit(100.0), area_unit(1e-13)
     (('km²', 1000000.0), ('µm²', 1e-12))
     """
-    if pixel_area < 1e-8:  # under 0.1 mm a side: a microscope's
+    if pixel_area < MICROSCOPE_BELOW**2:  # under 0.1 mm a side: a microscope's
         return "µm²", 1e-12
     if pixel_area >= 1.0:  # a metre a side or more: a satellite's, areas in km²
         return "km²", 1e6

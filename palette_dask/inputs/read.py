@@ -219,6 +219,8 @@ def array_image(
         data = da.from_array(np.asarray(data), chunks="auto", name=False)
     image = to_yxc(data, axes, slice(None), slice(None))
     image = image.rechunk({0: "auto", 1: "auto", 2: -1}, block_size_limit=chunk_bytes)
+    # regular chunks (the last of each axis may be shorter): each is one shard of its label raster
+    image = image.rechunk((image.chunks[0][0], image.chunks[1][0], -1))
     info = ImageInfo(
         source=name,
         format="array",

@@ -97,7 +97,10 @@ def resolve_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> l
 
 def _expand(item: str, *, allow_lists: bool) -> list[str]:
     if item.lower().startswith("file://"):  # a local path written as a URL
-        item = urllib.request.url2pathname(urllib.parse.urlsplit(item).path)
+        parts = urllib.parse.urlsplit(item)
+        if parts.netloc not in ("", "localhost"):
+            raise InputError(f"{item}: a file:// URL names a path on this machine, not on {parts.netloc}")
+        item = urllib.request.url2pathname(parts.path)
     if "://" in item:
         try:
             check_scheme(item)

@@ -23,7 +23,7 @@ from .fetch import (
 from .formats import ImageInfo, _block_too_big, _yxc_shape, layout, whole_block_bytes
 from .sources import is_zarr_source
 
-__all__ = ["probe_zarr", "open_zarr", "declared_nodata", "multiscales_of", "ZARR_CODECS"]
+__all__ = ["probe_zarr", "open_zarr", "declared_nodata", "multiscales_of", "group_attributes", "ZARR_CODECS"]
 
 
 def open_zarr(source: str, array: bool = False):
@@ -40,9 +40,29 @@ def _multiscales(attrs) -> list | None:
 
 
 def multiscales_of(source: str) -> list | None:
-    """The OME-Zarr ``multiscales`` of the group at ``source`` (its metadata checked first), or None."""
-    _check_zarr_metadata(source, source)
-    return _multiscales(open_zarr(source).attrs)
+    """The OME-Zarr ``multiscales`` of the group at ``source``, or None (see :func:`group_attributes`)."""
+    return _multiscales(group_attributes(source))
+
+
+def group_attributes(source: str) -> dict:
+    """The attributes of the zarr group at ``source`` (v3 ``zarr.json`` or v2 ``.zattrs``), read as JSON.
+
+    Nothing else of the group is read: its arrays' metadata (codecs, data
+    types) are not looked at, so a group whose other arrays palette_dask
+    would refuse (strings) still lends its OME metadata to the level read.
+    An absent or unreadable document gives no attributes.
+    """
+    for name in ("zarr.json", ".zattrs"):
+        try:
+            text = _metadata_text(f"{source.rstrip('/')}/{name}")
+            document = json.loads(text) if text is not None and len(text) <= _MAX_METADATA else None
+        except (ImageReadError, ValueError):
+            document = None
+        if isinstance(document, dict) and name == "zarr.json":
+            return document.get("attributes") or {} if document.get("node_type") == "group" else {}
+        if isinstance(document, dict):
+            return document
+    return {}
 
 
 #: OME ``omero`` channel colours that show a band as red, green or blue.
@@ -251,12 +271,8 @@ def probe_zarr(
     else:
         names = getattr(node.metadata, "dimension_names", None)
         parent = source.rstrip("/").rsplit("/", 1)[0] if "/" in source.rstrip("/") else "."
-        if is_zarr_source(parent):  # a level of an OME-Zarr image: its axes and pixel size
-            _check_zarr_metadata(source, parent)
-            try:
-                image_attrs = dict(open_zarr(parent).attrs)
-            except Exception:
-                image_attrs = {}
+        if is_zarr_source(parent):  # a level of an OME-Zarr image: its axes, pixel size, channels
+            image_attrs = group_attributes(parent)
             multiscales = _multiscales(image_attrs)
             if multiscales:
                 names = names if names is not None else _axis_names(multiscales)

@@ -137,11 +137,11 @@ def _scale_tags(multiscale: dict) -> tuple[list, dict]:
     ([(0.5, 0.25, 0.0), (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)], (20000.0, 40000.0))
     """
     unit = multiscale["axes"][0].get("unit")
-    if unit not in METRES:
+    if unit not in METRES or unit == "meter":  # metres: a map's, whose CRS alone places it (none here)
         return [], {}
     height, width = multiscale["datasets"][0]["coordinateTransformations"][0]["scale"]
     tags = [(33550, 12, 3, (width, height, 0.0), True), (33922, 12, 6, (0.0,) * 6, True)]
-    per_cm = tuple(round(0.01 / (side * METRES[unit]), 6) for side in (width, height))
+    per_cm = tuple(0.01 / (side * METRES[unit]) for side in (width, height))
     return tags, {"resolution": per_cm, "resolutionunit": "CENTIMETER"}
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import zarr
 
 from ..errors import StoreError
+from ..inputs.physical import MICROSCOPE_BELOW
 from .store import dims, rounded_colours, store_path, task_writes, zarr_store
 
 __all__ = [
@@ -94,7 +95,7 @@ def physical_scale(pixel_size) -> tuple[list[float], str | None]:
     """
     if pixel_size is None or not np.isfinite(pixel_size).all():
         return [1.0, 1.0], None
-    if max(pixel_size) < 1e-4:
+    if max(pixel_size) < MICROSCOPE_BELOW:
         return [round(float(side) * 1e6, 12) for side in pixel_size], "micrometer"
     return [float(side) for side in pixel_size], "meter"
 

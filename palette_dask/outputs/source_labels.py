@@ -29,8 +29,12 @@ __all__ = ["check_source_labels", "write_source_labels"]
 MARK = "palette_dask"
 
 
+#: The OME-Zarr versions written into, and the zarr format each is stored in.
+_FORMATS = {"0.4": 2, "0.5": 3}
+
+
 def _image(name: str):
-    """``(group, multiscale, version)`` of a local OME-Zarr image, or the one-line reason it is not one."""
+    """``(group, multiscale, version)`` of a local OME-Zarr 0.4 or 0.5 image, or why it is not one (a str)."""
     if "://" in name or not os.path.isdir(name):
         return f"{name}: --source-labels writes into a local OME-Zarr image; this is not one"
     try:
@@ -42,7 +46,10 @@ def _image(name: str):
     multiscales = ome.get("multiscales")
     if not multiscales:
         return f"{name}: --source-labels writes into an OME-Zarr image; this group has no multiscales"
-    version = str(ome.get("version") or multiscales[0].get("version") or "0.4")
+    version = str(ome.get("version") or multiscales[0].get("version") or "")
+    if _FORMATS.get(version) != group.metadata.zarr_format:
+        found = f"OME-Zarr {version or 'of no version'} in zarr v{group.metadata.zarr_format}"
+        return f"{name}: --source-labels writes into OME-Zarr 0.4 (zarr v2) or 0.5 (zarr v3); this is {found}"
     return group, multiscales[0], version
 
 
@@ -62,10 +69,16 @@ def check_source_labels(names: list[str], label: str, *, replace: bool) -> None:
         if not os.access(name, os.W_OK):
             raise InputError(f"{name}: not writable; --source-labels writes its labels/{label} there")
         if "labels" in group and label in group["labels"]:
-            ours = MARK in group[f"labels/{label}"].attrs
+            ours = _ours(group["labels"], label)
             if not (replace and ours):
                 what = "pass --overwrite to replace it" if ours else "palette-dask did not write it"
                 raise InputError(f"{name}: holds labels/{label} already; {what}")
+
+
+def _ours(labels: zarr.Group, label: str) -> bool:
+    """Whether an image's ``labels/<label>`` is a label image palette_dask wrote (``--overwrite`` may go)."""
+    node = labels[label]
+    return isinstance(node, zarr.Group) and MARK in node.attrs
 
 
 def _label_metadata(
@@ -87,17 +100,23 @@ def _label_metadata(
         if shift is not None:
             placed.append({"type": "translation", "translation": [shift["translation"][i] for i in keep]})
         datasets.append({"path": str(level), "coordinateTransformations": placed})
+    whole = [  # the image's own transformations of all its levels, without the channel axis
+        {**t, t["type"]: [t[t["type"]][i] for i in keep]}
+        for t in multiscale.get("coordinateTransformations") or ()
+        if t.get("type") in ("scale", "translation")
+    ]
+    datasets_and = {"datasets": datasets, **({"coordinateTransformations": whole} if whole else {})}
     label = {"colors": colors, "properties": properties or [], "source": {"image": "../../"}}
-    if version.startswith("0.4"):
+    if version == "0.4":
         return {
-            "multiscales": [{"version": version, "name": "labels", "axes": axes, "datasets": datasets}],
+            "multiscales": [{"version": version, "name": "labels", "axes": axes, **datasets_and}],
             "image-label": {"version": version, **label},
             MARK: {"store": store, "version": __version__},
         }
     return {
         "ome": {
             "version": version,
-            "multiscales": [{"name": "labels", "axes": axes, "datasets": datasets}],
+            "multiscales": [{"name": "labels", "axes": axes, **datasets_and}],
             "image-label": label,
         },
         MARK: {"store": store, "version": __version__},
@@ -133,8 +152,10 @@ def write_source_labels(client, root: str, names: list[str], done, label: str) -
             ome["image-label"].get("properties"),
             root,
         )
-        fmt = 2 if version.startswith("0.4") else 3
+        fmt = _FORMATS[version]
         labels = zarr.open_group(name, mode="a", zarr_format=fmt).require_group("labels")
+        if label in labels and not _ours(labels, label):  # checked before the run; never replaced
+            raise InputError(f"{name}: holds labels/{label}, which palette-dask did not write; left as it is")
         target = labels.create_group(label, overwrite=True, attributes=attributes)
         names_axes = [_axis(a)[0] for a in multiscale["axes"] if _axis(a)[1] != "channel"]
         for level in range(levels):
@@ -142,6 +163,8 @@ def write_source_labels(client, root: str, names: list[str], done, label: str) -
             shape = tuple(stored.shape[["y", "x"].index(n)] if n in ("y", "x") else 1 for n in names_axes)
             chunks = tuple(min(n, LABEL_TILE) if a in ("y", "x") else 1 for n, a in zip(shape, names_axes))
             extra = {"dimension_names": names_axes} if fmt == 3 else {}
+            if fmt == 2:  # "/" between chunk indices, as OME-Zarr 0.4 says (its image's own arrays too)
+                extra["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
             array = target.create_array(
                 str(level), shape=shape, chunks=chunks, dtype=stored.dtype, fill_value=0, **extra
             )

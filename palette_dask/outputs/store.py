@@ -226,7 +226,7 @@ def task_writes(node: str | os.PathLike):
     try:
         yield
     finally:
-        if is_url(node) and _url_metadata(root) is None:
+        if is_url(node) and _url_gone(root):
             fs, path = _filesystem(node)
             with contextlib.suppress(FileNotFoundError):
                 fs.rm(path, recursive=True)
@@ -407,6 +407,19 @@ def _url_metadata(url) -> dict | None:
         return json.loads(fs.cat_file(f"{root}/zarr.json"))
     except Exception:  # missing, unreachable, refused: no store to recognise
         return None
+
+
+def _url_gone(url) -> bool:
+    """Whether a store URL's group metadata is certainly gone (missing, not unreadable for a while)."""
+    try:
+        fs, root = _filesystem(url)
+        fs.invalidate_cache(root)
+        fs.size(f"{root}/zarr.json")
+    except FileNotFoundError:
+        return True
+    except Exception:  # throttled, a timeout, credentials: what was written stays
+        return False
+    return False
 
 
 def zarr_store(path):

@@ -144,6 +144,8 @@ def extract_palette(
         raise ParameterError(f"{'append' if append else 'labels'}=True needs a store path")
     if append and (overwrite or resume):
         raise ParameterError("append=True adds to a store: neither overwrite nor resume with it")
+    if append and source_labels is not None:  # the store's earlier inputs were never checked for it
+        raise ParameterError("source_labels writes into the inputs of one run: not with append=True")
     names, arrays = split_inputs(inputs)
     if append and arrays:
         raise ParameterError("append=True adds image files and URLs; arrays given from Python cannot be")
