@@ -144,6 +144,8 @@ def test_previews_read_the_lowest_ome_zarr_level_big_enough(client, slides, tmp_
 
 def test_omero_channel_colours_say_which_band_is_shown_as_which_colour(client, tmp_path):
     """DAPI stored first, blue in its metadata, is shown blue; an inactive fourth channel is left aside."""
+    import tifffile
+
     image = photo_mosaic(120, 160)  # as stored: band 0 the image's blue, band 1 green, band 2 red
     stored = image[..., ::-1]
     channels = [
@@ -157,11 +159,18 @@ def test_omero_channel_colours_say_which_band_is_shown_as_which_colour(client, t
         write_ome_zarr(tmp_path / f"{name}.ome.zarr", planes, "0.5")
         group = zarr.open_group(str(tmp_path / f"{name}.ome.zarr"), mode="r+")
         group.attrs["ome"] = {**group.attrs["ome"], "omero": {"channels": channels[:bands]}}
+    colour = {"0000FF": 65535, "00FF00": 16711935, "FF0000": -16776961}  # OME-XML's signed RGBA
+    tifffile.imwrite(  # the same as an OME-TIFF: planar, its channels named and coloured in OME-XML
+        tmp_path / "three.ome.tif", np.moveaxis(stored, -1, 0),
+        metadata={"axes": "CYX", "Channel": {"Name": [c["label"] for c in channels[:3]],
+                                             "Color": [colour[c["color"]] for c in channels[:3]]}},
+    )  # fmt: skip
     zarr.create_array(str(tmp_path / "rgb.zarr"), data=image, chunks=(64, 64, 3))
     reference = extract_palette(str(tmp_path / "rgb.zarr"), 4, seed=1, client=client)
-    for name in ("three", "four"):
+    for name, suffix in (("three", "ome.zarr"), ("four", "ome.zarr"), ("tiff", "ome.tif")):
         store = tmp_path / f"{name}.zarr"
-        shown = extract_palette(str(tmp_path / f"{name}.ome.zarr"), 4, seed=1, store=store, client=client)
+        source = tmp_path / f"{'three' if name == 'tiff' else name}.{suffix}"
+        shown = extract_palette(str(source), 4, seed=1, store=store, client=client)
         np.testing.assert_array_equal(shown.colors, reference.colors)
         np.testing.assert_array_equal(shown.counts, reference.counts)
         assert main(["report", str(store), "-o", str(tmp_path / f"{name}.html")]) == 0

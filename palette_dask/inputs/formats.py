@@ -161,6 +161,45 @@ def _other_axis(name: str) -> str:
     return letter if letter and letter not in "yxc" else "o"
 
 
+#: Channel colours that show a band as red, green or blue.
+_PRIMARIES = {"FF0000": 0, "00FF00": 1, "0000FF": 2}
+
+
+def shown_channels(channels: list, bands: int) -> tuple[tuple[int, int, int] | None, tuple[str, ...] | None]:
+    """``(shown_bands, band_names)`` of an image whose format describes its channels, one per band.
+
+    ``channels`` are as OME-Zarr's ``omero`` lists them (``label``,
+    ``color`` as ``RRGGBB``, ``active``; OME-TIFF's are read into that
+    form). The bands are shown as red, green and blue where the active
+    channels are coloured pure red, green and blue, one each (DAPI in blue
+    is then shown blue, whatever its place); their labels name them. Either
+    is None where the channels do not say it, or are not one per band.
+
+    Examples
+    --------
+    >>> channels = [{"label": "DAPI", "color": "0000FF"}, {"label": "FITC", "color": "00FF00"},
+    ...             {"label": "TRITC", "color": "FF0000"}]
+    >>> channels.append({"label": "Cy5", "color": "FF00FF", "active": False})
+    >>> shown_channels(channels, 4)
+    ((2, 1, 0), ('DAPI', 'FITC', 'TRITC', 'Cy5'))
+    >>> shown_channels(channels[:2], 2), shown_channels(channels, 3)
+    ((None, ('DAPI', 'FITC')), (None, None))
+    """
+    if len(channels) != bands or not all(isinstance(channel, dict) for channel in channels):
+        return None, None
+    labels = [channel.get("label") for channel in channels]
+    names = tuple(labels) if all(isinstance(label, str) for label in labels) else None
+    found: dict[int, int] = {}
+    for band, channel in enumerate(channels):
+        if channel.get("active") is False:
+            continue
+        primary = _PRIMARIES.get(str(channel.get("color", "")).upper())
+        if primary is None or primary in found:
+            return None, names
+        found[primary] = band
+    return (tuple(found[i] for i in range(3)) if len(found) == 3 else None), names
+
+
 def layout(source: str, names, shape, channel_axis: int | None = None) -> str:
     """One letter per dimension (see :attr:`ImageInfo.axes`), checked against the shape.
 

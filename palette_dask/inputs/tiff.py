@@ -16,7 +16,16 @@ import numpy as np
 from ..errors import ImageReadError
 from ..options import DEFAULT_MAX_PIXELS
 from . import physical
-from .formats import ImageInfo, _block_too_big, _yxc_shape, layout, open_source, to_yxc, whole_block_bytes
+from .formats import (
+    ImageInfo,
+    _block_too_big,
+    _yxc_shape,
+    layout,
+    open_source,
+    shown_channels,
+    to_yxc,
+    whole_block_bytes,
+)
 from .headers import jpeg_frame
 
 __all__ = ["open_tiff", "probe_tiff", "read_tiff_region", "read_tiff_band", "tiff_regions", "tiff_levels"]
@@ -165,6 +174,7 @@ def probe_tiff(source: str, handle, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
                 )
             nodata_tag = page.tags.get(42113)  # GDAL_NODATA
             pixel_size = _pixel_size(tif)
+            channels = _ome_channels(tif.ome_metadata) if tif.is_ome else []
             tile = (page.tilelength, page.tilewidth) if page.is_tiled else (page.rowsperstrip, 0)
             extrasamples = tuple(int(e) for e in (page.extrasamples or ()))
             segment = _segment_bytes(page)
@@ -195,6 +205,7 @@ def probe_tiff(source: str, handle, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
         axes=axes,
         banded=banded,
         pixel_size=pixel_size,
+        **dict(zip(("shown_bands", "band_names"), shown_channels(channels, yxc[2]))),
     )
 
 
@@ -212,6 +223,35 @@ def tiff_levels(info: ImageInfo) -> list[tuple[int, int, tuple[int, int]]]:
             size = dict(zip(level.axes.lower().replace("s", "c"), level.shape))
             found.append((size["y"], size["x"], tile))
         return found
+
+
+def _ome_channels(xml: str | None) -> list:
+    """An OME-TIFF's channels as OME-Zarr's ``omero`` lists them: ``label`` (Name), ``color`` (RRGGBB).
+
+    OME-XML's ``Color`` is a signed 32-bit RGBA integer.
+
+    Examples
+    --------
+    >>> _ome_channels('<OME><Image><Pixels><Channel Name="DAPI" Color="65535"/></Pixels></Image></OME>')
+    [{'label': 'DAPI', 'color': '0000FF'}]
+    """
+    import xml.etree.ElementTree as ElementTree
+
+    try:
+        root = ElementTree.fromstring(xml or "")
+    except ElementTree.ParseError:
+        return []
+    image = next((e for e in root.iter() if e.tag.rsplit("}", 1)[-1] == "Pixels"), None)
+    channels = []
+    for channel in (e for e in (image if image is not None else ()) if e.tag.rsplit("}", 1)[-1] == "Channel"):
+        entry = {"label": channel.get("Name")} if channel.get("Name") is not None else {}
+        try:
+            rgba = int(channel.get("Color")) & 0xFFFFFFFF
+            entry["color"] = f"{rgba >> 24:02X}{(rgba >> 16) & 255:02X}{(rgba >> 8) & 255:02X}"
+        except (TypeError, ValueError):
+            pass
+        channels.append(entry)
+    return channels
 
 
 def _pixel_size(tif) -> tuple[float, float] | None:

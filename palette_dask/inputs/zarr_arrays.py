@@ -20,7 +20,7 @@ from .fetch import (
     is_url,
     storage_options,
 )
-from .formats import ImageInfo, _block_too_big, _yxc_shape, layout, whole_block_bytes
+from .formats import ImageInfo, _block_too_big, _yxc_shape, layout, shown_channels, whole_block_bytes
 from .sources import is_zarr_source
 
 __all__ = ["probe_zarr", "open_zarr", "declared_nodata", "multiscales_of", "group_attributes", "ZARR_CODECS"]
@@ -65,53 +65,11 @@ def group_attributes(source: str) -> dict:
     return {}
 
 
-#: OME ``omero`` channel colours that show a band as red, green or blue.
-_PRIMARIES = {"FF0000": 0, "00FF00": 1, "0000FF": 2}
-
-
-def _channels(attrs, bands: int) -> list | None:
-    """An OME-Zarr image's ``omero`` channels, if there is one per band."""
+def omero_channels(attrs) -> list:
+    """An OME-Zarr image's ``omero`` channels (``label``, ``color`` as ``RRGGBB``, ``active``), or none."""
     omero = attrs.get("omero") or attrs.get("ome", {}).get("omero") or {}
     channels = omero.get("channels") if isinstance(omero, dict) else None
-    return channels if isinstance(channels, list) and len(channels) == bands else None
-
-
-def band_names(attrs, bands: int) -> tuple[str, ...] | None:
-    """Each band's name, from an OME-Zarr image's ``omero`` channel labels, or None."""
-    channels = _channels(attrs, bands)
-    if not channels or not all(isinstance(c, dict) and isinstance(c.get("label"), str) for c in channels):
-        return None
-    return tuple(channel["label"] for channel in channels)
-
-
-def shown_bands(attrs, bands: int) -> tuple[int, int, int] | None:
-    """The bands an OME-Zarr image's ``omero`` metadata shows as red, green and blue, or None.
-
-    Only where its channels (their number: ``bands``; inactive ones aside)
-    are coloured pure red, green and blue, one each: DAPI in blue is then
-    shown in blue, whatever its place.
-
-    Examples
-    --------
-    >>> channels = [{"label": "DAPI", "color": "0000FF"}, {"label": "FITC", "color": "00FF00"},
-    ...             {"label": "TRITC", "color": "FF0000"}, {"color": "FF00FF", "active": False}]
-    >>> shown_bands({"omero": {"channels": channels}}, 4)
-    (2, 1, 0)
-    >>> shown_bands({"omero": {"channels": channels[:2]}}, 2) is None
-    True
-    """
-    channels = _channels(attrs, bands)
-    if channels is None:
-        return None
-    found: dict[int, int] = {}
-    for band, channel in enumerate(channels):
-        if not isinstance(channel, dict) or channel.get("active") is False:
-            continue
-        primary = _PRIMARIES.get(str(channel.get("color", "")).upper())
-        if primary is None or primary in found:
-            return None
-        found[primary] = band
-    return tuple(found[i] for i in range(3)) if len(found) == 3 else None
+    return channels if isinstance(channels, list) else []
 
 
 def _axis_names(multiscales) -> list | None:
@@ -295,8 +253,7 @@ def probe_zarr(
         tile=(chunks["y"], chunks["x"]),
         axes=axes,
         pixel_size=pixel_size,
-        shown_bands=shown_bands(image_attrs, shape[2]) if "c" in axes else None,
-        band_names=band_names(image_attrs, shape[2]) if "c" in axes else None,
+        **dict(zip(("shown_bands", "band_names"), shown_channels(omero_channels(image_attrs), shape[2]))),
     )
 
 
