@@ -105,6 +105,20 @@ def test_a_palette_file_with_a_byte_order_mark_keeps_its_ids(tmp_path):
     assert read_palette(tmp_path / "bom.csv", "rgb").centers.tolist() == [[0, 0, 255], [255, 0, 0]]
 
 
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("list.json", '{"palette": [{"id": [1], "hex": "#ff0000"}]}', "the ids must be whole numbers"),
+        ("inf.json", '{"palette": [{"id": 1e999, "hex": "#ff0000"}]}', "the ids must be whole numbers"),
+        ("wide.csv", "hex\n#" + "f" * 200_000 + "\n", "not a palette"),
+    ],
+)
+def test_a_hostile_palette_file_is_one_line(tmp_path, name, text, message):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(ParameterError, match=message):
+        read_palette(tmp_path / name, "rgb")
+
+
 def test_resuming_an_applied_store_needs_no_palette_file(client, tmp_path):
     (tmp_path / "p.json").write_text(json.dumps(["#ff0000", "#00ff00", "#0000ff"]))
     store = tmp_path / "r.zarr"

@@ -104,6 +104,15 @@ def test_label_rasters_written_by_worker_processes_into_s3_equal_those_on_disk(b
         assert (geo["s3"] / name).read_bytes() == (geo["local"] / name).read_bytes(), name
 
 
+def test_a_store_at_a_buckets_root_is_replaced_and_the_bucket_kept(bucket):
+    bucket.mkdir("whole")
+    assert main(["run", str(PHOTOS[0]), "-o", "s3://whole", *FLAGS]) == 0
+    assert main(["run", str(PHOTOS[1]), "-o", "s3://whole", "--overwrite", *FLAGS]) == 0
+    assert load_result("s3://whole").image_names == [str(PHOTOS[1])]
+    bucket.invalidate_cache()
+    assert bucket.exists("whole")
+
+
 def test_a_label_raster_written_after_its_s3_store_went_is_removed(bucket):
     """As on disk (an interrupted run removes its store while a task writes): nothing is left behind."""
     for name, gone in (("kept.zarr", False), ("gone.zarr", True)):

@@ -73,7 +73,7 @@ def read_palette(source: str | os.PathLike, space: str) -> GivenPalette:
     ([[255.0, 0.0, 0.0], [0.0, 0.0, 255.0]], 'rgb')
     """
     from ..kernels.colour import srgb_to_lab
-    from ..outputs.store import is_store, open_store
+    from ..outputs.store import is_store, open_store, read_centers_rgb
 
     if not isinstance(source, (str, os.PathLike)):
         raise ParameterError(f"palette must be the path of a store or of a palette file, got {source!r}")
@@ -84,7 +84,7 @@ def read_palette(source: str | os.PathLike, space: str) -> GivenPalette:
             raise ParameterError(f"{path}: the store holds no palette (no image had a valid pixel)")
         centers = group["centers"][:].astype(np.float32)
         own = group.attrs.get("space", "rgb")  # stores made before the option clustered in sRGB
-        rgb = group["centers_rgb" if "centers_rgb" in group else "centers"][:]  # as load_result reads them
+        rgb = read_centers_rgb(group)
         return GivenPalette(centers, np.asarray(rgb, np.float32), own, path)
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in PALETTE_SUFFIXES:
@@ -99,7 +99,7 @@ def read_palette(source: str | os.PathLike, space: str) -> GivenPalette:
         raise ParameterError(f"{path}: cannot read the palette: {exc.strerror or exc}") from None
     except KeyError as exc:
         raise ParameterError(f"{path}: not a palette: no key {exc} (a colour's rgb or hex)") from None
-    except (ValueError, TypeError, IndexError) as exc:
+    except (ValueError, TypeError, IndexError, OverflowError, csv.Error) as exc:
         raise ParameterError(f"{path}: not a palette: {exc}") from None
     rgb = _checked(path, ids, rgb)
     centers = srgb_to_lab(rgb) if space == "lab" else rgb
@@ -169,7 +169,7 @@ def _checked(path: str, ids: list, rgb: list) -> np.ndarray:
     if all(i is not None for i in ids):
         try:
             numbers = [int(i) for i in ids]
-        except ValueError:
+        except (ValueError, TypeError, OverflowError):  # text, a list, infinity
             numbers = None
         if numbers is None or any(float(i) != n for i, n in zip(ids, numbers)):
             raise ParameterError(f"{path}: the ids must be whole numbers")

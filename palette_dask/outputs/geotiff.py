@@ -95,24 +95,8 @@ def _array_geo_tags(reference: dict | None) -> list:
     a, b, c, d, e, f = reference["transform"]
     geographic = reference["geographic"]
     # GeoKeyDirectory: version 1.1.0, 3 keys: model type, raster type PixelIsArea, the CRS's EPSG code
-    keys = (
-        1,
-        1,
-        0,
-        3,
-        1024,
-        0,
-        1,
-        2 if geographic else 1,
-        1025,
-        0,
-        1,
-        1,
-        2048 if geographic else 3072,
-        0,
-        1,
-        epsg,
-    )
+    model, crs_key = (2, 2048) if geographic else (1, 3072)  # GTModelType; Geographic or ProjectedCSType
+    keys = (1, 1, 0, 3, 1024, 0, 1, model, 1025, 0, 1, 1, crs_key, 0, 1, epsg)  # fmt: skip
     if b == 0 and d == 0:  # north up: ModelPixelScale and ModelTiepoint
         placed = [(33550, 12, 3, (a, -e, 0.0), True), (33922, 12, 6, (0.0, 0.0, 0.0, c, f, 0.0), True)]
     else:

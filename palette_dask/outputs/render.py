@@ -135,7 +135,7 @@ def format_table(result: PaletteResult, *, color: bool = False, order: str = "sh
         entry["name"] = shown_name(entry)
     wide = max([4, *(len(entry["name"]) for entry in entries)])
     swatch = " " * (5 if color else 0)
-    unit = area_unit(result) if entries and "area_m2" in entries[0] else None
+    unit = area_unit_of(result) if entries and "area_m2" in entries[0] else None
     area = f"  {'area ' + unit[0]:>14}" if unit else ""
     lines = [f"{'id':>3}  {swatch}{'hex':7}  {'name':{wide}}  {'rgb':17}  {'share':>7}  {'pixels':>13}{area}"]
     for entry in entries:
@@ -152,13 +152,13 @@ def format_table(result: PaletteResult, *, color: bool = False, order: str = "sh
     return "\n".join(lines)
 
 
-def area_unit(result: PaletteResult) -> tuple[str, float]:
+def area_unit_of(result: PaletteResult) -> tuple[str, float]:
     """The unit a result's areas are shown in, ``(name, m² in one)``: by its images' largest pixel.
 
     Examples
     --------
     >>> from types import SimpleNamespace
-    >>> area_unit(SimpleNamespace(image_pixel_size=np.array([[10.0, 10.0], [0.0, 0.0]])))
+    >>> area_unit_of(SimpleNamespace(image_pixel_size=np.array([[10.0, 10.0], [0.0, 0.0]])))
     ('km²', 1000000.0)
     """
     from ..inputs.physical import area_unit as unit_for

@@ -12,7 +12,7 @@ import zarr.storage
 
 from ..errors import Failure, StoreError
 from ..options import RunConfig
-from .store import DONE, FAILED, open_store, store_path
+from .store import DONE, FAILED, open_store, read_centers_rgb, store_path
 
 __all__ = ["PaletteResult", "load_result"]
 
@@ -252,9 +252,7 @@ def load_result(source: str | os.PathLike | zarr.Group) -> PaletteResult:
     n = group["image_status"].shape[0]
     if "centers" in group:
         centers, colors = group["centers"][:], group["colors"][:]
-        centers_rgb = group["centers_rgb" if "centers_rgb" in group else "centers"][
-            :
-        ]  # older sRGB stores: one
+        centers_rgb = read_centers_rgb(group)
         image_counts = group["image_counts"][:]
     else:  # nothing could be fitted
         centers = centers_rgb = np.zeros((0, 3), np.float32)

@@ -183,11 +183,20 @@ def remove_store(path: str | os.PathLike) -> None:
     """
     if is_store(path) and is_url(path):
         fs, root = _filesystem(path)
+        keys = _object_keys(path)
         fs.rm_file(f"{root}/zarr.json")
-        fs.rm(root, recursive=True)
+        _remove_keys(fs, root, keys)
     elif is_store(path):
         (Path(path) / "zarr.json").unlink(missing_ok=True)
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _remove_keys(fs, root: str, keys: list[str]) -> None:
+    """Remove the objects listed under a store URL, and only them: a store at a bucket's root keeps it."""
+    listed = [f"{root}/{key}" for key in keys if key]
+    if listed:
+        with contextlib.suppress(FileNotFoundError):
+            fs.rm(listed)
 
 
 def remove_remnant(path: str | os.PathLike) -> bool:
@@ -198,10 +207,11 @@ def remove_remnant(path: str | os.PathLike) -> bool:
     """
     if is_url(path):
         keys = _object_keys(path)
-        if not keys or is_store(path) or _foreign_key(keys) is not None:
+        # its zarr.json certainly gone: a store out of reach for a while is not a remnant
+        if not keys or not _url_gone(path) or _foreign_key(keys) is not None:
             return False
         fs, root = _filesystem(path)
-        fs.rm(root, recursive=True)
+        _remove_keys(fs, root, keys)
         return True
     path = Path(path)
     if not path.is_dir() or path.is_symlink() or is_store(path) or _foreign_entry(path) is not None:
@@ -491,6 +501,11 @@ def open_store(path: str | os.PathLike, mode: str = "r") -> zarr.Group:
     if "image_status" not in group:
         raise StoreError(f"{path}: not a palette_dask store (no image_status array)")
     return group
+
+
+def read_centers_rgb(group: zarr.Group) -> np.ndarray:
+    """A store's centres as sRGB floats (``centers_rgb``; ``centers`` in older sRGB stores, which had one)."""
+    return group["centers_rgb" if "centers_rgb" in group else "centers"][:]
 
 
 def write_palette(group: zarr.Group, centers: np.ndarray, centers_rgb: np.ndarray | None = None) -> None:

@@ -219,7 +219,7 @@ def _execute(run: Run) -> None:
     if "centers" not in group:  # a resumed run counts with the palette it has
         fit_and_store_palette(run, opened)
     if "centers" in group:
-        centers_rgb = group["centers_rgb" if "centers_rgb" in group else "centers"][:]  # older stores: one
+        centers_rgb = stores.read_centers_rgb(group)
         count_images(run, opened, group["centers"][:], centers_rgb)
     else:  # no image has a valid pixel: every batch is stored with its images' failures
         count_images(run, opened, np.zeros((0, N_FEATURES), np.float32), np.zeros((0, 3)))
