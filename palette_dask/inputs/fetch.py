@@ -43,7 +43,6 @@ __all__ = [
     "URL_DEADLINE",
     "URL_SCHEMES",
     "is_url",
-    "reads_ranges",
     "storage_options",
     "filesystem",
     "open_url",
@@ -77,31 +76,23 @@ def scheme(source: str) -> str:
     return urllib.parse.urlsplit(str(source)).scheme.lower()
 
 
-def is_url(source: str) -> bool:
-    """Whether ``source`` is a URL that palette_dask reads (http, https, s3, gs, az...).
+def is_url(source) -> bool:
+    """Whether ``source`` is a URL that palette_dask reads or writes (http, https, s3, gs, az...).
+
+    The one rule, for inputs and stores alike: anything else is a path (an
+    input's :class:`~.source.Source` records the answer, ``Source.remote``).
 
     Examples
     --------
     >>> is_url("https://example.org/a.png"), is_url("s3://bucket/scene.tif"), is_url("photos/a.png")
     (True, True, False)
     """
-    return scheme(source) in URL_SCHEMES
+    return scheme(str(source)) in URL_SCHEMES
 
 
 def is_http(source: str) -> bool:
     """Whether ``source`` is an http(s) URL."""
     return scheme(source) in ("http", "https")
-
-
-def reads_ranges(source: str) -> bool:
-    """Whether ``source`` is a remote TIFF, read by byte ranges rather than downloaded.
-
-    Examples
-    --------
-    >>> reads_ranges("s3://bucket/scene.tif"), reads_ranges("https://x.org/a.png"), reads_ranges("a.tif")
-    (True, False, False)
-    """
-    return is_url(source) and urllib.parse.urlsplit(str(source)).path.lower().endswith(RANGE_SUFFIXES)
 
 
 def check_scheme(url: str) -> None:

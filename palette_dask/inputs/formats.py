@@ -1,17 +1,20 @@
-"""Formats: what every format shares: what a probe learns, where bytes come from, layouts, limits.
+"""Formats: the interface every format implements, and what they share: what a probe learns, layouts, limits.
 
-Each format has a module of its own: TIFF (:mod:`.tiff`), PNG, JPEG and
-Pillow's other formats (:mod:`.headers`, :mod:`.pillow`), zarr and OME-Zarr
-(:mod:`.zarr_arrays`). An :class:`ImageInfo` is what a probe learns from a
-header; every image comes out as ``(rows, columns, bands)`` whatever its
-stored layout (:func:`to_yxc`). A block a decoder makes whole (a tile, a
-strip, a chunk) may hold at most :func:`whole_block_bytes`; an image decoded
-whole at most ``max_pixels``.
+Each format is a :class:`Format` in a module of its own: TIFF (:mod:`.tiff`),
+PNG, JPEG and Pillow's other formats (:mod:`.pillow`, with :mod:`.headers`),
+zarr and OME-Zarr (:mod:`.zarr_arrays`); :mod:`.registry` lists them and
+picks the one that reads a source. An :class:`ImageInfo` is what a probe
+learns from a header; every image comes out as ``(rows, columns, bands)``
+whatever its stored layout (:func:`to_yxc`). A block a decoder makes whole
+(a tile, a strip, a chunk) may hold at most :func:`whole_block_bytes`; an
+image decoded whole at most ``max_pixels``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import dask.array as da
@@ -19,17 +22,10 @@ import numpy as np
 
 from ..errors import ImageReadError
 from ..options import DEFAULT_MAX_PIXELS
-from .fetch import (
-    is_url,
-    local_copy,
-    open_url,
-    process_folder,
-    reads_ranges,
-)
+from .fetch import local_copy, open_url, process_folder
+from .source import Source
 
-__all__ = ["ImageInfo", "whole_block_bytes"]
-
-TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+__all__ = ["ImageInfo", "Format", "whole_block_bytes"]
 
 
 @dataclass(frozen=True)
@@ -38,10 +34,12 @@ class ImageInfo:
 
     Attributes
     ----------
-    source : str
-        The path or URL, as given.
+    source : Source
+        The path or URL, classified (a string given is made a :class:`~.source.Source`).
     format : str
-        ``"tiff"``, ``"pillow"`` (PNG, JPEG, GIF, BMP, WebP...), ``"zarr"`` or ``"array"``.
+        The name of the :class:`Format` that reads it (see :mod:`.registry`):
+        ``"tiff"``, ``"pillow"`` (PNG, JPEG, GIF, BMP, WebP...), ``"zarr"`` or
+        ``"array"`` (an array given to the API).
     shape : tuple of int
         ``(rows, columns, bands)`` of the array :func:`read_image` gives.
     dtype : str
@@ -78,7 +76,7 @@ class ImageInfo:
         Each band's name, where the format gives them (``omero`` channel labels: DAPI, FITC...).
     """
 
-    source: str
+    source: Source
     format: str
     shape: tuple[int, int, int]
     dtype: str
@@ -92,6 +90,16 @@ class ImageInfo:
     level: int = 0
     shown_bands: tuple[int, int, int] | None = None
     band_names: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.source, Source):  # a name: classified by what reads it, no request
+            zarr = self.format == "zarr"
+            object.__setattr__(self, "source", Source.of(self.source, zarr=zarr))
+
+    @property
+    def name(self) -> str:
+        """The source's text: the path or URL a store names."""
+        return self.source.text
 
     @property
     def pixels(self) -> int:
@@ -113,7 +121,7 @@ class ImageInfo:
         return name + "A" * self.alpha
 
 
-def open_source(source: str, downloads: str | None = None):
+def open_source(source: Source, downloads: str | None = None):
     """A binary file object for an image: the file, a remote TIFF read by byte ranges, or a URL's local copy.
 
     A URL decoded whole, or a remote TIFF given a ``downloads`` folder (its
@@ -121,11 +129,11 @@ def open_source(source: str, downloads: str | None = None):
     ``downloads`` (by default a folder of this process's), downloaded first
     unless this host has it there already.
     """
-    if reads_ranges(source) and downloads is None:
-        return open_url(source)
-    if is_url(source):
-        return open_bytes(local_copy(source, downloads or process_folder()), source)
-    return open_bytes(source)
+    if source.ranges and downloads is None:
+        return open_url(source.text)
+    if source.remote:
+        return open_bytes(local_copy(source.text, downloads or process_folder()), source.text)
+    return open_bytes(source.text)
 
 
 def file_size(handle) -> int:
@@ -303,3 +311,49 @@ def _block_too_big(source: str, block: str, nbytes: int, max_pixels: int) -> Ima
         f"{whole_block_bytes(max_pixels):,} for a block decoded whole (4 bytes x --max-pixels "
         f"{max_pixels:,}); raise max_pixels (--max-pixels) if this file is trusted"
     )
+
+
+class Format:
+    """How one kind of input is read; each format is a subclass in a module of its own.
+
+    :mod:`.registry` lists the formats and picks the one that reads a source
+    (:meth:`sniff`); after that nothing asks which format an image is: the
+    readers call the methods of ``format_of(info)``. What a format declares
+    (alpha, no-data, pixel size, channel names and colours, tiles) is in the
+    :class:`ImageInfo` its :meth:`probe` returns. Every method that reads
+    refuses damage in one line (:class:`~palette_dask.errors.ImageReadError`).
+    """
+
+    #: The name an :class:`ImageInfo` records (``ImageInfo.format``).
+    name: str = ""
+    #: Decoded whole, in one piece (one chunk, at most ``max_pixels``), never a region alone.
+    whole: bool = False
+
+    def sniff(self, source: Source, head: bytes) -> bool:
+        """Whether this format reads ``source``, whose first 16 bytes are ``head``."""
+        return False
+
+    def probe(self, source: Source, handle, *, max_pixels: int, channel_axis: int | None = None) -> ImageInfo:
+        """What the header says: the :class:`ImageInfo` of ``source``, open as ``handle`` (None for zarr)."""
+        raise NotImplementedError
+
+    def read_region(self, info: ImageInfo, rows: slice, cols: slice) -> np.ndarray:
+        """One region as ``(rows, columns, bands)``; runs inside tasks."""
+        raise ImageReadError(f"{info.source}: a {self.name} image is not read from a file")
+
+    @contextlib.contextmanager
+    def regions(self, info: ImageInfo) -> Iterator[Callable[[slice, slice], np.ndarray]]:
+        """A function ``read(rows, cols)`` of regions, the input opened once meanwhile."""
+        yield lambda rows, cols: self.read_region(info, rows, cols)
+
+    def decode_bytes(self, info: ImageInfo, data: bytes) -> np.ndarray:
+        """The whole image from its bytes, already read (a small file, read once with its header)."""
+        raise ImageReadError(f"{info.source}: a {self.name} image is not decoded from bytes")
+
+    def cells(self, info: ImageInfo) -> tuple[int, int] | None:
+        """``(rows, columns)`` of the cells a region may be read by alone (tiles, chunks), or None."""
+        return None
+
+    def level(self, info: ImageInfo, side: int) -> ImageInfo:
+        """The lowest level of the image's pyramid whose longer side is at least ``side``; itself if none."""
+        return info

@@ -1,7 +1,9 @@
-"""PNG, JPEG and the other formats Pillow reads, decoded whole.
+"""PNG, JPEG and the other formats Pillow reads, decoded whole (:class:`PillowFormat`).
 
-8-bit PNG and JPEG are decoded by imagecodecs from bytes read once, where
-the strict checks allow (:func:`~.headers.jpeg_is_whole`); else by Pillow.
+8-bit PNG and JPEG headers are read from their first bytes
+(:func:`~.headers.quick_header`), else by Pillow; they are decoded by
+imagecodecs from bytes read once, where the strict checks allow
+(:func:`~.headers.jpeg_is_whole`), else by Pillow.
 """
 
 from __future__ import annotations
@@ -16,11 +18,39 @@ import numpy as np
 
 from ..errors import ImageReadError
 from ..options import DEFAULT_MAX_PIXELS
-from .formats import ImageInfo, open_source, to_yxc, too_many_pixels
-from .headers import _JPEG_MAGIC, _PNG_MAGIC, jpeg_is_whole
-from .tiff import _tiff_whole
+from .formats import Format, ImageInfo, open_source, too_many_pixels
+from .headers import _JPEG_MAGIC, _PNG_MAGIC, jpeg_is_whole, quick_header
+from .source import Source
 
-__all__ = ["probe_pillow", "read_pillow", "decode_bytes"]
+__all__ = ["PillowFormat", "probe_pillow", "read_pillow", "decode_bytes"]
+
+#: Bytes read for the header of a PNG or JPEG that is not decoded now (a JPEG's EXIF may come first).
+HEADER_BYTES = 2**16
+
+
+class PillowFormat(Format):
+    """PNG, JPEG, GIF, BMP, WebP...: whatever Pillow opens, decoded whole; sniffed last, it takes the rest."""
+
+    name = "pillow"
+    whole = True
+
+    def sniff(self, source: Source, head: bytes) -> bool:
+        return True
+
+    def probe(self, source, handle, *, max_pixels, channel_axis=None) -> ImageInfo:
+        # a PNG's or JPEG's header lies in its first bytes; bytes already in memory are all looked at
+        data = handle.getvalue() if isinstance(handle, io.BytesIO) else handle.read(HEADER_BYTES)
+        handle.seek(0)
+        info = quick_header(source, data) or probe_pillow(source, handle, max_pixels)
+        if info.pixels > max_pixels:
+            raise too_many_pixels(source, info.pixels, max_pixels)
+        return info
+
+    def read_region(self, info, rows, cols):
+        return read_pillow(info)[rows, cols]
+
+    def decode_bytes(self, info, data):
+        return decode_bytes(info, data)
 
 # Pillow mode → (mode to convert to, channels, dtype)
 _PILLOW_MODES = {
@@ -155,10 +185,7 @@ def _pillow_pixels(info: ImageInfo, handle) -> np.ndarray:
 
 
 def decode_bytes(info: ImageInfo, data: bytes) -> np.ndarray:
-    """Decode a whole image held in memory (see :func:`_open_image`)."""
-    if info.format == "tiff":
-        whole = _tiff_whole(io.BytesIO(data))
-        return to_yxc(whole, info.axes, slice(0, info.shape[0]), slice(0, info.shape[1]))
+    """Decode a whole image held in memory: imagecodecs where it is exact, else Pillow."""
     pixels = _decode_8bit(info, data)
     return pixels if pixels is not None else _pillow_pixels(info, io.BytesIO(data))
 

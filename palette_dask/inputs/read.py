@@ -1,8 +1,9 @@
 """Read: images as lazy dask arrays with tiles as chunks, and batches of small images.
 
 Nothing here decodes pixels while a graph is built. :func:`probe` reads a
-file's header (shape, dtype, channel layout, nodata; :mod:`palette_dask.inputs.formats`
-knows each format); :func:`read_image` makes a dask array whose every chunk is
+file's header (shape, dtype, channel layout, nodata), through the format
+that reads it (:mod:`.registry`; nothing here asks which format an image
+is); :func:`read_image` makes a dask array whose every chunk is
 read by a task that opens the file itself, by path or URL. So no pixel data
 enters the task graph and process-based workers work (tifffile's zarr store
 cannot be pickled; it is opened inside the task). Many small images are read
@@ -30,22 +31,11 @@ import numpy as np
 from ..errors import Failure, ImageReadError, one_line, without_context
 from ..options import DEFAULT_CHUNK_BYTES
 from . import physical
-from .fetch import is_url, process_folder, reads_ranges, serves_ranges
-from .formats import (
-    DEFAULT_MAX_PIXELS,
-    TIFF_MAGIC,
-    ImageInfo,
-    file_size,
-    layout,
-    open_source,
-    to_yxc,
-    too_many_pixels,
-)
-from .headers import quick_header
-from .pillow import decode_bytes, probe_pillow, read_pillow
-from .sources import is_zarr_source
-from .tiff import probe_tiff, read_tiff_band, read_tiff_region, tiff_levels, tiff_regions
-from .zarr_arrays import declared_nodata, multiscales_of, open_zarr, probe_zarr
+from .fetch import process_folder, serves_ranges
+from .formats import DEFAULT_MAX_PIXELS, ImageInfo, file_size, layout, open_source, to_yxc
+from .registry import ZARR, format_of, sniff
+from .source import Source
+from .zarr_arrays import declared_nodata
 
 __all__ = ["probe", "read_image", "array_image", "decode", "open_batch", "Batch"]
 
@@ -55,7 +45,7 @@ MAX_CHUNKS = 1_000_000
 
 @without_context
 def probe(
-    source: str,
+    source: str | Source,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     channel_axis: int | None = None,
@@ -83,25 +73,21 @@ def probe(
     >>> info.shape, info.dtype, info.channels
     ((500, 500, 4), 'uint8', 'RGBA')
     """
-    return _open_image(str(source), max_pixels, channel_axis, downloads)[0]
+    return _open_image(Source.of(source), max_pixels, channel_axis, downloads)[0]
 
 
-#: Bytes read for the header of a PNG or JPEG that is not decoded now (a JPEG's EXIF may come first).
-HEADER_BYTES = 2**16
-
-
-def _open_image(source: str, max_pixels: int, channel_axis, downloads, decode_up_to: int = 0):
+def _open_image(source: Source, max_pixels: int, channel_axis, downloads, decode_up_to: int = 0):
     """``(info, pixels)``: an image's header, and its pixels if it decodes to at most ``decode_up_to`` bytes.
 
     A file that small is read once, header and pixels from the same bytes; a
     remote TIFF read by byte ranges only once its header says it is that small.
     """
     pixels = data = None
-    if is_zarr_source(source):
-        info = probe_zarr(source, channel_axis, max_pixels)
+    if source.zarr:
+        info = ZARR.probe(source, max_pixels=max_pixels, channel_axis=channel_axis)
     else:
-        by_ranges = reads_ranges(source) and serves_ranges(source)
-        downloads = (downloads or process_folder()) if is_url(source) and not by_ranges else None
+        by_ranges = source.ranges and serves_ranges(source.text)
+        downloads = (downloads or process_folder()) if source.remote and not by_ranges else None
         with open_source(source, downloads) as handle:
             data = handle.read() if not by_ranges and file_size(handle) <= decode_up_to else None
             if data is not None:
@@ -110,26 +96,16 @@ def _open_image(source: str, max_pixels: int, channel_axis, downloads, decode_up
             if not head:
                 raise ImageReadError(f"{source}: empty file (0 bytes)")
             handle.seek(0)
-            if data is not None:
-                info = quick_header(source, data)
-            elif head[:4] not in TIFF_MAGIC:  # a PNG's or JPEG's header lies in its first bytes
-                info = quick_header(source, handle.read(HEADER_BYTES))
-                handle.seek(0)
-            else:
-                info = None
-            if info is None:
-                probe_file = probe_tiff if head[:4] in TIFF_MAGIC else probe_pillow
-                info = probe_file(source, handle, max_pixels)
+            info = sniff(source, head).probe(source, handle, max_pixels=max_pixels, channel_axis=channel_axis)
             if by_ranges and info.nbytes <= decode_up_to:  # small enough: its bytes in one request
                 handle.seek(0)
                 data = handle.read()
         if downloads is not None:
             info = dataclasses.replace(info, downloads=downloads)
-    if info.format == "pillow" and info.pixels > max_pixels:
-        raise too_many_pixels(source, info.pixels, max_pixels)
     if info.pixels == 0:
         raise ImageReadError(f"{source}: image has no pixels (shape {info.shape[:2]})")
     if data is not None and info.nbytes <= decode_up_to:
+        decode_bytes = format_of(info).decode_bytes
         pixels = _checked(
             info, lambda: decode_bytes(info, data), slice(0, info.shape[0]), slice(0, info.shape[1])
         )
@@ -139,7 +115,7 @@ def _open_image(source: str, max_pixels: int, channel_axis, downloads, decode_up
 def _plan_chunks(info: ImageInfo, chunk_bytes: int) -> tuple[tuple[int, ...], ...]:
     """Chunks that are whole multiples of the file's tiles and about ``chunk_bytes`` big."""
     rows, cols, channels = info.shape
-    if info.format == "pillow":
+    if format_of(info).whole:
         return ((rows,), (cols,), (channels,))  # decoded whole in one task
     tile_rows = max(1, info.tile[0])
     tile_cols = info.tile[1] or cols
@@ -277,28 +253,9 @@ def pyramid_level(info: ImageInfo, side: int) -> ImageInfo:
     other pixel): what a preview shows, never what a run counts.
     """
     try:
-        if info.format == "tiff" and not info.banded:
-            levels = tiff_levels(info)
-            chosen = max(
-                (i for i, (rows, cols, _) in enumerate(levels) if max(rows, cols) >= side), default=0
-            )
-            if chosen == 0:
-                return info
-            rows, cols, tile = levels[chosen]
-            shape = (rows, cols, info.shape[2])
-            return dataclasses.replace(info, shape=shape, tile=tile, level=chosen, pixel_size=None)
-        if info.format == "zarr" and "/" in info.source.rstrip("/"):
-            parent, _ = info.source.rstrip("/").rsplit("/", 1)
-            multiscales = multiscales_of(parent)
-            best = info
-            for dataset in multiscales[0]["datasets"] if multiscales else ():
-                level = probe_zarr(f"{parent}/{dataset['path']}")
-                if max(level.shape[:2]) >= side and level.pixels < best.pixels and level.axes == info.axes:
-                    best = level
-            return best
+        return format_of(info).level(info, side)
     except Exception:  # a pyramid that cannot be read: the image itself
         return info
-    return info
 
 
 def decode(info: ImageInfo, rows: slice | None = None, cols: slice | None = None) -> np.ndarray:
@@ -333,13 +290,7 @@ def _checked(info: ImageInfo, read, rows: slice, cols: slice) -> np.ndarray:
 
 def read_region(info: ImageInfo, rows: slice, cols: slice) -> np.ndarray:
     """Decode one region of an image as ``(rows, columns, bands)``; runs inside tasks."""
-    if info.format == "zarr":
-        return to_yxc(open_zarr(info.source, array=True), info.axes, rows, cols)
-    if info.format == "tiff" and info.banded:
-        return read_tiff_band(info, rows)[:, cols]
-    if info.format == "tiff":
-        return read_tiff_region(info, rows, cols)
-    return read_pillow(info)[rows, cols]
+    return format_of(info).read_region(info, rows, cols)
 
 
 def cell_grid(info: ImageInfo) -> tuple[int, int] | None:
@@ -348,19 +299,14 @@ def cell_grid(info: ImageInfo) -> tuple[int, int] | None:
     None for images that can only be decoded whole (PNG, JPEG...), arrays, and
     TIFFs read in bands of one huge strip: reading part of those reads all of it.
     """
-    if info.format not in ("zarr", "tiff") or info.banded or info.tile[0] <= 0:
-        return None
-    return info.tile[0], info.tile[1] or info.shape[1]
+    return format_of(info).cells(info)
 
 
 def decode_cells(info: ImageInfo, cells) -> Iterator[np.ndarray]:
-    """Decode regions ``((r0, r1), (c0, c1))`` of a zarr or TIFF image one after another, opening it once."""
+    """Decode regions ``((r0, r1), (c0, c1))`` of a tiled image one after another, opening it once."""
     with contextlib.ExitStack() as stack:
         try:
-            if info.format == "zarr":
-                read = functools.partial(to_yxc, open_zarr(info.source, array=True), info.axes)
-            else:
-                read = stack.enter_context(tiff_regions(info))
+            read = stack.enter_context(format_of(info).regions(info))
         except ImageReadError:
             raise
         except Exception as exc:  # the file changed since its header was read
@@ -416,7 +362,7 @@ class Batch:
                 try:
                     yield index, info, decode(info)
                 except ImageReadError as exc:
-                    yield index, None, Failure.of(info.source, one_line(exc))
+                    yield index, None, Failure.of(info.name, one_line(exc))
 
 
 def open_batch(
@@ -449,11 +395,10 @@ def open_batch(
             info = None
         else:
             try:
-                info, decoded = _open_image(
-                    source, max_pixels, channel_axis, downloads, decode_up_to=min(chunk_bytes, left)
-                )
+                up_to = min(chunk_bytes, left)
+                info, decoded = _open_image(Source.of(source), max_pixels, channel_axis, downloads, up_to)
             except ImageReadError as exc:
-                info = Failure.of(source, one_line(exc))
+                info = Failure.of(str(source), one_line(exc))
         if decoded is not None:
             left -= decoded.nbytes
         infos.append(info)

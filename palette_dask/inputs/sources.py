@@ -1,10 +1,11 @@
-"""Inputs: what the user named (paths, folders, globs, list files, URLs) as a list of image sources.
+"""Inputs: what the user named (paths, folders, globs, list files, URLs) as a list of :class:`Source`.
 
 Folders are searched recursively for image files and zarr arrays, without
 descending into zarr nodes (a store inside a folder of photos is never read
 as photos); list files hold one input per line. Object-store URLs (s3://,
 gs://, az://) may be globs or prefixes, listed the same way. Nothing is
-opened here but folders, listings and list files.
+opened here but folders, listings and list files. Each source is classified
+here, once (:class:`~.source.Source`), as its expansion finds it.
 """
 
 from __future__ import annotations
@@ -17,51 +18,19 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import ImageReadError, InputError
-from .fetch import check_scheme, filesystem, is_http, is_url
+from .fetch import check_scheme, filesystem, is_http
+from .source import IMAGE_SUFFIXES, Source, is_zarr_dir
 
-__all__ = ["IMAGE_SUFFIXES", "resolve_inputs", "is_array"]
+__all__ = ["IMAGE_SUFFIXES", "resolve_inputs", "resolve_sources", "is_array"]
 
-IMAGE_SUFFIXES = (
-    ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp",
-    ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".jp2",
-)  # fmt: skip
 #: File name endings taken as lists of inputs, one per line.
 LIST_SUFFIXES = (".txt", ".lst", ".list")
 
 
-def is_zarr_dir(path: Path) -> bool:
-    """A folder holding a zarr array or group, v3 or v2 (OME-Zarr 0.4's ``.zgroup``): never searched."""
-    return path.is_dir() and any((path / name).exists() for name in ("zarr.json", ".zarray", ".zgroup"))
-
-
-def is_zarr_source(source: str) -> bool:
-    """Whether ``source`` (a path or a URL) is a zarr array or group rather than an image file.
-
-    A URL is one when a part of its path ends in ``.zarr``; an object-store
-    URL (s3://, gs://, az://) with no image file ending, when the store has
-    zarr metadata there.
-
-    Examples
-    --------
-    >>> is_zarr_source("s3://bucket/scene.zarr/0"), is_zarr_source("https://x.org/a.png")
-    (True, False)
-    """
-    if not is_url(source):
-        return is_zarr_dir(Path(source))
-    path = urllib.parse.urlsplit(source).path.rstrip("/")
-    if any(part.lower().endswith(".zarr") for part in path.split("/")):
-        return True
-    if is_http(source) or path.lower().endswith(IMAGE_SUFFIXES):
-        return False
-    fs, key = filesystem(source)
-    try:
-        return any(fs.exists(f"{key.rstrip('/')}/{name}") for name in ("zarr.json", ".zarray", ".zgroup"))
-    except Exception:  # unreadable here: reading it will say why
-        return False
-
-
 def resolve_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
     """Expand inputs into a list of image sources (paths or URLs), in order.
+
+    The names of :func:`resolve_sources`, which says what each is too.
 
     An input is an image file, a directory (searched recursively for files
     ending in :data:`IMAGE_SUFFIXES`), a glob, a text file (``.txt``, ``.lst``,
@@ -84,18 +53,32 @@ def resolve_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> l
     >>> resolve_inputs(["https://example.org/a.png", "/data/missing.png"])
     ['https://example.org/a.png', '/data/missing.png']
     """
+    return [source.text for source in resolve_sources(inputs)]
+
+
+def resolve_sources(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Source]:
+    """Expand inputs into :class:`~.source.Source` values, in order, each classified once.
+
+    See :func:`resolve_inputs` for what an input may be.
+
+    Examples
+    --------
+    >>> [(s.text, s.remote, s.zarr) for s in resolve_sources(["https://x.org/a.zarr/0", "/no/b.png"])]
+    [('https://x.org/a.zarr/0', True, True), ('/no/b.png', False, False)]
+    """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
-    sources: list[str] = []
+    sources: list[Source] = []
     for item in inputs:
         sources.extend(_expand(str(item), allow_lists=True))
     if not sources:
         raise InputError("no inputs given: pass image files, directories, globs or URLs")
     # absolute, so that a store names its inputs wherever it is resumed from
-    return list(dict.fromkeys(s if "://" in s else os.path.abspath(s) for s in sources))
+    found = (s if s.remote else Source(os.path.abspath(s.text), s.scheme, s.zarr) for s in sources)
+    return list({source.text: source for source in found}.values())
 
 
-def _expand(item: str, *, allow_lists: bool) -> list[str]:
+def _expand(item: str, *, allow_lists: bool) -> list[Source]:
     if item.lower().startswith("file://"):  # a local path written as a URL
         parts = urllib.parse.urlsplit(item)
         if parts.netloc not in ("", "localhost"):
@@ -109,7 +92,7 @@ def _expand(item: str, *, allow_lists: bool) -> list[str]:
         return _expand_url(item)
     path = Path(item)
     if is_zarr_dir(path):
-        return [item]
+        return [Source(item, zarr=True)]
     if path.is_dir():
         found = _images_under(path)
         if not found:
@@ -118,31 +101,32 @@ def _expand(item: str, *, allow_lists: bool) -> list[str]:
     if path.is_file() and path.suffix.lower() in LIST_SUFFIXES and allow_lists:
         return _read_list(path)
     if path.exists() or not glob.has_magic(item):
-        return [item]
+        return [Source(item)]
     found = sorted(glob.glob(item, recursive=True))
     if not found:
         raise InputError(f"{item}: no file matches this pattern")
     return [s for f in found for s in _expand(f, allow_lists=False)]
 
 
-def _expand_url(url: str) -> list[str]:
+def _expand_url(url: str) -> list[Source]:
     """An object-store glob or prefix as the image files and zarr stores it holds; any other URL as it is."""
     path = urllib.parse.urlsplit(url).path.rstrip("/").lower()
     named = path.endswith(IMAGE_SUFFIXES) or ".zarr" in path
     if is_http(url) or (named and not glob.has_magic(url)):
-        return [url]
+        return [Source.of(url)]
     fs, key = filesystem(url)
     try:
         if glob.has_magic(key):
-            found = [fs.unstrip_protocol(match) for match in sorted(fs.glob(key))]
-            found = [f for f in found if f.lower().endswith(IMAGE_SUFFIXES) or is_zarr_source(f)]
+            found = [Source.of(fs.unstrip_protocol(match)) for match in sorted(fs.glob(key))]
+            found = [f for f in found if f.text.lower().endswith(IMAGE_SUFFIXES) or f.zarr]
             if not found:
                 raise InputError(f"{url}: no image or zarr store matches this pattern")
             return found
-        if is_zarr_source(url) or not (url.endswith("/") or fs.isdir(key)):
-            return [url]
+        source = Source.of(url)
+        if source.zarr or not (url.endswith("/") or fs.isdir(key)):
+            return [source]
         found = [
-            fs.unstrip_protocol(name)
+            Source.of(fs.unstrip_protocol(name), zarr=False)
             for name in sorted(fs.find(key))
             if name.lower().endswith(IMAGE_SUFFIXES)
             and not any(part.lower().endswith(".zarr") or part.startswith(".") for part in name.split("/"))
@@ -156,7 +140,7 @@ def _expand_url(url: str) -> list[str]:
     return found
 
 
-def _images_under(folder: Path) -> list[str]:
+def _images_under(folder: Path) -> list[Source]:
     """The image files under a folder, sorted; hidden entries and zarr stores (an output's too) left out."""
     found = []
     for parent, subfolders, files in os.walk(folder):
@@ -164,11 +148,11 @@ def _images_under(folder: Path) -> list[str]:
             name for name in subfolders if not name.startswith(".") and not is_zarr_dir(Path(parent, name))
         ]
         found.extend(
-            os.path.join(parent, name)
+            Source(os.path.join(parent, name))
             for name in files
             if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
         )
-    return sorted(found)
+    return sorted(found, key=lambda source: source.text)
 
 
 def _read_list(path: Path) -> list[str]:

@@ -1,12 +1,16 @@
-"""TIFF (tifffile): the probe, tiles and strips as stored, and the checks that refuse a damaged file.
+"""TIFF (tifffile, :class:`TiffFormat`): the probe, tiles and strips as stored, pyramids, and the checks.
 
-A strip too big to decode whole is read in bands of rows (uncompressed or
-deflate); a remote TIFF's regions are prefetched a row of tiles at a time.
+A damaged file is refused in one line. A strip too big to decode whole is
+read in bands of rows (uncompressed or deflate); a remote TIFF's regions are
+prefetched a row of tiles at a time. COG overviews, OME-TIFF sub-IFDs and
+SVS levels are its pyramid (previews).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import io
 import itertools
 import logging
 import threading
@@ -17,6 +21,7 @@ from ..errors import ImageReadError
 from ..options import DEFAULT_MAX_PIXELS
 from . import physical
 from .formats import (
+    Format,
     ImageInfo,
     _block_too_big,
     _yxc_shape,
@@ -27,8 +32,56 @@ from .formats import (
     whole_block_bytes,
 )
 from .headers import jpeg_frame
+from .source import Source
 
-__all__ = ["open_tiff", "probe_tiff", "read_tiff_region", "read_tiff_band", "tiff_regions", "tiff_levels"]
+__all__ = [
+    "TiffFormat", "open_tiff", "probe_tiff", "read_tiff_region", "read_tiff_band", "tiff_regions",
+    "tiff_levels",
+]  # fmt: skip
+
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+class TiffFormat(Format):
+    """TIFF, BigTIFF, GeoTIFF, COG, OME-TIFF, SVS: read by tiles or bands of rows, by ranges when remote."""
+
+    name = "tiff"
+
+    def sniff(self, source: Source, head: bytes) -> bool:
+        return head[:4] in TIFF_MAGIC
+
+    def probe(self, source, handle, *, max_pixels, channel_axis=None) -> ImageInfo:
+        return probe_tiff(source, handle, max_pixels)
+
+    def read_region(self, info, rows, cols):
+        if info.banded:
+            return read_tiff_band(info, rows)[:, cols]
+        return read_tiff_region(info, rows, cols)
+
+    def regions(self, info):
+        if info.banded:
+            return super().regions(info)
+        return tiff_regions(info)
+
+    def decode_bytes(self, info, data):
+        whole = _tiff_whole(io.BytesIO(data))
+        return to_yxc(whole, info.axes, slice(0, info.shape[0]), slice(0, info.shape[1]))
+
+    def cells(self, info):
+        if info.banded or info.tile[0] <= 0:  # one huge strip: reading part of it reads all of it
+            return None
+        return info.tile[0], info.tile[1] or info.shape[1]
+
+    def level(self, info, side):
+        if info.banded:
+            return info
+        levels = tiff_levels(info)
+        chosen = max((i for i, (rows, cols, _) in enumerate(levels) if max(rows, cols) >= side), default=0)
+        if chosen == 0:
+            return info
+        rows, cols, tile = levels[chosen]
+        shape = (rows, cols, info.shape[2])
+        return dataclasses.replace(info, shape=shape, tile=tile, level=chosen, pixel_size=None)
 
 
 class _ThisThread(logging.Filter):
@@ -149,7 +202,7 @@ def _bandable(page) -> bool:
     )
 
 
-def probe_tiff(source: str, handle, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
+def probe_tiff(source: Source, handle, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
     """The :class:`ImageInfo` of a TIFF from its header; a damaged one fails in one line."""
     try:
         with open_tiff(handle) as tif:

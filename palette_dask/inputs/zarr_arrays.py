@@ -1,11 +1,14 @@
-"""zarr and OME-Zarr arrays: the probe, and the checks made before anything is opened.
+"""zarr and OME-Zarr arrays (:class:`ZarrFormat`): the probe, and the checks made before anything is opened.
 
 Metadata is checked against allow-lists of numeric data types and codecs;
-OME-Zarr gives the axis names; CF attributes the no-data value.
+OME-Zarr gives the axis names, pixel size, channels and pyramid (its
+multiscales); CF attributes the no-data value.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import re
@@ -20,16 +23,65 @@ from .fetch import (
     is_url,
     storage_options,
 )
-from .formats import ImageInfo, _block_too_big, _yxc_shape, layout, shown_channels, whole_block_bytes
-from .sources import is_zarr_source
+from .formats import (
+    Format,
+    ImageInfo,
+    _block_too_big,
+    _yxc_shape,
+    layout,
+    shown_channels,
+    to_yxc,
+    whole_block_bytes,
+)
+from .source import Source
 
-__all__ = ["probe_zarr", "open_zarr", "declared_nodata", "multiscales_of", "group_attributes", "ZARR_CODECS"]
+__all__ = [
+    "ZarrFormat", "probe_zarr", "open_zarr", "declared_nodata", "multiscales_of", "group_attributes",
+    "ZARR_CODECS",
+]  # fmt: skip
 
 
-def open_zarr(source: str, array: bool = False):
+class ZarrFormat(Format):
+    """zarr v2 and v3 arrays, OME-Zarr 0.4 and 0.5 images and their levels: read chunk by chunk.
+
+    Known by its :class:`~.source.Source` (``Source.zarr``), never sniffed from bytes.
+    """
+
+    name = "zarr"
+
+    def probe(self, source, handle=None, *, max_pixels, channel_axis=None) -> ImageInfo:
+        return probe_zarr(source, channel_axis, max_pixels)
+
+    def read_region(self, info, rows, cols):
+        return to_yxc(open_zarr(info.source.text, array=True), info.axes, rows, cols)
+
+    @contextlib.contextmanager
+    def regions(self, info):
+        yield functools.partial(to_yxc, open_zarr(info.source.text, array=True), info.axes)
+
+    def cells(self, info):
+        return (info.tile[0], info.tile[1] or info.shape[1]) if info.tile[0] > 0 else None
+
+    def level(self, info, side):
+        """The smallest multiscale level of the image's OME-Zarr pyramid at least ``side`` long."""
+        text = info.source.text.rstrip("/")
+        if "/" not in text:
+            return info
+        parent = text.rsplit("/", 1)[0]
+        multiscales = multiscales_of(parent)
+        best = info
+        for dataset in multiscales[0]["datasets"] if multiscales else ():
+            level = probe_zarr(f"{parent}/{dataset['path']}")
+            if max(level.shape[:2]) >= side and level.pixels < best.pixels and level.axes == info.axes:
+                best = level
+        return best
+
+
+def open_zarr(source, array: bool = False):
     """A zarr node (an array with ``array``) opened read-only, from a path or a URL (s3://, http...)."""
     import zarr
 
+    source = str(source)
     options = {"storage_options": storage_options(source)} if is_url(source) else {}
     return (zarr.open_array if array else zarr.open)(source, mode="r", **options)
 
@@ -203,11 +255,12 @@ def _check_zarr_metadata(source: str, node: str) -> None:
 
 
 def probe_zarr(
-    source: str, channel_axis: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+    source: str | Source, channel_axis: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> ImageInfo:
     """A zarr array, an OME-Zarr image (its full-resolution level), or one level of it."""
     import zarr
 
+    source = str(source)
     _check_zarr_metadata(source, source)
     try:
         node = open_zarr(source)
@@ -229,7 +282,7 @@ def probe_zarr(
     else:
         names = getattr(node.metadata, "dimension_names", None)
         parent = source.rstrip("/").rsplit("/", 1)[0] if "/" in source.rstrip("/") else "."
-        if is_zarr_source(parent):  # a level of an OME-Zarr image: its axes, pixel size, channels
+        if Source.of(parent).zarr:  # a level of an OME-Zarr image: its axes, pixel size, channels
             image_attrs = group_attributes(parent)
             multiscales = _multiscales(image_attrs)
             if multiscales:

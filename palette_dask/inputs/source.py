@@ -1,0 +1,125 @@
+"""Source: one input (a path or a URL) classified once, where inputs are expanded.
+
+A :class:`Source` says what palette_dask needs to know before opening an
+input: its scheme (local or remote), whether it is a zarr node, whether its
+bytes are read by ranges. It is made by :func:`~.sources.resolve_sources`
+(or :meth:`Source.of` for a name read back from a store) and carried by
+:class:`~.formats.ImageInfo` into every task, so nothing asks again. The one
+rule for "is this a URL" (:func:`~.fetch.is_url`) serves inputs and stores alike.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+
+from .fetch import RANGE_SUFFIXES, URL_SCHEMES, filesystem, scheme
+
+__all__ = ["Source", "IMAGE_SUFFIXES", "is_zarr_dir"]
+
+#: File name endings taken as images where folders and prefixes are searched.
+IMAGE_SUFFIXES = (
+    ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp",
+    ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".jp2",
+)  # fmt: skip
+#: The metadata documents that make a folder or prefix a zarr node (v3, v2, OME-Zarr 0.4's group).
+ZARR_METADATA = ("zarr.json", ".zarray", ".zgroup")
+
+
+def is_zarr_dir(path) -> bool:
+    """A folder holding a zarr array or group, v3 or v2 (OME-Zarr 0.4's ``.zgroup``): never searched."""
+    path = Path(path)
+    return path.is_dir() and any((path / name).exists() for name in ZARR_METADATA)
+
+
+def _named_zarr(path: str) -> bool:
+    return any(part.lower().endswith(".zarr") for part in path.rstrip("/").split("/"))
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One input as palette_dask reads it: its text, scheme, and how its bytes are read.
+
+    Attributes
+    ----------
+    text : str
+        The path (absolute) or URL, as a store names it.
+    scheme : str
+        The URL scheme (``"https"``, ``"s3"``...), ``""`` for a local path.
+    zarr : bool
+        Whether it is a zarr array or group (read by chunks), not a file.
+
+    Examples
+    --------
+    >>> source = Source.of("s3://bucket/scene.tif")
+    >>> source.remote, source.ranges, source.zarr, str(source)
+    (True, True, False, 's3://bucket/scene.tif')
+    >>> Source.of("https://x.org/mosaic.zarr/0").zarr, Source.of("https://x.org/a.png").ranges
+    (True, False)
+    """
+
+    text: str
+    scheme: str = ""
+    zarr: bool = False
+
+    @classmethod
+    def of(cls, text, *, zarr: bool | None = None) -> Source:
+        """The source named ``text``; ``zarr`` as the caller found it, else found here.
+
+        A path is a zarr node when it is a folder with zarr metadata; a URL
+        when a part of its path ends in ``.zarr``, or, for an object-store
+        URL with no image file ending, when the store has zarr metadata
+        there (a request or three).
+        """
+        if isinstance(text, Source):
+            return text
+        text = os.fspath(text) if isinstance(text, os.PathLike) else str(text)
+        name = scheme(text) if "://" in text else ""
+        name = name if name in URL_SCHEMES else ""
+        if zarr is None:
+            zarr = _is_zarr(text, name)
+        return cls(text, name, bool(zarr))
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def remote(self) -> bool:
+        """Whether it is read over the network (a URL), not from this machine's files."""
+        return bool(self.scheme)
+
+    @property
+    def http(self) -> bool:
+        """Whether it is an http(s) URL (whose server may or may not answer range requests)."""
+        return self.scheme in ("http", "https")
+
+    @property
+    def ranges(self) -> bool:
+        """Whether it is a remote TIFF, read by byte ranges (tiles fetched alone) rather than downloaded."""
+        return self.remote and not self.zarr and self.path.lower().endswith(RANGE_SUFFIXES)
+
+    @property
+    def path(self) -> str:
+        """The path part: the local path, or the URL's path."""
+        return urllib.parse.urlsplit(self.text).path if self.remote else self.text
+
+    def child(self, name: str, *, zarr: bool = True) -> Source:
+        """The node ``name`` inside this one (a level of an OME-Zarr image): same scheme."""
+        return Source(f"{self.text.rstrip('/')}/{name}", self.scheme, zarr)
+
+
+def _is_zarr(text: str, name: str) -> bool:
+    if not name:
+        return is_zarr_dir(text)
+    path = urllib.parse.urlsplit(text).path.rstrip("/")
+    if _named_zarr(path):
+        return True
+    if name in ("http", "https") or path.lower().endswith(IMAGE_SUFFIXES):
+        return False
+    try:  # an object-store prefix with no ending: ask the store
+        fs, key = filesystem(text)
+        return any(fs.exists(f"{key.rstrip('/')}/{meta}") for meta in ZARR_METADATA)
+    except Exception:  # unreadable here: reading it will say why
+        return False
