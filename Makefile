@@ -32,7 +32,8 @@ system:
 	fi
 
 test: $(STAMP) system
-	$(BIN)/ruff check palette_dask tests benchmarks workflows
+	$(BIN)/ruff check palette_dask tests benchmarks workflows tools
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 
 clean:

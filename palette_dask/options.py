@@ -28,6 +28,22 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 
+# The constants' home is constants.py; options re-exports them (inputs/ reads them from here).
+from .constants import (
+    DEFAULT_CHUNK_BYTES,
+    DEFAULT_K,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MEMORY_BUDGET,
+    DEFAULT_N_INIT,
+    DEFAULT_SAMPLE_SIZE,
+    EXCLUDE_WITHIN,
+    HEX_COLOUR,
+    MAX_BATCH_SIZE,
+    MAX_PER_IMAGE,
+    SCALES,
+    SPACES,
+    css_colours,
+)
 from .errors import ParameterError
 
 __all__ = [
@@ -37,6 +53,7 @@ __all__ = [
     "takes_options",
     "add_arguments",
     "given_options",
+    # re-exported from constants.py
     "DEFAULT_K",
     "DEFAULT_SAMPLE_SIZE",
     "DEFAULT_N_INIT",
@@ -50,32 +67,6 @@ __all__ = [
     "SCALES",
     "HEX_COLOUR",
 ]
-
-DEFAULT_K = 5
-#: Valid pixels sampled to fit the palette (benchmarks/RESULTS.md, "Sample size").
-DEFAULT_SAMPLE_SIZE = 100_000
-#: Starts of the fit (benchmarks/RESULTS.md: three missed the best optimum of the 2 GB mosaic).
-DEFAULT_N_INIT = 6
-#: Target bytes of a chunk of an image read tile by tile: bigger images are read so.
-DEFAULT_CHUNK_BYTES = 32 * 2**20
-#: Pillow's decompression-bomb error threshold: the most pixels of an image decoded whole.
-DEFAULT_MAX_PIXELS = 178_956_970
-#: Decoded images kept on the workers between the passes, in bytes, all workers together: past it
-#: they are decoded again. Keeping is worth it only where decoding costs more than first touching
-#: fresh memory (benchmarks/RESULTS.md, "Memory between the passes").
-DEFAULT_MEMORY_BUDGET = 2**30
-#: CIEDE2000 difference within which ``exclude`` leaves a pixel out.
-EXCLUDE_WITHIN = 6.0
-#: The most colours of a per-image palette (``per_image``).
-MAX_PER_IMAGE = 64
-#: The most images per batch: a batch is one chunk of the store's per-image arrays.
-MAX_BATCH_SIZE = 8192
-#: Clustering spaces: display sRGB, or CIELAB (D65).
-SPACES = ("rgb", "lab")
-#: Ways band values map to display 0-255, besides an explicit ``(low, high)``.
-SCALES = ("dtype", "minmax", "percentile")
-#: ``#rrggbb`` (the ``#`` optional).
-HEX_COLOUR = re.compile(r"#?[0-9a-fA-F]{6}")
 
 
 def _whole(value) -> bool:
@@ -210,7 +201,12 @@ def _check_exclude(value, given):
         raise ParameterError(
             f'exclude needs a known display range: scale="dtype" or (low, high), not {given["scale"]!r}'
         )
-    return tuple("#" + colour.lstrip("#").lower() for colour in colours)
+    return tuple(_colour_code(colour) for colour in colours)
+
+
+def _colour_code(code: str) -> str:
+    """A colour ``#rrggbb`` or ``rrggbb`` (checked) as a run keeps it: ``#rrggbb``, lower case."""
+    return "#" + code.lstrip("#").lower()
 
 
 def _check_within(value, given):
@@ -329,15 +325,11 @@ chunk_share = _number_where(lambda v: 0 < v <= 1, "a share above 0 and at most 1
 
 def hex_colour(text: str) -> str:
     """``#rrggbb``, ``rrggbb`` or a CSS colour name (``white``) as ``#rrggbb``."""
-    from .kernels.colour import hex_code  # the names and codes, only when a colour is given
-    from .outputs.search import parse_colour
-
-    try:
-        return hex_code(parse_colour(text.strip().lower()))
-    except ParameterError:
-        raise argparse.ArgumentTypeError(
-            f"expected #rrggbb or a CSS colour name such as white, got {text!r}"
-        ) from None
+    code = text.strip().lower()
+    code = css_colours().get(code, code)
+    if not HEX_COLOUR.fullmatch(code):
+        raise argparse.ArgumentTypeError(f"expected #rrggbb or a CSS colour name such as white, got {text!r}")
+    return _colour_code(code)
 
 
 # -- the declaration -----------------------------------------------------------------------------
@@ -534,7 +526,7 @@ OPTIONS: tuple[Option, ...] = (
         "writes them, ids kept, or any list of colours; applied in ``space``). No sample is drawn and "
         "nothing is fitted: every pixel is labelled and counted against these colours, with their "
         "ids, so stores compare column by column; ``k`` is their number (see "
-        ":mod:`palette_dask.inputs.palettes`). The store records the path.",
+        ":mod:`palette_dask.outputs.palettes`). The store records the path.",
         stage="run", flag="--palette", metavar="STORE|FILE", stored="when set",
         help="apply this palette (a store, or a .json, .csv or .gpl file of colours) instead of fitting one",
     ),

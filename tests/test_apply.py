@@ -11,7 +11,7 @@ from PIL import Image
 from palette_dask import extract_palette
 from palette_dask.cli import main
 from palette_dask.errors import ParameterError, StoreError
-from palette_dask.inputs.palettes import read_palette
+from palette_dask.outputs.palettes import read_palette
 from palette_dask.kernels.colour import srgb_to_lab
 from palette_dask.outputs.render import export_palette
 from palette_dask.outputs.result import load_result

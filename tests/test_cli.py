@@ -388,7 +388,8 @@ def test_a_list_file_reads_paths_from_its_own_folder_and_says_so(capsys, tmp_pat
 
 
 def test_palette_names_are_distinct_and_say_when_they_are_far(capsys, tmp_path):
-    from palette_dask.outputs.names import css_colours, named_colours
+    from palette_dask.constants import css_colours
+    from palette_dask.outputs.names import named_colours
 
     sienna_like = [[160, 82, 45], [165, 85, 50], [43, 44, 61]]  # two near sienna; #2b2c3d, far from black
     found = named_colours(sienna_like)

@@ -114,7 +114,8 @@ def test_one_id_per_colour_in_the_table_json_labels_and_per_image_arrays(tmp_pat
 def test_colour_names_are_the_nearest_by_ciede2000_in_css_or_a_file(tmp_path, capsys):
     from skimage.color import deltaE_ciede2000, rgb2lab
 
-    from palette_dask.outputs.names import colour_names, css_colours
+    from palette_dask.constants import css_colours
+    from palette_dask.outputs.names import colour_names
 
     rng = np.random.default_rng(0)
     colours = rng.integers(0, 256, (300, 3)).astype(np.uint8)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ..options import SPACES
+from ..constants import SPACES
 
 __all__ = [
     "SPACES",

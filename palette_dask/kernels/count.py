@@ -7,7 +7,8 @@ squared distances for the true inertia, the masked pixels, and the palette's
 CIELAB error: the squared ΔE*ab of each pixel to its nearest palette colour
 as shown, rounded to 8-bit sRGB), and holds no per-pixel temporary array.
 The label raster is never materialised, unless label rasters are asked for,
-and then only one chunk at a time.
+and then only one chunk at a time, handed to the writer the caller gives
+(:mod:`palette_dask.outputs.labels`): this module writes nothing.
 
 The loop shares its compiled helpers with the sample's and the fit's code:
 each pixel's CIELAB comes from :func:`~palette_dask.kernels.colour.lab_of` (as in
@@ -19,8 +20,8 @@ so its counts equal ``numpy.bincount`` of their labels (tested).
 from __future__ import annotations
 
 import functools
-import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -35,7 +36,15 @@ from .colour import is_excluded, lab_of, lab_to_srgb, palette_lab
 from .fit import nearest
 from .pixels import N_FEATURES, PixelSpec, SpecCache, exclusion, loop_spec
 
-__all__ = ["ImageCounts", "BatchCounts", "block_stats", "image_stats", "unpack_stats", "batch_stats"]
+__all__ = [
+    "ImageCounts",
+    "BatchCounts",
+    "block_stats",
+    "image_stats",
+    "unpack_stats",
+    "batch_stats",
+    "label_dtype",
+]
 
 
 @dataclass(frozen=True)
@@ -297,6 +306,11 @@ def _centers_rgb(spec: PixelSpec, centers, centers_rgb) -> np.ndarray:
 _NO_LABELS = np.empty(0, dtype=np.uint8)
 
 
+def label_dtype(k: int) -> str:
+    """The dtype of label rasters for ``k`` colours (values up to k, 0 for masked)."""
+    return "uint8" if k < 255 else "uint16"
+
+
 @functools.lru_cache(maxsize=4)
 def _palette(centers: bytes, centers_rgb: bytes) -> tuple[np.ndarray, np.ndarray]:
     """A palette as the counting loop takes it, prepared once for every block a worker counts with it."""
@@ -349,20 +363,14 @@ def block_stats(
     return np.concatenate([counts, squared, [masked, lab_error]]).astype(np.float64)
 
 
-def _stats_task(block, spec, centers, centers_rgb, labels_path=None, lookup=False, block_info=None):
-    if labels_path is None:
+def _stats_task(block, spec, centers, centers_rgb, labels=None, lookup=False, block_info=None):
+    if labels is None:
         stats = block_stats(block, spec, centers, centers_rgb, lookup=lookup)
-    else:  # this task owns exactly this chunk of the label raster
-        import zarr
-
-        from ..outputs.store import task_writes, zarr_store
-
-        with task_writes(os.path.dirname(labels_path)):
-            target = zarr.open_array(zarr_store(labels_path), mode="r+")
-            (r0, r1), (c0, c1), _ = block_info[0]["array-location"]
-            labels = np.zeros((r1 - r0, c1 - c0), dtype=target.dtype)
-            stats = block_stats(block, spec, centers, centers_rgb, labels_out=labels, lookup=lookup)
-            target[r0:r1, c0:c1] = labels
+    else:  # this task's chunk of the label raster, given whole to the writer: no other task writes it
+        (r0, r1), (c0, c1), _ = block_info[0]["array-location"]
+        chunk = np.zeros((r1 - r0, c1 - c0), dtype=label_dtype(len(centers)))
+        stats = block_stats(block, spec, centers, centers_rgb, labels_out=chunk, lookup=lookup)
+        labels[r0:r1, c0:c1] = chunk
     return stats[np.newaxis, np.newaxis, :]
 
 
@@ -370,16 +378,17 @@ def image_stats(
     image: da.Array,
     spec: PixelSpec,
     centers: np.ndarray,
-    labels_path: str | None = None,
+    labels=None,
     centers_rgb: np.ndarray | None = None,
     lookup: bool = False,
 ) -> da.Array:
     """Lazy ``(2k + 2,)`` vector of :func:`block_stats` summed over an image's chunks.
 
     ``centers`` are in the spec's space, ``centers_rgb`` as :func:`block_stats`.
-    With ``labels_path`` (a zarr array
-    chunked like ``image``), every chunk's task also writes its labels
-    there, in the same pass. ``lookup`` as :func:`block_stats`.
+    With ``labels`` (what takes ``labels[rows, cols] = chunk`` in a task, such
+    as the label raster :func:`~palette_dask.outputs.labels.create_labels`
+    makes, chunked like ``image``), every chunk's task also gives its labels
+    (of :func:`label_dtype`) to it, in the same pass. ``lookup`` as :func:`block_stats`.
     """
     centers = np.asarray(centers, dtype=np.float32)
     centers_rgb = _centers_rgb(spec, centers, centers_rgb)
@@ -389,11 +398,11 @@ def image_stats(
         spec,
         centers,
         centers_rgb,
-        labels_path,
+        labels,
         lookup,
         chunks=((1,) * image.numblocks[0], (1,) * image.numblocks[1], (width,)),
         dtype=np.float64,
-        name="count-" + da.core.tokenize(image.name, spec, centers, centers_rgb, labels_path),
+        name="count-" + da.core.tokenize(image.name, spec, centers, centers_rgb, labels),
     )
     return per_block.sum(axis=(0, 1), split_every=16)
 
@@ -468,19 +477,20 @@ def batch_stats(
     display_range,
     centers: np.ndarray,
     centers_rgb: np.ndarray,
-    labels_store: str | None = None,
+    write_labels: Callable | None = None,
     lookup: bool = False,
 ) -> BatchCounts:
     """Count every image a batch decodes (see :func:`block_stats`); one image failing fails alone.
 
-    With ``labels_store`` (the store's path), each image's label raster is
-    written to ``labels/<index>`` by this task, the only one that writes there.
+    With ``write_labels`` (``write_labels(index, name, labels, centers_rgb,
+    pixel_size, counts)``: :func:`~palette_dask.outputs.labels.write_label_image`
+    bound to the store), each image's label raster is given to it by this
+    task, the only one that writes it.
     A palette with no colours (``k=0``: no image had a valid pixel) fails
     every readable image as having no valid pixels. ``lookup`` as :func:`block_stats`.
     With ``config.per_image`` (K), each image's own K colours and their
     shares come from the pixels it counts (:func:`~palette_dask.kernels.per_image.image_palette`).
     """
-    from ..outputs.labels import label_dtype, write_label_image
     from .per_image import image_palette
 
     centers = np.asarray(centers, dtype=np.float32)
@@ -498,17 +508,15 @@ def batch_stats(
             spec = known.spec(info)
             if len(centers) == 0:
                 raise no_valid_pixels(info.source)
-            wanted = labels_store or per_image  # the labels say which pixels count, exclusions included
+            wanted = write_labels or per_image  # the labels say which pixels count, exclusions included
             labels = np.zeros(info.shape[:2], label_dtype(len(centers))) if wanted else None
             counted = unpack_stats(
                 block_stats(pixels, spec, centers, centers_rgb, labels_out=labels, lookup=lookup)
             )
             if counted.valid == 0:
                 raise no_valid_pixels(info.source)
-            if labels_store:
-                write_label_image(
-                    labels_store, index, info.source, labels, centers_rgb, info.pixel_size, counted.counts
-                )
+            if write_labels:
+                write_labels(index, info.source, labels, centers_rgb, info.pixel_size, counted.counts)
             if per_image:
                 result.palettes[row], result.palette_shares[row] = image_palette(
                     pixels, spec, labels, per_image, seed=seed, index=index

@@ -35,8 +35,9 @@ import dask.array as da
 import numba
 import numpy as np
 
+from ..constants import DEFAULT_N_INIT
 from ..errors import NoValidPixelsError, PaletteDaskWarning, plural
-from ..options import DEFAULT_N_INIT, check_k
+from ..options import check_k
 
 __all__ = ["FittedPalette", "fit_palette", "nearest_center", "polish", "lloyd_step"]
 

@@ -35,9 +35,10 @@ import dask.array as da
 import numba
 import numpy as np
 
+from ..constants import EXCLUDE_WITHIN, SCALES
 from ..errors import ImageReadError
 from ..inputs.formats import ImageInfo
-from ..options import EXCLUDE_WITHIN, SCALES, RunConfig
+from ..options import RunConfig
 from .colour import excluded, hex_rgb, srgb_to_lab
 
 __all__ = [

@@ -26,10 +26,11 @@ import dask.array as da
 import numba
 import numpy as np
 
+from ..constants import DEFAULT_SAMPLE_SIZE
 from ..errors import Failure, image_error
 from ..inputs.formats import ImageInfo
 from ..inputs.read import Batch, cell_grid, decode_cells
-from ..options import DEFAULT_SAMPLE_SIZE, RunConfig
+from ..options import RunConfig
 from .colour import excluded, srgb_to_lab
 from .pixels import (
     N_FEATURES,

@@ -3,9 +3,11 @@
 Values are colour index + 1 (0 for masked pixels); the metadata gives each
 value its palette colour. A raster with a side over :data:`PYRAMID_ABOVE`
 has a multiscale pyramid. An image decoded whole has its raster written by
-the task that counts it (:func:`write_label_image`); a mosaic's by the tasks
-that count its chunks, each its own shard of tiles (:func:`create_labels`), then
-:func:`write_label_pyramid`.
+the task that counts it (:func:`write_label_image`, which the batch's
+counting task calls); a mosaic's by the tasks that count its chunks, each its
+own shard of tiles (:func:`create_labels` gives them a :class:`LabelLevel` to
+write to), then :func:`write_label_pyramid`. Every write from a task goes
+through :func:`~palette_dask.outputs.store.task_writes`.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ import zarr
 
 from ..errors import StoreError
 from ..inputs.physical import MICROSCOPE_BELOW
+from ..kernels.count import label_dtype
 from .store import dims, rounded_colours, store_path, task_writes, zarr_store
 
 __all__ = [
     "label_levels",
-    "label_dtype",
+    "LabelLevel",
     "create_labels",
     "write_label_pyramid",
     "write_label_image",
@@ -170,18 +173,31 @@ def _label_group(
     return label
 
 
-def label_dtype(k: int) -> str:
-    """The dtype of label rasters for ``k`` colours (values up to k, 0 for masked)."""
-    return "uint8" if k < 255 else "uint16"
+@dataclass(frozen=True)
+class LabelLevel:
+    """A level of a label raster (``labels/<i>/<level>``) as tasks write it: ``level[rows, cols] = block``.
+
+    Each write opens the array and goes through
+    :func:`~palette_dask.outputs.store.task_writes`; each block is one task's
+    (a counting task's chunk, a chunk of a level above), so no two tasks write one
+    shard. It is ``dask.array.store``'s target too.
+    """
+
+    path: str
+
+    def __setitem__(self, index, block) -> None:
+        with task_writes(os.path.dirname(self.path)):
+            zarr.open_array(zarr_store(self.path), mode="r+")[index] = block
 
 
-def create_labels(group: zarr.Group, index: int, image, colors: np.ndarray, pixel_size=None) -> str:
-    """Make ``labels/<index>`` for the tasks that count ``image`` (read tile by tile); returns its path.
+def create_labels(group: zarr.Group, index: int, image, colors: np.ndarray, pixel_size=None) -> LabelLevel:
+    """Make ``labels/<index>`` for the tasks that count ``image`` (read tile by tile); returns its level 0.
 
     Values are colour index + 1, and 0 for masked pixels. The counting tasks
-    write level 0, each its chunk of ``image`` as one zarr shard of tiles
-    (:func:`tile_side`: viewers read tiles, no two tasks write one shard);
-    :func:`write_label_pyramid` the levels above it.
+    write level 0 (:func:`~palette_dask.kernels.count.image_stats` given it),
+    each its chunk of ``image`` as one zarr shard of tiles (:func:`tile_side`:
+    viewers read tiles, no two tasks write one shard); :func:`write_label_pyramid`
+    the levels above it.
     """
     root = store_path(group)
     if root is None:
@@ -200,10 +216,10 @@ def create_labels(group: zarr.Group, index: int, image, colors: np.ndarray, pixe
         overwrite=True,
         **dims("y", "x"),
     )
-    return f"{root}/labels/{index}/0"
+    return LabelLevel(f"{root}/labels/{index}/0")
 
 
-def write_label_pyramid(level0: str) -> None:
+def write_label_pyramid(level0: LabelLevel) -> None:
     """Write the levels above a label raster's level 0 (``labels/<i>/0``, written), on the current scheduler.
 
     Each level is every other pixel of the level below it, read back from the
@@ -211,7 +227,7 @@ def write_label_pyramid(level0: str) -> None:
     """
     import dask.array as da
 
-    parent = os.path.dirname(level0)
+    parent = os.path.dirname(level0.path)
     label = zarr.open_group(zarr_store(parent), mode="r+")
     for level in range(1, len(label.attrs["ome"]["multiscales"][0]["datasets"])):
         stored = label[str(level - 1)]
@@ -222,18 +238,7 @@ def write_label_pyramid(level0: str) -> None:
             str(level), shape=shape, chunks=chunks, dtype=below.dtype, fill_value=0, overwrite=True,
             **dims("y", "x"),
         )  # fmt: skip
-        da.store(below[::2, ::2].rechunk(chunks), _LevelTarget(f"{parent}/{level}"), lock=False)
-
-
-@dataclass(frozen=True)
-class _LevelTarget:
-    """A label pyramid's level as ``dask.array.store``'s target: chunks written by :func:`task_writes`."""
-
-    path: str
-
-    def __setitem__(self, index, block) -> None:
-        with task_writes(os.path.dirname(self.path)):
-            zarr.open_array(zarr_store(self.path), mode="r+")[index] = block
+        da.store(below[::2, ::2].rechunk(chunks), LabelLevel(f"{parent}/{level}"), lock=False)
 
 
 def write_label_image(

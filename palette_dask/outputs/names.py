@@ -1,9 +1,10 @@
 """Names: each palette colour's nearest name in a vocabulary of named colours, by CIEDE2000.
 
 The default vocabulary is the 148 named colours of the CSS Color Module
-(``tomato``, ``steelblue``...), as museum collections use to make object
-colours searchable; any other comes from a text file holding a name and a
-hex code per line (``name, #rrggbb``; blank lines and ``#`` comments left out).
+(``tomato``, ``steelblue``...: :func:`~palette_dask.constants.css_colours`),
+as museum collections use to make object colours searchable; any other
+comes from a text file holding a name and a hex code per line
+(``name, #rrggbb``; blank lines and ``#`` comments left out).
 
 The names of one palette are distinct: colours whose nearest name is the
 same share it out by difference (the nearest takes it, the next its own next
@@ -20,17 +21,17 @@ Examples
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from pathlib import Path
 
 import numpy as np
 
+from ..constants import css_colours
 from ..errors import ParameterError
 from ..kernels.colour import delta_e00, hex_rgb
 
-__all__ = ["css_colours", "read_vocabulary", "colour_names", "named_colours", "FAR"]
+__all__ = ["read_vocabulary", "colour_names", "named_colours", "FAR"]
 
 #: A colour farther than this CIEDE2000 difference from its name is only near it (shown ``~name``):
 #: 10 is a difference anyone sees at a glance.
@@ -38,14 +39,6 @@ FAR = 10.0
 # name, then a comma, semicolon or tab and the hex code (# optional), or a space and #rrggbb:
 # "brick red, #c74c32", "night\t101020", "sea green #2e8b57"; not "a decade" (a name alone)
 _LINE = re.compile(r"^\s*(?P<name>.+?)\s*(?:[,;\t]\s*#?|\s#)(?P<hex>[0-9a-fA-F]{6})\s*$")
-
-
-@functools.cache
-def css_colours() -> dict[str, str]:
-    """The CSS Color Module's 148 named colours, ``{name: "#rrggbb"}`` (synonyms such as gray/grey too)."""
-    from matplotlib.colors import CSS4_COLORS
-
-    return {name: code.lower() for name, code in sorted(CSS4_COLORS.items())}
 
 
 def read_vocabulary(path: str | os.PathLike) -> dict[str, str]:

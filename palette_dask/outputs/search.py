@@ -20,10 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..constants import HEX_COLOUR, css_colours
 from ..errors import ParameterError
 from ..kernels.colour import delta_e00, hex_rgb
-from ..options import HEX_COLOUR
-from .names import css_colours
 
 __all__ = ["parse_colour", "near_colours", "search_store", "Match"]
 

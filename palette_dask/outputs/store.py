@@ -37,8 +37,8 @@ import zarr
 import zarr.storage
 
 from .._version import __version__
+from ..constants import MAX_BATCH_SIZE
 from ..errors import Status, StoreError, one_line
-from ..options import MAX_BATCH_SIZE
 
 __all__ = [
     "MAX_BATCH_SIZE",

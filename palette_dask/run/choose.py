@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..constants import DEFAULT_N_INIT
 from ..errors import PaletteDaskWarning
 from ..kernels.fit import fit_palette
-from ..options import DEFAULT_N_INIT
 
 __all__ = ["Sweep", "fit_sweep", "suggest_k", "sweep_figure"]
 

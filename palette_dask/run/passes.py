@@ -7,6 +7,7 @@ driver only what grows with the batches.
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import dask
@@ -37,6 +38,7 @@ from ..outputs.labels import (
     create_labels,
     keep_georeference,
     label_properties,
+    write_label_image,
     write_label_properties,
     write_label_pyramid,
 )
@@ -331,7 +333,8 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.
     readable = sum(len(rows) for rows in opened.batches) - len(run.failures)  # those that failed are not
     run.report(f"counting the pixels of {plural(readable, 'image')}" if readable else "no image was read")
     lookup = opened.pixels >= LOOKUP_PIXELS  # many pixels: 8-bit colours looked up in a table of all
-    arguments = (config, run.display_range, centers, centers_rgb, labels_store, lookup)
+    write_labels = functools.partial(write_label_image, labels_store) if labels_store else None
+    arguments = (config, run.display_range, centers, centers_rgb, write_labels, lookup)
     tasks = Pass()
     for rows, batch in opened.batches.items():
         tasks.submit(

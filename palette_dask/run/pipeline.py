@@ -29,6 +29,7 @@ import warnings
 import numpy as np
 from distributed import Client
 
+from ..constants import DEFAULT_K
 from ..errors import (
     Failure,
     ImageFailedError,
@@ -39,13 +40,13 @@ from ..errors import (
     plural,
 )
 from ..inputs.fetch import download_folder
-from ..inputs.palettes import GivenPalette, read_palette
 from ..kernels.colour import lab_to_srgb
 from ..kernels.fit import fit_palette
 from ..kernels.pixels import N_FEATURES
-from ..options import DEFAULT_K, RunConfig, check_k, takes_options
+from ..options import RunConfig, check_k, takes_options
 from ..outputs import store as stores
 from ..outputs.geotiff import check_geotiff_folder, write_label_geotiffs
+from ..outputs.palettes import GivenPalette, read_palette
 from ..outputs.result import PaletteResult, load_result
 from ..outputs.source_labels import check_source_labels, write_source_labels
 from .choose import Sweep, fit_sweep

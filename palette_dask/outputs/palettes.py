@@ -12,6 +12,7 @@ colours: JSON, a list of ``#rrggbb`` strings, ``[r, g, b]`` triples or objects
 with ``rgb`` or ``hex`` (or ``show --json``'s document, its ``palette``); CSV, a
 header with ``r, g, b`` or ``hex`` columns (``id`` optional); GPL, the GIMP /
 Inkscape palette (``R G B name`` lines; our export's names begin with the id).
+It is an output's module: it reads back what a run stored or exported.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..constants import HEX_COLOUR
 from ..errors import ParameterError
-from ..options import HEX_COLOUR
+from ..kernels.colour import srgb_to_lab
+from .store import is_store, open_store, read_centers_rgb
 
 __all__ = ["GivenPalette", "read_palette", "PALETTE_SUFFIXES"]
 
@@ -72,9 +75,6 @@ def read_palette(source: str | os.PathLike, space: str) -> GivenPalette:
     >>> given.centers.tolist(), given.space
     ([[255.0, 0.0, 0.0], [0.0, 0.0, 255.0]], 'rgb')
     """
-    from ..kernels.colour import srgb_to_lab
-    from ..outputs.store import is_store, open_store, read_centers_rgb
-
     if not isinstance(source, (str, os.PathLike)):
         raise ParameterError(f"palette must be the path of a store or of a palette file, got {source!r}")
     path = os.fspath(source)
