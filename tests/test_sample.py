@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
-from conftest import write_png
+from helpers import periodic_mosaic, photo_mosaic, write_png
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_mosaic import photo_mosaic
 
 from palette_dask import draw_sample, probe, read_image
 from palette_dask.inputs.formats import ImageInfo
@@ -92,9 +91,9 @@ def _sample(client, inputs, *, size: int, chunk_bytes: int = 2**20, seed: int = 
     """The pipeline's sample of ``inputs``: its first pass, then its sampling stage (sample_chunks 0.25)."""
     options = {"sample_chunks": 0.25, **options}
     config = RunConfig(sample_size=size, chunk_bytes=chunk_bytes, seed=seed, **options)
-    names, arrays = state.split_inputs(inputs)
+    names, arrays, zarr_names = state.split_inputs(inputs)
     group = state.open_or_create(None, names, config, overwrite=False, resume=False)
-    run = state.Run(group, names, arrays, client, config, lambda line: None)
+    run = state.Run(group, names, arrays, client, config, lambda line: None, zarr=zarr_names)
     opened = passes.open_images(run, run.pending_batches())
     assert not opened.kept and not run.failures
     return passes.sample_run(run, opened)
@@ -177,28 +176,6 @@ def test_tiled_tiff_mosaic_gives_the_sample_of_the_same_zarr(client, tmp_path, n
 
 
 # By default a mosaic is sampled from every chunk: a uniform sample whatever its layout
-
-
-def periodic_mosaic(side: int, tile: int, period: int) -> np.ndarray:
-    """Tiles of ``tile`` pixels, each one of ``period``² different photos (anti-aliased), repeated.
-
-    With tiles the size of the chunks and a period of 2 or 4, a stratified quarter
-    of the chunks can hold a single kind of tile: what a sample must never see alone.
-    """
-    from conftest import SKIMAGE_DATA
-    from PIL import Image
-
-    photos = [
-        "astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "ihc.png", "hubble_deep_field.jpg",
-        "camera.png", "motorcycle_left.png", "retina.jpg",
-    ]  # fmt: skip
-    kinds = [
-        np.asarray(Image.open(SKIMAGE_DATA / p).convert("RGB").resize((tile, tile), Image.Resampling.LANCZOS))
-        for p in photos[: period * period]
-    ]
-    n = -(-side // tile)
-    rows = [np.hstack([kinds[(i % period) * period + j % period] for j in range(n)]) for i in range(n)]
-    return np.ascontiguousarray(np.vstack(rows)[:side, :side])
 
 
 LAYOUTS = {  # tile side, period in tiles, against 64² chunks of a 1024² mosaic

@@ -35,7 +35,7 @@ class ImageInfo:
     Attributes
     ----------
     source : Source
-        The path or URL, classified (a string given is made a :class:`~.source.Source`).
+        The path or URL, classified (a string given is taken as a file's name).
     format : str
         The name of the :class:`Format` that reads it (see :mod:`.registry`):
         ``"tiff"``, ``"pillow"`` (PNG, JPEG, GIF, BMP, WebP...), ``"zarr"`` or
@@ -92,9 +92,8 @@ class ImageInfo:
     band_names: tuple[str, ...] | None = None
 
     def __post_init__(self):
-        if not isinstance(self.source, Source):  # a name: classified by what reads it, no request
-            zarr = self.format == "zarr"
-            object.__setattr__(self, "source", Source.of(self.source, zarr=zarr))
+        if not isinstance(self.source, Source):  # a file's name (a zarr probe gives its Source): no request
+            object.__setattr__(self, "source", Source.of(self.source, zarr=False))
 
     @property
     def name(self) -> str:

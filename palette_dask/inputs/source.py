@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import urllib.parse
-from dataclasses import dataclass
 from pathlib import Path
 
 from .fetch import RANGE_SUFFIXES, URL_SCHEMES, filesystem, scheme
@@ -38,14 +37,15 @@ def _named_zarr(path: str) -> bool:
     return any(part.lower().endswith(".zarr") for part in path.rstrip("/").split("/"))
 
 
-@dataclass(frozen=True, slots=True)
-class Source:
-    """One input as palette_dask reads it: its text, scheme, and how its bytes are read.
+class Source(str):
+    """One input as palette_dask reads it: its text (the string itself), scheme, and how its bytes are read.
+
+    A ``str`` (the path or URL a store names, an error message prints) that
+    also says what it is, so that nobody asks again; immutable, pickled with
+    what it says.
 
     Attributes
     ----------
-    text : str
-        The path (absolute) or URL, as a store names it.
     scheme : str
         The URL scheme (``"https"``, ``"s3"``...), ``""`` for a local path.
     zarr : bool
@@ -54,15 +54,30 @@ class Source:
     Examples
     --------
     >>> source = Source.of("s3://bucket/scene.tif")
-    >>> source.remote, source.ranges, source.zarr, str(source)
-    (True, True, False, 's3://bucket/scene.tif')
+    >>> source.remote, source.ranges, source.zarr, source == "s3://bucket/scene.tif"
+    (True, True, False, True)
     >>> Source.of("https://x.org/mosaic.zarr/0").zarr, Source.of("https://x.org/a.png").ranges
     (True, False)
     """
 
-    text: str
-    scheme: str = ""
-    zarr: bool = False
+    __slots__ = ("scheme", "zarr")
+    scheme: str
+    zarr: bool
+
+    def __new__(cls, text, scheme: str = "", zarr: bool = False):  # noqa: D102 (the class says it)
+        self = super().__new__(cls, text)
+        object.__setattr__(self, "scheme", scheme)
+        object.__setattr__(self, "zarr", bool(zarr))
+        return self
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"a Source is immutable: cannot set {name}")
+
+    def __reduce__(self):
+        return Source, (str(self), self.scheme, self.zarr)
+
+    def __repr__(self) -> str:
+        return f"Source({str(self)!r}, scheme={self.scheme!r}, zarr={self.zarr})"
 
     @classmethod
     def of(cls, text, *, zarr: bool | None = None) -> Source:
@@ -71,7 +86,7 @@ class Source:
         A path is a zarr node when it is a folder with zarr metadata; a URL
         when a part of its path ends in ``.zarr``, or, for an object-store
         URL with no image file ending, when the store has zarr metadata
-        there (a request or three).
+        there (a request or three). A :class:`Source` given is itself.
         """
         if isinstance(text, Source):
             return text
@@ -80,10 +95,12 @@ class Source:
         name = name if name in URL_SCHEMES else ""
         if zarr is None:
             zarr = _is_zarr(text, name)
-        return cls(text, name, bool(zarr))
+        return cls(text, name, zarr)
 
-    def __str__(self) -> str:
-        return self.text
+    @property
+    def text(self) -> str:
+        """The path or URL, as a plain ``str``."""
+        return str.__str__(self)
 
     @property
     def remote(self) -> bool:
@@ -104,10 +121,6 @@ class Source:
     def path(self) -> str:
         """The path part: the local path, or the URL's path."""
         return urllib.parse.urlsplit(self.text).path if self.remote else self.text
-
-    def child(self, name: str, *, zarr: bool = True) -> Source:
-        """The node ``name`` inside this one (a level of an OME-Zarr image): same scheme."""
-        return Source(f"{self.text.rstrip('/')}/{name}", self.scheme, zarr)
 
 
 def _is_zarr(text: str, name: str) -> bool:

@@ -59,18 +59,18 @@ def resolve_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> l
 def resolve_sources(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Source]:
     """Expand inputs into :class:`~.source.Source` values, in order, each classified once.
 
-    See :func:`resolve_inputs` for what an input may be.
+    See :func:`resolve_inputs` for what an input may be; a :class:`~.source.Source` is kept as it is.
 
     Examples
     --------
     >>> [(s.text, s.remote, s.zarr) for s in resolve_sources(["https://x.org/a.zarr/0", "/no/b.png"])]
     [('https://x.org/a.zarr/0', True, True), ('/no/b.png', False, False)]
     """
-    if isinstance(inputs, (str, os.PathLike)):
+    if isinstance(inputs, (str, os.PathLike, Source)):
         inputs = [inputs]
     sources: list[Source] = []
-    for item in inputs:
-        sources.extend(_expand(str(item), allow_lists=True))
+    for item in inputs:  # a Source given is classified already
+        sources.extend([item] if isinstance(item, Source) else _expand(str(item), allow_lists=True))
     if not sources:
         raise InputError("no inputs given: pass image files, directories, globs or URLs")
     # absolute, so that a store names its inputs wherever it is resumed from

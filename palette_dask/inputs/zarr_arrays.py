@@ -282,12 +282,11 @@ def probe_zarr(
     else:
         names = getattr(node.metadata, "dimension_names", None)
         parent = source.rstrip("/").rsplit("/", 1)[0] if "/" in source.rstrip("/") else "."
-        if Source.of(parent).zarr:  # a level of an OME-Zarr image: its axes, pixel size, channels
-            image_attrs = group_attributes(parent)
-            multiscales = _multiscales(image_attrs)
-            if multiscales:
-                names = names if names is not None else _axis_names(multiscales)
-                pixel_size = physical.from_multiscales(multiscales, source.rstrip("/").rsplit("/", 1)[-1])
+        image_attrs = group_attributes(parent)  # none unless the parent is a zarr group
+        multiscales = _multiscales(image_attrs)
+        if multiscales:  # a level of an OME-Zarr image: its axes, pixel size, channels
+            names = names if names is not None else _axis_names(multiscales)
+            pixel_size = physical.from_multiscales(multiscales, source.rstrip("/").rsplit("/", 1)[-1])
     if channel_axis is not None:
         names = None
     axes = layout(source, names, node.shape, channel_axis)
@@ -297,7 +296,7 @@ def probe_zarr(
     chunks = dict(zip(axes, node.chunks))
     shape = _yxc_shape(axes, node.shape)
     return ImageInfo(
-        source=source,
+        source=Source.of(source, zarr=True),
         format="zarr",
         shape=shape,
         dtype=np.dtype(node.dtype).name,

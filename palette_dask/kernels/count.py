@@ -516,7 +516,7 @@ def batch_stats(
             if counted.valid == 0:
                 raise no_valid_pixels(info.source)
             if write_labels:
-                write_labels(index, info.source, labels, centers_rgb, info.pixel_size, counted.counts)
+                write_labels(index, info.name, labels, centers_rgb, info.pixel_size, counted.counts)
             if per_image:
                 result.palettes[row], result.palette_shares[row] = image_palette(
                     pixels, spec, labels, per_image, seed=seed, index=index

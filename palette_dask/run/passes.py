@@ -147,7 +147,7 @@ def _read_batch(run: Run, rows: range, *, keep: float):
     held = run.group["image_status"][rows.start : rows.stop] != stores.PENDING
     return run.client.submit(
         open_batch,
-        [None if i in run.arrays or held[i - rows.start] else run.names[i] for i in rows],
+        [None if i in run.arrays or held[i - rows.start] else run.source(i) for i in rows],
         rows.start,
         keep=keep,
         chunk_bytes=config.chunk_bytes,

@@ -147,7 +147,7 @@ def extract_palette(
         raise ParameterError("append=True adds to a store: neither overwrite nor resume with it")
     if append and source_labels is not None:  # the store's earlier inputs were never checked for it
         raise ParameterError("source_labels writes into the inputs of one run: not with append=True")
-    names, arrays = split_inputs(inputs)
+    names, arrays, zarr = split_inputs(inputs)
     if append and arrays:
         raise ParameterError("append=True adds image files and URLs; arrays given from Python cannot be")
     if labels_geotiff is not None:
@@ -167,7 +167,7 @@ def extract_palette(
             (report or _silent)(f"applying the {plural(config.k, 'colour')} of {given.source}")
         with connect(client) as run_client, run_client.as_current():
             with download_folder(names, downloads, run_client) as folder:
-                run = Run(group, names, arrays, run_client, config, report or _silent, folder)
+                run = Run(group, names, arrays, run_client, config, report or _silent, folder, zarr=zarr)
                 _execute(run)
                 if labels_geotiff is not None:  # every time: a resumed run writes them all again
                     done = group["image_status"][:] == stores.DONE
@@ -280,11 +280,11 @@ def sweep_k(
         raise ParameterError(f"a sweep needs at least three values of k, got {ks}")
     check_k(min(ks))
     config = RunConfig(k=max(ks), **options)
-    names, arrays = split_inputs(inputs)
+    names, arrays, zarr = split_inputs(inputs)
     group = open_or_create(None, names, config, overwrite=False, resume=False)
     with connect(client) as run_client, run_client.as_current():
         with download_folder(names, downloads, run_client) as folder:
-            run = Run(group, names, arrays, run_client, config, report or _silent, folder)
+            run = Run(group, names, arrays, run_client, config, report or _silent, folder, zarr=zarr)
             opened = open_images(run, run.pending_batches(), keep=False)
             sample = sample_run(run, opened)
     failures = [Failure.of(names[index], reason) for index, reason in sorted(run.failures.items())]

@@ -16,7 +16,8 @@ from distributed import Client
 
 from ..errors import ImageFailedError, RunIncompleteError, StoreError
 from ..inputs.read import array_image, read_image
-from ..inputs.sources import is_array, resolve_inputs
+from ..inputs.source import Source
+from ..inputs.sources import is_array, resolve_sources
 from ..kernels.pixels import N_FEATURES, PixelSpec, run_spec
 from ..options import OPTIONS, RunConfig
 from ..outputs import store as stores
@@ -25,22 +26,31 @@ from .tasks import Pass
 Reporter = Callable[[str], None]
 
 
-def split_inputs(inputs) -> tuple[list[str], dict]:
-    """Image names, and the arrays among the inputs by their index in the names."""
-    if is_array(inputs) or isinstance(inputs, (str, os.PathLike)):
+def split_inputs(inputs) -> tuple[list[str], dict, frozenset]:
+    """Image names, the arrays among the inputs by their index in the names, and the names of zarr nodes.
+
+    Each input is classified here, once (:func:`~palette_dask.inputs.sources.resolve_sources`):
+    the driver keeps the names and the few zarr nodes among them, and
+    :meth:`Run.source` gives each task its :class:`~palette_dask.inputs.source.Source` again.
+    """
+    if is_array(inputs) or isinstance(inputs, (str, os.PathLike, Source)):
         inputs = [inputs]
     inputs = list(inputs)
     if not any(is_array(item) for item in inputs):
-        return resolve_inputs(inputs), {}
-    names, arrays = [], {}
+        sources = resolve_sources(inputs)
+        return [s.text for s in sources], {}, frozenset(s.text for s in sources if s.zarr)
+    names, arrays, zarr = [], {}, set()
     for position, item in enumerate(inputs):
         if is_array(item):
             name = getattr(item, "name", None) if hasattr(item, "dims") else None  # xarray's own name
             arrays[len(names)] = item
             names.append(f"array:{name}" if isinstance(name, str) and name else f"array:{position}")
-        else:
-            names.extend(resolve_inputs([item]))
-    return names, arrays
+            continue
+        for source in resolve_sources([item]):
+            names.append(source.text)
+            if source.zarr:
+                zarr.add(source.text)
+    return names, arrays, frozenset(zarr)
 
 
 def open_or_create(store, names, config: RunConfig, *, overwrite: bool, resume: bool):
@@ -135,10 +145,16 @@ class Run:
     display_range: np.ndarray | None = None
     failures: dict = field(default_factory=dict)  # index → reason, each reported once
     unfinished: list = field(default_factory=list)  # batches whose workers died
+    zarr: frozenset = frozenset()  # the names that are zarr nodes, as split_inputs found them
 
     def __post_init__(self):
         stored = self.group.attrs.get("display_range")  # measured by the run this one resumes
         self.display_range = None if stored is None else np.asarray(stored)
+
+    def source(self, index: int) -> Source:
+        """The source of an image, as its input was classified (a name read back from a store is a file)."""
+        name = self.names[index]
+        return Source.of(name, zarr=name in self.zarr)
 
     def pending_batches(self) -> list[range]:
         """The batches with an image still pending (a batch is always done again whole)."""
