@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-from conftest import PHOTOS, every_array, write_png
+from helpers import PHOTOS, every_array, photo_mosaic, write_png
 from servers import moto_s3_env
-from test_mosaic import photo_mosaic
 
 from palette_dask import connect, extract_palette
 from palette_dask.cli import main
@@ -133,7 +132,7 @@ def test_a_store_out_of_reach_for_a_while_is_not_taken_for_gone(bucket, monkeypa
     """Only a missing zarr.json removes what a task wrote: a timeout or a refusal keeps it."""
     import s3fs
 
-    from palette_dask.outputs.store import _url_gone
+    from palette_dask.outputs.store.paths import _url_gone
 
     zarr.open_group(zarr.storage.FsspecStore.from_url("s3://out/here.zarr"), mode="w")
     assert _url_gone("s3://out/never-made.zarr") and not _url_gone("s3://out/here.zarr")
