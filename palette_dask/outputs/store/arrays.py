@@ -24,7 +24,7 @@ import zarr.storage
 from ..._version import __version__
 from ...constants import MAX_BATCH_SIZE
 from ...errors import Status, StoreError
-from .layout import create
+from .layout import ARRAYS, create
 from .paths import check_store_path, is_store, is_url, remove_store, store_exists, zarr_store
 
 __all__ = [
@@ -207,7 +207,9 @@ def write_batch(group: zarr.Group, result, *, held: np.ndarray | None = None) ->
     """Write one finished batch: a whole chunk of every per-image array, statuses last.
 
     ``result`` is a :class:`~palette_dask.kernels.count.BatchCounts`: its rows are
-    images ``result.start`` onwards, and its start is a chunk boundary. A
+    images ``result.start`` onwards, and its start is a chunk boundary; each
+    declared per-image array is written from its attribute of the same name
+    less ``image_`` (``counts``, ``errors``, ``pixel_size``...). A
     crash before the statuses are written leaves the batch pending, so
     ``--resume`` counts it again; never half a result marked done. Rows where
     ``held`` is true (images the store holds already, in a batch ``append``
@@ -222,18 +224,11 @@ def write_batch(group: zarr.Group, result, *, held: np.ndarray | None = None) ->
             values[held] = group[name][rows][held]
         group[name][rows] = values
 
-    if "image_counts" in group:
-        write("image_counts", result.counts)
+    for array in ARRAYS:  # each per-image array the batch carries (older stores lack some), statuses last
+        value = getattr(result, array.name.removeprefix("image_"), None)
+        if array.per_image and array.name in group and value is not None and array.name != "image_status":
+            write(array.name, np.array(value, dtype=object) if array.dtype == "str" else value)
     write("image_valid", result.counts.sum(axis=1))
-    write("image_masked", result.masked)
-    write("image_squared_error", result.squared_error)
-    write("image_lab_squared_error", result.lab_squared_error)
-    write("image_errors", np.array(result.errors, dtype=object))
-    if "image_pixel_size" in group:  # older stores have none
-        write("image_pixel_size", result.pixel_size)
-    if result.palettes is not None:
-        write("image_palettes", result.palettes)
-        write("image_palette_shares", result.palette_shares)
     write("image_status", result.status)
 
 
