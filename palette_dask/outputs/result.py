@@ -50,6 +50,9 @@ class PaletteResult:
     image_pixel_size : ndarray of float64, shape (n, 2), or None
         Each image's pixel height and width in metres, as its format declares
         them (:mod:`palette_dask.inputs.physical`); 0 where it declares none.
+    image_shape : ndarray of int64, shape (n, 3), or None
+        Each image's rows, columns and bands as read; 0 where it failed
+        (None: a store made before it was stored).
     """
 
     centers: np.ndarray
@@ -69,6 +72,7 @@ class PaletteResult:
     image_palettes: np.ndarray | None = None
     image_palette_shares: np.ndarray | None = None
     image_pixel_size: np.ndarray | None = None
+    image_shape: np.ndarray | None = None
 
     @property
     def k(self) -> int:
@@ -278,4 +282,5 @@ def load_result(source: str | os.PathLike | zarr.Group) -> PaletteResult:
         image_palettes=group["image_palettes"][:] if "image_palettes" in group else None,
         image_palette_shares=group["image_palette_shares"][:] if "image_palette_shares" in group else None,
         image_pixel_size=group["image_pixel_size"][:] if "image_pixel_size" in group else None,
+        image_shape=group["image_shape"][:] if "image_shape" in group else None,
     )

@@ -401,7 +401,7 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.
                 if result.status[index - rows.start] == stores.PENDING and not held[index - rows.start]:
                     outcome = tiled.pop(index, None) or run.failures.get(index)
                     info = opened.tiled[index][0] if index in opened.tiled else None
-                    _fill(result, index, outcome, run.names[index], info and info.pixel_size)
+                    _fill(result, index, outcome, run.names[index], info)
             stores.write_batch(group, result, held=held)
             done += len(rows)
             run.progress("counting", done, total)
@@ -409,12 +409,12 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.
                 run.failed(rows.start + int(position), result.errors[position], stored=True)
 
 
-def _fill(result: BatchCounts, index: int, outcome, name: str, pixel_size=None) -> None:
+def _fill(result: BatchCounts, index: int, outcome, name: str, info=None) -> None:
     """Fill the row of an image its batch's task did not count: a tiled image's counts, or why it failed.
 
     ``outcome`` is ``(counts, own palette or None)``, the reason (a str or an
-    exception), or None when there was no palette to count with; ``pixel_size``
-    the image's, in metres (None: not declared).
+    exception), or None when there was no palette to count with; ``info`` the
+    image's ImageInfo (its pixel size and shape), None where it was never read.
     """
     row = index - result.start
     if isinstance(outcome, str):
@@ -424,4 +424,4 @@ def _fill(result: BatchCounts, index: int, outcome, name: str, pixel_size=None) 
     elif outcome is None or outcome[0].valid == 0:
         result.fail(row, one_line(no_valid_pixels(name)))
     else:
-        result.done(row, *outcome, pixel_size=pixel_size)
+        result.done(row, *outcome, pixel_size=info and info.pixel_size, shape=info and info.shape)

@@ -50,7 +50,7 @@ PENDING, DONE, FAILED = Status.PENDING, Status.DONE, Status.FAILED
 #: The per-image arrays every store has from its creation (``image_names`` first, written then).
 PER_IMAGE = (
     "image_status", "image_errors", "image_valid", "image_masked", "image_squared_error",
-    "image_lab_squared_error", "image_pixel_size",
+    "image_lab_squared_error", "image_pixel_size", "image_shape",
 )  # fmt: skip
 #: By default a run has about this many batches: enough to share among workers, few files in the store.
 BATCHES = 32
@@ -111,7 +111,7 @@ def create_store(
     }
     store = zarr.storage.MemoryStore() if path is None else zarr_store(path)
     group = zarr.open_group(store, mode="w-", attributes=attributes)  # recognisable from its first write
-    sizes = {"image": n, "batch": batch, "side": 2, "channel": 3}
+    sizes = {"image": n, "batch": batch, "side": 2, "axis": 3, "channel": 3}
     names = create(group, "image_names", sizes)
     for start in range(0, n, batch):  # a chunk at a time: one long URL must not widen the whole array
         names[start : start + batch] = np.array(image_names[start : start + batch], dtype=object)

@@ -27,8 +27,8 @@ class Array:
         Its name in the group.
     dims : tuple of str
         Its dimension names (xarray reads them): ``image`` (n, chunked by
-        batch), ``color`` (k), ``channel`` (3), ``side`` (2), ``own_color``
-        (K, with ``per_image``).
+        batch), ``color`` (k), ``channel`` (3), ``side`` (2), ``axis`` (3:
+        rows, columns, bands), ``own_color`` (K, with ``per_image``).
     dtype : str
         ``"int64"``, ``"float32"``, ``"str"``...
     meaning : str
@@ -75,6 +75,10 @@ ARRAYS: tuple[Array, ...] = (
         "image_pixel_size", ("image", "side"), "float64",
         "a pixel's height and width in metres, as the input declares them (`inputs/physical.py`); "
         "0 where it does not", 0.0,
+    ),  # fmt: skip
+    Array(
+        "image_shape", ("image", "axis"), "int64",
+        "rows, columns and bands of the image as read (0 while pending, or where it failed)",
     ),  # fmt: skip
     Array(
         "image_palettes", ("image", "own_color", "channel"), "uint8", "each image's own colours", 0,
@@ -166,7 +170,7 @@ def check_layout(group: zarr.Group) -> None:
             )
 
 
-_SIZES = {"image": "n", "color": "k", "channel": "3", "side": "2", "own_color": "K"}
+_SIZES = {"image": "n", "color": "k", "channel": "3", "side": "2", "axis": "3", "own_color": "K"}
 
 
 def layout_table() -> str:
