@@ -22,7 +22,14 @@ from pathlib import Path
 
 from .cli_parser import UsageError, build_parser
 from .errors import ClusterError, InputError, PaletteDaskError, ParameterError, one_line, plural
-from .options import RunConfig, bands_argument, from_arguments, given_options, scale_argument
+from .options import (
+    RunConfig,
+    bands_argument,
+    from_arguments,
+    given_options,
+    scale_argument,
+    spelled_as_flags,
+)
 from .outputs.result import PaletteResult, load_result
 from .outputs.store import DONE
 
@@ -270,59 +277,33 @@ def _sweep(args) -> int:
 
 def _extract(args, inputs, store) -> PaletteResult:
     from .inputs.fetch import download_folder, remove_downloads
-    from .inputs.sources import resolve_inputs
-    from .outputs.geotiff import check_geotiff_folder
-    from .outputs.source_labels import check_source_labels
-    from .outputs.store import check_store_path, is_store, remove_remnant, store_exists
-    from .run.pipeline import extract_palette
+    from .outputs.store import is_store, remove_remnant, store_exists
+    from .run.pipeline import run_plan
+    from .run.plan import plan_run
 
     # the checks that need no cluster come first, so that a bad command starts none
     jobqueue = _jobqueue(args)
     vocabulary = _vocabulary(args)
-    inputs = resolve_inputs(inputs)
     append = getattr(args, "append", False)
-    source_labels = getattr(args, "source_labels", None)
-    if store is None and (args.labels or args.labels_geotiff or source_labels or args.resume or append):
-        flag = (
-            "--resume" if args.resume else "--append" if append
-            else "--source-labels" if source_labels and not args.labels else "--labels"
-        )  # fmt: skip
-        raise ParameterError(
-            f"{flag} needs a store: -o OUT.zarr (without -o the results are kept in memory only)"
-        )
-    if append and (args.resume or args.overwrite):
-        raise ParameterError("--append adds to a store: not with --resume or --overwrite")
-    if append and source_labels:
-        raise ParameterError("--source-labels writes into the inputs of one run: not with --append")
-    check_store_path(store, overwrite=args.overwrite, resume=args.resume, append=append)
-    _check_outputs(args, inputs, store)
-    if args.labels_geotiff:
-        check_geotiff_folder(args.labels_geotiff, inputs, replace=args.overwrite or args.resume or append)
-    if source_labels:
-        check_source_labels(inputs, source_labels, replace=args.overwrite or args.resume or append)
-    report = _reporter(args)  # the command reports failures itself: no Python warning
     options, given = from_arguments(args, "run"), given_options(args)
     if append:  # the store's parameters, but for the options given
         options = {name: value for name, value in options.items() if name in given}
     elif "k" not in given:  # a palette applied gives it
         del options["k"]
-    options.update(
-        store=store,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        append=append,
-        labels_geotiff=args.labels_geotiff,
-        source_labels=source_labels,
-    )
+    with spelled_as_flags():  # the run's own checks, their errors in the command's words
+        plan = plan_run(
+            inputs, store=store, resume=args.resume, overwrite=args.overwrite, append=append,
+            labels_geotiff=args.labels_geotiff, source_labels=getattr(args, "source_labels", None), **options,
+        )  # fmt: skip
+    _check_outputs(args, plan.names, store)
+    report = _reporter(args)  # the command reports failures itself: no Python warning
     ours = store is not None and (not store_exists(store) or is_store(store))  # this run may remove it
     try:
         # URLs are downloaded once, into a folder that lasts until the figure and the report are drawn
-        with download_folder(inputs) as downloads, _client(args, jobqueue) as client:
+        with download_folder(plan.names) as downloads, _client(args, jobqueue) as client:
             try:
                 try:
-                    result = extract_palette(
-                        inputs, client=client, report=report, downloads=downloads, **options
-                    )
+                    result = run_plan(plan, client=client, report=report, downloads=downloads)
                 except KeyboardInterrupt:
                     _INTERRUPT_SEEN.set()  # caught: the cluster closes without another one
                     raise

@@ -19,6 +19,8 @@ from them; split, an option would again be written in several places.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import contextvars
 import functools
 import inspect
 import numbers
@@ -53,6 +55,8 @@ __all__ = [
     "takes_options",
     "add_arguments",
     "given_options",
+    "spell",
+    "spelled_as_flags",
     # re-exported from constants.py
     "DEFAULT_K",
     "DEFAULT_SAMPLE_SIZE",
@@ -748,3 +752,48 @@ def given_options(args: argparse.Namespace) -> set[str]:
 def from_arguments(args: argparse.Namespace, stage: str) -> dict:
     """The options a parsed command line gives, by name (those of this stage and before)."""
     return {o.name: getattr(args, o.name) for o in options_of(stage) if o.flag and hasattr(args, o.name)}
+
+
+#: How a run's own keywords (not options) are written: from Python, and on the command line.
+_RUN_KEYWORDS = {
+    "store": ("store=PATH", "-o OUT.zarr"),
+    "append": ("append=True", "--append"),
+    "resume": ("resume=True", "--resume"),
+    "overwrite": ("overwrite=True", "--overwrite"),
+    "labels_geotiff": ("labels_geotiff=FOLDER", "--labels-geotiff"),
+    "source_labels": ("source_labels=NAME", "--source-labels"),
+}
+_ON_COMMAND_LINE = contextvars.ContextVar("palette_dask_on_command_line", default=False)
+
+
+def spell(name: str) -> str:
+    """An option or run keyword as the caller writes it: ``append=True`` from Python, ``--append`` in a shell.
+
+    Errors name what was given in the caller's own words; the command line
+    says it is the caller with :func:`spelled_as_flags`.
+
+    Examples
+    --------
+    >>> spell("append"), spell("labels")
+    ('append=True', 'labels=True')
+    >>> with spelled_as_flags():
+    ...     spell("append"), spell("store"), spell("sample_size")
+    ('--append', '-o OUT.zarr', '--sample')
+    """
+    flags = _ON_COMMAND_LINE.get()
+    if name in _RUN_KEYWORDS:
+        return _RUN_KEYWORDS[name][flags]
+    option = _BY_NAME.get(name)
+    if flags and option is not None and option.flag:
+        return option.flag
+    return f"{name}=True" if option is not None and option.action == "store_true" else f"{name}="
+
+
+@contextlib.contextmanager
+def spelled_as_flags():
+    """While the block runs, :func:`spell` gives command-line flags: the command line's errors name them."""
+    token = _ON_COMMAND_LINE.set(True)
+    try:
+        yield
+    finally:
+        _ON_COMMAND_LINE.reset(token)

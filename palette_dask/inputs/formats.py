@@ -120,14 +120,16 @@ class ImageInfo:
         return name + "A" * self.alpha
 
 
-def open_source(source: Source, downloads: str | None = None):
+def open_source(source: Source | str, downloads: str | None = None):
     """A binary file object for an image: the file, a remote TIFF read by byte ranges, or a URL's local copy.
 
     A URL decoded whole, or a remote TIFF given a ``downloads`` folder (its
     server does not answer range requests), is read from its local copy in
     ``downloads`` (by default a folder of this process's), downloaded first
-    unless this host has it there already.
+    unless this host has it there already. A name given (an image a store
+    names) is a file's: opened as a file, never as a zarr node.
     """
+    source = Source.of(source, zarr=False)
     if source.ranges and downloads is None:
         return open_url(source.text)
     if source.remote:

@@ -29,7 +29,6 @@ import warnings
 import numpy as np
 from distributed import Client
 
-from ..constants import DEFAULT_K
 from ..errors import (
     Failure,
     ImageFailedError,
@@ -45,16 +44,16 @@ from ..kernels.fit import fit_palette
 from ..kernels.pixels import N_FEATURES
 from ..options import RunConfig, check_k, takes_options
 from ..outputs import store as stores
-from ..outputs.geotiff import check_geotiff_folder, write_label_geotiffs
-from ..outputs.palettes import GivenPalette, read_palette
+from ..outputs.geotiff import write_label_geotiffs
 from ..outputs.result import PaletteResult, load_result
-from ..outputs.source_labels import check_source_labels, write_source_labels
+from ..outputs.source_labels import write_source_labels
 from .choose import Sweep, fit_sweep
 from .cluster import connect
 from .passes import count_images, open_images, sample_run
+from .plan import Plan, plan_run
 from .state import Opened, Reporter, Run, open_or_create, open_to_append, split_inputs
 
-__all__ = ["RunConfig", "extract_palette", "sweep_k", "ImageFailedError", "RunIncompleteError"]
+__all__ = ["RunConfig", "extract_palette", "run_plan", "sweep_k", "ImageFailedError", "RunIncompleteError"]
 
 
 @takes_options("run")
@@ -125,40 +124,32 @@ def extract_palette(
     >>> result.k, round(float(result.proportions.sum()), 6), result.to_dict()["images"]
     (5, 1.0, {'total': 1, 'done': 1, 'failed': 0})
     """
-    # what the caller set: an appended store's own parameters must agree with them
-    asked = labels_geotiff is not None or source_labels is not None  # label rasters, in other forms too
-    explicit = set(options) | ({"k"} if k is not None else set()) | ({"labels"} if asked else set())
-    labels = options.pop("labels", False) or asked
-    given = None
-    if options.get("palette") is not None and not append:  # applied, not fitted: its colours, its space
-        resumed = resume and store is not None and stores.is_store(store)  # holds what it applied
-        source = store if resumed and "centers" in stores.open_store(store) else options["palette"]
-        given = read_palette(source, options.get("space", "lab"))
-        k, options["space"] = _palette_k(k, given), given.space
-        if options.get("scale") in ("minmax", "percentile"):
-            raise ParameterError(
-                f"scale={options['scale']!r} is measured on a run's own sample; with a palette applied, "
-                "give the display range: scale='dtype' or (low, high)"
-            )
-    config = RunConfig(k=DEFAULT_K if k is None else k, labels=labels, **options)
-    if (labels or append) and store is None:
-        raise ParameterError(f"{'append' if append else 'labels'}=True needs a store path")
-    if append and (overwrite or resume):
-        raise ParameterError("append=True adds to a store: neither overwrite nor resume with it")
-    if append and source_labels is not None:  # the store's earlier inputs were never checked for it
-        raise ParameterError("source_labels writes into the inputs of one run: not with append=True")
-    names, arrays, zarr = split_inputs(inputs)
-    if append and arrays:
-        raise ParameterError("append=True adds image files and URLs; arrays given from Python cannot be")
-    if labels_geotiff is not None:
-        check_geotiff_folder(labels_geotiff, names, replace=overwrite or resume or append)
-    if source_labels is not None:
-        check_source_labels(names, source_labels, replace=overwrite or resume or append)
+    plan = plan_run(
+        inputs, k, store=store, overwrite=overwrite, resume=resume, append=append,
+        labels_geotiff=labels_geotiff, source_labels=source_labels, **options,
+    )  # fmt: skip
+    return run_plan(plan, client=client, downloads=downloads, report=report)
+
+
+def run_plan(
+    plan: Plan,
+    *,
+    client: Client | str | None = None,
+    downloads: str | None = None,
+    report: Reporter | None = None,
+) -> PaletteResult:
+    """Carry out a checked run (:func:`~.plan.plan_run`): the store made or opened, the passes, the outputs.
+
+    ``client``, ``downloads`` and ``report`` are :func:`extract_palette`'s.
+    """
+    names, arrays, zarr, config, given = plan.names, plan.arrays, plan.zarr, plan.config, plan.given
+    store, overwrite, resume, append = plan.store, plan.overwrite, plan.resume, plan.append
+    labels_geotiff, source_labels = plan.labels_geotiff, plan.source_labels
     # a store this run makes (not one it resumes or grows, nor a folder there) goes if it keeps nothing
     created = store is not None and not append and not (resume and stores.is_store(store))
     created = created and (not stores.store_exists(store) or stores.is_store(store))
     if append:  # the store's run, grown: its parameters and palette
-        group, names, config = open_to_append(store, names, config, explicit, report or _silent)
+        group, names, config = open_to_append(store, names, config, set(plan.explicit), report or _silent)
     else:
         group = open_or_create(store, names, config, overwrite=overwrite, resume=resume)
     try:
@@ -190,21 +181,11 @@ def extract_palette(
             f"{len(result.failures):,} of {plural(len(names), 'image')} failed (first: {first}); "
             "result.failures names each with its reason",
             PaletteDaskWarning,
-            stacklevel=2,
+            stacklevel=4,  # extract_palette's caller: past run_plan, extract_palette, takes_options' wrapper
         )
     if result.store and not stores.store_exists(store):  # removed: it kept nothing
         return dataclasses.replace(result, store=None)
     return result
-
-
-def _palette_k(k: int | None, given: GivenPalette) -> int:
-    """The ``k`` of a run applying ``given``: its number of colours (``k`` not given, or equal)."""
-    if k not in (None, len(given.centers)):
-        raise ParameterError(
-            f"k={k}, but the palette of {given.source} has {plural(len(given.centers), 'colour')}; "
-            "a palette applied gives k"
-        )
-    return len(given.centers)
 
 
 def _execute(run: Run) -> None:
