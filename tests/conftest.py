@@ -1,25 +1,19 @@
-"""Shared fixtures: real dask clusters, real image files, trusted references."""
+"""Shared fixtures (real dask clusters, real rasters, Chromium) and the hook that sorts tests into tiers.
+
+Helpers that are not fixtures live in helpers.py.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-import skimage
-from PIL import Image
+from helpers import DASK, REAL_RASTERS
 
 from palette_dask import connect
-
-SKIMAGE_DATA = Path(skimage.__file__).parent / "data"
-REAL_RASTERS = Path(__file__).resolve().parent / "data"  # CC0 rasters from rasterio's tests (data/README.md)
-DASK = str(Path(sys.executable).parent / "dask")
-PHOTOS = [SKIMAGE_DATA / name for name in ("astronaut.png", "coffee.png", "logo.png")]
 
 
 @pytest.fixture(scope="session")
@@ -83,56 +77,6 @@ def remote_cluster(tmp_path_factory):
                 process.kill()
 
 
-def write_png(path: os.PathLike, array: np.ndarray, **save) -> str:
-    """Encode an array as a real PNG file (16-bit RGB through imagecodecs)."""
-    array = np.asarray(array)
-    if array.dtype == np.uint16 and array.ndim == 3:
-        import imagecodecs
-
-        Path(path).write_bytes(imagecodecs.png_encode(array))
-    else:
-        Image.fromarray(array).save(path, format="PNG", **save)
-    return str(path)
-
-
-def photo_crops(n: int, *, seed: int, corners: int, sides: tuple[int, int]):
-    """``n`` seeded crops of the real photos (RGB): corners below ``corners``, sides in ``sides``."""
-    rng = np.random.default_rng(seed)
-    photos = [np.asarray(Image.open(p).convert("RGB")) for p in PHOTOS]
-    for i in range(n):
-        y, x, h, w = *rng.integers(0, corners, 2), *rng.integers(*sides, 2)
-        yield photos[i % 3][y : y + h, x : x + w]
-
-
-def every_array(group) -> dict:
-    """Every array of a zarr group, label rasters included, by path: to compare whole stores."""
-    found = {}
-
-    def walk(node, prefix=""):
-        for name, array in node.arrays():
-            found[prefix + name] = array[:]
-        for name, child in node.groups():
-            walk(child, f"{prefix}{name}/")
-
-    walk(group)
-    return found
-
-
-def sklearn_best_inertia(pixels: np.ndarray, k: int, seeds=(0, 1, 2)) -> float:
-    """The reference: scikit-learn KMeans, best inertia over ``seeds``."""
-    from sklearn.cluster import KMeans
-
-    x = np.asarray(pixels, dtype=np.float64)
-    return min(KMeans(n_clusters=k, n_init=1, random_state=s).fit(x).inertia_ for s in seeds)
-
-
-def reference_labels(pixels: np.ndarray, centers: np.ndarray) -> np.ndarray:
-    """Nearest-centre labels computed independently, with numpy broadcasting."""
-    x = np.asarray(pixels, dtype=np.float64)
-    c = np.asarray(centers, dtype=np.float64)
-    return np.argmin(((x[:, None, :] - c[None, :, :]) ** 2).sum(axis=2), axis=1)
-
-
 @pytest.fixture(scope="session")
 def chromium() -> str:
     """Debian's Chromium, headless: `make test` installs it (apt-get install chromium)."""
@@ -144,12 +88,22 @@ def chromium() -> str:
     return found
 
 
-def browse(chromium: str, url: str, *, screenshot: Path | None = None, size=(1280, 1600)) -> str:
-    """Open ``url`` in headless Chromium; returns the DOM after its scripts ran (and takes a screenshot)."""
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--force-color-profile=srgb", "--hide-scrollbars"]
-    flags += [f"--window-size={size[0]},{size[1]}"]
-    if screenshot is not None:
-        command = [chromium, *flags, f"--screenshot={screenshot}", url]
-        subprocess.run(command, capture_output=True, timeout=120)
-    done = subprocess.run([chromium, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
-    return done.stdout
+#: Tiers by the fixtures a test uses, directly or through other fixtures (pyproject.toml declares the
+#: markers; `make test-fast` leaves out every tier but the day-to-day one).
+TIERS_BY_FIXTURE = {
+    "slurm": "slurm",  # test_slurm.py: munged, slurmctld and slurmd started for the session (tests/slurm.py)
+    "s3": "s3",  # test_remote.py: moto's S3 server holding the inputs
+    "bucket": "s3",  # test_object_store.py: moto's S3 server holding the store
+    "chromium": "browser",
+    "process_client": "cluster",  # worker processes
+    "remote_cluster": "cluster",  # `dask scheduler` and `dask worker` processes
+    "cluster": "cluster",  # test_workers_leave.py: the same, retired, restarted and killed
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test with the tiers of the fixtures it uses (see TIERS_BY_FIXTURE)."""
+    for item in items:
+        used = getattr(item, "fixturenames", ())
+        for tier in sorted({TIERS_BY_FIXTURE[name] for name in used if name in TIERS_BY_FIXTURE}):
+            item.add_marker(tier)

@@ -5,14 +5,14 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import PHOTOS, SKIMAGE_DATA
+from helpers import PHOTOS, SKIMAGE_DATA
 from PIL import Image
 
 from palette_dask import extract_palette
 from palette_dask.cli import main
 from palette_dask.errors import ParameterError, StoreError
-from palette_dask.outputs.palettes import read_palette
 from palette_dask.kernels.colour import srgb_to_lab
+from palette_dask.outputs.palettes import read_palette
 from palette_dask.outputs.render import export_palette
 from palette_dask.outputs.result import load_result
 
@@ -178,6 +178,7 @@ def test_compare_gives_each_ids_share_in_every_store(capsys, client, fitted, tmp
     assert f"its palette is not that of {stores[0]}" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_append_counts_new_images_with_the_stores_palette(client, tmp_path):
     store, photos = tmp_path / "grown.zarr", []
     for photo in PHOTOS:

@@ -7,15 +7,14 @@ import pytest
 import rasterio
 import rioxarray
 import tifffile
-from conftest import PHOTOS
-from test_mosaic import photo_mosaic
-from test_ome import write_ome_zarr
+from helpers import PHOTOS, photo_mosaic, write_ome_zarr
 
 from palette_dask import extract_palette
 from palette_dask.cli import main
 from palette_dask.outputs.render import export_palette
 
 
+@pytest.mark.slow
 def test_a_geotiffs_areas_are_its_counts_times_its_pixel_area(capsys, client, real_rasters, tmp_path):
     scene = str(real_rasters / "RGB.byte.tif")
     with rasterio.open(scene) as source:  # by hand: 300 m pixels in UTM 18N

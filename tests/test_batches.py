@@ -8,7 +8,7 @@ import pytest
 import tifffile
 import xarray as xr
 import zarr
-from conftest import PHOTOS, every_array, photo_crops
+from helpers import PHOTOS, every_array, photo_crops
 from PIL import Image
 
 from palette_dask import extract_palette
@@ -52,6 +52,7 @@ def run(folder, store, batch_size, client, **options):
         )
 
 
+@pytest.mark.slow
 def test_batch_sizes_1_7_and_256_give_identical_stores(mixed, tmp_path, client):
     stores = {}
     for size in (1, 7, 256):

@@ -12,9 +12,8 @@ import pytest
 import tifffile
 import xarray as xr
 import zarr
-from conftest import photo_crops
+from helpers import ome_zarr, photo_crops
 from PIL import Image
-from test_mosaic import ome_zarr
 
 from palette_dask import extract_palette
 from palette_dask.cli import main

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import sklearn_best_inertia, write_png
+from helpers import sklearn_best_inertia, write_png
 from PIL import Image
 
 from palette_dask import sweep_k

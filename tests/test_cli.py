@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-from conftest import PHOTOS, every_array, photo_crops, write_png
+from helpers import PHOTOS, every_array, photo_crops, write_png
 from PIL import Image
 
 from palette_dask import load_result
@@ -140,6 +140,8 @@ def test_show_of_something_else(capsys, tmp_path):
     assert code == 1 and "not a palette_dask store" in err
 
 
+@pytest.mark.cluster
+@pytest.mark.slow
 def test_default_process_cluster_and_demo(capsys, tmp_path):
     code, out, err = run_cli(capsys, "demo", "--out", tmp_path / "demo", "--workers", "2")
     assert code == 0, err
@@ -179,6 +181,7 @@ def test_a_failed_run_leaves_nothing_and_the_same_command_runs_twice(capsys, tmp
     assert code == 2 and "--labels needs a store: -o OUT.zarr" in err
 
 
+@pytest.mark.slow
 def test_the_readme_quick_start_runs_top_to_bottom_in_one_folder(capsys, tmp_path, monkeypatch, real_rasters):
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     block = readme.split("## Quick start", 1)[1].split("```", 2)[1]
@@ -213,8 +216,7 @@ def test_the_readme_satellite_and_microscopy_examples_run_end_to_end(
     capsys, tmp_path, monkeypatch, real_rasters
 ):
     import rasterio
-    from test_mosaic import photo_mosaic
-    from test_ome import write_ome_zarr
+    from helpers import photo_mosaic, write_ome_zarr
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     section = readme.split("### A satellite scene", 1)[1].split("\n## ", 1)[0]  # and "A microscope slide"

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-from conftest import PHOTOS
+from helpers import PHOTOS
 
 from palette_dask import connect
 from palette_dask.cli import main
@@ -31,6 +31,7 @@ def test_run_on_a_remote_cluster_equals_the_local_run(capsys, tmp_path, remote_c
         np.testing.assert_array_equal(remote[name][:], local[name][:], err_msg=name)
 
 
+@pytest.mark.slow
 def test_unreachable_scheduler_is_a_usage_error_within_a_bounded_time(capsys, tmp_path):
     code = main(["run", str(PHOTOS[1]), "-o", str(tmp_path / "o.zarr"), "--scheduler", "tcp://127.0.0.1:9"])
     err = capsys.readouterr().err
@@ -39,6 +40,7 @@ def test_unreachable_scheduler_is_a_usage_error_within_a_bounded_time(capsys, tm
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_dashboard_answers_during_a_run(tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -144,6 +146,7 @@ def test_default_local_cluster_is_sized_to_the_machine():
             assert [w["nthreads"] for w in workers] == [1] * cores
 
 
+@pytest.mark.cluster
 def test_the_command_on_process_workers_through_a_pipe(tmp_path):
     command = [CLI, "run", str(PHOTOS[1]), "-o", str(tmp_path / "p.zarr"), "--processes", "--workers", "2"]
     done = subprocess.run([*command, "--json"], capture_output=True, text=True, timeout=120)

@@ -3,7 +3,7 @@
 import dask.array as da
 import numpy as np
 import pytest
-from conftest import reference_labels
+from helpers import reference_labels
 from skimage.color import lab2rgb, rgb2lab
 
 from palette_dask import image_stats

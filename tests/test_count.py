@@ -1,7 +1,7 @@
 import dask.array as da
 import numpy as np
 import pytest
-from conftest import reference_labels
+from helpers import reference_labels
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 import zarr
-from conftest import every_array, photo_crops, write_png
+from helpers import every_array, photo_crops, write_png
 from skimage.color import deltaE_ciede2000, rgb2lab
 
 from palette_dask import extract_palette
@@ -97,6 +97,7 @@ def test_excluding_colours_equals_masking_their_pixels_in_batches_and_tiles(clie
     assert runs[plain]["image_masked"].sum() > 0.3 * runs[plain]["image_valid"].sum()
 
 
+@pytest.mark.slow
 def test_the_lookup_table_excludes_what_the_loop_excludes_for_every_8_bit_colour():
     every = np.arange(2**24, dtype=np.uint32)
     block = (

@@ -3,7 +3,7 @@ import warnings
 import dask.array as da
 import numpy as np
 import pytest
-from conftest import PHOTOS, reference_labels, sklearn_best_inertia
+from helpers import PHOTOS, reference_labels, sklearn_best_inertia
 
 from palette_dask import (
     NoValidPixelsError,

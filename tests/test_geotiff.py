@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import rasterio
 import zarr
-from conftest import write_png
-from test_mosaic import photo_mosaic
+from helpers import photo_mosaic, write_png
 
 from palette_dask import InputError, extract_palette
 

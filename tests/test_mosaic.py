@@ -11,21 +11,12 @@ import pytest
 import tifffile
 import xarray as xr
 import zarr
-from conftest import PHOTOS, reference_labels, write_png
+from helpers import PHOTOS, ome_zarr, photo_mosaic, reference_labels, write_png
 from PIL import Image
 
 from palette_dask import ImageReadError, extract_palette, probe
 from palette_dask.errors import PaletteDaskWarning
 from palette_dask.outputs.store import DONE
-
-
-def photo_mosaic(rows: int, cols: int) -> np.ndarray:
-    """An RGB mosaic of the real photos, cropped to (rows, cols)."""
-    tiles = [np.asarray(Image.open(p).convert("RGB").resize((200, 200))) for p in PHOTOS]
-    grid = np.vstack(
-        [np.hstack([tiles[(i + j) % 3] for j in range(cols // 200 + 1)]) for i in range(rows // 200 + 1)]
-    )
-    return np.ascontiguousarray(grid[:rows, :cols])
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +41,7 @@ def reference(bands, order=(2, 1, 0), high=65535.0, low=0.0):
     return features, valid
 
 
+@pytest.mark.slow
 def test_multispectral_bands_nodata_and_labels(client, tmp_path, multispectral):
     path, bands = multispectral
     with pytest.raises(ImageReadError, match="5 bands"):
@@ -102,19 +94,6 @@ def test_scale_minmax_and_percentile(client, multispectral):
     np.testing.assert_allclose(measured, np.percentile(colour, [2, 98], axis=0), rtol=0.05, atol=80)
     explicit = extract_palette(path, 4, bands=(2, 1, 0), nodata=0, scale=(0, 10200), client=client)
     assert explicit.centers_rgb.max() > 150  # 0–10200 spread over 0–255, not 0–40 as by dtype
-
-
-def ome_zarr(path, rgb, version="0.5"):
-    """A minimal OME-Zarr image (tczyx, one level) written with plain zarr."""
-    group = zarr.open_group(path, mode="w")
-    axes = [{"name": n, "type": t} for n, t in zip("tczyx", ["time", "channel", "space", "space", "space"])]
-    group.attrs["ome"] = {
-        "version": version,
-        "multiscales": [{"axes": axes, "datasets": [{"path": "0", "coordinateTransformations": []}]}],
-    }
-    data = np.moveaxis(rgb, -1, 0)[None, :, None]
-    group.create_array("0", shape=data.shape, chunks=(1, 3, 1, 64, 64), dtype=data.dtype)[:] = data
-    return path
 
 
 def test_ome_zarr_image_or_level_and_a_group_without_image(client, tmp_path):

@@ -5,28 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-from conftest import PHOTOS
+from helpers import PHOTOS, photo_mosaic, write_ome_zarr
 from servers import http_server
-from test_mosaic import photo_mosaic
 
 from palette_dask import extract_palette
 from palette_dask.cli import main
-
-
-def write_ome_zarr(path, image, version: str) -> None:
-    """``image`` (rows, columns, 3) as an OME-Zarr TCZYX image written by ome-zarr-py, in µm."""
-    from ome_zarr.format import FormatV04, FormatV05
-    from ome_zarr.io import parse_url
-    from ome_zarr.writer import write_image
-
-    fmt = FormatV04() if version == "0.4" else FormatV05()
-    store = parse_url(str(path), mode="w", fmt=fmt).store
-    root = zarr.group(store=store, zarr_format=2 if version == "0.4" else 3)
-    tczyx = np.moveaxis(image, -1, 0)[np.newaxis, :, np.newaxis]
-    write_image(
-        tczyx, root, axes="tczyx", fmt=fmt, scale_factors=[2, 4], scale={"y": 0.325, "x": 0.325},
-        axes_units={"y": "micrometer", "x": "micrometer"},
-    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +24,7 @@ def slides(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_ome_zarr_04_and_05_read_alike_locally_by_file_url_and_over_http(client, slides, tmp_path):
     reference = extract_palette(
         str(slides / "plain.zarr"), 4, seed=1, store=tmp_path / "ref.zarr", client=client

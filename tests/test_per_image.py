@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import zarr
-from conftest import photo_crops, write_png
+from helpers import photo_crops, write_png
 from sklearn.cluster import KMeans
 
 from palette_dask import extract_palette, load_result
@@ -55,6 +55,7 @@ def test_per_image_palettes_are_as_good_as_scikit_learn_kmeans_in_lab(client, cr
     assert np.mean(ratios) <= 1.02, ratios
 
 
+@pytest.mark.slow
 def test_per_image_palettes_do_not_depend_on_batches_and_leave_out_excluded_pixels(client, crops, tmp_path):
     runs = {}
     for size in (1, 7, 256):
@@ -101,7 +102,7 @@ def test_per_image_palettes_on_the_command_line_and_in_search(crops, tmp_path, c
 
 
 def test_a_mosaic_read_chunk_by_chunk_gets_its_own_palette_from_its_chunks_bins(client, tmp_path):
-    from test_sample import periodic_mosaic
+    from helpers import periodic_mosaic
 
     from palette_dask.inputs.read import probe
     from palette_dask.kernels.per_image import BITS, _bins, add_parts, bins_of, block_parts, lattice_step

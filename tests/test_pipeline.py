@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
-from conftest import PHOTOS, reference_labels, sklearn_best_inertia, write_png
+from helpers import PHOTOS, reference_labels, sklearn_best_inertia, write_png
 from PIL import Image
 
 from palette_dask import PaletteDaskWarning, extract_palette

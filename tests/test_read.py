@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
-from conftest import PHOTOS, write_png
+from helpers import PHOTOS, write_png
 from PIL import Image
 
 from palette_dask import ImageReadError, InputError, probe, read_image, resolve_inputs

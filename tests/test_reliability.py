@@ -12,7 +12,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import zarr
-from conftest import PHOTOS, every_array, photo_crops, write_png
+from helpers import PHOTOS, every_array, photo_crops, write_png
 from PIL import Image
 
 from palette_dask import connect, extract_palette
@@ -109,6 +109,7 @@ def crash_the_worker(block):
     return block
 
 
+@pytest.mark.cluster
 def test_a_task_that_kills_its_workers_leaves_its_image_pending(tmp_path):
     deadly = da.zeros((64, 64, 3), dtype=np.uint8, chunks=(32, 32, 3)).map_blocks(
         crash_the_worker, dtype=np.uint8

@@ -8,10 +8,9 @@ import pytest
 import skimage
 import tifffile
 import zarr
-from conftest import every_array, write_png
+from helpers import every_array, ome_zarr, write_png
 from servers import http_server, moto_s3_env
 from skimage.transform import resize
-from test_mosaic import ome_zarr
 
 from palette_dask import ImageReadError, extract_palette, probe, read_image, resolve_inputs
 from palette_dask.cli import EXIT_ERROR, main

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 import zarr
-from conftest import PHOTOS, write_png
+from helpers import PHOTOS, write_png
 from PIL import Image
 
 from palette_dask import palette_bar, palette_figure, read_image, thumbnail
@@ -111,6 +111,7 @@ def test_one_id_per_colour_in_the_table_json_labels_and_per_image_arrays(tmp_pat
             assert (pixels[here][0] == colours).all(axis=1).any()
 
 
+@pytest.mark.slow
 def test_colour_names_are_the_nearest_by_ciede2000_in_css_or_a_file(tmp_path, capsys):
     from skimage.color import deltaE_ciede2000, rgb2lab
 

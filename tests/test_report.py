@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
-from conftest import PHOTOS, browse, reference_labels, write_png
+from helpers import PHOTOS, browse, reference_labels, write_png
 from PIL import Image
 
 from palette_dask import extract_palette, palette_bar

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-from conftest import PHOTOS, REAL_RASTERS
+from helpers import PHOTOS, REAL_RASTERS
 
 from palette_dask import StoreError, extract_palette
 from palette_dask.cli import main
@@ -147,6 +147,7 @@ def test_no_output_may_be_an_input(capsys, photos):
     assert snapshot(photos) == before and not (photos / "s.zarr").exists()
 
 
+@pytest.mark.slow
 def test_a_job_script_run_twice_refuses_unless_told(tmp_path):
     out = tmp_path / "out"
 

@@ -219,6 +219,7 @@ def _lab_error(pixels: np.ndarray, colors: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.slow
 def test_default_palettes_of_periodic_mosaics_are_as_good_as_from_a_uniform_sample(
     client, periodic, not_kept, layout
 ):

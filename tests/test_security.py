@@ -10,8 +10,8 @@ import time
 
 import pytest
 import zarr
-from conftest import DASK, PHOTOS, every_array
 from distributed.security import Security
+from helpers import DASK, PHOTOS, every_array
 
 from palette_dask.cli import EXIT_USAGE, main
 from palette_dask.run.cluster import connect, jobqueue_cluster, jobqueue_options
@@ -45,6 +45,7 @@ def refused(address: str, security) -> str:
     pytest.fail(f"a client with {security!r} got an answer from {address}: {reply}")
 
 
+@pytest.mark.cluster
 def test_a_process_cluster_refuses_clients_without_its_credentials():
     with connect(processes=True, n_workers=1, dashboard_address="127.0.0.1:0") as client:
         address = client.scheduler.address
@@ -88,6 +89,7 @@ def tls_files(tmp_path):
     return files
 
 
+@pytest.mark.cluster
 def test_a_tls_scheduler_started_with_dask_commands_is_used_with_dask_config(tls_files, tmp_path, capsys):
     tls = ["--tls-ca-file", str(tls_files["ca"]), "--tls-cert", str(tls_files["cert"])]
     tls += ["--tls-key", str(tls_files["key"])]

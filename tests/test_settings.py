@@ -6,8 +6,8 @@ import threading
 
 import numpy as np
 import tifffile
-from conftest import PHOTOS, write_png
 from dask_ml.cluster import k_means
+from helpers import PHOTOS, write_png
 from PIL import Image
 
 from palette_dask import extract_palette

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
-from test_mosaic import photo_mosaic
+from helpers import photo_mosaic
 
 from palette_dask import extract_palette
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 import zarr
-from conftest import every_array, photo_crops, write_png
+from helpers import every_array, photo_crops, write_png
 from slurm import jobs, single_node_slurm, why_not
 
 from palette_dask import extract_palette

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
-from conftest import photo_crops
+from helpers import photo_crops
 from PIL import Image
 
 from palette_dask import ImageReadError

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
-from conftest import PHOTOS
+from helpers import PHOTOS
 from PIL import Image
 from servers import RangeHandler, http_server
 
@@ -114,6 +114,7 @@ def test_download_limit(server, monkeypatch, tmp_path):
     assert os.listdir(tmp_path) == []  # nothing half-downloaded is left
 
 
+@pytest.mark.slow
 def test_each_url_is_fetched_once_per_run_figure_and_report_included(server, capsys, tmp_path, monkeypatch):
     """A PNG is downloaded once; a TIFF from a server without range requests too, the other read by ranges."""
     urls = [f"{server}/coffee.png", f"{server}/norange/tiled.tif", f"{server}/tiled.tif"]

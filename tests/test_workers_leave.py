@@ -16,11 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-from conftest import DASK, PHOTOS, every_array, photo_crops
 from distributed import Client
+from helpers import DASK, PHOTOS, every_array, photo_crops
 from PIL import Image
 
 from palette_dask import connect, extract_palette
+
+pytestmark = pytest.mark.slow  # minutes: runs that wait for workers to retire, restart and die
 
 LOOPBACK = ["--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0"]
 

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import tifffile
-from conftest import PHOTOS
+from helpers import PHOTOS
 from PIL import Image
 
 from palette_dask.run.cluster import jobqueue_cluster, jobqueue_options
@@ -25,12 +26,14 @@ def run(script, *argv):
     )
 
 
+@pytest.mark.slow
 def test_help():
     for script in ("mosaic_palette.py", "collection_palette.py"):
         done = run(script, "--help")
         assert done.returncode == 0 and "usage:" in done.stdout and "--out" in done.stdout
 
 
+@pytest.mark.slow
 def test_mosaic_job(tmp_path):
     rgb = np.asarray(Image.open(PHOTOS[0]))
     bands = np.concatenate([np.moveaxis(rgb, -1, 0)[::-1], np.zeros((1, 512, 512), np.uint8)])  # B, G, R, 0
@@ -60,6 +63,7 @@ def test_mosaic_job(tmp_path):
     assert Image.open(tmp_path / "out" / "palette.png").size == (300, 50)
 
 
+@pytest.mark.slow
 def test_collection_job_with_a_failure_then_resume(tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()

@@ -1,0 +1,143 @@
+"""Shared helpers of the tests (not fixtures): real image files, trusted references, a headless browser.
+
+Fixtures and hooks live in conftest.py; test modules import these with ``from helpers import ...``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import skimage
+import zarr
+from PIL import Image
+
+SKIMAGE_DATA = Path(skimage.__file__).parent / "data"
+REAL_RASTERS = Path(__file__).resolve().parent / "data"  # CC0 rasters from rasterio's tests (data/README.md)
+DASK = str(Path(sys.executable).parent / "dask")
+PHOTOS = [SKIMAGE_DATA / name for name in ("astronaut.png", "coffee.png", "logo.png")]
+
+
+def write_png(path: os.PathLike, array: np.ndarray, **save) -> str:
+    """Encode an array as a real PNG file (16-bit RGB through imagecodecs)."""
+    array = np.asarray(array)
+    if array.dtype == np.uint16 and array.ndim == 3:
+        import imagecodecs
+
+        Path(path).write_bytes(imagecodecs.png_encode(array))
+    else:
+        Image.fromarray(array).save(path, format="PNG", **save)
+    return str(path)
+
+
+def photo_crops(n: int, *, seed: int, corners: int, sides: tuple[int, int]):
+    """``n`` seeded crops of the real photos (RGB): corners below ``corners``, sides in ``sides``."""
+    rng = np.random.default_rng(seed)
+    photos = [np.asarray(Image.open(p).convert("RGB")) for p in PHOTOS]
+    for i in range(n):
+        y, x, h, w = *rng.integers(0, corners, 2), *rng.integers(*sides, 2)
+        yield photos[i % 3][y : y + h, x : x + w]
+
+
+def photo_mosaic(rows: int, cols: int) -> np.ndarray:
+    """An RGB mosaic of the real photos, cropped to (rows, cols)."""
+    tiles = [np.asarray(Image.open(p).convert("RGB").resize((200, 200))) for p in PHOTOS]
+    grid = np.vstack(
+        [np.hstack([tiles[(i + j) % 3] for j in range(cols // 200 + 1)]) for i in range(rows // 200 + 1)]
+    )
+    return np.ascontiguousarray(grid[:rows, :cols])
+
+
+
+def ome_zarr(path, rgb, version="0.5"):
+    """A minimal OME-Zarr image (tczyx, one level) written with plain zarr."""
+    group = zarr.open_group(path, mode="w")
+    axes = [{"name": n, "type": t} for n, t in zip("tczyx", ["time", "channel", "space", "space", "space"])]
+    group.attrs["ome"] = {
+        "version": version,
+        "multiscales": [{"axes": axes, "datasets": [{"path": "0", "coordinateTransformations": []}]}],
+    }
+    data = np.moveaxis(rgb, -1, 0)[None, :, None]
+    group.create_array("0", shape=data.shape, chunks=(1, 3, 1, 64, 64), dtype=data.dtype)[:] = data
+    return path
+
+
+
+def write_ome_zarr(path, image, version: str) -> None:
+    """``image`` (rows, columns, 3) as an OME-Zarr TCZYX image written by ome-zarr-py, in µm."""
+    from ome_zarr.format import FormatV04, FormatV05
+    from ome_zarr.io import parse_url
+    from ome_zarr.writer import write_image
+
+    fmt = FormatV04() if version == "0.4" else FormatV05()
+    store = parse_url(str(path), mode="w", fmt=fmt).store
+    root = zarr.group(store=store, zarr_format=2 if version == "0.4" else 3)
+    tczyx = np.moveaxis(image, -1, 0)[np.newaxis, :, np.newaxis]
+    write_image(
+        tczyx, root, axes="tczyx", fmt=fmt, scale_factors=[2, 4], scale={"y": 0.325, "x": 0.325},
+        axes_units={"y": "micrometer", "x": "micrometer"},
+    )  # fmt: skip
+
+
+
+def periodic_mosaic(side: int, tile: int, period: int) -> np.ndarray:
+    """Tiles of ``tile`` pixels, each one of ``period``² different photos (anti-aliased), repeated.
+
+    With tiles the size of the chunks and a period of 2 or 4, a stratified quarter
+    of the chunks can hold a single kind of tile: what a sample must never see alone.
+    """
+    photos = [
+        "astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "ihc.png", "hubble_deep_field.jpg",
+        "camera.png", "motorcycle_left.png", "retina.jpg",
+    ]  # fmt: skip
+    kinds = [
+        np.asarray(Image.open(SKIMAGE_DATA / p).convert("RGB").resize((tile, tile), Image.Resampling.LANCZOS))
+        for p in photos[: period * period]
+    ]
+    n = -(-side // tile)
+    rows = [np.hstack([kinds[(i % period) * period + j % period] for j in range(n)]) for i in range(n)]
+    return np.ascontiguousarray(np.vstack(rows)[:side, :side])
+
+
+
+def every_array(group) -> dict:
+    """Every array of a zarr group, label rasters included, by path: to compare whole stores."""
+    found = {}
+
+    def walk(node, prefix=""):
+        for name, array in node.arrays():
+            found[prefix + name] = array[:]
+        for name, child in node.groups():
+            walk(child, f"{prefix}{name}/")
+
+    walk(group)
+    return found
+
+
+def sklearn_best_inertia(pixels: np.ndarray, k: int, seeds=(0, 1, 2)) -> float:
+    """The reference: scikit-learn KMeans, best inertia over ``seeds``."""
+    from sklearn.cluster import KMeans
+
+    x = np.asarray(pixels, dtype=np.float64)
+    return min(KMeans(n_clusters=k, n_init=1, random_state=s).fit(x).inertia_ for s in seeds)
+
+
+def reference_labels(pixels: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """Nearest-centre labels computed independently, with numpy broadcasting."""
+    x = np.asarray(pixels, dtype=np.float64)
+    c = np.asarray(centers, dtype=np.float64)
+    return np.argmin(((x[:, None, :] - c[None, :, :]) ** 2).sum(axis=2), axis=1)
+
+
+def browse(chromium: str, url: str, *, screenshot: Path | None = None, size=(1280, 1600)) -> str:
+    """Open ``url`` in headless Chromium; returns the DOM after its scripts ran (and takes a screenshot)."""
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--force-color-profile=srgb", "--hide-scrollbars"]
+    flags += [f"--window-size={size[0]},{size[1]}"]
+    if screenshot is not None:
+        command = [chromium, *flags, f"--screenshot={screenshot}", url]
+        subprocess.run(command, capture_output=True, timeout=120)
+    done = subprocess.run([chromium, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    return done.stdout
