@@ -422,7 +422,7 @@ OPTIONS: tuple[Option, ...] = (
         '(benchmarks/RESULTS.md, "A sample that sees the whole mosaic").',
         flag="--sample-chunks", parse=chunk_share, metavar="SHARE", stored="when set",
         help="sample a mosaic from this share of its chunks, not all (faster; can miss regions of a "
-        "periodic layout: see the README)",
+        "periodic layout: see docs/how-it-works.md)",
     ),
     Option(
         "seed", 0, _check_seed, "int",

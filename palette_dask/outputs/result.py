@@ -214,7 +214,7 @@ class PaletteResult:
         return label_array(self.store, index, self.palette(), like)
 
     def to_dict(self) -> dict:
-        """The JSON document of the command line (the README's "Command line")."""
+        """The JSON document of the command line (docs/outputs.md, "JSON")."""
         status = np.asarray(self.image_status)
         done, failed = int((status == DONE).sum()), int((status == FAILED).sum())
         params = self.attrs.get("parameters", {})
