@@ -2,10 +2,12 @@
 
 Our readers (the batch's read-once path, which decodes 8-bit PNG and JPEG with
 imagecodecs; the re-decode path through Pillow; tifffile's tiles, strips and
-our own band reader; zarr chunks) must either fail with one line naming the
-file, or give exactly the pixels a strict reference decoder gives: Pillow
-(which fails a truncated file) for what Pillow reads, the intact image for a
-cut TIFF or zarr chunk. A cut that loses pixel data must always fail.
+our own band reader; zarr chunks; JPEG 2000 decoded whole, and tile by tile)
+must either fail with one line naming the file, or give exactly the pixels a
+strict reference decoder gives: Pillow (which fails a truncated file) for what
+Pillow reads (OpenJPEG's own JP2 reader where Pillow has no mode for a JPEG
+2000's bands), the intact image for a cut TIFF or zarr chunk. A cut that loses
+pixel data must always fail.
 """
 
 import io
@@ -66,6 +68,14 @@ ENCODINGS = {
     "tiff-deflate-tiles": lambda im: ("tif", _tiff_bytes(im, tile=(32, 32), compression="zlib")),
     "tiff-jpeg-tiles": lambda im: ("tif", _tiff_bytes(im, tile=(32, 32), compression="jpeg")),
     "tiff-none-tiles": lambda im: ("tif", _tiff_bytes(im, tile=(32, 32))),
+    "jpeg2000-tiles": lambda im: ("jp2", _pillow_bytes(im, "JPEG2000", tile_size=(32, 32))),
+    "jpeg2000-codestream-tiles": lambda im: (
+        "j2k", _pillow_bytes(im, "JPEG2000", tile_size=(48, 40), no_jp2=True)
+    ),
+    "jpeg2000-rgba-tiles": lambda im: (
+        "jp2", _pillow_bytes(np.dstack([im, im[..., :1]]), "JPEG2000", tile_size=(32, 32), irreversible=True)
+    ),
+    "jpeg2000-one-tile": lambda im: ("jp2", _pillow_bytes(im, "JPEG2000", num_resolutions=3)),
 }
 
 
@@ -87,7 +97,20 @@ def _reference(path: Path, kind: str):
             pixels = np.asarray(image.convert(mode))
         return pixels if pixels.ndim == 3 else pixels[..., np.newaxis]
     except Exception:
+        if kind.startswith("jpeg2000"):  # Pillow has no mode for 3 bands declared grey (GDAL writes them)
+            return _openjpeg(path)
         return None
+
+
+def _openjpeg(path: Path):
+    """OpenJPEG's own decode of a whole JPEG 2000 file (imagecodecs, its colour boxes applied), or None."""
+    import imagecodecs
+
+    try:
+        pixels = imagecodecs.jpeg2k_decode(path.read_bytes())
+    except Exception:
+        return None
+    return pixels.reshape(pixels.shape[0], pixels.shape[1], -1)
 
 
 def _ours(path: Path) -> dict:

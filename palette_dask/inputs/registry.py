@@ -11,6 +11,7 @@ from a file: their chunks are dask's.
 from __future__ import annotations
 
 from .formats import Format, ImageInfo
+from .jpeg2000 import Jpeg2000Format
 from .pillow import PillowFormat
 from .source import Source
 from .tiff import TiffFormat
@@ -31,7 +32,7 @@ class ArrayFormat(Format):
 #: The zarr format, chosen by the source, not its bytes.
 ZARR = ZarrFormat()
 #: The formats of files, asked in this order whether they read a file's first bytes.
-FILE_FORMATS: tuple[Format, ...] = (TiffFormat(), PillowFormat())
+FILE_FORMATS: tuple[Format, ...] = (TiffFormat(), Jpeg2000Format(), PillowFormat())
 #: Every format by its name (:attr:`ImageInfo.format`).
 FORMATS: dict[str, Format] = {f.name: f for f in (ZARR, *FILE_FORMATS, ArrayFormat())}
 

@@ -21,7 +21,7 @@ __all__ = ["Source", "IMAGE_SUFFIXES", "is_zarr_dir"]
 #: File name endings taken as images where folders and prefixes are searched.
 IMAGE_SUFFIXES = (
     ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp",
-    ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".jp2",
+    ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".jp2", ".j2k", ".j2c", ".jpx",
 )  # fmt: skip
 #: The metadata documents that make a folder or prefix a zarr node (v3, v2, OME-Zarr 0.4's group).
 ZARR_METADATA = ("zarr.json", ".zarray", ".zgroup")
