@@ -37,9 +37,9 @@ class ImageInfo:
     source : Source
         The path or URL, classified (a string given is taken as a file's name).
     format : str
-        The name of the :class:`Format` that reads it (see :mod:`.registry`):
-        ``"tiff"``, ``"pillow"`` (PNG, JPEG, GIF, BMP, WebP...), ``"zarr"`` or
-        ``"array"`` (an array given to the API).
+        The name of the :class:`Format` that reads it (:data:`.registry.FORMATS`):
+        ``"tiff"``, ``"jpeg2000"``, ``"pillow"`` (PNG, JPEG, GIF, BMP, WebP...),
+        ``"zarr"``, or ``"array"`` (an array given to the API).
     shape : tuple of int
         ``(rows, columns, bands)`` of the array :func:`read_image` gives.
     dtype : str
