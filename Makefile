@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test system clean
+.PHONY: install demo test test-fast system clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,16 @@ test: $(STAMP) system
 	$(BIN)/ruff check palette_dask tests benchmarks workflows tools
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
+
+# The day-to-day tier, under 3 minutes on 2 cores: the same checks, and every test but the slow ones
+# and those that start SLURM, Chromium, moto's S3 or worker processes (pyproject.toml's markers).
+# `make test` runs them all, and stays CI's command.
+FAST := not slow and not slurm and not browser and not s3 and not cluster
+
+test-fast: $(STAMP)
+	$(BIN)/ruff check palette_dask tests benchmarks workflows tools
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python -m pytest -m "$(FAST)"
 
 clean:
 	rm -rf $(VENV) palette-demo .pytest_cache .hypothesis

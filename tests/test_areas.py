@@ -70,6 +70,7 @@ def test_microscopy_areas_come_from_ome_pixel_sizes(client, tmp_path):
     assert "area µm²" in format_table(result)
 
 
+@pytest.mark.slow
 def test_no_area_unless_every_image_declares_its_pixel_size(capsys, real_rasters, tmp_path):
     argv = ["run", str(real_rasters / "RGB.byte.tif"), str(PHOTOS[1]), "-k", "3", "--threads", "--json"]
     assert main(argv) == 0

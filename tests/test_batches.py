@@ -74,6 +74,7 @@ def test_batch_sizes_1_7_and_256_give_identical_stores(mixed, tmp_path, client):
         assert stores[1].attrs[name] == stores[256].attrs[name], name
 
 
+@pytest.mark.slow
 def test_memory_budgets_none_some_and_all_give_identical_stores(mixed, tmp_path, client):
     """Images kept between the passes or decoded again: the same numbers."""
     stores = {}
@@ -119,6 +120,7 @@ def test_the_store_opens_in_xarray_with_one_chunk_per_batch(mixed, tmp_path, cli
     assert int(dataset["image_counts"].sum()) == int(dataset["counts"].sum())
 
 
+@pytest.mark.slow
 def test_work_and_files_grow_with_batches_not_images(tmp_path, client):
     from dask.utils import key_split
     from distributed import get_task_stream

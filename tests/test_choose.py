@@ -35,6 +35,7 @@ def test_suggest_k_on_flat_and_short_curves():
     assert suggest_k([3, 4, 5, 6, 7], [900, 300, 120, 100, 90]) == 4  # 1 - x - y: 0, .49, .46, .24, 0
 
 
+@pytest.mark.slow
 def test_sweep_from_files_and_the_command_line(client, tmp_path, capsys):
     image = blobs(FOUR[:3], per_blob=3000).reshape(90, 100, 3).round().astype(np.uint8)
     path = write_png(tmp_path / "three.png", image)

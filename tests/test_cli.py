@@ -163,6 +163,7 @@ def test_lab_space_on_the_command_line_and_in_show(capsys, tmp_path):
     assert code == 0 and f"(RMS delta E {rms:.2f})" in out
 
 
+@pytest.mark.slow
 def test_a_failed_run_leaves_nothing_and_the_same_command_runs_twice(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, _, err = run_cli(capsys, "run", "missing.png", "--threads", "-q")
@@ -253,6 +254,7 @@ def test_the_readme_satellite_and_microscopy_examples_run_end_to_end(
     assert Path("slide.html").exists()
 
 
+@pytest.mark.slow
 def test_resume_from_another_folder_and_by_the_store_alone(capsys, tmp_path, monkeypatch):
     (tmp_path / "here").mkdir()
     (tmp_path / "elsewhere").mkdir()
@@ -351,6 +353,7 @@ def test_search_finds_the_images_a_colour_covers_as_a_numpy_filter_does(capsys, 
 # Smaller truths a new user met (issue 22)
 
 
+@pytest.mark.slow
 def test_quiet_hides_progress_not_failures_and_sweep_exits_3_like_run(capsys, tmp_path):
     write_png(tmp_path / "a.png", np.asarray(Image.open(PHOTOS[1]))[:120, :160])
     (tmp_path / "b.png").write_bytes(b"not a png")

@@ -45,6 +45,7 @@ def test_counts_equal_numpy_bincount_of_nearest_centre_labels():
     row_chunk=st.integers(1, 40),
     col_chunk=st.integers(1, 40),
 )
+@pytest.mark.slow
 def test_counts_sum_to_the_valid_pixels_whatever_the_chunking(rgba, row_chunk, col_chunk):
     counts, _, masked = reference_counts(rgba)
     result = stats_of(rgba, (row_chunk, col_chunk, 4))
@@ -58,6 +59,7 @@ def test_counts_sum_to_the_valid_pixels_whatever_the_chunking(rgba, row_chunk, c
     rgba=arrays(np.uint8, st.tuples(st.integers(1, 30), st.integers(1, 30), st.just(4))),
     seed=st.integers(0, 2**32 - 1),
 )
+@pytest.mark.slow
 def test_counts_do_not_depend_on_pixel_order(rgba, seed):
     order = np.random.default_rng(seed).permutation(rgba.shape[0] * rgba.shape[1])
     shuffled = rgba.reshape(-1, 4)[order].reshape(rgba.shape)
@@ -82,6 +84,7 @@ def test_the_colour_cache_of_8_bit_chunks_changes_no_number():
 
 
 @pytest.mark.parametrize("space", ["lab", "rgb"])
+@pytest.mark.slow
 def test_the_lookup_table_gives_what_the_loop_computes_for_every_8_bit_colour(space):
     every = np.arange(2**24, dtype=np.uint32)
     rgba = np.stack([every >> 16, (every >> 8) & 255, every & 255, every % 7], axis=-1).astype(np.uint8)

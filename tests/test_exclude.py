@@ -58,6 +58,7 @@ def test_excluded_pixels_are_those_of_a_numpy_and_a_scikit_image_mask(client, tm
     assert ours.sum() > 0.4 * ours.size  # the background went
 
 
+@pytest.mark.slow
 def test_excluding_colours_equals_masking_their_pixels_in_batches_and_tiles(client, tmp_path):
     """Every array of a run with exclusions equals the run where those pixels have alpha 0."""
     colours, within = [[255, 255, 255], [200, 60, 40]], 8.0
@@ -125,6 +126,7 @@ def test_the_lookup_table_excludes_what_the_loop_excludes_for_every_8_bit_colour
     )
 
 
+@pytest.mark.slow
 def test_exclude_on_the_command_line(tmp_path):
     path = write_png(tmp_path / "product.png", _photo_on_white(3))
     command = [sys.executable, "-m", "palette_dask.cli"]

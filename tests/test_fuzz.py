@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from fuzz import fuzz, run_case  # noqa: E402
 
 
+@pytest.mark.slow
 def test_mutated_images_give_a_result_or_our_own_error(tmp_path):
     outcomes = fuzz(300, seed=11, folder=str(tmp_path))
     crashes = {k: v for k, v in outcomes.items() if k.startswith("crash")}

@@ -13,6 +13,7 @@ from palette_dask import InputError, extract_palette
 
 
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # the PNG's, as expected
+@pytest.mark.slow
 def test_a_geotiff_scene_keeps_its_crs_and_transform(client, real_rasters, tmp_path):
     scene = tmp_path / "RGB.byte.tif"
     shutil.copy(real_rasters / "RGB.byte.tif", scene)

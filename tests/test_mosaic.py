@@ -78,6 +78,7 @@ def test_multispectral_bands_nodata_and_labels(client, tmp_path, multispectral):
     assert group["labels"].attrs["ome"]["labels"] == ["0"]
 
 
+@pytest.mark.slow
 def test_scale_minmax_and_percentile(client, multispectral):
     path, bands = multispectral
     features, valid = reference(bands)
@@ -128,6 +129,7 @@ def test_ome_tiff(tmp_path):
         probe(str(stack))
 
 
+@pytest.mark.slow
 def test_numpy_dask_and_xarray_inputs_match_the_file(client, tmp_path):
     rgb = photo_mosaic(160, 240)
     by_file = extract_palette(write_png(tmp_path / "m.png", rgb), 3, client=client)
@@ -148,6 +150,7 @@ def test_numpy_dask_and_xarray_inputs_match_the_file(client, tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_collection_of_mixed_images_is_one_palette_with_consistent_rows(client, tmp_path):
     rng = np.random.default_rng(0)
     photos = [np.asarray(Image.open(p).convert("RGB")) for p in PHOTOS]
@@ -272,6 +275,7 @@ def test_an_ome_zarr_level_declaring_pickle_is_refused_through_its_group(tmp_pat
         probe(str(image))
 
 
+@pytest.mark.slow
 def test_empty_and_chunked_identically_whatever_the_chunk_size(client, tmp_path):
     zarr.create_array(str(tmp_path / "empty.zarr"), shape=(0, 10, 3), dtype="u1")
     with pytest.raises(ImageReadError, match="image has no pixels"):
@@ -303,6 +307,7 @@ def test_an_in_memory_array_is_sent_to_the_workers_not_put_in_the_graph(client):
     assert isinstance(on_workers(client, planar).data, da.Array)
 
 
+@pytest.mark.slow
 def test_big_label_rasters_get_a_pyramid_that_ome_zarr_readers_open(client, tmp_path):
     """Levels halve until no side exceeds 1024: a mosaic read tile by tile, a PNG decoded in its batch."""
     from ome_zarr.io import parse_url

@@ -30,6 +30,7 @@ def numpy_mask(bands: np.ndarray, order, value=0) -> int:
     return int(np.all(bands[list(order)] == value, axis=0).sum())
 
 
+@pytest.mark.slow
 def test_a_rioxarray_scene_with_bands_selected_leaves_its_nodata_out(client, scene):
     path, bands = scene
     opened = rioxarray.open_rasterio(path)

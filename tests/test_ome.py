@@ -44,6 +44,7 @@ def test_ome_zarr_04_and_05_read_alike_locally_by_file_url_and_over_http(client,
             np.testing.assert_array_equal(result.centers, reference.centers, err_msg=what)
 
 
+@pytest.mark.slow
 def test_a_tczyx_level_without_names_is_read_with_its_length_one_axes_dropped(client, slides, tmp_path):
     reference = extract_palette(str(slides / "plain.zarr"), 4, seed=1, client=client)
     level = zarr.open_array(str(slides / "v4.ome.zarr" / "s0"), mode="r")[:]
@@ -126,6 +127,7 @@ def test_previews_read_the_lowest_ome_zarr_level_big_enough(client, slides, tmp_
     np.testing.assert_array_equal(shown[..., :3], np.moveaxis(level, 0, -1)[::2, ::2])
 
 
+@pytest.mark.slow
 def test_omero_channel_colours_say_which_band_is_shown_as_which_colour(client, tmp_path):
     """DAPI stored first, blue in its metadata, is shown blue; an inactive fourth channel is left aside."""
     import tifffile
@@ -163,6 +165,7 @@ def test_omero_channel_colours_say_which_band_is_shown_as_which_colour(client, t
     assert not np.array_equal(in_order.colors, reference.colors)  # --bands still says otherwise
 
 
+@pytest.mark.slow
 def test_labels_written_beside_their_image_are_found_by_ome_readers(client, slides, tmp_path):
     """--source-labels: the one output outside the store, asked for; the image's own data untouched."""
     import hashlib

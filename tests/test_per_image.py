@@ -31,6 +31,7 @@ def _error(lab: np.ndarray, colours: np.ndarray) -> float:
     return float(((lab[:, None, :] - shown[None]) ** 2).sum(axis=2).min(axis=1).mean())
 
 
+@pytest.mark.slow
 def test_per_image_palettes_are_as_good_as_scikit_learn_kmeans_in_lab(client, crops):
     result = extract_palette(crops, 3, client=client, per_image=K)
     ratios = []
@@ -77,6 +78,7 @@ def test_per_image_palettes_do_not_depend_on_batches_and_leave_out_excluded_pixe
     assert delta_e00(own, [[255, 255, 255]]).min() > 6
 
 
+@pytest.mark.slow
 def test_per_image_palettes_on_the_command_line_and_in_search(crops, tmp_path, capsys):
     store = tmp_path / "s.zarr"
     assert main(["run", str(crops), "-k", "3", "--per-image", "4", "-o", str(store), "-q"]) == 0

@@ -44,6 +44,7 @@ def check_against_references(result, paths, k):
 
 
 @pytest.mark.parametrize("space", ["lab", "rgb"])
+@pytest.mark.slow
 def test_scikit_image_photos_match_scikit_learn(client, tmp_path, space):
     result = extract_palette(PHOTOS, 5, store=tmp_path / "out.zarr", client=client, space=space)
     assert result.k == 5 and result.complete and result.attrs["space"] == space
@@ -185,6 +186,7 @@ def test_real_rasters(client, real_rasters, name):
     check_against_references(result, [path], result.k)
 
 
+@pytest.mark.slow
 def test_resume_finishes_only_what_is_pending_and_matches_a_full_run(client, tmp_path):
     inputs = [*PHOTOS, tmp_path / "missing.png"]
     with pytest.warns(PaletteDaskWarning, match="images? failed"):  # missing.png
@@ -228,6 +230,7 @@ def test_resume_needs_the_same_inputs_and_parameters(client, tmp_path):
         extract_palette(PHOTOS[0], 3, store=tmp_path / "s.zarr", client=client, resume=True)
 
 
+@pytest.mark.slow
 def test_n_init_is_stored_when_set_and_more_starts_never_fit_the_sample_worse(client, tmp_path):
     from palette_dask import StoreError
     from palette_dask.cli import main
@@ -256,6 +259,7 @@ def test_a_small_run_decodes_each_image_once(client, tmp_path):
     assert result.image_counts.sum() == 400 * 600
 
 
+@pytest.mark.slow
 def test_lab_space_stores_its_centres_and_beats_rgb_on_the_lab_error(client, tmp_path):
     from skimage.color import rgb2lab
 

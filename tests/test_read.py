@@ -223,6 +223,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from bombs import gradient_row, strip_bomb  # noqa: E402
 
 
+@pytest.mark.slow
 def test_a_deflate_strip_bomb_is_read_in_bands_within_memory(tmp_path):
     """8000 x 8000 RGB in one deflate strip (192 MB from 0.2 MB): no task decodes more than its band."""
     bomb = strip_bomb(tmp_path / "bomb.tif", 8000, 8000)

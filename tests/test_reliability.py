@@ -47,6 +47,7 @@ def uninterrupted(collection, tmp_path_factory):
     return zarr.open_group(store, mode="r")
 
 
+@pytest.mark.slow
 def test_a_run_killed_with_some_batches_stored_resumes_to_identical_arrays(
     tmp_path, collection, uninterrupted
 ):
@@ -110,6 +111,7 @@ def crash_the_worker(block):
 
 
 @pytest.mark.cluster
+@pytest.mark.slow
 def test_a_task_that_kills_its_workers_leaves_its_image_pending(tmp_path):
     deadly = da.zeros((64, 64, 3), dtype=np.uint8, chunks=(32, 32, 3)).map_blocks(
         crash_the_worker, dtype=np.uint8
@@ -135,6 +137,7 @@ def test_on_error_fail_from_the_api(client, tmp_path):
         extract_palette([PHOTOS[1], tmp_path / "zero.png"], 3, client=client, on_error="fail")
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_run_does_not_change_the_result(
     tmp_path, collection, uninterrupted, remote_cluster
 ):
@@ -197,6 +200,7 @@ def crops_and_full_run(tmp_path_factory):
 
 
 @pytest.mark.parametrize("moment", ["reading and sampling", "counting:"])
+@pytest.mark.slow
 def test_ctrl_c_always_stops_with_exit_130_and_a_resumable_store(tmp_path, crops_and_full_run, moment):
     """SIGINT to the command at a progress line; then --resume gives the uninterrupted store.
 
@@ -249,6 +253,7 @@ def tiled_mosaic(tmp_path_factory):
 
 
 @pytest.mark.parametrize("workers", ["--threads", "--processes"])
+@pytest.mark.slow
 def test_ctrl_c_while_tasks_write_labels_of_a_store_to_be_removed_leaves_nothing(
     tmp_path, tiled_mosaic, workers
 ):

@@ -227,6 +227,7 @@ def test_sampling_a_cog_over_http_fetches_a_share_of_its_tiles(www, local):
     assert 0.2 * full < handler.sent["/scene.tif"] < 0.3 * full + 4 * 2**16
 
 
+@pytest.mark.slow
 def test_a_report_over_http_reads_its_previews_from_the_cogs_overview(www, local, tmp_path, capsys):
     """The bytes of --html: those of the run without it, plus the overview level its previews need."""
     from palette_dask.outputs.report import preview

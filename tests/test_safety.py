@@ -110,6 +110,7 @@ def test_resume_refuses_a_folder_that_is_not_a_store_and_leaves_its_partial_file
     assert snapshot(photos) == before
 
 
+@pytest.mark.slow
 def test_a_store_inside_the_input_folder_is_never_an_input(capsys, photos):
     store = photos / "out.zarr"
     expected = sorted(str(photos / name) for name in ("a.tif", "coffee.png", "logo.png"))

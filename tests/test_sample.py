@@ -150,6 +150,7 @@ def test_mosaic_share_of_the_sample_is_its_share_of_pixels(client, tmp_path, not
     assert abs(red_share - 4_194_304 / (4_194_304 + 1_400_000)) < 0.02, red_share
 
 
+@pytest.mark.slow
 def test_masked_mosaic_draws_more_cells_until_the_sample_is_full(client, tmp_path, not_kept):
     pixels = _zarr_mosaic(tmp_path / "m.zarr", 2048, 128)
     rgba = np.concatenate([pixels, np.zeros((2048, 2048, 1), np.uint8)], axis=2)
@@ -200,6 +201,7 @@ def periodic(tmp_path_factory):
 
 
 @pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.slow
 def test_by_default_a_mosaic_is_sampled_as_the_same_pixels_in_memory(client, periodic, not_kept, layout):
     """A mosaic read chunk by chunk has exactly the sample of its pixels as one array: every pixel counts."""
     path, pixels = periodic[layout]

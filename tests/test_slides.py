@@ -42,6 +42,7 @@ def slides(tmp_path_factory):
 @pytest.mark.parametrize(
     "name, pixels, micrometres", [("slide.ome.tif", "ome.zarr", 0.25), ("slide.svs", "svs.zarr", 0.5)]
 )
+@pytest.mark.slow
 def test_a_slide_is_read_at_full_resolution_as_the_same_pixels_in_zarr(
     client, slides, name, pixels, micrometres
 ):

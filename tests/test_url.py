@@ -160,6 +160,7 @@ def test_a_url_tiff_is_read_tile_by_tile_by_byte_ranges(server, www, tmp_path):
 
 
 @pytest.mark.parametrize("path", ["/drip-body.png", "/drip-headers.png"])
+@pytest.mark.slow
 def test_a_dripping_server_is_cut_at_the_deadline(server, tmp_path, path):
     Handler.hung_up[path].clear()
     with pytest.raises(ImageReadError, match=f"{path}: download stopped at its deadline of 1.5 s"):

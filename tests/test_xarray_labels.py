@@ -59,6 +59,7 @@ def test_the_store_keeps_a_rioxarray_scenes_georeference_for_its_labels_and_geot
         assert tif.nodata == 0 and (tif.read(1) == 0).any()
 
 
+@pytest.mark.slow
 def test_a_dask_backed_data_array_from_zarr_keeps_its_dimension_names_and_coordinates(client, tmp_path):
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (3, 64, 96), dtype=np.uint8)
