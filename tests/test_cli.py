@@ -213,6 +213,7 @@ def test_the_readme_quick_start_runs_top_to_bottom_in_one_folder(capsys, tmp_pat
     assert len(grown.image_names) == 4 and np.array_equal(grown.image_counts[3], scene.image_counts[0])
 
 
+@pytest.mark.slow
 def test_the_readme_satellite_and_microscopy_examples_run_end_to_end(
     capsys, tmp_path, monkeypatch, real_rasters
 ):

@@ -137,6 +137,7 @@ def _page_params() -> list:
 
 
 @pytest.mark.parametrize("page", _page_params())
+@pytest.mark.slow
 def test_every_example_of_the_page_runs(page, sample_folder, tmp_path, monkeypatch, capsys):
     folder = tmp_path / "sample"
     shutil.copytree(sample_folder, folder, symlinks=True)

@@ -299,6 +299,7 @@ def test_sniffed_before_pillow_and_found_in_folders(files, tmp_path):
     assert resolve_inputs(str(tmp_path / "scene")) == [str(tmp_path / "scene" / "B04.j2k")]
 
 
+@pytest.mark.slow
 def test_a_run_counts_as_the_same_pixels_saved_as_png(client, files, tmp_path):
     from palette_dask import extract_palette
 

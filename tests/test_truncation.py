@@ -206,6 +206,7 @@ def test_jpeg_whole_walks_markers_as_a_decoder_does(photo):
     assert not jpeg_is_whole(data[: at + 2] + b"\xff\xff" + data[at + 4 :])
 
 
+@pytest.mark.slow
 def test_a_cut_jpeg_in_a_folder_fails_alone_and_the_report_shows_every_image(tmp_path, capsys):
     from palette_dask.cli import main
     from palette_dask.outputs.result import load_result
