@@ -248,12 +248,12 @@ def _client(args, jobqueue):
 def _sweep(args) -> int:
     if args.print_job_script:
         return _print_job_script(args)
-    from .inputs.sources import resolve_inputs
+    from .inputs.sources import resolve_sources
     from .run.choose import sweep_figure
     from .run.pipeline import sweep_k
 
     jobqueue = _jobqueue(args)
-    inputs = resolve_inputs(args.inputs)
+    inputs = resolve_sources(args.inputs)  # before the cluster; classified once, sweep_k keeps them
     options = from_arguments(args, "input")
     with _client(args, jobqueue) as client:
         sweep = sweep_k(inputs, args.k, client=client, report=_reporter(args), **options)

@@ -15,6 +15,7 @@ from palette_dask.inputs import source as source_module
 from palette_dask.inputs.read import open_batch, probe
 from palette_dask.inputs.registry import FILE_FORMATS, FORMATS, format_of
 from palette_dask.inputs.sources import resolve_sources
+from palette_dask.outputs.store import PENDING
 
 
 def _inputs(tmp_path) -> Path:
@@ -39,7 +40,8 @@ def test_inputs_are_classified_where_they_are_expanded(tmp_path):
         ("s3://bucket/scene.tif", "s3", False, True),
         ("https://x.org/a.zarr/0", "https", True, False),
     ]
-    assert resolve_sources(found) == found  # sources given are kept as they are, not classified again
+    again = resolve_sources(found)  # sources given are kept as they are, not classified again
+    assert [(s.text, s.scheme, s.zarr) for s in again] == [(s.text, s.scheme, s.zarr) for s in found]
 
 
 def test_a_task_reads_the_sources_it_is_given_without_classifying_them(tmp_path, monkeypatch):
@@ -91,3 +93,14 @@ def test_no_module_asks_which_format_an_image_is():
                     asked.append(f"{path.relative_to(package)}:{node.lineno}")
     assert asked == []
     assert format_of(probe(Path(__file__).parent / "data" / "RGB.byte.tif")).name == "tiff"
+
+
+def test_an_append_reads_the_zarr_images_its_store_left_pending_as_zarr(tmp_path, client):
+    """Images an append reads again (pending in the store it grows) are classified once, as it opens it."""
+    folder = _inputs(tmp_path)
+    store = tmp_path / "run.zarr"
+    extract_palette([folder / "0.png", tmp_path / "m.zarr"], k=3, store=store, client=client)
+    group = zarr.open_group(store, mode="r+")
+    group["image_status"][1] = PENDING  # as a run killed before its batch was stored leaves it
+    result = extract_palette([folder / "1.png"], store=store, append=True, client=client)
+    assert result.to_dict()["images"] == {"total": 3, "done": 3, "failed": 0}

@@ -87,7 +87,8 @@ def is_url(source) -> bool:
     >>> is_url("https://example.org/a.png"), is_url("s3://bucket/scene.tif"), is_url("photos/a.png")
     (True, True, False)
     """
-    return scheme(str(source)) in URL_SCHEMES
+    text = str(source)
+    return "://" in text and scheme(text) in URL_SCHEMES
 
 
 def is_http(source: str) -> bool:

@@ -1,8 +1,9 @@
 """Formats: the interface every format implements, and what they share: what a probe learns, layouts, limits.
 
 Each format is a :class:`Format` in a module of its own: TIFF (:mod:`.tiff`),
-PNG, JPEG and Pillow's other formats (:mod:`.pillow`, with :mod:`.headers`),
-zarr and OME-Zarr (:mod:`.zarr_arrays`); :mod:`.registry` lists them and
+JPEG 2000 (:mod:`.jpeg2000`), PNG, JPEG and Pillow's other formats
+(:mod:`.pillow`, with :mod:`.headers`), zarr and OME-Zarr
+(:mod:`.zarr_arrays`); :mod:`.registry` lists them and
 picks the one that reads a source. An :class:`ImageInfo` is what a probe
 learns from a header; every image comes out as ``(rows, columns, bands)``
 whatever its stored layout (:func:`to_yxc`). A block a decoder makes whole

@@ -14,7 +14,7 @@ import os
 import urllib.parse
 from pathlib import Path
 
-from .fetch import RANGE_SUFFIXES, URL_SCHEMES, filesystem, scheme
+from .fetch import RANGE_SUFFIXES, filesystem, is_url, scheme
 
 __all__ = ["Source", "IMAGE_SUFFIXES", "is_zarr_dir"]
 
@@ -91,8 +91,7 @@ class Source(str):
         if isinstance(text, Source):
             return text
         text = os.fspath(text) if isinstance(text, os.PathLike) else str(text)
-        name = scheme(text) if "://" in text else ""
-        name = name if name in URL_SCHEMES else ""
+        name = scheme(text) if is_url(text) else ""
         if zarr is None:
             zarr = _is_zarr(text, name)
         return cls(text, name, zarr)

@@ -75,7 +75,7 @@ def resolve_sources(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> 
         raise InputError("no inputs given: pass image files, directories, globs or URLs")
     # absolute, so that a store names its inputs wherever it is resumed from
     found = (s if s.remote else Source(os.path.abspath(s.text), s.scheme, s.zarr) for s in sources)
-    return list({source.text: source for source in found}.values())
+    return list(dict.fromkeys(found))  # a Source hashes as its text: the first of each name kept
 
 
 def _expand(item: str, *, allow_lists: bool) -> list[Source]:

@@ -20,6 +20,7 @@ from ..options import DEFAULT_MAX_PIXELS
 from . import physical
 from .fetch import (
     filesystem,
+    is_http,
     is_url,
     storage_options,
 )
@@ -282,7 +283,9 @@ def probe_zarr(
     else:
         names = getattr(node.metadata, "dimension_names", None)
         parent = source.rstrip("/").rsplit("/", 1)[0] if "/" in source.rstrip("/") else "."
-        image_attrs = group_attributes(parent)  # none unless the parent is a zarr group
+        # none unless the parent is a zarr group; an http server is asked only of a folder named .zarr
+        named = not is_http(parent) or ".zarr" in parent.lower()
+        image_attrs = group_attributes(parent) if named else {}
         multiscales = _multiscales(image_attrs)
         if multiscales:  # a level of an OME-Zarr image: its axes, pixel size, channels
             names = names if names is not None else _axis_names(multiscales)

@@ -437,7 +437,7 @@ class BatchCounts:
     palettes: np.ndarray | None = None  # (n, K, 3) uint8: each image's own colours (per_image=K)
     palette_shares: np.ndarray | None = None  # (n, K)
     pixel_size: np.ndarray | None = None  # (n, 2) float64: a pixel's height and width in metres, 0 unknown
-    shape: np.ndarray | None = None  # (n, 3) int64: rows, columns and bands as read, 0 unless done
+    shape: np.ndarray | None = None  # (n, 2) int64: rows and columns as read, 0 unless done
 
     @classmethod
     def empty(cls, start: int, n: int, k: int, per_image: int = 0) -> BatchCounts:
@@ -453,7 +453,7 @@ class BatchCounts:
             np.zeros((n, per_image, 3), np.uint8) if per_image else None,
             np.zeros((n, per_image), np.float64) if per_image else None,
             np.zeros((n, 2), np.float64),
-            np.zeros((n, 3), np.int64),
+            np.zeros((n, 2), np.int64),
         )
 
     def done(self, row: int, result: ImageCounts, own=None, pixel_size=None, shape=None) -> None:
@@ -462,7 +462,7 @@ class BatchCounts:
         if pixel_size is not None:
             self.pixel_size[row] = pixel_size
         if shape is not None:
-            self.shape[row] = shape
+            self.shape[row] = shape[:2]
         self.masked[row] = result.masked
         self.squared_error[row] = float(result.squared_error.sum())
         self.lab_squared_error[row] = result.lab_squared_error

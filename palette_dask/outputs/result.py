@@ -50,9 +50,9 @@ class PaletteResult:
     image_pixel_size : ndarray of float64, shape (n, 2), or None
         Each image's pixel height and width in metres, as its format declares
         them (:mod:`palette_dask.inputs.physical`); 0 where it declares none.
-    image_shape : ndarray of int64, shape (n, 3), or None
-        Each image's rows, columns and bands as read; 0 where it failed
-        (None: a store made before it was stored).
+    image_shape : ndarray of int64, shape (n, 2), or None
+        Each image's rows and columns as read; 0 where it failed (None: a
+        store made before it was stored).
     """
 
     centers: np.ndarray

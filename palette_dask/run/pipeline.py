@@ -149,7 +149,10 @@ def run_plan(
     created = store is not None and not append and not (resume and stores.is_store(store))
     created = created and (not stores.store_exists(store) or stores.is_store(store))
     if append:  # the store's run, grown: its parameters and palette
-        group, names, config = open_to_append(store, names, config, set(plan.explicit), report or _silent)
+        group, names, config, pending_zarr = open_to_append(
+            store, names, config, set(plan.explicit), report or _silent
+        )
+        zarr = zarr | pending_zarr
     else:
         group = open_or_create(store, names, config, overwrite=overwrite, resume=resume)
     try:

@@ -97,8 +97,10 @@ def open_to_append(store, names: list[str], asked: RunConfig, explicit: set[str]
 
     Returns
     -------
-    group, names, config
-        The store's group, all of its image names (old, then new), the run's config.
+    group, names, config, zarr
+        The store's group, all of its image names (old, then new), the run's
+        config, and the zarr nodes among its earlier images still pending
+        (classified here, once: the new ones were, where inputs were expanded).
     """
     group = stores.open_store(store, mode="r+")
     stores.remove_partial_writes(store)
@@ -108,19 +110,22 @@ def open_to_append(store, names: list[str], asked: RunConfig, explicit: set[str]
     config = RunConfig.from_parameters(parameters, batch_size=group.attrs.get("batch_size"), **never)
     mine = {name: value for name, value in asked.parameters.items() if name in explicit}
     _check_parameters(store, {name: config.parameters.get(name) for name in mine}, mine, "appending")
-    new, held = dict.fromkeys(names), []
+    new, held, zarr = dict.fromkeys(names), [], set()
     for rows in stores.batches(group):
-        for name in group["image_names"][rows.start : rows.stop]:
+        pending = group["image_status"][rows.start : rows.stop] == stores.PENDING
+        for name, waiting in zip(group["image_names"][rows.start : rows.stop], pending):
             held.append(str(name))
             if held[-1] in new:
                 del new[held[-1]]
+            if waiting and Source.of(held[-1]).zarr:  # a killed run's image, read by this one
+                zarr.add(held[-1])
     skipped = len(set(names)) - len(new)
     if skipped:
         report(f"skipping {skipped:,} image(s) already in {store}")
     if new:
         stores.append_images(group, list(new))
         report(f"adding {len(new):,} image(s) to the {len(held):,} of {store}")
-    return group, held + list(new), config
+    return group, held + list(new), config, frozenset(zarr)
 
 
 def _same_names(group, names: list[str]) -> bool:
@@ -152,7 +157,7 @@ class Run:
         self.display_range = None if stored is None else np.asarray(stored)
 
     def source(self, index: int) -> Source:
-        """The source of an image, as its input was classified (a name read back from a store is a file)."""
+        """The source of an image, as :func:`split_inputs` (or :func:`open_to_append`) classified it."""
         name = self.names[index]
         return Source.of(name, zarr=name in self.zarr)
 

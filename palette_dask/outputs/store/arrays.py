@@ -24,7 +24,7 @@ import zarr.storage
 from ..._version import __version__
 from ...constants import MAX_BATCH_SIZE
 from ...errors import Status, StoreError
-from .layout import ARRAYS, create
+from .layout import ARRAYS, AT_CREATION, create
 from .paths import check_store_path, is_store, is_url, remove_store, store_exists, zarr_store
 
 __all__ = [
@@ -47,11 +47,6 @@ __all__ = [
 ]
 
 PENDING, DONE, FAILED = Status.PENDING, Status.DONE, Status.FAILED
-#: The per-image arrays every store has from its creation (``image_names`` first, written then).
-PER_IMAGE = (
-    "image_status", "image_errors", "image_valid", "image_masked", "image_squared_error",
-    "image_lab_squared_error", "image_pixel_size", "image_shape",
-)  # fmt: skip
 #: By default a run has about this many batches: enough to share among workers, few files in the store.
 BATCHES = 32
 
@@ -111,12 +106,12 @@ def create_store(
     }
     store = zarr.storage.MemoryStore() if path is None else zarr_store(path)
     group = zarr.open_group(store, mode="w-", attributes=attributes)  # recognisable from its first write
-    sizes = {"image": n, "batch": batch, "side": 2, "axis": 3, "channel": 3}
-    names = create(group, "image_names", sizes)
+    sizes = {"image": n, "batch": batch}
+    for name in AT_CREATION:
+        create(group, name, sizes)
+    names = group["image_names"]
     for start in range(0, n, batch):  # a chunk at a time: one long URL must not widen the whole array
         names[start : start + batch] = np.array(image_names[start : start + batch], dtype=object)
-    for name in PER_IMAGE:
-        create(group, name, sizes)
     own = int(attrs.get("parameters", {}).get("per_image") or 0)
     if own:  # each image's own palette (per_image=K): its colours and their shares
         for name in ("image_palettes", "image_palette_shares"):
@@ -183,7 +178,7 @@ def write_palette(group: zarr.Group, centers: np.ndarray, centers_rgb: np.ndarra
     """
     centers_rgb = centers if centers_rgb is None else centers_rgb
     n, batch = group["image_status"].shape[0], group["image_status"].chunks[0]
-    sizes = {"image": n, "batch": batch, "color": len(centers), "channel": 3}
+    sizes = {"image": n, "batch": batch, "color": len(centers)}
     # overwrite: what a run stopped while writing the palette left behind
     create(group, "image_counts", sizes, overwrite=True)
     create(group, "colors", sizes, overwrite=True)[:] = rounded_colours(centers_rgb)

@@ -14,7 +14,13 @@ import zarr
 
 from ...errors import StoreError
 
-__all__ = ["Array", "ARRAYS", "ATTRIBUTES", "NODES", "declared", "create", "check_layout", "layout_table"]
+__all__ = [
+    "Array", "ARRAYS", "ATTRIBUTES", "NODES", "FIXED", "AT_CREATION", "declared", "create", "check_layout",
+    "layout_table",
+]  # fmt: skip
+
+#: The dimensions whose length is always the same.
+FIXED = {"channel": 3, "side": 2}
 
 
 @dataclass(frozen=True)
@@ -27,8 +33,8 @@ class Array:
         Its name in the group.
     dims : tuple of str
         Its dimension names (xarray reads them): ``image`` (n, chunked by
-        batch), ``color`` (k), ``channel`` (3), ``side`` (2), ``axis`` (3:
-        rows, columns, bands), ``own_color`` (K, with ``per_image``).
+        batch), ``color`` (k), ``channel`` (3), ``side`` (2: height and
+        width), ``own_color`` (K, with ``per_image``).
     dtype : str
         ``"int64"``, ``"float32"``, ``"str"``...
     meaning : str
@@ -77,8 +83,8 @@ ARRAYS: tuple[Array, ...] = (
         "0 where it does not", 0.0,
     ),  # fmt: skip
     Array(
-        "image_shape", ("image", "axis"), "int64",
-        "rows, columns and bands of the image as read (0 while pending, or where it failed)",
+        "image_shape", ("image", "side"), "int64",
+        "the image's rows and columns as read (0 while pending, or where it failed)",
     ),  # fmt: skip
     Array(
         "image_palettes", ("image", "own_color", "channel"), "uint8", "each image's own colours", 0,
@@ -115,6 +121,13 @@ ATTRIBUTES: tuple[tuple[str, str], ...] = (
 )
 
 _BY_NAME = {array.name: array for array in ARRAYS}
+#: The per-image arrays a store has from its creation, ``image_names`` first: those of no palette
+#: (their dims are known before any colour is) and not asked for (no ``when``).
+AT_CREATION = tuple(
+    array.name
+    for array in ARRAYS
+    if array.per_image and not array.when and "color" not in array.dims
+)
 
 
 def declared(name: str) -> Array:
@@ -132,8 +145,10 @@ def create(group: zarr.Group, name: str, sizes: dict, *, overwrite: bool = False
     """Create the declared array ``name`` in ``group``, its shape from ``sizes`` (``image``, ``color``...).
 
     A per-image array is chunked by batch (``sizes["batch"]``); the others are one chunk.
+    The lengths of :data:`FIXED` are known here.
     """
     array = declared(name)
+    sizes = {**FIXED, **sizes}
     shape = tuple(int(sizes[dim]) for dim in array.dims)
     chunks = tuple(
         int(sizes["batch"]) if dim == "image" else max(1, length) for dim, length in zip(array.dims, shape)
@@ -170,7 +185,7 @@ def check_layout(group: zarr.Group) -> None:
             )
 
 
-_SIZES = {"image": "n", "color": "k", "channel": "3", "side": "2", "axis": "3", "own_color": "K"}
+_SIZES = {"image": "n", "color": "k", "own_color": "K", **{dim: str(n) for dim, n in FIXED.items()}}
 
 
 def layout_table() -> str:
