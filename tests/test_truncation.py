@@ -97,20 +97,7 @@ def _reference(path: Path, kind: str):
             pixels = np.asarray(image.convert(mode))
         return pixels if pixels.ndim == 3 else pixels[..., np.newaxis]
     except Exception:
-        if kind.startswith("jpeg2000"):  # Pillow has no mode for 3 bands declared grey (GDAL writes them)
-            return _openjpeg(path)
         return None
-
-
-def _openjpeg(path: Path):
-    """OpenJPEG's own decode of a whole JPEG 2000 file (imagecodecs, its colour boxes applied), or None."""
-    import imagecodecs
-
-    try:
-        pixels = imagecodecs.jpeg2k_decode(path.read_bytes())
-    except Exception:
-        return None
-    return pixels.reshape(pixels.shape[0], pixels.shape[1], -1)
 
 
 def _ours(path: Path) -> dict:
