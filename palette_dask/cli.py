@@ -19,6 +19,7 @@ import sys
 import threading
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 from .cli_parser import UsageError, build_parser
 from .errors import ClusterError, InputError, PaletteDaskError, ParameterError, one_line, plural
@@ -185,8 +186,7 @@ def _run(args) -> int:
         _jobqueue(args)  # usage errors first (exit 2), then a missing input (exit 1)
         _vocabulary(args)
         _check_named(args.inputs)
-    result = _extract(args, args.inputs, args.out)
-    return _finish(args, result)
+    return _finish(args, _extract(args, args.inputs, args.out))
 
 
 def _vocabulary(args) -> dict | None:
@@ -275,9 +275,17 @@ def _sweep(args) -> int:
     return EXIT_PARTIAL if sweep.failures else EXIT_OK
 
 
-def _extract(args, inputs, store) -> PaletteResult:
+class _Ran(NamedTuple):
+    """What a run command did: its result, the failures its store held before, the outputs not written."""
+
+    result: PaletteResult
+    earlier: int
+    unwritten: list
+
+
+def _extract(args, inputs, store) -> _Ran:
     from .inputs.fetch import download_folder, remove_downloads
-    from .outputs.store import is_store, remove_remnant, store_exists
+    from .outputs.store import failed_images, is_store, remove_remnant, store_exists
     from .run.pipeline import run_plan
     from .run.plan import plan_run
 
@@ -298,6 +306,8 @@ def _extract(args, inputs, store) -> PaletteResult:
     _check_outputs(args, plan.names, store)
     report = _reporter(args)  # the command reports failures itself: no Python warning
     ours = store is not None and (not store_exists(store) or is_store(store))  # this run may remove it
+    earlier = failed_images(store) if args.resume or append else 0  # this command's failures are the rest
+    unwritten = []  # the outputs asked for that could not be written: each an error, the store kept
     try:
         # URLs are downloaded once, into a folder that lasts until the figure and the report are drawn
         with download_folder(plan.names) as downloads, _client(args, jobqueue) as client:
@@ -309,13 +319,13 @@ def _extract(args, inputs, store) -> PaletteResult:
                     raise
                 result = dataclasses.replace(result, vocabulary=vocabulary)
                 if getattr(args, "html", None):
-                    _save_report(result, args.html, client, downloads)
+                    unwritten.append(_save_report(result, args.html, client, downloads))
                 if args.figure and result.k:
                     first = int((result.image_status == DONE).argmax())
-                    _save_figure(result, first, args.figure, downloads)
+                    unwritten.append(_save_figure(result, first, args.figure, downloads))
             finally:
                 remove_downloads(downloads, client)  # copies on the workers' hosts
-            return result
+            return _Ran(result, earlier, [line for line in unwritten if line])
     except KeyboardInterrupt:
         raise _Interrupted(_interrupted(store)) from None
     finally:  # the cluster is closed: no task writes any more
@@ -339,25 +349,35 @@ def _interrupted(store) -> str:
 
 
 def _check_outputs(args, inputs: list[str], store) -> None:
-    """Refuse an output (--png, --figure, --html, --export, the store) that is one of the inputs.
+    """Refuse an output that is one of the inputs, or a file whose folder is missing or not writable.
 
-    Only inputs with an output's file name are resolved, so a million inputs cost no file system calls.
+    The outputs: --png, --figure, --html, --export and the store. Only inputs
+    with an output's file name are resolved, so a million inputs cost no file system calls.
     """
-    outputs = [store, args.png, args.figure, getattr(args, "html", None), *args.export]
-    for output in (str(o) for o in outputs if o is not None and os.path.lexists(o)):
+    files = [args.png, args.figure, getattr(args, "html", None), *args.export]
+    for output in (str(o) for o in [store, *files] if o is not None and os.path.lexists(o)):
         name, real = os.path.basename(os.path.normpath(output)), os.path.realpath(output)
         if any(os.path.realpath(s) == real for s in inputs if os.path.basename(os.path.normpath(s)) == name):
             raise InputError(f"{output}: is one of the inputs; palette-dask never writes over its inputs")
+    for output in (str(o) for o in files if o is not None):  # before any cluster: where it goes
+        folder = os.path.dirname(os.path.abspath(output))
+        if os.path.isdir(output):
+            raise InputError(f"{output}: is a folder; name a file to write")
+        if not os.path.isdir(folder):
+            raise InputError(f"{output}: cannot be written: there is no folder {folder}")
+        if not os.access(folder, os.W_OK):
+            raise InputError(f"{output}: cannot be written: the folder {folder} is not writable")
 
 
-def _save_report(result: PaletteResult, path, client, downloads=None) -> None:
-    """The HTML report; one that cannot be written is a warning, the run's result stands."""
+def _save_report(result: PaletteResult, path, client, downloads=None) -> str | None:
+    """The HTML report; None, or why it could not be written (the run's result stands)."""
     from .outputs.report import html_report
 
     try:
         html_report(result, path, client=client, downloads=downloads)
     except (OSError, PaletteDaskError) as exc:
-        print(f"palette-dask: warning: no report {path}: {one_line(exc)}", file=sys.stderr)
+        return f"no report {path}: {one_line(exc)}"
+    return None
 
 
 def _processes(args) -> bool | None:
@@ -381,21 +401,39 @@ def _export(args, result: PaletteResult) -> None:
             export_palette(result, path, order=args.order)
 
 
-def _finish(args, result: PaletteResult) -> int:
+def _finish(args, ran: _Ran) -> int:
+    """Write the outputs asked for, print the result, and say how the command ended (its exit code).
+
+    3 only for failures this command met: a resume or an append that met none
+    exits 0, and says how many the store held before it. An output asked for
+    and not written is an error (1), named, the store kept.
+    """
+    result = ran.result
     _export(args, result)
     if args.png:
         _save_bar(result, args.png, args.order)
     _print_result(args, result)
+    kept = f"; {result.store} is kept" if result.store else ""
+    for line in ran.unwritten:
+        print(f"palette-dask: {line}{kept}", file=sys.stderr)
     status = result.to_dict()["images"]
     if status["done"] == 0:
         if status["total"] > 1:
             print(f"palette-dask: all {status['total']} images failed", file=sys.stderr)
         return EXIT_ERROR
-    return EXIT_PARTIAL if status["failed"] else EXIT_OK
+    if ran.earlier:
+        print(
+            f"palette-dask: {result.store} holds {plural(ran.earlier, 'failed image')} from before this "
+            f"command (palette-dask show {result.store} --images lists them)",
+            file=sys.stderr,
+        )
+    if ran.unwritten:
+        return EXIT_ERROR
+    return EXIT_PARTIAL if status["failed"] > ran.earlier else EXIT_OK
 
 
-def _save_figure(result: PaletteResult, index: int, path, downloads=None) -> None:
-    """The image beside its bar; a figure that cannot be drawn is a warning, the run's result stands.
+def _save_figure(result: PaletteResult, index: int, path, downloads=None) -> str | None:
+    """The image beside its bar; None, or why it could not be drawn (the run's result stands).
 
     The image is shown as the run read it (its bands, no-data and scale), masked pixels on a checkerboard.
     """
@@ -405,10 +443,13 @@ def _save_figure(result: PaletteResult, index: int, path, downloads=None) -> Non
     name = result.image_names[index]
     shown = preview(result, index, downloads=downloads)
     if isinstance(shown, str):  # an image that cannot be read any more: why
-        print(f"palette-dask: warning: no figure for {name}: {shown}", file=sys.stderr)
-        return
+        return f"no figure {path} for {name}: {shown}"
     figure = palette_figure(shown[0], result.colors, result.image_counts[index], title=os.path.basename(name))
-    figure.savefig(path, dpi=100)
+    try:
+        figure.savefig(path, dpi=100)
+    except (OSError, ValueError) as exc:  # ValueError: a file ending matplotlib does not write
+        return f"no figure {path}: {one_line(str(exc))}"
+    return None
 
 
 def _print_result(args, result: PaletteResult) -> None:
@@ -484,11 +525,14 @@ def _demo(args) -> int:
     args.overwrite = args.overwrite or not args.resume
     args.html = args.html or str(out / "report.html")
     args.per_image = args.per_image or 5  # each photo's own colours too
-    result = _extract(args, [str(data / name) for name in DEMO_IMAGES], str(out / "demo.zarr"))
+    ran = _extract(args, [str(data / name) for name in DEMO_IMAGES], str(out / "demo.zarr"))
+    result, unwritten = ran.result, list(ran.unwritten)
     _save_bar(result, out / "palette.png")
     for index, name in enumerate(result.image_names):
         if result.image_status[index] == DONE:
-            _save_figure(result, index, out / f"{Path(name).stem}-palette.png")
+            unwritten.append(_save_figure(result, index, out / f"{Path(name).stem}-palette.png"))
+    for line in filter(None, unwritten):
+        print(f"palette-dask: {line}", file=sys.stderr)
     _print_result(args, result)
     if not args.json:
         from .outputs.render import format_images
@@ -501,6 +545,8 @@ def _demo(args) -> int:
             f"next: palette-dask show {out}/demo.zarr --images --csv shares.csv; "
             f"palette-dask search {out}/demo.zarr --colour tomato"
         )
+    if any(unwritten):
+        return EXIT_ERROR
     return EXIT_OK if result.to_dict()["images"]["failed"] == 0 else EXIT_PARTIAL
 
 

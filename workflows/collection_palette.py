@@ -12,7 +12,8 @@ Examples:
     python workflows/collection_palette.py photos/ --out results/photos -k 8
     python workflows/collection_palette.py inputs.txt --out results/run1 --cluster-config workflows/slurm/palette-dask.yaml --resume
 
-Exit codes as palette-dask's: 0 done, 1 error, 2 usage error, 3 done but some images failed.
+Exit codes as palette-dask's: 0 done, 1 error, 2 usage error, 3 done but some images this run
+handled failed (a --resume that meets none exits 0, and says how many the store held before).
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ def parse(argv):
 
 def main(argv=None) -> int:
     args = parse(argv)
-    result = run(args, args.inputs)
-    if isinstance(result, int):
-        return result
+    ran = run(args, args.inputs)
+    if isinstance(ran, int):
+        return ran
+    result, earlier = ran
     out = Path(args.out)
     write_summary(result, out)
     (out / "failures.txt").write_text("".join(f"{failure}\n" for failure in result.failures))
@@ -50,7 +52,9 @@ def main(argv=None) -> int:
     )
     if images["done"] == 0:
         return 1
-    return 3 if images["failed"] else 0
+    if earlier:
+        print(f"palette-dask: the store holds {earlier} failed image(s) from before this run", file=sys.stderr)
+    return 3 if images["failed"] > earlier else 0
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from palette_dask import PaletteDaskError, connect, extract_palette, palette_bar, save_png
 from palette_dask.errors import ClusterError, ParameterError
-from palette_dask.outputs.store import check_store_path
+from palette_dask.outputs.store import check_store_path, failed_images
 from palette_dask.run.cluster import dashboard_link, jobqueue_options
 from palette_dask.run.progress import Progress
 
@@ -33,19 +33,22 @@ def _processes(args) -> bool | None:
 
 
 def run(args, inputs, **options):
-    """Run the pipeline into OUT/palette.zarr; returns the result, or the exit code of a failure."""
+    """Run the pipeline into OUT/palette.zarr; returns the result and the failures its store held before
+    (a resume's), or the exit code of a failure."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     store = out / "palette.zarr"
+    earlier = failed_images(store) if args.resume else 0  # this run's failures are the rest
     try:
         check_store_path(store, overwrite=args.overwrite, resume=args.resume)  # before a cluster starts
         jobqueue = jobqueue_options(args.cluster_config) if args.cluster_config else None
         with connect(args.scheduler, jobqueue=jobqueue, processes=_processes(args)) as client:
             print(f"palette-dask: dashboard at {dashboard_link(client)}", file=sys.stderr)
-            return extract_palette(
+            result = extract_palette(
                 inputs, args.k, store=store, seed=args.seed, client=client, report=Progress(),
                 resume=args.resume, overwrite=args.overwrite, **options,
             )  # fmt: skip
+            return result, earlier
     except (ParameterError, ClusterError) as exc:
         print(f"palette-dask: {exc}", file=sys.stderr)
         return 2

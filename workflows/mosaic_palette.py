@@ -57,9 +57,10 @@ def preview(store: Path, colors: np.ndarray) -> np.ndarray:
 
 def main(argv=None) -> int:
     args = parse(argv)
-    result = run(args, args.input, bands=args.bands, nodata=args.nodata, scale=args.scale, labels=True)
-    if isinstance(result, int):
-        return result
+    ran = run(args, args.input, bands=args.bands, nodata=args.nodata, scale=args.scale, labels=True)
+    if isinstance(ran, int):
+        return ran
+    result = ran[0]
     out = Path(args.out)
     write_summary(result, out)
     if not result.k:

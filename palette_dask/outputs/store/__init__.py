@@ -23,6 +23,7 @@ from .arrays import (
     create_store,
     default_batch_size,
     dims,
+    failed_images,
     finish_store,
     list_labels,
     open_store,
@@ -48,8 +49,8 @@ from .paths import (
 
 __all__ = [
     "ARRAYS", "DONE", "FAILED", "MAX_BATCH_SIZE", "PENDING", "append_images", "batches", "check_layout",
-    "check_store_path", "create_store", "default_batch_size", "dims", "finish_store", "is_store", "is_url",
-    "layout_table", "list_labels", "open_store", "read_centers_rgb", "remove_partial_writes",
-    "remove_remnant", "remove_store", "rounded_colours", "store_exists", "store_path", "task_writes",
-    "write_batch", "write_image_failed", "write_palette", "zarr_store",
+    "check_store_path", "create_store", "default_batch_size", "dims", "failed_images", "finish_store",
+    "is_store", "is_url", "layout_table", "list_labels", "open_store", "read_centers_rgb",
+    "remove_partial_writes", "remove_remnant", "remove_store", "rounded_colours", "store_exists",
+    "store_path", "task_writes", "write_batch", "write_image_failed", "write_palette", "zarr_store",
 ]  # fmt: skip

@@ -43,6 +43,7 @@ __all__ = [
     "list_labels",
     "write_batch",
     "write_image_failed",
+    "failed_images",
     "finish_store",
 ]
 
@@ -225,6 +226,15 @@ def write_batch(group: zarr.Group, result, *, held: np.ndarray | None = None) ->
             write(array.name, np.array(value, dtype=object) if array.dtype == "str" else value)
     write("image_valid", result.counts.sum(axis=1))
     write("image_status", result.status)
+
+
+def failed_images(path: str | os.PathLike) -> int:
+    """How many images the store at ``path`` records as failed (0 without a store), a batch at a time."""
+    if path is None or not is_store(path):
+        return 0
+    group = open_store(path)
+    status = group["image_status"]
+    return sum(int((status[rows.start : rows.stop] == FAILED).sum()) for rows in batches(group))
 
 
 def write_image_failed(group: zarr.Group, index: int, error: str) -> None:
