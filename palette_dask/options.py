@@ -30,7 +30,6 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 
-# The constants' home is constants.py; options re-exports them (inputs/ reads them from here).
 from .constants import (
     DEFAULT_CHUNK_BYTES,
     DEFAULT_K,
@@ -57,19 +56,6 @@ __all__ = [
     "given_options",
     "spell",
     "spelled_as_flags",
-    # re-exported from constants.py
-    "DEFAULT_K",
-    "DEFAULT_SAMPLE_SIZE",
-    "DEFAULT_N_INIT",
-    "DEFAULT_CHUNK_BYTES",
-    "DEFAULT_MAX_PIXELS",
-    "DEFAULT_MEMORY_BUDGET",
-    "EXCLUDE_WITHIN",
-    "MAX_PER_IMAGE",
-    "MAX_BATCH_SIZE",
-    "SPACES",
-    "SCALES",
-    "HEX_COLOUR",
 ]
 
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import dask.array as da
 import numpy as np
 
+from ..constants import DEFAULT_MAX_PIXELS
 from ..errors import ImageReadError
-from ..options import DEFAULT_MAX_PIXELS
 from .fetch import local_copy, open_url, process_folder
 from .source import Source
 

@@ -16,8 +16,8 @@ import warnings
 
 import numpy as np
 
+from ..constants import DEFAULT_MAX_PIXELS
 from ..errors import ImageReadError
-from ..options import DEFAULT_MAX_PIXELS
 from .formats import Format, ImageInfo, open_source, too_many_pixels
 from .headers import _JPEG_MAGIC, _PNG_MAGIC, jpeg_is_whole, quick_header
 from .source import Source

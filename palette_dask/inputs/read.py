@@ -28,11 +28,11 @@ from dataclasses import dataclass
 import dask.array as da
 import numpy as np
 
+from ..constants import DEFAULT_CHUNK_BYTES, DEFAULT_MAX_PIXELS
 from ..errors import Failure, ImageReadError, one_line, without_context
-from ..options import DEFAULT_CHUNK_BYTES
 from . import physical
 from .fetch import process_folder, serves_ranges
-from .formats import DEFAULT_MAX_PIXELS, ImageInfo, file_size, layout, open_source, to_yxc
+from .formats import ImageInfo, file_size, layout, open_source, to_yxc
 from .registry import ZARR, format_of, sniff
 from .source import Source
 from .zarr_arrays import declared_nodata

@@ -17,8 +17,8 @@ import threading
 
 import numpy as np
 
+from ..constants import DEFAULT_MAX_PIXELS
 from ..errors import ImageReadError
-from ..options import DEFAULT_MAX_PIXELS
 from . import physical
 from .formats import (
     Format,

@@ -15,8 +15,8 @@ import re
 
 import numpy as np
 
+from ..constants import DEFAULT_MAX_PIXELS
 from ..errors import ImageReadError
-from ..options import DEFAULT_MAX_PIXELS
 from . import physical
 from .fetch import (
     filesystem,
