@@ -45,6 +45,11 @@ DEFAULT_MAX_PIXELS = 178_956_970
 #: they are decoded again. Keeping is worth it only where decoding costs more than first touching
 #: fresh memory (benchmarks/RESULTS.md, "Memory between the passes").
 DEFAULT_MEMORY_BUDGET = 2**30
+#: Tries of each request to a remote input or store before a transient fault (a 503, a reset
+#: connection...) fails its image: about two minutes of capped backoff (:mod:`palette_dask.inputs.retry`).
+DEFAULT_TRIES = 10
+#: Seconds one request may take, connection and body (a whole download too): past it, a transient fault.
+DEFAULT_REQUEST_TIMEOUT = 300.0
 #: CIEDE2000 difference within which ``exclude`` leaves a pixel out.
 EXCLUDE_WITHIN = 6.0
 #: The most colours of a per-image palette (``per_image``).

@@ -17,6 +17,7 @@ __all__ = [
     "ParameterError",
     "InputError",
     "ImageReadError",
+    "TransientReadError",
     "NoValidPixelsError",
     "StoreError",
     "ClusterError",
@@ -47,6 +48,13 @@ class InputError(PaletteDaskError):
 
 class ImageReadError(PaletteDaskError):
     """One image cannot be read or decoded, or has a layout that is not supported."""
+
+
+class TransientReadError(ImageReadError):
+    """A read that met a fault which may pass (a 503, a reset connection, a timeout) on every try.
+
+    The image fails, the store records the failure as transient, and ``--resume`` reads it again.
+    """
 
 
 class NoValidPixelsError(PaletteDaskError):

@@ -36,7 +36,9 @@ from .constants import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MEMORY_BUDGET,
     DEFAULT_N_INIT,
+    DEFAULT_REQUEST_TIMEOUT,
     DEFAULT_SAMPLE_SIZE,
+    DEFAULT_TRIES,
     EXCLUDE_WITHIN,
     HEX_COLOUR,
     MAX_BATCH_SIZE,
@@ -104,6 +106,12 @@ def _check_positive(name: str):
         return int(value)
 
     return check
+
+
+def _check_timeout(value, _) -> float:
+    if not (_real(value) and 0 < value < float("inf")):
+        raise ParameterError(f"request_timeout must be a number of seconds above 0, got {value!r}")
+    return float(value)
 
 
 def _check_bands(value, _):
@@ -434,6 +442,23 @@ OPTIONS: tuple[Option, ...] = (
         "whole (a TIFF tile or strip, a zarr chunk) at most ``4 * max_pixels`` bytes.",
         flag="--max-pixels", parse=whole_number(1), metavar="N", stored="never",
         help="largest image decoded whole",
+    ),
+    Option(
+        "tries", DEFAULT_TRIES, _check_positive("tries"), "int",
+        "Tries of each request to a remote input or store (http(s), s3, gs, az): a 408, 429, 500, "
+        "502, 503 or 504, a reset or refused connection, a body cut short or a request past "
+        "``request_timeout`` is tried again after a capped, jittered exponential backoff (or the "
+        "server's ``Retry-After``); a fault on every try fails that image alone, as transient, and "
+        "``--resume`` reads it again (see :mod:`palette_dask.inputs.retry`: which layer retries what).",
+        flag="--tries", parse=whole_number(1), metavar="N", stored="never",
+        help="tries of each remote request before a transient fault fails its image (default: 10)",
+    ),
+    Option(
+        "request_timeout", DEFAULT_REQUEST_TIMEOUT, _check_timeout, "float",
+        "Seconds one remote request may take, connection and body (a whole download too); past them "
+        "it is a transient fault, tried again.",
+        flag="--request-timeout", parse=positive_number, metavar="SECONDS", stored="never",
+        help="seconds one remote request may take before it is tried again (default: 300)",
     ),
     Option(
         "bands", None, _check_bands, "tuple[int, ...] | None",

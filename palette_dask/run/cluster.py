@@ -32,12 +32,16 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, WorkerPlugin
 from distributed.security import Security
 
 from ..errors import ClusterError
+from ..inputs import retry
 
-__all__ = ["connect", "dashboard_link", "jobqueue_options", "jobqueue_cluster", "JOBQUEUE_KINDS"]
+__all__ = [
+    "connect", "share_retry_policy", "dashboard_link", "jobqueue_options", "jobqueue_cluster",
+    "JOBQUEUE_KINDS",
+]  # fmt: skip
 
 #: Seconds to wait for a scheduler before giving up.
 CONNECT_TIMEOUT = 10
@@ -300,6 +304,24 @@ def connect(
         )
     with cluster, Client(cluster) as client:
         yield client
+
+
+class _RetryPolicy(WorkerPlugin):
+    """Sets a run's retry policy on each worker, those that join later too."""
+
+    name = "palette-dask-retry-policy"
+
+    def __init__(self, policy: retry.Retry):
+        self.policy = policy
+
+    def setup(self, worker) -> None:
+        retry.use(self.policy)
+
+
+def share_retry_policy(client: Client, policy: retry.Retry) -> None:
+    """Make ``policy`` the one this process and every worker of ``client`` reads remote files with."""
+    retry.use(policy)
+    client.register_plugin(_RetryPolicy(policy))
 
 
 def dashboard_link(client: Client) -> str | None:

@@ -38,6 +38,7 @@ from ..errors import (
     RunIncompleteError,
     plural,
 )
+from ..inputs import retry
 from ..inputs.fetch import download_folder
 from ..kernels.colour import lab_to_srgb
 from ..kernels.fit import fit_palette
@@ -48,7 +49,7 @@ from ..outputs.geotiff import write_label_geotiffs
 from ..outputs.result import PaletteResult, load_result
 from ..outputs.source_labels import write_source_labels
 from .choose import Sweep, fit_sweep
-from .cluster import connect
+from .cluster import connect, share_retry_policy
 from .passes import count_images, open_images, sample_run
 from .plan import Plan, plan_run
 from .state import Opened, Reporter, Run, open_or_create, open_to_append, split_inputs
@@ -142,6 +143,11 @@ def run_plan(
 
     ``client``, ``downloads`` and ``report`` are :func:`extract_palette`'s.
     """
+    with retry.using(retry.Retry.of(plan.config)):  # the store's requests too, before the cluster's
+        return _run_plan(plan, client=client, downloads=downloads, report=report)
+
+
+def _run_plan(plan: Plan, *, client, downloads, report) -> PaletteResult:
     names, arrays, zarr, config, given = plan.names, plan.arrays, plan.zarr, plan.config, plan.given
     store, overwrite, resume, append = plan.store, plan.overwrite, plan.resume, plan.append
     labels_geotiff, source_labels = plan.labels_geotiff, plan.source_labels
@@ -160,6 +166,7 @@ def run_plan(
             stores.write_palette(group, given.centers, given.centers_rgb)
             (report or _silent)(f"applying the {plural(config.k, 'colour')} of {given.source}")
         with connect(client) as run_client, run_client.as_current():
+            share_retry_policy(run_client, retry.current())
             with download_folder(names, downloads, run_client) as folder:
                 run = Run(group, names, arrays, run_client, config, report or _silent, folder, zarr=zarr)
                 _execute(run)
@@ -266,7 +273,8 @@ def sweep_k(
     config = RunConfig(k=max(ks), **options)
     names, arrays, zarr = split_inputs(inputs)
     group = open_or_create(None, names, config, overwrite=False, resume=False)
-    with connect(client) as run_client, run_client.as_current():
+    with retry.using(retry.Retry.of(config)), connect(client) as run_client, run_client.as_current():
+        share_retry_policy(run_client, retry.current())
         with download_folder(names, downloads, run_client) as folder:
             run = Run(group, names, arrays, run_client, config, report or _silent, folder, zarr=zarr)
             opened = open_images(run, run.pending_batches(), keep=False)
