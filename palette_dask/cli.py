@@ -1,6 +1,7 @@
 """The ``palette-dask`` command: a thin shell over :func:`~palette_dask.extract_palette`.
 
-Exit codes: 0 success, 1 error, 2 usage error, 3 finished but some images failed.
+Exit codes: 0 success, 1 error, 2 usage error, 3 finished but some images failed,
+4 the scheduler was lost mid-run (the store keeps what was finished: ``--resume``).
 With ``--json`` exactly one JSON document goes to stdout; progress, warnings
 and errors always go to stderr, one line each.
 """
@@ -22,7 +23,15 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .cli_parser import UsageError, build_parser
-from .errors import ClusterError, InputError, PaletteDaskError, ParameterError, one_line, plural
+from .errors import (
+    ClusterError,
+    ClusterLostError,
+    InputError,
+    PaletteDaskError,
+    ParameterError,
+    one_line,
+    plural,
+)
 from .options import (
     RunConfig,
     bands_argument,
@@ -34,9 +43,12 @@ from .options import (
 from .outputs.result import PaletteResult, load_result
 from .outputs.store import DONE
 
-__all__ = ["main", "bands_argument", "scale_argument", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_PARTIAL"]
+__all__ = [
+    "main", "bands_argument", "scale_argument",
+    "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_PARTIAL", "EXIT_CLUSTER_LOST",
+]  # fmt: skip
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_CLUSTER_LOST = 0, 1, 2, 3, 4
 
 DEMO_IMAGES = ("astronaut.png", "coffee.png", "logo.png", "chelsea.png", "rocket.jpg")
 
@@ -56,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except SystemExit as exc:  # --help, --version
         return int(exc.code or 0)
-    with warnings.catch_warnings():  # restores warnings.showwarning for in-process callers
+    with warnings.catch_warnings(), _quiet_logs(args):  # restores warnings.showwarning for in-process callers
         _configure_output(args)
         return _dispatch(args)
 
@@ -111,6 +123,9 @@ def console_main() -> None:
 def _dispatch(args) -> int:
     try:
         return _COMMANDS[args.command](args)
+    except ClusterLostError as exc:  # mid-run: the store keeps what was finished
+        print(f"palette-dask: {one_line(exc)}", file=sys.stderr)
+        return EXIT_CLUSTER_LOST
     except (ParameterError, ClusterError) as exc:
         print(f"palette-dask: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
@@ -135,13 +150,34 @@ def _dispatch(args) -> int:
         return EXIT_ERROR
 
 
+#: The loggers of the libraries a run uses, silent without -v: the command's own lines are its output.
+QUIET_LOGGERS = (
+    "distributed", "distributed.client", "distributed.gc", "dask_ml", "bokeh",
+    "tornado", "tornado.application",
+)  # fmt: skip
+
+
+def _quiet_logs(args):
+    """Without -v, dask's logging configuration for the command: distributed, once imported, stays silent.
+
+    Importing distributed sets its loggers' levels from that configuration
+    (``distributed: info``), after :func:`_configure_output` has run: a lost
+    scheduler would otherwise add its tracebacks to the command's one line.
+    """
+    if args.verbose:
+        return contextlib.nullcontext()
+    import dask.config
+
+    return dask.config.set({"logging": dict.fromkeys(QUIET_LOGGERS, "critical")})
+
+
 def _configure_output(args) -> None:
     def one_line_warning(message, category, filename, lineno, file=None, line=None):
         print(f"palette-dask: warning: {message}", file=sys.stderr)
 
     warnings.showwarning = one_line_warning
     if not args.verbose:
-        for name in ("distributed", "dask_ml", "bokeh", "tornado"):
+        for name in QUIET_LOGGERS:
             logging.getLogger(name).setLevel(logging.CRITICAL)
 
 

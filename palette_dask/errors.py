@@ -21,6 +21,7 @@ __all__ = [
     "NoValidPixelsError",
     "StoreError",
     "ClusterError",
+    "ClusterLostError",
     "ImageFailedError",
     "RunIncompleteError",
     "one_line",
@@ -148,6 +149,13 @@ class PaletteDaskWarning(UserWarning):
 
 class ClusterError(PaletteDaskError):
     """The dask cluster cannot be reached or started as asked."""
+
+
+class ClusterLostError(ClusterError):
+    """The run lost its scheduler mid-run (killed, preempted, its network gone).
+
+    The store keeps every batch finished before; ``resume`` on a new scheduler finishes it.
+    """
 
 
 def without_context(func):

@@ -33,14 +33,17 @@ import warnings
 from collections.abc import Iterator
 
 from distributed import Client, LocalCluster, WorkerPlugin
+from distributed.client import ClosedClientError, FutureCancelledError
+from distributed.comm import CommClosedError
 from distributed.security import Security
 
-from ..errors import ClusterError
+from ..errors import ClusterError, ClusterLostError, one_line
 from ..inputs import retry
+from .tasks import CONNECTION_LOST
 
 __all__ = [
-    "connect", "share_retry_policy", "dashboard_link", "jobqueue_options", "jobqueue_cluster",
-    "JOBQUEUE_KINDS",
+    "connect", "scheduler_kept", "share_retry_policy", "dashboard_link", "jobqueue_options",
+    "jobqueue_cluster", "JOBQUEUE_KINDS",
 ]  # fmt: skip
 
 #: Seconds to wait for a scheduler before giving up.
@@ -304,6 +307,38 @@ def connect(
         )
     with cluster, Client(cluster) as client:
         yield client
+
+
+@contextlib.contextmanager
+def scheduler_kept(client: Client) -> Iterator[None]:
+    """Turn what a client that lost its scheduler raises, wherever the block talks to it, into one error.
+
+    When the connection closes (the scheduler killed, its node preempted, the
+    network gone), distributed cancels every future at once, tries to
+    reconnect for the client's ``timeout`` (:data:`CONNECT_TIMEOUT` for a
+    scheduler given by address) and then closes the client: a result waited
+    for raises ``FutureCancelledError``, a submission ``ClosedClientError``,
+    a call ``CommClosedError`` or ``OSError``. Each becomes a
+    :class:`~palette_dask.errors.ClusterLostError` naming the scheduler; an
+    error raised while the client is connected is left as it is.
+    """
+    address = getattr(client.scheduler, "address", None) or "of the run"
+    try:
+        yield
+    except ClusterLostError:
+        raise
+    except Exception as exc:
+        cancelled = isinstance(exc, FutureCancelledError) and exc.reason == CONNECTION_LOST
+        if not (cancelled or isinstance(exc, ClosedClientError) or client.status != "running"):
+            raise
+        why = (
+            "the connection closed"
+            if cancelled or isinstance(exc, CommClosedError)
+            else "the client is closed"
+            if isinstance(exc, ClosedClientError)
+            else f"{type(exc).__name__}: {one_line(exc)}"
+        )
+        raise ClusterLostError(f"lost the scheduler {address} ({why})") from None
 
 
 class _RetryPolicy(WorkerPlugin):

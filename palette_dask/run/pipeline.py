@@ -30,6 +30,7 @@ import numpy as np
 from distributed import Client
 
 from ..errors import (
+    ClusterLostError,
     Failure,
     ImageFailedError,
     NoValidPixelsError,
@@ -49,7 +50,7 @@ from ..outputs.geotiff import write_label_geotiffs
 from ..outputs.result import PaletteResult, load_result
 from ..outputs.source_labels import write_source_labels
 from .choose import Sweep, fit_sweep
-from .cluster import connect, share_retry_policy
+from .cluster import connect, scheduler_kept, share_retry_policy
 from .passes import count_images, open_images, sample_run
 from .plan import Plan, plan_run
 from .state import Opened, Reporter, Run, open_or_create, open_to_append, split_inputs
@@ -165,7 +166,7 @@ def _run_plan(plan: Plan, *, client, downloads, report) -> PaletteResult:
         if given is not None and "centers" not in group:  # _execute then samples nothing, fits nothing
             stores.write_palette(group, given.centers, given.centers_rgb)
             (report or _silent)(f"applying the {plural(config.k, 'colour')} of {given.source}")
-        with connect(client) as run_client, run_client.as_current():
+        with connect(client) as run_client, run_client.as_current(), scheduler_kept(run_client):
             share_retry_policy(run_client, retry.current())
             with download_folder(names, downloads, run_client) as folder:
                 run = Run(group, names, arrays, run_client, config, report or _silent, folder, zarr=zarr)
@@ -180,6 +181,8 @@ def _run_plan(plan: Plan, *, client, downloads, report) -> PaletteResult:
                     run.report(f"writing labels/{source_labels} into {plural(int(done.sum()), 'input')}")
                     write_source_labels(run_client, stores.store_path(group), names, done, source_labels)
         result = load_result(group)
+    except ClusterLostError as exc:  # what the store keeps, and how to finish it
+        raise ClusterLostError(f"{exc}; {_kept(group, store, created)}") from None
     finally:
         if created and not (group["image_status"][:] == stores.DONE).any():
             stores.remove_store(store)  # it holds nothing to keep or resume: the retry starts afresh
@@ -196,6 +199,21 @@ def _run_plan(plan: Plan, *, client, downloads, report) -> PaletteResult:
     if result.store and not stores.store_exists(store):  # removed: it kept nothing
         return dataclasses.replace(result, store=None)
     return result
+
+
+def _kept(group, store, created: bool) -> str:
+    """What a run that lost its scheduler leaves: the batches its store keeps, and how to finish it."""
+    if store is None:
+        return "nothing was kept (-o OUT.zarr, store=, keeps a store that --resume finishes)"
+    status = group["image_status"]
+    parts = stores.batches(group)
+    kept = sum(int((status[rows.start : rows.stop] != stores.PENDING).all()) for rows in parts)
+    if created and not any((status[rows.start : rows.stop] == stores.DONE).any() for rows in parts):
+        return f"no image was stored: {store} is not kept; run the command again"
+    return (
+        f"the store {store} keeps {kept:,} of {plural(len(parts), 'batch', 'batches')}: "
+        "palette-dask run ... --resume (resume=True) finishes it"
+    )
 
 
 def _execute(run: Run) -> None:
@@ -273,7 +291,12 @@ def sweep_k(
     config = RunConfig(k=max(ks), **options)
     names, arrays, zarr = split_inputs(inputs)
     group = open_or_create(None, names, config, overwrite=False, resume=False)
-    with retry.using(retry.Retry.of(config)), connect(client) as run_client, run_client.as_current():
+    with (
+        retry.using(retry.Retry.of(config)),
+        connect(client) as run_client,
+        run_client.as_current(),
+        scheduler_kept(run_client),
+    ):
         share_retry_policy(run_client, retry.current())
         with download_folder(names, downloads, run_client) as folder:
             run = Run(group, names, arrays, run_client, config, report or _silent, folder, zarr=zarr)

@@ -11,7 +11,9 @@ their lifetime counts) ends as :class:`~distributed.scheduler.KilledWorker`.
 :class:`Pass` submits either again from scratch, through the function given
 for it, a few times, so a run never fails for workers that left; only a task
 that keeps killing its workers is handed back as failed. Errors raised by
-the task's own work are handed back at once: the pass decides.
+the task's own work are handed back at once: the pass decides. A future
+cancelled because the client lost its scheduler is not submitted again: the
+error goes up, for :func:`~palette_dask.run.cluster.scheduler_kept` to say so.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ from distributed import Future, as_completed
 from distributed.client import FutureCancelledError
 from distributed.scheduler import KilledWorker
 
-__all__ = ["Pass", "CLUSTER_FAILURES", "RESUBMIT"]
+__all__ = ["Pass", "CLUSTER_FAILURES", "RESUBMIT", "CONNECTION_LOST"]
 
 #: Failures of the cluster, not of the image: a task whose workers kept dying, or one lost for good.
 CLUSTER_FAILURES = (KilledWorker, FutureCancelledError)
 #: A task lost by the cluster is submitted again at most this many times.
 RESUBMIT = 3
+#: The reason distributed gives the futures it cancels when the client loses its scheduler.
+CONNECTION_LOST = "scheduler-connection-lost"
 
 
 class Pass:
@@ -79,6 +83,8 @@ class Pass:
                 yield key, future.result(), None
                 continue
             except CLUSTER_FAILURES as exc:
+                if getattr(exc, "reason", None) == CONNECTION_LOST:  # no scheduler to submit it to
+                    raise
                 if self._tries[key] >= RESUBMIT:
                     yield key, None, exc
                     continue

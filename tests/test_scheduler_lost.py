@@ -1,0 +1,130 @@
+"""A scheduler lost mid-run: a real `dask scheduler` SIGKILLed, then --resume on a new one (issue 33)."""
+
+import contextlib
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from helpers import DASK, every_array, photo_crops
+from PIL import Image
+
+from palette_dask.cli import EXIT_CLUSTER_LOST
+from palette_dask.outputs.store import PENDING
+
+CLI = str(Path(sys.executable).parent / "palette-dask")
+#: 40 photos in batches of 2: the counting pass writes 20 batches, one after another.
+BATCHES = ["--batch-size", "2", "-k", "4"]
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    for i, crop in enumerate(photo_crops(40, seed=3, corners=200, sides=(60, 200))):
+        Image.fromarray(crop).save(folder / f"{i:02d}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def local(photos, tmp_path_factory):
+    """The trusted reference: the same files, one run on a local cluster, in one go."""
+    store = tmp_path_factory.mktemp("local") / "local.zarr"
+    done = subprocess.run(
+        [CLI, "run", str(photos), "-o", str(store), "--threads", *BATCHES, "-q"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    return every_array(zarr.open_group(store, mode="r"))
+
+
+@contextlib.contextmanager
+def scheduler_and_worker(folder: Path):
+    """A `dask scheduler` and a `dask worker` (a nanny and its worker) on 127.0.0.1: address, processes."""
+    folder.mkdir()
+    scheduler_file = folder / "scheduler.json"
+    loopback = ["--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0"]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    command = [DASK, "scheduler", "--scheduler-file", str(scheduler_file), "--port", "0", *loopback]
+    processes = [subprocess.Popen(command, **quiet)]
+    try:
+        while not scheduler_file.exists():  # written once the scheduler listens
+            assert processes[0].poll() is None, "the scheduler did not start"
+            time.sleep(0.1)
+        address = json.loads(scheduler_file.read_text())["address"]
+        processes.append(subprocess.Popen([DASK, "worker", address, "--nthreads", "1", *loopback], **quiet))
+        from distributed import Client
+
+        with Client(address, timeout=30) as client:
+            client.wait_for_workers(1, timeout=120)
+        yield address, processes
+    finally:
+        for process in reversed(processes):
+            if process.poll() is None:
+                process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def batches_stored(store) -> np.ndarray:
+    """Whether each batch of 2 is stored, checking that none is stored by half."""
+    status = zarr.open_group(store, mode="r")["image_status"][:]
+    batches = np.array_split(status, range(2, len(status), 2))
+    assert all((b == PENDING).all() or (b != PENDING).all() for b in batches), status  # no half batch
+    return np.array([(b != PENDING).all() for b in batches])
+
+
+def test_a_scheduler_killed_mid_run_ends_the_command_with_one_line_and_resume_finishes_it(
+    tmp_path, photos, local
+):
+    store = tmp_path / "out.zarr"
+    command = [CLI, "run", str(photos), "-o", str(store), *BATCHES]
+    with scheduler_and_worker(tmp_path / "first") as (address, (scheduler, worker)):
+        process = subprocess.Popen(
+            [*command, "--scheduler", address], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        for line in process.stderr:
+            if "counting:" in line:  # the progress line that follows the first batch stored
+                process.send_signal(signal.SIGSTOP)  # frozen: no batch is stored while the scheduler dies
+                break
+        scheduler.send_signal(signal.SIGKILL)
+        assert scheduler.wait(timeout=30) == -signal.SIGKILL  # the fault happened
+        before = batches_stored(store)
+        assert before.any() and not before.all(), before
+        process.send_signal(signal.SIGCONT)
+        rest = process.stderr.read()  # ends when the command does: it must not wait for ever
+        code = process.wait(timeout=120)
+    last = rest.strip().splitlines()[-1]
+    after = batches_stored(store)
+    assert code == EXIT_CLUSTER_LOST, rest
+    assert "unexpected" not in rest and "Traceback" not in rest, rest
+    expected = (
+        rf"palette-dask: lost the scheduler {re.escape(address)} \(.+\); the store {re.escape(str(store))} "
+        rf"keeps {after.sum()} of 20 batches: palette-dask run \.\.\. --resume \(resume=True\) finishes it"
+    )
+    assert re.fullmatch(expected, last), last
+    assert (after >= before).all() and not after.all()  # every batch finished before is kept
+    assert zarr.open_group(store, mode="r").attrs["complete"] is False
+
+    with scheduler_and_worker(tmp_path / "second") as (address, _):
+        done = subprocess.run(
+            [*command, "--resume", "--scheduler", address, "-q"], capture_output=True, text=True, timeout=300
+        )
+    assert done.returncode == 0, done.stderr
+    resumed = zarr.open_group(store, mode="r")
+    assert resumed.attrs["complete"] is True
+    found = every_array(resumed)
+    assert set(found) == set(local)
+    for name in local:
+        np.testing.assert_array_equal(found[name], local[name], err_msg=name)
