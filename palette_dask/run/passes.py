@@ -8,11 +8,13 @@ driver only what grows with the batches.
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 
 import dask
 import dask.array as da
 import numpy as np
+from dask.utils import format_bytes
 from distributed import Client
 
 from ..errors import PaletteDaskError, PaletteDaskWarning, image_error, no_valid_pixels, one_line, plural
@@ -43,7 +45,7 @@ from ..outputs.labels import (
     write_label_pyramid,
 )
 from .state import Opened, Run, array_entry
-from .tasks import CLUSTER_FAILURES, Pass
+from .tasks import CLUSTER_FAILURES, RESUBMIT, Pass, memory_limit_killed
 
 #: Decoded images kept between the passes (``memory_budget``) never take more than this share of
 #: the workers' memory.
@@ -189,14 +191,45 @@ def _keep_tiled(run: Run, opened: Opened) -> None:
 def _pass_failed(run: Run, opened: Opened, stage: str, key, exc: BaseException) -> None:
     """A task of a pass over every image failed: a tiled image fails alone, dead workers stop the run.
 
-    A batch's task catches its images' errors itself, so its failure is not an image's fault.
+    A batch's task catches its images' errors itself, so its failure is not an image's fault. A tiled
+    image whose tasks' workers died of their memory limit fails alone (:func:`_out_of_memory`).
     """
     if isinstance(exc, CLUSTER_FAILURES):
-        raise run.died(stage, key)
+        reason = None if isinstance(key, range) else _out_of_memory(run, opened, key, exc)
+        if reason is None:
+            raise run.died(stage, key)
+        opened.tiled.pop(key, None)
+        run.failed(key, reason)
+        return
     if isinstance(key, range):
         raise exc
     opened.tiled.pop(key, None)
     run.failed(key, image_error(run.names[key], exc))
+
+
+def _out_of_memory(run: Run, opened: Opened, index: int, exc: BaseException) -> str | None:
+    """Why a tiled image fails when its workers died of their memory limit; None if they died otherwise.
+
+    The reason names the biggest block the image is decoded in, and the
+    workers' limit: a block the file's layout decodes in one piece (a PNG, a
+    big tile) needs workers with more memory; others, a smaller ``chunk_bytes``.
+    """
+    limit = memory_limit_killed(run.client, exc)
+    if limit is None or index not in opened.tiled:
+        return None
+    info, image = opened.tiled[index]
+    if index not in run.arrays:  # its blocks as decoded, not as kept in memory
+        image = read_image(info, chunk_bytes=run.config.chunk_bytes)
+    block = math.prod(max(sizes) for sizes in image.chunks) * image.dtype.itemsize
+    advice = (
+        "workers with more memory (the file decodes it in one piece)"
+        if block > run.config.chunk_bytes
+        else "a smaller --chunk-bytes (chunk_bytes=) or workers with more memory"
+    )
+    return (
+        f"{run.names[index]}: workers ran out of memory decoding a block of {format_bytes(block)} "
+        f"(their memory limit is {format_bytes(limit)}; tried {RESUBMIT + 1} times): use {advice}"
+    )
 
 
 def measure_range(run: Run, opened: Opened) -> None:
@@ -374,6 +407,8 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.
         rows = key if isinstance(key, range) else batch_of[key]
         if rows in run.unfinished:
             continue
+        if isinstance(error, CLUSTER_FAILURES) and not isinstance(key, range):  # its memory: it fails alone
+            error = _out_of_memory(run, opened, key, error) or error
         if isinstance(error, CLUSTER_FAILURES):  # lost for good: the batch stays pending, for --resume
             run.unfinished.append(rows)
             run.report(f"not finished, workers died counting the batch of {run.names[rows.start]}")

@@ -25,7 +25,7 @@ from distributed import Future, as_completed
 from distributed.client import FutureCancelledError
 from distributed.scheduler import KilledWorker
 
-__all__ = ["Pass", "CLUSTER_FAILURES", "RESUBMIT", "CONNECTION_LOST"]
+__all__ = ["Pass", "CLUSTER_FAILURES", "RESUBMIT", "CONNECTION_LOST", "memory_limit_killed"]
 
 #: Failures of the cluster, not of the image: a task whose workers kept dying, or one lost for good.
 CLUSTER_FAILURES = (KilledWorker, FutureCancelledError)
@@ -94,3 +94,23 @@ class Pass:
             future.release()  # lost: forgotten first (in the order of messages), then submitted again
             self._tries[key] += 1
             self._add(key, self._again[key]())
+
+
+def memory_limit_killed(client, exc: BaseException) -> int | None:
+    """The workers' memory limit when ``exc`` is a KilledWorker whose last worker died of its memory.
+
+    A nanny restarts its worker when the process passes
+    ``distributed.worker.memory.terminate`` (95%) of its memory limit, and logs
+    a ``worker-restart-memory`` event on the scheduler naming it. None when
+    the worker died otherwise (or the scheduler cannot say).
+    """
+    if not isinstance(exc, KilledWorker):
+        return None
+    worker = exc.last_worker  # its state as the scheduler last knew it
+    try:
+        events = client.get_events("worker-restart-memory")
+    except Exception:  # the scheduler cannot say: a death like another
+        return None
+    if not any(event.get("worker") == getattr(worker, "address", None) for _, event in events):
+        return None
+    return getattr(worker, "memory_limit", None) or None
