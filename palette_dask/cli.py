@@ -342,7 +342,8 @@ def _extract(args, inputs, store) -> _Ran:
     _check_outputs(args, plan.names, store)
     report = _reporter(args)  # the command reports failures itself: no Python warning
     ours = store is not None and (not store_exists(store) or is_store(store))  # this run may remove it
-    earlier = failed_images(store) if args.resume or append else 0  # this command's failures are the rest
+    # this command's failures are the rest; a resume reads again those met on a transient fault
+    earlier = failed_images(store, permanent=args.resume) if args.resume or append else 0
     unwritten = []  # the outputs asked for that could not be written: each an error, the store kept
     try:
         # URLs are downloaded once, into a folder that lasts until the figure and the report are drawn
@@ -499,9 +500,11 @@ def _print_result(args, result: PaletteResult) -> None:
     images, pixels = summary["images"], summary["pixels"]
     if result.k:
         print(format_table(result, color=sys.stdout.isatty(), order=getattr(args, "order", "share")))
+    transient = f" ({images['transient']:,} on a transient fault: --resume reads them again)"
     print(
-        f"{images['done']:,} of {plural(images['total'], 'image')} done, {images['failed']:,} failed; "
-        f"{plural(pixels['valid'], 'valid pixel')}, {pixels['masked']:,} masked; "
+        f"{images['done']:,} of {plural(images['total'], 'image')} done, {images['failed']:,} failed"
+        + (transient if images["transient"] else "")
+        + f"; {plural(pixels['valid'], 'valid pixel')}, {pixels['masked']:,} masked; "
         + (f"store: {result.store}" if result.store else "no store kept (-o OUT.zarr keeps one)")
     )
     if summary["palette_from"]:

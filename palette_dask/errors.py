@@ -108,31 +108,39 @@ def image_error(name: str, exc: BaseException) -> str:
 
 
 class Status(enum.IntEnum):
-    """An image's outcome in a run, as ``image_status`` stores it (uint8)."""
+    """An image's outcome in a run, as ``image_status`` stores it (uint8).
+
+    Stores made before ``FAILED_TRANSIENT`` hold 0 to 2: each of their failures reads as permanent.
+    """
 
     PENDING = 0  # not yet counted (or its batch's workers died)
     DONE = 1  # counted
     FAILED = 2  # could not be read, or had no valid pixel: ``image_errors`` says why
+    FAILED_TRANSIENT = 3  # failed on a fault that may pass (a 503, a reset, a timeout): resume reads it again
 
 
 class Failure(NamedTuple):
-    """An image that failed, and why; ``str()`` gives its one line, ``image: reason``.
+    """An image that failed, why, and whether on a fault that may pass; ``str()`` gives ``image: reason``.
+
+    ``transient``: the read met a fault that may pass (a 503, a reset, a
+    timeout) on every try; ``--resume`` reads the image again.
 
     Examples
     --------
     >>> failure = Failure.of("a.png", "a.png: empty file (0 bytes)")
-    >>> failure.reason, str(failure)
-    ('empty file (0 bytes)', 'a.png: empty file (0 bytes)')
+    >>> failure.reason, str(failure), failure.transient
+    ('empty file (0 bytes)', 'a.png: empty file (0 bytes)', False)
     """
 
     image: str
     reason: str
+    transient: bool = False
 
     @classmethod
-    def of(cls, image: str, line: str) -> Failure:
+    def of(cls, image: str, line: str, transient: bool = False) -> Failure:
         """The failure of ``image`` from its one-line error, which names it first (or not)."""
         prefix = f"{image}: "
-        return cls(image, line[len(prefix) :] if line.startswith(prefix) else line)
+        return cls(image, line[len(prefix) :] if line.startswith(prefix) else line, bool(transient))
 
     def __str__(self) -> str:
         return f"{self.image}: {self.reason}"

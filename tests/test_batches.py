@@ -140,7 +140,7 @@ def test_work_and_files_grow_with_batches_not_images(tmp_path, client):
     assert sum(tasks.values()) <= 3 * batches, tasks  # read + sample, count: no task per image
     files = sum(len(names) for _, _, names in os.walk(tmp_path / "s.zarr"))
     assert files <= 8 * batches + 16, files  # a chunk of each per-image array per batch
-    assert result.to_dict()["images"] == {"total": 1200, "done": 1200, "failed": 0}
+    assert result.to_dict()["images"] == {"total": 1200, "done": 1200, "failed": 0, "transient": 0}
 
 
 def test_an_array_whose_axes_cannot_be_told_apart_fails_alone(client):

@@ -29,7 +29,7 @@ def test_run_json_is_one_document_as_designed(capsys, tmp_path):
     document = json.loads(out)  # exactly one document: json.loads rejects anything after it
     assert document["k"] == 5 and document["space"] == "lab" and document["store"] == str(tmp_path / "o.zarr")
     assert document["pixels"] == {"valid": 512 * 512 + 400 * 600, "masked": 0}
-    assert document["images"] == {"total": 2, "done": 2, "failed": 0}
+    assert document["images"] == {"total": 2, "done": 2, "failed": 0, "transient": 0}
     palette = document["palette"]
     shares = [entry["proportion"] for entry in palette]
     assert shares == sorted(shares, reverse=True) and sum(shares) == pytest.approx(1)
@@ -72,8 +72,10 @@ def test_some_images_failing_exit_3(capsys, tmp_path):
     )
     assert code == 3
     document = json.loads(out)
-    assert document["images"] == {"total": 2, "done": 1, "failed": 1}
-    assert document["failures"] == [{"image": str(tmp_path / "zero.png"), "error": "empty file (0 bytes)"}]
+    assert document["images"] == {"total": 2, "done": 1, "failed": 1, "transient": 0}
+    assert document["failures"] == [
+        {"image": str(tmp_path / "zero.png"), "error": "empty file (0 bytes)", "transient": False}
+    ]
 
 
 def bad_inputs(tmp_path):
@@ -364,9 +366,8 @@ def test_quiet_hides_progress_not_failures_and_sweep_exits_3_like_run(capsys, tm
     code, out, err = run_cli(capsys, "sweep", tmp_path, "-k", "2..4", "--threads", "-q")
     assert code == 3 and f"left out: {tmp_path / 'b.png'}: not a readable image" in err
     code, out, err = run_cli(capsys, "sweep", tmp_path, "-k", "2..4", "--threads", "--json")
-    assert code == 3 and json.loads(out)["failures"] == [
-        {"image": str(tmp_path / "b.png"), "error": "not a readable image (unknown format)"}
-    ]
+    failure = {"image": str(tmp_path / "b.png"), "error": "not a readable image (unknown format)"}
+    assert code == 3 and json.loads(out)["failures"] == [{**failure, "transient": False}]
 
 
 def test_counts_are_said_in_the_singular_and_show_csv_says_what_it_wrote(capsys, tmp_path):

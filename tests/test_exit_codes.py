@@ -28,7 +28,7 @@ def test_an_append_that_meets_no_failure_exits_0_and_counts_earlier_ones(store_w
     err = capsys.readouterr().err
     assert code == EXIT_OK, err
     assert f"{store} holds 1 failed image from before this command" in err
-    assert load_result(store).to_dict()["images"] == {"total": 3, "done": 2, "failed": 1}
+    assert load_result(store).to_dict()["images"] == {"total": 3, "done": 2, "failed": 1, "transient": 0}
 
 
 def test_a_resume_with_nothing_to_do_exits_0(store_with_a_failure, capsys):
@@ -58,4 +58,4 @@ def test_an_output_that_cannot_be_written_is_an_error_and_the_store_is_kept(tmp_
     code = main(["run", str(PHOTOS[0]), "-o", str(store), flag, str(target), "--threads", "-q"])
     err = capsys.readouterr().err
     assert code == EXIT_ERROR and f"{says} {target}" in err and f"{store} is kept" in err
-    assert load_result(store).to_dict()["images"] == {"total": 1, "done": 1, "failed": 0}
+    assert load_result(store).to_dict()["images"] == {"total": 1, "done": 1, "failed": 0, "transient": 0}

@@ -115,7 +115,7 @@ def test_all_images_failing_leave_no_store_behind(client, tmp_path):
     )  # fmt: skip
     assert result.k == 0 and result.complete and result.store is None
     assert result.image_status.tolist() == [FAILED, FAILED]
-    assert result.to_dict()["images"] == {"total": 2, "done": 0, "failed": 2}
+    assert result.to_dict()["images"] == {"total": 2, "done": 0, "failed": 2, "transient": 0}
     assert not (tmp_path / "s.zarr").exists()  # the obvious retry is not refused as "already exists"
     assert messages[-1] == f"no image was stored: {tmp_path / 's.zarr'} is not kept"
     (tmp_path / "empty.zarr").mkdir()  # a folder that was there before the run stays

@@ -103,4 +103,4 @@ def test_an_append_reads_the_zarr_images_its_store_left_pending_as_zarr(tmp_path
     group = zarr.open_group(store, mode="r+")
     group["image_status"][1] = PENDING  # as a run killed before its batch was stored leaves it
     result = extract_palette([folder / "1.png"], store=store, append=True, client=client)
-    assert result.to_dict()["images"] == {"total": 3, "done": 3, "failed": 0}
+    assert result.to_dict()["images"] == {"total": 3, "done": 3, "failed": 0, "transient": 0}

@@ -38,7 +38,8 @@ def run(args, inputs, **options):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     store = out / "palette.zarr"
-    earlier = failed_images(store) if args.resume else 0  # this run's failures are the rest
+    # this run's failures are the rest; a resume reads again those met on a transient fault
+    earlier = failed_images(store, permanent=True) if args.resume else 0
     try:
         check_store_path(store, overwrite=args.overwrite, resume=args.resume)  # before a cluster starts
         jobqueue = jobqueue_options(args.cluster_config) if args.cluster_config else None

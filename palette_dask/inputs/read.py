@@ -29,11 +29,12 @@ import dask.array as da
 import numpy as np
 
 from ..constants import DEFAULT_CHUNK_BYTES, DEFAULT_MAX_PIXELS
-from ..errors import Failure, ImageReadError, one_line, without_context
+from ..errors import Failure, ImageReadError, TransientReadError, one_line, without_context
 from . import physical
 from .fetch import process_folder, serves_ranges
 from .formats import ImageInfo, file_size, layout, open_source, to_yxc
 from .registry import ZARR, format_of, sniff
+from .retry import is_transient
 from .source import Source
 from .zarr_arrays import declared_nodata
 
@@ -276,16 +277,29 @@ def _checked(info: ImageInfo, read, rows: slice, cols: slice) -> np.ndarray:
     """``read()``, with any decoder error an ImageReadError, and a shape that must match the header's."""
     try:
         block = read()
-    except ImageReadError:
-        raise
     except Exception as exc:  # decoders raise anything on corrupt data
-        raise ImageReadError(f"{info.source}: cannot decode: {exc}") from None
+        raise _read_error(info, exc) from None
     expected = (rows.stop - rows.start, cols.stop - cols.start, info.shape[2])
     if block.shape != expected:
         raise ImageReadError(
             f"{info.source}: decoded shape {block.shape} differs from the header's {expected}"
         )
     return block
+
+
+def _read_error(info: ImageInfo, exc: Exception) -> ImageReadError:
+    """The error of a failed decode: ours as it is, else "cannot decode"; transient where its chain is.
+
+    A fault that may pass (a 503 that outlasted its tries, a reset) becomes a
+    :class:`TransientReadError`, which keeps saying so once its chain is gone
+    (the task's error travels without it), so ``--resume`` reads the image again.
+    """
+    transient = not isinstance(exc, TransientReadError) and is_transient(exc)
+    if isinstance(exc, ImageReadError):
+        return TransientReadError(one_line(exc)) if transient else exc
+    if transient:
+        return TransientReadError(f"{info.source}: cannot read: {one_line(exc) or type(exc).__name__}")
+    return ImageReadError(f"{info.source}: cannot decode: {exc}")
 
 
 def read_region(info: ImageInfo, rows: slice, cols: slice) -> np.ndarray:
@@ -307,10 +321,8 @@ def decode_cells(info: ImageInfo, cells) -> Iterator[np.ndarray]:
     with contextlib.ExitStack() as stack:
         try:
             read = stack.enter_context(format_of(info).regions(info))
-        except ImageReadError:
-            raise
-        except Exception as exc:  # the file changed since its header was read
-            raise ImageReadError(f"{info.source}: cannot decode: {exc}") from None
+        except Exception as exc:  # the file changed since its header was read, or a fault
+            raise _read_error(info, exc) from None
         for (r0, r1), (c0, c1) in cells:
             rows, cols = slice(r0, r1), slice(c0, c1)
             yield _checked(info, functools.partial(read, rows, cols), rows, cols)
@@ -362,7 +374,7 @@ class Batch:
                 try:
                     yield index, info, decode(info)
                 except ImageReadError as exc:
-                    yield index, None, Failure.of(info.name, one_line(exc))
+                    yield index, None, Failure.of(info.name, one_line(exc), is_transient(exc))
 
 
 def open_batch(
@@ -385,8 +397,10 @@ def open_batch(
     Examples
     --------
     >>> batch = open_batch(["missing.png", None], 10)
-    >>> batch.infos, [str(failure) for _, _, failure in batch.images()]
-    ([Failure(image='missing.png', reason='no such file'), None], ['missing.png: no such file'])
+    >>> batch.infos
+    [Failure(image='missing.png', reason='no such file', transient=False), None]
+    >>> [str(failure) for _, _, failure in batch.images()]
+    ['missing.png: no such file']
     """
     infos, pixels, left = [], [], keep
     for source in sources:
@@ -398,7 +412,7 @@ def open_batch(
                 up_to = min(chunk_bytes, left)
                 info, decoded = _open_image(Source.of(source), max_pixels, channel_axis, downloads, up_to)
             except ImageReadError as exc:
-                info = Failure.of(str(source), one_line(exc))
+                info = Failure.of(str(source), one_line(exc), is_transient(exc))
         if decoded is not None:
             left -= decoded.nbytes
         infos.append(info)

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import Status, image_error, no_valid_pixels
 from ..inputs.read import Batch
+from ..inputs.retry import is_transient
 from ..options import RunConfig
 from .colour import is_excluded, lab_of, lab_to_srgb, palette_lab
 from .fit import nearest
@@ -422,9 +423,9 @@ def unpack_stats(stats: np.ndarray) -> ImageCounts:
 class BatchCounts:
     """The per-image results of one batch: one row per image, as the store's per-image arrays hold them.
 
-    ``status`` (:class:`~palette_dask.errors.Status`) is DONE or FAILED for the images the batch
-    decoded, and PENDING for the others (images read tile by tile, arrays), whose rows
-    the driver fills in from their own tasks.
+    ``status`` (:class:`~palette_dask.errors.Status`) is DONE or FAILED (FAILED_TRANSIENT: on a
+    fault that may pass) for the images the batch decoded, and PENDING for the others (images read
+    tile by tile, arrays), whose rows the driver fills in from their own tasks.
     """
 
     start: int
@@ -470,9 +471,10 @@ class BatchCounts:
             self.palettes[row], self.palette_shares[row] = own
         self.status[row] = Status.DONE
 
-    def fail(self, row: int, error: str) -> None:
-        """Record why one image failed."""
-        self.status[row], self.errors[row] = Status.FAILED, error
+    def fail(self, row: int, error: str, transient: bool = False) -> None:
+        """Record why one image failed, and whether on a fault that may pass (``--resume`` reads it again)."""
+        self.status[row] = Status.FAILED_TRANSIENT if transient else Status.FAILED
+        self.errors[row] = error
 
 
 def batch_stats(
@@ -506,7 +508,7 @@ def batch_stats(
     for index, info, pixels in batch.images():
         row = index - batch.start
         if info is None:  # pixels: why not (a Failure)
-            result.fail(row, str(pixels))
+            result.fail(row, str(pixels), pixels.transient)
             continue
         try:
             spec = known.spec(info)
@@ -527,5 +529,5 @@ def batch_stats(
                 )
             result.done(row, counted, pixel_size=info.pixel_size, shape=info.shape)
         except Exception as exc:  # this image alone fails
-            result.fail(row, image_error(info.source, exc))
+            result.fail(row, image_error(info.source, exc), is_transient(exc))
     return result

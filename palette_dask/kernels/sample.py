@@ -30,6 +30,7 @@ from ..constants import DEFAULT_SAMPLE_SIZE
 from ..errors import Failure, image_error
 from ..inputs.formats import ImageInfo
 from ..inputs.read import Batch, cell_grid, decode_cells
+from ..inputs.retry import is_transient
 from ..options import RunConfig
 from .colour import excluded, srgb_to_lab
 from .pixels import (
@@ -357,8 +358,8 @@ class BatchSummary:
     ----------
     pixels, nbytes : int
         Pixels and decoded bytes of the images the batch decodes itself.
-    failures : list of (int, str)
-        Images that cannot be read, and why.
+    failures : list of (int, str, bool)
+        Images that cannot be read, why, and whether on a fault that may pass (``--resume`` reads them again).
     tiled : list of (int, ImageInfo)
         Images too big for the batch: each is read tile by tile by its own tasks.
     candidates : ndarray, shape (m, 4)
@@ -394,7 +395,9 @@ def sample_batch(
     the ``size`` smallest keys of all the batches' candidates, is then the
     same whatever the batches, and needs no total of pixels before it starts.
     """
-    failures = [(batch.start + i, str(f)) for i, f in enumerate(batch.infos) if isinstance(f, Failure)]
+    failures = [
+        (batch.start + i, str(f), f.transient) for i, f in enumerate(batch.infos) if isinstance(f, Failure)
+    ]
     tiled = [
         (batch.start + i, info)
         for i, info in enumerate(batch.infos)
@@ -406,7 +409,7 @@ def sample_batch(
             try:
                 specs[batch.start + position] = known.spec(info)
             except Exception as exc:  # a bad band choice: this image alone fails
-                failures.append((batch.start + position, image_error(info.source, exc)))
+                failures.append((batch.start + position, image_error(info.source, exc), is_transient(exc)))
     total = sum(batch.infos[index - batch.start].pixels for index in specs)
     fraction, found, band_range = sampling_fraction(total, size), np.empty((0, 1 + N_FEATURES)), None
     while fraction is not None:
@@ -418,7 +421,7 @@ def sample_batch(
             if index not in specs:
                 continue
             if info is None:  # a decoder failed on it
-                failures.append((index, str(pixels)))
+                failures.append((index, str(pixels), pixels.transient))
                 del specs[index]
                 continue
             whole = ((0, info.shape[0]), (0, info.shape[1]))

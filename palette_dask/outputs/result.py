@@ -12,7 +12,7 @@ import zarr.storage
 
 from ..errors import Failure, StoreError
 from ..options import RunConfig
-from .store import DONE, FAILED, open_store, read_centers_rgb, store_path
+from .store import DONE, FAILED_TRANSIENT, is_failed, open_store, read_centers_rgb, store_path
 
 __all__ = ["PaletteResult", "load_result"]
 
@@ -146,11 +146,15 @@ class PaletteResult:
 
     @property
     def failures(self) -> list[Failure]:
-        """Each failed image and why, in input order (``image_errors`` holds each one's whole line)."""
+        """Each failed image, why, and whether on a transient fault, in input order.
+
+        ``image_errors`` holds each one's whole line; a transient failure
+        (``Failure.transient``) is read again by ``resume``, a permanent one is not.
+        """
         return [
-            Failure.of(name, error)
+            Failure.of(name, error, status == FAILED_TRANSIENT)
             for name, error, status in zip(self.image_names, self.image_errors, self.image_status)
-            if status == FAILED
+            if is_failed(status)
         ]
 
     @property
@@ -215,8 +219,9 @@ class PaletteResult:
 
     def to_dict(self) -> dict:
         """The JSON document of the command line (docs/outputs.md, "JSON")."""
-        status = np.asarray(self.image_status)
-        done, failed = int((status == DONE).sum()), int((status == FAILED).sum())
+        status, n = np.asarray(self.image_status), len(self.image_names)
+        done, failed = int((status == DONE).sum()), int(is_failed(status).sum())
+        transient = int((status == FAILED_TRANSIENT).sum())  # of the failed: read again by a resume
         params = self.attrs.get("parameters", {})
         return {
             "k": self.k,
@@ -230,8 +235,10 @@ class PaletteResult:
             "inertia": self.attrs.get("inertia"),
             "lab_error": self.attrs.get("lab_error"),
             "palette": self.palette(),
-            "images": {"total": len(self.image_names), "done": done, "failed": failed},
-            "failures": [{"image": f.image, "error": f.reason} for f in self.failures],
+            "images": {"total": n, "done": done, "failed": failed, "transient": transient},
+            "failures": [
+                {"image": f.image, "error": f.reason, "transient": f.transient} for f in self.failures
+            ],
         }
 
 

@@ -44,7 +44,7 @@ class Sweep:
     sample_size : int
     space : str
     failures : list of Failure
-        Images left out of the sample, and why.
+        Images left out of the sample, why, and whether on a transient fault.
     """
 
     ks: list[int]
@@ -64,7 +64,9 @@ class Sweep:
             "suggested_k": self.suggested,
             "sample_size": self.sample_size,
             "space": self.space,
-            "failures": [{"image": f.image, "error": f.reason} for f in self.failures],
+            "failures": [
+                {"image": f.image, "error": f.reason, "transient": f.transient} for f in self.failures
+            ],
         }
 
 

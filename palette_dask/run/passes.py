@@ -19,6 +19,7 @@ from distributed import Client
 
 from ..errors import PaletteDaskError, PaletteDaskWarning, image_error, no_valid_pixels, one_line, plural
 from ..inputs.read import cell_grid, open_batch, read_image
+from ..inputs.retry import is_transient
 from ..kernels.colour import srgb_to_lab
 from ..kernels.count import LOOKUP_PIXELS, BatchCounts, batch_stats, image_stats, unpack_stats
 from ..kernels.fit import LOCAL_FIT_BYTES
@@ -73,7 +74,8 @@ def open_images(run: Run, pending: list[range], *, sample: bool = True, keep: bo
     decodes the others again.
     """
     config, client = run.config, run.client
-    n_images = sum(len(rows) for rows in pending)
+    reading = {rows: len(rows) - int(run.held(rows).sum()) for rows in pending}  # held images are not read
+    n_images = sum(reading.values())
     stage = "reading and sampling" if sample else "reading"
     run.report(f"{stage} {plural(n_images, 'image')} in {plural(len(pending), 'batch', 'batches')}")
     if config.exclude:  # say what is done to the data
@@ -105,24 +107,24 @@ def open_images(run: Run, pending: list[range], *, sample: bool = True, keep: bo
             opened.band_ranges.append(summary.band_range)
         opened.nodata.update(summary.nodata)
         opened.dtypes.update(summary.dtypes)
-        for index, reason in summary.failures:
-            run.failed(index, reason)
+        for index, reason, transient in summary.failures:
+            run.failed(index, reason, transient=transient)
         for index, info in summary.tiled:
             opened.tiled[index] = (info, read_image(info, chunk_bytes=config.chunk_bytes))
-        done += len(rows)
+        done += reading[rows]
         run.progress(stage, done, n_images)
     for rows in pending:
         for index in (i for i in rows if i in run.arrays):
             try:
                 opened.tiled[index] = array_entry(run, index)
             except PaletteDaskError as exc:  # an array whose axes cannot be told apart: it alone fails
-                run.failed(index, one_line(exc))
+                run.failed(index, one_line(exc), transient=is_transient(exc))
     for index, (info, _) in list(opened.tiled.items()):
         try:
             run_spec(info, config)
         except PaletteDaskError as exc:  # bands that cannot be read as asked: this image alone fails
             del opened.tiled[index]
-            run.failed(index, one_line(exc))
+            run.failed(index, one_line(exc), transient=is_transient(exc))
     opened.pixels += sum(info.pixels for info, _ in opened.tiled.values())
     opened.dtypes.update(info.dtype for info, _ in opened.tiled.values())
     if config.nodata is None:  # the arrays' own no-data (xarray's _FillValue, rioxarray's nodata)
@@ -143,10 +145,9 @@ def _read_batch(run: Run, rows: range, *, keep: float):
     """Submit the task reading a batch's headers; it decodes and keeps up to ``keep`` bytes of images.
 
     Arrays, and images the store already holds (done or failed: a batch grown
-    by ``append``), are not read by it.
+    by ``append``, or resumed), are not read by it; see :meth:`~.state.Run.held`.
     """
-    config = run.config
-    held = run.group["image_status"][rows.start : rows.stop] != stores.PENDING
+    config, held = run.config, run.held(rows)
     return run.client.submit(
         open_batch,
         [None if i in run.arrays or held[i - rows.start] else run.source(i) for i in rows],
@@ -204,7 +205,7 @@ def _pass_failed(run: Run, opened: Opened, stage: str, key, exc: BaseException) 
     if isinstance(key, range):
         raise exc
     opened.tiled.pop(key, None)
-    run.failed(key, image_error(run.names[key], exc))
+    run.failed(key, image_error(run.names[key], exc), transient=is_transient(exc))
 
 
 def _out_of_memory(run: Run, opened: Opened, index: int, exc: BaseException) -> str | None:
@@ -363,7 +364,7 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.
     labels_store = stores.store_path(group) if config.labels and k else None
     if labels_store is not None:
         group.require_group("labels")
-    readable = sum(len(rows) for rows in opened.batches) - len(run.failures)  # those that failed are not
+    readable = sum(len(rows) - int(run.held(rows).sum()) for rows in opened.batches) - len(run.failures)
     run.report(f"counting the pixels of {plural(readable, 'image')}" if readable else "no image was read")
     lookup = opened.pixels >= LOOKUP_PIXELS  # many pixels: 8-bit colours looked up in a table of all
     write_labels = functools.partial(write_label_image, labels_store) if labels_store else None
@@ -431,31 +432,35 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.
                 write_label_properties(group[f"labels/{key}"], properties)
         if rows in results and not waiting[rows]:
             result = results.pop(rows)
-            held = group["image_status"][rows.start : rows.stop] != stores.PENDING  # kept as stored
+            held = run.held(rows)  # kept as stored
             for index in rows:
                 if result.status[index - rows.start] == stores.PENDING and not held[index - rows.start]:
                     outcome = tiled.pop(index, None) or run.failures.get(index)
                     info = opened.tiled[index][0] if index in opened.tiled else None
-                    _fill(result, index, outcome, run.names[index], info)
+                    _fill(result, index, outcome, run.names[index], info, transient=index in run.transient)
             stores.write_batch(group, result, held=held)
             done += len(rows)
             run.progress("counting", done, total)
-            for position in np.flatnonzero(result.status == stores.FAILED):
-                run.failed(rows.start + int(position), result.errors[position], stored=True)
+            for position in np.flatnonzero(stores.is_failed(result.status) & ~held):
+                line, transient = result.errors[position], result.status[position] == stores.FAILED_TRANSIENT
+                run.failed(rows.start + int(position), line, transient=transient, stored=True)
+    opened.tiled.clear()  # the tiled images kept on the workers are let go now, those that erred too: a
+    # later run on this client (a resume) reads them anew, whatever still refers to this one
 
 
-def _fill(result: BatchCounts, index: int, outcome, name: str, info=None) -> None:
+def _fill(result: BatchCounts, index: int, outcome, name: str, info=None, *, transient: bool = False) -> None:
     """Fill the row of an image its batch's task did not count: a tiled image's counts, or why it failed.
 
-    ``outcome`` is ``(counts, own palette or None)``, the reason (a str or an
-    exception), or None when there was no palette to count with; ``info`` the
-    image's ImageInfo (its pixel size and shape), None where it was never read.
+    ``outcome`` is ``(counts, own palette or None)``, the reason (a str, met on
+    a transient fault when ``transient``, or an exception), or None when there
+    was no palette to count with; ``info`` the image's ImageInfo (its pixel
+    size and shape), None where it was never read.
     """
     row = index - result.start
     if isinstance(outcome, str):
-        result.fail(row, outcome)
+        result.fail(row, outcome, transient)
     elif isinstance(outcome, BaseException):
-        result.fail(row, image_error(name, outcome))
+        result.fail(row, image_error(name, outcome), is_transient(outcome))
     elif outcome is None or outcome[0].valid == 0:
         result.fail(row, one_line(no_valid_pixels(name)))
     else:

@@ -124,7 +124,7 @@ def extract_palette(
     >>> with connect(processes=False, n_workers=1, dashboard_address="127.0.0.1:0") as client:
     ...     result = extract_palette(logo, k=5, client=client)
     >>> result.k, round(float(result.proportions.sum()), 6), result.to_dict()["images"]
-    (5, 1.0, {'total': 1, 'done': 1, 'failed': 0})
+    (5, 1.0, {'total': 1, 'done': 1, 'failed': 0, 'transient': 0})
     """
     plan = plan_run(
         inputs, k, store=store, overwrite=overwrite, resume=resume, append=append,
@@ -169,7 +169,10 @@ def _run_plan(plan: Plan, *, client, downloads, report) -> PaletteResult:
         with connect(client) as run_client, run_client.as_current(), scheduler_kept(run_client):
             share_retry_policy(run_client, retry.current())
             with download_folder(names, downloads, run_client) as folder:
-                run = Run(group, names, arrays, run_client, config, report or _silent, folder, zarr=zarr)
+                run = Run(
+                    group, names, arrays, run_client, config, report or _silent, folder,
+                    zarr=zarr, resume=resume,
+                )  # fmt: skip
                 _execute(run)
                 if labels_geotiff is not None:  # every time: a resumed run writes them all again
                     done = group["image_status"][:] == stores.DONE
@@ -302,7 +305,10 @@ def sweep_k(
             run = Run(group, names, arrays, run_client, config, report or _silent, folder, zarr=zarr)
             opened = open_images(run, run.pending_batches(), keep=False)
             sample = sample_run(run, opened)
-    failures = [Failure.of(names[index], reason) for index, reason in sorted(run.failures.items())]
+    failures = [
+        Failure.of(names[index], reason, index in run.transient)
+        for index, reason in sorted(run.failures.items())
+    ]
     if sample is None:
         raise NoValidPixelsError(
             f"no valid pixels to sample in {plural(len(names), 'input')}"

@@ -14,7 +14,7 @@ import dask.array as da
 import numpy as np
 from distributed import Client
 
-from ..errors import ImageFailedError, RunIncompleteError, StoreError
+from ..errors import ImageFailedError, RunIncompleteError, StoreError, plural
 from ..inputs.read import array_image, read_image
 from ..inputs.source import Source
 from ..inputs.sources import is_array, resolve_sources
@@ -149,8 +149,10 @@ class Run:
     downloads: str | None = None
     display_range: np.ndarray | None = None
     failures: dict = field(default_factory=dict)  # index → reason, each reported once
+    transient: set = field(default_factory=set)  # the failures' indices met on a fault that may pass
     unfinished: list = field(default_factory=list)  # batches whose workers died
     zarr: frozenset = frozenset()  # the names that are zarr nodes, as split_inputs found them
+    resume: bool = False  # a resumed run: the images that failed on a transient fault are read again
 
     def __post_init__(self):
         stored = self.group.attrs.get("display_range")  # measured by the run this one resumes
@@ -161,24 +163,46 @@ class Run:
         name = self.names[index]
         return Source.of(name, zarr=name in self.zarr)
 
+    def to_read(self, status: np.ndarray) -> np.ndarray:
+        """Which of these statuses this run reads: pending, and when resumed, failed on a transient fault."""
+        waiting = status == stores.PENDING
+        return waiting | (status == stores.FAILED_TRANSIENT) if self.resume else waiting
+
+    def held(self, rows: range) -> np.ndarray:
+        """Which images of a batch the store holds and this run keeps as they are (done, failed for good)."""
+        return ~self.to_read(self.group["image_status"][rows.start : rows.stop])
+
     def pending_batches(self) -> list[range]:
-        """The batches with an image still pending (a batch is always done again whole)."""
+        """The batches with an image to read (a batch is always written again whole, its held images kept).
+
+        A resumed run reads again the images that failed on a transient fault, and says how many.
+        """
         status = self.group["image_status"][:]
-        pending = status == stores.PENDING
+        pending = self.to_read(status)
+        again = int((status == stores.FAILED_TRANSIENT).sum()) if self.resume else 0
+        if again:
+            self.report(f"reading again {plural(again, 'image')} that failed on a transient fault")
         return [rows for rows in stores.batches(self.group) if pending[rows.start : rows.stop].any()]
 
-    def failed(self, index: int, reason: str, *, stored: bool = False) -> None:
-        """Report a failed image once; with ``on_error="fail"`` record it (unless ``stored``) and stop."""
+    def failed(self, index: int, reason: str, *, transient: bool = False, stored: bool = False) -> None:
+        """Report a failed image once; with ``on_error="fail"`` record it (unless ``stored``) and stop.
+
+        ``transient``: it met a fault that may pass (:func:`~palette_dask.inputs.retry.is_transient`),
+        stored as such, and a resumed run reads it again.
+        """
         if index in self.failures:
             return
         self.failures[index] = reason
+        if transient:
+            self.transient.add(index)
         if self.config.on_error == "fail":  # its error says which and why: one line, not two
             if not stored:
-                stores.write_image_failed(self.group, index, reason)
+                stores.write_image_failed(self.group, index, reason, transient=transient)
             raise ImageFailedError(
                 f"stopped at the first failure (--on-error fail, on_error='fail'): {reason}"
             )
-        self.report(f"failed: {reason}")
+        again = transient and "--resume" not in reason  # a TransientReadError says so itself
+        self.report(f"failed: {reason}" + (" (a transient fault: --resume reads it again)" if again else ""))
 
     def finish(self) -> None:
         """Mark the store complete, unless workers died under some batches: those stay pending."""

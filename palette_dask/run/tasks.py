@@ -86,9 +86,11 @@ class Pass:
                 if getattr(exc, "reason", None) == CONNECTION_LOST:  # no scheduler to submit it to
                     raise
                 if self._tries[key] >= RESUBMIT:
+                    future.release()
                     yield key, None, exc
                     continue
             except Exception as exc:  # the task's own error: the pass decides
+                future.release()  # forgotten now: a later run on this client (a resume) computes it anew
                 yield key, None, exc
                 continue
             future.release()  # lost: forgotten first (in the order of messages), then submitted again

@@ -16,6 +16,8 @@ Every array names its dimensions, so xarray reads the group too.
 from .arrays import (
     DONE,
     FAILED,
+    FAILED_TRANSIENT,
+    FAILURES,
     MAX_BATCH_SIZE,
     PENDING,
     append_images,
@@ -25,6 +27,7 @@ from .arrays import (
     dims,
     failed_images,
     finish_store,
+    is_failed,
     list_labels,
     open_store,
     read_centers_rgb,
@@ -48,9 +51,10 @@ from .paths import (
 )
 
 __all__ = [
-    "ARRAYS", "DONE", "FAILED", "MAX_BATCH_SIZE", "PENDING", "append_images", "batches", "check_layout",
-    "check_store_path", "create_store", "default_batch_size", "dims", "failed_images", "finish_store",
-    "is_store", "is_url", "layout_table", "list_labels", "open_store", "read_centers_rgb",
+    "ARRAYS", "DONE", "FAILED", "FAILED_TRANSIENT", "FAILURES", "MAX_BATCH_SIZE", "PENDING",
+    "append_images", "batches", "check_layout", "check_store_path", "create_store", "default_batch_size",
+    "dims", "failed_images", "finish_store", "is_failed", "is_store", "is_url", "layout_table", "list_labels",
+    "open_store", "read_centers_rgb",
     "remove_partial_writes", "remove_remnant", "remove_store", "rounded_colours", "store_exists",
     "store_path", "task_writes", "write_batch", "write_image_failed", "write_palette", "zarr_store",
 ]  # fmt: skip

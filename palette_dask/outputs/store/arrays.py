@@ -32,6 +32,9 @@ __all__ = [
     "PENDING",
     "DONE",
     "FAILED",
+    "FAILED_TRANSIENT",
+    "FAILURES",
+    "is_failed",
     "default_batch_size",
     "create_store",
     "append_images",
@@ -47,7 +50,9 @@ __all__ = [
     "finish_store",
 ]
 
-PENDING, DONE, FAILED = Status.PENDING, Status.DONE, Status.FAILED
+PENDING, DONE, FAILED, FAILED_TRANSIENT = Status.PENDING, Status.DONE, Status.FAILED, Status.FAILED_TRANSIENT
+#: The statuses of a failed image: for good, or on a transient fault (which ``--resume`` reads again).
+FAILURES = (FAILED, FAILED_TRANSIENT)
 #: By default a run has about this many batches: enough to share among workers, few files in the store.
 BATCHES = 32
 
@@ -228,19 +233,33 @@ def write_batch(group: zarr.Group, result, *, held: np.ndarray | None = None) ->
     write("image_status", result.status)
 
 
-def failed_images(path: str | os.PathLike) -> int:
-    """How many images the store at ``path`` records as failed (0 without a store), a batch at a time."""
+def is_failed(status) -> np.ndarray:
+    """Which of the statuses ``status`` say failed, for good or on a transient fault.
+
+    Examples
+    --------
+    >>> is_failed(np.array([0, 1, 2, 3], np.uint8))
+    array([False, False,  True,  True])
+    """
+    return np.isin(status, FAILURES)
+
+
+def failed_images(path: str | os.PathLike, *, permanent: bool = False) -> int:
+    """How many images the store at ``path`` records as failed (0 without a store), a batch at a time.
+
+    With ``permanent``, only those that failed for good: not those a resume reads again.
+    """
     if path is None or not is_store(path):
         return 0
     group = open_store(path)
-    status = group["image_status"]
-    return sum(int((status[rows.start : rows.stop] == FAILED).sum()) for rows in batches(group))
+    status, counted = group["image_status"], (FAILED,) if permanent else FAILURES
+    return sum(int(np.isin(status[rows.start : rows.stop], counted).sum()) for rows in batches(group))
 
 
-def write_image_failed(group: zarr.Group, index: int, error: str) -> None:
-    """Record one failed image and why."""
+def write_image_failed(group: zarr.Group, index: int, error: str, *, transient: bool = False) -> None:
+    """Record one failed image, why, and whether on a transient fault."""
     group["image_errors"][index] = error
-    group["image_status"][index] = FAILED
+    group["image_status"][index] = FAILED_TRANSIENT if transient else FAILED
 
 
 def finish_store(group: zarr.Group) -> None:

@@ -69,8 +69,10 @@ ARRAYS: tuple[Array, ...] = (
     Array("image_valid", ("image",), "int64", "valid pixels per image"),
     Array("image_masked", ("image",), "int64", "left-out pixels per image (alpha, no-data, NaN, excluded)"),
     Array(
-        "image_status", ("image",), "uint8", "0 pending, 1 done, 2 failed (`store.PENDING/DONE/FAILED`)"
-    ),
+        "image_status", ("image",), "uint8",
+        "0 pending, 1 done, 2 failed, 3 failed on a transient fault, which `--resume` reads again "
+        "(`store.PENDING/DONE/FAILED/FAILED_TRANSIENT`; older stores hold 0 to 2)",
+    ),  # fmt: skip
     Array("image_errors", ("image",), "str", "a failed image's one-line reason", fill=""),
     Array("image_squared_error", ("image",), "float64", "sum of squared distances to the centres", 0.0),
     Array(
