@@ -21,6 +21,7 @@ from servers import RangeHandler, http_server
 
 from palette_dask import extract_palette
 from palette_dask.cli import EXIT_OK, EXIT_PARTIAL, main
+from palette_dask.outputs.report import html_report
 from palette_dask.outputs.result import load_result
 from palette_dask.outputs.store import DONE, FAILED, FAILED_TRANSIENT, failed_images
 
@@ -132,6 +133,8 @@ def test_the_api_resume_reads_a_transient_failure_again(files, tmp_path, client)
         first = extract_palette(names, store=store, **options)
         assert [(f.image, f.transient) for f in first.failures] == [(names[0], True), (names[3], False)]
         assert first.to_dict()["images"]["transient"] == 1
+        report = html_report(first, tmp_path / "report.html", client=client)
+        assert "2 failed (1 on a transient fault: --resume reads them again)" in open(report).read()
         handler.failing.clear()
         resumed = extract_palette(names, store=store, resume=True, **options)
     assert [(f.image, f.transient) for f in resumed.failures] == [(names[3], False)]

@@ -250,7 +250,13 @@ def html_report(
         f"<title>{escape(title or 'palette_dask report')}</title>",
         f"<style>{_STYLE}</style></head><body>",
         f"<h1>{escape(title or 'Dominant colours')}</h1>",
-        f'<p class="muted">{images["done"]} of {n} images done, {images["failed"]} failed; '
+        f'<p class="muted">{images["done"]} of {n} images done, {images["failed"]} failed'
+        + (
+            f" ({images['transient']} on a transient fault: --resume reads them again)"
+            if images["transient"]
+            else ""
+        )
+        + "; "
         f"{pixels['valid']:,} valid pixels, {pixels['masked']:,} masked; "
         f"k={k} clustered in {escape(space)}"
         + (
