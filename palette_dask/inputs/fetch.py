@@ -37,6 +37,7 @@ import uuid
 from pathlib import Path
 
 from ..errors import ImageReadError, one_line
+from . import retry
 
 __all__ = [
     "URL_MAX_BYTES",
@@ -137,9 +138,10 @@ def _has_aws_credentials() -> bool:
 
 
 def storage_options(url: str) -> dict:
-    """The fsspec options for ``url``: unsigned S3 requests for public buckets, a deadline for http(s)."""
-    if scheme(url) == "s3" and _anonymous_s3():
-        return {"anon": True}
+    """The fsspec options for ``url``: S3's retries (unsigned for public buckets), a deadline for http(s)."""
+    if scheme(url) == "s3":  # the run's tries and timeouts, by botocore and s3fs (retry.s3_options)
+        options = retry.s3_options(retry.current())
+        return {**options, "anon": True} if _anonymous_s3() else options
     if is_http(url):
         import aiohttp
 
@@ -195,6 +197,9 @@ def open_url(url: str, block_size: int = READ_AHEAD):
     except IsADirectoryError:
         raise ImageReadError(f"{url}: is a directory, not an image") from None
     except Exception as exc:  # credentials, network, a server without range requests...
+        transient = retry.exhausted(url, exc)  # a fault that outlasted botocore's or s3fs's tries
+        if transient is not None:
+            raise transient from None
         raise ImageReadError(f"{url}: cannot open: {one_line(exc) or type(exc).__name__}") from None
 
 
@@ -326,6 +331,9 @@ def _download_object(url: str, out, max_bytes: int) -> None:
             while piece := remote.read(2**20):
                 out.write(piece)
         except Exception as exc:
+            transient = retry.exhausted(url, exc)
+            if transient is not None:
+                raise transient from None
             raise ImageReadError(f"{url}: download failed: {one_line(exc) or type(exc).__name__}") from None
 
 

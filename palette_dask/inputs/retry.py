@@ -20,8 +20,27 @@ layer that opens the bytes:
 - http(s) read by ranges, zarr over http, listings (fsspec's
   ``HTTPFileSystem`` over aiohttp, which retries nothing): an aiohttp client
   middleware, :func:`http_client_kwargs`;
-- s3 (s3fs over aiobotocore): botocore's own retries, configured by
-  :func:`s3_options`;
+- s3 (s3fs over aiobotocore), inputs and stores alike (reads, writes,
+  listings, deletes: every s3fs made through
+  :func:`~.fetch.storage_options`, zarr's stores too), configured by
+  :func:`s3_options`. botocore, ``standard`` retry mode, tries each request
+  ``tries`` times in all (``total_max_attempts``) on 500, 502, 503, 504,
+  S3's throttling codes (``SlowDown``...), ``RequestTimeout`` and
+  connection errors, waiting ``rand() * min(2 ** (n - 1), 20)`` seconds
+  (its retry quota, 500 per client, 5 a retry, 10 a timeout's, given back
+  when a retry succeeds, stops retrying during a long outage: the image
+  then fails as transient sooner); ``connect_timeout`` ``min(timeout, 60)``,
+  ``read_timeout`` ``timeout`` (botocore has no deadline for a whole
+  request: one is cut when no byte comes for that long). botocore does not
+  retry a body cut short or broken once its headers came: s3fs's own loop
+  does, :data:`S3FS_TRIES` (2) tries (a class attribute, set for the
+  process: s3fs takes it as no option). That loop also goes round
+  botocore's tries once more on a ``SlowDown`` (not a HEAD's, which has no
+  code) and on a connection closed with no answer (its two loops nest on a
+  read: up to 4 rounds); at s3fs's default of 5 a throttled read was 5 x
+  ``tries`` requests, and 25 x on a closed one. aiohttp sends an idempotent request once more when
+  a kept-alive connection is found reset. A failure names the tries made
+  (:func:`tries_made`: botocore's count, times s3fs's rounds);
 - gs (gcsfs) and az (adlfs): their own retries (gcsfs retries 408, 429, 5xx
   and connection errors 6 times; azure-core's exponential policy 10 times),
   left as they are.
@@ -52,6 +71,11 @@ __all__ = [
     "retry_after",
     "call",
     "gave_up",
+    "S3FS_TRIES",
+    "s3_options",
+    "tries_made",
+    "fault",
+    "exhausted",
 ]
 
 #: HTTP statuses that may pass: request timeout, too many requests, server errors and overloads.
@@ -124,6 +148,41 @@ def using(policy: Retry):
         yield policy
     finally:
         use(before)
+
+
+#: Tries of an S3 body cut short or stalled (s3fs's own loop, which botocore's tries go round).
+S3FS_TRIES = 2
+#: botocore's default connection timeout: an S3 endpoint that takes longer to accept is lost.
+S3_CONNECT_TIMEOUT = 60.0
+
+
+def s3_options(policy: Retry | None = None) -> dict:
+    """The s3fs options that try each S3 request ``policy.tries`` times, each within ``policy.timeout``.
+
+    botocore retries: ``standard`` mode (every AWS SDK's, with a retry quota
+    per client; ``adaptive`` would also slow every request of the client
+    after a throttle, a client-side rate it keeps per process and AWS calls
+    experimental: S3 throttles per prefix, and the backoff already spreads
+    the workers out), ``total_max_attempts`` the policy's tries. s3fs's own
+    loop is set to :data:`S3FS_TRIES` for the process (a class attribute; it
+    takes no option), as botocore does not retry a body cut short.
+
+    Examples
+    --------
+    >>> s3_options(Retry(tries=4, timeout=30.0))["config_kwargs"]
+    {'retries': {'mode': 'standard', 'total_max_attempts': 4}, 'connect_timeout': 30.0, 'read_timeout': 30.0}
+    """
+    import s3fs
+
+    policy = policy or current()
+    s3fs.S3FileSystem.retries = S3FS_TRIES
+    return {
+        "config_kwargs": {
+            "retries": {"mode": "standard", "total_max_attempts": policy.tries},
+            "connect_timeout": min(policy.timeout, S3_CONNECT_TIMEOUT),
+            "read_timeout": policy.timeout,
+        }
+    }
 
 
 def retry_after(value: str | None) -> float | None:
@@ -239,6 +298,98 @@ def gave_up(what: str, exc: BaseException, tries: int, seconds: float) -> Transi
         f"{what}: {reason}: a transient fault on each of {tries} tries over {seconds:.0f} s "
         "(--resume tries it again)"
     )
+
+
+def _client_error(exc: BaseException | None):
+    """The botocore ``ClientError`` in ``exc``'s chain (what s3fs translates into an OSError), or None."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(getattr(exc, "response", None), dict) and "Error" in exc.response:
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _body_fault(exc: BaseException | None) -> bool:
+    """Whether ``exc``'s chain holds a body cut short or broken once its headers came (aiohttp, botocore)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if type(exc).__name__ in ("ClientPayloadError", "ResponseStreamingError", "IncompleteReadError"):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def tries_made(what: str, exc: BaseException, policy: Retry | None = None) -> int:
+    """How many tries the layers below made of the request for ``what`` that raised ``exc``.
+
+    botocore says so in its error (``RetryAttempts``, its retries); s3fs goes
+    round botocore's tries once more on a ``SlowDown`` of anything but a
+    listing, and tries an S3 body cut short :data:`S3FS_TRIES` times. Any
+    other: the policy's tries.
+
+    Examples
+    --------
+    >>> from botocore.exceptions import ClientError
+    >>> answer = {"Code": "SlowDown", "Message": "Please reduce your request rate."}
+    >>> throttled = ClientError(
+    ...     {"Error": answer, "ResponseMetadata": {"HTTPStatusCode": 503, "RetryAttempts": 2}}, "GetObject"
+    ... )
+    >>> raised = OSError(16, "Please reduce your request rate.")  # what s3fs raises once botocore gave up
+    >>> raised.__cause__ = throttled
+    >>> is_transient(raised), tries_made("s3://b/a.tif", raised)
+    (True, 6)
+    >>> fault("s3://b/a.tif", raised)
+    'SlowDown (503): Please reduce your request rate: a transient fault on each of 6 tries'
+    """
+    error = _client_error(exc)
+    if error is None:
+        s3 = str(what).lower().startswith("s3://")
+        return S3FS_TRIES if s3 and _body_fault(exc) else (policy or current()).tries
+    metadata = error.response.get("ResponseMetadata", {})
+    made = int(metadata.get("RetryAttempts", 0)) + 1
+    code = error.response["Error"].get("Code")
+    s3fs_round = code == "SlowDown" and not str(getattr(error, "operation_name", "")).startswith("List")
+    return made * S3FS_TRIES if s3fs_round else made
+
+
+def fault(what: str, exc: BaseException, policy: Retry | None = None) -> str:
+    """``exc``, a transient fault that outlasted the tries of the layer that retried it, and those tries.
+
+    S3's code, status and message where S3 answered; else the error's one line.
+
+    Examples
+    --------
+    >>> fault("s3://b/a.png", ConnectionResetError("reset by peer"), Retry(tries=4))
+    'reset by peer: a transient fault on each of 4 tries'
+    """
+    error = _client_error(exc)
+    if error is not None:
+        code = error.response["Error"].get("Code") or ""
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        message = error.response["Error"].get("Message") or ""
+        reason = f"{status} {message}" if code == str(status) else f"{code} ({status}): {message}"
+    else:
+        reason = one_line(exc) or type(exc).__name__
+        if reason.startswith(f"{what}: "):
+            reason = reason[len(what) + 2 :]
+    return f"{reason.rstrip('.')}: a transient fault on each of {tries_made(what, exc, policy)} tries"
+
+
+def exhausted(what: str, exc: BaseException, policy: Retry | None = None) -> TransientReadError | None:
+    """The error of a request for ``what`` whose transient fault outlasted the tries of the layer below.
+
+    For a request that botocore, s3fs or aiohttp tried (:func:`tries_made`):
+    ``what``, the :func:`fault` and that ``--resume`` tries it again; None
+    when ``exc`` is no transient fault (:func:`is_transient`).
+    """
+    if isinstance(exc, TransientReadError):
+        return exc
+    if not is_transient(exc):
+        return None
+    return TransientReadError(f"{what}: {fault(what, exc, policy)} (--resume tries it again)")
 
 
 def call(what: str, request: Callable[[], object], policy: Retry | None = None):

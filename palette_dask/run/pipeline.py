@@ -37,6 +37,7 @@ from ..errors import (
     PaletteDaskWarning,
     ParameterError,
     RunIncompleteError,
+    StoreError,
     plural,
 )
 from ..inputs import retry
@@ -186,6 +187,13 @@ def _run_plan(plan: Plan, *, client, downloads, report) -> PaletteResult:
         result = load_result(group)
     except ClusterLostError as exc:  # what the store keeps, and how to finish it
         raise ClusterLostError(f"{exc}; {_kept(group, store, created)}") from None
+    except Exception as exc:  # a store in object storage met a fault on every try: what it keeps
+        if store is None or not stores.is_url(store) or not retry.is_transient(exc):
+            raise
+        raise StoreError(
+            f"{store}: the store could not be written: {retry.fault(str(store), exc)}; "
+            f"{_kept(group, store, created)}"
+        ) from None
     finally:
         if created and not (group["image_status"][:] == stores.DONE).any():
             stores.remove_store(store)  # it holds nothing to keep or resume: the retry starts afresh
