@@ -3,10 +3,14 @@
 import collections
 import contextlib
 import http.server
+import itertools
 import logging
 import os
 import re
+import socket
+import struct
 import threading
+import time
 
 
 class RangeHandler(http.server.SimpleHTTPRequestHandler):
@@ -65,6 +69,109 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
         self.requests[self.path] += 1
         self._left = None
         super().do_GET()
+
+
+class FaultHandler(RangeHandler):
+    """:class:`RangeHandler` that answers every n-th request (GET and HEAD, all paths together) with a fault.
+
+    ``every`` maps each fault to its period, tried in this order: ``"503"``
+    and ``"429"`` (with ``Retry-After: 0``), ``"reset"`` (the connection
+    reset before any reply), ``"cut"`` (the headers promise the whole body
+    or range, half of it comes, the connection closes; a GET only),
+    ``"stall"`` (no answer at all until the client hangs up), at most
+    ``limit`` in all. Paths in ``always`` answer 503 every time; a range of a
+    path in ``from_byte`` that starts at or past its byte too (a TIFF's
+    tiles, its header read). ``injected`` counts the faults sent, ``times``
+    when each path was asked for. Made by :func:`fault_handler`.
+    """
+
+    every: dict = {}
+    always: frozenset = frozenset()
+    from_byte: dict = {}
+    limit: float = float("inf")
+    retry_after: str = "0"
+    injected: collections.Counter
+    times: collections.defaultdict
+    _numbers: itertools.count
+    _lock: threading.Lock
+
+    def _fault(self) -> str | None:
+        """The fault this request gets (counted), or None."""
+        with self._lock:
+            number = next(self._numbers)
+            self.times[self.path].append(time.monotonic())
+        start = re.match(r"bytes=(\d+)", self.headers.get("Range", ""))
+        past = start is not None and int(start[1]) >= self.from_byte.get(self.path, float("inf"))
+        if self.path in self.always or past:
+            fault = "503"
+        elif sum(self.injected.values()) >= self.limit:
+            fault = None
+        else:
+            due = [f for f, n in self.every.items() if number % n == 0]
+            due = [f for f in due if f != "cut" or self.command == "GET"]  # a HEAD has no body to cut
+            fault = due[0] if due else None
+        if fault is not None:
+            with self._lock:
+                self.injected[fault] += 1
+        return fault
+
+    def _answer(self, fault: str) -> None:
+        if fault == "stall":  # the request was read whole: the next byte read is the client hanging up
+            with contextlib.suppress(OSError):
+                self.rfile.read(1)
+            self.close_connection = True
+            return
+        if fault == "reset":  # a close with SO_LINGER 0 sends RST, not FIN
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+            return
+        self.send_response(int(fault))
+        self.send_header("Retry-After", self.retry_after)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self):
+        fault = self._fault()
+        if fault in (None, "cut"):
+            self._cut = fault == "cut"
+            super().do_GET()
+        else:
+            self.requests[self.path] += 1
+            self._answer(fault)
+
+    def do_HEAD(self):
+        fault = self._fault()
+        if fault is None:
+            super().do_HEAD()
+        else:
+            self._answer(fault)
+
+    def copyfile(self, source, outputfile):
+        if getattr(self, "_cut", False):  # half of what the headers promised, then hang up
+            left = self._left if self._left is not None else os.fstat(source.fileno()).st_size - source.tell()
+            self._left = left // 2
+            super().copyfile(source, outputfile)
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_WR)
+            return
+        super().copyfile(source, outputfile)
+
+
+def fault_handler(
+    every: dict, always=(), from_byte=None, limit: float = float("inf"), retry_after: str = "0"
+) -> type[FaultHandler]:
+    """A :class:`FaultHandler` class of its own (its own counts) injecting faults at the periods ``every``."""
+    return type(
+        "Faults",
+        (FaultHandler,),
+        {
+            "every": dict(every), "always": frozenset(always), "from_byte": dict(from_byte or {}),
+            "limit": limit, "retry_after": retry_after,
+            "injected": collections.Counter(), "times": collections.defaultdict(list),
+            "_numbers": itertools.count(1), "_lock": threading.Lock(),
+        },
+    )  # fmt: skip
 
 
 class QuietServer(http.server.ThreadingHTTPServer):

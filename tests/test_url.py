@@ -17,7 +17,8 @@ from servers import RangeHandler, http_server
 
 from palette_dask import ImageReadError, extract_palette, probe, read_image
 from palette_dask.cli import main
-from palette_dask.errors import PaletteDaskWarning
+from palette_dask.errors import PaletteDaskWarning, TransientReadError
+from palette_dask.inputs import retry
 from palette_dask.inputs.fetch import download
 
 DRIP_SECONDS = 20  # the dripping server gives up after this, whatever the client does
@@ -163,7 +164,8 @@ def test_a_url_tiff_is_read_tile_by_tile_by_byte_ranges(server, www, tmp_path):
 @pytest.mark.slow
 def test_a_dripping_server_is_cut_at_the_deadline(server, tmp_path, path):
     Handler.hung_up[path].clear()
-    with pytest.raises(ImageReadError, match=f"{path}: download stopped at its deadline of 1.5 s"):
+    stopped = f"{path}: download stopped at its deadline of 1.5 s: a transient fault on each of 2 tries"
+    with retry.using(retry.Retry(tries=2, first_wait=0.01)), pytest.raises(TransientReadError, match=stopped):
         download(f"{server}{path}", tmp_path / "x", deadline=1.5)
     assert os.listdir(tmp_path) == []
     # the client hung up while the server still dripped (each byte came within any per-read
@@ -182,11 +184,16 @@ def test_redirects_to_other_schemes_are_refused(server, tmp_path, target):
 
 
 def test_a_body_cut_short_by_the_server_is_an_error_not_a_smaller_file(server, tmp_path):
-    with pytest.raises(ImageReadError, match="download cut short: the connection closed after .* bytes"):
-        download(f"{server}/cut-short.jpg", tmp_path / "x.jpg")
-    assert list(tmp_path.iterdir()) == []  # nothing half-downloaded left
-    with pytest.raises(ImageReadError, match="cut-short.jpg: download cut short"):
-        probe(f"{server}/cut-short.jpg")
+    """Cut short on every try: a transient fault, tried again, then an error; never a smaller file."""
+    Handler.requests.clear()
+    cut = "download cut short: the connection closed after .* bytes: a transient fault on each of 3 tries"
+    with retry.using(retry.Retry(tries=3, first_wait=0.01)):
+        with pytest.raises(TransientReadError, match=cut):
+            download(f"{server}/cut-short.jpg", tmp_path / "x.jpg")
+        assert Handler.requests["/cut-short.jpg"] == 3
+        assert list(tmp_path.iterdir()) == []  # nothing half-downloaded left
+        with pytest.raises(TransientReadError, match="cut-short.jpg: download cut short"):
+            probe(f"{server}/cut-short.jpg")
 
 
 def test_a_cut_tiff_read_by_byte_ranges_is_refused_not_filled_with_grey(server):

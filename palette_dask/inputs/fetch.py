@@ -15,8 +15,13 @@ profiles, ``AWS_ENDPOINT_URL`` for S3-compatible stores (MinIO, Ceph, moto),
   by a hash of the URL, and every later reader on the same host opens that
   file. A worker on another host downloads it once for itself into a folder
   of the same name. Each download has a byte cap (:data:`URL_MAX_BYTES`);
-  over http(s), one total deadline (:data:`URL_DEADLINE` seconds, however
-  slowly the bytes come), and redirects followed to http(s) only.
+  over http(s), a deadline for each try (the retry policy's ``timeout``,
+  however slowly the bytes come), and redirects followed to http(s) only.
+
+A transient fault (a 503, a reset, a body cut short...) is tried again as
+:mod:`.retry` says: a download by :func:`retry.call`, a read by ranges or a
+zarr chunk over http by fsspec's aiohttp session with :class:`.retry.HttpRetry`
+as its middleware (:func:`storage_options`).
 """
 
 from __future__ import annotations
@@ -31,17 +36,17 @@ import shutil
 import socket
 import tempfile
 import threading
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
 
-from ..errors import ImageReadError, one_line
+from ..errors import ImageReadError, TransientReadError, one_line
 from . import retry
 
 __all__ = [
     "URL_MAX_BYTES",
-    "URL_DEADLINE",
     "URL_SCHEMES",
     "is_url",
     "storage_options",
@@ -54,9 +59,8 @@ __all__ = [
     "remove_downloads",
 ]
 
-#: At most this many bytes are downloaded per URL, within this many seconds in all.
+#: At most this many bytes are downloaded per URL.
 URL_MAX_BYTES = 512 * 2**20
-URL_DEADLINE = 300.0
 
 
 #: The URL schemes read, and the package fsspec reads each with.
@@ -138,14 +142,12 @@ def _has_aws_credentials() -> bool:
 
 
 def storage_options(url: str) -> dict:
-    """The fsspec options for ``url``: S3's retries (unsigned for public buckets), a deadline for http(s)."""
+    """The fsspec options for ``url``: S3's retries (unsigned for public buckets), http(s)'s middleware."""
     if scheme(url) == "s3":  # the run's tries and timeouts, by botocore and s3fs (retry.s3_options)
         options = retry.s3_options(retry.current())
         return {**options, "anon": True} if _anonymous_s3() else options
-    if is_http(url):
-        import aiohttp
-
-        return {"client_kwargs": {"timeout": aiohttp.ClientTimeout(total=URL_DEADLINE)}}
+    if is_http(url):  # the run's tries, each within its timeout, by an aiohttp middleware
+        return {"client_kwargs": retry.http_client_kwargs(retry.current())}
     return {}
 
 
@@ -164,7 +166,8 @@ def serves_ranges(url: str) -> bool:
     Bytes 2-3 read by a range request must be bytes 2-3 of the file's start (a
     server that ignores ranges sends the start instead, or the whole body).
     Such a server's file is read from a local copy, downloaded once. Asked
-    once per URL and process.
+    once per URL and process; a transient fault that outlasts its tries is
+    raised (:class:`~palette_dask.errors.TransientReadError`), its answer not kept.
     """
     if not is_http(url):
         return True
@@ -174,10 +177,13 @@ def serves_ranges(url: str) -> bool:
             middle = handle.read(2)
         with open_url(url) as handle:
             head = handle.read(4)
-    except ValueError:  # fsspec: "The HTTP server doesn't appear to support range requests"
-        return False
-    except Exception:  # any other failure: reading it will say what
-        return True
+    except Exception as exc:
+        transient = retry.exhausted(url, exc)
+        if transient is not None:
+            raise transient from None
+        # fsspec: "The HTTP server doesn't appear to support range requests"; any other failure:
+        # reading it will say what
+        return not isinstance(exc, ValueError)
     return middle == head[2:4]
 
 
@@ -192,14 +198,16 @@ def open_url(url: str, block_size: int = READ_AHEAD):
     fs, path = filesystem(url)
     try:
         return fs.open(path, "rb", block_size=block_size, cache_type="readahead")
-    except FileNotFoundError:
-        raise ImageReadError(f"{url}: no such file") from None
-    except IsADirectoryError:
-        raise ImageReadError(f"{url}: is a directory, not an image") from None
     except Exception as exc:  # credentials, network, a server without range requests...
-        transient = retry.exhausted(url, exc)  # a fault that outlasted botocore's or s3fs's tries
+        # a fault that outlasted the tries of botocore, s3fs or the http middleware (fsspec's http
+        # answers a HEAD and a GET that gave up with a FileNotFoundError)
+        transient = retry.exhausted(url, exc)
         if transient is not None:
             raise transient from None
+        if isinstance(exc, FileNotFoundError):
+            raise ImageReadError(f"{url}: no such file") from None
+        if isinstance(exc, IsADirectoryError):
+            raise ImageReadError(f"{url}: is a directory, not an image") from None
         raise ImageReadError(f"{url}: cannot open: {one_line(exc) or type(exc).__name__}") from None
 
 
@@ -298,12 +306,22 @@ def download(
     max_bytes : int, optional
         Refuse bodies larger than this (default :data:`URL_MAX_BYTES`).
     deadline : float, optional
-        For http(s): seconds for the whole download, connection and redirects
-        included (default :data:`URL_DEADLINE`); a server sending a byte now
-        and then is cut off when they are up.
+        For http(s): seconds for each try of the whole download, connection
+        and redirects included (default: the retry policy's ``timeout``,
+        :func:`retry.current`); a server sending a byte now and then is cut
+        off when they are up.
+
+    Raises
+    ------
+    TransientReadError
+        When every try (the policy's ``tries``) met a transient fault: a 408,
+        429 (its ``Retry-After`` waited), 500, 502, 503 or 504, a reset or
+        refused connection, a body cut short, the deadline.
+    ImageReadError
+        At once on any other fault (a 404, a 403, a body over ``max_bytes``).
     """
     max_bytes = URL_MAX_BYTES if max_bytes is None else max_bytes
-    deadline = URL_DEADLINE if deadline is None else deadline
+    deadline = retry.current().timeout if deadline is None else deadline
     if not is_url(url):
         raise ImageReadError(f"{url}: only {_SCHEMES_READ} URLs are read")
     partial = Path(f"{path}.{uuid.uuid4().hex}.download")
@@ -338,6 +356,18 @@ def _download_object(url: str, out, max_bytes: int) -> None:
 
 
 def _download_http(url: str, out, max_bytes: int, deadline: float) -> None:
+    """A URL's body into ``out``, each try (:func:`retry.call`) from the start and within ``deadline``."""
+
+    def attempt():
+        out.seek(0)
+        out.truncate()
+        _download_http_once(url, out, max_bytes, deadline)
+
+    retry.call(url, attempt)
+
+
+def _download_http_once(url: str, out, max_bytes: int, deadline: float) -> None:
+    """One try: a transient fault raises :class:`TransientReadError` (with the ``retry_after`` asked)."""
     with _Deadline(deadline) as watch:
         opener = urllib.request.build_opener(_HTTPHandler(watch), _HTTPSHandler(watch), _HTTPOnlyRedirects())
         try:
@@ -353,13 +383,25 @@ def _download_http(url: str, out, max_bytes: int, deadline: float) -> None:
             raise ImageReadError(
                 f"{url}: redirected to {target}, refused: only http(s) is followed"
             ) from None
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            if exc.code not in retry.TRANSIENT_STATUSES:
+                raise ImageReadError(f"{url}: download failed: {exc}") from None
+            error = TransientReadError(f"{url}: download failed: {exc}")
+            error.retry_after = retry.retry_after(exc.headers.get("Retry-After"))
+            raise error from None
         except (OSError, http.client.HTTPException) as exc:
             if not watch.expired:
-                raise ImageReadError(f"{url}: download failed: {exc}") from None
+                reason = getattr(exc, "reason", None)  # urllib's URLError holds the socket's error
+                transient = retry.is_transient(exc) or (
+                    isinstance(reason, BaseException) and retry.is_transient(reason)
+                )
+                error_class = TransientReadError if transient else ImageReadError
+                raise error_class(f"{url}: download failed: {one_line(exc) or type(exc).__name__}") from None
         if watch.expired:  # a cut connection can look like the end of the body
-            raise ImageReadError(f"{url}: download stopped at its deadline of {deadline:g} s")
+            raise TransientReadError(f"{url}: download stopped at its deadline of {deadline:g} s")
         if missing:  # http.client ends a body the server cut short without an error
-            raise ImageReadError(
+            raise TransientReadError(
                 f"{url}: download cut short: the connection closed after {received:,} of "
                 f"{received + missing:,} bytes"
             )

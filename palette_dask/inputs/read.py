@@ -34,7 +34,7 @@ from . import physical
 from .fetch import process_folder, serves_ranges
 from .formats import ImageInfo, file_size, layout, open_source, to_yxc
 from .registry import ZARR, format_of, sniff
-from .retry import is_transient
+from .retry import exhausted, is_transient
 from .source import Source
 from .zarr_arrays import declared_nodata
 
@@ -87,20 +87,30 @@ def _open_image(source: Source, max_pixels: int, channel_axis, downloads, decode
     if source.zarr:
         info = ZARR.probe(source, max_pixels=max_pixels, channel_axis=channel_axis)
     else:
-        by_ranges = source.ranges and serves_ranges(source.text)
-        downloads = (downloads or process_folder()) if source.remote and not by_ranges else None
-        with open_source(source, downloads) as handle:
-            data = handle.read() if not by_ranges and file_size(handle) <= decode_up_to else None
-            if data is not None:
-                handle = io.BytesIO(data)
-            head = handle.read(16)
-            if not head:
-                raise ImageReadError(f"{source}: empty file (0 bytes)")
-            handle.seek(0)
-            info = sniff(source, head).probe(source, handle, max_pixels=max_pixels, channel_axis=channel_axis)
-            if by_ranges and info.nbytes <= decode_up_to:  # small enough: its bytes in one request
+        try:
+            by_ranges = source.ranges and serves_ranges(source.text)
+            downloads = (downloads or process_folder()) if source.remote and not by_ranges else None
+            with open_source(source, downloads) as handle:
+                data = handle.read() if not by_ranges and file_size(handle) <= decode_up_to else None
+                if data is not None:
+                    handle = io.BytesIO(data)
+                head = handle.read(16)
+                if not head:
+                    raise ImageReadError(f"{source}: empty file (0 bytes)")
                 handle.seek(0)
-                data = handle.read()
+                info = sniff(source, head).probe(
+                    source, handle, max_pixels=max_pixels, channel_axis=channel_axis
+                )
+                if by_ranges and info.nbytes <= decode_up_to:  # small enough: its bytes in one request
+                    handle.seek(0)
+                    data = handle.read()
+        except ImageReadError:
+            raise
+        except Exception as exc:  # a remote file's read failed: fsspec and aiohttp raise their own errors
+            transient = exhausted(source, exc)  # a fault that outlasted its tries
+            raise transient or ImageReadError(
+                f"{source}: cannot read: {one_line(exc) or type(exc).__name__}"
+            ) from None
         if downloads is not None:
             info = dataclasses.replace(info, downloads=downloads)
     if info.pixels == 0:

@@ -16,10 +16,17 @@ options; set on every worker by the run), and one loop per request, in the
 layer that opens the bytes:
 
 - http(s) bodies downloaded whole (urllib, :func:`~.fetch.download`):
-  :func:`call` here, around each download;
+  :func:`call` here, around each download, each try from the first byte
+  and within ``timeout`` (a 503's or 429's ``Retry-After`` waited);
 - http(s) read by ranges, zarr over http, listings (fsspec's
-  ``HTTPFileSystem`` over aiohttp, which retries nothing): an aiohttp client
-  middleware, :func:`http_client_kwargs`;
+  ``HTTPFileSystem`` over aiohttp, which retries nothing): :class:`HttpRetry`,
+  the aiohttp session's middleware (:func:`http_client_kwargs`, in
+  :func:`~.fetch.storage_options`), each try the request and its whole body
+  within ``timeout``, the session given no timeout of its own (aiohttp's
+  counts every try together). aiohttp's resend of an idempotent request on a
+  kept-alive connection found closed never comes: the middleware meets that
+  fault first. fsspec asks a file's size by a HEAD, then, if that fails, by a
+  GET: two requests, each tried ``tries`` times;
 - s3 (s3fs over aiobotocore), inputs and stores alike (reads, writes,
   listings, deletes: every s3fs made through
   :func:`~.fetch.storage_options`, zarr's stores too), configured by
@@ -76,6 +83,9 @@ __all__ = [
     "tries_made",
     "fault",
     "exhausted",
+    "StatusFault",
+    "HttpRetry",
+    "http_client_kwargs",
 ]
 
 #: HTTP statuses that may pass: request timeout, too many requests, server errors and overloads.
@@ -389,7 +399,21 @@ def exhausted(what: str, exc: BaseException, policy: Retry | None = None) -> Tra
         return exc
     if not is_transient(exc):
         return None
+    given_up = _given_up(exc)  # a loop here gave up (the http middleware), under another error (fsspec's)
+    if given_up is not None:
+        return TransientReadError(*given_up.args)
     return TransientReadError(f"{what}: {fault(what, exc, policy)} (--resume tries it again)")
+
+
+def _given_up(exc: BaseException | None) -> TransientReadError | None:
+    """The :class:`TransientReadError` in ``exc``'s chain, or None."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, TransientReadError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def call(what: str, request: Callable[[], object], policy: Retry | None = None):
@@ -416,3 +440,113 @@ def call(what: str, request: Callable[[], object], policy: Retry | None = None):
                 raise gave_up(what, exc, attempt, time.monotonic() - start) from None
             time.sleep(policy.wait(attempt, getattr(exc, "retry_after", None)))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+class StatusFault(Exception):
+    """An HTTP answer with a transient status (a 503, a 429...), raised to be tried again.
+
+    ``retry_after`` is the seconds its ``Retry-After`` asked for (None when unsaid), which :func:`call`
+    and the http middleware wait.
+
+    Examples
+    --------
+    >>> fault = StatusFault(503, "Service Unavailable", retry_after=0.0)
+    >>> str(fault), is_transient(fault), fault.retry_after
+    ('HTTP 503 Service Unavailable', True, 0.0)
+    """
+
+    def __init__(self, status: int, reason: str = "", retry_after: float | None = None):
+        super().__init__(f"HTTP {status} {reason}".strip())
+        self.status, self.reason, self.retry_after = status, reason, retry_after
+
+    def __reduce__(self):
+        return type(self), (self.status, self.reason, self.retry_after)
+
+
+def _replay(body: bytes):
+    """An aiohttp stream that gives ``body`` again (the response's own was read to its end)."""
+    import asyncio
+
+    from aiohttp import StreamReader
+    from aiohttp.base_protocol import BaseProtocol
+
+    loop = asyncio.get_running_loop()
+    stream = StreamReader(BaseProtocol(loop), max(len(body), 2**16), loop=loop)  # never paused
+    stream.feed_data(body)
+    stream.feed_eof()
+    return stream
+
+
+@dataclass(frozen=True)
+class HttpRetry:
+    """An aiohttp client middleware that tries each request as ``policy`` says: the one loop of fsspec's http.
+
+    A try is the request and its whole body, within ``policy.timeout``
+    seconds; it meets a transient fault when the answer has a status in
+    :data:`TRANSIENT_STATUSES` (its ``Retry-After`` waited), the connection is
+    refused, reset or closed, the body comes short of its length (read here,
+    so aiohttp's ``ClientPayloadError`` is met here), or the time is up. Any
+    other answer (a 404, a 403) is returned as it came, for fsspec to read.
+    After ``policy.tries`` faults: :func:`gave_up`'s
+    :class:`~palette_dask.errors.TransientReadError`, which fsspec and zarr
+    pass on. A frozen dataclass: picklable with the file systems and zarr
+    stores that hold it, and equal (its ``repr`` too, which fsspec's cache of
+    file systems keys on) for the same policy.
+    """
+
+    policy: Retry
+
+    async def __call__(self, request, handler):
+        """The response to ``request`` of the first try without a transient fault."""
+        import asyncio
+
+        policy, start = self.policy, time.monotonic()
+        for attempt in range(1, policy.tries + 1):
+            try:
+                response, body = await asyncio.wait_for(self._try(request, handler), policy.timeout)
+            except asyncio.TimeoutError as exc:  # the builtin TimeoutError from Python 3.11
+                error: Exception = TimeoutError(f"no answer within {policy.timeout:g} s")
+                error.__cause__ = exc
+            except Exception as exc:  # a cancelled task (BaseException) is not a fault
+                if not is_transient(exc):
+                    raise
+                error = exc
+            else:
+                if body is not None:  # for those who read the body as a stream (fsspec's streamed files)
+                    response.content = _replay(body)
+                return response
+            if attempt == policy.tries:
+                raise gave_up(str(request.url), error, attempt, time.monotonic() - start) from None
+            await asyncio.sleep(policy.wait(attempt, getattr(error, "retry_after", None)))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    async def _try(request, handler):
+        """One try: ``(response, body)`` (a HEAD has no body); a transient status raised as a StatusFault."""
+        response = await handler(request)
+        if response.status in TRANSIENT_STATUSES:
+            after = retry_after(response.headers.get("Retry-After"))
+            response.release()
+            raise StatusFault(response.status, response.reason or "", after)
+        return response, None if request.method == "HEAD" else await response.read()
+
+
+def http_client_kwargs(policy: Retry | None = None) -> dict:
+    """The aiohttp ``ClientSession`` options for ``policy``: fsspec's ``HTTPFileSystem``'s ``client_kwargs``.
+
+    :class:`HttpRetry` as the session's middleware, and no session-wide
+    timeout: aiohttp's counts every try of a request together (the
+    middleware gives each try its own).
+
+    Examples
+    --------
+    >>> options = http_client_kwargs(Retry(tries=4, timeout=30.0))
+    >>> options["middlewares"], options["timeout"].total
+    ((HttpRetry(policy=Retry(tries=4, timeout=30.0, first_wait=0.5, max_wait=30.0)),), None)
+    """
+    import aiohttp
+
+    return {
+        "middlewares": (HttpRetry(policy or current()),),
+        "timeout": aiohttp.ClientTimeout(total=None, connect=None, sock_connect=None, sock_read=None),
+    }

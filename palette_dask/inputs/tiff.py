@@ -32,6 +32,7 @@ from .formats import (
     whole_block_bytes,
 )
 from .headers import jpeg_frame
+from .retry import exhausted
 from .source import Source
 
 __all__ = [
@@ -237,8 +238,8 @@ def probe_tiff(source: Source, handle, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
                 raise _block_too_big(source, block, segment, max_pixels)
     except ImageReadError:
         raise
-    except Exception as exc:  # tifffile raises many kinds on corrupt files
-        raise ImageReadError(f"{source}: not a readable TIFF: {exc}") from None
+    except Exception as exc:  # tifffile raises many kinds on corrupt files; a remote read, a fault
+        raise exhausted(source, exc) or ImageReadError(f"{source}: not a readable TIFF: {exc}") from None
     axes = layout(source, names, shape)
     nodata = None
     if nodata_tag is not None:
@@ -316,7 +317,10 @@ def _pixel_size(tif) -> tuple[float, float] | None:
             return physical.from_svs(tif.pages.first.description)
         if 34735 in tif.pages.first.tags:  # GeoKeyDirectory
             return physical.from_geokeys(tif.geotiff_metadata)
-    except Exception:  # georeferencing that cannot be read is no pixel size, not a failed image
+    except Exception as exc:  # georeferencing that cannot be read is no pixel size, not a failed image
+        transient = exhausted(tif.filehandle.name, exc)  # but a remote read's fault fails it
+        if transient is not None:
+            raise transient from None
         return None
     return None
 

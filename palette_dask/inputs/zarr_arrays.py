@@ -16,7 +16,7 @@ import re
 import numpy as np
 
 from ..constants import DEFAULT_MAX_PIXELS
-from ..errors import ImageReadError
+from ..errors import ImageReadError, TransientReadError
 from . import physical
 from .fetch import (
     filesystem,
@@ -34,6 +34,7 @@ from .formats import (
     to_yxc,
     whole_block_bytes,
 )
+from .retry import exhausted
 from .source import Source
 
 __all__ = [
@@ -103,12 +104,15 @@ def group_attributes(source: str) -> dict:
     Nothing else of the group is read: its arrays' metadata (codecs, data
     types) are not looked at, so a group whose other arrays palette_dask
     would refuse (strings) still lends its OME metadata to the level read.
-    An absent or unreadable document gives no attributes.
+    An absent or unreadable document gives no attributes; a transient fault
+    that outlasted its tries is raised.
     """
     for name in ("zarr.json", ".zattrs"):
         try:
             text = _metadata_text(f"{source.rstrip('/')}/{name}")
             document = json.loads(text) if text is not None and len(text) <= _MAX_METADATA else None
+        except TransientReadError:
+            raise
         except (ImageReadError, ValueError):
             document = None
         if isinstance(document, dict) and name == "zarr.json":
@@ -226,7 +230,7 @@ def _metadata_text(path: str) -> bytes | None:
     except FileNotFoundError:
         return None
     except Exception as exc:  # credentials, network
-        raise ImageReadError(f"{path}: cannot read: {exc}") from None
+        raise exhausted(path, exc) or ImageReadError(f"{path}: cannot read: {exc}") from None
 
 
 def _check_zarr_metadata(source: str, node: str) -> None:
@@ -266,7 +270,8 @@ def probe_zarr(
     try:
         node = open_zarr(source)
     except Exception as exc:
-        raise ImageReadError(f"{source}: not a readable zarr array: {exc}") from None
+        error = ImageReadError(f"{source}: not a readable zarr array: {exc}")
+        raise exhausted(source, exc) or error from None
     names, pixel_size, image_attrs = None, None, {}  # image_attrs: the OME-Zarr image's (omero)
     if isinstance(node, zarr.Group):
         multiscales, image_attrs = _multiscales(node.attrs), dict(node.attrs)
