@@ -25,6 +25,9 @@ MEMORY = {
     "distributed.worker.memory.target": False,
     "distributed.worker.memory.spill": False,
     "distributed.worker.memory.pause": False,
+    # a LocalCluster closes the nanny of a worker not back 15 s after it left (a restart on a loaded
+    # machine): it would leave the run with no worker
+    "distributed.deploy.lost-worker-timeout": "1h",
 }
 
 
