@@ -97,11 +97,12 @@ def test_the_cli_resume_reads_a_transient_failure_again_and_never_a_permanent_on
         handler.failing.add(f"/{PHOTOS[1].name}")
         code = main(["run", *names, "-o", str(store), *common, "--json"])
         out, err = capsys.readouterr()
-        assert code == EXIT_PARTIAL and handler.answered >= 1  # each of its tries met the 503
+        assert code == EXIT_PARTIAL and handler.answered == 2  # each of its tries met the 503
         document = json.loads(out)
         assert document["images"] == {"total": 4, "done": 2, "failed": 2, "transient": 1}
         by_image = {f["image"]: f["transient"] for f in document["failures"]}
         assert by_image == {names[1]: True, names[3]: False}
+        assert "a transient fault on each of 2 tries" in document["failures"][0]["error"]
         status = zarr.open_group(store, mode="r")["image_status"][:]
         assert list(status) == [DONE, FAILED_TRANSIENT, DONE, FAILED]
         assert failed_images(store) == 2 and failed_images(store, permanent=True) == 1
