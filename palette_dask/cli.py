@@ -73,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         return _dispatch(args)
 
 
-#: Set once the command has caught a Ctrl-C: no more are raised (see :func:`_on_interrupt`).
-_INTERRUPT_SEEN = threading.Event()
+#: Set at a Ctrl-C, and once the command has caught it: no more are raised (see :func:`_on_interrupt`).
+_INTERRUPT_RECEIVED, _INTERRUPT_SEEN = threading.Event(), threading.Event()
 #: Seconds after a Ctrl-C that the command has not caught yet before it is raised again.
 INTERRUPT_AGAIN = 2.0
 
@@ -93,10 +93,21 @@ def _on_interrupt(signum, frame) -> None:
         if not _INTERRUPT_SEEN.is_set():
             _thread.interrupt_main(signal.SIGINT)
 
+    _INTERRUPT_RECEIVED.set()
     timer = threading.Timer(INTERRUPT_AGAIN, again)
     timer.daemon = True
     timer.start()
     raise KeyboardInterrupt
+
+
+def _raise_a_dropped_interrupt() -> None:
+    """Raise the Ctrl-C a garbage-collector callback dropped, before it was raised again.
+
+    A run that ends within :data:`INTERRUPT_AGAIN` of a dropped one would
+    otherwise end as if nobody had asked it to stop.
+    """
+    if _INTERRUPT_RECEIVED.is_set() and not _INTERRUPT_SEEN.is_set():
+        raise KeyboardInterrupt
 
 
 def console_main() -> None:
@@ -122,7 +133,9 @@ def console_main() -> None:
 
 def _dispatch(args) -> int:
     try:
-        return _COMMANDS[args.command](args)
+        code = _COMMANDS[args.command](args)
+        _raise_a_dropped_interrupt()
+        return code
     except ClusterLostError as exc:  # mid-run: the store keeps what was finished
         print(f"palette-dask: {one_line(exc)}", file=sys.stderr)
         return EXIT_CLUSTER_LOST
@@ -351,6 +364,7 @@ def _extract(args, inputs, store) -> _Ran:
             try:
                 try:
                     result = run_plan(plan, client=client, report=report, downloads=downloads)
+                    _raise_a_dropped_interrupt()
                 except KeyboardInterrupt:
                     _INTERRUPT_SEEN.set()  # caught: the cluster closes without another one
                     raise

@@ -1,6 +1,10 @@
 """Exit codes a job script can trust (issue 33): 3 only for failures this command met, an output not written
 is an error, and where outputs go is checked before any cluster starts."""
 
+import subprocess
+import sys
+import textwrap
+
 import pytest
 from helpers import PHOTOS
 
@@ -59,3 +63,37 @@ def test_an_output_that_cannot_be_written_is_an_error_and_the_store_is_kept(tmp_
     err = capsys.readouterr().err
     assert code == EXIT_ERROR and f"{says} {target}" in err and f"{store} is kept" in err
     assert load_result(store).to_dict()["images"] == {"total": 1, "done": 1, "failed": 0, "transient": 0}
+
+
+def test_a_ctrl_c_dropped_by_a_garbage_collector_callback_still_stops_the_command():
+    """Python drops a KeyboardInterrupt raised inside ``__del__``: the command still exits 130.
+
+    Seen under load: distributed's Future.__del__ swallowed the Ctrl-C, and a
+    run that ended within the 2 s before it was raised again exited 0.
+    """
+    script = textwrap.dedent(
+        """
+        import os, signal, sys
+        from palette_dask import cli
+
+        class Drops:
+            def __del__(self):  # the handler runs in here, and its KeyboardInterrupt is dropped
+                os.kill(os.getpid(), signal.SIGINT)
+                for _ in range(10_000):
+                    pass
+
+        def show(args):
+            Drops()
+            print("the command went on", file=sys.stderr)
+            return 0
+
+        cli._COMMANDS["show"] = show
+        sys.argv = ["palette-dask", "show", "store.zarr"]
+        cli.console_main()
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert "Exception ignored" in done.stderr and "KeyboardInterrupt" in done.stderr  # it was dropped
+    assert "the command went on" in done.stderr
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "palette-dask: interrupted"
