@@ -1,4 +1,4 @@
-"""Workers that always retire before a task ends: the pass stops waiting, never waits for ever (issue 33)."""
+"""Workers that always retire before a task ends: that task is given up, not waited for (issue 33)."""
 
 import json
 import subprocess
@@ -14,7 +14,18 @@ from palette_dask.run.tasks import STALLED, STALLED_AFTER, Pass
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 
-def test_a_pass_whose_workers_retire_under_its_task_every_time_stops_waiting(tmp_path):
+def retirements(client, *, expected: bool = True) -> list[dict]:
+    """The scheduler's events of a worker that retired (or, not ``expected``, died) while running tasks."""
+    return [
+        event
+        for _, event in client.get_events("all")
+        if event.get("action") == "remove-worker"
+        and bool(event.get("expected")) == expected
+        and event.get("processing-tasks")
+    ]
+
+
+def test_a_task_whose_workers_retire_under_it_every_time_is_given_up_alone(tmp_path):
     loopback = ["--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0"]
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     scheduler_file = tmp_path / "scheduler.json"
@@ -25,23 +36,34 @@ def test_a_pass_whose_workers_retire_under_its_task_every_time_stops_waiting(tmp
             assert processes[0].poll() is None, "the scheduler did not start"
             time.sleep(0.1)
         address = json.loads(scheduler_file.read_text())["address"]
-        # a worker that retires a second after it starts, and is started again by its nanny once the
-        # task it ran ends (a retiring worker lets it end, though the scheduler gave it away): 4 s
-        lifetime = ["--lifetime", "1s", "--lifetime-stagger", "0s", "--lifetime-restart"]
-        processes.append(
-            subprocess.Popen([DASK, "worker", address, "--nthreads", "1", *lifetime, *loopback], **quiet)
-        )
+        # a worker that retires 3 s after it starts (its timer starts before it registers: a loaded
+        # machine takes a while to register it), and is started again by its nanny once the task it
+        # ran ends (a retiring worker lets it end, though the scheduler gave it away); the task takes
+        # 8 s, longer than any life even if the worker registered at once. Another worker, which stays,
+        # holds the healthy task's result: a sole worker could not hand it on when it retires, and
+        # would leave as a death
+        lifetime = ["--lifetime", "3s", "--lifetime-stagger", "0s", "--lifetime-restart"]
+        for name, options in (("mortal", lifetime), ("stays", [])):
+            worker = [DASK, "worker", address, "--nthreads", "1", "--name", name, *options, *loopback]
+            processes.append(subprocess.Popen(worker, **quiet))
         with Client(address, timeout=30) as client:
+            seen = []  # the user's own handler of every event: still called while the pass follows them
+
+            def users(event):
+                seen.append(event)
+
+            client.subscribe_topic("all", users)
             tasks = Pass()
-            tasks.submit("endless", lambda: client.submit(time.sleep, 4, pure=False))  # longer than any life
-            [(key, result, error)] = list(tasks)
-            retired = [
-                event
-                for _, event in client.get_events("all")
-                if event.get("action") == "remove-worker"
-                and event.get("expected")
-                and event.get("processing-tasks")
-            ]
+            tasks.submit("healthy", lambda: client.submit(sum, [1, 2], pure=False, workers=["stays"]))
+            tasks.submit("endless", lambda: client.submit(time.sleep, 8, pure=False, workers=["mortal"]))
+            while len(retirements(client)) < STALLED_AFTER:  # the pass follows the events from now on
+                assert not retirements(client, expected=False), "a worker died rather than retired"
+                time.sleep(0.2)
+            # only now are its results taken: the healthy task, finished long ago and still held by the
+            # pass, is not cancelled with the stalled one
+            found = {key: (result, error) for key, result, error in tasks}
+            assert client._event_handlers["all"] is users  # the user's handler, back as it was
+            retired = retirements(client)
     finally:
         for process in reversed(processes):
             process.terminate()
@@ -50,6 +72,11 @@ def test_a_pass_whose_workers_retire_under_its_task_every_time_stops_waiting(tmp
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
-    assert len(retired) >= STALLED_AFTER  # the fault happened: workers retired under the task, not counted
-    assert key == "endless" and result is None
-    assert isinstance(error, FutureCancelledError) and error.reason == STALLED
+    # the fault happened: workers retired under the sleeping task, which dask does not count
+    assert len(retired) >= STALLED_AFTER
+    assert all(any("sleep" in str(key) for key in event["processing-tasks"]) for event in retired), retired
+    # the user's handler saw them too: the pass chained to it rather than replacing it
+    assert sum(1 for _, event in seen if isinstance(event, dict) and event.get("action") == "remove-worker")
+    assert found["healthy"] == (3, None)  # the other task of the pass is not cancelled with it
+    result, error = found["endless"]
+    assert result is None and isinstance(error, FutureCancelledError) and error.reason == STALLED

@@ -46,7 +46,7 @@ from ..outputs.labels import (
     write_label_pyramid,
 )
 from .state import Opened, Run, array_entry
-from .tasks import CLUSTER_FAILURES, RESUBMIT, Pass, memory_limit_killed
+from .tasks import CLUSTER_FAILURES, Pass, deaths_per_try, memory_limit_killed
 
 #: Decoded images kept between the passes (``memory_budget``) never take more than this share of
 #: the workers' memory.
@@ -211,9 +211,13 @@ def _pass_failed(run: Run, opened: Opened, stage: str, key, exc: BaseException) 
 def _out_of_memory(run: Run, opened: Opened, index: int, exc: BaseException) -> str | None:
     """Why a tiled image fails when its workers died of their memory limit; None if they died otherwise.
 
-    The reason names the biggest block the image is decoded in, and the
-    workers' limit: a block the file's layout decodes in one piece (a PNG, a
-    big tile) needs workers with more memory; others, a smaller ``chunk_bytes``.
+    The reason names the biggest block the image is decoded in, the
+    workers' limit, and how many times its workers died (dask's
+    allowed-failures + 1: :class:`~.tasks.Pass` does not submit it again). A
+    block the file's layout decodes in one piece (a PNG, a big tile) needs
+    workers with more memory; others, a smaller ``chunk_bytes``. Either way in
+    a new run: the failure is stored as permanent, which ``--resume`` does not
+    read again, and ``chunk_bytes`` is the stored run's.
     """
     limit = memory_limit_killed(run.client, exc)
     if limit is None or index not in opened.tiled:
@@ -229,7 +233,8 @@ def _out_of_memory(run: Run, opened: Opened, index: int, exc: BaseException) -> 
     )
     return (
         f"{run.names[index]}: workers ran out of memory decoding a block of {format_bytes(block)} "
-        f"(their memory limit is {format_bytes(limit)}; tried {RESUBMIT + 1} times): use {advice}"
+        f"(their memory limit is {format_bytes(limit)}; tried {deaths_per_try()} times): use {advice}, "
+        "in a new run (--overwrite): --resume does not read this failure again"
     )
 
 

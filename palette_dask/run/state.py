@@ -268,7 +268,9 @@ class Opened:
                 self.tiled[index] = (info, read_image(info, chunk_bytes=run.config.chunk_bytes))
             return run.client.compute(lazy(*self.tiled[index]))
 
-        tasks.submit(index, lambda: run.client.compute(lazy(*self.tiled[index])), again=again)
+        tasks.submit(
+            index, lambda: run.client.compute(lazy(*self.tiled[index])), again=again, fails_alone=True
+        )
 
     def spec(self, run: Run, index: int, *, ranged: bool = True) -> PixelSpec:
         """The spec of a tiled image; with ``ranged=False``, without a measured display range."""

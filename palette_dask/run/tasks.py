@@ -10,12 +10,15 @@ more than ``distributed.scheduler.allowed-failures`` times (retiring at
 their lifetime counts) ends as :class:`~distributed.scheduler.KilledWorker`.
 :class:`Pass` submits either again from scratch, through the function given
 for it, a few times, so a run never fails for workers that left; only a task
-that keeps killing its workers is handed back as failed. Workers that
-retire while running tasks are not counted by dask (only deaths are): a pass
-whose workers keep retiring under the same task stops waiting
-(:data:`STALLED_AFTER`), so a run never waits for ever on workers whose
-lifetime is shorter than a task. Errors raised by
-the task's own work are handed back at once: the pass decides. A future
+that keeps killing its workers is handed back as failed; one whose last
+worker its nanny restarted beyond its memory limit is handed back at once
+(``fails_alone``): submitted again, it would kill its workers as many times
+more. Workers that retire while running tasks are not counted by dask (only
+deaths are): a task of a pass under which workers retired
+:data:`STALLED_AFTER` times is cancelled and handed back, so a run never
+waits for ever on workers whose lifetime is shorter than a task (the tasks
+counted are the pass's own futures; the inner tasks of a tiled image's graph
+are not). Errors raised by the task's own work are handed back at once: the pass decides. A future
 cancelled because the client lost its scheduler is not submitted again: the
 error goes up, for :func:`~palette_dask.run.cluster.scheduler_kept` to say so.
 """
@@ -24,13 +27,19 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import inspect
+import weakref
 from collections.abc import Callable, Hashable, Iterator
 
+import dask
 from distributed import Future, as_completed
 from distributed.client import FutureCancelledError
 from distributed.scheduler import KilledWorker
 
-__all__ = ["Pass", "CLUSTER_FAILURES", "RESUBMIT", "CONNECTION_LOST", "STALLED_AFTER", "memory_limit_killed"]
+__all__ = [
+    "Pass", "CLUSTER_FAILURES", "RESUBMIT", "CONNECTION_LOST", "STALLED_AFTER", "memory_limit_killed",
+    "deaths_per_try",
+]  # fmt: skip
 
 #: Failures of the cluster, not of the image: a task whose workers kept dying, or one lost for good.
 CLUSTER_FAILURES = (KilledWorker, FutureCancelledError)
@@ -38,11 +47,67 @@ CLUSTER_FAILURES = (KilledWorker, FutureCancelledError)
 RESUBMIT = 3
 #: The reason distributed gives the futures it cancels when the client loses its scheduler.
 CONNECTION_LOST = "scheduler-connection-lost"
-#: A pass stops waiting once workers retired this many times while running the same task (as dask's
-#: allowed-failures + 1 do for deaths): its pending tasks are cancelled and handed back as lost.
+#: A task of a pass under which workers retired this many times (as dask's allowed-failures + 1
+#: deaths do) is cancelled and handed back as lost; its other tasks go on.
 STALLED_AFTER = 4
-#: The reason given to the tasks of a pass that stopped waiting (see :data:`STALLED_AFTER`).
+#: The reason given to a task cancelled because workers kept retiring under it (see :data:`STALLED_AFTER`).
 STALLED = "workers-retired-under-its-tasks"
+
+
+class _Follower:
+    """The one handler of a client's ``all`` topic while passes follow it.
+
+    It calls each pass's, then the handler that was there before (a user's),
+    which it puts back once no pass follows the topic.
+    """
+
+    def __init__(self, client):
+        self.client = client
+        self.previous = client._event_handlers.get("all")
+        self.passes: list[Pass] = []
+
+    async def __call__(self, event) -> None:
+        for tasks in list(self.passes):
+            await tasks._on_event(event)
+        if self.previous is not None:
+            returned = self.previous(event)
+            if inspect.isawaitable(returned):
+                await returned
+
+    def add(self, tasks: Pass) -> None:
+        self.passes.append(tasks)
+        if self.client._event_handlers.get("all") is not self:
+            self.previous = self.client._event_handlers.get("all")
+            self.client.subscribe_topic("all", self)
+
+    def remove(self, tasks: Pass) -> None:
+        with contextlib.suppress(ValueError):
+            self.passes.remove(tasks)
+        if self.passes or self.client._event_handlers.get("all") is not self:
+            return
+        _followers.pop(self.client, None)
+        with contextlib.suppress(Exception):  # a client without its scheduler: nothing to stop
+            if self.previous is not None:
+                self.client.subscribe_topic("all", self.previous)  # the user's handler, as it was
+            else:
+                self.client.unsubscribe_topic("all")
+                self.client._event_handlers.pop("all", None)
+
+
+_followers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # client → its _Follower
+
+
+def _name(key) -> str:
+    """A task's key as text, the same whether it came from a future or an event (where tuples are lists)."""
+    return str(tuple(map(_name, key))) if isinstance(key, list | tuple) else str(key)
+
+
+def deaths_per_try() -> int:
+    """How many times workers die under a task before dask gives it up (KilledWorker).
+
+    ``distributed.scheduler.allowed-failures`` + 1, as this process's configuration says.
+    """
+    return int(dask.config.get("distributed.scheduler.allowed-failures")) + 1
 
 
 class Pass:
@@ -63,54 +128,75 @@ class Pass:
         self._futures = as_completed()
         self._keys: dict[Future, Hashable] = {}
         self._again: dict[Hashable, Callable[[], Future]] = {}
+        self._alone: set[Hashable] = set()  # keys whose task fails alone when it kills workers' memory
         self._tries: collections.Counter = collections.Counter()
         self._client = None  # the client of its futures, whose scheduler's events it follows
+        self._live: dict[str, Future] = {}  # this pass's futures not yet handed back, by their task's key
         self._retired: collections.Counter = collections.Counter()  # task key → workers retired under it
-        self._fetching: Future | None = None  # the future whose result is being fetched
 
-    def submit(self, key: Hashable, first: Callable[[], Future], again: Callable[[], Future] | None = None):
+    def submit(
+        self, key: Hashable, first: Callable[[], Future], again: Callable[[], Future] | None = None,
+        *, fails_alone: bool = False,
+    ):  # fmt: skip
         """Submit a task: ``first()`` submits it and returns its future.
 
-        ``again()`` (by default ``first``) submits it anew, from scratch, after the cluster lost it.
+        ``again()`` (by default ``first``) submits it anew, from scratch, after
+        the cluster lost it. With ``fails_alone`` (a tiled image's task), a
+        KilledWorker whose last worker died of its memory limit is handed back
+        at once (see :func:`memory_limit_killed`); without it (a batch, whose
+        images are small: its workers died for another task), it is submitted again.
         """
         self._again[key] = again or first
+        if fails_alone:
+            self._alone.add(key)
         self._add(key, first())
 
     def _add(self, key: Hashable, future: Future) -> None:
         self._keys[future] = key
+        self._live[_name(future.key)] = future
         self._futures.add(future)
         if self._client is None:
             self._client = future.client
-            self._client.subscribe_topic("all", self._on_event)
+            follower = _followers.get(self._client)
+            if follower is None:
+                follower = _followers[self._client] = _Follower(self._client)
+            follower.add(self)
 
     async def _on_event(self, event) -> None:
-        """Count the workers that retired under each task; once one is stalled, cancel this pass's tasks.
+        """Count the workers that retired under each of this pass's tasks; cancel a task once stalled.
 
         A worker that retires (``--lifetime``, ``retire_workers``) hands its
         running tasks back to the scheduler without counting it against them,
         as a death would be (``allowed-failures``, then KilledWorker): workers
         whose lifetime is shorter than a task (a loaded machine, a short
-        ``--lifetime``) would take the task with them for ever.
+        ``--lifetime``) would take the task with them for ever. Only the keys
+        of this pass's own futures are counted (not another client's tasks,
+        nor the inner tasks of a graph), and only the stalled task is cancelled.
         """
         _, message = event
         if not isinstance(message, dict) or message.get("action") != "remove-worker":
             return
         if not (message.get("expected") and message.get("processing-tasks")):
             return
-        self._retired.update(str(key) for key in message["processing-tasks"])  # tuples come as lists
-        if max(self._retired.values()) == STALLED_AFTER:
-            pending = [*self._keys, *([self._fetching] if self._fetching is not None else [])]
+        stalled = []
+        for key in map(_name, message["processing-tasks"]):
+            future = self._live.get(key)
+            if future is None:
+                continue
+            self._retired[key] += 1
+            if self._retired[key] == STALLED_AFTER:
+                stalled.append(future)
+        if stalled:
             await self._client.cancel(
-                pending, asynchronous=True, reason=STALLED,
-                msg=f"workers retired {STALLED_AFTER} times while running one of its tasks",
+                stalled, asynchronous=True, reason=STALLED,
+                msg=f"workers retired {STALLED_AFTER} times while running it",
             )  # fmt: skip
 
     def _stop_following(self) -> None:
-        """Stop following the scheduler's events, unless a later pass follows them now."""
-        handlers = getattr(self._client, "_event_handlers", {})
-        if self._client is not None and handlers.get("all") == self._on_event:
-            with contextlib.suppress(Exception):  # a client without its scheduler: nothing to stop
-                self._client.unsubscribe_topic("all")
+        """Stop following the scheduler's events; the topic's handler before the first pass is put back."""
+        follower = _followers.get(self._client) if self._client is not None else None
+        if follower is not None:
+            follower.remove(self)
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -131,21 +217,24 @@ class Pass:
         for future in self._futures:
             key = self._keys.pop(future)
             try:
-                self._fetching = future
                 result = future.result()
-                self._fetching = None
+                self._live.pop(_name(future.key), None)
                 yield key, result, None
                 continue
             except CLUSTER_FAILURES as exc:
-                self._fetching = None
+                self._live.pop(_name(future.key), None)
                 if getattr(exc, "reason", None) == CONNECTION_LOST:  # no scheduler to submit it to
                     raise
-                if self._tries[key] >= RESUBMIT or getattr(exc, "reason", None) == STALLED:
+                if (
+                    self._tries[key] >= RESUBMIT
+                    or getattr(exc, "reason", None) == STALLED
+                    or (key in self._alone and memory_limit_killed(self._client, exc) is not None)
+                ):
                     future.release()
                     yield key, None, exc
                     continue
             except Exception as exc:  # the task's own error: the pass decides
-                self._fetching = None
+                self._live.pop(_name(future.key), None)
                 future.release()  # forgotten now: a later run on this client (a resume) computes it anew
                 yield key, None, exc
                 continue
