@@ -13,7 +13,8 @@ Examples:
     python workflows/collection_palette.py inputs.txt --out results/run1 --cluster-config workflows/slurm/palette-dask.yaml --resume
 
 Exit codes as palette-dask's: 0 done, 1 error, 2 usage error, 3 done but some images this run
-handled failed (a --resume that meets none exits 0, and says how many the store held before).
+handled failed (a --resume that meets none exits 0, and says how many the store held before),
+4 the scheduler was lost mid-run (the store keeps every finished batch: --resume finishes it).
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ def main(argv=None) -> int:
     if images["done"] == 0:
         return 1
     if earlier:
-        print(f"palette-dask: the store holds {earlier} failed image(s) from before this run", file=sys.stderr)
+        print(
+            f"palette-dask: the store holds {earlier} failed image(s) from before this run", file=sys.stderr
+        )
     return 3 if images["failed"] > earlier else 0
 
 

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from palette_dask import PaletteDaskError, connect, extract_palette, palette_bar, save_png
-from palette_dask.errors import ClusterError, ParameterError
+from palette_dask.cli import EXIT_CLUSTER_LOST, EXIT_ERROR, EXIT_USAGE
+from palette_dask.errors import ClusterError, ClusterLostError, ParameterError
 from palette_dask.outputs.store import check_store_path, failed_images
 from palette_dask.run.cluster import dashboard_link, jobqueue_options
 from palette_dask.run.progress import Progress
@@ -34,7 +35,8 @@ def _processes(args) -> bool | None:
 
 def run(args, inputs, **options):
     """Run the pipeline into OUT/palette.zarr; returns the result and the failures its store held before
-    (a resume's), or the exit code of a failure."""
+    (a resume's), or the exit code of a failure: palette-dask's (2 usage or a cluster that cannot be
+    reached, 4 a scheduler lost mid-run, 1 another error)."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     store = out / "palette.zarr"
@@ -50,12 +52,15 @@ def run(args, inputs, **options):
                 resume=args.resume, overwrite=args.overwrite, **options,
             )  # fmt: skip
             return result, earlier
+    except ClusterLostError as exc:  # a ClusterError, lost mid-run: the store keeps what was finished
+        print(f"palette-dask: {exc}", file=sys.stderr)
+        return EXIT_CLUSTER_LOST
     except (ParameterError, ClusterError) as exc:
         print(f"palette-dask: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except PaletteDaskError as exc:
         print(f"palette-dask: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_ERROR
 
 
 def write_summary(result, out: Path) -> None:

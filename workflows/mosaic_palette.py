@@ -10,7 +10,8 @@ Examples:
     python workflows/mosaic_palette.py scene.tif --out results/scene --bands 4,3,2 --nodata 0
     python workflows/mosaic_palette.py image.zarr --out results/image --cluster-config workflows/slurm/palette-dask.yaml
 
-Exit codes as palette-dask's: 0 done, 1 error, 2 usage error.
+Exit codes as palette-dask's: 0 done, 1 error, 2 usage error, 4 the scheduler was lost mid-run
+(the store keeps every finished batch: --resume finishes it).
 """
 
 from __future__ import annotations
