@@ -160,3 +160,22 @@ def test_the_figure_shows_masked_pixels_on_a_checkerboard_not_black(tmp_path):
     grey = (figure == [204, 204, 204]).all(axis=1).sum()
     black = (figure == [0, 0, 0]).all(axis=1).sum()
     assert grey > 20_000 and black < 500  # the masked half: checkerboard squares, not a black block (titles)
+
+
+def test_show_images_columns_stay_aligned_whatever_the_status():
+    from palette_dask.errors import Status
+    from palette_dask.outputs.render import format_images
+    from palette_dask.outputs.result import PaletteResult
+
+    two = np.array([[0, 0, 0], [255, 255, 255]], np.float32)
+    statuses = [Status.DONE, Status.FAILED_TRANSIENT, Status.FAILED, Status.DONE]
+    result = PaletteResult(
+        two, two, two.astype(np.uint8), np.array([4, 12]), ["a.png", "b.png", "c.png", "d.png"],
+        np.array([[1, 3], [0, 0], [0, 0], [2, 2]]), np.array([4, 0, 0, 4]), np.zeros(4, int),
+        np.array([int(s) for s in statuses]), ["", "b.png: HTTP 503", "c.png: not an image", ""],
+    )  # fmt: skip
+    lines = format_images(result).splitlines()
+    assert lines[2].startswith("failed_transient  ") and lines[3].startswith("failed            ")
+    valid_ends = lines[0].index("valid") + len("valid")  # the column of valid pixels, right-aligned
+    assert lines[1].index("4") + 1 == lines[4].index("4") + 1 == valid_ends
+    assert lines[2].index("b.png") == lines[3].index("c.png") == valid_ends + 2  # errors after it

@@ -25,6 +25,9 @@ from palette_dask.outputs.report import html_report
 from palette_dask.outputs.result import load_result
 from palette_dask.outputs.store import DONE, FAILED, FAILED_TRANSIENT, failed_images
 
+#: Each test runs the same files several times (a reference, a run meeting the fault, a resume).
+pytestmark = pytest.mark.slow
+
 TRIES = ["--tries", "2"]
 
 

@@ -323,12 +323,13 @@ def format_images(result: PaletteResult) -> str:
     With per-image palettes, each image's own colours and shares too, before its name.
     """
     ids = " ".join(f"{f'id {i + 1}':>7}" for i in range(result.k))
-    lines = [f"{'status':7}  {'valid':>13}  {ids}  image"]
+    width = max(len(status.name) for status in Status)  # failed_transient: the columns stay aligned
+    lines = [f"{'status':{width}}  {'valid':>13}  {ids}  image"]
     for index, (name, status, valid, _, error, *shares) in enumerate(image_rows(result)):
         if status == "done":
             own = "".join(f"{c['hex']} {c['share']:4.0%}  " for c in own_palette(result, index))
             shown = " ".join(f"{share:7.2%}" for share in shares)
-            lines.append(f"{status:7}  {valid:13,d}  {shown}  {own}{name}")
+            lines.append(f"{status:{width}}  {valid:13,d}  {shown}  {own}{name}")
         else:
-            lines.append(f"{status:7}  {'':13}  {error or name}")
+            lines.append(f"{status:{width}}  {'':13}  {error or name}")
     return "\n".join(lines)
