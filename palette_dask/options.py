@@ -445,20 +445,22 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "tries", DEFAULT_TRIES, _check_positive("tries"), "int",
-        "Tries of each request to a remote input or store (http(s), s3, gs, az): a 408, 429, 500, "
+        "Tries of each request to a remote input or store over http(s) or s3: a 408, 429, 500, "
         "502, 503 or 504, a reset or refused connection, a body cut short or a request past "
         "``request_timeout`` is tried again after a capped, jittered exponential backoff (or the "
         "server's ``Retry-After``); a fault on every try fails that image alone, as transient, and "
-        "``--resume`` reads it again (see :mod:`palette_dask.inputs.retry`: which layer retries what).",
+        "``--resume`` reads it again. gs and az retry on their own terms (gcsfs 6 tries, "
+        "azure-storage-blob 4), which this does not change (see :mod:`palette_dask.inputs.retry`: "
+        "which layer retries what).",
         flag="--tries", parse=whole_number(1), metavar="N", stored="never",
-        help="tries of each remote request before a transient fault fails its image (default: 10)",
+        help="tries of each http(s) or s3 request before a transient fault fails its image (default: 10)",
     ),
     Option(
         "request_timeout", DEFAULT_REQUEST_TIMEOUT, _check_timeout, "float",
-        "Seconds one remote request may take, connection and body (a whole download too); past them "
-        "it is a transient fault, tried again.",
+        "Seconds one http(s) or s3 request may take, connection and body (a whole download too); "
+        "past them it is a transient fault, tried again (gs and az keep their own timeouts).",
         flag="--request-timeout", parse=positive_number, metavar="SECONDS", stored="never",
-        help="seconds one remote request may take before it is tried again (default: 300)",
+        help="seconds one http(s) or s3 request may take before it is tried again (default: 300)",
     ),
     Option(
         "bands", None, _check_bands, "tuple[int, ...] | None",

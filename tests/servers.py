@@ -16,11 +16,15 @@ import time
 class RangeHandler(http.server.SimpleHTTPRequestHandler):
     """Files from a folder, honouring ``Range: bytes=a-b``; counts requests and bytes sent per path.
 
-    Paths under ``/norange/`` are the same files from a server that ignores ranges.
+    Paths under ``/norange/`` are the same files from a server that ignores ranges. ``requests``
+    counts GETs, ``whole`` those without a range, ``sent`` the bytes of bodies written, ``ranged``
+    the bytes of the ranges answered.
     """
 
     requests: collections.Counter
+    whole: collections.Counter
     sent: collections.Counter
+    ranged: collections.Counter
 
     def log_message(self, *args):
         pass
@@ -52,6 +56,7 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
         self._left = stop - start
+        self.ranged[self.path] += stop - start
         return handle
 
     def copyfile(self, source, outputfile):
@@ -67,8 +72,36 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
 
     def do_GET(self):
         self.requests[self.path] += 1
+        if "Range" not in self.headers:
+            self.whole[self.path] += 1
         self._left = None
         super().do_GET()
+
+
+class HeadlessHandler(RangeHandler):
+    """:class:`RangeHandler` whose HEAD answers 405 (``head = "405"``) or says no length (``"no-length"``).
+
+    A presigned URL answers a HEAD 403, some servers 405, others no ``Content-Length``: fsspec then
+    asks a file's size by a GET. ``heads`` counts the HEADs answered so. Made by :func:`headless_handler`.
+    """
+
+    head: str = "405"
+    heads: collections.Counter
+
+    def do_HEAD(self):
+        self.heads[self.path] += 1
+        if self.head == "405":
+            self.send_error(405)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+
+
+def headless_handler(head: str) -> type[HeadlessHandler]:
+    """A :class:`HeadlessHandler` class of its own (its own counts) whose HEADs answer as ``head`` says."""
+    return type("Headless", (HeadlessHandler,), {"head": head, "heads": collections.Counter()})
 
 
 class FaultHandler(RangeHandler):
@@ -186,7 +219,8 @@ def http_server(folder, handler=RangeHandler):
     """Serve ``folder`` on 127.0.0.1 while the block lasts; yields ``(url, handler class)``."""
     import functools
 
-    handler.requests, handler.sent = collections.Counter(), collections.Counter()
+    handler.requests, handler.whole = collections.Counter(), collections.Counter()
+    handler.sent, handler.ranged = collections.Counter(), collections.Counter()
     httpd = QuietServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()

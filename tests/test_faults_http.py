@@ -13,6 +13,7 @@ naming its tries; a 404 fails at once.
 
 import contextlib
 import re
+import time
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ import tifffile
 import zarr
 from helpers import every_array, photo_crops, photo_mosaic, write_ome_zarr, write_png
 from PIL import Image
-from servers import fault_handler, http_server
+from servers import fault_handler, headless_handler, http_server
 
 from palette_dask import extract_palette, probe
 from palette_dask.cli import main
@@ -173,33 +174,64 @@ def test_what_reaches_the_per_image_handlers_is_a_transient_read_error(local, tm
     assert not isinstance(raised.value, TransientReadError) and handler.requests["/missing.png"] == 1
 
 
-@pytest.mark.slow  # a second's wait
+@pytest.mark.slow  # a 6 s wait
 @pytest.mark.parametrize("how", ["download", "ranges"])
 def test_retry_after_is_waited_rather_than_the_backoff(local, tmp_path, how):
-    """A 429 asking for 1 s, then the file: asked again 1 s later, not after the backoff (2.5 s or more)."""
+    """A 429 asking for 6 s, then the file: asked again 6 s later or more, not after the backoff (< 0.1 s)."""
     name = "/photos/p0.png" if how == "download" else "/tiled.tif"
-    policy = retry.Retry(tries=3, first_wait=60.0, max_wait=5.0)  # a first backoff of 2.5 to 5 s
-    with served(local, {"429": 1}, limit=1, retry_after="1") as (url, handler), retry.using(policy):
+    policy = retry.Retry(tries=3, first_wait=0.1, max_wait=30.0)  # a first backoff of 0.05 to 0.1 s
+    with served(local, {"429": 1}, limit=1, retry_after="6") as (url, handler), retry.using(policy):
         if how == "download":
             download(f"{url}{name}", tmp_path / "p0.png")
         else:
             probe(f"{url}{name}")
     first, second = handler.times[name][:2]
-    assert handler.injected == {"429": 1} and 1.0 <= second - first < 2.5
+    assert handler.injected == {"429": 1} and second - first >= 6.0 > 60 * policy.wait(1)
 
 
-@pytest.mark.slow  # a second's timeout
+@pytest.mark.slow  # a 5 s timeout
 @pytest.mark.parametrize("how", ["download", "ranges"])
 def test_a_request_without_an_answer_is_cut_at_its_timeout_and_tried_again(local, tmp_path, how):
+    """A request never answered is cut at 5 s, not waited on for ever; the next try gets the file."""
     name = "/photos/p0.png" if how == "download" else "/tiled.tif"
-    policy = retry.Retry(tries=2, timeout=1.0, first_wait=0.01)
+    policy = retry.Retry(tries=2, timeout=5.0, first_wait=0.01)
     with served(local, {"stall": 1}, limit=1) as (url, handler), retry.using(policy):
+        start = time.monotonic()
         if how == "download":
             download(f"{url}{name}", tmp_path / "p0.png")
             assert (tmp_path / "p0.png").read_bytes() == (local / name[1:]).read_bytes()
         else:
             assert probe(f"{url}{name}").shape == (2048, 2048, 3)
     assert handler.injected == {"stall": 1} and len(handler.times[name]) >= 2
+    assert time.monotonic() - start >= 5.0  # the stalled try was waited on to its timeout, no less
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory):
+    """A tiled TIFF of 27 MiB, over :data:`retry.BUFFERED_BYTES` (uncompressed, 512-pixel tiles)."""
+    root = tmp_path_factory.mktemp("faults-http-big")
+    tifffile.imwrite(root / "big.tif", photo_mosaic(3072, 3072), tile=(512, 512))
+    assert (root / "big.tif").stat().st_size > retry.BUFFERED_BYTES
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("head", ["405", "no-length"])
+def test_a_size_asked_by_a_get_downloads_no_body(big, client, tmp_path, head):
+    """A HEAD answered 405 or without a length: fsspec asks the size by a GET, whose body is left unread.
+
+    Through the middleware that read every body, each of those GETs downloaded the whole file.
+    """
+    size = (big / "big.tif").stat().st_size
+    with http_server(big, headless_handler(head)) as (url, handler):
+        result = extract_palette([f"{url}/big.tif"], store=tmp_path / "remote.zarr", client=client, **OPTIONS)
+    assert result.failures == []
+    gets = handler.whole["/big.tif"]
+    assert handler.heads["/big.tif"] > 0 and gets > 0  # the HEADs said no size, and GETs asked it
+    unread = handler.sent["/big.tif"] - handler.ranged["/big.tif"]  # bytes of the GETs' bodies
+    assert unread < gets * size / 4, (unread, gets, size)  # socket buffers at most, not the file
+    extract_palette([str(big / "big.tif")], store=tmp_path / "local.zarr", client=client, **OPTIONS)
+    assert_same(stored(tmp_path / "remote.zarr"), stored(tmp_path / "local.zarr"))
 
 
 @pytest.mark.slow
@@ -214,3 +246,43 @@ def test_the_command_reads_photos_and_a_tiff_by_ranges_through_faults_on_worker_
     assert all(handler.injected[kind] > 0 for kind in RATES), handler.injected
     assert main(["run", *(str(local / n) for n in inputs), "-o", str(tmp_path / "local.zarr"), *flags]) == 0
     assert_same(stored(tmp_path / "remote.zarr"), stored(tmp_path / "local.zarr"))
+
+
+def test_the_transient_rule_takes_aiohttps_classes_and_follows_what_a_traceback_shows():
+    """aiohttp's subclasses of its connection errors are transient, but TLS and a name that never resolves.
+
+    An error raised ``from None`` in the handler of a transient one is what it says, not transient.
+    """
+    import socket
+    import ssl
+
+    import aiohttp
+    from aiohttp.client_reqrep import ConnectionKey
+
+    key = ConnectionKey("example.org", 443, True, True, None, None, None, "example.org")
+    again = socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+    unknown = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    refused = ssl.SSLCertVerificationError(1, "certificate verify failed: self-signed certificate")
+    transient = [
+        aiohttp.ClientConnectorDNSError(key, again), aiohttp.ClientConnectionResetError("reset by peer"),
+        aiohttp.ServerDisconnectedError(), aiohttp.SocketTimeoutError("timeout"),
+        aiohttp.ClientPayloadError("Response payload is not completed"), again,
+    ]  # fmt: skip
+    permanent = [
+        aiohttp.ClientConnectorDNSError(key, unknown), aiohttp.ClientConnectorCertificateError(key, refused),
+        aiohttp.ServerFingerprintMismatch(b"a", b"b", "example.org", 443), aiohttp.InvalidURL("x"), unknown,
+    ]  # fmt: skip
+    assert [retry.is_transient(e) for e in transient] == [True] * len(transient)
+    assert [retry.is_transient(e) for e in permanent] == [False] * len(permanent)
+
+    def raised(suppress: bool) -> Exception:
+        try:
+            try:
+                raise aiohttp.ServerDisconnectedError()
+            except aiohttp.ClientError as exc:
+                raise ValueError("not a TIFF file") from (None if suppress else exc)
+        except ValueError as exc:
+            return exc
+
+    assert retry.is_transient(raised(suppress=False)) and not retry.is_transient(raised(suppress=True))
+    assert retry.exhausted("u", raised(suppress=True)) is None

@@ -206,3 +206,42 @@ def test_a_store_write_failing_for_good_ends_the_run_in_one_line_and_resume_fini
     assert main(["run", "--resume", url, "--threads", "-q"]) == 0
     assert main(["run", *photos, "-o", str(tmp_path / "local.zarr"), *flags]) == 0
     assert_same(stored(url), stored(tmp_path / "local.zarr"))
+
+
+def test_a_tile_and_a_zarr_listing_that_outlast_their_tries_fail_as_transient_naming_them(
+    s3, local, tmp_path, monkeypatch
+):
+    """Read after the header, a tile always throttled; a zarr group's listing (it has no image) too.
+
+    Each raised as a TransientReadError naming botocore's tries, not "cannot read" nor an OSError
+    that ended the run.
+    """
+    from palette_dask import probe
+    from palette_dask.errors import TransientReadError
+    from palette_dask.inputs import retry
+    from palette_dask.inputs.read import decode
+
+    group = zarr.open_group(tmp_path / "plain.zarr", mode="w")  # a group of arrays, not an OME-Zarr image
+    group.create_array("a", shape=(4, 4), dtype="uint8")
+    faults = Faults()
+    with faulty(s3, faults, monkeypatch), retry.using(retry.Retry(tries=2)):
+        import s3fs
+
+        s3fs.S3FileSystem().put(str(tmp_path / "plain.zarr"), "faulty-in/plain.zarr", recursive=True)
+        info = probe("s3://faulty-in/tiled.tif")
+        # its bytes, not its size (a HEAD): what botocore and s3fs gave up on reached the decoder
+        faults.every, faults.matches, faults.passes = {"slowdown": 1}, r"^GET /faulty-in/tiled\.tif", False
+        faults.always = {r"^/faulty-in\?list-type=2&prefix=plain\.zarr%2F&": "slowdown"}
+        with pytest.raises(TransientReadError) as tile:
+            decode(info, slice(0, 128), slice(0, 128))
+        with pytest.raises(TransientReadError) as listing:
+            probe("s3://faulty-in/plain.zarr")
+    tries = r": SlowDown \(503\): Please reduce your request rate: a transient fault on each of {} tries "
+    assert re.fullmatch(
+        "s3://faulty-in/tiled.tif" + tries.format(4) + r"\(--resume tries it again\)", str(tile.value)
+    )
+    assert re.fullmatch(
+        "s3://faulty-in/plain.zarr" + tries.format(2) + r"\(--resume tries it again\)", str(listing.value)
+    )
+    listed = "GET /faulty-in?list-type=2&prefix=plain.zarr%2F&delimiter=%2F&encoding-type=url"
+    assert faults.requests[listed] >= 2 and faults.injected["slowdown"] >= 4 + 2  # both were throttled

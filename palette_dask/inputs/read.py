@@ -84,10 +84,10 @@ def _open_image(source: Source, max_pixels: int, channel_axis, downloads, decode
     remote TIFF read by byte ranges only once its header says it is that small.
     """
     pixels = data = None
-    if source.zarr:
-        info = ZARR.probe(source, max_pixels=max_pixels, channel_axis=channel_axis)
-    else:
-        try:
+    try:
+        if source.zarr:  # its groups, levels and attributes read here too: an s3fs OSError, a 503...
+            info = ZARR.probe(source, max_pixels=max_pixels, channel_axis=channel_axis)
+        else:
             by_ranges = source.ranges and serves_ranges(source.text)
             downloads = (downloads or process_folder()) if source.remote and not by_ranges else None
             with open_source(source, downloads) as handle:
@@ -104,15 +104,15 @@ def _open_image(source: Source, max_pixels: int, channel_axis, downloads, decode
                 if by_ranges and info.nbytes <= decode_up_to:  # small enough: its bytes in one request
                     handle.seek(0)
                     data = handle.read()
-        except ImageReadError:
-            raise
-        except Exception as exc:  # a remote file's read failed: fsspec and aiohttp raise their own errors
-            transient = exhausted(source, exc)  # a fault that outlasted its tries
-            raise transient or ImageReadError(
-                f"{source}: cannot read: {one_line(exc) or type(exc).__name__}"
-            ) from None
-        if downloads is not None:
-            info = dataclasses.replace(info, downloads=downloads)
+            if downloads is not None:
+                info = dataclasses.replace(info, downloads=downloads)
+    except ImageReadError:
+        raise
+    except Exception as exc:  # a remote file's read failed: fsspec, aiohttp and s3fs raise their own errors
+        transient = exhausted(source, exc)  # a fault that outlasted its tries
+        raise transient or ImageReadError(
+            f"{source}: cannot read: {one_line(exc) or type(exc).__name__}"
+        ) from None
     if info.pixels == 0:
         raise ImageReadError(f"{source}: image has no pixels (shape {info.shape[:2]})")
     if data is not None and info.nbytes <= decode_up_to:
@@ -307,8 +307,8 @@ def _read_error(info: ImageInfo, exc: Exception) -> ImageReadError:
     transient = not isinstance(exc, TransientReadError) and is_transient(exc)
     if isinstance(exc, ImageReadError):
         return TransientReadError(one_line(exc)) if transient else exc
-    if transient:
-        return TransientReadError(f"{info.source}: cannot read: {one_line(exc) or type(exc).__name__}")
+    if transient:  # an S3 tile's fault that outlasted botocore's tries: how many it made
+        return exhausted(str(info.source), exc)
     return ImageReadError(f"{info.source}: cannot decode: {exc}")
 
 

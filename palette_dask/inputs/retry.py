@@ -22,8 +22,12 @@ layer that opens the bytes:
   ``HTTPFileSystem`` over aiohttp, which retries nothing): :class:`HttpRetry`,
   the aiohttp session's middleware (:func:`http_client_kwargs`, in
   :func:`~.fetch.storage_options`), each try the request and its whole body
-  within ``timeout``, the session given no timeout of its own (aiohttp's
-  counts every try together). aiohttp's resend of an idempotent request on a
+  within ``timeout`` (a body buffered only when it is a range or at most
+  :data:`BUFFERED_BYTES` long: fsspec asks a file's size by a GET that
+  never reads the body, and the whole of a multi-GB file would come), the
+  session given no timeout of its own (aiohttp's counts every try
+  together) but ``sock_read``, so a body read unbuffered, and so not
+  retried, never stalls for ever. aiohttp's resend of an idempotent request on a
   kept-alive connection found closed never comes: the middleware meets that
   fault first. fsspec asks a file's size by a HEAD, then, if that fails, by a
   GET: two requests, each tried ``tries`` times;
@@ -40,17 +44,21 @@ layer that opens the bytes:
   ``read_timeout`` ``timeout`` (botocore has no deadline for a whole
   request: one is cut when no byte comes for that long). botocore does not
   retry a body cut short or broken once its headers came: s3fs's own loop
-  does, :data:`S3FS_TRIES` (2) tries (a class attribute, set for the
-  process: s3fs takes it as no option). That loop also goes round
+  does, :data:`S3FS_TRIES` (2) tries (``S3FileSystem.retries``, set on the
+  class for the process: see :func:`s3_options`). That loop also goes round
   botocore's tries once more on a ``SlowDown`` (not a HEAD's, which has no
   code) and on a connection closed with no answer (its two loops nest on a
   read: up to 4 rounds); at s3fs's default of 5 a throttled read was 5 x
   ``tries`` requests, and 25 x on a closed one. aiohttp sends an idempotent request once more when
   a kept-alive connection is found reset. A failure names the tries made
   (:func:`tries_made`: botocore's count, times s3fs's rounds);
-- gs (gcsfs) and az (adlfs): their own retries (gcsfs retries 408, 429, 5xx
-  and connection errors 6 times; azure-core's exponential policy 10 times),
-  left as they are.
+- gs (gcsfs) and az (adlfs): their own retries, on their own terms, which
+  ``tries`` and ``request_timeout`` do not change: gcsfs tries each request
+  6 times on 408, 429, 500-504 and aiohttp's errors (waits of 1, 2, 4... s,
+  up to 32); adlfs's azure-storage-blob clients 4 times (``ExponentialRetry``,
+  3 retries, waits of about 18, 24 and 42 s) on 408, 429, 500, 502-504 and
+  connection errors. A fault that outlasts them fails the image as transient
+  all the same (:func:`is_transient` knows gcsfs's and azure-core's errors).
 
 :func:`is_transient` is the one rule of what is transient, for every layer.
 """
@@ -61,6 +69,8 @@ import contextlib
 import email.utils
 import errno
 import random
+import socket
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,6 +80,9 @@ from ..errors import TransientReadError, one_line
 
 __all__ = [
     "TRANSIENT_STATUSES",
+    "BUFFERED_BYTES",
+    "RESUME",
+    "outlasted",
     "Retry",
     "current",
     "use",
@@ -95,6 +108,9 @@ TRANSIENT_CODES = frozenset({
     "SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed",
     "InternalError", "ServiceUnavailable", "RequestLimitExceeded", "TooManyRequests",
 })  # fmt: skip
+#: The longest body the http middleware reads whole within a try (so retries when it comes short) unless
+#: it is a range: a longer one is handed on unread (fsspec asks a file's size by a GET it never reads).
+BUFFERED_BYTES = 16 * 2**20
 _CONNECTION_ERRNOS = frozenset({
     errno.ECONNRESET, errno.ECONNREFUSED, errno.ECONNABORTED, errno.EPIPE, errno.ETIMEDOUT,
     errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETRESET,
@@ -174,8 +190,12 @@ def s3_options(policy: Retry | None = None) -> dict:
     after a throttle, a client-side rate it keeps per process and AWS calls
     experimental: S3 throttles per prefix, and the backoff already spreads
     the workers out), ``total_max_attempts`` the policy's tries. s3fs's own
-    loop is set to :data:`S3FS_TRIES` for the process (a class attribute; it
-    takes no option), as botocore does not retry a body cut short.
+    loop is set to :data:`S3FS_TRIES` for the process, as botocore does not
+    retry a body cut short: ``S3FileSystem.retries`` on the class, as s3fs
+    takes it as no option, and an attribute set on an instance would not
+    last (fsspec pickles a file system as its options, and a worker makes it
+    anew from them; zarr's stores make their own instances). Every process
+    of a run sets it (the driver here, each worker by the run's plugin).
 
     Examples
     --------
@@ -217,8 +237,8 @@ def retry_after(value: str | None) -> float | None:
 
 
 def _status(exc: BaseException) -> int | None:
-    """The HTTP status an error carries (aiohttp, urllib, botocore), if any."""
-    for attribute in ("status", "code"):
+    """The HTTP status an error carries (aiohttp, urllib, azure-core, botocore), if any."""
+    for attribute in ("status", "code", "status_code"):
         value = getattr(exc, attribute, None)
         if isinstance(value, int) and 100 <= value < 600:
             return value
@@ -238,18 +258,19 @@ def _transient_alone(exc: BaseException) -> bool:
     response = getattr(exc, "response", None)
     if isinstance(response, dict) and response.get("Error", {}).get("Code") in TRANSIENT_CODES:
         return True
+    aiohttp = sys.modules.get("aiohttp")  # none of its errors without it imported
+    if aiohttp is not None and isinstance(exc, aiohttp.ClientError):
+        return _aiohttp_transient(exc)
+    if isinstance(exc, socket.gaierror):  # a name not resolved: only "try again later" passes
+        return exc.errno == socket.EAI_AGAIN
     if isinstance(exc, (ConnectionError, TimeoutError)):  # resets, refusals, broken pipes; timeouts
         return True
     if isinstance(exc, OSError) and exc.errno in _CONNECTION_ERRNOS:
         return True
-    name = type(exc).__name__
-    module = type(exc).__module__ or ""
-    if module.startswith("aiohttp"):  # payload cut short, server disconnected, connection errors
-        return name in {
-            "ClientPayloadError", "ServerDisconnectedError", "ClientConnectionError", "ClientOSError",
-            "ClientConnectorError", "ServerTimeoutError", "ConnectionTimeoutError",
-            "SocketTimeoutError", "ClientConnectionResetError",
-        }  # fmt: skip
+    name, module = type(exc).__name__, type(exc).__module__ or ""
+    if module.startswith("azure"):  # azure-core: no answer, or one cut or unreadable
+        return name in {"ServiceRequestError", "ServiceResponseError", "ServiceRequestTimeoutError",
+                        "ServiceResponseTimeoutError"}  # fmt: skip
     if module.startswith("http.client"):
         return name in {"IncompleteRead", "RemoteDisconnected", "BadStatusLine"}
     if module.startswith(("botocore", "aiobotocore")):
@@ -258,6 +279,53 @@ def _transient_alone(exc: BaseException) -> bool:
             "ConnectTimeoutError", "IncompleteReadError", "ResponseStreamingError", "HTTPClientError",
         }  # fmt: skip
     return module.startswith("fsspec") and name == "FSTimeoutError"
+
+
+def _aiohttp_transient(exc: BaseException) -> bool:
+    """Whether an aiohttp error may pass: connection errors (resets, refusals, timeouts...), bodies cut short.
+
+    By aiohttp's base classes (``ClientConnectionError``, ``ClientPayloadError``),
+    so their subclasses count. Not: TLS errors (a certificate refused, a
+    fingerprint that differs), a name that does not resolve (but DNS's "try
+    again later", ``EAI_AGAIN``), an invalid URL, anything else (a status is
+    read before: :data:`TRANSIENT_STATUSES`).
+    """
+    import aiohttp
+
+    if isinstance(exc, (aiohttp.ClientSSLError, aiohttp.ServerFingerprintMismatch)):
+        return False
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, socket.gaierror):
+        return exc.os_error.errno == socket.EAI_AGAIN
+    return isinstance(exc, (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError))
+
+
+def _chain(exc: BaseException | None):
+    """``exc`` and the errors it was raised from or while handling, as its traceback shows them.
+
+    ``raise ... from cause`` is followed to its cause; an error raised while
+    another was handled to that one, unless ``raise ... from None`` said to
+    leave it (a permanent error raised on purpose in an ``except`` for a
+    transient one is not transient).
+
+    Examples
+    --------
+    >>> try:
+    ...     try:
+    ...         raise ConnectionResetError("reset")
+    ...     except OSError:
+    ...         raise ValueError("not an image") from None
+    ... except ValueError as exc:
+    ...     [type(e).__name__ for e in _chain(exc)], is_transient(exc)
+    (['ValueError'], False)
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        yield exc
+        seen.add(id(exc))
+        if exc.__cause__ is not None:
+            exc = exc.__cause__
+        else:
+            exc = None if exc.__suppress_context__ else exc.__context__
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -284,13 +352,7 @@ def is_transient(exc: BaseException) -> bool:
     ...     is_transient(exc)
     True
     """
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        if _transient_alone(exc):
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return False
+    return any(_transient_alone(error) for error in _chain(exc))
 
 
 def gave_up(what: str, exc: BaseException, tries: int, seconds: float) -> TransientReadError:
@@ -301,35 +363,48 @@ def gave_up(what: str, exc: BaseException, tries: int, seconds: float) -> Transi
     >>> print(gave_up("https://x/a.png", ConnectionResetError("reset by peer"), 10, 93.4))
     https://x/a.png: reset by peer: a transient fault on each of 10 tries over 93 s (--resume tries it again)
     """
+    return _transient_error(what, f"{_reason(what, exc)}: {outlasted(tries, seconds)}")
+
+
+#: What a transient failure's reason ends with: the run's summary and report add nothing more to it.
+RESUME = "(--resume tries it again)"
+
+
+def outlasted(tries: int, seconds: float | None = None) -> str:
+    """The words of a transient fault met on each of ``tries`` (over ``seconds``, when known).
+
+    Examples
+    --------
+    >>> outlasted(3), outlasted(10, 93.4)
+    ('a transient fault on each of 3 tries', 'a transient fault on each of 10 tries over 93 s')
+    """
+    over = "" if seconds is None else f" over {seconds:.0f} s"
+    return f"a transient fault on each of {tries} tries{over}"
+
+
+def _reason(what: str, exc: BaseException) -> str:
+    """``exc``'s one line, without the ``what: `` it may start with."""
     reason = one_line(exc) or type(exc).__name__
-    if reason.startswith(f"{what}: "):
-        reason = reason[len(what) + 2 :]
-    return TransientReadError(
-        f"{what}: {reason}: a transient fault on each of {tries} tries over {seconds:.0f} s "
-        "(--resume tries it again)"
-    )
+    return reason[len(what) + 2 :] if reason.startswith(f"{what}: ") else reason
+
+
+def _transient_error(what: str, fault: str) -> TransientReadError:
+    """The one error of a request for ``what`` that met ``fault`` on each try: ``--resume`` tries it again."""
+    return TransientReadError(f"{what}: {fault} {RESUME}")
 
 
 def _client_error(exc: BaseException | None):
     """The botocore ``ClientError`` in ``exc``'s chain (what s3fs translates into an OSError), or None."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(getattr(exc, "response", None), dict) and "Error" in exc.response:
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
+    return next(
+        (e for e in _chain(exc) if isinstance(getattr(e, "response", None), dict) and "Error" in e.response),
+        None,
+    )
 
 
 def _body_fault(exc: BaseException | None) -> bool:
     """Whether ``exc``'s chain holds a body cut short or broken once its headers came (aiohttp, botocore)."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        if type(exc).__name__ in ("ClientPayloadError", "ResponseStreamingError", "IncompleteReadError"):
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return False
+    names = ("ClientPayloadError", "ResponseStreamingError", "IncompleteReadError")
+    return any(type(error).__name__ in names for error in _chain(exc))
 
 
 def tries_made(what: str, exc: BaseException, policy: Retry | None = None) -> int:
@@ -382,10 +457,8 @@ def fault(what: str, exc: BaseException, policy: Retry | None = None) -> str:
         message = error.response["Error"].get("Message") or ""
         reason = f"{status} {message}" if code == str(status) else f"{code} ({status}): {message}"
     else:
-        reason = one_line(exc) or type(exc).__name__
-        if reason.startswith(f"{what}: "):
-            reason = reason[len(what) + 2 :]
-    return f"{reason.rstrip('.')}: a transient fault on each of {tries_made(what, exc, policy)} tries"
+        reason = _reason(what, exc)
+    return f"{reason.rstrip('.')}: {outlasted(tries_made(what, exc, policy))}"
 
 
 def exhausted(what: str, exc: BaseException, policy: Retry | None = None) -> TransientReadError | None:
@@ -402,18 +475,12 @@ def exhausted(what: str, exc: BaseException, policy: Retry | None = None) -> Tra
     given_up = _given_up(exc)  # a loop here gave up (the http middleware), under another error (fsspec's)
     if given_up is not None:
         return TransientReadError(*given_up.args)
-    return TransientReadError(f"{what}: {fault(what, exc, policy)} (--resume tries it again)")
+    return _transient_error(what, fault(what, exc, policy))
 
 
 def _given_up(exc: BaseException | None) -> TransientReadError | None:
     """The :class:`TransientReadError` in ``exc``'s chain, or None."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, TransientReadError):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
+    return next((error for error in _chain(exc) if isinstance(error, TransientReadError)), None)
 
 
 def call(what: str, request: Callable[[], object], policy: Retry | None = None):
@@ -481,12 +548,17 @@ def _replay(body: bytes):
 class HttpRetry:
     """An aiohttp client middleware that tries each request as ``policy`` says: the one loop of fsspec's http.
 
-    A try is the request and its whole body, within ``policy.timeout``
-    seconds; it meets a transient fault when the answer has a status in
+    A try is the request and its body, within ``policy.timeout`` seconds; it
+    meets a transient fault when the answer has a status in
     :data:`TRANSIENT_STATUSES` (its ``Retry-After`` waited), the connection is
-    refused, reset or closed, the body comes short of its length (read here,
-    so aiohttp's ``ClientPayloadError`` is met here), or the time is up. Any
-    other answer (a 404, a 403) is returned as it came, for fsspec to read.
+    refused, reset or closed, the body comes short of its length, or the time
+    is up. The body is read here (so aiohttp's ``ClientPayloadError`` is met
+    here) when it is a range (a 206) or says it is at most
+    :data:`BUFFERED_BYTES` long; any other is handed on unread, its status
+    checked: fsspec asks a file's size by a GET when a HEAD fails (a
+    presigned URL's 403, a server's 405) or says no length, and reads none of
+    its body, which may be a multi-GB file. Any other answer (a 404, a 403) is
+    returned as it came, for fsspec to read.
     After ``policy.tries`` faults: :func:`gave_up`'s
     :class:`~palette_dask.errors.TransientReadError`, which fsspec and zarr
     pass on. A frozen dataclass: picklable with the file systems and zarr
@@ -522,13 +594,21 @@ class HttpRetry:
 
     @staticmethod
     async def _try(request, handler):
-        """One try: ``(response, body)`` (a HEAD has no body); a transient status raised as a StatusFault."""
+        """One try: ``(response, body)``, None for a body left unread; a transient status a StatusFault.
+
+        Read: a range's (206) body, or one whose ``Content-Length`` is at most
+        :data:`BUFFERED_BYTES`; not a HEAD's, nor one of unknown or larger length.
+        """
         response = await handler(request)
         if response.status in TRANSIENT_STATUSES:
             after = retry_after(response.headers.get("Retry-After"))
             response.release()
             raise StatusFault(response.status, response.reason or "", after)
-        return response, None if request.method == "HEAD" else await response.read()
+        length = response.content_length
+        small = length is not None and length <= BUFFERED_BYTES
+        if request.method == "HEAD" or not (response.status == 206 or small):
+            return response, None
+        return response, await response.read()
 
 
 def http_client_kwargs(policy: Retry | None = None) -> dict:
@@ -536,17 +616,22 @@ def http_client_kwargs(policy: Retry | None = None) -> dict:
 
     :class:`HttpRetry` as the session's middleware, and no session-wide
     timeout: aiohttp's counts every try of a request together (the
-    middleware gives each try its own).
+    middleware gives each try its own). ``sock_read`` is the policy's
+    timeout: a body the middleware hands on unread (over
+    :data:`BUFFERED_BYTES`) that stalls fails as a transient fault, not for ever.
 
     Examples
     --------
     >>> options = http_client_kwargs(Retry(tries=4, timeout=30.0))
-    >>> options["middlewares"], options["timeout"].total
-    ((HttpRetry(policy=Retry(tries=4, timeout=30.0, first_wait=0.5, max_wait=30.0)),), None)
+    >>> options["middlewares"], options["timeout"].total, options["timeout"].sock_read
+    ((HttpRetry(policy=Retry(tries=4, timeout=30.0, first_wait=0.5, max_wait=30.0)),), None, 30.0)
     """
     import aiohttp
 
+    policy = policy or current()
     return {
-        "middlewares": (HttpRetry(policy or current()),),
-        "timeout": aiohttp.ClientTimeout(total=None, connect=None, sock_connect=None, sock_read=None),
+        "middlewares": (HttpRetry(policy),),
+        "timeout": aiohttp.ClientTimeout(
+            total=None, connect=None, sock_connect=None, sock_read=policy.timeout
+        ),
     }
