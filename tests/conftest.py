@@ -5,13 +5,10 @@ Helpers that are not fixtures live in helpers.py.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from helpers import DASK, REAL_RASTERS
+from helpers import REAL_RASTERS, dask_scheduler
 
 from palette_dask import connect
 
@@ -40,41 +37,14 @@ def real_rasters() -> Path:
 def remote_cluster(tmp_path_factory):
     """A scheduler and two worker processes started with distributed's own commands, on 127.0.0.1."""
     folder = tmp_path_factory.mktemp("cluster")
-    scheduler_file = folder / "scheduler.json"
-    loopback = ["--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0"]
-    processes = [
-        subprocess.Popen(
-            [DASK, "scheduler", "--scheduler-file", str(scheduler_file), "--port", "0", *loopback],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-    ]
-    try:
-        deadline = time.monotonic() + 60
-        while not scheduler_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        address = json.loads(scheduler_file.read_text())["address"]
+    with dask_scheduler(folder) as (address, start_worker, _):
         for _ in range(2):
-            processes.append(
-                subprocess.Popen(
-                    [DASK, "worker", address, "--nthreads", "1", "--nworkers", "1", *loopback],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
+            start_worker("--nthreads", "1", "--nworkers", "1")
         from distributed import Client
 
         with Client(address, timeout=30) as client:
             client.wait_for_workers(2, timeout=60)
         yield address
-    finally:
-        for process in reversed(processes):
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 @pytest.fixture(scope="session")

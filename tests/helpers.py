@@ -5,9 +5,12 @@ Fixtures and hooks live in conftest.py; test modules import these with ``from he
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -141,3 +144,57 @@ def browse(chromium: str, url: str, *, screenshot: Path | None = None, size=(128
         subprocess.run(command, capture_output=True, timeout=120)
     done = subprocess.run([chromium, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
     return done.stdout
+
+
+def write_cog(path: Path, rgb: np.ndarray, blocksize: int = 128) -> None:
+    """A Cloud-Optimized GeoTIFF by GDAL's COG driver (through rasterio): tiles, overviews, a CRS."""
+    import rasterio
+    import rasterio.shutil
+    from rasterio.transform import Affine
+
+    plain = path.with_suffix(".plain.tif")
+    profile = dict(driver="GTiff", width=rgb.shape[1], height=rgb.shape[0], count=3, dtype="uint8")
+    transform = Affine(10, 0, 500_000, 0, -10, 4_600_000)  # 10 m pixels, UTM 33N
+    with rasterio.open(plain, "w", **profile, crs="EPSG:32633", transform=transform) as out:
+        out.write(np.moveaxis(rgb, -1, 0))
+    rasterio.shutil.copy(plain, path, driver="COG", blocksize=blocksize, compress="deflate")
+    plain.unlink()
+
+
+#: Where the tests' dask processes listen: the loopback only, dashboards on free ports.
+LOOPBACK = ["--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0"]
+
+
+@contextlib.contextmanager
+def dask_scheduler(folder: Path):
+    """A `dask scheduler` on 127.0.0.1, its file in ``folder``: yields ``(address, start_worker, processes)``.
+
+    ``start_worker(*options)`` starts a `dask worker` (a nanny and its worker) joined to it, with
+    those options. Every process still running at the end is terminated (killed after 30 s).
+    """
+    scheduler_file = folder / "scheduler.json"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    command = [DASK, "scheduler", "--scheduler-file", str(scheduler_file), "--port", "0", *LOOPBACK]
+    processes = [subprocess.Popen(command, **quiet)]
+
+    def start_worker(*options: str) -> subprocess.Popen:
+        worker = subprocess.Popen([DASK, "worker", address, *options, *LOOPBACK], **quiet)
+        processes.append(worker)
+        return worker
+
+    try:
+        while not scheduler_file.exists():  # written once the scheduler listens
+            assert processes[0].poll() is None, "the scheduler did not start"
+            time.sleep(0.1)
+        address = json.loads(scheduler_file.read_text())["address"]
+        yield address, start_worker, processes
+    finally:
+        for process in reversed(processes):
+            if process.poll() is None:
+                process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

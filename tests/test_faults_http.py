@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
-from helpers import every_array, photo_crops, photo_mosaic, write_ome_zarr, write_png
+from helpers import every_array, photo_crops, photo_mosaic, write_cog, write_ome_zarr, write_png
 from PIL import Image
 from servers import fault_handler, headless_handler, http_server
 
@@ -36,21 +36,6 @@ RATES = {"503": 4, "429": 5, "reset": 7, "cut": 9}
 OPTIONS = {"k": 4, "seed": 2, "chunk_bytes": 2**18}  # the TIFFs and the zarr mosaic in chunks of 256 kB
 PHOTOS = [f"photos/p{i}.{'jpg' if i % 2 else 'png'}" for i in range(8)]
 GAVE_UP = r"a transient fault on each of {} tries over \d+ s \(--resume tries it again\)"
-
-
-def write_cog(path, rgb: np.ndarray) -> None:
-    """A Cloud-Optimized GeoTIFF by GDAL's COG driver (rasterio): 128-pixel tiles, overviews, a CRS."""
-    import rasterio
-    import rasterio.shutil
-    from rasterio.transform import Affine
-
-    plain = path.with_suffix(".plain.tif")
-    profile = dict(driver="GTiff", width=rgb.shape[1], height=rgb.shape[0], count=3, dtype="uint8")
-    transform = Affine(10, 0, 500_000, 0, -10, 4_600_000)  # 10 m pixels, UTM 33N
-    with rasterio.open(plain, "w", **profile, crs="EPSG:32633", transform=transform) as out:
-        out.write(np.moveaxis(rgb, -1, 0))
-    rasterio.shutil.copy(plain, path, driver="COG", blocksize=128, compress="deflate")
-    plain.unlink()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 import skimage
 import tifffile
 import zarr
-from helpers import every_array, ome_zarr, write_png
+from helpers import every_array, ome_zarr, write_cog, write_png
 from servers import http_server, moto_s3_env
 from skimage.transform import resize
 
@@ -32,27 +32,12 @@ def photo_mosaic(side: int) -> np.ndarray:
     return np.concatenate([np.concatenate(quads[:2], axis=1), np.concatenate(quads[2:], axis=1)])
 
 
-def write_cog(path, rgb: np.ndarray) -> None:
-    """A Cloud-Optimized GeoTIFF by GDAL's COG driver (through rasterio): tiles, overviews, a CRS."""
-    import rasterio
-    import rasterio.shutil
-    from rasterio.transform import Affine
-
-    plain = path.with_suffix(".plain.tif")
-    profile = dict(driver="GTiff", width=rgb.shape[1], height=rgb.shape[0], count=3, dtype="uint8")
-    transform = Affine(10, 0, 500_000, 0, -10, 4_600_000)  # 10 m pixels, UTM 33N
-    with rasterio.open(plain, "w", **profile, crs="EPSG:32633", transform=transform) as out:
-        out.write(np.moveaxis(rgb, -1, 0))
-    rasterio.shutil.copy(plain, path, driver="COG", blocksize=TILE, compress="deflate")
-    plain.unlink()
-
-
 @pytest.fixture(scope="module")
 def local(tmp_path_factory):
     """The files, on this disk: a zarr mosaic, an OME-Zarr image, a COG, and a folder of photos."""
     root = tmp_path_factory.mktemp("bucket")
     rgb = photo_mosaic(SIDE)
-    write_cog(root / "scene.tif", rgb)
+    write_cog(root / "scene.tif", rgb, blocksize=TILE)
     mosaic = zarr.open_array(
         root / "mosaic.zarr", mode="w", shape=(1024, 1536, 3), chunks=(256, 256, 3), dtype="u1"
     )

@@ -1,18 +1,16 @@
 """A scheduler lost mid-run: a real `dask scheduler` SIGKILLed, then --resume on a new one (issue 33)."""
 
 import contextlib
-import json
 import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import zarr
-from helpers import DASK, every_array, photo_crops
+from helpers import dask_scheduler, every_array, photo_crops
 from PIL import Image
 
 from palette_dask.cli import EXIT_CLUSTER_LOST
@@ -50,31 +48,13 @@ def local(photos, tmp_path_factory):
 def scheduler_and_worker(folder: Path):
     """A `dask scheduler` and a `dask worker` (a nanny and its worker) on 127.0.0.1: address, processes."""
     folder.mkdir()
-    scheduler_file = folder / "scheduler.json"
-    loopback = ["--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0"]
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    command = [DASK, "scheduler", "--scheduler-file", str(scheduler_file), "--port", "0", *loopback]
-    processes = [subprocess.Popen(command, **quiet)]
-    try:
-        while not scheduler_file.exists():  # written once the scheduler listens
-            assert processes[0].poll() is None, "the scheduler did not start"
-            time.sleep(0.1)
-        address = json.loads(scheduler_file.read_text())["address"]
-        processes.append(subprocess.Popen([DASK, "worker", address, "--nthreads", "1", *loopback], **quiet))
+    with dask_scheduler(folder) as (address, start_worker, processes):
+        start_worker("--nthreads", "1")
         from distributed import Client
 
         with Client(address, timeout=30) as client:
             client.wait_for_workers(1, timeout=120)
         yield address, processes
-    finally:
-        for process in reversed(processes):
-            if process.poll() is None:
-                process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 def batches_stored(store) -> np.ndarray:

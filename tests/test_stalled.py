@@ -1,13 +1,11 @@
 """Workers that always retire before a task ends: that task is given up, not waited for (issue 33)."""
 
-import json
-import subprocess
 import time
 
 import pytest
 from distributed import Client
 from distributed.client import FutureCancelledError
-from helpers import DASK
+from helpers import dask_scheduler
 
 from palette_dask.run.tasks import STALLED, STALLED_AFTER, Pass
 
@@ -26,16 +24,7 @@ def retirements(client, *, expected: bool = True) -> list[dict]:
 
 
 def test_a_task_whose_workers_retire_under_it_every_time_is_given_up_alone(tmp_path):
-    loopback = ["--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0"]
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    scheduler_file = tmp_path / "scheduler.json"
-    command = [DASK, "scheduler", "--scheduler-file", str(scheduler_file), "--port", "0", *loopback]
-    processes = [subprocess.Popen(command, **quiet)]
-    try:
-        while not scheduler_file.exists():  # written once the scheduler listens
-            assert processes[0].poll() is None, "the scheduler did not start"
-            time.sleep(0.1)
-        address = json.loads(scheduler_file.read_text())["address"]
+    with dask_scheduler(tmp_path) as (address, start_worker, _):
         # a worker that retires 3 s after it starts (its timer starts before it registers: a loaded
         # machine takes a while to register it), and is started again by its nanny once the task it
         # ran ends (a retiring worker lets it end, though the scheduler gave it away); the task takes
@@ -44,8 +33,7 @@ def test_a_task_whose_workers_retire_under_it_every_time_is_given_up_alone(tmp_p
         # would leave as a death
         lifetime = ["--lifetime", "3s", "--lifetime-stagger", "0s", "--lifetime-restart"]
         for name, options in (("mortal", lifetime), ("stays", [])):
-            worker = [DASK, "worker", address, "--nthreads", "1", "--name", name, *options, *loopback]
-            processes.append(subprocess.Popen(worker, **quiet))
+            start_worker("--nthreads", "1", "--name", name, *options)
         with Client(address, timeout=30) as client:
             seen = []  # the user's own handler of every event: still called while the pass follows them
 
@@ -64,14 +52,6 @@ def test_a_task_whose_workers_retire_under_it_every_time_is_given_up_alone(tmp_p
             found = {key: (result, error) for key, result, error in tasks}
             assert client._event_handlers["all"] is users  # the user's handler, back as it was
             retired = retirements(client)
-    finally:
-        for process in reversed(processes):
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
     # the fault happened: workers retired under the sleeping task, which dask does not count
     assert len(retired) >= STALLED_AFTER
     assert all(any("sleep" in str(key) for key in event["processing-tasks"]) for event in retired), retired

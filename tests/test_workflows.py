@@ -5,13 +5,12 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
-from helpers import DASK, PHOTOS
+from helpers import PHOTOS, dask_scheduler
 from PIL import Image
 
 from palette_dask.cli import EXIT_CLUSTER_LOST
@@ -96,36 +95,27 @@ def test_collection_job_with_a_failure_then_resume(tmp_path):
 @pytest.mark.cluster
 def test_collection_job_that_loses_its_scheduler_exits_4_as_palette_dask_does(tmp_path):
     """A lost scheduler is a ClusterError too: the job exits 4 (the CLI's), not 2 (a usage error)."""
-    scheduler_file = tmp_path / "scheduler.json"
-    loopback = ["--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0"]
-    scheduler = subprocess.Popen(
-        [DASK, "scheduler", "--scheduler-file", str(scheduler_file), "--port", "0", *loopback],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
     job = None
-    try:
-        while not scheduler_file.exists():  # written once the scheduler listens
-            assert scheduler.poll() is None, "the scheduler did not start"
-            time.sleep(0.1)
-        address = json.loads(scheduler_file.read_text())["address"]
-        # no worker: the run waits on its first pass until the scheduler dies under it
-        command = [sys.executable, str(WORKFLOWS / "collection_palette.py"), *map(str, PHOTOS)]
-        job = subprocess.Popen(
-            [*command, "--out", str(tmp_path / "out"), "--scheduler", address],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        for line in job.stderr:
-            if "dashboard at" in line:  # connected: the run starts
-                break
-        scheduler.send_signal(signal.SIGKILL)
-        assert scheduler.wait(timeout=30) == -signal.SIGKILL  # the fault happened
-        rest = job.stderr.read()  # ends when the job does: it must not wait for ever
-        code = job.wait(timeout=120)
-    finally:
-        for process in (job, scheduler):
-            if process is not None and process.poll() is None:
-                process.kill()
-                process.wait()
+    with dask_scheduler(tmp_path) as (address, _, processes):
+        scheduler = processes[0]
+        try:
+            # no worker: the run waits on its first pass until the scheduler dies under it
+            command = [sys.executable, str(WORKFLOWS / "collection_palette.py"), *map(str, PHOTOS)]
+            job = subprocess.Popen(
+                [*command, "--out", str(tmp_path / "out"), "--scheduler", address],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            for line in job.stderr:
+                if "dashboard at" in line:  # connected: the run starts
+                    break
+            scheduler.send_signal(signal.SIGKILL)
+            assert scheduler.wait(timeout=30) == -signal.SIGKILL  # the fault happened
+            rest = job.stderr.read()  # ends when the job does: it must not wait for ever
+            code = job.wait(timeout=120)
+        finally:
+            if job is not None and job.poll() is None:
+                job.kill()
+                job.wait()
     assert code == EXIT_CLUSTER_LOST == 4, rest
     assert rest.strip().splitlines()[-1].startswith(f"palette-dask: lost the scheduler {address} ("), rest
     assert "Traceback" not in rest, rest
