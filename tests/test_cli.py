@@ -319,7 +319,9 @@ def test_show_images_prints_and_writes_every_images_shares_by_colour_id(capsys, 
     document = json.loads(capsys.readouterr().out)
     assert [entry["id"] for entry in document["palette"]] == [e["id"] for e in document["palette"]]
     assert document["images"][1]["shares"] == [round(c / valid[1], 6) for c in counts[1]]
-    assert document["images"][2]["status"] == "failed" and document["images"][2]["shares"] == [0.0] * 4
+    failed = document["images"][2]  # not counted: no figures, not 0; its reason alone
+    assert failed["status"] == "failed" and failed["shares"] == [None] * 4 and failed["valid_pixels"] is None
+    assert failed["error"] == "not a readable image (unknown format)"
 
 
 def test_search_finds_the_images_a_colour_covers_as_a_numpy_filter_does(capsys, tmp_path):

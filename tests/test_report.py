@@ -150,3 +150,67 @@ def test_an_output_that_cannot_be_written_is_one_line_and_exit_1(capsys, tmp_pat
     err = capsys.readouterr().err
     assert err.startswith("palette-dask: ") and "No such file or directory" in err
     assert len(err.splitlines()) == 1
+
+
+class Table(HTMLParser):
+    """The text of every cell of one table of a page, row by row (a spreadsheet's paste of it)."""
+
+    def __init__(self, table_id: str):
+        super().__init__()
+        self.table_id, self.inside, self.rows, self.cell = table_id, False, [], None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.inside = dict(attrs).get("id") == self.table_id
+        elif self.inside and tag == "tr":
+            self.rows.append([])
+        elif self.inside and tag in ("td", "th"):
+            self.cell = ""
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self.inside = False
+        elif self.inside and tag in ("td", "th"):
+            self.rows[-1].append(self.cell.strip())
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell += data
+
+
+def test_a_failed_image_has_blank_figures_and_its_reason_alone_in_csv_and_html(capsys, tmp_path):
+    import csv
+
+    for name, photo in (("a.png", PHOTOS[0]), ("b.png", PHOTOS[1])):
+        write_png(tmp_path / name, np.asarray(Image.open(photo).convert("RGB"))[:60, :80])
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    store, page, shares = tmp_path / "s.zarr", tmp_path / "r.html", tmp_path / "shares.csv"
+    names = [str(tmp_path / name) for name in ("a.png", "b.png", "bad.png")]
+    assert main(["run", *names, "-k", "3", "-o", str(store), "--threads", "-q", "--html", str(page)]) == 3
+    assert main(["show", str(store), "--csv", str(shares)]) == 0
+    capsys.readouterr()
+    reason = "not a readable image (unknown format)"
+
+    with open(shares, newline="") as handle:
+        rows = {row["image"]: row for row in csv.DictReader(handle)}
+    failed = rows[names[2]]
+    assert failed["status"] == "failed" and failed["error"] == reason  # the row names the image already
+    columns = ["valid_pixels", "masked_pixels", "share_1", "share_2", "share_3"]
+    assert [failed[column] for column in columns] == [""] * 5  # blank, not 0
+    assert all(rows[name][column] != "" for name in names[:2] for column in columns)
+    pandas = pytest.importorskip("pandas")
+    frame = pandas.read_csv(shares)
+    for column in ("share_1", "valid_pixels"):  # a mean over the two images counted, not three
+        assert frame[column].mean() == pytest.approx(frame[column][:2].sum() / 2)
+    assert frame["share_1"].isna().tolist() == [False, False, True]
+
+    table = Table("images")
+    table.feed(page.read_text())
+    header, *body = table.rows
+    (bad,) = [row for row in body if row[1] == names[2]]
+    assert bad[2] == "failed" + reason  # the status, then the reason alone (on its own line)
+    first_share = header.index("palette") + 1  # then one column per colour, largest share first
+    assert bad[header.index("valid pixels")] == "" and bad[first_share:] == ["", "", ""]
+    for row in (row for row in body if row is not bad):
+        assert row[header.index("valid pixels")] == "4,800" and all("%" in c for c in row[first_share:])

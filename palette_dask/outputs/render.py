@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import Status
+from ..errors import Failure, Status
 from .result import PaletteResult
 
 if TYPE_CHECKING:  # `show` draws a table without importing dask
@@ -244,20 +244,30 @@ IMAGE_COLUMNS = ("image", "status", "valid_pixels", "masked_pixels", "error")
 def image_rows(result: PaletteResult):
     """Each image's row: :data:`IMAGE_COLUMNS`, then the share of colour id 1, 2... (by id, not by share).
 
+    An image not counted (failed, pending) has ``None`` for its pixels and
+    shares, not 0 (a mean over the column must not count it), and its error
+    is the reason alone: the row names the image.
+
     Examples
     --------
     >>> from palette_dask.outputs.result import PaletteResult
     >>> two = np.array([[0, 0, 0], [255, 255, 255]], np.float32)
-    >>> r = PaletteResult(two, two, two.astype(np.uint8), np.array([1, 3]), ["a.png"], np.array([[1, 3]]),
-    ...                   np.array([4]), np.array([0]), np.array([1]), [""])
-    >>> list(image_rows(r))
-    [['a.png', 'done', 4, 0, '', 0.25, 0.75]]
+    >>> r = PaletteResult(two, two, two.astype(np.uint8), np.array([1, 3]), ["a.png", "b.png"],
+    ...                   np.array([[1, 3], [0, 0]]), np.array([4, 0]), np.array([0, 0]), np.array([1, 2]),
+    ...                   ["", "b.png: empty file (0 bytes)"])
+    >>> for row in image_rows(r): print(row)
+    ['a.png', 'done', 4, 0, '', 0.25, 0.75]
+    ['b.png', 'failed', None, None, 'empty file (0 bytes)', None, None]
     """
     for index, name in enumerate(result.image_names):
-        status = Status(int(result.image_status[index])).name.lower()
+        status = Status(int(result.image_status[index]))
+        reason = Failure.of(str(name), str(result.image_errors[index])).reason
+        if status != Status.DONE:
+            yield [str(name), status.name.lower(), None, None, reason] + [None] * result.k
+            continue
         valid = int(result.image_valid[index])
         shares = result.image_counts[index] / valid if valid else np.zeros(result.k)
-        head = [str(name), status, valid, int(result.image_masked[index]), str(result.image_errors[index])]
+        head = [str(name), status.name.lower(), valid, int(result.image_masked[index]), reason]
         yield head + [round(float(share), 6) for share in shares]
 
 
@@ -312,7 +322,8 @@ def write_image_shares(result: PaletteResult, path: str | os.PathLike) -> str:
         )
         for index, row in enumerate(image_rows(result)):
             colours = own_palette(result, index)
-            colours += [{"hex": "", "share": 0.0}] * (own - len(colours))
+            counted = row[1] == Status.DONE.name.lower()  # an image not counted: blank, not 0
+            colours += [{"hex": "", "share": 0.0 if counted else None}] * (own - len(colours))
             writer.writerow(row + [value for colour in colours for value in (colour["hex"], colour["share"])])
     return str(path)
 
@@ -331,5 +342,5 @@ def format_images(result: PaletteResult) -> str:
             shown = " ".join(f"{share:7.2%}" for share in shares)
             lines.append(f"{status:{width}}  {valid:13,d}  {shown}  {own}{name}")
         else:
-            lines.append(f"{status:{width}}  {'':13}  {error or name}")
+            lines.append(f"{status:{width}}  {'':13}  {f'{name}: {error}' if error else name}")
     return "\n".join(lines)

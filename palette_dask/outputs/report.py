@@ -35,7 +35,7 @@ import os
 import dask
 import numpy as np
 
-from ..errors import PaletteDaskError, Status, image_error
+from ..errors import Failure, PaletteDaskError, Status, image_error
 from ..inputs.read import probe, pyramid_level, read_image
 from ..kernels.colour import hex_code
 from ..kernels.fit import nearest_center
@@ -352,18 +352,20 @@ def _image_list(
         )
     )
     rows = []
+    blank = '<td class="num" data-sort="-1"></td>'  # not counted: no figure, not 0 (a mean skips it)
     for index, name in enumerate(result.image_names):
         counts = result.image_counts[index]
         valid = int(counts.sum())
         shares = counts / valid if valid else np.zeros(len(counts))
-        state = Status(int(status[index])).name.lower()
+        state, counted = Status(int(status[index])).name.lower(), status[index] == DONE
+        reason = Failure.of(name, str(result.image_errors[index])).reason  # the row names the image
         thumb = thumbnails.get(index, "")
         if isinstance(thumb, tuple):
             thumb = f'<img src="{_data_uri(thumb[0], photo=True)}" alt="" height="48">'
         elif thumb:  # no thumbnail: why, where the image would be
             thumb = f'<span class="failed" title="{escape(thumb)}">no preview</span>'
         bar = f'<img class="bar" src="{_bar(result.colors, counts, 150, 16)}" alt="">' if valid else ""
-        why = f' title="{escape(result.image_errors[index])}"' if state == "failed" else ""
+        why = f' title="{escape(reason)}"' if reason else ""
         if own:  # the image's own palette (per_image=K): its bar, its colours' hex codes in the title
             colours, cell = own_palette(result, index), ""
             if colours:
@@ -374,9 +376,14 @@ def _image_list(
         rows.append(
             f'<tr><td data-sort="{index}">{thumb}</td><td data-sort="{escape(name)}">{escape(name)}</td>'
             f'<td data-sort="{state}" class="{state}"{why}>{state}'
-            + (f"<br><small>{escape(result.image_errors[index])}</small>" if state == "failed" else "")
-            + f'</td><td class="num" data-sort="{valid}">{valid:,}</td><td data-sort="{index}">{bar}</td>'
-            + "".join(f'<td class="num" data-sort="{shares[i]:.6f}">{shares[i]:.1%}</td>' for i in order)
+            + (f"<br><small>{escape(reason)}</small>" if reason else "")
+            + "</td>"
+            + (f'<td class="num" data-sort="{valid}">{valid:,}</td>' if counted else blank)
+            + f'<td data-sort="{index}">{bar}</td>'
+            + "".join(
+                f'<td class="num" data-sort="{shares[i]:.6f}">{shares[i]:.1%}</td>' if counted else blank
+                for i in order
+            )
             + "</tr>"
         )
     return (
