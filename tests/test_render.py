@@ -151,6 +151,54 @@ def test_colour_names_are_the_nearest_by_ciede2000_in_css_or_a_file(tmp_path, ca
     assert f"{vocabulary}:1: expected a name and a hex code" in capsys.readouterr().err
 
 
+def _css_by_code():
+    """CSS's named colours as ``{code: [names, sorted]}``, and each name's 8-bit colour."""
+    from palette_dask.constants import css_colours
+
+    css, codes = css_colours(), {}
+    for name, code in css.items():
+        codes.setdefault(code, []).append(name)
+    rgb = {name: [int(code[i : i + 2], 16) for i in (1, 3, 5)] for name, code in css.items()}
+    return css, codes, rgb
+
+
+def test_a_colour_css_spells_twice_is_one_name_in_a_palette_its_gray_spelling():
+    from palette_dask.outputs.names import named_colours
+
+    css, codes, rgb = _css_by_code()
+    twins = {code: names for code, names in codes.items() if len(names) > 1}
+    assert {n for names in twins.values() for n in names} >= {
+        f"{tone}{spelling}" for tone in ("", "dark", "dim", "light", "slate", "darkslate", "lightslate")
+        for spelling in ("gray", "grey")
+    }  # fmt: skip
+    for code, names in twins.items():  # the colour twice: its first name (gray), then another colour's
+        (first, zero), (second, _) = named_colours([rgb[names[0]]] * 2)
+        assert first == names[0] and zero == 0 and "grey" not in first
+        assert css[second] != code, (names, second)
+    # every CSS colour once, twins by both spellings: each colour its own name, at 0, spelled once
+    palette = list(css)
+    named = named_colours([rgb[name] for name in palette])
+    for name, (shown, difference) in zip(palette, named):
+        first = codes[css[name]][0]
+        assert (shown, difference) == ((first, 0) if name == first else (f"{first} 2", 0)), name
+    assert len({shown for shown, _ in named}) == len(palette)
+
+
+@pytest.mark.slow
+def test_every_pair_of_css_colours_gets_two_colours_names_never_one_colour_spelled_twice():
+    from palette_dask.outputs.names import named_colours
+
+    css, codes, rgb = _css_by_code()
+    names = list(css)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            (first, d1), (second, d2) = named_colours([rgb[a], rgb[b]], css)
+            if css[a] != css[b]:  # two colours: each its own name, its first spelling, at 0
+                assert (first, d1, second, d2) == (codes[css[a]][0], 0, codes[css[b]][0], 0), (a, b)
+            else:  # one colour spelled twice: its first name, then another colour's
+                assert first == codes[css[a]][0] and css[second] != css[a], (a, b, second)
+
+
 def test_the_figure_shows_masked_pixels_on_a_checkerboard_not_black(tmp_path):
     rgba = np.zeros((120, 160, 4), np.uint8)
     rgba[:, 80:] = [200, 40, 40, 255]  # the right half red, the left half transparent (masked)

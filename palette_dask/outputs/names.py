@@ -10,6 +10,11 @@ The names of one palette are distinct: colours whose nearest name is the
 same share it out by difference (the nearest takes it, the next its own next
 nearest name), and each name comes with its CIEDE2000 difference, so a
 colour far from every name (more than :data:`FAR`) can be shown as only near it.
+A colour a vocabulary names twice is one name in a palette, its first: CSS's
+twin spellings (``darkslategray``/``darkslategrey``, ``gray``/``grey``...),
+both in CSS Color 4, are named by their ``gray`` spelling (and ``aqua``,
+``fuchsia`` before ``cyan``, ``magenta``), so two entries never get the same
+colour spelled twice; ``--exclude`` and ``search`` still take either spelling.
 
 Examples
 --------
@@ -78,15 +83,23 @@ def named_colours(colors, vocabulary: dict[str, str] | None = None) -> list[tupl
 
     Pairs of (colour, name) are taken in order of difference, each colour and
     each name once: a colour takes its nearest name unless a nearer colour
-    took it first. A palette with more colours than names numbers the rest
-    (``"red 2"``).
+    took it first. Names of the same code are one name, the vocabulary's
+    first (CSS's sorted names: ``gray`` before ``grey``). A palette with more
+    colours than names numbers the rest (``"red 2"``).
+
+    Examples
+    --------
+    >>> colour_names(np.array([[128, 128, 128], [128, 128, 128], [47, 79, 79]], np.uint8))
+    ['gray', 'slategray', 'darkslategray']
     """
-    vocabulary = vocabulary or css_colours()
+    named = {}  # code → its first name: one colour, one name
+    for name, code in (vocabulary or css_colours()).items():
+        named.setdefault(code.lower(), name)
     colors = np.asarray(colors).reshape(-1, 3)
     if not len(colors):
         return []
-    names = list(vocabulary)
-    distances = delta_e00(colors, [hex_rgb(code) for code in vocabulary.values()])
+    names = list(named.values())
+    distances = delta_e00(colors, [hex_rgb(code) for code in named])
     found: dict[int, tuple[str, float]] = {}
     uses = [0] * len(names)
     free = distances.copy()
