@@ -533,12 +533,20 @@ def _print_result(args, result: PaletteResult) -> None:
         print(
             f"palette error: mean squared CIELAB distance {summary['lab_error']:.1f} "
             f"(RMS delta E {summary['lab_error'] ** 0.5:.2f}) of every pixel to its nearest colour as shown"
+            + ("" if summary["errors"]["exact"] else _estimated(summary))
         )
     if not result.complete:
         print(
             "palette-dask: the store is incomplete: finish it with 'palette-dask run ... --resume'",
             file=sys.stderr,
         )
+
+
+def _estimated(summary: dict) -> str:
+    """What an estimated error was measured on, as ``show`` says it."""
+    measured, valid = summary["errors"]["measured_pixels"], summary["pixels"]["valid"]
+    share = f"1 in {valid / measured:.0f}"
+    return f"; errors estimated from {plural(measured, 'pixel')} of the {valid:,} ({share})"
 
 
 def _show(args) -> int:

@@ -1,13 +1,14 @@
 import dask.array as da
 import numpy as np
 import pytest
-from helpers import reference_labels
+from helpers import assert_within_bound, exact_errors, reference_labels
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from palette_dask import image_stats
 from palette_dask.inputs.formats import ImageInfo
+from palette_dask.kernels import count
 from palette_dask.kernels.count import block_stats, unpack_stats
 from palette_dask.kernels.pixels import PixelSpec, pixel_spec
 
@@ -83,19 +84,105 @@ def test_the_colour_cache_of_8_bit_chunks_changes_no_number():
     assert cached.lab_squared_error == uncached.lab_squared_error and cached.masked == uncached.masked
 
 
+def every_colour(alpha: bool) -> np.ndarray:
+    """All 2^24 8-bit colours as a 4096 x 4096 image; with ``alpha``, alpha 0 for one pixel in seven."""
+    every = np.arange(2**24, dtype=np.uint32)
+    bands = [every >> 16, (every >> 8) & 255, every & 255] + ([every % 7] if alpha else [])
+    return np.stack(bands, axis=-1).astype(np.uint8).reshape(4096, 4096, -1)
+
+
+def counted_both_ways(image, spec, centers, centers_rgb=None, chunks=(1024, 4096)):
+    """``(fast, computed)``: :func:`image_stats` with and without the tables, each with its label raster."""
+    found = []
+    for lookup in (True, False):
+        labels = np.zeros(image.shape[:2], np.uint8)
+        tiles = da.from_array(image, chunks=(*chunks, image.shape[2]))
+        stats = image_stats(tiles, spec, centers, labels, centers_rgb=centers_rgb, lookup=lookup)
+        found.append((stats.compute(scheduler="sync"), labels))
+    return found
+
+
+K8 = {"lab": [100, 80, 80], "rgb": [255, 255, 255]}
+
+
 @pytest.mark.parametrize("space", ["lab", "rgb"])
 @pytest.mark.slow
-def test_the_lookup_table_gives_what_the_loop_computes_for_every_8_bit_colour(space):
-    every = np.arange(2**24, dtype=np.uint32)
-    rgba = np.stack([every >> 16, (every >> 8) & 255, every & 255, every % 7], axis=-1).astype(np.uint8)
-    block = rgba.reshape(4096, 4096, 4)  # alpha 0 for one pixel in seven
+def test_the_lookup_tables_label_and_count_as_the_loop_computes_for_every_8_bit_colour(space):
+    block = every_colour(alpha=True)
     spec = PixelSpec(bands=(0, 1, 2), alpha=3, low=(0, 0, 0), high=(255, 255, 255), space=space)
     rng = np.random.default_rng(1)
-    centers = (rng.random((6, 3)) * ([100, 80, 80] if space == "lab" else [255, 255, 255])).astype(np.float32)
-    centers_rgb = rng.random((6, 3)) * 255
-    labels = [np.zeros(block.shape[:2], np.uint8) for _ in range(2)]
-    looked_up = block_stats(block, spec, centers, centers_rgb, labels_out=labels[0], lookup=True)
-    computed = block_stats(block, spec, centers, centers_rgb, labels_out=labels[1])
-    np.testing.assert_array_equal(labels[0], labels[1])
-    assert looked_up.tolist() == computed.tolist()  # counts, squared distances, masked, CIELAB error
-    assert looked_up[2 * 6] == int((every % 7 == 0).sum())
+    centers = (rng.random((8, 3)) * K8[space]).astype(np.float32)
+    centers_rgb = rng.random((8, 3)) * 255
+    (fast, fast_labels), (computed, labels) = counted_both_ways(block, spec, centers, centers_rgb)
+    np.testing.assert_array_equal(fast_labels, labels)  # the label rasters, written by four blocks
+    assert fast[:8].tolist() == computed[:8].tolist()  # counts
+    assert fast[16] == computed[16] == int((block[..., 3] == 0).sum())  # masked
+    valid = computed[:8].sum()
+    assert computed[18] == valid and 0 < fast[18] < valid / 15  # the errors estimated, from a sixteenth
+    sampled_valid = (count.sampled(0, 2**24) & (block[..., 3] > 0).reshape(-1)).sum()
+    assert fast[18] == sampled_valid  # of the image's sampled pixels, every valid one
+    squared, lab = exact_errors(block, spec, centers, centers_rgb)
+    assert computed[8:16].sum() == pytest.approx(squared.sum(), rel=1e-9)
+    assert_within_bound(fast[8:16].sum(), squared, fast[18])
+    assert_within_bound(fast[17], lab, fast[18])
+    assert unpack_stats(fast).error_pixels == fast[18] and unpack_stats(computed).error_pixels is None
+
+
+def test_the_sample_of_errors_is_the_same_pixels_whatever_the_chunking():
+    blocks = [(0, 50, 61, 61), (7 * 1300 + 33, 40, 61, 1300), (999 * 1300 + 1, 1, 1299, 1300)]
+    for first, rows, cols, width in blocks:  # (first index, rows, columns, the image's width)
+        rng = np.random.default_rng(first)
+        block = rng.integers(0, 256, (rows * cols, 3), dtype=np.uint8)
+        spec = PixelSpec(bands=(0, 1, 2), low=(0, 0, 0), high=(255, 255, 255), space="lab")
+        centers = (rng.random((8, 3)) * K8["lab"]).astype(np.float32)
+        records, _ = count.colour_lookup(count.loop_palette(spec, centers))
+        loop = count.loop_spec(spec, np.uint8)
+        gaps = count._GAPS, count._GAP_STEPS
+        found = count._measure_sampled(block, loop, 8, records, cols, first, width, *gaps)
+        index = (first + np.arange(rows)[:, None] * width + np.arange(cols)).reshape(-1)
+        chosen = count.sampled(0, index.max() + 1)[index]  # by the image's index alone
+        keys = (block[:, 0].astype(np.int64) << 16) | (block[:, 1].astype(np.int64) << 8) | block[:, 2]
+        labels = records["label"][keys[chosen]]
+        np.testing.assert_array_equal(found[2], np.bincount(labels, minlength=8))
+        squared = np.bincount(labels, records["squared"][keys[chosen]], minlength=8)
+        np.testing.assert_allclose(found[0], squared)
+
+
+@pytest.mark.parametrize("layout", ["photos", "periodic", "fibonacci", "stride"])
+def test_estimated_errors_are_within_their_bound_on_photos_and_periodic_layouts(layout):
+    from helpers import periodic_mosaic, photo_mosaic
+
+    if layout == "photos":
+        image = photo_mosaic(1100, 1300)
+    elif layout == "periodic":
+        image = periodic_mosaic(1024, 8, 3)  # tiles of 8 pixels, a period of 24 columns and rows
+    elif layout == "fibonacci":  # a photo shrunk to 21 pixels, repeated: the sampler's longest gap
+        image = np.tile(periodic_mosaic(21, 21, 1), (50, 62, 1))
+    else:  # one column in 16 far from every centre: a stride of 16 sees it always or never
+        image = np.full((1024, 1600, 3), 40, np.uint8)
+        image[:, ::16] = (250, 20, 240)
+    spec = PixelSpec(bands=(0, 1, 2), low=(0, 0, 0), high=(255, 255, 255), space="lab")
+    centers = (np.random.default_rng(3).random((8, 3)) * K8["lab"]).astype(np.float32)
+    centers[0] = (20, 5, 5)
+    halves = (-(-image.shape[0] // 2), -(-image.shape[1] // 2))  # four blocks, each measured on a sample
+    (fast, fast_labels), (computed, labels) = counted_both_ways(image, spec, centers, chunks=halves)
+    np.testing.assert_array_equal(fast_labels, labels)
+    assert fast[:8].tolist() == computed[:8].tolist() and fast[16] == computed[16]
+    assert 0 < fast[18] < computed[18] / 15
+    squared, lab = exact_errors(image, spec, centers)
+    assert_within_bound(fast[8:16].sum(), squared, fast[18])
+    assert_within_bound(fast[17], lab, fast[18])
+    if layout == "stride":  # each colour's error is its own: the estimate is the exact sum
+        assert fast[8:16].sum() == pytest.approx(squared.sum(), rel=1e-9)
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (300, 200)])
+def test_a_tiny_image_or_block_is_measured_whole_with_the_lookup_tables(shape):
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, (*shape, 4), dtype=np.uint8)
+    image[..., 3] = 255
+    spec = PixelSpec(bands=(0, 1, 2), alpha=3, low=(0, 0, 0), high=(255, 255, 255), space="lab")
+    centers = (rng.random((8, 3)) * K8["lab"]).astype(np.float32)
+    looked_up = block_stats(image, spec, centers, lookup=True)
+    assert looked_up.tolist() == block_stats(image, spec, centers).tolist()  # exact: every number
+    assert looked_up[18] == shape[0] * shape[1]

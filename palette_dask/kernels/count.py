@@ -10,6 +10,12 @@ The label raster is never materialised, unless label rasters are asked for,
 and then only one chunk at a time, handed to the writer the caller gives
 (:mod:`palette_dask.outputs.labels`): this module writes nothing.
 
+A run of many 8-bit pixels (:data:`LOOKUP_PIXELS`) labels and counts them
+from a table of every colour's label, one or two bytes a colour (it stays in
+the processor's cache), and measures the squared errors on a fixed sixteenth
+of the pixels (:func:`sampled`): those errors are then estimates, and each
+block says on how many pixels they were measured (``error_pixels``).
+
 The loop shares its compiled helpers with the sample's and the fit's code:
 each pixel's CIELAB comes from :func:`~palette_dask.kernels.colour.lab_of` (as in
 :func:`~palette_dask.kernels.pixels.block_features`) and its centre from
@@ -63,25 +69,53 @@ class ImageCounts:
     lab_squared_error : float
         Sum over the valid pixels of the squared CIELAB distance to the nearest
         palette colour rounded to 8-bit sRGB.
+    error_pixels : int or None
+        The valid pixels the two errors were measured on: fewer than ``valid``
+        when they are estimates scaled up from those pixels (see :func:`sampled`);
+        None: all of them, the errors are exact.
     """
 
     counts: np.ndarray
     squared_error: np.ndarray
     masked: int
     lab_squared_error: float = 0.0
+    error_pixels: int | None = None
 
     @property
     def valid(self) -> int:
         """Valid pixels (the sum of ``counts``)."""
         return int(self.counts.sum())
 
+    @property
+    def measured(self) -> int:
+        """The valid pixels the errors were measured on (``valid`` when they are exact)."""
+        return self.valid if self.error_pixels is None else self.error_pixels
+
 
 #: Colours remembered by the counting loop of an 8-bit chunk (a power of two).
 CACHE_SLOTS = 2**15
-#: A run with at least this many 8-bit pixels counts them with a lookup table of all 2^24
-#: colours, built once per worker process in 0.6 s while its other threads wait; a pixel then
-#: costs about 14 ns instead of 35 (measured on 2 cores: 35 MP gained nothing, 245 MP 2.6 s).
+#: A run with at least this many 8-bit pixels counts them with lookup tables of all 2^24
+#: colours, built once per worker process in 0.6 s while its other threads compute: a pixel is
+#: labelled and counted from a table of labels (16 MB at k < 255) and its errors measured on a
+#: sixteenth of the pixels (:func:`sampled`), in about 3 ns instead of 35 (benchmarks/count_kernel.py).
 LOOKUP_PIXELS = 2**26
+#: The errors of a block counted with the tables are measured on the pixels :func:`sampled`
+#: selects, those whose image-global index ``i`` has ``frac(i / golden ratio) < 2**-SAMPLE_SHIFT``.
+SAMPLE_SHIFT = 4
+#: A block whose sampled pixels hold fewer valid ones is measured whole: its errors are exact.
+MEASURED_AT_LEAST = 4096
+_PHI64 = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio, odd: frac(i / φ) as a 64-bit fraction
+_SAMPLED_BELOW = np.uint64(2 ** (64 - SAMPLE_SHIFT))
+
+
+def _return_gaps() -> np.ndarray:
+    """The gaps between successive sampled indices: three (the three-distance theorem), found by stepping."""
+    fractions = np.arange(1 << 20, dtype=np.uint64) * _PHI64  # wraps modulo 2^64, as meant
+    return np.unique(np.diff(np.flatnonzero(fractions < _SAMPLED_BELOW))).astype(np.int64)
+
+
+_GAPS = _return_gaps()
+_GAP_STEPS = _GAPS.astype(np.uint64) * _PHI64
 
 
 class Palette(NamedTuple):
@@ -154,13 +188,16 @@ _lookup_lock = threading.Lock()
 
 
 def colour_lookup(palette: Palette, *, wait: bool = True):
-    """The results of all 2^24 8-bit colours for one palette, as :data:`LOOKUP_ENTRY` records.
+    """The results of all 2^24 8-bit colours for one palette: ``(records, labels)``.
 
-    Built once per worker process and palette (0.6 s, 256 MB) and shared by
-    its threads; the counting loop then looks each pixel up instead of
+    ``records`` are :data:`LOOKUP_ENTRY` records (256 MB; excluded colours
+    have the label -1), ``labels`` each colour's label + 1, 0 where excluded,
+    as label rasters hold them (of :func:`label_dtype`: 16 MB at k < 255, in
+    cache). Built once per worker process and palette (0.6 s) and shared by
+    its threads; the counting loops then look each pixel up instead of
     converting it to Lab and searching the palette, with the same numbers.
-    Excluded colours have the label -1. With ``wait=False``, a thread that finds another
-    building the table gets None, and counts its block by computing meanwhile.
+    With ``wait=False``, a thread that finds another building the tables gets
+    None, and counts its block by computing meanwhile.
     """
     key = tuple(field.tobytes() if isinstance(field, np.ndarray) else field for field in palette)
     if key in _lookups:
@@ -172,7 +209,7 @@ def colour_lookup(palette: Palette, *, wait: bool = True):
             _lookups.clear()  # one palette at a time
             table = np.zeros(2**24, dtype=LOOKUP_ENTRY)
             _fill_lookup(palette, table)
-            _lookups[key] = table
+            _lookups[key] = table, (table["label"] + 1).astype(label_dtype(len(palette.centers)))
         return _lookups[key]
     finally:
         _lookup_lock.release()
@@ -182,18 +219,18 @@ _NO_LOOKUP = np.zeros(0, dtype=LOOKUP_ENTRY)
 
 
 @numba.njit(nogil=True, cache=True)
-def _count_by_lookup(pixels, loop, k, lookup, labels_out):
-    """:func:`_count_pixels` for 8-bit colours looked up in a table of all colours, with no nodata.
+def _count_by_label(pixels, loop, k, labels, labels_out):
+    """Counts and masked pixels of 8-bit colours looked up in ``labels`` (:func:`colour_lookup`), no nodata.
 
-    A twin kept for speed (about 10 ns a pixel instead of 30: a loop with
-    nothing else in it), tested equal to :func:`_count_pixels`. Validity is
-    alpha alone here (what :func:`~palette_dask.kernels.pixels.is_valid` says
-    of 8-bit pixels without nodata): calling it more than doubled this loop's time (measured).
+    The fast twin of :func:`_count_pixels`'s labels and counts (tested equal for
+    every 8-bit colour): one read of a table in cache a pixel, no branch but
+    alpha's. Four rows of counts, summed at the end, so that runs of one
+    colour do not wait on each other's additions. Validity is alpha alone
+    here (what :func:`~palette_dask.kernels.pixels.is_valid` says of 8-bit
+    pixels without nodata): calling it more than doubled this loop's time (measured).
     """
-    counts = np.zeros(k, dtype=np.int64)
-    squared = np.zeros(k, dtype=np.float64)
+    counts = np.zeros((4, k + 1), dtype=np.int64)  # column 0: excluded colours
     masked = 0
-    lab_error = 0.0
     write_labels = labels_out.shape[0] > 0
     alpha, bands = loop.alpha, loop.bands
     for i in range(pixels.shape[0]):
@@ -203,19 +240,85 @@ def _count_by_lookup(pixels, loop, k, lookup, labels_out):
                 labels_out[i] = 0
             continue
         key = (np.int32(pixels[i, bands[0]]) << 16) | (np.int32(pixels[i, bands[1]]) << 8)
-        entry = lookup[key | np.int32(pixels[i, bands[2]])]
-        best = entry.label
-        if best < 0:  # an excluded colour
-            masked += 1
-            if write_labels:
-                labels_out[i] = 0
-            continue
-        counts[best] += 1
-        squared[best] += entry.squared
-        lab_error += np.float64(entry.lab)
+        value = labels[key | np.int32(pixels[i, bands[2]])]
+        counts[i & 3, value] += 1
         if write_labels:
-            labels_out[i] = best + 1
-    return counts, squared, masked, lab_error
+            labels_out[i] = value
+    total = counts.sum(axis=0)
+    return total[1:], masked + total[0]
+
+
+@numba.njit(nogil=True, cache=True)
+def _next_sampled(fraction, gaps, steps):
+    """The fraction and the distance of the sampled index after one whose fraction is ``fraction``."""
+    for j in range(gaps.shape[0]):  # the shortest gap that lands below the threshold
+        landed = fraction + steps[j]
+        if landed < _SAMPLED_BELOW:
+            return landed, gaps[j]
+    return fraction, 0  # not reached (the three gaps are every return); the caller steps by one
+
+
+@numba.njit(nogil=True, cache=True)
+def _measure_sampled(pixels, loop, k, lookup, cols, first, width, gaps, steps):
+    """Squared errors of the sampled valid pixels (:func:`sampled`) by label: ``(squared, lab, pixels)``.
+
+    ``pixels`` are a block of ``cols`` columns, its first pixel the image's
+    ``first`` (row-major index), the image ``width`` columns wide.
+    """
+    squared = np.zeros(k, dtype=np.float64)
+    lab = np.zeros(k, dtype=np.float64)
+    measured = np.zeros(k, dtype=np.int64)
+    alpha, bands = loop.alpha, loop.bands
+    for row in range(pixels.shape[0] // max(cols, 1)):
+        fraction = np.uint64(first + row * width) * _PHI64  # modulo 2^64
+        col = 0
+        while col < cols:
+            if fraction >= _SAMPLED_BELOW:  # to the row's first sampled pixel (at most 21 steps)
+                fraction += _PHI64
+                col += 1
+                continue
+            i = row * cols + col
+            if alpha < 0 or pixels[i, alpha] != 0:
+                key = (np.int32(pixels[i, bands[0]]) << 16) | (np.int32(pixels[i, bands[1]]) << 8)
+                entry = lookup[key | np.int32(pixels[i, bands[2]])]
+                best = entry.label
+                if best >= 0:
+                    squared[best] += entry.squared
+                    lab[best] += np.float64(entry.lab)
+                    measured[best] += 1
+            fraction, gap = _next_sampled(fraction, gaps, steps)
+            if gap == 0:
+                fraction += _PHI64
+                gap = 1
+            col += gap
+    return squared, lab, measured
+
+
+def sampled(first: int, n: int) -> np.ndarray:
+    """Which of the image's pixels ``first .. first + n - 1`` (row-major) the tables measure errors on.
+
+    A pixel's index ``i`` alone decides: ``frac(i / golden ratio) < 1/16``,
+    so the pixels are the same however the image is chunked, and spread
+    evenly (a Weyl sequence: no stride for a periodic layout to alias with).
+
+    Examples
+    --------
+    >>> np.flatnonzero(sampled(0, 60)).tolist()
+    [0, 13, 34, 47]
+    """
+    return (np.arange(first, first + n, dtype=np.uint64) * _PHI64) < _SAMPLED_BELOW
+
+
+def _estimated(counts, squared, lab, measured) -> tuple[np.ndarray, float]:
+    """Each label's squared error and the CIELAB error, scaled up from its measured pixels to its count.
+
+    A label none of whose pixels was measured takes the block's mean error.
+    """
+    mean_squared, mean_lab = squared.sum() / measured.sum(), lab.sum() / measured.sum()
+    some = measured > 0
+    scale = np.where(some, counts / np.maximum(measured, 1), 0.0)
+    estimated = np.where(some, squared * scale, counts * mean_squared)
+    return estimated, float(np.where(some, lab * scale, counts * mean_lab).sum())
 
 
 @numba.njit(nogil=True, cache=True)
@@ -319,6 +422,14 @@ def _palette(centers: bytes, centers_rgb: bytes) -> tuple[np.ndarray, np.ndarray
     return centers64, palette_lab(np.frombuffer(centers_rgb, np.float64).reshape(-1, 3))
 
 
+def loop_palette(spec: PixelSpec, centers: np.ndarray, centers_rgb: np.ndarray | None = None) -> Palette:
+    """The :class:`Palette` the compiled loops take (``centers``, ``centers_rgb`` as :func:`block_stats`)."""
+    centers = np.asarray(centers, dtype=np.float32)
+    centers_rgb = _centers_rgb(spec, centers, centers_rgb)
+    centers, colors_lab = _palette(centers.tobytes(), centers_rgb.tobytes())
+    return Palette(spec.space == "lab", centers, colors_lab, *exclusion(spec))
+
+
 def block_stats(
     block: np.ndarray,
     spec: PixelSpec,
@@ -327,16 +438,23 @@ def block_stats(
     *,
     labels_out: np.ndarray | None = None,
     lookup: bool = False,
+    first: int = 0,
+    width: int | None = None,
 ) -> np.ndarray:
-    """``[counts (k), squared errors (k), masked, CIELAB squared error]`` of one block, as float64.
+    """``[counts (k), squared errors (k), masked, CIELAB squared error, error pixels]`` of a block (float64).
 
     ``centers`` are in the spec's space; ``centers_rgb`` (default: the
     centres, as sRGB) are the same centres as sRGB floats 0–255: rounded to
     8 bits, they are the colours shown, to which the CIELAB error is measured. With
     ``labels_out`` (a ``(rows, cols)`` integer array), also writes each
     pixel's colour index + 1 into it, and 0 for masked pixels. With
-    ``lookup``, 8-bit colours are looked up in the table of all colours
-    (:func:`colour_lookup`): faster for many pixels, the same numbers.
+    ``lookup``, 8-bit colours are looked up in the tables of all colours
+    (:func:`colour_lookup`): faster for many pixels, the same labels and
+    counts; the errors are then measured on the pixels :func:`sampled` picks
+    and scaled up, unless fewer than :data:`MEASURED_AT_LEAST` are valid.
+    The error pixels are the valid pixels the errors were measured on (all
+    of them: exact). ``first`` is the image's index of the block's first
+    pixel (row-major), ``width`` the image's columns (default: the block's).
 
     Examples
     --------
@@ -344,33 +462,38 @@ def block_stats(
     >>> spec = PixelSpec(bands=(0, 1, 2), alpha=3, low=(0, 0, 0), high=(255, 255, 255))
     >>> block = np.array([[[0, 0, 0, 255], [250, 250, 250, 255], [9, 9, 9, 0]]], dtype=np.uint8)
     >>> block_stats(block, spec, np.array([[0, 0, 0], [255, 255, 255.0]])).round(2).tolist()
-    [1.0, 1.0, 0.0, 75.0, 1.0, 2.99]
+    [1.0, 1.0, 0.0, 75.0, 1.0, 2.99, 2.0]
     """
     pixels = block.reshape(-1, block.shape[-1])
     if pixels.dtype == np.bool_:
         pixels = pixels.view(np.uint8)
     loop = loop_spec(spec, pixels.dtype)
     flat_labels = labels_out.reshape(-1) if labels_out is not None else _NO_LABELS
-    centers = np.asarray(centers, dtype=np.float32)
-    centers_rgb = _centers_rgb(spec, centers, centers_rgb)
-    centers, colors_lab = _palette(centers.tobytes(), centers_rgb.tobytes())
-    palette = Palette(spec.space == "lab", centers, colors_lab, *exclusion(spec))
-    table = colour_lookup(palette, wait=False) if lookup and loop.eight_bit else None
-    table = _NO_LOOKUP if table is None else table
-    if len(table) and spec.nodata is None:  # a loop with nothing else in it
-        counts, squared, masked, lab_error = _count_by_lookup(pixels, loop, len(centers), table, flat_labels)
-    else:
-        counts, squared, masked, lab_error = _count_pixels(pixels, loop, palette, table, flat_labels)
-    return np.concatenate([counts, squared, [masked, lab_error]]).astype(np.float64)
+    palette = loop_palette(spec, centers, centers_rgb)
+    centers = palette.centers
+    tables = colour_lookup(palette, wait=False) if lookup and loop.eight_bit else None
+    table, labels = (_NO_LOOKUP, None) if tables is None else tables
+    k, cols = len(centers), block.shape[1] if block.ndim == 3 else len(pixels)
+    if labels is not None and spec.nodata is None and len(pixels) >= MEASURED_AT_LEAST << SAMPLE_SHIFT:
+        measured = _measure_sampled(pixels, loop, k, table, cols, first, width or cols, _GAPS, _GAP_STEPS)
+        if measured[2].sum() >= MEASURED_AT_LEAST:  # labels and counts from the labels, errors estimated
+            counts, masked = _count_by_label(pixels, loop, k, labels, flat_labels)
+            squared, lab_error = _estimated(counts, *measured)
+            stats = [counts, squared, [masked, lab_error, measured[2].sum()]]
+            return np.concatenate(stats).astype(np.float64)
+    counts, squared, masked, lab_error = _count_pixels(pixels, loop, palette, table, flat_labels)
+    return np.concatenate([counts, squared, [masked, lab_error, counts.sum()]]).astype(np.float64)
 
 
 def _stats_task(block, spec, centers, centers_rgb, labels=None, lookup=False, block_info=None):
+    (r0, r1), (c0, c1), _ = block_info[0]["array-location"]
+    width = block_info[0]["shape"][1]
+    where = {"lookup": lookup, "first": r0 * width + c0, "width": width}  # the image's pixels sampled
     if labels is None:
-        stats = block_stats(block, spec, centers, centers_rgb, lookup=lookup)
+        stats = block_stats(block, spec, centers, centers_rgb, **where)
     else:  # this task's chunk of the label raster, given whole to the writer: no other task writes it
-        (r0, r1), (c0, c1), _ = block_info[0]["array-location"]
         chunk = np.zeros((r1 - r0, c1 - c0), dtype=label_dtype(len(centers)))
-        stats = block_stats(block, spec, centers, centers_rgb, labels_out=chunk, lookup=lookup)
+        stats = block_stats(block, spec, centers, centers_rgb, labels_out=chunk, **where)
         labels[r0:r1, c0:c1] = chunk
     return stats[np.newaxis, np.newaxis, :]
 
@@ -383,7 +506,7 @@ def image_stats(
     centers_rgb: np.ndarray | None = None,
     lookup: bool = False,
 ) -> da.Array:
-    """Lazy ``(2k + 2,)`` vector of :func:`block_stats` summed over an image's chunks.
+    """Lazy ``(2k + 3,)`` vector of :func:`block_stats` summed over an image's chunks.
 
     ``centers`` are in the spec's space, ``centers_rgb`` as :func:`block_stats`.
     With ``labels`` (what takes ``labels[rows, cols] = chunk`` in a task, such
@@ -393,7 +516,7 @@ def image_stats(
     """
     centers = np.asarray(centers, dtype=np.float32)
     centers_rgb = _centers_rgb(spec, centers, centers_rgb)
-    width = 2 * len(centers) + 2
+    width = 2 * len(centers) + 3
     per_block = image.map_blocks(
         _stats_task,
         spec,
@@ -410,12 +533,14 @@ def image_stats(
 
 def unpack_stats(stats: np.ndarray) -> ImageCounts:
     """Split an :func:`image_stats` vector into an :class:`ImageCounts`."""
-    k = (len(stats) - 2) // 2
+    k = (len(stats) - 3) // 2
+    counts, measured = np.rint(stats[:k]).astype(np.int64), int(round(stats[2 * k + 2]))
     return ImageCounts(
-        counts=np.rint(stats[:k]).astype(np.int64),
+        counts=counts,
         squared_error=np.asarray(stats[k : 2 * k], dtype=np.float64),
         masked=int(round(stats[2 * k])),
         lab_squared_error=float(stats[2 * k + 1]),
+        error_pixels=None if measured == counts.sum() else measured,
     )
 
 
@@ -439,6 +564,7 @@ class BatchCounts:
     palette_shares: np.ndarray | None = None  # (n, K)
     pixel_size: np.ndarray | None = None  # (n, 2) float64: a pixel's height and width in metres, 0 unknown
     shape: np.ndarray | None = None  # (n, 2) int64: rows and columns as read, 0 unless done
+    error_pixels: np.ndarray | None = None  # (n,) int64: the valid pixels the errors were measured on
 
     @classmethod
     def empty(cls, start: int, n: int, k: int, per_image: int = 0) -> BatchCounts:
@@ -455,6 +581,7 @@ class BatchCounts:
             np.zeros((n, per_image), np.float64) if per_image else None,
             np.zeros((n, 2), np.float64),
             np.zeros((n, 2), np.int64),
+            np.zeros(n, np.int64),
         )
 
     def done(self, row: int, result: ImageCounts, own=None, pixel_size=None, shape=None) -> None:
@@ -467,6 +594,8 @@ class BatchCounts:
         self.masked[row] = result.masked
         self.squared_error[row] = float(result.squared_error.sum())
         self.lab_squared_error[row] = result.lab_squared_error
+        if self.error_pixels is not None:
+            self.error_pixels[row] = result.measured
         if own is not None and self.palettes is not None:
             self.palettes[row], self.palette_shares[row] = own
         self.status[row] = Status.DONE

@@ -40,6 +40,10 @@ class PaletteResult:
         Path of the store, None when it was in memory.
     image_lab_squared_error : ndarray of float64, shape (n,), or None
         Per image, the sum of squared CIELAB distances to the nearest colour shown.
+    image_error_pixels : ndarray of int64, shape (n,), or None
+        Per image, the valid pixels its two errors were measured on: fewer than
+        ``image_valid`` where they are estimates scaled up from those pixels
+        (see :attr:`errors_exact`); None: a store made before it was stored, exact.
     image_palettes : ndarray of uint8, shape (n, K, 3), or None
         With ``per_image=K``: each image's own K colours (8-bit sRGB), largest share first.
     image_palette_shares : ndarray of float64, shape (n, K), or None
@@ -73,11 +77,24 @@ class PaletteResult:
     image_palette_shares: np.ndarray | None = None
     image_pixel_size: np.ndarray | None = None
     image_shape: np.ndarray | None = None
+    image_error_pixels: np.ndarray | None = None
 
     @property
     def k(self) -> int:
         """Number of colours in the palette."""
         return len(self.centers)
+
+    @property
+    def error_pixels(self) -> int:
+        """The valid pixels the inertia and ``lab_error`` were measured on (all of them when exact)."""
+        if self.image_error_pixels is None:
+            return int(self.counts.sum())
+        return int(self.image_error_pixels[np.asarray(self.image_status) == DONE].sum())
+
+    @property
+    def errors_exact(self) -> bool:
+        """Whether the inertia and ``lab_error`` were measured on every valid pixel, else estimated."""
+        return self.error_pixels == int(self.counts.sum())
 
     @property
     def config(self) -> RunConfig:
@@ -234,6 +251,7 @@ class PaletteResult:
             "palette_from": params.get("palette"),
             "inertia": self.attrs.get("inertia"),
             "lab_error": self.attrs.get("lab_error"),
+            "errors": {"exact": self.errors_exact, "measured_pixels": self.error_pixels},
             "palette": self.palette(),
             "images": {"total": n, "done": done, "failed": failed, "transient": transient},
             "failures": [
@@ -290,4 +308,5 @@ def load_result(source: str | os.PathLike | zarr.Group) -> PaletteResult:
         image_palette_shares=group["image_palette_shares"][:] if "image_palette_shares" in group else None,
         image_pixel_size=group["image_pixel_size"][:] if "image_pixel_size" in group else None,
         image_shape=group["image_shape"][:] if "image_shape" in group else None,
+        image_error_pixels=group["image_error_pixels"][:] if "image_error_pixels" in group else None,
     )

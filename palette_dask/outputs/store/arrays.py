@@ -229,8 +229,21 @@ def write_batch(group: zarr.Group, result, *, held: np.ndarray | None = None) ->
         value = getattr(result, array.name.removeprefix("image_"), None)
         if array.per_image and array.name in group and value is not None and array.name != "image_status":
             write(array.name, np.array(value, dtype=object) if array.dtype == "str" else value)
-    write("image_valid", result.counts.sum(axis=1))
+    valid = result.counts.sum(axis=1)
+    measured = getattr(result, "error_pixels", None)
+    if measured is not None and "image_error_pixels" not in group and (measured != valid).any():
+        _add_error_pixels(group)  # an older store, resumed or appended to, that now holds estimates
+        write("image_error_pixels", measured)
+    write("image_valid", valid)
     write("image_status", result.status)
+
+
+def _add_error_pixels(group: zarr.Group) -> None:
+    """Give an older store ``image_error_pixels``: its images so far had their errors measured whole."""
+    n, batch = group["image_status"].shape[0], group["image_status"].chunks[0]
+    error_pixels = create(group, "image_error_pixels", {"image": n, "batch": batch})
+    for rows in batches(group):
+        error_pixels[rows.start : rows.stop] = group["image_valid"][rows.start : rows.stop]
 
 
 def is_failed(status) -> np.ndarray:

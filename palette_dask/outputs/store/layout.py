@@ -80,6 +80,12 @@ ARRAYS: tuple[Array, ...] = (
         "sum of squared CIELAB distances to the colours shown", 0.0,
     ),  # fmt: skip
     Array(
+        "image_error_pixels", ("image",), "int64",
+        "the valid pixels the two errors were measured on: `image_valid` where they are exact, fewer "
+        "where they are estimates scaled up from a fixed sixteenth of the pixels (runs of 2^26 8-bit "
+        "pixels or more); older stores lack it: exact",
+    ),  # fmt: skip
+    Array(
         "image_pixel_size", ("image", "side"), "float64",
         "a pixel's height and width in metres, as the input declares them (`inputs/physical.py`); "
         "0 where it does not", 0.0,
@@ -116,8 +122,8 @@ ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("batch_size", "images per batch: the chunk of every per-image array"),
     ("inputs", "the first 1,000 inputs; `n_inputs` their number"),
     ("complete", "true once every image is done or failed"),
-    ("inertia", "the sum of squared distances to the centres"),
-    ("lab_error", "the mean squared CIELAB distance to the colours shown"),
+    ("inertia", "the sum of squared distances to the centres (estimated where `image_error_pixels` says so)"),
+    ("lab_error", "the mean squared CIELAB distance to the colours shown (likewise)"),
     ("display_range", "each band's range, where `--scale` measured it"),
     ("nodata_applied", "the no-data values the inputs declared, applied"),
 )
