@@ -170,6 +170,27 @@ def test_every_block_says_whether_it_runs():
             )
 
 
+ACTIVATE = "source .venv/bin/activate"
+
+
+def test_no_page_runs_palette_dask_before_saying_how_it_gets_on_the_path():
+    """A newcomer's shell has no ``palette-dask`` until the virtualenv is active (or it is called by path)."""
+    for page in EVERY_PAGE:
+        text = page.read_text()
+        said = text.find(ACTIVATE)
+        for block in blocks(text):
+            if block.info not in RUN | {"console"}:
+                continue
+            at = text.index(block.code)  # where the block's lines are
+            for line in block.code.splitlines():
+                if not re.match(r"^(\S+=\S+\s+)*palette-dask\s", line) or line.startswith(ACTIVATE):
+                    continue  # .venv/bin/palette-dask, or not the command
+                where = f"{page_id(page)} line {block.line}: {line}"
+                assert 0 <= said < at, f"{where}: runs palette-dask before saying `{ACTIVATE}`"
+    quick_start = (ROOT / "README.md").read_text().split("## Quick start", 1)[1].split("```", 1)[0]
+    assert ACTIVATE in quick_start and ".venv/bin/palette-dask" in quick_start  # how it gets on the PATH
+
+
 def load_generator():
     spec = importlib.util.spec_from_file_location("docs_generate", ROOT / "docs" / "generate.py")
     module = importlib.util.module_from_spec(spec)
