@@ -70,6 +70,23 @@ def test_microscopy_areas_come_from_ome_pixel_sizes(client, tmp_path):
     assert "area µm²" in format_table(result)
 
 
+def test_a_slides_json_gives_each_area_in_the_unit_show_prints(capsys, tmp_path):
+    write_ome_zarr(tmp_path / "slide.ome.zarr", photo_mosaic(120, 160), "0.5")  # 0.325 µm pixels
+    store = tmp_path / "s.zarr"
+    argv = ["run", str(tmp_path / "slide.ome.zarr"), "-k", "3", "-o", str(store), "--threads", "--json"]
+    assert main(argv) == 0
+    palette = json.loads(capsys.readouterr().out)["palette"]
+    assert main(["show", str(store)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[-2:] == ["area", "µm²"]
+    for entry, row in zip(palette, table[1:]):  # the same order: the largest share first
+        assert entry["area_unit"] == "µm²" and row.split()[-1] == f"{entry['area']:,.2f}"
+        assert entry["area"] == pytest.approx(entry["count"] * 0.325**2, rel=1e-12)
+        assert entry["area"] == pytest.approx(entry["area_m2"] * 1e12, rel=1e-12)  # beside area_m2
+    assert main(["show", str(store), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["palette"] == palette
+
+
 @pytest.mark.slow
 def test_no_area_unless_every_image_declares_its_pixel_size(capsys, real_rasters, tmp_path):
     argv = ["run", str(real_rasters / "RGB.byte.tif"), str(PHOTOS[1]), "-k", "3", "--threads", "--json"]

@@ -135,14 +135,14 @@ def format_table(result: PaletteResult, *, color: bool = False, order: str = "sh
         entry["name"] = shown_name(entry)
     wide = max([4, *(len(entry["name"]) for entry in entries)])
     swatch = " " * (5 if color else 0)
-    unit = area_unit_of(result) if entries and "area_m2" in entries[0] else None
-    area = f"  {'area ' + unit[0]:>14}" if unit else ""
+    unit = entries[0]["area_unit"] if entries and "area" in entries[0] else None
+    area = f"  {'area ' + unit:>14}" if unit else ""
     lines = [f"{'id':>3}  {swatch}{'hex':7}  {'name':{wide}}  {'rgb':17}  {'share':>7}  {'pixels':>13}{area}"]
     for entry in entries:
         rgb = " ".join(f"{v:5.1f}" for v in entry["rgb"])
         swatch = _swatch(np.clip(np.rint(entry["rgb"]), 0, 255)) + " " if color else ""
         share, count, name = entry["proportion"], entry["count"], entry["name"]
-        area = f"  {entry['area_m2'] / unit[1]:14,.2f}" if unit else ""
+        area = f"  {entry['area']:14,.2f}" if unit else ""
         colour = f"{entry['id']:3d}  {swatch}{entry['hex']}  {name:{wide}}  {rgb:17}"
         lines.append(f"{colour}  {share:7.2%}  {count:13,d}{area}")
     if any(entry["name"].startswith("~") for entry in entries):
@@ -150,21 +150,6 @@ def format_table(result: PaletteResult, *, color: bool = False, order: str = "sh
 
         lines.append(f"~name: the nearest name is more than CIEDE2000 {FAR:g} away (far from the colour)")
     return "\n".join(lines)
-
-
-def area_unit_of(result: PaletteResult) -> tuple[str, float]:
-    """The unit a result's areas are shown in, ``(name, m² in one)``: by its images' largest pixel.
-
-    Examples
-    --------
-    >>> from types import SimpleNamespace
-    >>> area_unit_of(SimpleNamespace(image_pixel_size=np.array([[10.0, 10.0], [0.0, 0.0]])))
-    ('km²', 1000000.0)
-    """
-    from ..inputs.physical import area_unit as unit_for
-
-    sizes = np.asarray(result.image_pixel_size, dtype=np.float64)
-    return unit_for(float(np.max(sizes[:, 0] * sizes[:, 1])))
 
 
 def shown_name(entry: dict) -> str:

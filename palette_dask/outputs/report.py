@@ -40,7 +40,7 @@ from ..inputs.read import probe, pyramid_level, read_image
 from ..kernels.colour import hex_code
 from ..kernels.fit import nearest_center
 from ..kernels.pixels import block_features, run_spec
-from .render import area_unit_of, own_palette, palette_bar, shown_name
+from .render import own_palette, palette_bar, shown_name
 from .result import PaletteResult
 from .store import DONE
 
@@ -286,7 +286,7 @@ def _palette_table(result: PaletteResult, palette: list[dict]) -> str:
     """The palette as a table, largest share first: swatch, code, name, sRGB, share, pixels (and area)."""
     names = {entry["id"] - 1: shown_name(entry) for entry in palette}
     proportions, areas = result.proportions, result.areas
-    unit = area_unit_of(result) if areas is not None else None
+    unit = result.area_unit if areas is not None else None
     rows = "".join(
         f'<tr><td class="num">{i + 1}</td>'
         f'<td><span class="swatch" style="background:{hex_code(result.colors[i])}"></span></td>'

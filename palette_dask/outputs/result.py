@@ -157,6 +157,24 @@ class PaletteResult:
         return areas.sum(axis=0)
 
     @property
+    def area_unit(self) -> tuple[str, float]:
+        """The unit areas are shown in, ``(name, m² in one)``: by the images' largest pixel.
+
+        Examples
+        --------
+        >>> one = np.zeros((1, 3), np.float32)
+        >>> r = PaletteResult(one, one, one.astype(np.uint8), np.array([4]), ["a"], np.array([[4]]),
+        ...                   np.array([4]), np.array([0]), np.array([1]), [""],
+        ...                   image_pixel_size=np.array([[0.5e-6, 0.5e-6]]))
+        >>> r.area_unit
+        ('µm²', 1e-12)
+        """
+        from ..inputs.physical import area_unit
+
+        sizes = np.asarray(self.image_pixel_size, dtype=np.float64).reshape(-1, 2)
+        return area_unit(float(np.max(sizes[:, 0] * sizes[:, 1], initial=0.0)))
+
+    @property
     def complete(self) -> bool:
         """Whether every image is done or failed."""
         return bool(self.attrs.get("complete", False))
@@ -195,7 +213,8 @@ class PaletteResult:
         rasters, and ``id - 1`` its index in ``colors``, ``counts`` and the
         columns of ``image_counts`` and ``image_proportions``. ``area_m2``,
         its area in m², is there when every image done declares its pixel
-        size (:attr:`areas`). ``name`` is the
+        size (:attr:`areas`), with ``area`` in ``area_unit``, the unit
+        ``show`` prints (:attr:`area_unit`: ``µm²`` for a slide). ``name`` is the
         nearest named colour by CIEDE2000 (:attr:`vocabulary`), distinct within
         the palette, and ``name_delta_e`` the CIEDE2000 difference to it
         (over :data:`~palette_dask.outputs.names.FAR`, the colour is only near it).
@@ -217,8 +236,10 @@ class PaletteResult:
             for i in self.ordered(order)
         ]
         if areas is not None:  # every image done declares its pixel size
+            unit, m2 = self.area_unit
             for entry in entries:
-                entry["area_m2"] = float(areas[entry["id"] - 1])
+                area = float(areas[entry["id"] - 1])
+                entry.update(area_m2=area, area=area / m2, area_unit=unit)
         return entries
 
     def labels(self, index: int, like=None):
