@@ -133,7 +133,7 @@ def exact_errors(block, spec, centers, centers_rgb=None):
     from palette_dask.kernels.count import colour_lookup, loop_palette
 
     pixels = block.reshape(-1, block.shape[-1])
-    records, _ = colour_lookup(loop_palette(spec, centers, centers_rgb))
+    records, *_ = colour_lookup(loop_palette(spec, centers, centers_rgb))
     keys = (pixels[:, 0].astype(np.int64) << 16) | (pixels[:, 1].astype(np.int64) << 8) | pixels[:, 2]
     if pixels.shape[1] == 4:
         keys = keys[pixels[:, 3] > 0]

@@ -1,16 +1,23 @@
+import json
+from pathlib import Path
+
 import dask.array as da
 import numpy as np
 import pytest
-from helpers import assert_within_bound, exact_errors, reference_labels
+from helpers import assert_within_bound, exact_errors, photo_mosaic, reference_labels, write_png
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from palette_dask import image_stats
+from palette_dask import extract_palette, image_stats, load_result
+from palette_dask.cli import main
 from palette_dask.inputs.formats import ImageInfo
 from palette_dask.kernels import count
-from palette_dask.kernels.count import block_stats, unpack_stats
+from palette_dask.kernels.count import BatchCounts, ImageCounts, block_stats, unpack_stats
 from palette_dask.kernels.pixels import PixelSpec, pixel_spec
+from palette_dask.outputs.report import html_report
+from palette_dask.outputs.store import create_store, write_batch, write_palette
+from palette_dask.run import passes
 
 CENTERS = np.array([[10, 10, 10], [240, 30, 30], [30, 240, 30], [128, 128, 250]], dtype=np.float32)
 
@@ -135,7 +142,7 @@ def test_the_sample_of_errors_is_the_same_pixels_whatever_the_chunking():
         block = rng.integers(0, 256, (rows * cols, 3), dtype=np.uint8)
         spec = PixelSpec(bands=(0, 1, 2), low=(0, 0, 0), high=(255, 255, 255), space="lab")
         centers = (rng.random((8, 3)) * K8["lab"]).astype(np.float32)
-        records, _ = count.colour_lookup(count.loop_palette(spec, centers))
+        records, *_ = count.colour_lookup(count.loop_palette(spec, centers))
         loop = count.loop_spec(spec, np.uint8)
         gaps = count._GAPS, count._GAP_STEPS
         found = count._measure_sampled(block, loop, 8, records, cols, first, width, *gaps)
@@ -186,3 +193,48 @@ def test_a_tiny_image_or_block_is_measured_whole_with_the_lookup_tables(shape):
     looked_up = block_stats(image, spec, centers, lookup=True)
     assert looked_up.tolist() == block_stats(image, spec, centers).tolist()  # exact: every number
     assert looked_up[18] == shape[0] * shape[1]
+
+
+def test_a_run_of_many_8_bit_pixels_stores_its_errors_as_estimates(client, tmp_path, monkeypatch, capsys):
+    mosaic = photo_mosaic(1200, 1400)
+    paths = [write_png(tmp_path / "mosaic.png", mosaic), write_png(tmp_path / "tiny.png", mosaic[:40, :50])]
+    exact = extract_palette(paths, 8, store=tmp_path / "exact.zarr", client=client)
+    monkeypatch.setattr(passes, "LOOKUP_PIXELS", 0)  # the tables, as a run of 2^26 8-bit pixels has them
+    fast = extract_palette(paths, 8, store=tmp_path / "fast.zarr", client=client)
+    np.testing.assert_array_equal(fast.centers, exact.centers)
+    np.testing.assert_array_equal(fast.image_counts, exact.image_counts)  # the counts: exact
+    np.testing.assert_array_equal(exact.image_error_pixels, exact.image_valid)
+    assert fast.image_error_pixels[1] == fast.image_valid[1]  # the tiny image: measured whole
+    assert 0 < fast.image_error_pixels[0] < fast.image_valid[0] / 15
+    assert exact.errors_exact and not fast.errors_exact
+    spec = PixelSpec(bands=(0, 1, 2), low=(0, 0, 0), high=(255, 255, 255), space="lab")
+    squared, lab = exact_errors(mosaic, spec, fast.centers, fast.centers_rgb)
+    tiny = exact_errors(mosaic[:40, :50], spec, fast.centers, fast.centers_rgb)[0].sum()
+    assert exact.attrs["inertia"] == pytest.approx(squared.sum() + tiny, rel=1e-9)
+    assert_within_bound(fast.attrs["inertia"] - tiny, squared, fast.image_error_pixels[0])
+    assert_within_bound(fast.image_lab_squared_error[0], lab, fast.image_error_pixels[0])
+    main(["show", str(tmp_path / "fast.zarr"), "--json"])
+    errors = json.loads(capsys.readouterr().out)["errors"]
+    assert errors == {"exact": False, "measured_pixels": int(fast.image_error_pixels.sum())}
+    main(["show", str(tmp_path / "fast.zarr")])
+    assert f"errors estimated from {int(fast.image_error_pixels.sum()):,} pixels" in capsys.readouterr().out
+    main(["show", str(tmp_path / "exact.zarr")])
+    assert "estimated" not in capsys.readouterr().out
+    page = html_report(fast, tmp_path / "report.html", preview_images=0)
+    assert f"estimated from {int(fast.image_error_pixels.sum()):,} pixels" in Path(page).read_text()
+
+
+def test_an_older_store_reads_as_exact_and_is_given_its_error_pixels_when_it_holds_estimates():
+    group = create_store(None, ["a.png", "b.png"], attrs={"parameters": {"k": 1}}, batch_size=1)
+    del group["image_error_pixels"]  # as stores made before it was stored
+    write_palette(group, np.array([[10, 20, 30]], dtype=np.float32))
+    first = BatchCounts.empty(0, 1, 1)
+    first.done(0, ImageCounts(np.array([40]), np.ones(1), masked=1))
+    write_batch(group, first)
+    assert "image_error_pixels" not in group and load_result(group).errors_exact
+    second = BatchCounts.empty(1, 1, 1)
+    second.done(0, ImageCounts(np.array([64]), np.ones(1), masked=0, error_pixels=4))
+    write_batch(group, second)  # a resume that stores estimates
+    assert group["image_error_pixels"][:].tolist() == [40, 4]
+    result = load_result(group)
+    assert not result.errors_exact and result.error_pixels == 44

@@ -244,6 +244,7 @@ def html_report(
     proportions = result.proportions
     summary = result.to_dict()
     images, pixels, lab_error = summary["images"], summary["pixels"], summary.get("lab_error")
+    errors = summary["errors"]  # measured on every valid pixel, or on a share of them (issue 34)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -261,6 +262,7 @@ def html_report(
         f"k={k} clustered in {escape(space)}"
         + (
             f"; palette error: RMS &Delta;E {lab_error**0.5:.2f} (mean &Delta;E&sup2; {lab_error:.1f})"
+            + ("" if errors["exact"] else f", estimated from {errors['measured_pixels']:,} pixels")
             if lab_error
             else ""
         )
