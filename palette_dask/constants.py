@@ -19,6 +19,8 @@ import re
 __all__ = [
     "DEFAULT_K",
     "DEFAULT_SAMPLE_SIZE",
+    "SAMPLE_IMAGES",
+    "IMAGE_SAMPLE_PIXELS",
     "DEFAULT_N_INIT",
     "DEFAULT_CHUNK_BYTES",
     "DEFAULT_MAX_PIXELS",
@@ -35,6 +37,13 @@ __all__ = [
 DEFAULT_K = 5
 #: Valid pixels sampled to fit the palette (benchmarks/RESULTS.md, "Sample size").
 DEFAULT_SAMPLE_SIZE = 100_000
+#: Which images of a collection the sample is drawn from (``sample_images``): ``auto``, a seeded
+#: subset chosen by pixel count where that saves decodes; ``all``, every image (the strict twin).
+SAMPLE_IMAGES = ("auto", "all")
+#: The sample's candidates expected from each image chosen by ``sample_images="auto"``: fewer
+#: draws more images (more decodes), more draws fewer (a coarser sample of the collection)
+#: (benchmarks/RESULTS.md, "One decode per image").
+IMAGE_SAMPLE_PIXELS = 50
 #: Starts of the fit (benchmarks/RESULTS.md: three missed the best optimum of the 2 GB mosaic).
 DEFAULT_N_INIT = 6
 #: Target bytes of a chunk of an image read tile by tile: bigger images are read so.

@@ -43,6 +43,7 @@ from .constants import (
     HEX_COLOUR,
     MAX_BATCH_SIZE,
     MAX_PER_IMAGE,
+    SAMPLE_IMAGES,
     SCALES,
     SPACES,
     css_colours,
@@ -91,6 +92,12 @@ def _check_sample_chunks(value, _):
             f"sample_chunks must be a share of a mosaic's chunks, above 0 and at most 1, got {value!r}"
         )
     return float(value)
+
+
+def _check_sample_images(value, _):
+    if value not in SAMPLE_IMAGES:
+        raise ParameterError(f"sample_images must be one of {', '.join(SAMPLE_IMAGES)}, got {value!r}")
+    return value
 
 
 def _check_seed(value, _):
@@ -417,6 +424,18 @@ OPTIONS: tuple[Option, ...] = (
         flag="--sample-chunks", parse=chunk_share, metavar="SHARE", stored="when set",
         help="sample a mosaic from this share of its chunks, not all (faster; can miss regions of a "
         "periodic layout: see docs/how-it-works.md)",
+    ),
+    Option(
+        "sample_images", "auto", _check_sample_images, "str",
+        "Which images of a collection the sample is drawn from. ``auto``: where few images would "
+        "give the sample its pixels, a seeded subset chosen with probability by pixel count (every "
+        "image big enough is chosen), every pixel as likely to be drawn as with ``all``; only those "
+        "are decoded for the sample, so the counting pass is the only decode of the others. Small "
+        "collections, and ``scale='minmax'``, sample every image. ``all``: every image, decoded for "
+        "the sample (the strict twin).",
+        flag="--sample-images", choices=SAMPLE_IMAGES, absent="all",  # stores made before sampled all
+        help="draw the sample from a seeded subset of a large collection's images (auto, the "
+        "default: one decode for most images) or from every image (all)",
     ),
     Option(
         "seed", 0, _check_seed, "int",

@@ -17,11 +17,13 @@ stored layout (channels last, planar, OME-Zarr's ``tczyx``...); the
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import functools
 import io
 import math
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -42,6 +44,10 @@ __all__ = ["probe", "read_image", "array_image", "decode", "open_batch", "Batch"
 
 #: More chunks than this in one image is a damaged header or a bomb, not a mosaic (32 PB at 32 MB).
 MAX_CHUNKS = 1_000_000
+#: Decodes made in this process, by source: each image decoded whole, or each region of one, counts
+#: one. The tests read it (how many times a run decodes each image); nothing else does.
+DECODES: collections.Counter = collections.Counter()
+_DECODES_LOCK = threading.Lock()
 
 
 @without_context
@@ -285,6 +291,8 @@ def decode(info: ImageInfo, rows: slice | None = None, cols: slice | None = None
 
 def _checked(info: ImageInfo, read, rows: slice, cols: slice) -> np.ndarray:
     """``read()``, with any decoder error an ImageReadError, and a shape that must match the header's."""
+    with _DECODES_LOCK:
+        DECODES[str(info.source)] += 1
     try:
         block = read()
     except Exception as exc:  # decoders raise anything on corrupt data
@@ -378,13 +386,16 @@ class Batch:
             if isinstance(info, Failure):
                 yield index, None, info
             elif self.in_batch(position):
-                if self.pixels is not None and self.pixels[position] is not None:
-                    yield index, info, self.pixels[position]
-                    continue
                 try:
-                    yield index, info, decode(info)
+                    yield index, info, self.decoded(position)
                 except ImageReadError as exc:
                     yield index, None, Failure.of(info.name, one_line(exc), is_transient(exc))
+
+    def decoded(self, position: int) -> np.ndarray:
+        """The pixels of the image at this position: as kept, else decoded now (an ImageReadError if not)."""
+        if self.pixels is not None and self.pixels[position] is not None:
+            return self.pixels[position]
+        return decode(self.infos[position])
 
 
 def open_batch(

@@ -7,8 +7,10 @@ driver only what grows with the batches.
 
 from __future__ import annotations
 
+import collections
 import functools
 import math
+import operator
 import warnings
 
 import dask
@@ -31,9 +33,11 @@ from ..kernels.sample import (
     cell_count,
     cell_share,
     image_candidates,
+    image_subset,
     merge_candidates,
     next_fraction,
     sample_batch,
+    sample_chosen,
     sampling_fraction,
 )
 from ..outputs import store as stores
@@ -65,31 +69,42 @@ KEEP_TILED_IMAGES, KEEP_TILED_BYTES = 64, 512 * 2**20
 def open_images(run: Run, pending: list[range], *, sample: bool = True, keep: bool = True) -> Opened:
     """First pass, a task per batch: read headers, decode and sample the small images, keep them if they fit.
 
-    With ``sample=False`` (a resumed run, whose palette is stored) nothing is
-    sampled; with ``keep=False`` (a sweep, which counts nothing) no image is
-    kept. Images too big for a batch, and arrays, become lazy tile-chunked arrays.
-    Each batch keeps its decoded images on the workers for the counting pass
-    up to its share of ``memory_budget`` (at most :data:`KEEP_DECODED_SHARE`
-    of the workers' memory), so they never total more; the counting pass
-    decodes the others again.
+    With ``sample=False`` (a resumed run, or a palette applied) only headers
+    are read: the counting pass decodes each image once. With ``keep=False``
+    (a sweep, which counts nothing) no image is kept. Images too big for a
+    batch, and arrays, become lazy tile-chunked arrays. Each batch keeps its
+    decoded images on the workers for the counting pass up to its share of
+    ``memory_budget`` (at most :data:`KEEP_DECODED_SHARE` of the workers'
+    memory), so they never total more; the counting pass decodes the others
+    again. A large collection (``sample_images="auto"``, see
+    :func:`~palette_dask.kernels.sample.image_subset`) has its headers read
+    first, then only the images chosen for the sample decoded (:func:`_sample_chosen`).
     """
     config, client = run.config, run.client
     reading = {rows: len(rows) - int(run.held(rows).sum()) for rows in pending}  # held images are not read
     n_images = sum(reading.values())
-    stage = "reading and sampling" if sample else "reading"
+    subset = (
+        sample
+        and config.sample_images == "auto"
+        and config.scale != "minmax"  # the range of every pixel: every image is decoded for it
+        and image_subset(n_images, config.sample_size)
+    )
+    stage = "reading and sampling" if sample and not subset else "reading"
     run.report(f"{stage} {plural(n_images, 'image')} in {plural(len(pending), 'batch', 'batches')}")
     if config.exclude:  # say what is done to the data
         colours = ", ".join(config.exclude)
         run.report(f"pixels within CIEDE2000 {config.exclude_within:g} of {colours} are left out, as masked")
     opened, tasks = Opened({}), Pass()
     keep_per_image = _keep_budget(client, config.memory_budget if keep else 0) / max(n_images, 1)
+    decode_now = sample and not subset  # else headers only: the sample's images are decoded next
 
     def first_pass(rows: range):
         def submit():  # the batch, read (its share of the budget kept), then sampled
-            opened.batches[rows] = batch = _read_batch(run, rows, keep=keep_per_image * len(rows))
+            kept = keep_per_image * len(rows) if decode_now else 0
+            opened.batches[rows] = batch = _read_batch(run, rows, keep=kept)
             return client.submit(
                 sample_batch, batch, config, seed=config.seed,
-                size=config.sample_size if sample else 0, ranges=sample and config.scale == "minmax",
+                size=config.sample_size if decode_now else 0, ranges=decode_now and config.scale == "minmax",
                 pure=False,
             )  # fmt: skip
 
@@ -127,6 +142,8 @@ def open_images(run: Run, pending: list[range], *, sample: bool = True, keep: bo
             run.failed(index, one_line(exc), transient=is_transient(exc))
     opened.pixels += sum(info.pixels for info, _ in opened.tiled.values())
     opened.dtypes.update(info.dtype for info, _ in opened.tiled.values())
+    if subset:
+        _sample_chosen(run, opened, keep_per_image)
     if config.nodata is None:  # the arrays' own no-data (xarray's _FillValue, rioxarray's nodata)
         opened.nodata.update(info.nodata for i, (info, _) in opened.tiled.items() if i in run.arrays)
         opened.nodata.discard(None)
@@ -139,6 +156,46 @@ def open_images(run: Run, pending: list[range], *, sample: bool = True, keep: bo
         run.group.attrs["nodata_applied"] = sorted(opened.nodata)
     _keep_tiled(run, opened)
     return opened
+
+
+def _sample_chosen(run: Run, opened: Opened, keep_per_image: float) -> None:
+    """The batches' sample from the images chosen by pixel count, a task per batch, kept for counting.
+
+    The images are chosen at the run's first threshold (``sampling_fraction``
+    of every pixel, mosaics' too) and drawn again at a larger one while the
+    batches' candidates below it are fewer than the sample (masked pixels):
+    the same images and more, those kept not decoded again.
+    :func:`sample_run` starts from the threshold reached, so no pixel of the
+    sample can be missing. Each batch keeps what it decoded within its share
+    of the budget, as the first pass does with every image.
+    """
+    config, client, size = run.config, run.client, run.config.sample_size
+    fraction = sampling_fraction(opened.pixels, size)
+    while fraction is not None:
+        run.report(f"sampling from the images chosen by pixel count, {fraction:.3g} of their pixels")
+        tasks, chosen = Pass(), {}
+        for rows, batch in opened.batches.items():
+
+            def submit(rows=rows, batch=batch, fraction=fraction, chosen=chosen):
+                chosen[rows] = both = client.submit(
+                    sample_chosen, batch, config, seed=config.seed, size=size, fraction=fraction,
+                    keep=keep_per_image * len(rows), pure=False,
+                )  # fmt: skip
+                return client.submit(operator.itemgetter(1), both, pure=False)
+
+            tasks.submit(rows, submit)
+        found, done, total = np.empty((0, opened.candidates.shape[1])), 0, sum(map(len, opened.batches))
+        for rows, summary, error in tasks:
+            if error is not None:
+                _pass_failed(run, opened, "sampling", rows, error)
+            found = merge_candidates([found, summary.candidates], size)
+            for index, reason, transient in summary.failures:
+                run.failed(index, reason, transient=transient)
+            opened.batches[rows] = client.submit(operator.itemgetter(0), chosen[rows], pure=False)
+            done += len(rows)
+            run.progress("sampling", done, total)
+        opened.candidates, opened.fraction = found, fraction
+        fraction = next_fraction(fraction, len(found), size)
 
 
 def _read_batch(run: Run, rows: range, *, keep: float):
@@ -275,7 +332,8 @@ def sample_run(run: Run, opened: Opened) -> np.ndarray | None:
     measured = config.scale in ("minmax", "percentile")  # candidates are raw band values until then
     if config.scale == "minmax":
         measure_range(run, opened)
-    merged, fraction = opened.candidates, sampling_fraction(opened.pixels, size)
+    # the batches' candidates drawn from the images chosen are complete below their threshold only
+    merged, fraction = opened.candidates, opened.fraction or sampling_fraction(opened.pixels, size)
     # with sample_chunks < 1, mosaics not kept in memory whose own chunks can be read alone are
     # sampled from a share of them; by default every chunk is read
     chosen = config.sample_chunks < 1 and not opened.kept
@@ -357,19 +415,26 @@ def _check_range(run: Run) -> None:
         )
 
 
-def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.ndarray) -> None:
+def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.ndarray) -> int:
     """One pass: label and count every pixel; each batch is written whole as soon as it is finished.
 
     ``centers`` are in the clustering space, ``centers_rgb`` the same as sRGB
     floats (rounded, the colours shown); with no centres (no image had a
-    valid pixel) every image is stored as failed.
+    valid pixel) every image is stored as failed. Returns how many images it
+    counted (read, not failed before): its progress counts those, not the
+    images the store holds or that failed reading.
     """
     config, client, group = run.config, run.client, run.group
     k = len(centers)
     labels_store = stores.store_path(group) if config.labels and k else None
     if labels_store is not None:
         group.require_group("labels")
-    readable = sum(len(rows) - int(run.held(rows).sum()) for rows in opened.batches) - len(run.failures)
+    size = group["image_status"].chunks[0]  # a batch: a chunk of the per-image arrays
+    failed = collections.Counter(index // size for index in run.failures)
+    counting = {  # each batch's images this pass counts: neither held nor failed already
+        rows: len(rows) - int(run.held(rows).sum()) - failed[rows.start // size] for rows in opened.batches
+    }
+    readable = sum(counting.values())
     run.report(f"counting the pixels of {plural(readable, 'image')}" if readable else "no image was read")
     lookup = opened.pixels >= LOOKUP_PIXELS  # many pixels: 8-bit colours looked up in a table of all
     write_labels = functools.partial(write_label_image, labels_store) if labels_store else None
@@ -405,7 +470,7 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.
         opened.submit(tasks, run, index, count)
     batch_of = {i: rows for rows in opened.batches for i in opened.tiled if i in rows}
     waiting = {rows: {i for i, r in batch_of.items() if r == rows} if k else set() for rows in opened.batches}
-    total, done = sum(len(rows) for rows in opened.batches), 0
+    done = 0
     opened.batches = {}  # the workers may free each batch's kept images once it is counted
     results: dict[range, BatchCounts] = {}
     tiled: dict[int, object] = {}  # index → its counts or why it failed, until its batch is written
@@ -444,13 +509,15 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.
                     info = opened.tiled[index][0] if index in opened.tiled else None
                     _fill(result, index, outcome, run.names[index], info, transient=index in run.transient)
             stores.write_batch(group, result, held=held)
-            done += len(rows)
-            run.progress("counting", done, total)
+            done += counting[rows]
+            if readable:  # none read: no progress to show
+                run.progress("counting", done, readable)
             for position in np.flatnonzero(stores.is_failed(result.status) & ~held):
                 line, transient = result.errors[position], result.status[position] == stores.FAILED_TRANSIENT
                 run.failed(rows.start + int(position), line, transient=transient, stored=True)
     opened.tiled.clear()  # the tiled images kept on the workers are let go now, those that erred too: a
     # later run on this client (a resume) reads them anew, whatever still refers to this one
+    return readable
 
 
 def _fill(result: BatchCounts, index: int, outcome, name: str, info=None, *, transient: bool = False) -> None:

@@ -247,6 +247,7 @@ class Opened:
     tiled: dict = field(default_factory=dict)  # index → (ImageInfo, dask array)
     pixels: int = 0
     kept: bool = False  # the tiled images are held in the workers' memory
+    fraction: float | None = None  # the batches' candidates' threshold, when drawn from images chosen
     candidates: np.ndarray = field(default_factory=lambda: np.empty((0, 1 + N_FEATURES)))
     band_ranges: list = field(default_factory=list)
     nodata: set = field(default_factory=set)  # no-data values of the files' headers, applied
