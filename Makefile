@@ -31,10 +31,17 @@ system:
 	  ($(APT_INSTALL) >/dev/null 2>&1 || ($(SUDO) apt-get update -q >/dev/null && $(APT_INSTALL) >/dev/null)); \
 	fi
 
+# Every test, on two pytest-xdist workers, each running whole modules (their module-scoped SLURM, moto
+# and clusters start once), the longest first (tests/conftest.py's LONGEST_FIRST); WORKERS=0 runs
+# them in one process. Most tests wait on processes, servers and clusters, so two workers share 2
+# cores well. Measured in benchmarks/RESULTS.md ("The test suite").
+WORKERS ?= 2
+XDIST := $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadfile --no-loadscope-reorder)
+
 test: $(STAMP) system
 	$(BIN)/ruff check palette_dask tests benchmarks workflows tools
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(XDIST)
 
 # The day-to-day tier, under 3 minutes on 2 cores: the same checks, and every test but the slow ones
 # and those that start SLURM, Chromium, moto's S3 or worker processes (pyproject.toml's markers).
@@ -44,7 +51,7 @@ FAST := not slow and not slurm and not browser and not s3 and not cluster
 test-fast: $(STAMP)
 	$(BIN)/ruff check palette_dask tests benchmarks workflows tools
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest -m "$(FAST)"
+	$(BIN)/python -m pytest $(XDIST) -m "$(FAST)"
 
 clean:
 	rm -rf $(VENV) palette-demo .pytest_cache .hypothesis

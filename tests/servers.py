@@ -248,13 +248,22 @@ def moto_s3():
 
 @contextlib.contextmanager
 def moto_s3_env():
-    """:func:`moto_s3` and the environment that finds it (AWS_ENDPOINT_URL, test credentials)."""
-    import pytest
+    """:func:`moto_s3` and the environment that finds it (AWS_ENDPOINT_URL, test credentials).
 
+    s3fs's cached file systems are dropped on entry and exit: one made for another server or other
+    credentials (test_remote's unsigned reads) would be reused by the next module in the process.
+    """
+    import pytest
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
     with pytest.MonkeyPatch.context() as env, moto_s3() as endpoint:
         env.setenv("AWS_ENDPOINT_URL", endpoint)
         env.setenv("AWS_ACCESS_KEY_ID", "testing")
         env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
         env.setenv("AWS_DEFAULT_REGION", "us-east-1")
         env.delenv("AWS_NO_SIGN_REQUEST", raising=False)
-        yield endpoint
+        try:
+            yield endpoint
+        finally:
+            s3fs.S3FileSystem.clear_instance_cache()
