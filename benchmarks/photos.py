@@ -12,7 +12,14 @@ memory of the process tree (sampled every 50 ms):
   pool decodes every file again and counts it with ``predict`` and
   ``numpy.bincount``; sRGB, as the tutorial clusters;
 - **palette_dask**: ``palette-dask run DIR -k 8 -o STORE`` on the default
-  cluster (CIELAB, its default), and with ``--space rgb`` as the script.
+  cluster (CIELAB, its default; ``--sample-images auto``, the sample drawn
+  from a subset of the photos), with ``--sample-images all`` (the sample
+  drawn from every photo, the strict twin), with ``--space rgb`` as the
+  script, and with ``--palette STORE`` (a stored palette applied: no sample,
+  no fit, one decode of each photo).
+
+With ``--quality``, the palettes of ``auto`` and ``all`` are compared by
+their CIELAB error over every pixel (the stores' ``lab_error``) for seeds 0 to 4.
 
 The contenders are alternated ``--repeats`` times; medians are reported.
 
@@ -83,6 +90,8 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=8000)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--dir", default="/tmp/palette-dask-scaling")
+    parser.add_argument("--quality", action="store_true", help="compare auto's palettes with all's, 5 seeds")
+    parser.add_argument("--skip", default="", help="leave out contenders whose name holds one of these (a,b)")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
     from measure import alternated, ratio_table, timed
@@ -94,16 +103,57 @@ def main() -> None:
     command = str(Path(sys.executable).parent / "palette-dask")
     store = f"{args.dir}/photos.zarr"
     ours = [command, "run", str(folder), "-k", "8", "-q", "-o", store, "--overwrite"]
+    fitted = f"{args.dir}/photos-fitted.zarr"  # the palette applied
+    every = f"{args.dir}/photos-all.zarr"  # the sample from every photo
     contenders = {
         "plain decode (floor)": [sys.executable, "-c", FLOOR, str(folder)],
         "the script (peer)": [sys.executable, str(script), str(folder), "8"],
         "palette-dask run DIR -k 8": ours,
+        "palette-dask run DIR -k 8 --sample-images all": [
+            *ours[:7],
+            every,
+            "--overwrite",
+            "--sample-images",
+            "all",
+        ],
         "palette-dask run DIR -k 8 --space rgb": ours + ["--space", "rgb"],
+        "palette-dask run DIR --palette STORE": ours[:2] + [str(folder), "--palette", fitted] + ours[5:],
     }
+    skipped = [part for part in args.skip.split(",") if part]
+    contenders = {
+        name: argv
+        for name, argv in contenders.items()
+        if "floor" in name or not any(p in name for p in skipped)
+    }
+    if args.quality:
+        quality(command, folder, args.dir)
+    timed(ours[:5] + ["-q", "-o", fitted, "--overwrite"])  # the palette to apply
     timed(contenders["plain decode (floor)"])  # the files into the page cache
     medians = alternated(contenders, args.repeats)
     print(f"\n{args.photos} JPEGs of 640 x 480, k=8; medians of {args.repeats}\n")
-    print(ratio_table(medians, {"the floor": "plain decode (floor)", "the script": "the script (peer)"}))
+    against = {"the floor": "plain decode (floor)", "the script": "the script (peer)"}
+    print(ratio_table(medians, {label: name for label, name in against.items() if name in medians}))
+    if "palette-dask run DIR -k 8 --sample-images all" in medians:
+        import zarr
+
+        errors = [zarr.open_group(path, mode="r").attrs["lab_error"] for path in (store, every)]
+        print(f"\nlab_error, seed 0: auto {errors[0]:.3f}, all {errors[1]:.3f}: {errors[0] / errors[1]:.4f}")
+
+
+def quality(command: str, folder: Path, work: str) -> None:
+    """The stores' CIELAB error over every pixel, ``--sample-images auto`` and ``all``, seeds 0 to 4."""
+    import zarr
+    from measure import timed
+
+    print("| seed | lab_error, auto | lab_error, all | auto / all |\n|---|---|---|---|")
+    for seed in range(5):
+        errors = []
+        for mode in ("auto", "all"):
+            store = f"{work}/quality-{mode}.zarr"
+            argv = [command, "run", str(folder), "-k", "8", "-q", "-o", store, "--overwrite"]
+            timed(argv + ["--seed", str(seed), "--sample-images", mode])
+            errors.append(zarr.open_group(store, mode="r").attrs["lab_error"])
+        print(f"| {seed} | {errors[0]:.3f} | {errors[1]:.3f} | {errors[0] / errors[1]:.4f} |")
 
 
 if __name__ == "__main__":
