@@ -382,6 +382,16 @@ def test_counts_are_said_in_the_singular_and_show_csv_says_what_it_wrote(capsys,
     assert (tmp_path / "s.csv").read_text().count("\n") == 2
 
 
+def test_after_no_image_was_read_no_counting_or_done_line_follows(capsys, tmp_path):
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    code, out, err = run_cli(capsys, "run", tmp_path, "-o", tmp_path / "o.zarr", "--threads")
+    assert code == 1  # no image could be processed
+    lines = err.splitlines()
+    after = lines[lines.index("palette-dask: no image was read") + 1 :]
+    assert not any("counting" in line or line == "palette-dask: done" for line in after), err
+
+
 def test_a_list_file_reads_paths_from_its_own_folder_and_says_so(capsys, tmp_path, monkeypatch):
     (tmp_path / "lists").mkdir()
     write_png(tmp_path / "a.png", np.asarray(Image.open(PHOTOS[1]))[:60, :80])

@@ -241,11 +241,12 @@ def _execute(run: Run) -> None:
         fit_and_store_palette(run, opened)
     if "centers" in group:
         centers_rgb = stores.read_centers_rgb(group)
-        count_images(run, opened, group["centers"][:], centers_rgb)
+        counted = count_images(run, opened, group["centers"][:], centers_rgb)
     else:  # no image has a valid pixel: every batch is stored with its images' failures
-        count_images(run, opened, np.zeros((0, N_FEATURES), np.float32), np.zeros((0, 3)))
+        counted = count_images(run, opened, np.zeros((0, N_FEATURES), np.float32), np.zeros((0, 3)))
     run.finish()
-    run.report("done")
+    if counted:  # after "no image was read", nothing is said to be done
+        run.report("done")
 
 
 def fit_and_store_palette(run: Run, opened: Opened) -> None:
