@@ -392,6 +392,41 @@ def test_after_no_image_was_read_no_counting_or_done_line_follows(capsys, tmp_pa
     assert not any("counting" in line or line == "palette-dask: done" for line in after), err
 
 
+def test_the_counting_progress_counts_the_images_counted_not_those_held_or_failed(capsys, tmp_path):
+    crops = photo_crops(3, seed=4, corners=100, sides=(30, 60))
+    for name, crop in zip(("a.png", "b.png", "c.png"), crops):
+        write_png(tmp_path / name, crop)
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    store = tmp_path / "s.zarr"
+    first = [tmp_path / "a.png", tmp_path / "b.png", tmp_path / "bad.png"]  # batches [a, b], [bad]
+    code, out, err = run_cli(capsys, "run", *first, "-k", "3", "-o", store, "--threads", "--batch-size", "2")
+    counting = [line for line in err.splitlines() if line.startswith("palette-dask: counting:")]
+    assert code == 3 and counting[-1] == "palette-dask: counting: 2/2 images", err  # bad.png: not counted
+    assert all(line.endswith("/2 images") for line in counting) and len(set(counting)) == len(counting)
+    # one image appended fills the last batch, [bad, c]: bad.png is held as stored, c.png alone is counted
+    code, out, err = run_cli(capsys, "run", tmp_path / "c.png", "-o", store, "--append", "--threads")
+    counting = [line for line in err.splitlines() if line.startswith("palette-dask: counting")]
+    assert code == 0 and counting == [
+        "palette-dask: counting the pixels of 1 image",
+        "palette-dask: counting: 1/1 image",
+    ], err
+
+
+def test_a_progress_line_is_not_written_twice_when_a_batch_adds_nothing():
+    import io
+
+    from palette_dask.run.progress import Progress
+
+    for live in (False, True):
+        stream = io.StringIO()
+        progress = Progress(stream, live=live, interval=0)  # every new figure written
+        for done in (0, 2, 2, 3, 3):  # a batch of failed or held images adds nothing
+            progress.update("counting", done, 3)
+        progress("done")
+        written = stream.getvalue().replace("\r", "\n").splitlines()
+        assert [line.split()[-2] for line in written if "/3" in line] == ["0/3", "2/3", "3/3"], written
+
+
 def test_a_list_file_reads_paths_from_its_own_folder_and_says_so(capsys, tmp_path, monkeypatch):
     (tmp_path / "lists").mkdir()
     write_png(tmp_path / "a.png", np.asarray(Image.open(PHOTOS[1]))[:60, :80])

@@ -44,29 +44,33 @@ class Progress:
         self.interval, self.width = interval, width
         self._last = 0.0
         self._stage = None  # the stage of the last update
+        self._line = None  # the last line written: not written again (a batch with nothing to count)
         self._open = False  # a live bar is on the current line
 
     def __call__(self, message: str) -> None:
         """Write one line (a stage starting, an image failing...)."""
         self._close_bar()
+        self._line = None
         self.stream.write(f"palette-dask: {message}\n")
         self.stream.flush()
 
     def update(self, stage: str, done: int, total: int) -> None:
         """``done`` of ``total`` images have finished ``stage``."""
-        now = time.monotonic()
+        now, line = time.monotonic(), (stage, done, total)
+        if line == self._line:  # nothing new since the last line (a batch with nothing to count)
+            return
         if self.live:
             filled = self.width * done // max(total, 1)
             bar = "#" * filled + "-" * (self.width - filled)
             self.stream.write(f"\rpalette-dask: {stage} [{bar}] {done:,}/{plural(total, 'image')}")
-            self._open = True
+            self._open, self._line = True, line
             if done >= total:
                 self._close_bar()
             self.stream.flush()
         elif done >= total or stage != self._stage or now - self._last >= self.interval:
             self.stream.write(f"palette-dask: {stage}: {done:,}/{plural(total, 'image')}\n")
             self.stream.flush()
-            self._last = now
+            self._last, self._line = now, line
         self._stage = stage
 
     def _close_bar(self) -> None:
