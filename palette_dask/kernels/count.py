@@ -187,27 +187,13 @@ _lookups: dict = {}
 _lookup_lock = threading.Lock()
 
 
-#: The coarse level of the table of labels: cells of ``2**COARSE_SHIFT`` values a channel (4³ colours).
-COARSE_SHIFT = 2
-
-
-def _coarse(labels: np.ndarray) -> np.ndarray:
-    """Each cell's label (as ``labels`` holds it) where all its colours have it, else the dtype's max."""
-    side = 256 >> COARSE_SHIFT
-    cells = labels.reshape(side, 1 << COARSE_SHIFT, side, 1 << COARSE_SHIFT, side, 1 << COARSE_SHIFT)
-    low, high = cells.min(axis=(1, 3, 5)), cells.max(axis=(1, 3, 5))
-    return np.where(low == high, low, np.iinfo(labels.dtype).max).astype(labels.dtype).reshape(-1)
-
-
 def colour_lookup(palette: Palette, *, wait: bool = True):
-    """The results of all 2^24 8-bit colours for one palette: ``(records, labels, coarse)``.
+    """The results of all 2^24 8-bit colours for one palette: ``(records, labels)``.
 
     ``records`` are :data:`LOOKUP_ENTRY` records (256 MB; excluded colours
     have the label -1), ``labels`` each colour's label + 1, 0 where excluded,
     as label rasters hold them (of :func:`label_dtype`: 16 MB at k < 255,
-    within the shared cache), ``coarse`` the same of each cell of 4³ colours
-    whose colours all have one (256 KB, within a core's cache; 95% of a photo
-    mosaic's pixels at k=8), the dtype's max elsewhere. Built once per worker
+    within the shared cache). Built once per worker
     process and palette (0.6 s) and shared by its threads; the counting
     loops then look each pixel up instead of converting it to Lab and
     searching the palette, with the same numbers.
@@ -225,7 +211,7 @@ def colour_lookup(palette: Palette, *, wait: bool = True):
             table = np.zeros(2**24, dtype=LOOKUP_ENTRY)
             _fill_lookup(palette, table)
             labels = (table["label"] + 1).astype(label_dtype(len(palette.centers)))
-            _lookups[key] = table, labels, _coarse(labels)
+            _lookups[key] = table, labels
         return _lookups[key]
     finally:
         _lookup_lock.release()
@@ -235,39 +221,30 @@ _NO_LOOKUP = np.zeros(0, dtype=LOOKUP_ENTRY)
 
 
 @numba.njit(nogil=True, cache=True)
-def _count_by_label(pixels, loop, k, labels, coarse, labels_out):
-    """Counts and masked pixels of 8-bit colours, looked up in ``coarse``, then ``labels``.
+def _count_by_label(pixels, loop, k, labels, labels_out):
+    """Counts and masked pixels of 8-bit colours without nodata, looked up in ``labels``.
 
-    The fast twin of :func:`_count_pixels`'s labels and counts (tested equal for
-    every 8-bit colour), for pixels without nodata: a pixel's cell is read
-    from the coarse table (in a core's cache), and only where its colours
-    differ, its colour from the table of labels (in the shared cache). Four
-    rows of counts, summed at the end, so that runs of one colour do not wait
-    on each other's additions. Validity is alpha alone
-    here (what :func:`~palette_dask.kernels.pixels.is_valid` says of 8-bit
-    pixels without nodata): calling it more than doubled this loop's time (measured).
+    ``labels`` as :func:`colour_lookup` gives them. The fast twin of
+    :func:`_count_pixels`'s labels and counts (tested equal for every 8-bit
+    colour): one read of a table in cache a pixel, no branch but alpha's (a
+    coarse level of 4³-colour cells in a core's cache, the table read only
+    where a cell's colours differ, was 1 ns a pixel slower: its branch,
+    measured; so were four rows of counts, and a branch for alpha 0). Validity
+    is alpha alone here (what :func:`~palette_dask.kernels.pixels.is_valid`
+    says of 8-bit pixels without nodata): calling it more than doubled this loop's time (measured).
     """
-    counts = np.zeros((4, k + 1), dtype=np.int64)  # column 0: excluded colours
-    masked = 0
+    counts = np.zeros(k + 1, dtype=np.int64)  # column 0: masked, and excluded colours
     write_labels = labels_out.shape[0] > 0
-    alpha, bands = loop.alpha, loop.bands
-    mixed, shift, side = np.iinfo(coarse.dtype).max, COARSE_SHIFT, 8 - COARSE_SHIFT
+    alpha, band0, band1, band2 = loop.alpha, loop.bands[0], loop.bands[1], loop.bands[2]
     for i in range(pixels.shape[0]):
+        key = (np.int32(pixels[i, band0]) << 16) | (np.int32(pixels[i, band1]) << 8)
+        value = labels[key | np.int32(pixels[i, band2])]
         if alpha >= 0 and pixels[i, alpha] == 0:
-            masked += 1
-            if write_labels:
-                labels_out[i] = 0
-            continue
-        red, green = np.int32(pixels[i, bands[0]]), np.int32(pixels[i, bands[1]])
-        blue = np.int32(pixels[i, bands[2]])
-        value = coarse[((red >> shift) << (2 * side)) | ((green >> shift) << side) | (blue >> shift)]
-        if value == mixed:
-            value = labels[(red << 16) | (green << 8) | blue]
-        counts[i & 3, value] += 1
+            value = 0
+        counts[value] += 1
         if write_labels:
             labels_out[i] = value
-    total = counts.sum(axis=0)
-    return total[1:], masked + total[0]
+    return counts[1:], counts[0]
 
 
 @numba.njit(nogil=True, cache=True)
@@ -494,12 +471,12 @@ def block_stats(
     palette = loop_palette(spec, centers, centers_rgb)
     centers = palette.centers
     tables = colour_lookup(palette, wait=False) if lookup and loop.eight_bit else None
-    table, labels, coarse = (_NO_LOOKUP, None, None) if tables is None else tables
+    table, labels = (_NO_LOOKUP, None) if tables is None else tables
     k, cols = len(centers), block.shape[1] if block.ndim == 3 else len(pixels)
     if labels is not None and spec.nodata is None and len(pixels) >= MEASURED_AT_LEAST << SAMPLE_SHIFT:
         measured = _measure_sampled(pixels, loop, k, table, cols, first, width or cols, _GAPS, _GAP_STEPS)
         if measured[2].sum() >= MEASURED_AT_LEAST:  # labels and counts from the labels, errors estimated
-            counts, masked = _count_by_label(pixels, loop, k, labels, coarse, flat_labels)
+            counts, masked = _count_by_label(pixels, loop, k, labels, flat_labels)
             squared, lab_error = _estimated(counts, *measured)
             stats = [counts, squared, [masked, lab_error, measured[2].sum()]]
             return np.concatenate(stats).astype(np.float64)
