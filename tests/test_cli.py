@@ -412,6 +412,19 @@ def test_the_counting_progress_counts_the_images_counted_not_those_held_or_faile
     ], err
 
 
+def test_the_sampling_progress_of_a_subset_counts_the_images_read_not_those_failed(capsys, tmp_path):
+    for i, crop in enumerate(photo_crops(60, seed=2, corners=50, sides=(8, 16))):
+        write_png(tmp_path / f"p{i:02d}.png", crop)
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    code, out, err = run_cli(capsys, "run", tmp_path, "-k", "3", "--sample", "1000", "--threads")
+    assert code == 3 and "sampling from the images chosen" in err  # a subset: a pass of its own
+    sampling = [line for line in err.splitlines() if line.startswith("palette-dask: sampling:")]
+    assert sampling[-1] == "palette-dask: sampling: 60/60 images", err  # the two broken files: not sampled
+    assert all(line.endswith("/60 images") for line in sampling), err
+    assert "palette-dask: reading: 62/62 images" in err  # the first pass reads all 62
+
+
 def test_a_progress_line_is_not_written_twice_when_a_batch_adds_nothing():
     import io
 

@@ -184,7 +184,8 @@ def _sample_chosen(run: Run, opened: Opened, keep_per_image: float) -> None:
                 return client.submit(operator.itemgetter(1), both, pure=False)
 
             tasks.submit(rows, submit)
-        found, done, total = np.empty((0, opened.candidates.shape[1])), 0, sum(map(len, opened.batches))
+        reading = _still_read(run, opened.batches)  # the progress counts images read, as the first pass
+        found, done, total = np.empty((0, opened.candidates.shape[1])), 0, sum(reading.values())
         for rows, summary, error in tasks:
             if error is not None:
                 _pass_failed(run, opened, "sampling", rows, error)
@@ -192,10 +193,17 @@ def _sample_chosen(run: Run, opened: Opened, keep_per_image: float) -> None:
             for index, reason, transient in summary.failures:
                 run.failed(index, reason, transient=transient)
             opened.batches[rows] = client.submit(operator.itemgetter(0), chosen[rows], pure=False)
-            done += len(rows)
+            done += reading[rows]
             run.progress("sampling", done, total)
         opened.candidates, opened.fraction = found, fraction
         fraction = next_fraction(fraction, len(found), size)
+
+
+def _still_read(run: Run, batches) -> dict[range, int]:
+    """Each batch's images a pass reads: neither held by the store nor failed already (its progress)."""
+    size = run.group["image_status"].chunks[0]  # a batch: a chunk of the per-image arrays
+    failed = collections.Counter(index // size for index in run.failures)
+    return {rows: len(rows) - int(run.held(rows).sum()) - failed[rows.start // size] for rows in batches}
 
 
 def _read_batch(run: Run, rows: range, *, keep: float):
@@ -429,11 +437,7 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.
     labels_store = stores.store_path(group) if config.labels and k else None
     if labels_store is not None:
         group.require_group("labels")
-    size = group["image_status"].chunks[0]  # a batch: a chunk of the per-image arrays
-    failed = collections.Counter(index // size for index in run.failures)
-    counting = {  # each batch's images this pass counts: neither held nor failed already
-        rows: len(rows) - int(run.held(rows).sum()) - failed[rows.start // size] for rows in opened.batches
-    }
+    counting = _still_read(run, opened.batches)
     readable = sum(counting.values())
     run.report(f"counting the pixels of {plural(readable, 'image')}" if readable else "no image was read")
     lookup = opened.pixels >= LOOKUP_PIXELS  # many pixels: 8-bit colours looked up in a table of all
