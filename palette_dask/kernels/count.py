@@ -12,7 +12,7 @@ and then only one chunk at a time, handed to the writer the caller gives
 
 A run of many 8-bit pixels (:data:`LOOKUP_PIXELS`) labels and counts them
 from a table of every colour's label, one or two bytes a colour (it stays in
-the processor's cache), and measures the squared errors on a fixed sixteenth
+the processor's cache), and measures the squared errors on a fixed 1 in 32
 of the pixels (:func:`sampled`): those errors are then estimates, and each
 block says on how many pixels they were measured (``error_pixels``).
 
@@ -97,11 +97,12 @@ CACHE_SLOTS = 2**15
 #: A run with at least this many 8-bit pixels counts them with lookup tables of all 2^24
 #: colours, built once per worker process in 0.6 s while its other threads compute: a pixel is
 #: labelled and counted from a table of labels (16 MB at k < 255) and its errors measured on a
-#: sixteenth of the pixels (:func:`sampled`), in about 3 ns instead of 35 (benchmarks/count_kernel.py).
+#: 32nd of the pixels (:func:`sampled`): 1.3x faster than a 16-byte record looked up for every
+#: pixel, 7x faster than computing (benchmarks/count_kernel.py, RESULTS.md "Counting in cache").
 LOOKUP_PIXELS = 2**26
 #: The errors of a block counted with the tables are measured on the pixels :func:`sampled`
 #: selects, those whose image-global index ``i`` has ``frac(i / golden ratio) < 2**-SAMPLE_SHIFT``.
-SAMPLE_SHIFT = 4
+SAMPLE_SHIFT = 5
 #: A block whose sampled pixels hold fewer valid ones is measured whole: its errors are exact.
 MEASURED_AT_LEAST = 4096
 _PHI64 = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio, odd: frac(i / φ) as a 64-bit fraction
@@ -296,14 +297,14 @@ def _measure_sampled(pixels, loop, k, lookup, cols, first, width, gaps, steps):
 def sampled(first: int, n: int) -> np.ndarray:
     """Which of the image's pixels ``first .. first + n - 1`` (row-major) the tables measure errors on.
 
-    A pixel's index ``i`` alone decides: ``frac(i / golden ratio) < 1/16``,
+    A pixel's index ``i`` alone decides: ``frac(i / golden ratio) < 1/32``,
     so the pixels are the same however the image is chunked, and spread
     evenly (a Weyl sequence: no stride for a periodic layout to alias with).
 
     Examples
     --------
-    >>> np.flatnonzero(sampled(0, 60)).tolist()
-    [0, 13, 34, 47]
+    >>> np.flatnonzero(sampled(0, 100)).tolist()
+    [0, 34, 68, 89]
     """
     return (np.arange(first, first + n, dtype=np.uint64) * _PHI64) < _SAMPLED_BELOW
 

@@ -82,7 +82,7 @@ ARRAYS: tuple[Array, ...] = (
     Array(
         "image_error_pixels", ("image",), "int64",
         "the valid pixels the two errors were measured on: `image_valid` where they are exact, fewer "
-        "where they are estimates scaled up from a fixed sixteenth of the pixels (runs of 2^26 8-bit "
+        "where they are estimates scaled up from a fixed 1 in 32 of the pixels (runs of 2^26 8-bit "
         "pixels or more); older stores lack it: exact",
     ),  # fmt: skip
     Array(
