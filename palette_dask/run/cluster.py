@@ -24,6 +24,7 @@ configuration (``distributed.comm.tls.*``) for a ``tls://`` address.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -221,6 +222,24 @@ def _credential_files(folder: str) -> Security:
         for part, path in (("cert", cert), ("key", key))
     }
     return Security(tls_ca_file=ca, require_encryption=True, **roles)
+
+
+class _NoCancelledTraceback(logging.Filter):
+    """Drops what distributed logs when a client closes during its reconnection: a cancelled task.
+
+    A client that lost its scheduler tries to reconnect for its timeout; closed
+    meanwhile (the run ends on :class:`~palette_dask.errors.ClusterLostError`), it
+    cancels that task, and distributed logs the cancellation as an error with a
+    traceback, after the run's one line. A cancellation is no error: dropped, only it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, asyncio.CancelledError)
+
+
+_CANCELLED = _NoCancelledTraceback()
+logging.getLogger("distributed.client").addFilter(_CANCELLED)  # once: a filter is added once
 
 
 @contextlib.contextmanager

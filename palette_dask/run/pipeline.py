@@ -197,7 +197,8 @@ def _run_plan(plan: Plan, *, client, downloads, report) -> PaletteResult:
     finally:
         if created and not (group["image_status"][:] == stores.DONE).any():
             stores.remove_store(store)  # it holds nothing to keep or resume: the retry starts afresh
-            if not isinstance(sys.exc_info()[1], KeyboardInterrupt):  # Ctrl-C: the caller says what it left
+            # Ctrl-C: the caller says what it left; a lost scheduler's error says it already
+            if not isinstance(sys.exc_info()[1], (KeyboardInterrupt, ClusterLostError)):
                 (report or _silent)(f"no image was stored: {store} is not kept")
     if report is None and result.failures:  # a caller who follows no progress still hears of them
         first = result.failures[0]
