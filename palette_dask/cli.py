@@ -519,7 +519,13 @@ def _print_result(args, result: PaletteResult) -> None:
         f"{images['done']:,} of {plural(images['total'], 'image')} done, {images['failed']:,} failed"
         + (transient if images["transient"] else "")
         + f"; {plural(pixels['valid'], 'valid pixel')}, {pixels['masked']:,} masked; "
-        + (f"store: {result.store}" if result.store else "no store kept (-o OUT.zarr keeps one)")
+        + (
+            f"store: {result.store}"
+            if result.store
+            else f"no store kept ({args.out}: no image was done)"
+            if getattr(args, "out", None)
+            else "no store kept (-o OUT.zarr keeps one)"
+        )
     )
     if summary["palette_from"]:
         print(f"palette applied from {summary['palette_from']} (not fitted): its colour ids")
@@ -545,7 +551,7 @@ def _print_result(args, result: PaletteResult) -> None:
 def _estimated(summary: dict) -> str:
     """What an estimated error was measured on, as ``show`` says it."""
     measured, valid = summary["errors"]["measured_pixels"], summary["pixels"]["valid"]
-    share = f"1 in {valid / measured:.0f}"
+    share = f"1 in {valid / measured:.0f}" if measured else "none"
     return f"; errors estimated from {plural(measured, 'pixel')} of the {valid:,} ({share})"
 
 

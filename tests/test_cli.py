@@ -176,6 +176,8 @@ def test_a_failed_run_leaves_nothing_and_the_same_command_runs_twice(capsys, tmp
     code, _, err = run_cli(capsys, "run", "clear.png", "-o", "o.zarr", "--threads", "-q")
     assert code == 1 and "clear.png: no valid pixels" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clear.png"]  # no store of nothing
+    code, out, _ = run_cli(capsys, "run", "clear.png", "-o", "o.zarr", "--threads")
+    assert code == 1 and "no store kept (o.zarr: no image was done)" in out, out  # -o was given
     for _ in range(2):  # without -o: printed, nothing kept, so the same command works again
         code, out, _ = run_cli(capsys, "run", str(PHOTOS[1]), "-k", "3", "--threads")
         assert code == 0 and "no store kept (-o OUT.zarr keeps one)" in out
