@@ -97,8 +97,8 @@ CACHE_SLOTS = 2**15
 #: A run with at least this many 8-bit pixels counts them with lookup tables of all 2^24
 #: colours, built once per worker process in 0.6 s while its other threads compute: a pixel is
 #: labelled and counted from a table of labels (16 MB at k < 255) and its errors measured on a
-#: 32nd of the pixels (:func:`sampled`): 1.3x faster than a 16-byte record looked up for every
-#: pixel, 7x faster than computing (benchmarks/count_kernel.py, RESULTS.md "Counting in cache").
+#: 32nd of the pixels (:func:`sampled`): on a photo mosaic, 1.6x faster than a 16-byte record
+#: looked up for every pixel, 9x faster than computing (RESULTS.md, "Counting in cache").
 LOOKUP_PIXELS = 2**26
 #: The errors of a block counted with the tables are measured on the pixels :func:`sampled`
 #: selects, those whose image-global index ``i`` has ``frac(i / golden ratio) < 2**-SAMPLE_SHIFT``.
@@ -194,11 +194,10 @@ def colour_lookup(palette: Palette, *, wait: bool = True):
     ``records`` are :data:`LOOKUP_ENTRY` records (256 MB; excluded colours
     have the label -1), ``labels`` each colour's label + 1, 0 where excluded,
     as label rasters hold them (of :func:`label_dtype`: 16 MB at k < 255,
-    within the shared cache). Built once per worker
-    process and palette (0.6 s) and shared by its threads; the counting
-    loops then look each pixel up instead of converting it to Lab and
-    searching the palette, with the same numbers.
-    With ``wait=False``, a thread that finds another building the tables gets
+    within the shared cache). Built once per worker process and palette
+    (0.6 s) and shared by its threads; the counting loops then look each
+    pixel up instead of converting it to Lab and searching the palette, with
+    the same numbers. With ``wait=False``, a thread that finds another building the tables gets
     None, and counts its block by computing meanwhile.
     """
     key = tuple(field.tobytes() if isinstance(field, np.ndarray) else field for field in palette)
@@ -227,12 +226,12 @@ def _count_by_label(pixels, loop, k, labels, labels_out):
 
     ``labels`` as :func:`colour_lookup` gives them. The fast twin of
     :func:`_count_pixels`'s labels and counts (tested equal for every 8-bit
-    colour): one read of a table in cache a pixel, no branch but alpha's (a
-    coarse level of 4³-colour cells in a core's cache, the table read only
-    where a cell's colours differ, was 1 ns a pixel slower: its branch,
-    measured; so were four rows of counts, and a branch for alpha 0). Validity
-    is alpha alone here (what :func:`~palette_dask.kernels.pixels.is_valid`
-    says of 8-bit pixels without nodata): calling it more than doubled this loop's time (measured).
+    colour): one read a pixel of a table in cache, alpha 0 and excluded
+    colours both counted in column 0. Slower, measured (RESULTS.md, "Counting
+    in cache"): a coarse level of 4³-colour cells read first, four rows of
+    counts, a branch that skips alpha 0. Validity is alpha alone here (what
+    :func:`~palette_dask.kernels.pixels.is_valid` says of 8-bit pixels without
+    nodata): calling it more than doubled this loop's time (measured).
     """
     counts = np.zeros(k + 1, dtype=np.int64)  # column 0: masked, and excluded colours
     write_labels = labels_out.shape[0] > 0
@@ -273,7 +272,7 @@ def _measure_sampled(pixels, loop, k, lookup, cols, first, width, gaps, steps):
         fraction = np.uint64(first + row * width) * _PHI64  # modulo 2^64
         col = 0
         while col < cols:
-            if fraction >= _SAMPLED_BELOW:  # to the row's first sampled pixel (at most 21 steps)
+            if fraction >= _SAMPLED_BELOW:  # to the row's first sampled pixel (at most the longest gap)
                 fraction += _PHI64
                 col += 1
                 continue
