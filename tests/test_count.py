@@ -238,3 +238,19 @@ def test_an_older_store_reads_as_exact_and_is_given_its_error_pixels_when_it_hol
     assert group["image_error_pixels"][:].tolist() == [40, 4]
     result = load_result(group)
     assert not result.errors_exact and result.error_pixels == 44
+
+
+@pytest.mark.slow
+def test_the_tables_of_labels_hold_two_bytes_from_255_colours():
+    rng = np.random.default_rng(6)
+    image = rng.integers(0, 256, (512, 512, 3), dtype=np.uint8)
+    spec = PixelSpec(bands=(0, 1, 2), low=(0, 0, 0), high=(255, 255, 255), space="rgb")
+    centers = rng.integers(0, 256, (300, 3)).astype(np.float32)
+    (fast, fast_labels), (computed, labels) = (
+        (block_stats(image, spec, centers, labels_out=out, lookup=lookup), out)
+        for lookup, out in ((True, np.zeros((512, 512), np.uint16)), (False, np.zeros((512, 512), np.uint16)))
+    )
+    assert fast_labels.max() > 255  # labels past one byte, from a table of two
+    np.testing.assert_array_equal(fast_labels, labels)
+    assert fast[:300].tolist() == computed[:300].tolist() and fast[600] == computed[600] == 0
+    assert 0 < fast[602] < computed[602] / 30
