@@ -25,8 +25,9 @@ from ..inputs.retry import is_transient
 from ..kernels.colour import srgb_to_lab
 from ..kernels.count import LOOKUP_PIXELS, BatchCounts, batch_stats, image_stats, unpack_stats
 from ..kernels.fit import LOCAL_FIT_BYTES
+from ..kernels.histogram import HISTOGRAM_BYTES, histogram_stats, image_summary
 from ..kernels.per_image import image_parts, palette_of_parts
-from ..kernels.pixels import PixelSpec, band_range, combine_ranges, percentile_range, run_spec
+from ..kernels.pixels import PixelSpec, band_range, combine_ranges, loop_spec, percentile_range, run_spec
 from ..kernels.sample import (
     as_features,
     cell_candidates,
@@ -64,6 +65,10 @@ SPLIT_PIXELS = 2**20
 DARK_LIGHTNESS = 20.0
 #: Images read tile by tile are kept in memory between passes when at most this many, this big.
 KEEP_TILED_IMAGES, KEEP_TILED_BYTES = 64, 512 * 2**20
+#: A mosaic of 8-bit colours is read once: each chunk's task gives its sample candidates and its
+#: colour histogram, and the counts come from the histogram (:func:`_read_once`). False reads it
+#: twice, as data wider than 8 bits are: the strict twin the tests compare it with.
+ONE_READ_PASS = True
 
 
 def open_images(run: Run, pending: list[range], *, sample: bool = True, keep: bool = True) -> Opened:
@@ -322,7 +327,32 @@ def measure_range(run: Run, opened: Opened) -> None:
         run.group.attrs["display_range"] = run.display_range.tolist()
 
 
-def sample_run(run: Run, opened: Opened) -> np.ndarray | None:
+def _read_once(run: Run, opened: Opened, skipped) -> set[int]:
+    """The tiled images whose sampling pass also gathers their colour histogram, counted from it.
+
+    Those whose pixels are 8-bit colours that are their own features, when
+    neither label rasters nor per-image palettes are asked (those need the
+    pixels again), sampled from every chunk (none in ``skipped``), while their
+    histograms' most bytes (12 a colour, at most 2^24 colours an image) fit
+    ``memory_budget``: they are held on the workers until counted.
+    """
+    config = run.config
+    if not ONE_READ_PASS or config.labels or config.per_image:
+        return set()
+    once, budget = set(), config.memory_budget
+    for index, (_, image) in opened.tiled.items():
+        if index in skipped or image.dtype != np.uint8:
+            continue
+        if not loop_spec(opened.spec(run, index, ranged=False), image.dtype).eight_bit:
+            continue
+        most = min(HISTOGRAM_BYTES, 12 * math.prod(image.shape[:2]))
+        if most <= budget:
+            once.add(index)
+            budget -= most
+    return once
+
+
+def sample_run(run: Run, opened: Opened, *, counted: bool = True) -> np.ndarray | None:
     """The sample of valid pixels, ``(m, 3)`` float32 in the clustering space; None when there is none.
 
     Every pixel of every image has a key (:func:`~palette_dask.kernels.sample.pixel_keys`);
@@ -335,6 +365,11 @@ def sample_run(run: Run, opened: Opened) -> np.ndarray | None:
     in memory. Either way each part keeps its pixels with keys below a
     threshold (a little above ``size / pixels``), raised and drawn again
     until no pixel of the sample can be missing.
+
+    A mosaic of 8-bit colours to be ``counted`` (see :func:`_read_once`)
+    gives its colour histogram in its first draw, from the same read of
+    each chunk (:func:`~palette_dask.kernels.histogram.image_summary`): the
+    counting pass reads it no more.
     """
     config, client, size = run.config, run.client, run.config.sample_size
     measured = config.scale in ("minmax", "percentile")  # candidates are raw band values until then
@@ -347,11 +382,21 @@ def sample_run(run: Run, opened: Opened) -> np.ndarray | None:
     chosen = config.sample_chunks < 1 and not opened.kept
     subset = {i: info for i, (info, _) in opened.tiled.items() if chosen and cell_grid(info)}
     share = cell_share(sum(cell_count(info) for info in subset.values()), config.sample_chunks)
+    once = _read_once(run, opened, subset) if counted and not measured else set()
+    if once:
+        run.report(f"{plural(len(once), 'image')} of 8-bit colours read once, counted from colour histograms")
     while opened.tiled:
         part = f", {share:.1%} of the chunks of {len(subset)}" if subset and share < 1 else ""
         run.report(f"sampling {plural(len(opened.tiled), 'image')} read tile by tile{part}")
         tasks, options = Pass(), {"seed": config.seed, "fraction": fraction, "size": size}
         for index in opened.tiled:
+            if index in once and index not in opened.histograms:  # its sample and its histogram
+
+                def summary(info, image, index=index, options=options):
+                    return image_summary(image, opened.spec(run, index, ranged=False), index, **options)
+
+                opened.submit(tasks, run, index, summary, aside=opened.histograms)
+                continue
 
             def candidates(info, image, index=index, share=share, options=options):
                 spec = opened.spec(run, index, ranged=not measured)
@@ -367,6 +412,7 @@ def sample_run(run: Run, opened: Opened) -> np.ndarray | None:
             if error is not None:
                 _pass_failed(run, opened, "sampling", index, error)
                 subset.pop(index, None)
+                opened.histograms.pop(index, None)
                 continue
             found = merge_candidates([found, part], size)
         merged = found
@@ -463,6 +509,9 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.
 
         def count(info, image, index=index):
             spec, labels = opened.spec(run, index), label_paths[index]
+            histogram = opened.histograms.get(index)
+            if histogram is not None and histogram.status == "finished":  # no labels, no own palette
+                return dask.delayed(histogram_stats, pure=False)(histogram, spec, centers, centers_rgb)
             stats = image_stats(image, spec, centers, labels, centers_rgb=centers_rgb, lookup=lookup)
             if not config.per_image:
                 return stats
@@ -519,6 +568,7 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.
             for position in np.flatnonzero(stores.is_failed(result.status) & ~held):
                 line, transient = result.errors[position], result.status[position] == stores.FAILED_TRANSIENT
                 run.failed(rows.start + int(position), line, transient=transient, stored=True)
+    opened.histograms.clear()
     opened.tiled.clear()  # the tiled images kept on the workers are let go now, those that erred too: a
     # later run on this client (a resume) reads them anew, whatever still refers to this one
     return readable

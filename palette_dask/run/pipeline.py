@@ -314,7 +314,7 @@ def sweep_k(
         with download_folder(names, downloads, run_client) as folder:
             run = Run(group, names, arrays, run_client, config, report or _silent, folder, zarr=zarr)
             opened = open_images(run, run.pending_batches(), keep=False)
-            sample = sample_run(run, opened)
+            sample = sample_run(run, opened, counted=False)
     failures = [
         Failure.of(names[index], reason, index in run.transient)
         for index, reason in sorted(run.failures.items())

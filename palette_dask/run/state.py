@@ -252,14 +252,25 @@ class Opened:
     band_ranges: list = field(default_factory=list)
     nodata: set = field(default_factory=set)  # no-data values of the files' headers, applied
     dtypes: set = field(default_factory=set)
+    # index → the future of a tiled image's colour histogram, held on the workers for counting
+    histograms: dict = field(default_factory=dict)
 
-    def submit(self, tasks: Pass, run: Run, index: int, lazy) -> None:
+    def submit(self, tasks: Pass, run: Run, index: int, lazy, *, aside: dict | None = None) -> None:
         """Submit ``lazy(info, image)``, a dask computation over a tiled image, to a pass.
 
         Should the cluster lose it, it is submitted again over the image made
         anew; an array given to the API goes in the task graph this time,
-        where no worker leaving can lose it (see :func:`array_entry`).
+        where no worker leaving can lose it (see :func:`array_entry`). With
+        ``aside``, ``lazy`` gives two computations in one graph: the pass
+        awaits the first, the future of the second goes in ``aside[index]``.
         """
+
+        def compute():
+            lazy_result = lazy(*self.tiled[index])
+            if aside is None:
+                return run.client.compute(lazy_result)
+            awaited, aside[index] = run.client.compute(list(lazy_result))
+            return awaited
 
         def again():
             if index in run.arrays:
@@ -267,11 +278,9 @@ class Opened:
             else:
                 info = self.tiled[index][0]
                 self.tiled[index] = (info, read_image(info, chunk_bytes=run.config.chunk_bytes))
-            return run.client.compute(lazy(*self.tiled[index]))
+            return compute()
 
-        tasks.submit(
-            index, lambda: run.client.compute(lazy(*self.tiled[index])), again=again, fails_alone=True
-        )
+        tasks.submit(index, compute, again=again, fails_alone=True)
 
     def spec(self, run: Run, index: int, *, ranged: bool = True) -> PixelSpec:
         """The spec of a tiled image; with ``ranged=False``, without a measured display range."""
