@@ -1,6 +1,8 @@
 """A scheduler lost mid-run: a real `dask scheduler` SIGKILLed, then --resume on a new one (issue 33)."""
 
+import asyncio
 import contextlib
+import logging
 import re
 import signal
 import subprocess
@@ -15,6 +17,7 @@ from PIL import Image
 
 from palette_dask.cli import EXIT_CLUSTER_LOST
 from palette_dask.outputs.store import PENDING
+from palette_dask.run.cluster import connect
 
 CLI = str(Path(sys.executable).parent / "palette-dask")
 #: 40 photos in batches of 2: the counting pass writes 20 batches, one after another.
@@ -108,3 +111,32 @@ def test_a_scheduler_killed_mid_run_ends_the_command_with_one_line_and_resume_fi
     assert set(found) == set(local)
     for name in local:
         np.testing.assert_array_equal(found[name], local[name], err_msg=name)
+
+
+def test_a_closing_client_logs_no_cancellation_and_other_clients_are_left_as_they_were():
+    """connect() drops only a cancelled task's record, only while its client lives."""
+    logger, records = logging.getLogger("distributed.client"), []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    def log_both():
+        for error in (asyncio.CancelledError(), OSError("reset")):
+            try:
+                raise error
+            except BaseException:
+                logger.error("during _reconnect", exc_info=True)
+
+    handler = Keep(level=logging.ERROR)
+    logger.addHandler(handler)
+    try:
+        with connect(processes=False, n_workers=1, dashboard_address="127.0.0.1:0") as client:
+            assert client.submit(sum, [1, 2]).result() == 3
+            log_both()  # as distributed does when a lost client closes while reconnecting
+        assert [type(r.exc_info[1]) for r in records] == [OSError]  # only the cancellation dropped
+        records.clear()
+        log_both()  # no client of connect() open: a user's own clients log as before
+        assert [type(r.exc_info[1]) for r in records] == [asyncio.CancelledError, OSError]
+    finally:
+        logger.removeHandler(handler)

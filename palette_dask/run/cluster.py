@@ -30,6 +30,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 
@@ -239,7 +240,28 @@ class _NoCancelledTraceback(logging.Filter):
 
 
 _CANCELLED = _NoCancelledTraceback()
-logging.getLogger("distributed.client").addFilter(_CANCELLED)  # once: a filter is added once
+_filtering = {"clients": 0}
+_filtering_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _cancellation_not_logged() -> Iterator[None]:
+    """While a client :func:`connect` made is open and closing, distributed's client logs no cancellation.
+
+    The filter is on the logger only while such a client lives (counted, for clients open at once
+    in threads), so a host process's own clients are left as they were before and after.
+    """
+    logger = logging.getLogger("distributed.client")
+    with _filtering_lock:
+        _filtering["clients"] += 1
+        logger.addFilter(_CANCELLED)
+    try:
+        yield
+    finally:
+        with _filtering_lock:
+            _filtering["clients"] -= 1
+            if not _filtering["clients"]:
+                logger.removeFilter(_CANCELLED)
 
 
 @contextlib.contextmanager
@@ -281,6 +303,7 @@ def connect(
         return
     if jobqueue is not None:
         with (
+            _cancellation_not_logged(),
             jobqueue_cluster(jobqueue, dashboard_address=dashboard_address) as cluster,
             Client(cluster) as client,
         ):
@@ -304,7 +327,7 @@ def connect(
                 f"cannot reach a dask scheduler at {scheduler!r} within {timeout:g} s ({exc}); "
                 "pass an address such as tcp://127.0.0.1:8786"
             ) from None
-        with client:
+        with _cancellation_not_logged(), client:
             yield client
         return
     if processes is None:
@@ -324,7 +347,7 @@ def connect(
             worker_dashboard_address="127.0.0.1:0",
             silence_logs=logging.CRITICAL,
         )
-    with cluster, Client(cluster) as client:
+    with _cancellation_not_logged(), cluster, Client(cluster) as client:
         yield client
 
 
