@@ -433,7 +433,9 @@ OPTIONS: tuple[Option, ...] = (
         "are decoded for the sample, so the counting pass is the only decode of the others. Small "
         "collections, and ``scale='minmax'``, sample every image. ``all``: every image, decoded for "
         "the sample (the strict twin).",
-        flag="--sample-images", choices=SAMPLE_IMAGES, absent="all",  # stores made before sampled all
+        # not recorded at its default, as sample_chunks: stores made before resume as they did (a
+        # collection of at most 6,000 images samples every image either way)
+        flag="--sample-images", choices=SAMPLE_IMAGES, stored="when set",
         help="draw the sample from a seeded subset of a large collection's images (auto, the "
         "default: one decode for most images) or from every image (all)",
     ),
@@ -577,8 +579,10 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "memory_budget", DEFAULT_MEMORY_BUDGET, _check_memory_budget, "int",
         "Bytes of decoded images kept on the workers from the first pass to the counting pass, all "
-        "workers together (each batch keeps at most its share); the others are decoded again. It "
-        "never changes a result.",
+        "workers together (each batch keeps at most its share); the others are decoded again. The "
+        "colour histograms of 8-bit mosaics read once (at most 192 MB each) are held within it too; "
+        "a mosaic whose histogram does not fit is read again to be counted. It never changes the "
+        "palette or the counts (errors read again from a large mosaic are estimates).",
         stage="run", flag="--memory-budget", parse=byte_size, metavar="SIZE", stored="never",
         help="decoded images kept between the passes, e.g. 2GB or 0 (default: 1GiB)",
     ),
