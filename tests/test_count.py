@@ -195,6 +195,56 @@ def test_a_tiny_image_or_block_is_measured_whole_with_the_lookup_tables(shape):
     assert looked_up[18] == shape[0] * shape[1]
 
 
+def test_a_small_block_looked_up_with_transparency_and_an_exclusion_equals_the_computed_loop():
+    rng = np.random.default_rng(9)
+    image = rng.integers(0, 256, (300, 200, 4), dtype=np.uint8)  # too few pixels for an estimate
+    image[..., 3] = np.where(rng.random((300, 200)) < 0.2, 0, 255)
+    image[:40, :40, :3] = (250, 250, 250)  # a colour the exclusion leaves out
+    spec = PixelSpec(
+        bands=(0, 1, 2), alpha=3, low=(0, 0, 0), high=(255, 255, 255), space="lab",
+        exclude=((100.0, 0.0, 0.0),), within=6.0,
+    )  # fmt: skip
+    centers = (rng.random((8, 3)) * K8["lab"]).astype(np.float32)
+    found = []
+    for lookup in (True, False):
+        labels = np.zeros(image.shape[:2], np.uint8)
+        found.append((block_stats(image, spec, centers, labels_out=labels, lookup=lookup), labels))
+    (fast, fast_labels), (computed, computed_labels) = found
+    assert fast.tolist() == computed.tolist()  # every number, the errors exact
+    np.testing.assert_array_equal(fast_labels, computed_labels)
+    assert computed[16] >= 1600 + int((image[40:, :, 3] == 0).sum())  # the exclusion and alpha 0 masked
+
+
+def test_threads_counting_while_the_tables_are_built_give_the_same_numbers(monkeypatch):
+    """Estimated or exact follows from the block, never from which thread built the tables first.
+
+    Before, a thread that found the tables being built counted by computing: its errors were exact
+    where the others estimated, and numba's dispatcher crashed (a segmentation fault, 3 runs of 3).
+    """
+    import threading
+
+    monkeypatch.setattr(count, "_lookups", {})  # cold: the first threads find the tables being built
+    rng = np.random.default_rng(11)
+    image = rng.integers(0, 256, (512, 512, 3), dtype=np.uint8)
+    spec = PixelSpec(bands=(0, 1, 2), low=(0, 0, 0), high=(255, 255, 255), space="lab")
+    centers = (rng.random((8, 3)) * K8["lab"]).astype(np.float32)
+    start, found = threading.Barrier(4), [None] * 4
+
+    def counted(i):
+        start.wait()
+        found[i] = block_stats(image, spec, centers, lookup=True)
+
+    threads = [threading.Thread(target=counted, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    settled = block_stats(image, spec, centers, lookup=True)  # the tables ready
+    assert settled[18] < 512 * 512 / 30  # an estimate, from 1 in 32
+    for vector in found:
+        assert vector.tolist() == settled.tolist()
+
+
 def test_a_run_of_many_8_bit_pixels_stores_its_errors_as_estimates(client, tmp_path, monkeypatch, capsys):
     mosaic = photo_mosaic(1200, 1400)
     paths = [write_png(tmp_path / "mosaic.png", mosaic), write_png(tmp_path / "tiny.png", mosaic[:40, :50])]
