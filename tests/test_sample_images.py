@@ -8,6 +8,8 @@ a structured collection are as good; the images not chosen are decoded once.
 
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 import pytest
 import skimage.data
@@ -122,6 +124,14 @@ def _chosen(paths, seed: int, size: int) -> set[str]:
     return {p for i, (p, n) in enumerate(zip(paths, pixels)) if image_key(seed, i) < image_share(n, fraction)}
 
 
+@pytest.fixture
+def decodes(monkeypatch):
+    """The decodes of each source in this process (the client's workers are threads here)."""
+    counter = collections.Counter()
+    monkeypatch.setattr(read, "DECODES", counter)
+    return counter
+
+
 @pytest.mark.slow
 def test_palettes_from_the_images_chosen_are_as_good_as_from_every_image(client, collection):
     for seed in range(5):
@@ -134,8 +144,8 @@ def test_palettes_from_the_images_chosen_are_as_good_as_from_every_image(client,
         assert errors["auto"] <= 1.01 * errors["all"], (seed, errors)
 
 
-def test_only_the_images_chosen_are_decoded_twice(client, collection):
-    read.DECODES.clear()
+def test_only_the_images_chosen_are_decoded_twice(client, collection, decodes):
+    decodes.clear()
     lines = []
     result = extract_palette(
         collection, 5, client=client, seed=2, sample_size=SIZE, memory_budget=0, report=lines.append
@@ -144,21 +154,21 @@ def test_only_the_images_chosen_are_decoded_twice(client, collection):
     assert any(line.startswith("sampling from the images chosen") for line in lines)
     chosen = _chosen(collection, 2, SIZE)
     assert 20 < len(chosen) < 200
-    assert {p: read.DECODES[p] for p in collection} == {p: 2 if p in chosen else 1 for p in collection}
-    read.DECODES.clear()
+    assert {p: decodes[p] for p in collection} == {p: 2 if p in chosen else 1 for p in collection}
+    decodes.clear()
     kept = extract_palette(collection, 5, client=client, seed=2, sample_size=SIZE)  # within the budget
-    assert {read.DECODES[p] for p in collection} == {1}
+    assert {decodes[p] for p in collection} == {1}
     np.testing.assert_array_equal(kept.image_counts, result.image_counts)
 
 
-def test_a_palette_applied_decodes_each_image_once(client, collection, tmp_path):
+def test_a_palette_applied_decodes_each_image_once(client, collection, tmp_path, decodes):
     fitted = extract_palette(collection[:40], 5, client=client, store=tmp_path / "fitted.zarr")
     for budget in (0, 2**30):
-        read.DECODES.clear()
+        decodes.clear()
         applied = extract_palette(
             collection, client=client, palette=str(tmp_path / "fitted.zarr"), memory_budget=budget
         )
-        assert {read.DECODES[p] for p in collection} == {1}
+        assert {decodes[p] for p in collection} == {1}
         np.testing.assert_array_equal(applied.image_counts[:40], fitted.image_counts)
 
 
