@@ -51,8 +51,9 @@ DEFAULT_CHUNK_BYTES = 32 * 2**20
 #: Pillow's decompression-bomb error threshold: the most pixels of an image decoded whole.
 DEFAULT_MAX_PIXELS = 178_956_970
 #: Decoded images kept on the workers between the passes, in bytes, all workers together: past it
-#: they are decoded again. Keeping is worth it only where decoding costs more than first touching
-#: fresh memory (benchmarks/RESULTS.md, "Memory between the passes").
+#: they are decoded again (with ``sample_images`` auto, most images of a large collection are
+#: decoded by the counting pass alone: once). Keeping is worth it only where decoding costs more
+#: than first touching fresh memory (benchmarks/RESULTS.md, "Memory between the passes").
 DEFAULT_MEMORY_BUDGET = 2**30
 #: Tries of each request to a remote input or store before a transient fault (a 503, a reset
 #: connection...) fails its image: about two minutes of capped backoff (:mod:`palette_dask.inputs.retry`).

@@ -578,11 +578,12 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "memory_budget", DEFAULT_MEMORY_BUDGET, _check_memory_budget, "int",
-        "Bytes of decoded images kept on the workers from the first pass to the counting pass, all "
-        "workers together (each batch keeps at most its share); the others are decoded again. The "
-        "colour histograms of 8-bit mosaics read once (at most 192 MB each) are held within it too; "
-        "a mosaic whose histogram does not fit is read again to be counted. It never changes the "
-        "palette or the counts (errors read again from a large mosaic are estimates).",
+        "Bytes of decoded images kept on the workers from the first pass to the counting pass, all workers "
+        "together (each batch keeps at most its share); others the first pass decoded are decoded again "
+        "(with ``sample_images`` auto, most images of a large collection are decoded only by the counting "
+        "pass: once). The colour histograms of 8-bit mosaics read once (at most 192 MB each) are held "
+        "within it too; a mosaic whose histogram does not fit is read again to be counted. It never changes "
+        "the palette or the counts (errors read again from a large mosaic are estimates).",
         stage="run", flag="--memory-budget", parse=byte_size, metavar="SIZE", stored="never",
         help="decoded images kept between the passes, e.g. 2GB or 0 (default: 1GiB)",
     ),

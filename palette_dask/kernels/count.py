@@ -196,9 +196,11 @@ def colour_lookup(palette: Palette):
     as label rasters hold them (of :func:`label_dtype`: 16 MB at k < 255,
     within the shared cache). Built once per worker process and palette
     (0.6 s) and shared by its threads; the counting loops then look each
-    pixel up instead of converting it to Lab and searching the palette, with
-    the same numbers. A thread that finds another building them waits (one that counted by
-    computing meanwhile crashed numba's dispatcher, and left exact what others estimate).
+    pixel up instead of converting it to Lab and searching the palette: the
+    same labels, counts and errors per colour, though a block counted from the
+    labels has its errors estimated (:func:`sampled`). A thread that finds
+    another building them waits (one that counted by computing meanwhile
+    crashed numba's dispatcher, and left exact what others estimate).
     """
     key = tuple(field.tobytes() if isinstance(field, np.ndarray) else field for field in palette)
     found = _lookups.get(key)  # one read: another thread may clear it for another palette
