@@ -36,7 +36,7 @@ import numba
 import numpy as np
 
 from ..constants import DEFAULT_SAMPLE_SIZE, IMAGE_SAMPLE_PIXELS
-from ..errors import Failure, ImageReadError, image_error, one_line
+from ..errors import Failure, ImageReadError, image_error
 from ..inputs.formats import ImageInfo
 from ..inputs.read import Batch, cell_grid, decode_cells
 from ..inputs.retry import is_transient
@@ -516,8 +516,11 @@ def image_share(pixels: int, fraction: float, per_image: int | None = IMAGE_SAMP
 def image_subset(images: int, size: int, per_image: int = IMAGE_SAMPLE_PIXELS) -> bool:
     """Whether a sample of ``size`` is drawn from a subset of ``images`` small images (:func:`sample_chosen`).
 
-    At most ``OVERSAMPLING * size / per_image`` images are chosen, whatever
-    their sizes: only where that is under half of them does a subset save decodes.
+    ``OVERSAMPLING * size / per_image`` images are expected to be chosen, for
+    images of at least ``per_image`` pixels, at the first threshold: a smaller
+    image is chosen as often as one of ``per_image`` pixels, and a re-draw at
+    a larger share chooses more (:func:`image_share`). Only where that is
+    under half of them does a subset save decodes.
 
     Examples
     --------
@@ -568,7 +571,7 @@ def sample_chosen(
         try:
             decoded = batch.decoded(position)
         except ImageReadError as exc:
-            failures.append((index, str(Failure.of(info.name, one_line(exc))), is_transient(exc)))
+            failures.append((index, image_error(info.source, exc), is_transient(exc)))
             continue
         if pixels[position] is None and decoded.nbytes <= left:
             pixels[position], left = decoded, left - decoded.nbytes
