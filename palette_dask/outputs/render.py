@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -226,12 +226,40 @@ def export_palette(result: PaletteResult, path: str | os.PathLike, *, order: str
 IMAGE_COLUMNS = ("image", "status", "valid_pixels", "masked_pixels", "error")
 
 
-def image_rows(result: PaletteResult):
-    """Each image's row: :data:`IMAGE_COLUMNS`, then the share of colour id 1, 2... (by id, not by share).
+class ImageFigures(NamedTuple):
+    """One image's figures, as every per-image table shows them (:func:`image_figures`)."""
+
+    name: str
+    status: str
+    valid: int | None
+    masked: int | None
+    reason: str
+    shares: np.ndarray | None  # of colour id 1, 2..., unrounded
+
+
+def image_figures(result: PaletteResult):
+    """Each image's :class:`ImageFigures`: the one rule of the CSV, ``--json`` and HTML tables.
 
     An image not counted (failed, pending) has ``None`` for its pixels and
     shares, not 0 (a mean over the column must not count it), and its error
     is the reason alone: the row names the image.
+    """
+    for index, name in enumerate(result.image_names):
+        status = Status(int(result.image_status[index]))
+        state, reason = status.name.lower(), Failure.of(str(name), str(result.image_errors[index])).reason
+        if status != Status.DONE:
+            yield ImageFigures(str(name), state, None, None, reason, None)
+            continue
+        valid = int(result.image_valid[index])
+        shares = result.image_counts[index] / valid if valid else np.zeros(result.k)
+        yield ImageFigures(str(name), state, valid, int(result.image_masked[index]), reason, shares)
+
+
+def image_rows(result: PaletteResult):
+    """Each image's row: :data:`IMAGE_COLUMNS`, then the share of colour id 1, 2... (by id, not by share).
+
+    The figures of :func:`image_figures`, shares rounded to 6 decimals; an
+    image not counted has ``None`` for its pixels and shares.
 
     Examples
     --------
@@ -244,16 +272,9 @@ def image_rows(result: PaletteResult):
     ['a.png', 'done', 4, 0, '', 0.25, 0.75]
     ['b.png', 'failed', None, None, 'empty file (0 bytes)', None, None]
     """
-    for index, name in enumerate(result.image_names):
-        status = Status(int(result.image_status[index]))
-        reason = Failure.of(str(name), str(result.image_errors[index])).reason
-        if status != Status.DONE:
-            yield [str(name), status.name.lower(), None, None, reason] + [None] * result.k
-            continue
-        valid = int(result.image_valid[index])
-        shares = result.image_counts[index] / valid if valid else np.zeros(result.k)
-        head = [str(name), status.name.lower(), valid, int(result.image_masked[index]), reason]
-        yield head + [round(float(share), 6) for share in shares]
+    for name, status, valid, masked, reason, shares in image_figures(result):
+        shown = [None] * result.k if shares is None else [round(float(share), 6) for share in shares]
+        yield [name, status, valid, masked, reason, *shown]
 
 
 def own_palette(result: PaletteResult, index: int) -> list[dict]:
@@ -307,8 +328,8 @@ def write_image_shares(result: PaletteResult, path: str | os.PathLike) -> str:
         )
         for index, row in enumerate(image_rows(result)):
             colours = own_palette(result, index)
-            counted = row[1] == Status.DONE.name.lower()  # an image not counted: blank, not 0
-            colours += [{"hex": "", "share": 0.0 if counted else None}] * (own - len(colours))
+            blank = row[2] is None  # not counted (image_figures): its own colours blank too, not 0
+            colours += [{"hex": "", "share": None if blank else 0.0}] * (own - len(colours))
             writer.writerow(row + [value for colour in colours for value in (colour["hex"], colour["share"])])
     return str(path)
 

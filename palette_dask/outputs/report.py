@@ -35,12 +35,12 @@ import os
 import dask
 import numpy as np
 
-from ..errors import Failure, PaletteDaskError, Status, image_error
+from ..errors import PaletteDaskError, image_error
 from ..inputs.read import probe, pyramid_level, read_image
 from ..kernels.colour import hex_code
 from ..kernels.fit import nearest_center
 from ..kernels.pixels import block_features, run_spec
-from .render import own_palette, palette_bar, shown_name
+from .render import image_figures, own_palette, palette_bar, shown_name
 from .result import PaletteResult
 from .store import DONE
 
@@ -277,7 +277,7 @@ def html_report(
     if k and 0 < len(done) <= preview_images:
         parts.append(_preview_section(result, done, client, downloads))
     if n > 1 or not done:
-        parts.append(_image_list(result, done, status, client, downloads))
+        parts.append(_image_list(result, done, client, downloads))
     parts.append(f"<script>{_SCRIPT}</script></body></html>")
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(parts))
@@ -335,10 +335,11 @@ def _preview_section(result: PaletteResult, done: list[int], client, downloads) 
     return "\n".join(parts)
 
 
-def _image_list(
-    result: PaletteResult, done: list[int], status: np.ndarray, client=None, downloads=None
-) -> str:
-    """Every image as a row: thumbnail, name, status, valid pixels, bar, share of each colour."""
+def _image_list(result: PaletteResult, done: list[int], client=None, downloads=None) -> str:
+    """Every image as a row: thumbnail, name, status, valid pixels, bar, share of each colour.
+
+    Its figures are :func:`~palette_dask.outputs.render.image_figures`, as ``show --csv`` writes them.
+    """
     escape = html.escape
     thumbnails = _previews(result, done[:MAX_THUMBNAILS], THUMB_SIDE, client, downloads) if result.k else {}
     order = result.ordered("share")
@@ -355,18 +356,15 @@ def _image_list(
     )
     rows = []
     blank = '<td class="num" data-sort="-1"></td>'  # not counted: no figure, not 0 (a mean skips it)
-    for index, name in enumerate(result.image_names):
-        counts = result.image_counts[index]
-        valid = int(counts.sum())
-        shares = counts / valid if valid else np.zeros(len(counts))
-        state, counted = Status(int(status[index])).name.lower(), status[index] == DONE
-        reason = Failure.of(name, str(result.image_errors[index])).reason  # the row names the image
+    for index, (name, state, valid, _, reason, shares) in enumerate(image_figures(result)):
+        counted = valid is not None  # else blank
         thumb = thumbnails.get(index, "")
         if isinstance(thumb, tuple):
             thumb = f'<img src="{_data_uri(thumb[0], photo=True)}" alt="" height="48">'
         elif thumb:  # no thumbnail: why, where the image would be
             thumb = f'<span class="failed" title="{escape(thumb)}">no preview</span>'
-        bar = f'<img class="bar" src="{_bar(result.colors, counts, 150, 16)}" alt="">' if valid else ""
+        counts = result.image_counts[index]
+        bar = f'<img class="bar" src="{_bar(result.colors, counts, 150, 16)}" alt="">' if counted else ""
         why = f' title="{escape(reason)}"' if reason else ""
         if own:  # the image's own palette (per_image=K): its bar, its colours' hex codes in the title
             colours, cell = own_palette(result, index), ""
