@@ -20,12 +20,18 @@ For each, as whole processes on this machine:
   (or tifffile's zarr store) summed on a LocalCluster like the default one;
 - **palette_dask**: ``palette-dask run MOSAIC -k K`` end to end (default
   LocalCluster), with the peak memory of the whole process tree;
+- with ``--passes``: the diverse zarr mosaic read once (the default for
+  8-bit colours: its counts from the colour histogram its sampling pass
+  gathers) against read twice (``ONE_READ_PASS`` off, as wider data are) and
+  the floor, alternated, medians of ``--repeats``; and the same mosaic as
+  uint16 (x 257: data wider than 8 bits, read twice) against its own floor;
 - with ``--quality``: whole runs with the sample from every chunk (the
   default since issue 22) and from a quarter of them (``--sample-chunks
   0.25``, the default of issues 13 to 21), over four seeds: the time of each
   and the CIELAB error of each palette over all pixels.
 
     .venv/bin/python benchmarks/mosaic.py [--gigabytes 2] [-k 8] [--mosaics diverse,repeated,aligned] [--tiff] [--quality] [--write benchmarks/RESULTS.md]
+    .venv/bin/python benchmarks/mosaic.py --passes [--repeats 3] [--gigabytes 2] [-k 8] [--write benchmarks/RESULTS.md]
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import skimage
-from measure import emit, timed
+from measure import alternated, emit, ratio_table, timed
 from PIL import Image
 
 CHUNK = 1024
@@ -70,6 +76,12 @@ if __name__ == "__main__":
             array = da.from_zarr(zarr.open_array(tifffile.imread(path, aszarr=True), mode="r"))
         print(int(array.sum(dtype="uint64").compute()))
 """
+
+#: The command line with the two-pass path (the one-pass path's strict twin), as data wider than 8 bits run.
+TWO_PASSES = (
+    "import sys; from palette_dask.run import passes; passes.ONE_READ_PASS = False; "
+    "from palette_dask.cli import main; sys.exit(main(sys.argv[1:]))"
+)
 
 #: Quality: a whole run with the sample from a share of the chunks (1: every chunk, the default).
 SHARES = (1.0, 0.25)
@@ -151,6 +163,57 @@ def build(kind: str, side: int, folder: Path, tiff: bool) -> dict[str, Path]:
     return paths
 
 
+def wide(path: Path, side: int) -> Path:
+    """The 8-bit mosaic at ``path`` as uint16 (x 257, the same colours), built once beside it."""
+    import zarr
+
+    target = path.with_name(path.stem + "-uint16.zarr")
+    if target.exists():
+        return target
+    source = zarr.open_array(str(path), mode="r")
+    array = zarr.create_array(str(target), shape=source.shape, chunks=(CHUNK, CHUNK, 3), dtype="uint16")
+    for row in range(0, side, CHUNK):
+        array[row : row + CHUNK] = source[row : row + CHUNK].astype(np.uint16) * 257
+    return target
+
+
+def passes(args, side: int, folder: Path) -> str:
+    """Read once against read twice and the floor (8-bit), and a uint16 mosaic against its floor."""
+    python, path = sys.executable, build("diverse", side, folder, False)["zarr"]
+    cli = str(Path(python).parent / "palette-dask")
+    run = ["run", str(path), "-k", str(args.k), "-o", str(folder / "out.zarr"), "--overwrite", "-q"]
+    wide_path = wide(path, side)
+    wide_run = [*run[:1], str(wide_path), *run[2:]]
+    eight = alternated(
+        {
+            "floor: one dask read pass": [python, "-c", FLOOR, str(path)],
+            "palette_dask, read once (default)": [cli, *run],
+            "palette_dask, read twice (ONE_READ_PASS off)": [python, "-c", TWO_PASSES, *run],
+        },
+        args.repeats,
+    )
+    sixteen = alternated(
+        {
+            "floor: one dask read pass, uint16": [python, "-c", FLOOR, str(wide_path)],
+            "palette_dask, uint16 (read twice)": [cli, *wide_run],
+        },
+        args.repeats,
+    )
+    gigabytes = side * side * 3 / 1e9
+    return "\n".join(
+        [
+            f"\n#### One read pass: the diverse zarr mosaic {side}x{side} ({gigabytes:.1f} GB uint8), k={args.k}\n",
+            f"`.venv/bin/python benchmarks/mosaic.py --passes --repeats {args.repeats} --gigabytes "
+            f"{args.gigabytes:g} -k {args.k}` on {os.cpu_count()} cores, default LocalCluster, "
+            f"{time.strftime('%Y-%m-%d')}; medians of {args.repeats}, alternated.\n",
+            ratio_table(eight, {"floor": "floor: one dask read pass"}),
+            f"\nThe same mosaic as uint16 ({2 * gigabytes:.1f} GB, x 257), counted in two passes:\n",
+            ratio_table(sixteen, {"floor": "floor: one dask read pass, uint16"}),
+            "",
+        ]
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gigabytes", type=float, default=2.0)
@@ -159,11 +222,16 @@ def main() -> None:
     parser.add_argument("--mosaics", default="diverse,repeated")
     parser.add_argument("--tiff", action="store_true", help="also as tiled BigTIFF")
     parser.add_argument("--quality", action="store_true", help="samples from every chunk vs a quarter")
+    parser.add_argument("--passes", action="store_true", help="read once vs twice vs the floor, and uint16")
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--write", metavar="RESULTS.md")
     args = parser.parse_args()
     side = side_for(args.gigabytes)
     folder = Path(args.dir)
     folder.mkdir(parents=True, exist_ok=True)
+    if args.passes:
+        emit(passes(args, side, folder), args.write)
+        return
     python = sys.executable
     cli = str(Path(python).parent / "palette-dask")
     megapixels = side * side / 1e6
