@@ -34,7 +34,7 @@ system:
 # Every test, on two pytest-xdist workers, each running whole modules (their module-scoped SLURM, moto
 # and clusters start once), the longest first (tests/conftest.py's LONGEST_FIRST); WORKERS=0 runs
 # them in one process. Most tests wait on processes, servers and clusters, so two workers share 2
-# cores well. Measured in benchmarks/RESULTS.md ("The test suite").
+# cores well. Measured in benchmarks/RESULTS.md ("The test suite on two workers").
 WORKERS ?= 2
 XDIST := $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadfile --no-loadscope-reorder)
 
