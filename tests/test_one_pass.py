@@ -100,6 +100,19 @@ def test_a_mosaic_read_once_stores_what_two_passes_store(client, tmp_path, monke
         assert once["image_masked"][0] > 0
 
 
+def test_a_mosaic_read_once_is_counted_from_its_histogram_with_exact_errors(client, tmp_path, monkeypatch):
+    """With the tables on (LOOKUP_PIXELS lowered), two passes estimate the errors; one pass does not."""
+    monkeypatch.setattr(passes, "LOOKUP_PIXELS", 0)
+    path = tmp_path / "mosaic.zarr"
+    zarr.create_array(str(path), data=photo_mosaic(1100, 1100), chunks=(512, 512, 3))  # blocks big enough
+    once, _ = _run(path, client, monkeypatch, once=True, chunk_bytes=2**20)  # to be estimated: 2^17 pixels
+    twice, _ = _run(path, client, monkeypatch, once=False, chunk_bytes=2**20)
+    valid = once["image_valid"][:].tolist()
+    assert once["image_error_pixels"][:].tolist() == valid  # every pixel: counted from the histogram
+    assert twice["image_error_pixels"][0] < valid[0] / 2  # counted again, from the tables: estimated
+    np.testing.assert_array_equal(once["image_counts"][:], twice["image_counts"][:])
+
+
 def test_each_chunk_is_read_once(client, tmp_path, monkeypatch):
     """A zarr store that counts its chunks' reads: each read once, twice by the two-pass path.
 

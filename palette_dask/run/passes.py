@@ -510,7 +510,10 @@ def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.
         def count(info, image, index=index):
             spec, labels = opened.spec(run, index), label_paths[index]
             histogram = opened.histograms.get(index)
-            if histogram is not None and histogram.status == "finished":  # no labels, no own palette
+            # no labels, no own palette; a histogram still merging is waited on, not read again beside
+            # it (whether errors are exact must not follow from timing); one that erred or was lost
+            # (a worker left with it) is counted by reading the image again
+            if histogram is not None and histogram.status in ("finished", "pending"):
                 return dask.delayed(histogram_stats, pure=False)(histogram, spec, centers, centers_rgb)
             stats = image_stats(image, spec, centers, labels, centers_rgb=centers_rgb, lookup=lookup)
             if not config.per_image:
