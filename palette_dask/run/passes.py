@@ -470,7 +470,10 @@ def _check_range(run: Run) -> None:
 
 
 def count_images(run: Run, opened: Opened, centers: np.ndarray, centers_rgb: np.ndarray) -> int:
-    """One pass: label and count every pixel; each batch is written whole as soon as it is finished.
+    """The counting pass: label and count every pixel; each batch is written whole as soon as it is finished.
+
+    A mosaic whose colour histogram the sampling pass gathered (:func:`_read_once`) is counted from
+    it, not read again; the others are read.
 
     ``centers`` are in the clustering space, ``centers_rgb`` the same as sRGB
     floats (rounded, the colours shown); with no centres (no image had a

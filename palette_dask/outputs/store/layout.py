@@ -83,7 +83,7 @@ ARRAYS: tuple[Array, ...] = (
         "image_error_pixels", ("image",), "int64",
         "the valid pixels the two errors were measured on: `image_valid` where they are exact, fewer "
         "where they are estimates scaled up from a fixed 1 in 32 of the pixels (runs of 2^26 8-bit "
-        "pixels or more); older stores lack it: exact",
+        "pixels or more, but mosaics read once: exact, from their histograms); older stores lack it: exact",
     ),  # fmt: skip
     Array(
         "image_pixel_size", ("image", "side"), "float64",
