@@ -128,8 +128,9 @@ def test_a_closing_client_logs_no_cancellation_and_other_clients_are_left_as_the
             except BaseException:
                 logger.error("during _reconnect", exc_info=True)
 
-    handler = Keep(level=logging.ERROR)
+    handler, level = Keep(level=logging.ERROR), logger.level
     logger.addHandler(handler)
+    logger.setLevel(logging.ERROR)  # the command line, run in this process by other tests, silences it
     try:
         with connect(processes=False, n_workers=1, dashboard_address="127.0.0.1:0") as client:
             assert client.submit(sum, [1, 2]).result() == 3
@@ -140,3 +141,4 @@ def test_a_closing_client_logs_no_cancellation_and_other_clients_are_left_as_the
         assert [type(r.exc_info[1]) for r in records] == [asyncio.CancelledError, OSError]
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(level)
