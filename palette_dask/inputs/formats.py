@@ -75,6 +75,14 @@ class ImageInfo:
         OME-Zarr image's ``omero`` channel colours); None: bands in order.
     band_names : tuple of str or None
         Each band's name, where the format gives them (``omero`` channel labels: DAPI, FITC...).
+    parts : tuple of ImageInfo or None
+        The images whose bands are stacked as this one's, in order (a STAC
+        item's assets, :mod:`palette_dask.inputs.stac`); None for an image of one file.
+    datetime : str
+        When it was acquired, as the input says it (a STAC item's ``datetime``); ``""`` where it does not.
+    crs : str
+        Its coordinate reference system, as ``EPSG:<code>`` (a STAC item's ``proj:code``, a
+        GeoTIFF's GeoKeys); ``""`` where the input declares none.
     """
 
     source: Source
@@ -91,6 +99,9 @@ class ImageInfo:
     level: int = 0
     shown_bands: tuple[int, int, int] | None = None
     band_names: tuple[str, ...] | None = None
+    parts: tuple[ImageInfo, ...] | None = None
+    datetime: str = ""
+    crs: str = ""
 
     def __post_init__(self):
         if not isinstance(self.source, Source):  # a file's name (a zarr probe gives its Source): no request

@@ -18,7 +18,10 @@ from __future__ import annotations
 import math
 import xml.etree.ElementTree as ElementTree
 
-__all__ = ["METRES", "from_geokeys", "from_ome_xml", "from_svs", "from_multiscales", "from_crs", "area_unit"]
+__all__ = [
+    "METRES", "from_geokeys", "crs_of_geokeys", "from_ome_xml", "from_svs", "from_multiscales", "from_crs",
+    "area_unit",
+]  # fmt: skip
 
 _MICRO = 1e-6
 #: Metres in a unit of length, by the names OME-Zarr (its axes' ``unit``), OME-XML and CRSs use.
@@ -79,6 +82,24 @@ def from_geokeys(geo: dict | None) -> tuple[float, float] | None:
         (a, b, *_), (d, e, *_) = geo["ModelTransformation"][:2]
         return _size(math.hypot(b, e), math.hypot(a, d), factor)
     return None
+
+
+def crs_of_geokeys(geo: dict | None) -> str:
+    """A GeoTIFF's CRS as ``EPSG:<code>`` from tifffile's ``geotiff_metadata``; ``""`` where it names none.
+
+    Examples
+    --------
+    >>> crs_of_geokeys({"GTModelTypeGeoKey": 1, "ProjectedCSTypeGeoKey": 32633}), crs_of_geokeys({})
+    ('EPSG:32633', '')
+    """
+    for key in ("ProjectedCSTypeGeoKey", "GeographicTypeGeoKey"):
+        try:
+            code = int((geo or {}).get(key, 0))
+        except (TypeError, ValueError):  # tifffile gives an enum, or a name it does not know
+            continue
+        if 0 < code < 32767:  # 32767: user-defined, no code
+            return f"EPSG:{code}"
+    return ""
 
 
 def from_ome_xml(xml: str | None) -> tuple[float, float] | None:

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..constants import DEFAULT_CHUNK_BYTES, DEFAULT_MAX_PIXELS
 from ..errors import Failure, ImageReadError, TransientReadError, one_line, without_context
-from . import physical
+from . import physical, stac
 from .fetch import process_folder, serves_ranges
 from .formats import ImageInfo, file_size, layout, open_source, to_yxc
 from .registry import ZARR, format_of, sniff
@@ -57,12 +57,14 @@ def probe(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     channel_axis: int | None = None,
     downloads: str | None = None,
+    assets: tuple[str, ...] | None = None,
 ) -> ImageInfo:
     """Read the header of one image (no pixel decoding).
 
     ``channel_axis`` says which axis holds the bands of a zarr array whose
     layout is not named (by ``dimension_names`` or OME-Zarr ``axes``) and not
-    obvious from its shape. A remote TIFF or zarr store is read by byte
+    obvious from its shape. ``assets`` are the assets of a STAC item stacked
+    as its bands (:mod:`.stac`; its ``visual`` asset by default). A remote TIFF or zarr store is read by byte
     ranges and chunks; any other URL is downloaded once into ``downloads`` (a
     folder; by default one of this process's), where its readers find it.
 
@@ -80,18 +82,31 @@ def probe(
     >>> info.shape, info.dtype, info.channels
     ((500, 500, 4), 'uint8', 'RGBA')
     """
-    return _open_image(Source.of(source), max_pixels, channel_axis, downloads)[0]
+    return _open_image(Source.of(source), max_pixels, channel_axis, downloads, assets=assets)[0]
 
 
-def _open_image(source: Source, max_pixels: int, channel_axis, downloads, decode_up_to: int = 0):
+def _open_image(source: Source, max_pixels: int, channel_axis, downloads, decode_up_to: int = 0, assets=None):
     """``(info, pixels)``: an image's header, and its pixels if it decodes to at most ``decode_up_to`` bytes.
 
     A file that small is read once, header and pixels from the same bytes; a
     remote TIFF read by byte ranges only once its header says it is that small.
+    A STAC item is its assets' files, each opened as a file is, and read with
+    its header where the item is that small.
     """
     pixels = data = None
     try:
-        if source.zarr:  # its groups, levels and attributes read here too: an s3fs OSError, a 503...
+        if source.item:  # its document read once per process; each asset's file opened as any file
+            item = stac.read_item(source)
+            chosen = stac.chosen_assets(item, assets)
+            share = decode_up_to // len(chosen)  # each file's share: the stack fits decode_up_to
+            opened = [
+                _open_image(Source.of(asset.href, zarr=False), max_pixels, None, downloads, share)
+                for asset in chosen
+            ]
+            info = stac.stacked(item, chosen, [part for part, _ in opened])
+            if all(decoded is not None for _, decoded in opened):
+                pixels = np.concatenate([decoded for _, decoded in opened], axis=2)
+        elif source.zarr:  # its groups, levels and attributes read here too: an s3fs OSError, a 503...
             info = ZARR.probe(source, max_pixels=max_pixels, channel_axis=channel_axis)
         else:
             by_ranges = source.ranges and serves_ranges(source.text)
@@ -408,13 +423,14 @@ def open_batch(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     channel_axis: int | None = None,
     downloads: str | None = None,
+    assets: tuple[str, ...] | None = None,
 ) -> Batch:
     """Read the headers of one batch's images and decode now, and keep, up to ``keep`` bytes of them.
 
     ``sources`` holds None for the arrays given to the API. A decoded image
     stays in the batch (on the worker) for the passes to come; the others
     are decoded by each pass, one at a time. ``keep`` is in bytes (default:
-    all; False or 0: none).
+    all; False or 0: none). ``assets`` as :func:`probe`.
 
     Examples
     --------
@@ -432,7 +448,9 @@ def open_batch(
         else:
             try:
                 up_to = min(chunk_bytes, left)
-                info, decoded = _open_image(Source.of(source), max_pixels, channel_axis, downloads, up_to)
+                info, decoded = _open_image(
+                    Source.of(source), max_pixels, channel_axis, downloads, up_to, assets=assets
+                )
             except ImageReadError as exc:
                 info = Failure.of(str(source), one_line(exc), is_transient(exc))
         if decoded is not None:

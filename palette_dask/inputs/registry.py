@@ -2,7 +2,8 @@
 
 Adding a format is a module of its own defining a :class:`~.formats.Format`
 and one entry here. A zarr node is known by its source
-(:attr:`~.source.Source.zarr`); a file by its first bytes, each format
+(:attr:`~.source.Source.zarr`), as is a STAC item (:attr:`~.source.Source.item`,
+its assets read by the formats of their files); a file by its first bytes, each format
 asked in the order of :data:`FILE_FORMATS` (Pillow last: it takes the rest).
 Arrays given to the API have a format too (``"array"``), which reads nothing
 from a file: their chunks are dask's.
@@ -14,10 +15,11 @@ from .formats import Format, ImageInfo
 from .jpeg2000 import Jpeg2000Format
 from .pillow import PillowFormat
 from .source import Source
+from .stac import StacFormat
 from .tiff import TiffFormat
 from .zarr_arrays import ZarrFormat
 
-__all__ = ["FORMATS", "FILE_FORMATS", "ZARR", "format_of", "sniff"]
+__all__ = ["FORMATS", "FILE_FORMATS", "ZARR", "STAC", "format_of", "sniff"]
 
 
 class ArrayFormat(Format):
@@ -33,8 +35,10 @@ class ArrayFormat(Format):
 ZARR = ZarrFormat()
 #: The formats of files, asked in this order whether they read a file's first bytes.
 FILE_FORMATS: tuple[Format, ...] = (TiffFormat(), Jpeg2000Format(), PillowFormat())
+#: A STAC item's image, chosen by the source: its assets' files read each by its format.
+STAC = StacFormat(FILE_FORMATS)
 #: Every format by its name (:attr:`ImageInfo.format`).
-FORMATS: dict[str, Format] = {f.name: f for f in (ZARR, *FILE_FORMATS, ArrayFormat())}
+FORMATS: dict[str, Format] = {f.name: f for f in (ZARR, STAC, *FILE_FORMATS, ArrayFormat())}
 
 
 def format_of(info: ImageInfo) -> Format:

@@ -11,12 +11,13 @@ rule for "is this a URL" (:func:`~.fetch.is_url`) serves inputs and stores alike
 from __future__ import annotations
 
 import os
+import re
 import urllib.parse
 from pathlib import Path
 
 from .fetch import RANGE_SUFFIXES, filesystem, is_url, scheme
 
-__all__ = ["Source", "IMAGE_SUFFIXES", "is_zarr_dir"]
+__all__ = ["Source", "IMAGE_SUFFIXES", "STAC_SUFFIXES", "is_zarr_dir", "item_name"]
 
 #: File name endings taken as images where folders and prefixes are searched.
 IMAGE_SUFFIXES = (
@@ -25,6 +26,22 @@ IMAGE_SUFFIXES = (
 )  # fmt: skip
 #: The metadata documents that make a folder or prefix a zarr node (v3, v2, OME-Zarr 0.4's group).
 ZARR_METADATA = ("zarr.json", ".zarray", ".zgroup")
+#: File name endings of STAC documents: an item, an item collection, a STAC API search saved as JSON.
+STAC_SUFFIXES = (".json", ".geojson")
+#: A STAC item's name in a run: its document (a path or URL ending in a STAC suffix), ``#``, its id.
+_ITEM_NAME = re.compile(r"(.*?\.(?:geo)?json)#(.+)", re.IGNORECASE | re.DOTALL)
+
+
+def item_name(text: str) -> tuple[str, str] | None:
+    """``(document, id)`` of a STAC item's name, ``<path or URL of its document>#<id>``; else None.
+
+    Examples
+    --------
+    >>> item_name("/data/search.json#S2B_33UUP_20240601"), item_name("https://x.org/a.tif")
+    (('/data/search.json', 'S2B_33UUP_20240601'), None)
+    """
+    found = _ITEM_NAME.fullmatch(str.__str__(text))
+    return (found[1], found[2]) if found else None
 
 
 def is_zarr_dir(path) -> bool:
@@ -102,6 +119,11 @@ class Source(str):
         return str.__str__(self)
 
     @property
+    def item(self) -> bool:
+        """Whether it names a STAC item (:func:`item_name`), an image whose bands are its assets' files."""
+        return item_name(self.text) is not None
+
+    @property
     def remote(self) -> bool:
         """Whether it is read over the network (a URL), not from this machine's files."""
         return bool(self.scheme)
@@ -123,6 +145,8 @@ class Source(str):
 
 
 def _is_zarr(text: str, name: str) -> bool:
+    if item_name(text) is not None:  # a STAC item, read from its document
+        return False
     if not name:
         return is_zarr_dir(text)
     path = urllib.parse.urlsplit(text).path.rstrip("/")

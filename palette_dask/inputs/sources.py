@@ -4,8 +4,10 @@ Folders are searched recursively for image files and zarr arrays, without
 descending into zarr nodes (a store inside a folder of photos is never read
 as photos); list files hold one input per line. Object-store URLs (s3://,
 gs://, az://) may be globs or prefixes, listed the same way. Nothing is
-opened here but folders, listings and list files. Each source is classified
-here, once (:class:`~.source.Source`), as its expansion finds it.
+opened here but folders, listings, list files and STAC documents (an item,
+an item collection, a saved STAC API search: one source per item, see
+:mod:`.stac`). Each source is classified here, once (:class:`~.source.Source`),
+as its expansion finds it.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import ImageReadError, InputError
+from . import stac
 from .fetch import check_scheme, filesystem, is_http
-from .source import IMAGE_SUFFIXES, Source, is_zarr_dir
+from .source import IMAGE_SUFFIXES, STAC_SUFFIXES, Source, is_zarr_dir, item_name
 
 __all__ = ["IMAGE_SUFFIXES", "resolve_inputs", "resolve_sources", "is_array"]
 
@@ -89,7 +92,11 @@ def _expand(item: str, *, allow_lists: bool) -> list[Source]:
             check_scheme(item)
         except ImageReadError as exc:
             raise InputError(str(exc)) from None
+        if _stac_document(urllib.parse.urlsplit(item).path) and not urllib.parse.urlsplit(item).fragment:
+            return stac.expand(item)
         return _expand_url(item)
+    if item_name(item) is not None:  # one item of a document, named as a store names it
+        return [Source(item)]
     path = Path(item)
     if is_zarr_dir(path):
         return [Source(item, zarr=True)]
@@ -100,6 +107,8 @@ def _expand(item: str, *, allow_lists: bool) -> list[Source]:
         return found
     if path.is_file() and path.suffix.lower() in LIST_SUFFIXES and allow_lists:
         return _read_list(path)
+    if _stac_document(item) and (path.is_file() or not glob.has_magic(item)):
+        return stac.expand(item)
     if path.exists() or not glob.has_magic(item):
         return [Source(item)]
     found = sorted(glob.glob(item, recursive=True))
@@ -138,6 +147,11 @@ def _expand_url(url: str) -> list[Source]:
     if not found:
         raise InputError(f"{url}: holds no images (looked for {', '.join(IMAGE_SUFFIXES)})")
     return found
+
+
+def _stac_document(path: str) -> bool:
+    """Whether a path names a STAC document (an item, a collection of items, a saved search)."""
+    return path.lower().endswith(STAC_SUFFIXES)
 
 
 def _images_under(folder: Path) -> list[Source]:

@@ -228,6 +228,7 @@ def probe_tiff(source: Source, handle, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
                 )
             nodata_tag = page.tags.get(42113)  # GDAL_NODATA
             pixel_size = _pixel_size(tif)
+            crs = _crs(tif)
             channels = _ome_channels(tif.ome_metadata) if tif.is_ome else []
             tile = (page.tilelength, page.tilewidth) if page.is_tiled else (page.rowsperstrip, 0)
             extrasamples = tuple(int(e) for e in (page.extrasamples or ()))
@@ -260,6 +261,7 @@ def probe_tiff(source: Source, handle, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
         banded=banded,
         pixel_size=pixel_size,
         **dict(zip(("shown_bands", "band_names"), shown_channels(channels, yxc[2]))),
+        crs=crs,
     )
 
 
@@ -323,6 +325,16 @@ def _pixel_size(tif) -> tuple[float, float] | None:
             raise transient from None
         return None
     return None
+
+
+def _crs(tif) -> str:
+    """A GeoTIFF's CRS, ``EPSG:<code>`` from its GeoKeys; ``""`` for another TIFF, or unreadable keys."""
+    if 34735 not in tif.pages.first.tags:  # no GeoKeyDirectory
+        return ""
+    try:
+        return physical.crs_of_geokeys(tif.geotiff_metadata)
+    except Exception:  # georeferencing that cannot be read is no CRS, not a failed image
+        return ""
 
 
 #: Pages of a series whose strips or tiles are checked against the file's size (a band per page, at most).

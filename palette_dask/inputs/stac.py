@@ -1,0 +1,393 @@
+"""STAC items as inputs: an item, an item collection, a STAC API search saved as JSON; each item one image.
+
+An item's chosen assets (``--assets``, else its ``visual`` asset) are
+stacked as the bands of one image, in the order asked; each asset is read
+as the file it is, through its own format (a COG by byte ranges, its
+overviews for previews). An item's name in a run is ``<document>#<id>``
+(:func:`~.source.item_name`): the JSON document that holds it (a path or
+an http(s) or object-store URL), then its id. Documents are read with plain
+json, once per process (:func:`document`).
+
+What the item says is used, else what its files say: no-data (STAC 1.1
+``nodata``, ``raster:bands``), CRS (``proj:code``, ``proj:epsg``), shape
+(``proj:shape``, checked against the files) and pixel size
+(``proj:transform``, in metres where the CRS is a UTM zone's), its
+``datetime`` (``start_datetime`` where it is null).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import functools
+import json
+import math
+import os
+import urllib.parse
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ImageReadError, InputError, one_line
+from .fetch import is_url, local_copy, process_folder
+from .formats import Format, ImageInfo
+from .source import Source, item_name
+
+__all__ = [
+    "VISUAL",
+    "StacFormat",
+    "Asset",
+    "Item",
+    "expand",
+    "document",
+    "read_item",
+    "chosen_assets",
+    "stacked",
+]
+
+#: The asset read where ``--assets`` is not given: a true-colour image (a COG of 3 bands).
+VISUAL = "visual"
+#: Documents larger than this are refused (a saved search of a few thousand items is a few MB).
+MAX_DOCUMENT_BYTES = 256 * 2**20
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One asset of an item: its key, file, band names, and what the item declares of it."""
+
+    key: str
+    href: str
+    names: tuple[str, ...]  # each band's name and common name, as the item gives them
+    labels: tuple[str, ...]  # one per band: its common name, else its name
+    bands: int  # the bands the item declares (0: it does not say)
+    nodata: tuple[float | None, ...]  # each band's declared no-data, where the item declares it
+    cog: bool  # its media type says GeoTIFF (or its file ends in .tif)
+    shape: tuple[int, int] | None
+    transform: tuple[float, ...] | None
+    crs: str
+
+
+@dataclass(frozen=True)
+class Item:
+    """A STAC item as read from its document: its name in a run, id, datetime, and assets by key."""
+
+    name: str
+    id: str
+    datetime: str
+    assets: dict
+
+
+def _reading_error(where: str, exc: Exception) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return f"{where}: no such file"
+    if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError)):
+        return f"{where}: not a STAC item or item collection (not JSON: {one_line(exc)})"
+    return f"{where}: cannot read the STAC document: {one_line(exc) or type(exc).__name__}"
+
+
+def _stamp(where: str):
+    """What tells a local document changed (its size and time); None for a URL."""
+    if is_url(where):
+        return None
+    stat = os.stat(where)
+    return stat.st_size, stat.st_mtime_ns
+
+
+def document(where: str) -> dict:
+    """The JSON document at ``where`` (a path, or a URL downloaded once per process), parsed once.
+
+    Raises
+    ------
+    ImageReadError
+        When it cannot be read or is not JSON, in one line naming it.
+    """
+    try:
+        return _parsed(where, _stamp(where))
+    except ImageReadError:
+        raise
+    except Exception as exc:  # no such file, not JSON, a download refused
+        raise ImageReadError(_reading_error(where, exc)) from None
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed(where: str, stamp) -> dict:
+    path = local_copy(where, process_folder()) if is_url(where) else where
+    if os.path.getsize(path) > MAX_DOCUMENT_BYTES:
+        raise ImageReadError(f"{where}: a STAC document of more than {MAX_DOCUMENT_BYTES:,} bytes")
+    with open(path, "rb") as handle:
+        found = json.load(handle)
+    if not isinstance(found, dict):
+        raise ImageReadError(f"{where}: not a STAC item or item collection (a JSON {type(found).__name__})")
+    return found
+
+
+@functools.lru_cache(maxsize=16)
+def _indexed(where: str, stamp) -> dict:
+    """A document's items by id (the first of each), made once per process and version of the document."""
+    items = _items(where, _parsed(where, stamp))
+    return {item["id"]: item for item in reversed(items)}
+
+
+def _items(where: str, found: dict) -> list[dict]:
+    """The items of a document: itself (an item), or its ``features`` (a collection, a saved search)."""
+    kind = found.get("type")
+    if kind == "Feature" and isinstance(found.get("assets"), dict):
+        items = [found]
+    elif kind == "FeatureCollection" and isinstance(found.get("features"), list):
+        items = found["features"]
+    else:
+        raise ImageReadError(
+            f"{where}: not a STAC item or item collection (a JSON document of type {kind!r}; "
+            "an item is a Feature with assets, a collection a FeatureCollection of them)"
+        )
+    for number, item in enumerate(items, start=1):
+        if not (isinstance(item, dict) and isinstance(item.get("id"), str) and item["id"]):
+            raise ImageReadError(f"{where}: feature {number} is not a STAC item (it has no id)")
+        if not isinstance(item.get("assets"), dict):
+            raise ImageReadError(f"{where}: item {item['id']} has no assets")
+    return items
+
+
+def expand(where: str) -> list[Source]:
+    """The items of the STAC document ``where`` as sources named ``<where>#<id>``, in its order.
+
+    Raises
+    ------
+    InputError
+        When it cannot be read, is not an item or collection, holds none, or two of one id.
+    """
+    if not is_url(where):
+        where = os.path.abspath(where)
+    try:
+        items = _items(where, document(where))
+    except ImageReadError as exc:
+        raise InputError(str(exc)) from None
+    if not items:
+        raise InputError(f"{where}: the item collection holds no items")
+    ids = [item["id"] for item in items]
+    twice = next((i for i, n in collections.Counter(ids).items() if n > 1), None)
+    if twice is not None:
+        raise InputError(f"{where}: holds two items of id {twice!r}")
+    return [Source.of(f"{where}#{i}", zarr=False) for i in ids]
+
+
+def read_item(source: Source | str) -> Item:
+    """The item a source names (``<document>#<id>``), its assets' files resolved against the document.
+
+    Raises
+    ------
+    ImageReadError
+        When the document cannot be read, or does not hold an item of that id.
+    """
+    where, wanted = item_name(str(source))
+    document(where)  # read, or an error naming it
+    found = _indexed(where, _stamp(where)).get(wanted)
+    if found is None:
+        raise ImageReadError(f"{source}: {where} holds no item of id {wanted!r}")
+    properties = found.get("properties") or {}
+    when = properties.get("datetime") or properties.get("start_datetime") or ""
+    shared = _projection(properties, None)
+    assets = {
+        str(key): _asset(where, str(key), asset, shared)
+        for key, asset in found["assets"].items()
+        if isinstance(asset, dict) and isinstance(asset.get("href"), str)
+    }
+    return Item(str(source), wanted, str(when), assets)
+
+
+def _projection(fields: dict, inherited) -> tuple:
+    """``(shape, transform, crs)`` of the ``proj:`` fields (an asset's over its item's)."""
+    shape, transform, crs = inherited or (None, None, "")
+    if isinstance(fields.get("proj:shape"), list) and len(fields["proj:shape"]) == 2:
+        shape = tuple(int(n) for n in fields["proj:shape"])
+    if isinstance(fields.get("proj:transform"), list) and len(fields["proj:transform"]) >= 6:
+        transform = tuple(float(v) for v in fields["proj:transform"][:6])
+    if isinstance(fields.get("proj:code"), str) and fields["proj:code"]:
+        crs = fields["proj:code"]
+    elif isinstance(fields.get("proj:epsg"), int):
+        crs = f"EPSG:{fields['proj:epsg']}"
+    return shape, transform, crs
+
+
+def _href(where: str, href: str) -> str:
+    """An asset's file: its href, resolved against its document's place where relative."""
+    if href.lower().startswith("file://"):
+        return urllib.parse.unquote(urllib.parse.urlsplit(href).path)
+    if is_url(href) or "://" in href:
+        return href
+    if is_url(where):
+        return urllib.parse.urljoin(where, href)
+    return os.path.normpath(os.path.join(os.path.dirname(where), href))
+
+
+def _asset(where: str, key: str, asset: dict, shared: tuple) -> Asset:
+    bands = asset.get("bands") or asset.get("eo:bands") or []  # STAC 1.1, then the eo extension's
+    bands = [band for band in bands if isinstance(band, dict)] if isinstance(bands, list) else []
+    raster = asset.get("raster:bands") if isinstance(asset.get("raster:bands"), list) else []
+    names, labels = [], []
+    for band in bands:
+        names += [band.get(field) for field in ("name", "common_name", "eo:common_name")]
+        labels.append(str(band.get("eo:common_name") or band.get("common_name") or band.get("name") or ""))
+    count = max(len(bands), len(raster))
+
+    def nodata_of(band: dict):
+        value = band.get("nodata", asset.get("nodata"))
+        if value is None:
+            return None
+        value = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}.get(str(value), value)
+        return float(value)
+
+    declared = [nodata_of(band) for band in (raster or bands)] if (raster or bands) else [nodata_of({})]
+    media = str(asset.get("type") or "").lower()
+    href = _href(where, asset["href"])
+    cog = "geotiff" in media or urllib.parse.urlsplit(href).path.lower().endswith((".tif", ".tiff"))
+    shape, transform, crs = _projection(asset, shared)
+    names = tuple(n for n in names if isinstance(n, str) and n)
+    return Asset(key, href, names, tuple(labels), count, tuple(declared), cog, shape, transform, crs)
+
+
+def chosen_assets(item: Item, assets: Iterable[str] | None) -> list[Asset]:
+    """The assets stacked as the item's bands: each named by its key or a band's (common) name.
+
+    Without ``assets``, the item's ``visual`` asset. A band's name matched by
+    several assets is the one that is a COG, if only one is.
+
+    Raises
+    ------
+    ImageReadError
+        Naming the item, the asset not found, and the assets it has.
+    """
+    keys = ", ".join(item.assets) or "none"
+    if not assets:
+        if VISUAL in item.assets:
+            return [item.assets[VISUAL]]
+        raise ImageReadError(
+            f"{item.name}: has no {VISUAL!r} asset (a true-colour image); choose its bands with "
+            f"--assets (assets=), e.g. --assets red,green,blue; its assets: {keys}"
+        )
+    chosen = []
+    for wanted in assets:
+        if wanted in item.assets:
+            chosen.append(item.assets[wanted])
+            continue
+        named = [a for a in item.assets.values() if wanted.lower() in (n.lower() for n in a.names)]
+        if len(named) > 1:
+            named = [a for a in named if a.cog] or named
+        if not named:
+            raise ImageReadError(f"{item.name}: no asset or band named {wanted!r}; its assets: {keys}")
+        if len(named) > 1:
+            raise ImageReadError(
+                f"{item.name}: band {wanted!r} is in several assets ({', '.join(a.key for a in named)}); "
+                "name one by its key"
+            )
+        chosen.append(named[0])
+    return chosen
+
+
+#: EPSG codes of UTM zones (WGS 84 north and south, ETRS89, NAD83): projected, in metres.
+_UTM = (range(32601, 32661), range(32701, 32761), range(25828, 25839), range(26901, 26924))
+
+
+def _metres(crs: str) -> bool:
+    """Whether a CRS is one whose unit is known here to be the metre (a UTM zone's EPSG code)."""
+    authority, _, code = crs.partition(":")
+    return authority.upper() == "EPSG" and code.isdigit() and any(int(code) in zone for zone in _UTM)
+
+
+def stacked(item: Item, assets: list[Asset], parts: list[ImageInfo]) -> ImageInfo:
+    """The image of an item: its assets' images (``parts``, probed) as the bands of one, checked.
+
+    Raises
+    ------
+    ImageReadError
+        When the assets differ in rows and columns or in dtype, or from the
+        item's ``proj:shape``, or declare different no-data values: one line naming the item.
+    """
+    name = item.name
+    sizes = {part.shape[:2] for part in parts}
+    if len(sizes) > 1:
+        each = ", ".join(f"{a.key} {p.shape[0]} x {p.shape[1]}" for a, p in zip(assets, parts))
+        raise ImageReadError(
+            f"{name}: its assets differ in rows and columns ({each}); choose assets of one size"
+        )
+    rows, cols = parts[0].shape[:2]
+    for asset in assets:
+        if asset.shape is not None and asset.shape != (rows, cols):
+            raise ImageReadError(
+                f"{name}: asset {asset.key} is {rows} x {cols} pixels, not the {asset.shape[0]} x "
+                f"{asset.shape[1]} of its proj:shape"
+            )
+    dtypes = {part.dtype for part in parts}
+    if len(dtypes) > 1:
+        each = ", ".join(f"{a.key} {p.dtype}" for a, p in zip(assets, parts))
+        raise ImageReadError(f"{name}: its assets differ in data type ({each}); choose assets of one type")
+    declared = {v for a in assets for v in a.nodata if v is not None}
+    if not declared:  # what the files say
+        declared = {p.nodata for p in parts if p.nodata is not None}
+    if len({"nan" if math.isnan(v) else v for v in declared}) > 1:
+        raise ImageReadError(
+            f"{name}: its assets declare different no-data values ({', '.join(map(str, sorted(declared)))}); "
+            "give one with --nodata"
+        )
+    first = assets[0]
+    crs = first.crs or parts[0].crs
+    pixel_size = parts[0].pixel_size
+    if first.transform is not None and _metres(crs):
+        a, b, _, d, e, _ = first.transform
+        pixel_size = (math.hypot(b, e), math.hypot(a, d))
+    names = []
+    for asset, part in zip(assets, parts):  # each band: the item's name for it, else the asset's key
+        count = part.shape[2]
+        given = asset.labels if len(asset.labels) == count and all(asset.labels) else ()
+        names += given or ([asset.key] if count == 1 else [f"{asset.key}:{i + 1}" for i in range(count)])
+    return ImageInfo(
+        source=Source.of(name, zarr=False),
+        format=StacFormat.name,
+        shape=(rows, cols, sum(part.shape[2] for part in parts)),
+        dtype=parts[0].dtype,
+        alpha=len(parts) == 1 and parts[0].alpha,
+        nodata=declared.pop() if declared else None,
+        tile=parts[0].tile,
+        pixel_size=pixel_size,
+        band_names=tuple(names),
+        parts=tuple(parts),
+        datetime=item.datetime,
+        crs=crs,
+    )
+
+
+class StacFormat(Format):
+    """A STAC item: its assets' images read each by its own format, their bands stacked in order."""
+
+    name = "stac"
+
+    def __init__(self, formats: Iterable[Format] = ()):
+        self._formats = {f.name: f for f in formats}
+
+    def _of(self, part: ImageInfo) -> Format:
+        return self._formats[part.format]
+
+    def read_region(self, info, rows, cols):
+        return np.concatenate([self._of(p).read_region(p, rows, cols) for p in info.parts], axis=2)
+
+    @contextlib.contextmanager
+    def regions(self, info):
+        with contextlib.ExitStack() as stack:
+            reads = [stack.enter_context(self._of(p).regions(p)) for p in info.parts]
+            yield lambda rows, cols: np.concatenate([read(rows, cols) for read in reads], axis=2)
+
+    def cells(self, info):
+        cells = {self._of(p).cells(p) for p in info.parts}
+        return cells.pop() if len(cells) == 1 else None
+
+    def level(self, info, side):
+        levels = [self._of(p).level(p, side) for p in info.parts]
+        if len({level.shape[:2] for level in levels}) != 1 or levels[0].shape[:2] == info.shape[:2]:
+            return info  # pyramids that differ: the image itself
+        rows, cols = levels[0].shape[:2]
+        return dataclasses.replace(
+            info, shape=(rows, cols, info.shape[2]), tile=levels[0].tile, level=levels[0].level,
+            parts=tuple(levels), pixel_size=None,
+        )  # fmt: skip
