@@ -556,7 +556,14 @@ def _estimated(summary: dict) -> str:
 
 
 def _show(args) -> int:
-    from .outputs.render import IMAGE_COLUMNS, format_images, image_rows, own_palette, write_image_shares
+    from .outputs.render import (
+        IMAGE_COLUMNS,
+        declared,
+        format_images,
+        image_rows,
+        own_palette,
+        write_image_shares,
+    )
 
     result = dataclasses.replace(load_result(args.store), vocabulary=_vocabulary(args))
     _export(args, result)
@@ -572,7 +579,7 @@ def _show(args) -> int:
         _print_result(args, result)
     elif args.json:
         images = [
-            {**dict(zip(IMAGE_COLUMNS, row)), "shares": row[len(IMAGE_COLUMNS) :]}
+            {**dict(zip(IMAGE_COLUMNS, row)), **declared(result, index), "shares": row[len(IMAGE_COLUMNS) :]}
             | ({"own_palette": own_palette(result, index)} if result.image_palettes is not None else {})
             for index, row in enumerate(image_rows(result))
         ]
@@ -644,26 +651,32 @@ def _search(args) -> int:
 
 
 def _compare(args) -> int:
-    from .outputs.compare import compare_results, write_comparison
+    from .outputs.compare import compare_dates, compare_results, write_comparison
 
-    if len(args.stores) < 2:
-        raise ParameterError("compare needs two or more stores")
     vocabulary = _vocabulary(args)
     results = [dataclasses.replace(load_result(s), vocabulary=vocabulary) for s in args.stores]
-    comparison = compare_results(results, args.stores)
+    if len(args.stores) == 1:  # one store of images of several dates (STAC items): its days
+        comparison = compare_dates(results[0], args.stores[0])
+    else:
+        comparison = compare_results(results, args.stores)
     if args.csv:
         write_comparison(comparison, args.csv)
     if args.json:
         json.dump(comparison, sys.stdout)
         sys.stdout.write("\n")
         return EXIT_OK
-    labels = [f"store {i + 1}" for i in range(len(args.stores))]
-    print(f" id  hex      name                {'  '.join(f'{label:>9s}' for label in labels)}     change")
+    dates = "dates" in comparison
+    labels = comparison["dates"] if dates else [f"store {i + 1}" for i in range(len(args.stores))]
+    width = 10 if dates else 9  # 2024-06-01
+    print(f" id  hex      name                {'  '.join(f'{label:>{width}s}' for label in labels)}     change")
     for entry in comparison["palette"]:
-        shares = "  ".join(f"{share:9.2%}" for share in entry["shares"])
+        shares = "  ".join(f"{share:{width}.2%}" for share in entry["shares"])
         name, change = entry["name"][:18], entry["change"]
         print(f"{entry['id']:3d}  {entry['hex']}  {name:18s}  {shares}  {change:+9.2%}")
-    for label, store in zip(labels, args.stores):
+    if dates:
+        days = [f"{day} ({plural(n, 'image')})" for day, n in zip(labels, comparison["images"])]
+        print(f"{args.stores[0]}: {', '.join(days)}")
+    for label, store in zip([] if dates else labels, args.stores):
         print(f"{label}: {store}")
     return EXIT_OK
 

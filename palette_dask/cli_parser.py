@@ -114,9 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
     compare = sub.add_parser(
-        "compare", parents=[common], help="each colour's share in stores that share a palette (--palette)"
-    )
-    compare.add_argument("stores", nargs="+", metavar="STORE.zarr", help="two or more, the first's palette")
+        "compare", parents=[common],
+        help="each colour's share in stores that share a palette (--palette), or in the dates of one store",
+    )  # fmt: skip
+    compare.add_argument(
+        "stores", nargs="+", metavar="STORE.zarr",
+        help="two or more, the first's palette; or one whose images have dates (STAC items): its days",
+    )  # fmt: skip
     compare.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     compare.add_argument("--csv", metavar="FILE.csv", help="also write the table as CSV")
     compare.add_argument("--names", metavar="FILE", help="colour names (default: the CSS names)")

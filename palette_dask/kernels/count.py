@@ -606,6 +606,8 @@ class BatchCounts:
     pixel_size: np.ndarray | None = None  # (n, 2) float64: a pixel's height and width in metres, 0 unknown
     shape: np.ndarray | None = None  # (n, 2) int64: rows and columns as read, 0 unless done
     error_pixels: np.ndarray | None = None  # (n,) int64: the valid pixels the errors were measured on
+    datetime: list | None = None  # (n,) str: when each image was acquired, as its input says ("" unknown)
+    crs: list | None = None  # (n,) str: its CRS, EPSG:<code> ("" unknown)
 
     @classmethod
     def empty(cls, start: int, n: int, k: int, per_image: int = 0) -> BatchCounts:
@@ -623,11 +625,18 @@ class BatchCounts:
             np.zeros((n, 2), np.float64),
             np.zeros((n, 2), np.int64),
             np.zeros(n, np.int64),
+            [""] * n,
+            [""] * n,
         )
 
-    def done(self, row: int, result: ImageCounts, own=None, pixel_size=None, shape=None) -> None:
-        """Record one image's counts; its own palette ``(colours, shares)``, pixel size in metres, shape."""
+    def done(self, row: int, result: ImageCounts, own=None, pixel_size=None, shape=None, info=None) -> None:
+        """Record one image's counts; its own palette ``(colours, shares)``, pixel size in metres, shape.
+
+        ``info`` (its :class:`~palette_dask.inputs.formats.ImageInfo`) gives its datetime and CRS.
+        """
         self.counts[row] = result.counts
+        if info is not None and self.datetime is not None:
+            self.datetime[row], self.crs[row] = info.datetime, info.crs
         if pixel_size is not None:
             self.pixel_size[row] = pixel_size
         if shape is not None:
@@ -697,7 +706,7 @@ def batch_stats(
                 result.palettes[row], result.palette_shares[row] = image_palette(
                     pixels, spec, labels, per_image, seed=seed, index=index
                 )
-            result.done(row, counted, pixel_size=info.pixel_size, shape=info.shape)
+            result.done(row, counted, pixel_size=info.pixel_size, shape=info.shape, info=info)
         except Exception as exc:  # this image alone fails
             result.fail(row, image_error(info.source, exc), is_transient(exc))
     return result

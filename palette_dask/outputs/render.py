@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # `show` draws a table without importing dask
     import dask.array as da
 
 __all__ = [
+    "declared",
     "palette_bar",
     "save_png",
     "palette_figure",
@@ -277,6 +278,23 @@ def image_rows(result: PaletteResult):
         yield [name, status, valid, masked, reason, *shown]
 
 
+def declared(result: PaletteResult, index: int) -> dict:
+    """What an image's input declares of it, where it does: ``{"datetime": ..., "crs": ...}`` (a STAC item's).
+
+    Examples
+    --------
+    >>> from palette_dask.outputs.result import PaletteResult
+    >>> one = np.zeros((1, 3), np.float32)
+    >>> r = PaletteResult(one, one, one.astype(np.uint8), np.array([4]), ["a.json#x"], np.array([[4]]),
+    ...                   np.array([4]), np.array([0]), np.array([1]), [""],
+    ...                   image_datetime=["2024-06-01T10:00:00Z"], image_crs=[""])
+    >>> declared(r, 0)
+    {'datetime': '2024-06-01T10:00:00Z'}
+    """
+    found = {"datetime": result.image_datetime, "crs": result.image_crs}
+    return {key: values[index] for key, values in found.items() if values is not None and values[index]}
+
+
 def own_palette(result: PaletteResult, index: int) -> list[dict]:
     """An image's own palette (``per_image=K``): ``[{"hex", "rgb", "share"}]``, largest share first.
 
@@ -346,7 +364,8 @@ def format_images(result: PaletteResult) -> str:
         if status == "done":
             own = "".join(f"{c['hex']} {c['share']:4.0%}  " for c in own_palette(result, index))
             shown = " ".join(f"{share:7.2%}" for share in shares)
-            lines.append(f"{status:{width}}  {valid:13,d}  {shown}  {own}{name}")
+            when = declared(result, index).get("datetime")
+            lines.append(f"{status:{width}}  {valid:13,d}  {shown}  {own}{f'{when}  ' if when else ''}{name}")
         else:
             lines.append(f"{status:{width}}  {'':13}  {f'{name}: {error}' if error else name}")
     return "\n".join(lines)

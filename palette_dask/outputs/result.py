@@ -57,6 +57,10 @@ class PaletteResult:
     image_shape : ndarray of int64, shape (n, 2), or None
         Each image's rows and columns as read; 0 where it failed (None: a
         store made before it was stored).
+    image_datetime, image_crs : list of str, or None
+        Each image's acquisition time and CRS (``EPSG:<code>``), as its input
+        declares them (a STAC item's); ``""`` where it does not (None: a store
+        made before they were stored).
     """
 
     centers: np.ndarray
@@ -78,6 +82,8 @@ class PaletteResult:
     image_pixel_size: np.ndarray | None = None
     image_shape: np.ndarray | None = None
     image_error_pixels: np.ndarray | None = None
+    image_datetime: list[str] | None = None
+    image_crs: list[str] | None = None
 
     @property
     def k(self) -> int:
@@ -330,4 +336,6 @@ def load_result(source: str | os.PathLike | zarr.Group) -> PaletteResult:
         image_pixel_size=group["image_pixel_size"][:] if "image_pixel_size" in group else None,
         image_shape=group["image_shape"][:] if "image_shape" in group else None,
         image_error_pixels=group["image_error_pixels"][:] if "image_error_pixels" in group else None,
+        image_datetime=[str(s) for s in group["image_datetime"][:]] if "image_datetime" in group else None,
+        image_crs=[str(s) for s in group["image_crs"][:]] if "image_crs" in group else None,
     )

@@ -95,6 +95,16 @@ ARRAYS: tuple[Array, ...] = (
         "the image's rows and columns as read (0 while pending, or where it failed)",
     ),  # fmt: skip
     Array(
+        "image_datetime", ("image",), "str",
+        "when the image was acquired, as its input says (a STAC item's `datetime`); empty where it "
+        "does not, or while pending; older stores lack it", fill="",
+    ),  # fmt: skip
+    Array(
+        "image_crs", ("image",), "str",
+        "its coordinate reference system, `EPSG:<code>`, as its input declares it (a STAC item's "
+        "`proj:code`, a GeoTIFF's GeoKeys); empty where it does not; older stores lack it", fill="",
+    ),  # fmt: skip
+    Array(
         "image_palettes", ("image", "own_color", "channel"), "uint8", "each image's own colours", 0,
         when="`per_image=K`",
     ),  # fmt: skip
@@ -124,7 +134,11 @@ ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("complete", "true once every image is done or failed"),
     ("inertia", "the sum of squared distances to the centres (estimated where `image_error_pixels` says so)"),
     ("lab_error", "the mean squared CIELAB distance to the colours shown (likewise)"),
-    ("display_range", "each band's range, where `--scale` measured it"),
+    (
+        "display_range",
+        "`[low, high]` of each band, shown as 0 and 255, where `--scale` measured them (`auto`: for "
+        "data wider than 8 bits) or the store applied as `--palette` did",
+    ),
     ("nodata_applied", "the no-data values the inputs declared, applied"),
 )
 
