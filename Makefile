@@ -17,16 +17,21 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/palette-dask demo
 
-# Debian packages the tests use (as root, or through sudo): Chromium opens the HTML report, and
-# SLURM with munge runs a single-node cluster for the job-queue tests.
+# Debian packages the tests use (as root, or through sudo): Chromium opens the HTML report,
+# SLURM with munge runs a single-node cluster for the job-queue tests, and napari's viewer is drawn
+# on an Xvfb display of the tests' own (tests/test_napari.py: Qt's xcb libraries, Mesa's llvmpipe).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-PACKAGES := chromium slurm-wlm munge
+QT_PACKAGES := xvfb libgl1 libgl1-mesa-dri libglib2.0-0 libfontconfig1 libdbus-1-3 libxkbcommon-x11-0 \
+	libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0 \
+	libxcb-xinerama0 libxcb-xkb1
+PACKAGES := chromium slurm-wlm munge $(QT_PACKAGES)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(PACKAGES)
 export PATH := $(PATH):/usr/sbin:/sbin
 
 system:
 	@if ! { command -v chromium || command -v chromium-browser; } >/dev/null || \
-	    ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v munged >/dev/null; then \
+	    ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v munged >/dev/null || \
+	    ! dpkg -s $(QT_PACKAGES) >/dev/null 2>&1; then \
 	  echo "installing $(PACKAGES) for the tests"; \
 	  ($(APT_INSTALL) >/dev/null 2>&1 || ($(SUDO) apt-get update -q >/dev/null && $(APT_INSTALL) >/dev/null)); \
 	fi

@@ -20,7 +20,8 @@ waits for ever on workers whose lifetime is shorter than a task (the tasks
 counted are the pass's own futures; the inner tasks of a tiled image's graph
 are not). Errors raised by the task's own work are handed back at once: the pass decides. A future
 cancelled because the client lost its scheduler is not submitted again: the
-error goes up, for :func:`~palette_dask.run.cluster.scheduler_kept` to say so.
+error goes up, for :func:`~palette_dask.run.cluster.scheduler_kept` to say so;
+nor is one its caller stopped (:func:`stop_tasks`): that error goes up as it is.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from distributed.scheduler import KilledWorker
 
 __all__ = [
     "Pass", "CLUSTER_FAILURES", "RESUBMIT", "CONNECTION_LOST", "STALLED_AFTER", "memory_limit_killed",
-    "deaths_per_try",
+    "deaths_per_try", "STOPPED", "stop_tasks",
 ]  # fmt: skip
 
 #: Failures of the cluster, not of the image: a task whose workers kept dying, or one lost for good.
@@ -52,6 +53,9 @@ CONNECTION_LOST = "scheduler-connection-lost"
 STALLED_AFTER = 4
 #: The reason given to a task cancelled because workers kept retiring under it (see :data:`STALLED_AFTER`).
 STALLED = "workers-retired-under-its-tasks"
+#: The reason given to the futures of a run its caller stops (:func:`stop_tasks`): raised, never resubmitted.
+STOPPED = "stopped-by-the-caller"
+_STOPPED_MESSAGE = "the run was stopped by its caller"
 
 
 class _Follower:
@@ -95,6 +99,7 @@ class _Follower:
 
 
 _followers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # client → its _Follower
+_stopped: weakref.WeakSet = weakref.WeakSet()  # the clients stop_tasks stopped
 
 
 def _name(key) -> str:
@@ -152,6 +157,8 @@ class Pass:
         self._add(key, first())
 
     def _add(self, key: Hashable, future: Future) -> None:
+        if future.client in _stopped:  # submitted as its run was stopped: the pass raises when it comes
+            future.cancel(reason=STOPPED, msg=_STOPPED_MESSAGE)
         self._keys[future] = key
         self._live[_name(future.key)] = future
         self._futures.add(future)
@@ -223,7 +230,7 @@ class Pass:
                 continue
             except CLUSTER_FAILURES as exc:
                 self._live.pop(_name(future.key), None)
-                if getattr(exc, "reason", None) == CONNECTION_LOST:  # no scheduler to submit it to
+                if getattr(exc, "reason", None) in (CONNECTION_LOST, STOPPED):  # no scheduler, or stopped
                     raise
                 if (
                     self._tries[key] >= RESUBMIT
@@ -241,6 +248,24 @@ class Pass:
             future.release()  # lost: forgotten first (in the order of messages), then submitted again
             self._tries[key] += 1
             self._add(key, self._again[key]())
+
+
+def stop_tasks(client) -> None:
+    """Stop the runs of ``client``: its futures cancelled as :data:`STOPPED`, and any it submits after.
+
+    How a caller running :func:`~palette_dask.extract_palette` in a thread
+    stops it from another (the napari widget's Stop): the pass awaiting a
+    task raises its FutureCancelledError, and the run ends as an
+    interrupted one does, its store kept when it holds a batch. A pass that
+    submits on this client later is stopped at once: the client is stopped
+    for good (give a run a client of its own). A run between passes
+    (fitting in the driver) stops at its report's next line, when the
+    report raises (as the widget's does once stopped).
+    """
+    _stopped.add(client)  # first: a future submitted from now on is cancelled by its pass (Pass._add)
+    futures = [Future(key, client) for key in list(client.futures)]
+    if futures:
+        client.cancel(futures, reason=STOPPED, msg=_STOPPED_MESSAGE)
 
 
 def memory_limit_killed(client, exc: BaseException) -> int | None:

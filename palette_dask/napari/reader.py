@@ -1,0 +1,48 @@
+"""napari's reader of palette_dask stores: each image's label raster in its colours, and the palette bar.
+
+The manifest (``napari.yaml``) names :func:`get_reader`; napari asks it of
+every path opened (File > Open Folder, ``napari store.zarr``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import zarr
+
+from ..outputs.result import load_result
+from ..outputs.store import is_store, zarr_store
+from .layers import bar_layer, labels_layer
+
+__all__ = ["get_reader", "read_store"]
+
+
+def get_reader(path):
+    """:func:`read_store` when ``path`` is a palette_dask store (``is_store``), else None (another reader).
+
+    Examples
+    --------
+    >>> get_reader(".") is None, get_reader(["a.zarr", "b.zarr"]) is None
+    (True, True)
+    """
+    if isinstance(path, list | tuple):  # several paths: each is asked of its own
+        if len(path) != 1:
+            return None
+        path = path[0]
+    return read_store if is_store(os.fspath(path)) else None
+
+
+def read_store(path) -> list[tuple]:
+    """The layers of a store: a Labels layer per image with a label raster (``labels/<i>``), then the bar.
+
+    Each Labels layer is :func:`~palette_dask.napari.layers.labels_layer`'s:
+    the palette's colours, the image's pixels, share and area of each
+    colour as its features, the store's pixel size as its scale. A store
+    made without ``labels`` gives the bar alone.
+    """
+    path = os.fspath(path[0] if isinstance(path, list | tuple) else path)
+    result = load_result(path)
+    group = zarr.open_group(zarr_store(path), mode="r")
+    held = sorted(int(key) for key in group["labels"].group_keys()) if "labels" in group else []
+    layers = [labels_layer(result, index) for index in held]
+    return [layer.layer_data() for layer in layers] + [bar_layer(result, layers[0] if layers else None)]

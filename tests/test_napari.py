@@ -1,0 +1,359 @@
+"""The napari plugin driven as a user drives it, headless: the widget, the reader, a screenshot.
+
+napari's own ``make_napari_viewer`` fixture (pytest-qt's ``qtbot`` under it)
+on an Xvfb display of the tests' own (:func:`headless`); every run is a real one, on a real cluster, into
+a real store, and what napari holds is compared with that store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import threading
+from concurrent.futures import CancelledError
+
+import dask.array as da
+import numpy as np
+import pytest
+import zarr
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QApplication
+
+from palette_dask import connect, extract_palette, load_result
+from palette_dask.napari.layers import labels_layer
+from palette_dask.napari.reader import get_reader, read_store
+from palette_dask.napari.widget import PaletteWidget, layer_pixels
+from palette_dask.run.tasks import STOPPED, Pass, stop_tasks
+
+#: A run, a cluster started: generous, for a loaded machine (the tests wait on signals, not for this long).
+RUN_TIMEOUT_MS = 240_000
+
+
+@pytest.fixture(autouse=True, scope="session")
+def headless(tmp_path_factory):
+    """A display of the tests' own: an Xvfb server, drawn by Mesa's llvmpipe, Qt on it (``xcb``).
+
+    Qt's ``offscreen`` platform will not do (measured here, Qt 5.15, Mesa
+    22.3): it makes OpenGL contexts only through GLX on an X display
+    (``XOpenDisplay``), so with none napari cannot add a layer (vispy reads
+    no ``GL_EXTENSIONS``); and on Xvfb the framebuffer napari's
+    ``screenshot()`` grabs (``QOpenGLWidget.grabFramebuffer``) stays black
+    but for one pixel. On Xvfb through ``xcb``, llvmpipe draws it.
+    Debian's ``xvfb`` and Qt's xcb libraries come with ``make system``.
+    The variables are set before pytest-qt makes the QApplication, restored after.
+    """
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        pytest.fail("the napari tests need Xvfb for OpenGL: run `make test`, or apt-get install xvfb")
+    read, write = os.pipe()
+    server = subprocess.Popen(
+        [xvfb, "-displayfd", str(write), "-screen", "0", "1280x1024x24", "-nolisten", "tcp", "-terminate"],
+        pass_fds=(write,), stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    os.close(write)
+    try:
+        with os.fdopen(read) as pipe:
+            display = pipe.readline().strip()  # Xvfb writes its display's number once it listens
+        if not display:
+            pytest.fail(f"Xvfb exited with {server.wait()} before it listened")
+        before = {name: os.environ.get(name) for name in ("QT_QPA_PLATFORM", "DISPLAY")}
+        os.environ.update(QT_QPA_PLATFORM="xcb", DISPLAY=f":{display}")
+        yield
+    finally:
+        for name, value in locals().get("before", {}).items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        if QApplication.instance() is None:  # Qt never connected: nothing else ends it
+            server.terminate()
+            server.wait(timeout=30)
+        # else Qt's connection lasts as long as this process (Qt exits the process when its X
+        # server goes away): Xvfb ends by itself once it closes (-terminate)
+
+
+def quadrants(side: int = 64, seed: int = 0) -> np.ndarray:
+    """An RGB image of four flat quadrants of far-apart colours, with a little noise."""
+    colours = np.array([[200, 30, 40], [30, 160, 60], [40, 60, 210], [230, 220, 60]], np.float64)
+    half = side // 2
+    image = np.empty((side, side, 3))
+    for q, (rows, cols) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+        image[rows * half : (rows + 1) * half, cols * half : (cols + 1) * half] = colours[q]
+    noise = np.random.default_rng(seed).normal(0, 4, image.shape)
+    return np.clip(np.rint(image + noise), 0, 255).astype(np.uint8)
+
+
+def run_widget(qtbot, widget: PaletteWidget) -> None:
+    """Click Run and wait on the run's end (the widget's signal, emitted on its worker's ``finished``)."""
+    with qtbot.waitSignal(widget.run_finished, timeout=RUN_TIMEOUT_MS):
+        qtbot.mouseClick(widget.run_button, Qt.LeftButton)
+
+
+def table_rows(widget: PaletteWidget) -> list[dict]:
+    """The table as the user reads it: each row's cells, and the values they show."""
+    rows = []
+    for row in range(widget.table.rowCount()):
+        cells = [widget.table.item(row, column) for column in range(widget.table.columnCount())]
+        rows.append(
+            {
+                "id": int(cells[0].text()),
+                "swatch": cells[1].background().color().name(),
+                "name": cells[2].text(),
+                "share": cells[3].data(Qt.UserRole),
+                "pixels": int(cells[4].text().replace(",", "")),
+                "area": cells[5].data(Qt.UserRole),
+            }
+        )
+    return rows
+
+
+def assert_layer_is_the_store(layer, store: str, index: int = 0) -> None:
+    """The Labels layer's data are the store's label raster, its colours the palette's, 0 transparent."""
+    group = zarr.open_group(store, mode="r")
+    np.testing.assert_array_equal(np.asarray(layer.data), group[f"labels/{index}/0"][:])
+    colors = group["colors"][:]
+    ids = np.arange(len(colors) + 1)
+    mapped = layer.colormap.map(ids)
+    np.testing.assert_allclose(mapped[1:, :3], colors / 255.0, atol=1e-6)
+    np.testing.assert_array_equal(mapped[1:, 3], 1.0)
+    assert mapped[0, 3] == 0.0  # left out: transparent
+    assert layer.colormap.map(np.array([len(colors) + 1]))[0, 3] == 0.0  # no such colour: transparent
+
+
+@pytest.mark.slow
+def test_the_widget_runs_on_a_layer_and_adds_the_store_s_labels_in_the_palette_s_colours(
+    make_napari_viewer, qtbot, tmp_path
+):
+    viewer = make_napari_viewer()
+    image = quadrants()
+    viewer.add_image(image, rgb=True, name="photo", scale=(0.5, 2.0), translate=(10.0, -5.0))
+    viewer.add_image(np.zeros((8, 8)), name="other")
+    widget = PaletteWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    assert [widget.layer_box.itemText(i) for i in range(widget.layer_box.count())] == ["photo", "other"]
+    widget.layer_box.setCurrentText("photo")
+    widget.k_box.setValue(4)
+    widget.store_edit.setText(str(tmp_path / "run.zarr"))
+
+    run_widget(qtbot, widget)
+
+    assert widget.status.text().startswith("4 colours"), widget.status.text()
+    assert "http://127.0.0.1:" in widget.dashboard.text()  # its own LocalCluster's dashboard
+    store = str(tmp_path / "run.zarr")
+    assert widget.result.store == store
+    layer = viewer.layers["photo palette"]
+    assert layer is widget.layer and type(layer).__name__ == "Labels"
+    assert_layer_is_the_store(layer, store)
+    np.testing.assert_array_equal(layer.scale, viewer.layers["photo"].scale)
+    np.testing.assert_array_equal(layer.translate, viewer.layers["photo"].translate)
+    # the labels follow the quadrants: one colour each, of a quarter of the pixels
+    group = zarr.open_group(store, mode="r")
+    labels, counts = group["labels/0/0"][:], group["image_counts"][0]
+    for rows, cols in [(slice(0, 32), slice(0, 32)), (slice(32, 64), slice(32, 64))]:
+        assert len(np.unique(labels[rows, cols])) == 1
+    np.testing.assert_array_equal(np.bincount(np.asarray(layer.data).ravel(), minlength=5)[1:], counts)
+
+    rows = table_rows(widget)
+    assert sorted(row["id"] for row in rows) == [1, 2, 3, 4]
+    colors, valid = group["colors"][:], int(group["image_valid"][0])
+    palette = {entry["id"]: entry for entry in load_result(store).palette()}
+    for row in rows:
+        j = row["id"]
+        assert row["swatch"] == "#%02x%02x%02x" % tuple(colors[j - 1])
+        assert row["name"] == palette[j]["name"]
+        assert row["pixels"] == counts[j - 1]
+        assert row["share"] == pytest.approx(counts[j - 1] / valid)
+        assert row["area"] == pytest.approx(counts[j - 1] * 0.5 * 2.0)  # in the image layer's units
+    shares = [row["share"] for row in rows]
+    assert shares == sorted(shares, reverse=True)
+    assert widget.table.horizontalHeaderItem(5).text() == "area (pixel²)"
+    assert layer.features["name"].tolist()[1:] == [palette[j]["name"] for j in (1, 2, 3, 4)]
+
+    # the palette of that store applied to the same layer: nothing fitted, the same labels
+    widget.palette_edit.setText(store)
+    widget.store_edit.setText(str(tmp_path / "applied.zarr"))
+    run_widget(qtbot, widget)
+    applied = viewer.layers["photo palette [1]"]
+    assert load_result(str(tmp_path / "applied.zarr")).attrs["parameters"]["palette"] == store
+    np.testing.assert_array_equal(np.asarray(applied.data), labels)
+    assert_layer_is_the_store(applied, str(tmp_path / "applied.zarr"))
+
+
+@pytest.mark.slow
+def test_a_multiscale_layer_of_channels_is_read_at_full_resolution_lazily_with_the_bands_chosen(
+    make_napari_viewer, qtbot, client, tmp_path
+):
+    viewer = make_napari_viewer()
+    rgb = quadrants(96, seed=1)
+    planes = np.concatenate([np.moveaxis(rgb, -1, 0), np.full((1, 96, 96), 255, np.uint8)])  # 4 channels
+    level0 = zarr.open_array(str(tmp_path / "level0.zarr"), mode="w", shape=planes.shape, chunks=(4, 32, 32),
+                             dtype=np.uint8)  # fmt: skip
+    level0[:] = planes
+    level1 = da.from_array(planes[:, ::2, ::2])
+    layer = viewer.add_image([level0, level1], multiscale=True, name="stack")
+    pixels, channel_axis = layer_pixels(layer)
+    assert isinstance(pixels, da.Array) and pixels.shape == (4, 96, 96) and channel_axis == 0
+    assert pixels.chunks[1][0] == 32  # the zarr's chunks: read tile by tile, never whole
+
+    widget = PaletteWidget(viewer)
+    widget.layer_box.setCurrentText("stack")
+    widget.k_box.setValue(4)
+    widget.bands_edit.setText("0,1,2")
+    widget.space_box.setCurrentText("rgb")
+    widget.scheduler_edit.setText(client.scheduler.address)  # a scheduler given by its address
+    run_widget(qtbot, widget)
+    assert widget.result is not None, widget.status.text()
+    assert widget.dashboard.text()  # the link, or "no dashboard"
+
+    # the same run through the API, on the full resolution pixels in memory
+    expected = extract_palette(planes, 4, client=client, channel_axis=0, bands=(0, 1, 2), space="rgb",
+                               labels=True, store=str(tmp_path / "api.zarr"))  # fmt: skip
+    np.testing.assert_array_equal(widget.result.colors, expected.colors)
+    np.testing.assert_array_equal(widget.result.image_counts, expected.image_counts)
+    shown = viewer.layers["stack palette"]
+    assert shown.data.shape == (96, 96)
+    api_labels = zarr.open_group(str(tmp_path / "api.zarr"), mode="r")["labels/0/0"][:]
+    np.testing.assert_array_equal(np.asarray(shown.data), api_labels)
+    assert_layer_is_the_store(shown, widget.result.store)
+
+
+@pytest.mark.slow
+def test_a_bad_entry_is_one_line_and_starts_nothing(make_napari_viewer, qtbot, client):
+    viewer = make_napari_viewer()
+    viewer.add_image(quadrants(16), rgb=True, name="photo")
+    widget = PaletteWidget(viewer)
+    widget.exclude_edit.setText("not-a-colour")
+    qtbot.mouseClick(widget.run_button, Qt.LeftButton)
+    assert widget.worker is None
+    expected = "leave out: expected #rrggbb or a CSS colour name such as white, got 'not-a-colour'"
+    assert widget.status.text() == expected
+    # a bad option the API refuses: its one line, from the run's thread
+    widget.exclude_edit.setText("")
+    widget.k_box.setValue(1)
+    widget.palette_edit.setText("/no/such/palette.json")
+    widget.scheduler_edit.setText(client.scheduler.address)
+    run_widget(qtbot, widget)
+    assert widget.status.text().startswith("failed: ") and "/no/such/palette.json" in widget.status.text()
+    assert widget.result is None and len(viewer.layers) == 1
+
+
+#: Set to let the tasks of :func:`workers_busy` end (the ``client`` fixture's workers: threads here).
+RELEASE = threading.Event()
+
+
+def hold(i: int) -> int:
+    """A task that keeps its worker's thread until :data:`RELEASE` is set."""
+    RELEASE.wait()
+    return i
+
+
+@contextlib.contextmanager
+def workers_busy(client):
+    """Every worker thread of ``client``'s cluster (threads of this process) held by a task, until exit."""
+    RELEASE.clear()
+    threads = sum(worker["nthreads"] for worker in client.scheduler_info()["workers"].values())
+    holders = [client.submit(hold, i, pure=False) for i in range(threads)]
+    try:
+        yield
+    finally:
+        RELEASE.set()
+        client.gather(holders)
+
+
+def test_stop_tasks_stops_a_pass_awaiting_them_and_submits_nothing_again(client):
+    with connect(client.scheduler.address) as caller, workers_busy(client):
+        tasks = Pass()
+        for n in range(2):
+            tasks.submit(n, lambda n=n: caller.submit(pow, n, 2, pure=False))
+        stopper = threading.Timer(0.0, stop_tasks, [caller])
+        stopper.start()
+        with pytest.raises(CancelledError) as raised:
+            list(tasks)
+        stopper.join()
+        assert raised.value.reason == STOPPED
+        assert not caller.futures  # each cancelled, none submitted again
+
+
+def test_stop_ends_the_widget_s_run_without_a_layer(make_napari_viewer, qtbot, client):
+    viewer = make_napari_viewer()
+    viewer.add_image(quadrants(64), rgb=True, name="photo")
+    widget = PaletteWidget(viewer)
+    widget.scheduler_edit.setText(client.scheduler.address)
+    with workers_busy(client):  # the run's tasks wait: it is stopped while they do
+        with qtbot.waitSignal(widget.run_finished, timeout=RUN_TIMEOUT_MS):
+            with qtbot.waitSignal(widget.reported, timeout=RUN_TIMEOUT_MS):  # its first stage started
+                qtbot.mouseClick(widget.run_button, Qt.LeftButton)
+            qtbot.mouseClick(widget.stop_button, Qt.LeftButton)
+    assert widget.status.text() == "stopped"
+    assert widget.result is None and [layer.name for layer in viewer.layers] == ["photo"]
+    assert widget.run_button.isEnabled() and not widget.stop_button.isEnabled()
+
+
+@pytest.fixture(scope="module")
+def scene_store(tmp_path_factory, real_rasters, client):
+    """A store made by a real run, with labels, of a georeferenced scene (its pixel size in metres)."""
+    store = str(tmp_path_factory.mktemp("reader") / "scene.zarr")
+    extract_palette(str(real_rasters / "RGB.byte.tif"), 5, store=store, labels=True, client=client)
+    return store
+
+
+def test_the_reader_opens_a_store_as_its_labels_features_and_bar(make_napari_viewer, scene_store):
+    assert get_reader(scene_store) is read_store
+    viewer = make_napari_viewer()
+    layers = viewer.open(scene_store, plugin="palette-dask")  # through the manifest, as File > Open does
+    assert [type(layer).__name__ for layer in layers] == ["Labels", "Image"]
+    labels, bar = layers
+    assert_layer_is_the_store(labels, scene_store)
+    result = load_result(scene_store)
+    size = result.image_pixel_size[0]
+    assert size.min() > 1  # Landsat-like metres
+    np.testing.assert_allclose(labels.scale, size)
+    assert [str(unit) for unit in labels.units] == ["meter", "meter"]
+    features = labels.features
+    assert features["index"].tolist() == list(range(6))
+    counts, valid = result.image_counts[0], int(result.image_valid[0])
+    np.testing.assert_array_equal(features["pixels"][1:], counts)
+    np.testing.assert_allclose(features["share"][1:], counts / valid)
+    np.testing.assert_allclose(features["area"][1:], counts * size[0] * size[1])
+    ome = zarr.open_group(scene_store, mode="r")["labels/0"].attrs["ome"]
+    properties = ome["image-label"].get("properties")
+    if properties:  # the store's own OME properties: the same names and areas
+        assert [p["name"] for p in properties] == features["name"].tolist()[1:]
+    assert bar.rgb and bar.data.shape == (50, 300, 3)
+    shown = np.unique(bar.data.reshape(-1, 3), axis=0)
+    np.testing.assert_array_equal(shown, np.unique(result.colors, axis=0))
+    assert bar.translate[0] > labels.translate[0] + labels.data.shape[0] * labels.scale[0]  # under the labels
+
+
+def test_the_reader_declines_what_is_not_a_store(tmp_path):
+    (tmp_path / "plain.zarr").mkdir()
+    zarr.open_group(str(tmp_path / "plain.zarr"), mode="w")
+    assert get_reader(str(tmp_path / "plain.zarr")) is None
+    assert get_reader(str(tmp_path)) is None
+
+
+@pytest.mark.slow
+def test_a_screenshot_shows_the_palette_s_colours_where_the_labels_are(make_napari_viewer, client, tmp_path):
+    from napari.layers import Layer
+
+    image = quadrants(64, seed=2)
+    store = str(tmp_path / "shot.zarr")
+    result = extract_palette(image, 4, client=client, labels=True, store=store)
+    viewer = make_napari_viewer(show=True)  # drawn: what screenshot() grabs
+    layer = viewer.add_layer(Layer.create(*labels_layer(result).layer_data()))
+    layer.opacity = 1.0
+    viewer.reset_view()
+    shot = viewer.screenshot(canvas_only=True, flash=False)[..., :3]
+    labels = zarr.open_group(store, mode="r")["labels/0/0"][:]
+    shown = np.any(shot != shot[0, 0], axis=-1)  # the canvas's background is its corner
+    rows, cols = np.nonzero(shown)
+    assert rows.size, "the screenshot shows nothing but the background"
+    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    for quadrant_rows, quadrant_cols in [(0, 0), (0, 1), (1, 0), (1, 1)]:
+        # the centre of each quadrant, on screen and in the raster
+        y = int(top + (bottom - top) * (0.25 + 0.5 * quadrant_rows))
+        x = int(left + (right - left) * (0.25 + 0.5 * quadrant_cols))
+        label = labels[16 + 32 * quadrant_rows, 16 + 32 * quadrant_cols]
+        np.testing.assert_allclose(shot[y, x], result.colors[label - 1], atol=2)
