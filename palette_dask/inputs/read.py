@@ -64,9 +64,10 @@ def probe(
     ``channel_axis`` says which axis holds the bands of a zarr array whose
     layout is not named (by ``dimension_names`` or OME-Zarr ``axes``) and not
     obvious from its shape. ``assets`` are the assets of a STAC item stacked
-    as its bands (:mod:`.stac`; its ``visual`` asset by default). A remote TIFF or zarr store is read by byte
-    ranges and chunks; any other URL is downloaded once into ``downloads`` (a
-    folder; by default one of this process's), where its readers find it.
+    as its bands (:mod:`.stac`; its ``visual`` asset by default). A remote
+    TIFF or zarr store is read by byte ranges and chunks; any other URL is
+    downloaded once into ``downloads`` (a folder; by default one of this
+    process's), where its readers find it.
 
     Raises
     ------
