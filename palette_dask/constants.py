@@ -30,6 +30,7 @@ __all__ = [
     "MAX_BATCH_SIZE",
     "SPACES",
     "SCALES",
+    "DEFAULT_SCALE",
     "HEX_COLOUR",
     "css_colours",
 ]
@@ -69,7 +70,10 @@ MAX_BATCH_SIZE = 8192
 #: Clustering spaces: display sRGB, or CIELAB (D65).
 SPACES = ("rgb", "lab")
 #: Ways band values map to display 0-255, besides an explicit ``(low, high)``.
-SCALES = ("dtype", "minmax", "percentile")
+SCALES = ("auto", "dtype", "minmax", "percentile")
+#: The default ``scale``: 8-bit data by their type's range, wider data (uint16, int32, floats) by the
+#: cumulative 2%-98% cut of the sample, as QGIS shows every band but a byte one by default.
+DEFAULT_SCALE = "auto"
 #: ``#rrggbb`` (the ``#`` optional).
 HEX_COLOUR = re.compile(r"#?[0-9a-fA-F]{6}")
 

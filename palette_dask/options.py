@@ -38,6 +38,7 @@ from .constants import (
     DEFAULT_N_INIT,
     DEFAULT_REQUEST_TIMEOUT,
     DEFAULT_SAMPLE_SIZE,
+    DEFAULT_SCALE,
     DEFAULT_TRIES,
     EXCLUDE_WITHIN,
     HEX_COLOUR,
@@ -131,6 +132,21 @@ def _check_bands(value, _):
     return bands  # one or three, among an image's bands: checked image by image (pixels.pixel_spec)
 
 
+def _check_assets(value, _):
+    if value is None:
+        return None
+    names = value.split(",") if isinstance(value, str) else value  # "red,green,blue" as the flag takes it
+    try:
+        names = tuple(names)
+    except TypeError:
+        names = ()
+    if not names or not all(isinstance(n, str) and n.strip() for n in names):
+        raise ParameterError(
+            f"assets must be STAC asset keys or band names, such as red,green,blue, got {value!r}"
+        )
+    return tuple(n.strip() for n in names)
+
+
 def _check_alpha(value, _):
     if value is not None and not _whole(value):
         raise ParameterError(f"alpha must be the index of a band (0-based), got {value!r}")
@@ -202,7 +218,7 @@ def _check_exclude(value, given):
     for colour in colours:
         if not (isinstance(colour, str) and HEX_COLOUR.fullmatch(colour)):
             raise ParameterError(f"exclude: {colour!r} is not a colour; give #rrggbb, e.g. '#ffffff'")
-    if colours and given["scale"] in ("minmax", "percentile"):
+    if colours and given["scale"] in ("minmax", "percentile"):  # "auto": known for 8-bit data (see passes)
         raise ParameterError(
             f'exclude needs a known display range: scale="dtype" or (low, high), not {given["scale"]!r}'
         )
@@ -262,21 +278,29 @@ def bands_argument(text: str) -> tuple[int, ...]:
     return tuple(n - 1 for n in numbers_)
 
 
+def assets_argument(text: str) -> tuple[str, ...]:
+    """``red,green,blue`` (a STAC item's asset keys or band names) → a tuple of them."""
+    names = tuple(part.strip() for part in text.split(","))
+    if not all(names):
+        raise argparse.ArgumentTypeError(
+            f"expected asset keys or band names such as red,green,blue, got {text!r}"
+        )
+    return names
+
+
 def band_number(text: str) -> int:
     """``4`` (a band number counted from 1) → 3, the 0-based index."""
     return whole_number(1)(text) - 1
 
 
 def scale_argument(text: str):
-    """``dtype``, ``minmax``, ``percentile`` or ``LOW,HIGH`` → the ``scale`` option."""
+    """``auto``, ``dtype``, ``minmax``, ``percentile`` or ``LOW,HIGH`` → the ``scale`` option."""
     if text in SCALES:
         return text
     try:
         low, high = (float(part) for part in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected dtype, minmax, percentile or LOW,HIGH, got {text!r}"
-        ) from None
+        raise argparse.ArgumentTypeError(f"expected {', '.join(SCALES)} or LOW,HIGH, got {text!r}") from None
     if not high > low:
         raise argparse.ArgumentTypeError(f"LOW,HIGH needs HIGH > LOW, got {text!r}")
     return (low, high)
@@ -506,12 +530,19 @@ OPTIONS: tuple[Option, ...] = (
         help="pixels whose colour bands all equal V are left out",
     ),
     Option(
-        "scale", "dtype", _check_scale, "str | tuple[float, float]",
-        "How band values map to display 0–255: ``dtype`` by the dtype's range (16-bit: 0–65535), "
-        "``minmax`` by the least and greatest valid value of each band over all images (one extra "
-        "pass), ``percentile`` by each band's 2nd and 98th percentile in the sample, or ``(low, high)``.",
+        "scale", DEFAULT_SCALE, _check_scale, "str | tuple[float, float]",
+        "How band values map to display 0–255. ``auto`` (the default), as QGIS shows a raster: 8-bit "
+        "data by their type's range (0–255, as ``dtype``), data wider than 8 bits (uint16, int32, "
+        "floats, whatever their values) by ``percentile``, measured on the sample; a run that samples "
+        "images of both stops with a line asking for one of the others, and ``exclude`` needs "
+        "``(low, high)`` for wider data. ``dtype``: by the dtype's range (16-bit: 0–65535, float: 0–1); "
+        "``minmax``: by the least and greatest valid value of each band over all images (one extra "
+        "pass); ``percentile``: each band's cumulative 2%–98% cut, its 2nd and 98th percentile in the "
+        "sample; or ``(low, high)``. A measured range is stored (``display_range``) and reused by "
+        "``resume`` and ``append``, and by a run applying the store as its ``palette``.",
         flag="--scale", parse=scale_argument, metavar="HOW",
-        help="band values to display 0-255: dtype (default), minmax, percentile (2-98), or LOW,HIGH",
+        help="band values to display 0-255: auto (default: 8-bit data by dtype, wider by percentile), "
+        "dtype, minmax, percentile (2-98), or LOW,HIGH",
     ),
     Option(
         "space", "lab", _check_space, "str",
@@ -528,11 +559,19 @@ OPTIONS: tuple[Option, ...] = (
         flag="--channel-axis", parse=int, metavar="N", help="axis of the bands of zarr arrays",
     ),
     Option(
+        "assets", None, _check_assets, "Sequence[str] | None",
+        "A STAC item's assets stacked as its bands, in order: asset keys, or band names from the "
+        "assets' ``eo:bands`` or ``bands`` (``red``, ``B04``...); by default its ``visual`` asset "
+        "(see docs/stac.md).",
+        flag="--assets", parse=assets_argument, metavar="A,B,C", stored="when set",
+        help="a STAC item's assets stacked as its bands: keys or band names (default: visual)",
+    ),
+    Option(
         "exclude", (), _check_exclude, "Sequence[str]",
         "Colours to leave out, as ``#rrggbb``: pixels whose display colour is within CIEDE2000 "
         "``exclude_within`` (default 6) of one of them are left out as masked pixels are (counted in "
         "``masked``, label 0), from the sample and the counts (a white background, say). Needs a "
-        'known display range (``scale`` ``"dtype"`` or ``(low, high)``).',
+        'known display range (``scale`` ``"dtype"`` or ``(low, high)``, or ``"auto"`` for 8-bit data).',
         flag="--exclude", parse=hex_colour, action="append", metavar="#RRGGBB", stored="when set",
         help="leave out pixels near this colour, as masked ones (a white background); repeatable",
     ),

@@ -167,7 +167,7 @@ def test_real_rasters(client, real_rasters, name):
     if name == "RGBA.uint16.tif":  # its valid pixels all hold one colour, (10000, 10000, 10000)
         with pytest.warns(PaletteDaskWarning, match="only 1 distinct colour among"):
             with pytest.warns(PaletteDaskWarning, match="near black .*L\\* 16.* uint16"):  # 10000 of 65535
-                result = extract_palette(path, 5, client=client, sample_size=50_000)
+                result = extract_palette(path, 5, client=client, sample_size=50_000, scale="dtype")
         assert result.k == 1 and result.centers_rgb[0] == pytest.approx([10000 * 255 / 65535] * 3)
     else:
         result = extract_palette(path, 5, client=client, sample_size=50_000)

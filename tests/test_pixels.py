@@ -88,7 +88,7 @@ def test_bands_choose_the_display_colours_of_a_multispectral_image():
         ({"nodata": -9999}, ImageReadError, "nodata=-9999 cannot occur in uint8 data"),
         ({"nodata": 0.5}, ImageReadError, "nodata=0.5 cannot occur in uint8"),
         ({"nodata": "none"}, ParameterError, "nodata must be a number"),
-        ({"scale": "log"}, ParameterError, "scale must be one of dtype, minmax, percentile"),
+        ({"scale": "log"}, ParameterError, "scale must be one of auto, dtype, minmax, percentile"),
         ({"scale": (5, 5)}, ParameterError, "needs high > low"),
     ],
 )

@@ -25,6 +25,7 @@ from jobs import add_run_arguments, run, write_summary
 
 from palette_dask import save_png
 from palette_dask.cli import bands_argument, scale_argument
+from palette_dask.constants import DEFAULT_SCALE
 
 PREVIEW_SIDE = 1024
 
@@ -40,7 +41,10 @@ def parse(argv):
     )
     parser.add_argument("--nodata", type=float, help="pixels whose bands all equal this are left out")
     parser.add_argument(
-        "--scale", type=scale_argument, default="dtype", help="dtype, minmax, percentile or LOW,HIGH"
+        "--scale",
+        type=scale_argument,
+        default=DEFAULT_SCALE,
+        help="auto (the default: 8-bit data by dtype, wider by percentile), dtype, minmax, percentile or LOW,HIGH",
     )
     return parser.parse_args(argv)
 

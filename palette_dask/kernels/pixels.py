@@ -17,7 +17,9 @@ per pixel, whatever the input, or CIELAB (``space="lab"``, see
   clipped. :func:`pixel_spec` sets it from the dtype (``scale="dtype"``:
   0–255 for 8-bit, 0–65535 for 16-bit, 0–1 for floats), from explicit
   values (``scale=(0, 10000)``), or leaves it to be measured
-  (``"minmax"``, ``"percentile"``; see :func:`band_range`, :func:`percentile_range`).
+  (``"minmax"``, ``"percentile"``; see :func:`band_range`, :func:`percentile_range`);
+  ``"auto"`` is ``"dtype"`` for 8-bit data and ``"percentile"`` for wider
+  (:func:`wider_than_8_bits`), as QGIS shows a raster by default.
 
 :func:`block_features` works on one numpy block and is what every task calls;
 :func:`pixel_features` and :func:`pixel_table` are the dask versions for notebooks.
@@ -60,6 +62,7 @@ __all__ = [
     "block_range",
     "combine_ranges",
     "percentile_range",
+    "wider_than_8_bits",
 ]
 
 N_FEATURES = 3
@@ -105,6 +108,20 @@ class PixelSpec:
         if len(low) == N_FEATURES and len(self.bands) == 1:
             low, high = low[:1], high[:1]
         return replace(self, low=low, high=high)
+
+
+def wider_than_8_bits(dtype) -> bool:
+    """Whether data of this type are wider than 8 bits: ``scale="auto"`` measures their range.
+
+    QGIS stretches every band but a byte one to its cumulative 2%–98% cut by
+    default, floats too, whatever their values (0–1 reflectance included).
+
+    Examples
+    --------
+    >>> [wider_than_8_bits(t) for t in ("uint8", "bool", "int8", "uint16", "float32")]
+    [False, False, False, True, True]
+    """
+    return np.dtype(dtype).itemsize > 1
 
 
 def _dtype_range(dtype: np.dtype) -> tuple[float, float]:
@@ -200,9 +217,10 @@ def pixel_spec(
     by default the last where the format declares one (see :func:`_alpha_band`):
     a declared alpha band not among the chosen ones still masks, another
     unchosen band is never read. ``nodata`` overrides the file's own;
-    ``scale`` is ``"dtype"``, ``"minmax"``, ``"percentile"`` or a
+    ``scale`` is ``"auto"``, ``"dtype"``, ``"minmax"``, ``"percentile"`` or a
     ``(low, high)`` pair. With ``"minmax"`` and ``"percentile"`` the range is
-    left empty, to be measured over all images. ``exclude`` holds
+    left empty, to be measured over all images, and so is it with ``"auto"``
+    for data wider than 8 bits (8-bit data: as ``"dtype"``). ``exclude`` holds
     ``#rrggbb`` colours: display colours within ΔE00 ``within`` of them are left out.
 
     Examples
@@ -211,6 +229,8 @@ def pixel_spec(
     >>> spec = pixel_spec(info, bands=(3, 2, 1), nodata=0)
     >>> spec.bands, spec.alpha, spec.high
     ((3, 2, 1), None, (65535.0, 65535.0, 65535.0))
+    >>> pixel_spec(info, bands=(3, 2, 1), scale="auto").high is None  # to be measured on the sample
+    True
     """
     named, alpha = alpha is not None, _alpha_band(info, alpha)
     colour = _parse_bands(info, bands, alpha)
@@ -237,7 +257,7 @@ def pixel_spec(
         within=float(within),
     )
     if isinstance(scale, str):
-        if scale != "dtype":
+        if scale != "dtype" and not (scale == "auto" and not wider_than_8_bits(dtype)):
             return spec
         low, high = _dtype_range(dtype)
     else:
@@ -257,13 +277,18 @@ def run_spec(info: ImageInfo, config: RunConfig, display_range=None) -> PixelSpe
     """The spec of one image under a run's options (a store's: :meth:`RunConfig.from_parameters`).
 
     ``display_range`` (``[low, high]``, the store's ``display_range``) is
-    applied when given: the range a ``minmax`` or ``percentile`` run measured.
+    applied when given: the range a ``minmax`` or ``percentile`` run measured,
+    or an ``auto`` run for its data wider than 8 bits (its 8-bit data keep
+    their type's range).
 
     Examples
     --------
     >>> info = ImageInfo("a.tif", "tiff", (8, 8, 3), "uint16")
     >>> run_spec(info, RunConfig(scale=(0, 4095))).high, run_spec(info, RunConfig.from_parameters({})).space
     ((4095.0, 4095.0, 4095.0), 'rgb')
+    >>> measured, photo = [[100.0] * 3, [3000.0] * 3], ImageInfo("b.png", "pillow", (8, 8, 3), "uint8")
+    >>> run_spec(info, RunConfig(), measured).high, run_spec(photo, RunConfig(), measured).high
+    ((3000.0, 3000.0, 3000.0), (255.0, 255.0, 255.0))
     """
     spec = pixel_spec(
         info,
@@ -275,7 +300,9 @@ def run_spec(info: ImageInfo, config: RunConfig, display_range=None) -> PixelSpe
         exclude=config.exclude,
         within=config.exclude_within,
     )
-    return spec if display_range is None else spec.with_range(*display_range)
+    if display_range is None or (config.scale == "auto" and not wider_than_8_bits(info.dtype)):
+        return spec
+    return spec.with_range(*display_range)
 
 
 class SpecCache(dict):

@@ -4,7 +4,12 @@ A run given a palette (``palette=``, ``--palette``) draws no sample and fits
 nothing: every pixel is labelled and counted against these colours, with
 their ids, so two stores compare column by column. A store's palette is
 applied as it was fitted, in its own clustering space (its centres exactly);
-a file's colours are sRGB, applied in the run's ``space``.
+a file's colours are sRGB, applied in the run's ``space``. A store's
+display range comes with it (``display_range``, measured by ``scale``
+``minmax``, ``percentile`` or ``auto``, or its ``(low, high)``): a run with
+``scale="auto"`` shows its data wider than 8 bits by it, as the store did.
+A file carries none: it is the colours as shown, for GIMP, Inkscape or a
+spreadsheet, whatever data they came from.
 
 Files are read as :func:`palette_dask.outputs.render.export_palette` writes
 them (each colour's ``id`` kept, whatever the file's order) or as any list of
@@ -49,12 +54,15 @@ class GivenPalette:
         The clustering space.
     source : str
         Where it was read from.
+    display_range : ndarray of float64, shape (2, 3), or None
+        A store's band values shown as 0 and 255 (see the module docstring); None for a file.
     """
 
     centers: np.ndarray
     centers_rgb: np.ndarray
     space: str
     source: str
+    display_range: np.ndarray | None = None
 
 
 def read_palette(source: str | os.PathLike, space: str) -> GivenPalette:
@@ -85,7 +93,7 @@ def read_palette(source: str | os.PathLike, space: str) -> GivenPalette:
         centers = group["centers"][:].astype(np.float32)
         own = group.attrs.get("space", "rgb")  # stores made before the option clustered in sRGB
         rgb = read_centers_rgb(group)
-        return GivenPalette(centers, np.asarray(rgb, np.float32), own, path)
+        return GivenPalette(centers, np.asarray(rgb, np.float32), own, path, _display_range(group))
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in PALETTE_SUFFIXES:
         raise ParameterError(
@@ -104,6 +112,17 @@ def read_palette(source: str | os.PathLike, space: str) -> GivenPalette:
     rgb = _checked(path, ids, rgb)
     centers = srgb_to_lab(rgb) if space == "lab" else rgb
     return GivenPalette(centers.astype(np.float32), rgb.astype(np.float32), space, path)
+
+
+def _display_range(group) -> np.ndarray | None:
+    """A store's display range, ``(2, 3)``: the one its run measured, or its ``scale=(low, high)``."""
+    measured = group.attrs.get("display_range")
+    if measured is not None:
+        return np.asarray(measured, np.float64)
+    scale = group.attrs.get("parameters", {}).get("scale")
+    if isinstance(scale, list):
+        return np.asarray([[scale[0]] * 3, [scale[1]] * 3], np.float64)
+    return None
 
 
 def _colour(value) -> list[float]:

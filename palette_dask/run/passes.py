@@ -19,7 +19,15 @@ import numpy as np
 from dask.utils import format_bytes
 from distributed import Client
 
-from ..errors import PaletteDaskError, PaletteDaskWarning, image_error, no_valid_pixels, one_line, plural
+from ..errors import (
+    PaletteDaskError,
+    PaletteDaskWarning,
+    ParameterError,
+    image_error,
+    no_valid_pixels,
+    one_line,
+    plural,
+)
 from ..inputs.read import cell_grid, open_batch, read_image
 from ..inputs.retry import is_transient
 from ..kernels.colour import srgb_to_lab
@@ -27,7 +35,16 @@ from ..kernels.count import LOOKUP_PIXELS, BatchCounts, batch_stats, image_stats
 from ..kernels.fit import LOCAL_FIT_BYTES
 from ..kernels.histogram import HISTOGRAM_BYTES, histogram_stats, image_summary
 from ..kernels.per_image import image_parts, palette_of_parts
-from ..kernels.pixels import PixelSpec, band_range, combine_ranges, loop_spec, percentile_range, run_spec
+from ..kernels.pixels import (
+    PERCENTILES,
+    PixelSpec,
+    band_range,
+    combine_ranges,
+    loop_spec,
+    percentile_range,
+    run_spec,
+    wider_than_8_bits,
+)
 from ..kernels.sample import (
     as_features,
     cell_candidates,
@@ -147,6 +164,7 @@ def open_images(run: Run, pending: list[range], *, sample: bool = True, keep: bo
             run.failed(index, one_line(exc), transient=is_transient(exc))
     opened.pixels += sum(info.pixels for info, _ in opened.tiled.values())
     opened.dtypes.update(info.dtype for info, _ in opened.tiled.values())
+    _check_auto_range(run, opened, sample)
     if subset:
         _sample_chosen(run, opened, keep_per_image)
     if config.nodata is None:  # the arrays' own no-data (xarray's _FillValue, rioxarray's nodata)
@@ -226,6 +244,7 @@ def _read_batch(run: Run, rows: range, *, keep: float):
         chunk_bytes=config.chunk_bytes,
         max_pixels=config.max_pixels,
         channel_axis=config.channel_axis,
+        assets=config.assets,
         downloads=run.downloads,
         pure=False,
     )
@@ -308,6 +327,66 @@ def _out_of_memory(run: Run, opened: Opened, index: int, exc: BaseException) -> 
     )
 
 
+def _kinds(dtypes) -> dict[str, list[str]]:
+    """The dtypes met, by how ``scale="auto"`` shows them: 8-bit, wider integers, floats."""
+    kinds: dict[str, list[str]] = {"8-bit": [], "integer": [], "float": []}
+    for dtype in sorted(dtypes):
+        kind = "float" if np.issubdtype(dtype, np.floating) else "integer"
+        kinds[kind if wider_than_8_bits(dtype) else "8-bit"].append(dtype)
+    return {kind: met for kind, met in kinds.items() if met}
+
+
+def measures_range(config, dtypes) -> bool:
+    """Whether a run that samples measures its display range (these dtypes met).
+
+    ``minmax`` and ``percentile`` do; ``auto`` does where data wider than 8
+    bits are met (8-bit data alone keep their type's range, as ``dtype``).
+    """
+    if config.scale == "auto":
+        return any(wider_than_8_bits(dtype) for dtype in dtypes)
+    return config.scale in ("minmax", "percentile")
+
+
+def _check_auto_range(run: Run, opened: Opened, sample: bool) -> None:
+    """``scale="auto"`` where the first pass found data wider than 8 bits: one line why not, if it cannot.
+
+    A run that samples measures one cut for them all: not with 8-bit images,
+    nor integers with floats, in the same sample (their values share no
+    scale), nor with ``exclude`` (which needs the range before the sample).
+    A run that samples nothing (a palette applied, a store resumed or grown)
+    needs the range its store or palette holds.
+    """
+    config = run.config
+    if config.scale != "auto":
+        return
+    kinds = _kinds(opened.dtypes)
+    wide = [dtype for kind, dtypes in kinds.items() if kind != "8-bit" for dtype in dtypes]
+    if not wide:
+        return
+    if not sample:
+        if run.display_range is None:  # the palette applied, or the store grown or resumed, holds none
+            raise ParameterError(
+                f"{config.palette or stores.store_path(run.group)}: no display range for "
+                f"{', '.join(wide)} data, which --scale auto (the default) shows by the 2-98% cut measured "
+                "on a run's sample, and this run draws none (a palette applied, a store resumed or grown; "
+                "a .json, .csv or .gpl palette carries no range, a store of 8-bit data measured none): "
+                "give --scale (scale=) LOW,HIGH or dtype, or apply the store that measured it"
+            )
+        return
+    if len(kinds) > 1:
+        met = " and ".join(f"{kind} ({', '.join(dtypes)})" for kind, dtypes in kinds.items())
+        raise ParameterError(
+            f"--scale auto (the default) shows 8-bit data by their type's range and measures one 2-98% cut "
+            f"for wider ones, but this run's images are {met}, whose values share no scale: give "
+            "--scale (scale=) dtype, percentile or LOW,HIGH, or run them apart"
+        )
+    if config.exclude:
+        raise ParameterError(
+            f"exclude (--exclude) needs a known display range, and --scale auto measures that of "
+            f"{', '.join(wide)} data on the sample: give --scale (scale=) LOW,HIGH or dtype"
+        )
+
+
 def measure_range(run: Run, opened: Opened) -> None:
     """``scale="minmax"``: each band's least and greatest valid value over all images.
 
@@ -372,7 +451,7 @@ def sample_run(run: Run, opened: Opened, *, counted: bool = True) -> np.ndarray 
     counting pass reads it no more.
     """
     config, client, size = run.config, run.client, run.config.sample_size
-    measured = config.scale in ("minmax", "percentile")  # candidates are raw band values until then
+    measured = measures_range(config, opened.dtypes)  # candidates are raw band values until then
     if config.scale == "minmax":
         measure_range(run, opened)
     # the batches' candidates drawn from the images chosen are complete below their threshold only
@@ -426,7 +505,7 @@ def sample_run(run: Run, opened: Opened, *, counted: bool = True) -> np.ndarray 
     if len(merged) == 0:
         return None
     if measured:  # the candidates hold raw values so far
-        if config.scale == "percentile":
+        if config.scale != "minmax" and run.display_range is None:  # a resumed run's stays as it was
             run.display_range = percentile_range(merged[:, 1:])
             run.group.attrs["display_range"] = run.display_range.tolist()
         _check_range(run)
@@ -441,20 +520,35 @@ def sample_run(run: Run, opened: Opened, *, counted: bool = True) -> np.ndarray 
 
 
 def _check_darkness(run: Run, opened: Opened, sample: np.ndarray) -> None:
-    """Warn when data wider than 8 bits shown by their type's range leave the sample near black."""
-    wide = sorted(dtype for dtype in opened.dtypes if dtype not in ("uint8", "bool"))
-    if run.config.scale != "dtype" or not wide or not len(sample):
+    """Warn when data wider than 8 bits leave the sample near black, by their type's range or one measured."""
+    wide = sorted(dtype for dtype in opened.dtypes if wider_than_8_bits(dtype))
+    scale = run.config.scale
+    if not isinstance(scale, str) or not wide or not len(sample):  # (low, high): as the user asked
         return
     lightness = sample[:, 0] if run.config.space == "lab" else srgb_to_lab(sample.astype(np.float64))[:, 0]
     brightest = float(np.percentile(lightness, 99))
-    if brightest < DARK_LIGHTNESS:
-        warnings.warn(
-            f"the sampled pixels are near black (99% below CIELAB L* {brightest:.0f}): "
+    if brightest >= DARK_LIGHTNESS:
+        return
+    if scale == "dtype":
+        why = (
             f"{', '.join(wide)} data fill a small part of their type's range, which --scale dtype "
-            "shows as 0-255; --scale percentile (or LOW,HIGH) spreads the values found",
-            PaletteDaskWarning,
-            stacklevel=2,
+            "shows as 0-255; --scale percentile (or LOW,HIGH; --scale auto, the default, does so for "
+            "such data) spreads the values found"
         )
+    else:
+        low, high = np.asarray(run.display_range, np.float64)
+        shown = ", ".join(f"{a:g}-{b:g}" for a, b in zip(low, high))
+        cut = "its cumulative {:g}%-{:g}% cut".format(*PERCENTILES) if scale != "minmax" else "its extremes"
+        why = (
+            f"the display range --scale {scale} measured on the {', '.join(wide)} data, {cut} "
+            f"(bands {shown}), still shows most of them dark: a fill value not declared as no-data "
+            "(--nodata) or a few bright pixels set it; --scale LOW,HIGH shows the values you choose"
+        )
+    warnings.warn(
+        f"the sampled pixels are near black (99% below CIELAB L* {brightest:.0f}): {why}",
+        PaletteDaskWarning,
+        stacklevel=2,
+    )
 
 
 def _check_range(run: Run) -> None:
@@ -596,4 +690,4 @@ def _fill(result: BatchCounts, index: int, outcome, name: str, info=None, *, tra
     elif outcome is None or outcome[0].valid == 0:
         result.fail(row, one_line(no_valid_pixels(name)))
     else:
-        result.done(row, *outcome, pixel_size=info and info.pixel_size, shape=info and info.shape)
+        result.done(row, *outcome, pixel_size=info and info.pixel_size, shape=info and info.shape, info=info)

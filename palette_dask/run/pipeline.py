@@ -166,7 +166,13 @@ def _run_plan(plan: Plan, *, client, downloads, report) -> PaletteResult:
     try:
         if given is not None and "centers" not in group:  # _execute then samples nothing, fits nothing
             stores.write_palette(group, given.centers, given.centers_rgb)
-            (report or _silent)(f"applying the {plural(config.k, 'colour')} of {given.source}")
+            ranged = config.scale == "auto" and given.display_range is not None
+            if ranged:  # its data wider than 8 bits shown as the palette's store showed them
+                group.attrs["display_range"] = given.display_range.tolist()
+            (report or _silent)(
+                f"applying the {plural(config.k, 'colour')} of {given.source}"
+                + (" and its display range" if ranged else "")
+            )
         with connect(client) as run_client, run_client.as_current(), scheduler_kept(run_client):
             share_retry_policy(run_client, retry.current())
             with download_folder(names, downloads, run_client) as folder:

@@ -1,0 +1,207 @@
+"""``scale="auto"``, the default: 8-bit data by their type's range, wider data by the sample's 2%-98% cut.
+
+The cut is the one ``scale="percentile"`` measures (QGIS's default stretch), stored as the store's
+``display_range`` and reused, never measured again, by ``resume``, ``append`` and a run applying the
+store as its ``palette``. Each test compares with an independent reference: the store made with the
+explicit option, numpy's percentile of the sampled values found by the package's public hash, numpy's
+nearest-centre count of the pixels shown by the stored range.
+"""
+
+import numpy as np
+import pytest
+import tifffile
+import zarr
+from helpers import PHOTOS, every_array, photo_mosaic, reference_labels
+from PIL import Image
+
+from palette_dask import ParameterError, extract_palette
+from palette_dask.constants import DEFAULT_SCALE
+from palette_dask.errors import PaletteDaskWarning
+from palette_dask.kernels.sample import pixel_keys
+from palette_dask.outputs.render import export_palette
+
+SAMPLE = 4_000  # of 150 x 180 = 27,000 pixels: the sample is a true subset
+
+
+def scene(rows=150, cols=180, *, factor=39, flip=False) -> np.ndarray:
+    """A uint16 RGB scene, 0 to about 10,000 (as reflectance): a photo mosaic times ``factor``."""
+    rgb = photo_mosaic(rows, cols)
+    rgb = rgb[::-1] if flip else rgb
+    return np.minimum(rgb.astype(np.uint32) * factor, 65535).astype(np.uint16)
+
+
+def write_scene(path, pixels) -> str:
+    tifffile.imwrite(path, pixels, photometric="rgb", tile=(64, 64))
+    return str(path)
+
+
+def sampled_percentiles(pixels: np.ndarray, size: int = SAMPLE, seed: int = 0) -> np.ndarray:
+    """The strict twin: numpy's 2nd and 98th percentile of the ``size`` pixels with the smallest keys.
+
+    One image (index 0), every pixel valid: the sample is its pixels with the smallest
+    :func:`~palette_dask.kernels.sample.pixel_keys`, whatever the chunks and tasks.
+    """
+    rows, cols = pixels.shape[:2]
+    keys = pixel_keys(seed, 0, slice(0, rows), slice(0, cols), cols).ravel()
+    chosen = np.argsort(keys, kind="stable")[:size]
+    values = pixels.reshape(-1, pixels.shape[-1])[chosen].astype(np.float64)
+    return np.percentile(values, (2.0, 98.0), axis=0)
+
+
+def shown_counts(pixels: np.ndarray, display_range, centers, k: int) -> np.ndarray:
+    """numpy's counts of the pixels shown by ``display_range`` (sRGB features) against ``centers``."""
+    low, high = (np.asarray(v, np.float64) for v in display_range)
+    span = np.where(high > low, high - low, 1.0)
+    values = pixels.reshape(-1, 3).astype(np.float64)
+    features = np.clip(((values - low) * (255.0 / span)).astype(np.float32), 0.0, 255.0)
+    return np.bincount(reference_labels(features, centers), minlength=k)
+
+
+def test_the_default_is_auto():
+    from palette_dask.options import RunConfig
+
+    assert DEFAULT_SCALE == "auto" and RunConfig().scale == "auto"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["uint16 file", "float32 array in 0-1"])
+def test_wider_data_by_default_equal_the_percentile_run_whose_cut_is_numpys(client, tmp_path, kind):
+    pixels = scene()
+    if kind == "uint16 file":
+        given = write_scene(tmp_path / "scene.tif", pixels)
+    else:  # reflectance already in 0-1: cut too, as QGIS cuts every band but a byte one
+        pixels = (pixels / 12_000.0).astype(np.float32)
+        given = pixels
+    options = dict(sample_size=SAMPLE, client=client, space="rgb", chunk_bytes=2**15)
+    auto = extract_palette(given, 4, store=tmp_path / "auto.zarr", **options)
+    explicit = extract_palette(given, 4, store=tmp_path / "percentile.zarr", scale="percentile", **options)
+    measured = np.asarray(auto.attrs["display_range"])
+    np.testing.assert_array_equal(measured, explicit.attrs["display_range"])
+    np.testing.assert_allclose(measured, sampled_percentiles(pixels), rtol=0, atol=1e-12)
+    assert 0 < measured[1].max() < (10_000 if kind == "uint16 file" else 1.0)  # the cut, not the type's range
+    first, second = every_array(zarr.open_group(auto.store)), every_array(zarr.open_group(explicit.store))
+    assert first.keys() == second.keys()
+    for name in first:  # centres, counts, errors: every array the same
+        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+    # counted with the cut, as numpy counts the pixels shown by it
+    np.testing.assert_array_equal(auto.counts, shown_counts(pixels, measured, auto.centers, 4))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("exclude", [(), ("#ffffff",)])
+def test_8_bit_runs_by_default_are_the_dtype_runs(client, tmp_path, exclude):
+    mosaic = tmp_path / "mosaic.tif"  # read tile by tile (and once, from its histogram), beside a photo
+    tifffile.imwrite(mosaic, photo_mosaic(300, 420), photometric="rgb", tile=(64, 64))
+    inputs = [PHOTOS[1], mosaic]
+    options = dict(client=client, exclude=exclude, chunk_bytes=2**16, seed=3)
+    auto = extract_palette(inputs, 5, store=tmp_path / "auto.zarr", **options)
+    dtype = extract_palette(inputs, 5, store=tmp_path / "dtype.zarr", scale="dtype", **options)
+    first, second = zarr.open_group(auto.store), zarr.open_group(dtype.store)
+    arrays, expected = every_array(first), every_array(second)
+    assert arrays.keys() == expected.keys()
+    for name in arrays:
+        np.testing.assert_array_equal(arrays[name], expected[name], err_msg=name)
+    attrs, expected_attrs = first.attrs.asdict(), second.attrs.asdict()
+    assert attrs.pop("parameters") == {**expected_attrs.pop("parameters"), "scale": "auto"}
+    attrs.pop("created"), expected_attrs.pop("created")
+    assert attrs == expected_attrs and "display_range" not in attrs
+
+
+@pytest.mark.slow
+def test_resume_and_append_reuse_the_stored_range(client, tmp_path):
+    first, second = scene(), scene(flip=True)
+    a, b = write_scene(tmp_path / "a.tif", first), write_scene(tmp_path / "b.tif", second)
+    options = dict(client=client, space="rgb", sample_size=SAMPLE, batch_size=1)
+    full = extract_palette([a, b], 4, store=tmp_path / "full.zarr", **options)
+    stored = full.attrs["display_range"]
+    # as if the run had stopped before counting b; b is then twice as bright: a range measured again
+    # would follow it, the stored one does not move
+    group = zarr.open_group(tmp_path / "full.zarr", mode="r+")
+    group["image_status"][1], group["image_counts"][1], group["image_valid"][1] = 0, 0, 0
+    del group["counts"]
+    group.attrs["complete"] = False
+    brighter = np.minimum(second.astype(np.uint32) * 2, 65535).astype(np.uint16)
+    write_scene(tmp_path / "b.tif", brighter)
+    messages = []
+    resumed = extract_palette(
+        [a, b], 4, store=tmp_path / "full.zarr", resume=True, report=messages.append, **options
+    )
+    assert not any("sampling" in m for m in messages) and resumed.complete
+    assert resumed.attrs["display_range"] == stored
+    np.testing.assert_array_equal(resumed.image_counts[1], shown_counts(brighter, stored, resumed.centers, 4))
+    np.testing.assert_array_equal(resumed.image_counts[0], full.image_counts[0])
+
+    # append: a scene of another range, and an 8-bit photo (shown by its type's range, as QGIS does)
+    grown_inputs = [a, b, write_scene(tmp_path / "c.tif", scene(factor=120)), str(PHOTOS[1])]
+    grown = extract_palette(grown_inputs, store=tmp_path / "full.zarr", append=True, **options)
+    assert grown.attrs["display_range"] == stored
+    np.testing.assert_array_equal(
+        grown.image_counts[2], shown_counts(scene(factor=120), stored, grown.centers, 4)
+    )
+    coffee = np.asarray(Image.open(PHOTOS[1]).convert("RGB"))
+    np.testing.assert_array_equal(
+        grown.image_counts[3], shown_counts(coffee, [[0.0] * 3, [255.0] * 3], grown.centers, 4)
+    )
+
+
+@pytest.mark.slow
+def test_a_palette_store_brings_its_range_and_a_file_none(client, tmp_path):
+    pixels = scene()
+    path = write_scene(tmp_path / "scene.tif", pixels)
+    options = dict(client=client, space="rgb", sample_size=SAMPLE)
+    fitted = extract_palette(path, 4, store=tmp_path / "fitted.zarr", **options)
+    later = write_scene(tmp_path / "later.tif", scene(factor=60, flip=True))
+    messages = []
+    applied = extract_palette(
+        later,
+        store=tmp_path / "applied.zarr",
+        palette=tmp_path / "fitted.zarr",
+        report=messages.append,
+        **options,
+    )
+    assert applied.attrs["display_range"] == fitted.attrs["display_range"]
+    assert any(m.endswith("fitted.zarr and its display range") for m in messages)
+    expected = shown_counts(scene(factor=60, flip=True), fitted.attrs["display_range"], fitted.centers, 4)
+    np.testing.assert_array_equal(applied.counts, expected)
+    # applied to its own scene, the store's own counts
+    again = extract_palette(path, palette=tmp_path / "fitted.zarr", **options)
+    np.testing.assert_array_equal(again.counts, fitted.counts)
+    # a file is the colours as shown: it carries no range, and says what to give
+    exported = export_palette(fitted, tmp_path / "palette.json")
+    carries = (
+        r"palette\.json: no display range for uint16 data, .* a \.json, \.csv or \.gpl palette carries no"
+    )
+    with pytest.raises(ParameterError, match=carries):
+        extract_palette(later, palette=exported, **options)
+    by_hand = extract_palette(later, palette=exported, scale=(0, 10_000), **options)
+    np.testing.assert_array_equal(
+        by_hand.counts, shown_counts(scene(factor=60, flip=True), [[0.0] * 3, [1e4] * 3], by_hand.centers, 4)
+    )
+
+
+def test_what_auto_cannot_measure_is_one_line(client, tmp_path):
+    wide = write_scene(tmp_path / "scene.tif", scene(60, 80))
+    mixed = r"8-bit \(uint8\) and integer \(uint16\), whose values share no scale"
+    with pytest.raises(ParameterError, match=mixed):
+        extract_palette([PHOTOS[2], wide], 3, client=client)
+    with pytest.raises(ParameterError, match=r"exclude \(--exclude\) needs a known display range, .* of uint16 data"):
+        extract_palette(wide, 3, client=client, exclude="#ffffff")
+    store = tmp_path / "photo.zarr"  # 8-bit: no range measured, none to grow with wider data
+    extract_palette(PHOTOS[2], 3, client=client, store=store)
+    with pytest.raises(
+        ParameterError,
+        match=r"photo\.zarr: no display range for uint16 data, .* a store of 8-bit data measured none",
+    ):
+        extract_palette([PHOTOS[2], wide], client=client, store=store, append=True)
+    # the same images shown by their types' ranges, or one range given, run
+    assert extract_palette([PHOTOS[2], wide], 3, client=client, scale=(0, 10_000)).k == 3
+
+
+def test_what_the_cut_still_leaves_near_black_is_warned(client, tmp_path):
+    pixels = np.zeros((100, 100, 3), np.uint16)  # a fill value not declared as no-data, 99% of the scene
+    pixels[:8, :8] = 5000
+    path = write_scene(tmp_path / "dark.tif", pixels)
+    with pytest.warns(PaletteDaskWarning, match=r"band \d of the colours is constant \(0\)"):
+        with pytest.warns(PaletteDaskWarning, match="near black .* still shows most of them dark"):
+            result = extract_palette(path, 2, client=client)
+    assert result.attrs["display_range"] == [[0.0] * 3, [0.0] * 3]
