@@ -136,10 +136,19 @@ def test_the_widget_runs_on_a_layer_and_adds_the_store_s_labels_in_the_palette_s
     widget.layer_box.setCurrentText("photo")
     widget.k_box.setValue(4)
     widget.store_edit.setText(str(tmp_path / "run.zarr"))
+    lines, counts_seen = [], []
+    widget.reported.connect(lines.append)
 
+    def on_report_made():  # each run makes its report: follow its counts as the progress bar does
+        widget.report.count.connect(lambda *count: counts_seen.append(count))
+
+    widget.run_button.clicked.connect(on_report_made)  # after the widget's own slot: its report exists
     run_widget(qtbot, widget)
 
     assert widget.status.text().startswith("4 colours"), widget.status.text()
+    assert any(line.startswith("counting the pixels of 1 image") for line in lines), lines
+    assert ("counting", 1, 1) in counts_seen, counts_seen
+    assert widget.progress.value() == widget.progress.maximum() == 1
     assert "http://127.0.0.1:" in widget.dashboard.text()  # its own LocalCluster's dashboard
     store = str(tmp_path / "run.zarr")
     assert widget.result.store == store
@@ -276,11 +285,12 @@ def test_stop_tasks_stops_a_pass_awaiting_them_and_submits_nothing_again(client)
         assert not caller.futures  # each cancelled, none submitted again
 
 
-def test_stop_ends_the_widget_s_run_without_a_layer(make_napari_viewer, qtbot, client):
+def test_stop_ends_the_widget_s_run_without_a_layer(make_napari_viewer, qtbot, client, tmp_path):
     viewer = make_napari_viewer()
     viewer.add_image(quadrants(64), rgb=True, name="photo")
     widget = PaletteWidget(viewer)
     widget.scheduler_edit.setText(client.scheduler.address)
+    widget.store_edit.setText(str(tmp_path / "stopped.zarr"))
     with workers_busy(client):  # the run's tasks wait: it is stopped while they do
         with qtbot.waitSignal(widget.run_finished, timeout=RUN_TIMEOUT_MS):
             with qtbot.waitSignal(widget.reported, timeout=RUN_TIMEOUT_MS):  # its first stage started
@@ -289,6 +299,7 @@ def test_stop_ends_the_widget_s_run_without_a_layer(make_napari_viewer, qtbot, c
     assert widget.status.text() == "stopped"
     assert widget.result is None and [layer.name for layer in viewer.layers] == ["photo"]
     assert widget.run_button.isEnabled() and not widget.stop_button.isEnabled()
+    assert not (tmp_path / "stopped.zarr").exists()  # it held no image: removed, as an interrupted run's
 
 
 @pytest.fixture(scope="module")
