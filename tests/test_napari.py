@@ -246,6 +246,15 @@ def test_a_bad_entry_is_one_line_and_starts_nothing(make_napari_viewer, qtbot, c
     run_widget(qtbot, widget)
     assert widget.status.text().startswith("failed: ") and "/no/such/palette.json" in widget.status.text()
     assert widget.result is None and len(viewer.layers) == 1
+    # an image whose every pixel is left out: its failure's one line, no layer
+    viewer.add_image(np.zeros((16, 16, 3), np.uint8), rgb=True, name="black")
+    widget.layer_box.setCurrentText("black")
+    widget.palette_edit.setText("")
+    widget.exclude_edit.setText("black")
+    run_widget(qtbot, widget)
+    assert widget.status.text().startswith("failed: "), widget.status.text()
+    assert "valid" in widget.status.text(), widget.status.text()
+    assert widget.result is None and [layer.name for layer in viewer.layers] == ["photo", "black"]
 
 
 #: Set to let the tasks of :func:`workers_busy` end (the ``client`` fixture's workers: threads here).

@@ -309,6 +309,9 @@ class PaletteWidget(QWidget):
         """Add the run's Labels layer, scaled and translated as ``layer``, and fill the table."""
         from napari.layers import Layer
 
+        if result.failures:  # the image alone, and it failed: its reason, no layer
+            self.status.setText(f"failed: {result.failures[0]}")
+            return
         unit = str(layer.units[-1]) if getattr(layer, "units", None) else None
         self.result = result
         self.labels = labels_layer(
