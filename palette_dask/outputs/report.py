@@ -124,7 +124,8 @@ def _previews(result: PaletteResult, indices, side: int, client=None, downloads=
     for index in indices:
         name = result.image_names[index]
         try:
-            info = pyramid_level(probe(name, channel_axis=config.channel_axis, downloads=downloads), side)
+            probed = probe(name, channel_axis=config.channel_axis, downloads=downloads, assets=config.assets)
+            info = pyramid_level(probed, side)
             image = read_image(info)
             spec = run_spec(info, config, result.attrs.get("display_range"))
         except (PaletteDaskError, OSError) as exc:  # an array given to the API, a file since moved...
