@@ -1,0 +1,359 @@
+"""STAC items as inputs: a static catalog (pystac) of two dates of a 3-band COG scene, locally and over http.
+
+Each band is a single-band COG written here (rasterio's COG driver: tiles of 128, overviews); the same
+pixels are also written as a plain 3-band GeoTIFF, the reference: the items must give its counts and
+palette. The COGs declare no no-data: the items do (``raster:bands``), and the corner they mark must be
+left out as the GeoTIFF's own ``nodata`` leaves it out.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+pystac = pytest.importorskip("pystac")
+rasterio = pytest.importorskip("rasterio")
+
+from rasterio.transform import from_origin  # noqa: E402
+from servers import RangeHandler, http_server  # noqa: E402
+
+from palette_dask import extract_palette, load_result  # noqa: E402
+from palette_dask.cli import EXIT_ERROR, main  # noqa: E402
+from palette_dask.errors import ImageReadError, InputError  # noqa: E402
+from palette_dask.inputs.fetch import READ_AHEAD  # noqa: E402
+from palette_dask.inputs.read import probe, pyramid_level, read_image  # noqa: E402
+from palette_dask.inputs.sources import resolve_sources  # noqa: E402
+
+ROWS, COLS, TILE, CORNER = 512, 640, 128, 64
+EPSG, SIZE = 32633, 10.0
+TRANSFORM = from_origin(500_000, 5_600_000, SIZE, SIZE)
+BANDS = (("B04", "red"), ("B03", "green"), ("B02", "blue"))
+DATES = ("2024-06-01T10:00:00Z", "2024-08-15T10:00:00Z")
+SCALE = (0, 4000)  # the display range, given: the runs compared do not depend on the default
+
+
+def scene(date: int) -> np.ndarray:
+    """``(3, rows, cols)`` uint16: forest, water and a town (wider on the second date), a no-data corner."""
+    rng = np.random.default_rng(date)
+    image = np.empty((3, ROWS, COLS), np.uint16)
+    image[:] = np.array([800, 1500, 600], np.uint16)[:, None, None]  # forest
+    image[:, :, COLS // 2 :] = np.array([300, 500, 1200], np.uint16)[:, None, None]  # water
+    town = slice(200, 260 if date == 0 else 360)
+    image[:, town, :] = np.array([3000, 2900, 2800], np.uint16)[:, None, None]
+    image += rng.integers(0, 60, image.shape, dtype=np.uint16)
+    image[:, :CORNER, :CORNER] = 0  # no data, declared by the items only
+    return image
+
+
+def write_cog(path, bands: np.ndarray, *, nodata=None) -> None:
+    profile = dict(
+        driver="COG", width=bands.shape[2], height=bands.shape[1], count=bands.shape[0], dtype="uint16",
+        crs=f"EPSG:{EPSG}", transform=TRANSFORM, blocksize=TILE, compress="deflate", nodata=nodata,
+    )  # fmt: skip
+    with rasterio.open(path, "w", **profile) as out:
+        out.write(bands)
+
+
+def make_item(folder, date: int) -> pystac.Item:
+    from pystac.extensions.eo import Band, EOExtension
+    from pystac.extensions.projection import ProjectionExtension
+    from pystac.extensions.raster import RasterBand, RasterExtension
+
+    pixels = scene(date)
+    folder.mkdir(parents=True, exist_ok=True)
+    west, north = TRANSFORM.c, TRANSFORM.f
+    bbox = [west, north - ROWS * SIZE, west + COLS * SIZE, north]
+    corners = [
+        (bbox[0], bbox[1]),
+        (bbox[2], bbox[1]),
+        (bbox[2], bbox[3]),
+        (bbox[0], bbox[3]),
+        (bbox[0], bbox[1]),
+    ]
+    geometry = {"type": "Polygon", "coordinates": [[list(corner) for corner in corners]]}
+    item = pystac.Item(f"scene-{date + 1}", geometry, bbox, pystac.utils.str_to_datetime(DATES[date]), {})
+    projection = ProjectionExtension.ext(item, add_if_missing=True)
+    projection.epsg, projection.shape, projection.transform = EPSG, [ROWS, COLS], list(TRANSFORM)[:6]
+    EOExtension.add_to(item)
+    RasterExtension.add_to(item)
+    for band, (key, colour) in zip(pixels, BANDS):
+        path = folder / f"{key}.tif"
+        write_cog(path, band[None])
+        asset = pystac.Asset(str(path), media_type=pystac.MediaType.COG, roles=["data"])
+        item.add_asset(key, asset)
+        EOExtension.ext(asset).bands = [Band.create(name=key, common_name=colour)]
+        RasterExtension.ext(asset).bands = [RasterBand.create(nodata=0, data_type="uint16")]
+    plain = folder / "scene.tif"  # the reference: the same pixels, one 3-band GeoTIFF, its own nodata
+    with rasterio.open(
+        plain, "w", driver="GTiff", width=COLS, height=ROWS, count=3, dtype="uint16", crs=f"EPSG:{EPSG}",
+        transform=TRANSFORM, tiled=True, blockxsize=TILE, blockysize=TILE, nodata=0,
+    ) as out:  # fmt: skip
+        out.write(pixels)
+    return item
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    """``(root, items, collection)``: a self-contained catalog, its two item files, one collection of both."""
+    root = tmp_path_factory.mktemp("stac").resolve()
+    items = [make_item(root / f"date{date + 1}", date) for date in range(2)]
+    cat = pystac.Catalog("scenes", "two dates of a 3-band scene")
+    cat.add_items(items)
+    cat.normalize_hrefs(str(root))
+    cat.make_all_asset_hrefs_relative()
+    cat.save(pystac.CatalogType.SELF_CONTAINED)  # asset hrefs relative to each item's file
+    files = [root / item.id / f"{item.id}.json" for item in items]
+    features = []
+    for file in files:  # the collection beside the folders: each asset's href relative to it
+        found = json.loads(file.read_text())
+        for asset in found["assets"].values():
+            asset["href"] = str((file.parent / asset["href"]).resolve().relative_to(root))
+        features.append(found)
+    collection = root / "search.json"  # as a STAC API search saved: a FeatureCollection with extra members
+    collection.write_text(json.dumps({"type": "FeatureCollection", "features": features, "numberMatched": 2}))
+    return root, files, collection
+
+
+def references(root) -> list:
+    return [root / f"date{date + 1}" / "scene.tif" for date in range(2)]
+
+
+def run(inputs, client, **options):
+    return extract_palette(inputs, 4, client=client, scale=SCALE, seed=1, **options)
+
+
+def test_an_item_is_one_image_of_its_assets_stacked_as_the_plain_geotiff_holds_them(catalog):
+    root, files, collection = catalog
+    (source,) = resolve_sources(files[0])
+    assert source.item and source.text == f"{files[0]}#scene-1"
+    # a glob of item files, and one item of a collection named as a store names it
+    assert [s.text for s in resolve_sources(str(root / "scene-*" / "*.json"))] == [
+        f"{f}#{f.stem}" for f in files
+    ]
+    assert resolve_sources(f"{collection}#scene-2") == [f"{collection}#scene-2"]
+    info = probe(source, assets=("red", "green", "blue"))  # band common names, eo:bands
+    assert info.shape == (ROWS, COLS, 3) and info.dtype == "uint16" and info.format == "stac"
+    assert info.nodata == 0 and info.crs == f"EPSG:{EPSG}" and info.pixel_size == (SIZE, SIZE)
+    assert info.datetime == DATES[0] and info.band_names == ("red", "green", "blue")
+    window = read_image(info, chunk_bytes=2**16)[100:300, 50:400].compute(scheduler="sync")
+    np.testing.assert_array_equal(window, np.moveaxis(scene(0), 0, -1)[100:300, 50:400])
+    # asset keys name the same files; the order asked is the bands' order
+    keys = probe(source, assets=("B02", "B03", "B04"))
+    assert [p.source.path for p in keys.parts] == [p.source.path for p in info.parts[::-1]]
+    # previews read the COGs' overviews, each band's the same level
+    level = pyramid_level(info, 200)
+    assert level.shape == (256, 320, 3) and level.level == 1
+    with tifffile.TiffFile(info.parts[0].source.text) as tif:
+        overview = tif.series[0].levels[1].asarray()
+    np.testing.assert_array_equal(read_image(level).compute(scheduler="sync")[..., 0], overview)
+
+
+@pytest.mark.slow
+def test_items_count_as_the_plain_geotiffs_with_their_dates_crs_and_pixel_size(catalog, client, tmp_path):
+    root, files, collection = catalog
+    store = tmp_path / "items.zarr"
+    items = run([str(f) for f in files], client, assets=("red", "green", "blue"), store=store)
+    plain = run(references(root), client)
+    np.testing.assert_array_equal(items.colors, plain.colors)
+    np.testing.assert_array_equal(items.image_counts, plain.image_counts)
+    np.testing.assert_array_equal(items.image_masked, plain.image_masked)
+    assert (items.image_masked == CORNER * CORNER).all()  # the items' no-data, the COGs declaring none
+    stored = load_result(store)
+    assert stored.image_names == [f"{files[0]}#scene-1", f"{files[1]}#scene-2"]
+    assert stored.image_datetime == list(DATES)
+    assert stored.image_crs == [f"EPSG:{EPSG}"] * 2 == plain.image_crs  # the GeoTIFFs' GeoKeys say the same
+    np.testing.assert_array_equal(stored.image_pixel_size, [[SIZE, SIZE]] * 2)
+    # the collection (a saved search) gives the same rows, named by it
+    listed = run(collection, client, assets=("red", "green", "blue"))
+    assert listed.image_names == [f"{collection}#scene-1", f"{collection}#scene-2"]
+    np.testing.assert_array_equal(listed.image_counts, plain.image_counts)
+
+
+def test_a_visual_asset_is_read_without_assets_and_its_absence_is_one_line(catalog, tmp_path, capsys):
+    root, files, _ = catalog
+    found = json.loads(files[0].read_text())
+    with pytest.raises(ImageReadError, match=r"#scene-1: has no 'visual' asset .*its assets: B04, B03, B02$"):
+        probe(f"{files[0]}#scene-1")
+    visual = tmp_path / "visual.tif"
+    write_cog(visual, scene(0), nodata=0)
+    found["assets"] = {"visual": {"href": str(visual), "type": pystac.MediaType.COG}}
+    item = tmp_path / "item.json"
+    item.write_text(json.dumps(found))
+    info = probe(f"{item}#scene-1")
+    assert info.shape == (ROWS, COLS, 3) and info.nodata == 0 and info.crs == f"EPSG:{EPSG}"
+    np.testing.assert_array_equal(read_image(info).compute(scheduler="sync"), np.moveaxis(scene(0), 0, -1))
+
+
+@pytest.mark.parametrize(
+    "case, error",
+    [
+        ("a missing asset", r"#scene-1: no asset or band named 'swir16'; its assets: B04, B03, B02$"),
+        ("assets of different sizes", r"#scene-1: its assets differ in rows and columns \(B04 512 x 640, "
+                                      r"B03 256 x 320, B02 512 x 640\); choose assets of one size$"),
+        ("another proj:shape", r"#scene-1: asset B04 is 512 x 640 pixels, not the 500 x 640 of its "
+                               r"proj:shape$"),
+        ("a missing file", r"B03.tif: no such file$"),
+    ],
+)  # fmt: skip
+def test_a_bad_item_fails_in_one_line(catalog, tmp_path, case, error):
+    root, files, _ = catalog
+    found = json.loads(files[0].read_text())
+    for asset in found["assets"].values():
+        asset["href"] = str((files[0].parent / asset["href"]).resolve())
+    assets = ("red", "green", "blue")
+    if case == "a missing asset":
+        assets = ("red", "green", "swir16")
+    elif case == "assets of different sizes":
+        small = tmp_path / "small.tif"
+        write_cog(small, scene(0)[1:2, ::2, ::2])
+        found["assets"]["B03"]["href"] = str(small)
+    elif case == "another proj:shape":
+        found["properties"]["proj:shape"] = [500, 640]
+    else:
+        found["assets"]["B03"]["href"] = str(tmp_path / "B03.tif")
+    item = tmp_path / "item.json"
+    item.write_text(json.dumps(found))
+    (source,) = resolve_sources(item)
+    with pytest.raises(ImageReadError, match=error) as raised:
+        probe(source, assets=assets)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "document, error",
+    [
+        ({"type": "Catalog", "id": "x", "links": []},
+         r"not a STAC item or item collection \(a JSON document of type 'Catalog'"),
+        ("{not json", r"not a STAC item or item collection \(not JSON"),
+        ({"type": "FeatureCollection", "features": []}, r"the item collection holds no items$"),
+        ({"type": "FeatureCollection", "features": [{"type": "Feature", "assets": {}}]},
+         r"feature 1 is not a STAC item \(it has no id\)$"),
+    ],
+)  # fmt: skip
+def test_a_document_that_is_not_an_item_is_refused_in_one_line(tmp_path, capsys, document, error):
+    path = tmp_path / "thing.json"
+    path.write_text(document if isinstance(document, str) else json.dumps(document))
+    with pytest.raises(InputError, match=error):
+        resolve_sources(path)
+    assert main(["run", str(path), "-q", "-o", str(tmp_path / "out.zarr")]) == EXIT_ERROR
+    line = capsys.readouterr().err.strip()
+    assert str(path) in line and "\n" not in line
+
+
+@pytest.fixture
+def www(catalog):
+    class Counting(RangeHandler):  # counts of its own
+        pass
+
+    with http_server(catalog[0], Counting) as served:
+        yield served
+
+
+@pytest.mark.parametrize(
+    "how, chunk_bytes, wholes, headers",
+    [
+        # 2 MB decoded: each COG's header, then the file in one request (as a small TIFF is read)
+        ("each file whole, one request", None, 1, 4),
+        # 4 chunks of 128 rows: their tiles by ranges, and each task's header (a read-ahead block each)
+        ("tile by tile, kept between the passes", 2**19, 0, 8),
+    ],
+)
+@pytest.mark.slow
+def test_items_over_http_are_read_by_ranges_to_the_local_result(
+    catalog, www, client, how, chunk_bytes, wholes, headers
+):
+    root, files, collection = catalog
+    url, handler = www
+    named = [f"{url}/{f.relative_to(root).as_posix()}" for f in files]
+    sizes = {} if chunk_bytes is None else {"chunk_bytes": chunk_bytes}
+    handler.sent.clear(), handler.whole.clear()
+    remote = run(named, client, assets=("red", "green", "blue"), **sizes)
+    local = run([str(f) for f in files], client, assets=("red", "green", "blue"), **sizes)
+    np.testing.assert_array_equal(remote.image_counts, local.image_counts)
+    np.testing.assert_array_equal(remote.colors, local.colors)
+    assert remote.image_names == [f"{n}#scene-{i + 1}" for i, n in enumerate(named)]
+    cogs = [path for path in handler.sent if path.endswith(".tif")]
+    assert len(cogs) == 6
+    for path in cogs:
+        file = root / path.lstrip("/")
+        with tifffile.TiffFile(file) as tif:  # the full-resolution tiles; overviews are not read
+            full = sum(tif.pages[0].databytecounts)
+        reads = file.stat().st_size if chunk_bytes is None else full
+        assert reads <= handler.sent[path] <= reads + headers * READ_AHEAD, how
+        assert handler.whole[path] == wholes, how
+    listed = run(f"{url}/{collection.name}", client, assets=("red", "green", "blue"), **sizes)
+    np.testing.assert_array_equal(listed.image_counts, local.image_counts)
+
+
+def test_compare_over_the_dates_of_one_store(catalog, client, tmp_path, capsys):
+    root, _, collection = catalog
+    store = tmp_path / "dates.zarr"
+    run(collection, client, assets=("red", "green", "blue"), store=store)
+    assert main(["compare", str(store), "--json"]) == 0
+    comparison = json.loads(capsys.readouterr().out)
+    assert comparison["columns"] == [date[:10] for date in DATES]
+    result = load_result(store)
+    for entry in comparison["palette"]:
+        i = entry["id"] - 1
+        assert entry["counts"] == [int(result.image_counts[0, i]), int(result.image_counts[1, i])]
+    town = max(comparison["palette"], key=lambda entry: entry["change"])  # the town grew by 100 rows
+    assert town["change"] == pytest.approx(100 * COLS / (ROWS * COLS - CORNER * CORNER))
+    assert main(["show", str(store), "--images"]) == 0
+    shown = capsys.readouterr().out
+    assert DATES[0] in shown and DATES[1] in shown
+    assert main(["show", str(store), "--images", "--json"]) == 0
+    images = json.loads(capsys.readouterr().out)["images"]
+    assert [image["datetime"] for image in images] == list(DATES)
+    assert [image["crs"] for image in images] == [f"EPSG:{EPSG}"] * 2
+
+
+@pytest.mark.slow
+def test_a_later_date_appended_to_a_store_is_compared_with_the_first(catalog, client, tmp_path, capsys):
+    _, _, collection = catalog
+    store = tmp_path / "grown.zarr"
+    first = run(f"{collection}#scene-1", client, assets=("red", "green", "blue"), store=store)
+    grown = extract_palette(f"{collection}#scene-2", client=client, store=store, append=True)
+    both = run(collection, client, assets=("red", "green", "blue"))
+    assert grown.image_datetime == list(DATES) and grown.image_crs == [f"EPSG:{EPSG}"] * 2
+    np.testing.assert_array_equal(grown.image_counts[0], first.image_counts[0])
+    assert grown.image_valid.tolist() == both.image_valid.tolist()  # the same items, counted by its palette
+    assert main(["compare", str(store), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["columns"] == [date[:10] for date in DATES]
+
+
+def test_a_store_of_items_records_its_assets_and_previews_them_from_the_overviews(catalog, client, tmp_path):
+    from palette_dask.outputs.report import preview
+
+    _, files, _ = catalog
+    store = tmp_path / "one.zarr"
+    run(str(files[0]), client, assets=("B04", "B03", "B02"), store=store)
+    result = load_result(store)
+    assert result.config.assets == ("B04", "B03", "B02")  # stored: a resume or a report reads the same bands
+    shown, recoloured = preview(result, 0, side=200)
+    overviews = []
+    for key, _ in BANDS:  # each band's first overview, as tifffile decodes it
+        with tifffile.TiffFile(files[0].parent.parent / "date1" / f"{key}.tif") as tif:
+            overviews.append(tif.series[0].levels[1].asarray())
+    overview = np.stack(overviews, axis=-1)
+    assert overview.shape == (256, 320, 3) and shown.shape == recoloured.shape == (128, 160, 4)
+    step = 2  # the first overview of at least 200 pixels, shown within 200
+    expected = overview[::step, ::step].astype(float) * 255 / SCALE[1]
+    valid = shown[..., 3] == 255
+    assert (valid == overview[::step, ::step].any(axis=-1)).all()  # the items' no-data, left out
+    assert np.abs(shown[..., :3][valid] - np.clip(expected[valid], 0, 255)).max() <= 1
+
+
+def test_a_store_without_datetimes_still_opens(tmp_path, client):
+    import zarr
+
+    store = tmp_path / "old.zarr"
+    image = np.zeros((8, 8, 3), np.uint8) + np.arange(8, dtype=np.uint8)[:, None, None] * 30
+    extract_palette(image, 2, client=client, store=store)
+    group = zarr.open_group(store, mode="r+")
+    del group["image_datetime"], group["image_crs"]  # as a store made before they were stored
+    result = load_result(store)
+    assert result.image_datetime is None and result.image_crs is None
+    assert main(["show", str(store), "--images", "--json"]) == 0
