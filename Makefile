@@ -21,9 +21,9 @@ demo: $(STAMP)
 # SLURM with munge runs a single-node cluster for the job-queue tests, and napari's viewer is drawn
 # on an Xvfb display of the tests' own (tests/test_napari.py: Qt's xcb libraries, Mesa's llvmpipe).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-QT_PACKAGES := xvfb libgl1 libgl1-mesa-dri libglib2.0-0 libfontconfig1 libdbus-1-3 libxkbcommon-x11-0 \
-	libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0 \
-	libxcb-xinerama0 libxcb-xkb1
+QT_PACKAGES := xvfb libgl1 libegl1 libgl1-mesa-dri libglib2.0-0 libfontconfig1 libdbus-1-3 \
+	libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 \
+	libxcb-render-util0 libxcb-shape0 libxcb-xkb1
 PACKAGES := chromium slurm-wlm munge $(QT_PACKAGES)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(PACKAGES)
 export PATH := $(PATH):/usr/sbin:/sbin

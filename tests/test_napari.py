@@ -35,8 +35,8 @@ RUN_TIMEOUT_MS = 240_000
 def headless(tmp_path_factory):
     """A display of the tests' own: an Xvfb server, drawn by Mesa's llvmpipe, Qt on it (``xcb``).
 
-    Qt's ``offscreen`` platform will not do (measured here, Qt 5.15, Mesa
-    22.3): it makes OpenGL contexts only through GLX on an X display
+    Qt's ``offscreen`` platform will not do (measured here, Qt 5.15 and 6.11,
+    Mesa 22.3): it makes OpenGL contexts only through GLX on an X display
     (``XOpenDisplay``), so with none napari cannot add a layer (vispy reads
     no ``GL_EXTENSIONS``); and on Xvfb the framebuffer napari's
     ``screenshot()`` grabs (``QOpenGLWidget.grabFramebuffer``) stays black
