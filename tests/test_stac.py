@@ -154,9 +154,12 @@ def test_an_item_is_one_image_of_its_assets_stacked_as_the_plain_geotiff_holds_t
 @pytest.mark.slow
 def test_items_count_as_the_plain_geotiffs_with_their_dates_crs_and_pixel_size(catalog, client, tmp_path):
     root, files, collection = catalog
-    store = tmp_path / "items.zarr"
-    items = run([str(f) for f in files], client, assets=("red", "green", "blue"), store=store)
-    plain = run(references(root), client)
+    store, labels = tmp_path / "items.zarr", {"items": tmp_path / "items-labels", "plain": tmp_path / "plain"}
+    items = run(
+        [str(f) for f in files], client, assets=("red", "green", "blue"), store=store,
+        labels_geotiff=labels["items"],
+    )  # fmt: skip
+    plain = run(references(root), client, store=tmp_path / "plain.zarr", labels_geotiff=labels["plain"])
     np.testing.assert_array_equal(items.colors, plain.colors)
     np.testing.assert_array_equal(items.image_counts, plain.image_counts)
     np.testing.assert_array_equal(items.image_masked, plain.image_masked)
@@ -166,6 +169,13 @@ def test_items_count_as_the_plain_geotiffs_with_their_dates_crs_and_pixel_size(c
     assert stored.image_datetime == list(DATES)
     assert stored.image_crs == [f"EPSG:{EPSG}"] * 2 == plain.image_crs  # the GeoTIFFs' GeoKeys say the same
     np.testing.assert_array_equal(stored.image_pixel_size, [[SIZE, SIZE]] * 2)
+    # each item's label GeoTIFF, named by its id, lies where the item does, as the plain scene's does
+    for date in range(2):
+        with rasterio.open(labels["items"] / f"scene-{date + 1}.labels.tif") as mine:
+            with rasterio.open(labels["plain"] / f"scene-{date}.labels.tif") as reference:
+                assert mine.crs == reference.crs == f"EPSG:{EPSG}"
+                assert mine.transform == reference.transform == TRANSFORM
+                np.testing.assert_array_equal(mine.read(), reference.read())
     # the collection (a saved search) gives the same rows, named by it
     listed = run(collection, client, assets=("red", "green", "blue"))
     assert listed.image_names == [f"{collection}#scene-1", f"{collection}#scene-2"]

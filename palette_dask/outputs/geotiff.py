@@ -1,11 +1,13 @@
 """GeoTIFF labels: each image's label raster as a tiled GeoTIFF that QGIS, GDAL and rasterio open.
 
 ``--labels-geotiff DIR`` writes ``DIR/<input stem>.labels.tif`` for every
-image done (``<stem>-<index>.labels.tif`` where two inputs share a stem):
+image done (a STAC item's id is its stem; ``<stem>-<index>.labels.tif`` where
+two inputs share a stem):
 the values of the store's ``labels/<i>`` (colour index + 1, 0 where masked),
 512² deflate tiles, the palette as its colour map, nodata 0, the store's
 pyramid levels as its overviews, and the georeferencing of a TIFF source
-(GeoKeys, ModelPixelScale and ModelTiepoint or ModelTransformation, copied)
+(GeoKeys, ModelPixelScale and ModelTiepoint or ModelTransformation, copied;
+a STAC item's: its first asset stacked)
 or of an xarray input's CRS (an EPSG code) and transform, as the store kept them;
 without a CRS, the pixel size of an OME-TIFF or OME-Zarr source (ModelPixelScale
 in its label image's unit, and the TIFF resolution).
@@ -25,6 +27,8 @@ import numpy as np
 from ..errors import InputError
 from ..inputs.formats import open_source
 from ..inputs.physical import METRES
+from ..inputs.source import item_name
+from ..inputs.stac import chosen_assets, read_item
 from ..inputs.tiff import open_tiff
 from .store import zarr_store
 
@@ -42,10 +46,10 @@ def geotiff_paths(folder: str | os.PathLike, names: list[str]) -> list[str]:
 
     Examples
     --------
-    >>> geotiff_paths("out", ["a/x.png", "b/x.png", "scene.tif"])
-    ['out/x-0.labels.tif', 'out/x-1.labels.tif', 'out/scene.labels.tif']
+    >>> geotiff_paths("out", ["a/x.png", "b/x.png", "scene.tif", "/s/search.json#S2B_1"])
+    ['out/x-0.labels.tif', 'out/x-1.labels.tif', 'out/scene.labels.tif', 'out/S2B_1.labels.tif']
     """
-    stems = [Path(name.rstrip("/")).stem for name in names]
+    stems = [_stem(name) for name in names]
     seen: dict[str, int] = {}
     for stem in stems:
         seen[stem] = seen.get(stem, 0) + 1
@@ -53,6 +57,12 @@ def geotiff_paths(folder: str | os.PathLike, names: list[str]) -> list[str]:
         str(Path(folder) / (f"{stem}-{i}" if seen[stem] > 1 else stem)) + ".labels.tif"
         for i, stem in enumerate(stems)
     ]
+
+
+def _stem(name: str) -> str:
+    """An input's stem: a file's, or a STAC item's id (its ``/`` as ``_``)."""
+    item = item_name(name)
+    return item[1].replace("/", "_") if item else Path(name.rstrip("/")).stem
 
 
 def check_geotiff_folder(folder: str | os.PathLike, names: list[str], *, replace: bool) -> None:
@@ -129,9 +139,14 @@ def _scale_tags(multiscale: dict) -> tuple[list, dict]:
     return tags, {"resolution": per_cm, "resolutionunit": "CENTIMETER"}
 
 
-def _geo_tags(source: str, downloads: str | None) -> list:
-    """A TIFF source's georeferencing tags (a remote one's by byte ranges) as tifffile's ``extratags``."""
+def _geo_tags(source: str, downloads: str | None, assets=None) -> list:
+    """A TIFF source's georeferencing tags (a remote one's by byte ranges) as tifffile's ``extratags``.
+
+    A STAC item's are those of the first of its ``assets`` (they share its grid).
+    """
     try:
+        if item_name(source) is not None:
+            source = chosen_assets(read_item(source), assets)[0].href
         with open_source(source, downloads) as handle, open_tiff(handle) as tif:
             tags = tif.pages[0].tags.values()
             return [(tag.code, tag.dtype, tag.count, tag.value, True) for tag in tags if tag.code in GEO_TAGS]
@@ -163,7 +178,7 @@ def _tiles(array):
                 yield tile
 
 
-def _write_one(root: str, index: int, source: str, path: str, downloads: str | None) -> None:
+def _write_one(root: str, index: int, source: str, path: str, downloads: str | None, assets=None) -> None:
     import tifffile
     import zarr
 
@@ -173,7 +188,8 @@ def _write_one(root: str, index: int, source: str, path: str, downloads: str | N
     colormap = np.zeros((3, 2 ** (8 * levels[0].dtype.itemsize)), np.uint16)
     for colour in ome["image-label"]["colors"]:
         colormap[:, colour["label-value"]] = np.asarray(colour["rgba"][:3]) * 257
-    placed, resolution = _geo_tags(source, downloads) or _array_geo_tags(label.attrs.get("georeference")), {}
+    placed = _geo_tags(source, downloads, assets) or _array_geo_tags(label.attrs.get("georeference"))
+    resolution = {}
     if not placed:  # no CRS: the pixel size of an OME-TIFF, an OME-Zarr image
         placed, resolution = _scale_tags(ome["multiscales"][0])
     extratags = [*placed, (42113, 2, 2, "0", True)]  # GDAL_NODATA
@@ -257,8 +273,12 @@ def attribute_table(properties: list[dict]) -> str:
 
 
 def _write_batch(root: str, jobs: list, downloads: str | None) -> int:
+    import zarr
+
+    # the assets a STAC item's run stacked: the first one's georeferencing is the item's
+    assets = (zarr.open_group(zarr_store(root), mode="r").attrs.get("parameters") or {}).get("assets")
     for index, source, path in jobs:
-        _write_one(root, index, source, path, downloads)
+        _write_one(root, index, source, path, downloads, assets)
     return len(jobs)
 
 
