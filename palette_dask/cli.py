@@ -535,6 +535,8 @@ def _print_result(args, result: PaletteResult) -> None:
             f"no-data: pixels whose colour bands all equal {', '.join(map(str, values))} are left out "
             + ("(--nodata)" if source == "option" else "(declared by the inputs; --nodata overrides it)")
         )
+    if summary["display_range"]:
+        print(_display_range(summary["display_range"], result.attrs.get("parameters", {})))
     if summary.get("lab_error") is not None:
         print(
             f"palette error: mean squared CIELAB distance {summary['lab_error']:.1f} "
@@ -546,6 +548,22 @@ def _print_result(args, result: PaletteResult) -> None:
             "palette-dask: the store is incomplete: finish it with 'palette-dask run ... --resume'",
             file=sys.stderr,
         )
+
+
+def _display_range(display_range, parameters: dict) -> str:
+    """What ``show`` says of a stored display range: each colour band's values shown as 0-255, and whence."""
+    low, high = display_range
+    shown = ", ".join(f"{a:g}-{b:g}" for a, b in zip(low, high))
+    scale = parameters.get("scale")
+    whence = (
+        f"from the palette applied ({parameters['palette']})" if parameters.get("palette")
+        else "the sample's 2-98% cut of the data wider than 8 bits, --scale auto" if scale == "auto"
+        else f"--scale {scale}"
+    )  # fmt: skip
+    return (
+        f"display range: colour bands' values {shown} shown as 0-255 ({whence}); "
+        "--resume, --append and --palette with this store reuse it"
+    )
 
 
 def _estimated(summary: dict) -> str:
@@ -668,7 +686,8 @@ def _compare(args) -> int:
     dates = "dates" in comparison
     labels = comparison["dates"] if dates else [f"store {i + 1}" for i in range(len(args.stores))]
     width = 10 if dates else 9  # 2024-06-01
-    print(f" id  hex      name                {'  '.join(f'{label:>{width}s}' for label in labels)}     change")
+    columns = "  ".join(f"{label:>{width}s}" for label in labels)
+    print(f" id  hex      name                {columns}     change")
     for entry in comparison["palette"]:
         shares = "  ".join(f"{share:{width}.2%}" for share in entry["shares"])
         name, change = entry["name"][:18], entry["change"]

@@ -7,6 +7,8 @@ explicit option, numpy's percentile of the sampled values found by the package's
 nearest-centre count of the pixels shown by the stored range.
 """
 
+import json
+
 import numpy as np
 import pytest
 import tifffile
@@ -15,6 +17,7 @@ from helpers import PHOTOS, every_array, photo_mosaic, reference_labels
 from PIL import Image
 
 from palette_dask import ParameterError, extract_palette
+from palette_dask.cli import main
 from palette_dask.constants import DEFAULT_SCALE
 from palette_dask.errors import PaletteDaskWarning
 from palette_dask.kernels.sample import pixel_keys
@@ -145,7 +148,7 @@ def test_resume_and_append_reuse_the_stored_range(client, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_palette_store_brings_its_range_and_a_file_none(client, tmp_path):
+def test_a_palette_store_brings_its_range_and_a_file_none(client, tmp_path, capsys):
     pixels = scene()
     path = write_scene(tmp_path / "scene.tif", pixels)
     options = dict(client=client, space="rgb", sample_size=SAMPLE)
@@ -161,6 +164,18 @@ def test_a_palette_store_brings_its_range_and_a_file_none(client, tmp_path):
     )
     assert applied.attrs["display_range"] == fitted.attrs["display_range"]
     assert any(m.endswith("fitted.zarr and its display range") for m in messages)
+    for store, whence in [("fitted.zarr", "--scale auto"), ("applied.zarr", "from the palette applied")]:
+        assert main(["show", str(tmp_path / store), "--json"]) == 0
+        document = json.loads(capsys.readouterr().out)
+        assert document["display_range"] == fitted.attrs["display_range"]
+        assert main(["show", str(tmp_path / store)]) == 0
+        low, high = fitted.attrs["display_range"]
+        shown = ", ".join(f"{a:g}-{b:g}" for a, b in zip(low, high))
+        line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("display range:"))
+        assert (
+            line.startswith(f"display range: colour bands' values {shown} shown as 0-255 (")
+            and whence in line
+        )
     expected = shown_counts(scene(factor=60, flip=True), fitted.attrs["display_range"], fitted.centers, 4)
     np.testing.assert_array_equal(applied.counts, expected)
     # applied to its own scene, the store's own counts
@@ -184,7 +199,9 @@ def test_what_auto_cannot_measure_is_one_line(client, tmp_path):
     mixed = r"8-bit \(uint8\) and integer \(uint16\), whose values share no scale"
     with pytest.raises(ParameterError, match=mixed):
         extract_palette([PHOTOS[2], wide], 3, client=client)
-    with pytest.raises(ParameterError, match=r"exclude \(--exclude\) needs a known display range, .* of uint16 data"):
+    with pytest.raises(
+        ParameterError, match=r"exclude \(--exclude\) needs a known display range, .* of uint16 data"
+    ):
         extract_palette(wide, 3, client=client, exclude="#ffffff")
     store = tmp_path / "photo.zarr"  # 8-bit: no range measured, none to grow with wider data
     extract_palette(PHOTOS[2], 3, client=client, store=store)

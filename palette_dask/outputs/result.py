@@ -275,6 +275,7 @@ class PaletteResult:
             "complete": self.complete,
             "pixels": {"valid": int(self.counts.sum()), "masked": int(self.image_masked.sum())},
             "nodata": self.nodata,
+            "display_range": self.attrs.get("display_range"),
             "palette_from": params.get("palette"),
             "inertia": self.attrs.get("inertia"),
             "lab_error": self.attrs.get("lab_error"),
