@@ -194,6 +194,7 @@ def test_a_palette_store_brings_its_range_and_a_file_none(client, tmp_path, caps
     )
 
 
+@pytest.mark.slow
 def test_what_auto_cannot_measure_is_one_line(client, tmp_path):
     wide = write_scene(tmp_path / "scene.tif", scene(60, 80))
     mixed = r"8-bit \(uint8\) and integer \(uint16\), whose values share no scale"
@@ -210,7 +211,7 @@ def test_what_auto_cannot_measure_is_one_line(client, tmp_path):
         match=r"photo\.zarr: no display range for uint16 data, .* a store of 8-bit data measured none",
     ):
         extract_palette([PHOTOS[2], wide], client=client, store=store, append=True)
-    # the same images shown by their types' ranges, or one range given, run
+    # with one range given, the same images run
     assert extract_palette([PHOTOS[2], wide], 3, client=client, scale=(0, 10_000)).k == 3
 
 
