@@ -31,8 +31,12 @@ from palette_dask.run.tasks import STOPPED, Pass, stop_tasks
 RUN_TIMEOUT_MS = 240_000
 
 
+#: The tests' QApplication, on their Xvfb display (pytest-qt's ``qapp`` takes it): kept for the session.
+_APPLICATION: list = []
+
+
 @pytest.fixture(autouse=True, scope="session")
-def headless(tmp_path_factory):
+def headless():
     """A display of the tests' own: an Xvfb server, drawn by Mesa's llvmpipe, Qt on it (``xcb``).
 
     Qt's ``offscreen`` platform will not do (measured here, Qt 5.15 and 6.11,
@@ -42,8 +46,13 @@ def headless(tmp_path_factory):
     ``screenshot()`` grabs (``QOpenGLWidget.grabFramebuffer``) stays black
     but for one pixel. On Xvfb through ``xcb``, llvmpipe draws it.
     Debian's ``xvfb`` and Qt's xcb libraries come with ``make system``.
-    The variables are set before pytest-qt makes the QApplication, restored after.
+    ``QT_QPA_PLATFORM`` and ``DISPLAY`` are set only while the QApplication
+    is made (it keeps its connection), then restored. Xvfb outlives the
+    tests as the QApplication does (Qt ends its process when its X server
+    goes away) and ends once that connection closes (``-terminate``).
     """
+    if QApplication.instance() is not None:
+        pytest.fail("a QApplication was made before the napari tests' display: it cannot draw them")
     xvfb = shutil.which("Xvfb")
     if xvfb is None:
         pytest.fail("the napari tests need Xvfb for OpenGL: run `make test`, or apt-get install xvfb")
@@ -53,25 +62,20 @@ def headless(tmp_path_factory):
         pass_fds=(write,), stderr=subprocess.DEVNULL,
     )  # fmt: skip
     os.close(write)
+    with os.fdopen(read) as pipe:
+        display = pipe.readline().strip()  # Xvfb writes its display's number once it listens
+    if not display:
+        pytest.fail(f"Xvfb exited with {server.wait()} before it listened")
+    before = {name: os.environ.get(name) for name in ("QT_QPA_PLATFORM", "DISPLAY")}
+    os.environ.update(QT_QPA_PLATFORM="xcb", DISPLAY=f":{display}")
     try:
-        with os.fdopen(read) as pipe:
-            display = pipe.readline().strip()  # Xvfb writes its display's number once it listens
-        if not display:
-            pytest.fail(f"Xvfb exited with {server.wait()} before it listened")
-        before = {name: os.environ.get(name) for name in ("QT_QPA_PLATFORM", "DISPLAY")}
-        os.environ.update(QT_QPA_PLATFORM="xcb", DISPLAY=f":{display}")
-        yield
+        _APPLICATION.append(QApplication([]))
     finally:
-        for name, value in locals().get("before", {}).items():
+        for name, value in before.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        if QApplication.instance() is None:  # Qt never connected: nothing else ends it
-            server.terminate()
-            server.wait(timeout=30)
-        # else Qt's connection lasts as long as this process (Qt exits the process when its X
-        # server goes away): Xvfb ends by itself once it closes (-terminate)
 
 
 def quadrants(side: int = 64, seed: int = 0) -> np.ndarray:
