@@ -197,6 +197,32 @@ def test_a_visual_asset_is_read_without_assets_and_its_absence_is_one_line(catal
     np.testing.assert_array_equal(read_image(info).compute(scheduler="sync"), np.moveaxis(scene(0), 0, -1))
 
 
+def test_stac_1_1_bands_name_the_assets_and_a_cog_is_preferred_to_its_jp2_twin(catalog):
+    """STAC 1.1: ``bands`` with ``eo:common_name`` and ``nodata``; Earth Search's ``red`` and ``red-jp2``."""
+    root, _, _ = catalog
+    assets = {}
+    for key, colour in BANDS:
+        band = {"name": key, "eo:common_name": colour, "nodata": 0, "data_type": "uint16"}
+        assets[colour] = {"href": f"date1/{key}.tif", "type": pystac.MediaType.COG, "bands": [band]}
+        assets[f"{colour}-jp2"] = {"href": f"date1/{key}.jp2", "type": "image/jp2", "bands": [band]}
+    item = {
+        "type": "Feature", "stac_version": "1.1.0", "id": "s2", "geometry": None, "assets": assets,
+        "properties": {"datetime": None, "start_datetime": DATES[0], "proj:code": f"EPSG:{EPSG}"},
+    }  # fmt: skip
+    (root / "s2.json").write_text(json.dumps(item))
+    info = probe(f"{root / 's2.json'}#s2", assets=("B04", "green", "blue"))  # a band's name, common names
+    assert [p.source.path for p in info.parts] == [str(root / "date1" / f"{key}.tif") for key, _ in BANDS]
+    assert info.nodata == 0 and info.datetime == DATES[0] and info.crs == f"EPSG:{EPSG}"
+    assert info.pixel_size == (SIZE, SIZE)  # no proj:transform: the COGs' GeoKeys
+    # two JPEG 2000 assets of band B04: no COG to prefer, so its name is ambiguous
+    item["assets"]["red"] = {**item["assets"]["red"], "href": "date1/B04.jp2", "type": "image/jp2"}
+    (root / "s2-twins.json").write_text(json.dumps(item))
+    with pytest.raises(
+        ImageReadError, match=r"band 'B04' is in several assets \(red, red-jp2\); name one by its key$"
+    ):
+        probe(f"{root / 's2-twins.json'}#s2", assets=("B04", "green", "blue"))
+
+
 @pytest.mark.parametrize(
     "case, error",
     [
