@@ -351,6 +351,23 @@ def test_the_reader_opens_a_store_as_its_labels_features_and_bar(make_napari_vie
     assert bar.translate[0] > labels.translate[0] + labels.data.shape[0] * labels.scale[0]  # under the labels
 
 
+@pytest.mark.slow
+def test_the_reader_gives_a_label_pyramid_as_a_multiscale_layer(make_napari_viewer, client, tmp_path):
+    store = str(tmp_path / "tall.zarr")
+    tall = np.repeat(quadrants(16, seed=3), [132] * 8 + [131] * 8, axis=0)  # 2,104 rows: a pyramid
+    extract_palette(tall, 4, client=client, labels=True, store=store)
+    group = zarr.open_group(store, mode="r")
+    stored = [group[f"labels/0/{level}"][:] for level in range(3)]
+    assert "labels/0/3" not in group and stored[2].shape == (526, 4)
+    viewer = make_napari_viewer()
+    (layer, _) = viewer.open(store, plugin="palette-dask")
+    assert layer.multiscale and len(layer.data) == 3
+    for level, expected in zip(layer.data, stored):
+        np.testing.assert_array_equal(np.asarray(level), expected)
+    colours = layer.colormap.map(np.arange(1, 5))[:, :3]
+    np.testing.assert_allclose(colours, group["colors"][:] / 255.0, atol=1e-6)
+
+
 def test_the_reader_declines_what_is_not_a_store(tmp_path):
     (tmp_path / "plain.zarr").mkdir()
     zarr.open_group(str(tmp_path / "plain.zarr"), mode="w")
