@@ -18,7 +18,7 @@ pystac = pytest.importorskip("pystac")
 rasterio = pytest.importorskip("rasterio")
 
 from rasterio.transform import from_origin  # noqa: E402
-from servers import RangeHandler, http_server  # noqa: E402
+from servers import RangeHandler, http_server, moto_s3_env  # noqa: E402
 
 from palette_dask import extract_palette, load_result  # noqa: E402
 from palette_dask.cli import EXIT_ERROR, main  # noqa: E402
@@ -322,6 +322,28 @@ def test_items_over_http_are_read_by_ranges_to_the_local_result(
         assert handler.whole[path] == wholes, how
     listed = run(f"{url}/{collection.name}", client, assets=("red", "green", "blue"), **sizes)
     np.testing.assert_array_equal(listed.image_counts, local.image_counts)
+
+
+@pytest.mark.s3
+@pytest.mark.slow
+def test_items_in_object_storage_find_their_assets_beside_them(catalog, client):
+    """An s3:// document's relative hrefs are resolved in its bucket (urljoin leaves them as they are)."""
+    root, files, collection = catalog
+    with moto_s3_env():
+        import s3fs
+
+        fs = s3fs.S3FileSystem(skip_instance_cache=True)
+        fs.mkdir("stac")
+        for path in [*files, collection, *(root / f"date{d}" / f"{k}.tif" for d in (1, 2) for k, _ in BANDS)]:
+            fs.put(str(path), f"stac/{path.relative_to(root).as_posix()}")
+        named = [f"s3://stac/{f.relative_to(root).as_posix()}" for f in files]
+        remote = run([*named, f"s3://stac/{collection.name}"], client, assets=("red", "green", "blue"))
+    local = run([*map(str, files), str(collection)], client, assets=("red", "green", "blue"))
+    assert remote.image_names == [f"{named[0]}#scene-1", f"{named[1]}#scene-2"] + [
+        f"s3://stac/{collection.name}#scene-{i}" for i in (1, 2)
+    ]
+    np.testing.assert_array_equal(remote.image_counts, local.image_counts)
+    assert (remote.image_status == 1).all()
 
 
 def test_compare_over_the_dates_of_one_store(catalog, client, tmp_path, capsys):

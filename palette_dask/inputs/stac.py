@@ -24,6 +24,7 @@ import functools
 import json
 import math
 import os
+import posixpath
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ImageReadError, InputError, one_line
-from .fetch import is_url, local_copy, process_folder
+from .fetch import is_http, is_url, local_copy, process_folder
 from .formats import Format, ImageInfo
 from .source import Source, item_name
 
@@ -212,13 +213,25 @@ def _projection(fields: dict, inherited) -> tuple:
 
 
 def _href(where: str, href: str) -> str:
-    """An asset's file: its href, resolved against its document's place where relative."""
+    """An asset's file: its href, resolved against its document's place where relative.
+
+    Examples
+    --------
+    >>> _href("s3://bucket/items/search.json", "../date1/B04.tif"), _href("/d/i/a.json", "./b.tif")
+    ('s3://bucket/date1/B04.tif', '/d/i/b.tif')
+    >>> _href("https://x.org/stac/item.json", "B04.tif")
+    'https://x.org/stac/B04.tif'
+    """
     if href.lower().startswith("file://"):
         return urllib.parse.unquote(urllib.parse.urlsplit(href).path)
     if is_url(href) or "://" in href:
         return href
-    if is_url(where):
+    if is_http(where):
         return urllib.parse.urljoin(where, href)
+    if is_url(where):  # s3://, gs://, az://: urljoin leaves their relative hrefs as they are
+        parts = urllib.parse.urlsplit(where)
+        path = posixpath.normpath(posixpath.join(posixpath.dirname(parts.path), href))
+        return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, "", ""))
     return os.path.normpath(os.path.join(os.path.dirname(where), href))
 
 
