@@ -7,14 +7,16 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import dask.config
 import numpy as np
 import pytest
 import zarr
+from dask.utils import parse_timedelta
 from helpers import PHOTOS
 
 from palette_dask import connect
 from palette_dask.cli import main
-from palette_dask.run.cluster import THREADS_UP_TO_CORES
+from palette_dask.run.cluster import PROFILE_INTERVAL, THREADS_UP_TO_CORES
 
 CLI = str(Path(sys.executable).parent / "palette-dask")
 
@@ -144,6 +146,24 @@ def test_default_local_cluster_is_sized_to_the_machine():
         else:  # a worker process per core
             assert client.cluster.processes is True
             assert [w["nthreads"] for w in workers] == [1] * cores
+
+
+@pytest.mark.slow
+def test_local_workers_sample_their_stacks_every_100_ms_unless_configured():
+    """dask's profiler runs every PROFILE_INTERVAL on connect()'s workers; a configured interval is kept."""
+    key = "distributed.worker.profile.interval"
+
+    def intervals(client):
+        return list(
+            client.run(lambda dask_worker: dask_worker.periodic_callbacks["profile"].callback_time).values()
+        )
+
+    before = dask.config.get(key)
+    with connect(processes=False, n_workers=1, dashboard_address="127.0.0.1:0") as client:
+        assert intervals(client) == [parse_timedelta(PROFILE_INTERVAL) * 1000] == [100]
+    assert dask.config.get(key) == before  # the configuration as it was
+    with dask.config.set({key: "50ms"}), connect(processes=False, dashboard_address="127.0.0.1:0") as client:
+        assert intervals(client) == [50]
 
 
 @pytest.mark.cluster

@@ -34,6 +34,8 @@ import threading
 import warnings
 from collections.abc import Iterator
 
+import dask.config
+from dask.utils import parse_timedelta
 from distributed import Client, LocalCluster, WorkerPlugin
 from distributed.client import ClosedClientError, FutureCancelledError
 from distributed.comm import CommClosedError
@@ -59,6 +61,12 @@ CONNECT_TIMEOUT = 10
 #: processes cost a second or two of start-up and imports in every worker.
 #: Many cores need processes to spread Python's per-task work past the GIL.
 THREADS_UP_TO_CORES = 4
+#: The workers of a LocalCluster started here sample their running tasks' stacks (dask's profiler:
+#: the dashboard's Profile page) every 100 ms rather than dask's 10: each sample walks the task
+#: threads' stacks on the event loop, holding the GIL, and at 10 ms took 18-31 ms of CPU a second
+#: while two tasks ran (benchmarks/RESULTS.md, "Where a run's CPU goes, per photo"). An interval set
+#: in dask's configuration other than dask's default is kept.
+PROFILE_INTERVAL = "100ms"
 #: Job-queue systems, by the name used with ``--cluster``.
 JOBQUEUE_KINDS = {
     "slurm": "SLURMCluster",
@@ -334,7 +342,7 @@ def connect(
         processes = n_workers is not None or (os.cpu_count() or 1) > THREADS_UP_TO_CORES
     if processes and threads_per_worker is None and n_workers is None:
         threads_per_worker = 1  # one worker process per core
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), dask.config.set(_profile_interval()):
         warnings.filterwarnings("ignore", message="Port .* is already in use")  # another port is taken
         cluster = LocalCluster(
             n_workers=n_workers,
@@ -349,6 +357,16 @@ def connect(
         )
     with _cancellation_not_logged(), cluster, Client(cluster) as client:
         yield client
+
+
+def _profile_interval() -> dict:
+    """The profiler's interval for the workers started here: :data:`PROFILE_INTERVAL`, unless configured.
+
+    Workers read it when they start (a worker process from its nanny's
+    configuration, taken when the cluster starts).
+    """
+    key = "distributed.worker.profile.interval"
+    return {key: PROFILE_INTERVAL} if parse_timedelta(dask.config.get(key), default="ms") == 0.01 else {}
 
 
 @contextlib.contextmanager
