@@ -120,6 +120,7 @@ ROLES = [
         "event loop (scheduler, worker, client)",
         re.compile(r"^(IO loop|AsyncProcess|Thread-\d+ \(run_loop\))"),
     ),
+    ("worker processes' event loops", re.compile(r"^MainThread of a worker process$")),
     ("dask's profiler thread", re.compile(r"^Profile")),
     ("offload thread ((de)serialising)", re.compile(r"^Dask-Offload")),
 ]
@@ -209,7 +210,7 @@ def run_measured(argv: list[str], *, profile: str | None = None, rate: int = 100
         spy = str(Path(sys.executable).parent / "py-spy")
         if not os.path.exists(spy):
             raise SystemExit(f"{spy}: not found: pip install py-spy (pyproject's bench extra)")
-        argv = [spy, "record", "--threads", "--nonblocking", "--format", "raw", "-r", str(rate),
+        argv = [spy, "record", "--subprocesses", "--threads", "--nonblocking", "--format", "raw", "-r", str(rate),
                 "-o", profile, "--", *argv]  # fmt: skip
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
@@ -249,18 +250,27 @@ def run_measured(argv: list[str], *, profile: str | None = None, rate: int = 100
     }  # fmt: skip
 
 
-def read_profile(path: str) -> dict[int, tuple[str, collections.Counter]]:
-    """py-spy's raw output: per thread id, its Python name and its samples counted by part."""
-    threads: dict[int, tuple[str, collections.Counter]] = {}
-    pattern = re.compile(r"^(?:process \d+:\"[^\"]*\";)?thread \((\d+)\)(?:: ([^;]*))?;?(.*) (\d+)$")
+def read_profile(path: str, root: int | None = None) -> dict[int, tuple[str, collections.Counter]]:
+    """py-spy's raw output: per thread id, its Python name and its samples counted by part.
+
+    With ``--subprocesses`` each line starts with its processes (``process PID:"command";``, the
+    innermost last); a main thread of a process other than ``root`` (a worker process's, which
+    runs its event loop) is named ``MainThread of a worker process``.
+    """
+    threads: dict[int, list] = {}
+    pattern = re.compile(r'^((?:process \d+:"[^"]*";)*)thread \((\d+)\)(?:: ([^;]*))?;?(.*) (\d+)$')
     for line in Path(path).read_text().splitlines():
         match = pattern.match(line)
         if not match:
             continue
-        tid, name, stack, count = int(match[1]), match[2] or "", match[3], int(match[4])
-        frames = stack.split(";")
-        threads.setdefault(tid, (name, collections.Counter()))[1][part_of(frames)] += count
-    return threads
+        pids = re.findall(r"process (\d+):", match[1])
+        tid, name, stack, count = int(match[2]), match[3] or "", match[4], int(match[5])
+        if name == "MainThread" and root is not None and pids and int(pids[-1]) != root:
+            name = "MainThread of a worker process"
+        entry = threads.setdefault(tid, ["", collections.Counter()])
+        entry[0] = name or entry[0]  # a thread's first samples may come before it has its name
+        entry[1][part_of(stack.split(";"))] += count
+    return {tid: (name, parts) for tid, (name, parts) in threads.items()}
 
 
 def part_of(frames: list[str]) -> str:
@@ -436,7 +446,7 @@ def main() -> None:
     print(f"profiled run {profiled['wall']:.1f} s, {profiled['cpu']:.1f} s CPU (py-spy's own not counted)")
     wall = statistics.median(r["wall"] for r in clean) if clean else profiled["wall"]
     cpu = statistics.median(r["cpu"] for r in clean) if clean else profiled["cpu"]
-    profile = read_profile(raw)
+    profile = read_profile(raw, root=profiled["pid"])
     parts, waits = account(profiled, profile, args.photos, scale=cpu / profiled["cpu"])
     n, load = args.photos, os.getloadavg()
     print(f"\n`palette-dask run DIR -k 8 -o STORE{' ' + args.extra if args.extra else ''}`, {n:,} photos "
