@@ -415,3 +415,97 @@ def test_a_store_without_datetimes_still_opens(tmp_path, client):
     result = load_result(store)
     assert result.image_datetime is None and result.image_crs is None
     assert main(["show", str(store), "--images", "--json"]) == 0
+
+
+def single_item(catalog, folder, name="item.json", id="scene-1", hrefs=None):
+    """A copy of the first item in ``folder`` (its hrefs absolute unless ``hrefs`` gives them), its path."""
+    _, files, _ = catalog
+    found = json.loads(files[0].read_text())
+    found["id"] = id
+    for key, asset in found["assets"].items():
+        asset["href"] = (hrefs or {}).get(key) or str((files[0].parent / asset["href"]).resolve())
+    path = folder / name
+    path.write_text(json.dumps(found))
+    return path
+
+
+@pytest.mark.parametrize("href", ["file://{path}", "file://localhost{path}", "file://host{path}"])
+def test_a_document_read_from_a_url_never_reads_a_file_of_this_machine(catalog, tmp_path, href):
+    """A served item naming a local file (file://, any host) is one line; the file is not opened."""
+    secret = tmp_path / "secret.tif"
+    write_cog(secret, scene(0)[:1])
+    served = tmp_path / "www"
+    served.mkdir()
+    wanted = href.format(path=secret)
+    single_item(catalog, served, hrefs={"B04": wanted})
+    with http_server(served) as (url, _):
+        (source,) = resolve_sources(f"{url}/item.json")
+        with pytest.raises(ImageReadError) as raised:
+            probe(source, assets=("B04",))
+    message = str(raised.value)
+    assert message == (
+        f"{url}/item.json#scene-1: asset B04: names a file of this machine ({wanted}): "
+        "a URL's document may not"
+    )
+    # the same href in a local document is read (file://host refused: another machine's path)
+    local = single_item(catalog, tmp_path, hrefs={"B04": wanted})
+    if "//host" in href:
+        refused = r"B04: a file:// href names a path on this machine, not on host$"
+        with pytest.raises(ImageReadError, match=refused):
+            probe(f"{local}#scene-1", assets=("B04",))
+    else:
+        assert probe(f"{local}#scene-1", assets=("B04",)).parts[0].source.text == str(secret)
+
+
+def test_an_href_naming_an_item_or_a_zarr_store_is_one_line(catalog, tmp_path):
+    """An asset is read as a plain file: an href naming an item (itself here) or a zarr store is refused."""
+    item = tmp_path / "item.json"
+    single_item(catalog, tmp_path, hrefs={"B04": f"{item}#scene-1", "B03": str(tmp_path / "x.zarr")})
+    with pytest.raises(ImageReadError, match=rf"#scene-1: asset B04: its href names a STAC item \({item}#"):
+        probe(f"{item}#scene-1", assets=("B04",))
+    with pytest.raises(ImageReadError, match=r"#scene-1: asset B03: its href names a zarr store"):
+        probe(f"{item}#scene-1", assets=("B03",))
+    # relative hrefs: percent-encoded (B%2004.tif is the file 'B 04.tif'), a query naming a URL
+    files = catalog[1]
+    (tmp_path / "B 04.tif").write_bytes((files[0].parent.parent / "date1" / "B04.tif").read_bytes())
+    single_item(catalog, tmp_path, name="rel.json", hrefs={"B04": "B%2004.tif", "B03": "B03.tif?x=https://y"})
+    info = probe(f"{tmp_path / 'rel.json'}#scene-1", assets=("B04",))
+    assert info.parts[0].source.text == str(tmp_path / "B 04.tif")
+    with pytest.raises(ImageReadError, match=rf"{tmp_path / 'B03.tif'}: no such file$"):
+        probe(f"{tmp_path / 'rel.json'}#scene-1", assets=("B03",))
+
+
+def test_items_are_classified_once_whatever_their_names(catalog, tmp_path):
+    """An id with '/' and '..' keeps its name; a file named like an item is a file; a query before the id."""
+    path = single_item(catalog, tmp_path, id="x/../y")
+    (source,) = resolve_sources(path)
+    assert source.item and source.text == f"{path}#x/../y"
+    assert resolve_sources(f"{path}#x/../y") == [f"{path}#x/../y"]
+    assert probe(source, assets=["red"]).shape == (ROWS, COLS, 1)
+    doubled = single_item(catalog, tmp_path, name="doubled.json", id="LC08/a//b")
+    assert resolve_sources(f"{doubled}#LC08/a//b")[0].text == f"{doubled}#LC08/a//b"
+    assert probe(resolve_sources(doubled)[0], assets=["red"]).shape == (ROWS, COLS, 1)
+    # a file whose name has an item's form is a file
+    odd = tmp_path / "scan.json#2.tif"
+    write_cog(odd, scene(0)[:1])
+    (plain,) = resolve_sources(odd)
+    assert not plain.item and probe(plain).format == "tiff"
+    # a presigned document URL: its query is the document's, the fragment the id
+    (tmp_path / "B04.tif").write_bytes((catalog[0] / "date1" / "B04.tif").read_bytes())
+    single_item(catalog, tmp_path, name="signed.json", id="LC08/a//b", hrefs={"B04": "B04.tif"})
+    with http_server(tmp_path) as (url, _):
+        (signed,) = resolve_sources(f"{url}/signed.json?X-Amz-Signature=ab#LC08/a//b")
+        assert signed.item and probe(signed, assets=["red"]).shape == (ROWS, COLS, 1)
+
+
+def test_label_geotiff_names_of_item_ids_are_safe_file_names(tmp_path):
+    from palette_dask.outputs.geotiff import geotiff_paths
+
+    ids = ["S2B_33UUP", "a/b", ".hidden", "x" * 300, "a\\b:c*?\x00", "a/b"]
+    paths = geotiff_paths(tmp_path, [f"/d/s.json#{i}" for i in ids])
+    names = [p.rsplit("/", 1)[1] for p in paths]
+    assert names[0] == "S2B_33UUP.labels.tif" and len(set(names)) == len(names)
+    for name in names:
+        assert len(name.encode()) < 255 and not name.startswith(".")
+        assert all(c.isalnum() or c in "._-" for c in name)
+        (tmp_path / name).write_bytes(b"")  # a file of that name can be made here

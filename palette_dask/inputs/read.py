@@ -101,7 +101,7 @@ def _open_image(source: Source, max_pixels: int, channel_axis, downloads, decode
             chosen = stac.chosen_assets(item, assets)
             share = decode_up_to // len(chosen)  # each file's share: the stack fits decode_up_to
             opened = [
-                _open_image(Source.of(asset.href, zarr=False), max_pixels, None, downloads, share)
+                _open_image(stac.part_source(item, asset), max_pixels, None, downloads, share)
                 for asset in chosen
             ]
             info = stac.stacked(item, chosen, [part for part, _ in opened])

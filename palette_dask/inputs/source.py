@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .fetch import RANGE_SUFFIXES, filesystem, is_url, scheme
 
-__all__ = ["Source", "IMAGE_SUFFIXES", "STAC_SUFFIXES", "is_zarr_dir", "item_name"]
+__all__ = ["Source", "IMAGE_SUFFIXES", "STAC_SUFFIXES", "is_zarr_dir", "item_name", "named_zarr"]
 
 #: File name endings taken as images where folders and prefixes are searched.
 IMAGE_SUFFIXES = (
@@ -28,8 +28,9 @@ IMAGE_SUFFIXES = (
 ZARR_METADATA = ("zarr.json", ".zarray", ".zgroup")
 #: File name endings of STAC documents: an item, an item collection, a STAC API search saved as JSON.
 STAC_SUFFIXES = (".json", ".geojson")
-#: A STAC item's name in a run: its document (a path or URL ending in a STAC suffix), ``#``, its id.
-_ITEM_NAME = re.compile(r"(.*?\.(?:geo)?json)#(.+)", re.IGNORECASE | re.DOTALL)
+#: A STAC item's name in a run: its document (a path or URL ending in a STAC suffix, a URL's query
+#: after it), ``#``, its id.
+_ITEM_NAME = re.compile(r"(.*?\.(?:geo)?json(?:\?[^#]*)?)#(.+)", re.IGNORECASE | re.DOTALL)
 
 
 def item_name(text: str) -> tuple[str, str] | None:
@@ -39,6 +40,8 @@ def item_name(text: str) -> tuple[str, str] | None:
     --------
     >>> item_name("/data/search.json#S2B_33UUP_20240601"), item_name("https://x.org/a.tif")
     (('/data/search.json', 'S2B_33UUP_20240601'), None)
+    >>> item_name("https://x.org/items.json?X-Amz-Signature=ab#S2B")
+    ('https://x.org/items.json?X-Amz-Signature=ab', 'S2B')
     """
     found = _ITEM_NAME.fullmatch(str.__str__(text))
     return (found[1], found[2]) if found else None
@@ -50,7 +53,8 @@ def is_zarr_dir(path) -> bool:
     return path.is_dir() and any((path / name).exists() for name in ZARR_METADATA)
 
 
-def _named_zarr(path: str) -> bool:
+def named_zarr(path: str) -> bool:
+    """Whether a part of a path ends in ``.zarr`` (a zarr store named as one)."""
     return any(part.lower().endswith(".zarr") for part in path.rstrip("/").split("/"))
 
 
@@ -67,6 +71,9 @@ class Source(str):
         The URL scheme (``"https"``, ``"s3"``...), ``""`` for a local path.
     zarr : bool
         Whether it is a zarr array or group (read by chunks), not a file.
+    item : bool
+        Whether it names a STAC item (``<document>#<id>``, :func:`item_name`),
+        an image whose bands are its assets' files.
 
     Examples
     --------
@@ -77,28 +84,33 @@ class Source(str):
     (True, False)
     """
 
-    __slots__ = ("scheme", "zarr")
+    __slots__ = ("scheme", "zarr", "item")
     scheme: str
     zarr: bool
+    item: bool
 
-    def __new__(cls, text, scheme: str = "", zarr: bool = False):  # noqa: D102 (the class says it)
+    def __new__(cls, text, scheme: str = "", zarr: bool = False, item: bool = False):  # noqa: D102
         self = super().__new__(cls, text)
         object.__setattr__(self, "scheme", scheme)
         object.__setattr__(self, "zarr", bool(zarr))
+        object.__setattr__(self, "item", bool(item))
         return self
 
     def __setattr__(self, name, value):
         raise AttributeError(f"a Source is immutable: cannot set {name}")
 
     def __reduce__(self):
-        return Source, (str(self), self.scheme, self.zarr)
+        return Source, (str(self), self.scheme, self.zarr, self.item)
 
     def __repr__(self) -> str:
-        return f"Source({str(self)!r}, scheme={self.scheme!r}, zarr={self.zarr})"
+        return f"Source({str(self)!r}, scheme={self.scheme!r}, zarr={self.zarr}, item={self.item})"
 
     @classmethod
-    def of(cls, text, *, zarr: bool | None = None) -> Source:
-        """The source named ``text``; ``zarr`` as the caller found it, else found here.
+    def of(cls, text, *, zarr: bool | None = None, item: bool | None = None) -> Source:
+        """The source named ``text``; ``zarr`` and ``item`` as the caller found them, else found here.
+
+        A name read back from a store is an item when it has an item's form
+        (:func:`item_name`) and is not a file on this machine of that name.
 
         A path is a zarr node when it is a folder with zarr metadata; a URL
         when a part of its path ends in ``.zarr``, or, for an object-store
@@ -109,19 +121,16 @@ class Source(str):
             return text
         text = os.fspath(text) if isinstance(text, os.PathLike) else str(text)
         name = scheme(text) if is_url(text) else ""
+        if item is None:
+            item = item_name(text) is not None and (bool(name) or not os.path.lexists(text))
         if zarr is None:
-            zarr = _is_zarr(text, name)
-        return cls(text, name, zarr)
+            zarr = not item and _is_zarr(text, name)
+        return cls(text, name, zarr and not item, item)
 
     @property
     def text(self) -> str:
         """The path or URL, as a plain ``str``."""
         return str.__str__(self)
-
-    @property
-    def item(self) -> bool:
-        """Whether it names a STAC item (:func:`item_name`), an image whose bands are its assets' files."""
-        return item_name(self.text) is not None
 
     @property
     def remote(self) -> bool:
@@ -145,12 +154,10 @@ class Source(str):
 
 
 def _is_zarr(text: str, name: str) -> bool:
-    if item_name(text) is not None:  # a STAC item, read from its document
-        return False
     if not name:
         return is_zarr_dir(text)
     path = urllib.parse.urlsplit(text).path.rstrip("/")
-    if _named_zarr(path):
+    if named_zarr(path):
         return True
     if name in ("http", "https") or path.lower().endswith(IMAGE_SUFFIXES):
         return False

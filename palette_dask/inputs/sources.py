@@ -77,7 +77,7 @@ def resolve_sources(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> 
     if not sources:
         raise InputError("no inputs given: pass image files, directories, globs or URLs")
     # absolute, so that a store names its inputs wherever it is resumed from
-    found = (s if s.remote else Source(os.path.abspath(s.text), s.scheme, s.zarr) for s in sources)
+    found = (s if s.remote or s.item else Source(os.path.abspath(s.text), s.scheme, s.zarr) for s in sources)
     return list(dict.fromkeys(found))  # a Source hashes as its text: the first of each name kept
 
 
@@ -94,9 +94,12 @@ def _expand(item: str, *, allow_lists: bool) -> list[Source]:
             raise InputError(str(exc)) from None
         if _stac_document(urllib.parse.urlsplit(item).path) and not urllib.parse.urlsplit(item).fragment:
             return stac.expand(item)
+        if item_name(item) is not None:  # one item of a document, named as a store names it
+            return [Source.of(item, zarr=False, item=True)]
         return _expand_url(item)
-    if item_name(item) is not None:  # one item of a document, named as a store names it
-        return [Source(item)]
+    named = item_name(item)
+    if named is not None and not os.path.lexists(item):  # one item of a document, as a store names it
+        return [Source(f"{os.path.abspath(named[0])}#{named[1]}", item=True)]
     path = Path(item)
     if is_zarr_dir(path):
         return [Source(item, zarr=True)]

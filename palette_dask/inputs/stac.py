@@ -21,11 +21,14 @@ import collections
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import json
 import math
 import os
 import posixpath
+import re
 import urllib.parse
+import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -34,7 +37,7 @@ import numpy as np
 from ..errors import ImageReadError, InputError, one_line
 from .fetch import is_http, is_url, local_copy, process_folder
 from .formats import Format, ImageInfo
-from .source import Source, item_name
+from .source import Source, is_zarr_dir, item_name, named_zarr
 
 __all__ = [
     "VISUAL",
@@ -46,6 +49,9 @@ __all__ = [
     "read_item",
     "chosen_assets",
     "stacked",
+    "part_source",
+    "georeferenced_by",
+    "file_stem",
 ]
 
 #: The asset read where ``--assets`` is not given: a true-colour image (a COG of 3 bands).
@@ -68,6 +74,7 @@ class Asset:
     shape: tuple[int, int] | None
     transform: tuple[float, ...] | None
     crs: str
+    refused: str = ""  # why its href is not read (a local file named by a URL's document, a zarr...)
 
 
 @dataclass(frozen=True)
@@ -171,7 +178,7 @@ def expand(where: str) -> list[Source]:
     twice = next((i for i, n in collections.Counter(ids).items() if n > 1), None)
     if twice is not None:
         raise InputError(f"{where}: holds two items of id {twice!r}")
-    return [Source.of(f"{where}#{i}", zarr=False) for i in ids]
+    return [Source.of(f"{where}#{i}", zarr=False, item=True) for i in ids]
 
 
 def read_item(source: Source | str) -> Item:
@@ -215,24 +222,49 @@ def _projection(fields: dict, inherited) -> tuple:
 def _href(where: str, href: str) -> str:
     """An asset's file: its href, resolved against its document's place where relative.
 
+    A document read from a URL names only URLs (its relative and absolute
+    paths resolved on its host or bucket): never a file of this machine.
+
+    Raises
+    ------
+    ValueError
+        A ``file:`` href in a URL's document, or one naming another host.
+
     Examples
     --------
-    >>> _href("s3://bucket/items/search.json", "../date1/B04.tif"), _href("/d/i/a.json", "./b.tif")
-    ('s3://bucket/date1/B04.tif', '/d/i/b.tif')
-    >>> _href("https://x.org/stac/item.json", "B04.tif")
-    'https://x.org/stac/B04.tif'
+    >>> _href("s3://bucket/items/search.json", "../date1/B04.tif"), _href("/d/i/a.json", "./b%2004.tif")
+    ('s3://bucket/date1/B04.tif', '/d/i/b 04.tif')
+    >>> _href("https://x.org/stac/item.json", "B04.tif?redirect=https://y")
+    'https://x.org/stac/B04.tif?redirect=https://y'
     """
-    if href.lower().startswith("file://"):
-        return urllib.parse.unquote(urllib.parse.urlsplit(href).path)
-    if is_url(href) or "://" in href:
+    parts = urllib.parse.urlsplit(href)
+    kind = parts.scheme.lower() if len(parts.scheme) > 1 else ""  # C:\... is a drive, not a scheme
+    if kind == "file":
+        if is_url(where):
+            raise ValueError(f"names a file of this machine ({href}): a URL's document may not")
+        if parts.netloc not in ("", "localhost"):
+            raise ValueError(f"a file:// href names a path on this machine, not on {parts.netloc}")
+        return urllib.request.url2pathname(parts.path)
+    if kind:
         return href
     if is_http(where):
         return urllib.parse.urljoin(where, href)
     if is_url(where):  # s3://, gs://, az://: urljoin leaves their relative hrefs as they are
-        parts = urllib.parse.urlsplit(where)
-        path = posixpath.normpath(posixpath.join(posixpath.dirname(parts.path), href))
-        return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, "", ""))
-    return os.path.normpath(os.path.join(os.path.dirname(where), href))
+        base = urllib.parse.urlsplit(where)
+        path = posixpath.normpath(posixpath.join(posixpath.dirname(base.path), parts.path))
+        return urllib.parse.urlunsplit((base.scheme, base.netloc, path, parts.query, ""))
+    path = urllib.request.url2pathname(parts.path)
+    return os.path.normpath(os.path.join(os.path.dirname(where), path))
+
+
+def _refused(given: str, href: str, media: str) -> str:
+    """Why an asset's file (``href``, resolved from ``given``) is not read: an item's name, a zarr store's."""
+    if item_name(given) is not None or item_name(href) is not None:
+        return f"its href names a STAC item ({given}), not an image file"
+    path = urllib.parse.urlsplit(href).path if is_url(href) else href
+    if "zarr" in media or named_zarr(path) or (not is_url(href) and is_zarr_dir(href)):
+        return f"its href names a zarr store ({href}); give the store itself as an input"
+    return ""
 
 
 def _asset(where: str, key: str, asset: dict, shared: tuple) -> Asset:
@@ -254,11 +286,49 @@ def _asset(where: str, key: str, asset: dict, shared: tuple) -> Asset:
 
     declared = [nodata_of(band) for band in (raster or bands)] if (raster or bands) else [nodata_of({})]
     media = str(asset.get("type") or "").lower()
-    href = _href(where, asset["href"])
+    try:
+        href = _href(where, asset["href"])
+        refused = _refused(asset["href"], href, media)
+    except ValueError as exc:
+        href, refused = asset["href"], str(exc)
     cog = "geotiff" in media or urllib.parse.urlsplit(href).path.lower().endswith((".tif", ".tiff"))
     shape, transform, crs = _projection(asset, shared)
     names = tuple(n for n in names if isinstance(n, str) and n)
-    return Asset(key, href, names, tuple(labels), count, tuple(declared), cog, shape, transform, crs)
+    return Asset(key, href, names, tuple(labels), count, tuple(declared), cog, shape, transform, crs, refused)
+
+
+def part_source(item: Item, asset: Asset) -> Source:
+    """The file of one of an item's assets, as a plain file (never an item or zarr store).
+
+    Raises
+    ------
+    ImageReadError
+        Where the item's href is not read (:attr:`Asset.refused`), in one line.
+    """
+    if asset.refused:
+        raise ImageReadError(f"{item.name}: asset {asset.key}: {asset.refused}")
+    return Source.of(asset.href, zarr=False, item=False)
+
+
+def georeferenced_by(source: Source, assets: Iterable[str] | None) -> Source:
+    """The file whose georeferencing is an item's: the first of its chosen assets (they share its grid)."""
+    item = read_item(source)
+    return part_source(item, chosen_assets(item, assets)[0])
+
+
+def file_stem(source: Source) -> str:
+    """An item's file name stem: its id, all but ``A-Za-z0-9._-`` as ``_``, a hash where changed.
+
+    Examples
+    --------
+    >>> file_stem(Source("/d/s.json#S2B_33UUP", item=True)), file_stem(Source("/d/s.json#../a b", item=True))
+    ('S2B_33UUP', '_a_b-2c2c791a')
+    """
+    wanted = item_name(source.text)[1]
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", wanted).lstrip(".")[:200]
+    if safe == wanted:
+        return safe
+    return f"{safe}-{hashlib.sha256(wanted.encode()).hexdigest()[:8]}"
 
 
 def chosen_assets(item: Item, assets: Iterable[str] | None) -> list[Asset]:
@@ -356,7 +426,7 @@ def stacked(item: Item, assets: list[Asset], parts: list[ImageInfo]) -> ImageInf
         given = asset.labels if len(asset.labels) == count and all(asset.labels) else ()
         names += given or ([asset.key] if count == 1 else [f"{asset.key}:{i + 1}" for i in range(count)])
     return ImageInfo(
-        source=Source.of(name, zarr=False),
+        source=Source.of(name, zarr=False, item=True),
         format=StacFormat.name,
         shape=(rows, cols, sum(part.shape[2] for part in parts)),
         dtype=parts[0].dtype,

@@ -27,8 +27,8 @@ import numpy as np
 from ..errors import InputError
 from ..inputs.formats import open_source
 from ..inputs.physical import METRES
-from ..inputs.source import item_name
-from ..inputs.stac import chosen_assets, read_item
+from ..inputs.source import Source
+from ..inputs.stac import file_stem, georeferenced_by
 from ..inputs.tiff import open_tiff
 from .store import zarr_store
 
@@ -60,9 +60,9 @@ def geotiff_paths(folder: str | os.PathLike, names: list[str]) -> list[str]:
 
 
 def _stem(name: str) -> str:
-    """An input's stem: a file's, or a STAC item's id (its ``/`` as ``_``)."""
-    item = item_name(name)
-    return item[1].replace("/", "_") if item else Path(name.rstrip("/")).stem
+    """An input's stem: a file's, or a STAC item's id made a safe file name (:func:`~.stac.file_stem`)."""
+    source = Source.of(name, zarr=False)
+    return file_stem(source) if source.item else Path(name.rstrip("/")).stem
 
 
 def check_geotiff_folder(folder: str | os.PathLike, names: list[str], *, replace: bool) -> None:
@@ -145,8 +145,9 @@ def _geo_tags(source: str, downloads: str | None, assets=None) -> list:
     A STAC item's are those of the first of its ``assets`` (they share its grid).
     """
     try:
-        if item_name(source) is not None:
-            source = chosen_assets(read_item(source), assets)[0].href
+        source = Source.of(source, zarr=False)
+        if source.item:
+            source = georeferenced_by(source, assets)
         with open_source(source, downloads) as handle, open_tiff(handle) as tif:
             tags = tif.pages[0].tags.values()
             return [(tag.code, tag.dtype, tag.count, tag.value, True) for tag in tags if tag.code in GEO_TAGS]
