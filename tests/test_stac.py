@@ -50,7 +50,8 @@ def scene(date: int) -> np.ndarray:
 
 def write_cog(path, bands: np.ndarray, *, nodata=None) -> None:
     profile = dict(
-        driver="COG", width=bands.shape[2], height=bands.shape[1], count=bands.shape[0], dtype="uint16",
+        driver="COG", width=bands.shape[2], height=bands.shape[1], count=bands.shape[0],
+        dtype=str(bands.dtype),
         crs=f"EPSG:{EPSG}", transform=TRANSFORM, blocksize=TILE, compress="deflate", nodata=nodata,
     )  # fmt: skip
     with rasterio.open(path, "w", **profile) as out:
@@ -509,3 +510,35 @@ def test_label_geotiff_names_of_item_ids_are_safe_file_names(tmp_path):
         assert len(name.encode()) < 255 and not name.startswith(".")
         assert all(c.isalnum() or c in "._-" for c in name)
         (tmp_path / name).write_bytes(b"")  # a file of that name can be made here
+
+
+@pytest.mark.slow
+def test_assets_declaring_different_nodata_are_decided_by_the_nodata_option(catalog, client, tmp_path):
+    """COGs of no-data 0, 1, 2 (the item declares none): one line without --nodata; --nodata 0 reads them."""
+    from palette_dask.kernels.pixels import pixel_spec
+
+    hrefs = {}
+    for value, (key, _), band in zip((0, 1, 2), BANDS, scene(0)):
+        hrefs[key] = str(tmp_path / f"{key}.tif")
+        write_cog(hrefs[key], band[None], nodata=value)
+    found = json.loads(single_item(catalog, tmp_path, hrefs=hrefs).read_text())
+    for asset in found["assets"].values():
+        del asset["raster:bands"]  # the files' own no-data only
+    (tmp_path / "item.json").write_text(json.dumps(found))
+    info = probe(f"{tmp_path / 'item.json'}#scene-1", assets=("red", "green", "blue"))
+    conflict = r"#scene-1: its assets declare different no-data values \(0.0, 1.0, 2.0\); give one with"
+    assert info.nodata is None
+    with pytest.raises(ImageReadError, match=conflict):
+        pixel_spec(info)
+    assert pixel_spec(info, nodata=0).nodata == 0
+    item = run(str(tmp_path / "item.json"), client, assets=("red", "green", "blue"), nodata=0)
+    plain = run(str(references(catalog[0])[0]), client, nodata=0)
+    np.testing.assert_array_equal(item.image_counts, plain.image_counts)
+    np.testing.assert_array_equal(item.colors, plain.colors)
+    # assets of different types: one line
+    small = tmp_path / "uint8.tif"
+    write_cog(small, (scene(0)[1:2] // 16).astype(np.uint8))
+    found["assets"]["B03"]["href"] = str(small)
+    (tmp_path / "types.json").write_text(json.dumps(found))
+    with pytest.raises(ImageReadError, match=r"#scene-1: its assets differ in data type \(B04 uint16, B03"):
+        probe(f"{tmp_path / 'types.json'}#scene-1", assets=("B04", "B03", "B02"))

@@ -83,6 +83,10 @@ class ImageInfo:
     crs : str
         Its coordinate reference system, as ``EPSG:<code>`` (a STAC item's ``proj:code``, a
         GeoTIFF's GeoKeys); ``""`` where the input declares none.
+    nodata_conflict : str
+        Where the input's parts declare different no-data values (a STAC
+        item's assets), the line that says so, raised unless a run gives
+        ``nodata`` (:func:`~palette_dask.kernels.pixels.pixel_spec`); ``nodata`` is then None.
     """
 
     source: Source
@@ -102,6 +106,7 @@ class ImageInfo:
     parts: tuple[ImageInfo, ...] | None = None
     datetime: str = ""
     crs: str = ""
+    nodata_conflict: str = ""
 
     def __post_init__(self):
         if not isinstance(self.source, Source):  # a file's name (a zarr probe gives its Source): no request

@@ -386,7 +386,8 @@ def stacked(item: Item, assets: list[Asset], parts: list[ImageInfo]) -> ImageInf
     ------
     ImageReadError
         When the assets differ in rows and columns or in dtype, or from the
-        item's ``proj:shape``, or declare different no-data values: one line naming the item.
+        item's ``proj:shape``: one line naming the item. Different no-data
+        values are recorded (``nodata_conflict``), for ``--nodata`` to decide.
     """
     name = item.name
     sizes = {part.shape[:2] for part in parts}
@@ -409,11 +410,13 @@ def stacked(item: Item, assets: list[Asset], parts: list[ImageInfo]) -> ImageInf
     declared = {v for a in assets for v in a.nodata if v is not None}
     if not declared:  # what the files say
         declared = {p.nodata for p in parts if p.nodata is not None}
-    if len({"nan" if math.isnan(v) else v for v in declared}) > 1:
-        raise ImageReadError(
+    conflict = ""
+    if len({"nan" if math.isnan(v) else v for v in declared}) > 1:  # --nodata decides (pixel_spec)
+        conflict = (
             f"{name}: its assets declare different no-data values ({', '.join(map(str, sorted(declared)))}); "
             "give one with --nodata"
         )
+        declared = set()
     first = assets[0]
     crs = first.crs or parts[0].crs
     pixel_size = parts[0].pixel_size
@@ -438,6 +441,7 @@ def stacked(item: Item, assets: list[Asset], parts: list[ImageInfo]) -> ImageInf
         parts=tuple(parts),
         datetime=item.datetime,
         crs=crs,
+        nodata_conflict=conflict,
     )
 
 

@@ -240,6 +240,8 @@ def pixel_spec(
         alpha = None
     RunConfig(nodata=nodata, scale=scale, space=space, exclude=exclude, exclude_within=within)  # the checks
     dtype = np.dtype(info.dtype)
+    if nodata is None and info.nodata_conflict:  # the input's parts disagree: --nodata decides
+        raise ImageReadError(info.nodata_conflict)
     if nodata is None:  # the input's own (GDAL_NODATA, _FillValue...), if its data can hold it
         nodata = info.nodata if info.nodata is not None and _can_hold(dtype, info.nodata) else None
     elif not _can_hold(dtype, nodata):
@@ -325,7 +327,7 @@ class SpecCache(dict):
 
     def spec(self, info: ImageInfo) -> PixelSpec:
         """:func:`run_spec` of this image."""
-        kind = (info.dtype, info.shape[2], info.alpha, info.nodata, info.shown_bands)
+        kind = (info.dtype, info.shape[2], info.alpha, info.nodata, info.shown_bands, info.nodata_conflict)
         if kind not in self:
             self[kind] = run_spec(info, self.config, self.display_range)
         return self[kind]
