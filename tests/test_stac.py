@@ -542,3 +542,25 @@ def test_assets_declaring_different_nodata_are_decided_by_the_nodata_option(cata
     (tmp_path / "types.json").write_text(json.dumps(found))
     with pytest.raises(ImageReadError, match=r"#scene-1: its assets differ in data type \(B04 uint16, B03"):
         probe(f"{tmp_path / 'types.json'}#scene-1", assets=("B04", "B03", "B02"))
+
+
+def test_a_band_name_is_read_from_its_single_band_asset_not_from_a_true_colour_one(catalog, tmp_path):
+    """Planetary Computer's items: B04 and visual both list red; red,green,blue are B04, B03, B02."""
+    visual = tmp_path / "visual.tif"
+    write_cog(visual, scene(0), nodata=0)
+    path = single_item(catalog, tmp_path)
+    found = json.loads(path.read_text())
+    bands = [{"name": key, "common_name": colour} for key, colour in BANDS]
+    found["assets"]["visual"] = {"href": str(visual), "type": pystac.MediaType.COG, "eo:bands": bands}
+    path.write_text(json.dumps(found))
+    info = probe(f"{path}#scene-1", assets=("red", "green", "blue"))
+    assert [p.source.path for p in info.parts] == [found["assets"][key]["href"] for key, _ in BANDS]
+    assert info.shape == (ROWS, COLS, 3)
+    # visual the only asset that lists red: not all of its three bands silently
+    found["assets"] = {"visual": found["assets"]["visual"]}
+    path.write_text(json.dumps(found))
+    with pytest.raises(
+        ImageReadError, match=r"#scene-1: band .red. is one of the 3 bands of asset visual, which is read"
+    ):
+        probe(f"{path}#scene-1", assets=("red", "green", "blue"))
+    assert probe(f"{path}#scene-1", assets=("visual",)).shape == (ROWS, COLS, 3)

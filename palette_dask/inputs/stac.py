@@ -335,7 +335,8 @@ def chosen_assets(item: Item, assets: Iterable[str] | None) -> list[Asset]:
     """The assets stacked as the item's bands: each named by its key or a band's (common) name.
 
     Without ``assets``, the item's ``visual`` asset. A band's name matched by
-    several assets is the one that is a COG, if only one is.
+    several assets is the one of a single band, then the one that is a COG,
+    if only one is; a band of an asset of several is not read alone.
 
     Raises
     ------
@@ -356,6 +357,8 @@ def chosen_assets(item: Item, assets: Iterable[str] | None) -> list[Asset]:
             chosen.append(item.assets[wanted])
             continue
         named = [a for a in item.assets.values() if wanted.lower() in (n.lower() for n in a.names)]
+        if len(named) > 1:  # a single band's asset (B04) over a true-colour one (visual) that lists red too
+            named = [a for a in named if a.bands == 1] or named
         if len(named) > 1:
             named = [a for a in named if a.cog] or named
         if not named:
@@ -364,6 +367,11 @@ def chosen_assets(item: Item, assets: Iterable[str] | None) -> list[Asset]:
             raise ImageReadError(
                 f"{item.name}: band {wanted!r} is in several assets ({', '.join(a.key for a in named)}); "
                 "name one by its key"
+            )
+        if named[0].bands > 1:
+            raise ImageReadError(
+                f"{item.name}: band {wanted!r} is one of the {named[0].bands} bands of asset "
+                f"{named[0].key}, which is read whole: name the asset ({named[0].key}) to read them all"
             )
         chosen.append(named[0])
     return chosen
