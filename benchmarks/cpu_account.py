@@ -127,7 +127,7 @@ ROLES = [
 #: The progress lines (their first words) that open each phase of a run.
 PHASES = [
     ("start-up: imports, plan, cluster", None),
-    ("headers (first pass)", "reading "),
+    ("first pass: headers (decode and sample too where every image is sampled)", "reading "),
     ("sample: the images chosen decoded", "sampling "),
     ("fit", "fitting "),
     ("counting pass", "counting the pixels"),
