@@ -343,10 +343,8 @@ def _extract(args, inputs, store) -> _Ran:
     vocabulary = _vocabulary(args)
     append = getattr(args, "append", False)
     options, given = from_arguments(args, "run"), given_options(args)
-    if append:  # the store's parameters, but for the options given
-        options = {name: value for name, value in options.items() if name in given}
-    elif "k" not in given:  # a palette applied gives it
-        del options["k"]
+    # those given: the rest are the defaults, or the store's resumed or grown, or a palette's store's scale
+    options = {name: value for name, value in options.items() if name in given}
     with spelled_as_flags():  # the run's own checks, their errors in the command's words
         plan = plan_run(
             inputs, store=store, resume=args.resume, overwrite=args.overwrite, append=append,
@@ -536,7 +534,7 @@ def _print_result(args, result: PaletteResult) -> None:
             + ("(--nodata)" if source == "option" else "(declared by the inputs; --nodata overrides it)")
         )
     if summary["display_range"]:
-        print(_display_range(summary["display_range"], result.attrs.get("parameters", {})))
+        print(_range_line(summary["display_range"], result.attrs.get("parameters", {})))
     if summary.get("lab_error") is not None:
         print(
             f"palette error: mean squared CIELAB distance {summary['lab_error']:.1f} "
@@ -550,7 +548,7 @@ def _print_result(args, result: PaletteResult) -> None:
         )
 
 
-def _display_range(display_range, parameters: dict) -> str:
+def _range_line(display_range, parameters: dict) -> str:
     """What ``show`` says of a stored display range: each colour band's values shown as 0-255, and whence."""
     low, high = display_range
     shown = ", ".join(f"{a:g}-{b:g}" for a, b in zip(low, high))

@@ -535,12 +535,15 @@ OPTIONS: tuple[Option, ...] = (
         "data by their type's range (0–255, as ``dtype``), data wider than 8 bits (uint16, int32, "
         "floats, whatever their values) by ``percentile``, measured on the sample; a run that samples "
         "images of both stops with a line asking for one of the others, and ``exclude`` needs "
-        "``(low, high)`` for wider data. ``dtype``: by the dtype's range (16-bit: 0–65535, float: 0–1); "
-        "``minmax``: by the least and greatest valid value of each band over all images (one extra "
-        "pass); ``percentile``: each band's cumulative 2%–98% cut, its 2nd and 98th percentile in the "
-        "sample; or ``(low, high)``. A measured range is stored (``display_range``) and reused by "
-        "``resume`` and ``append``, and by a run applying the store as its ``palette``.",
+        "``(low, high)`` for wider data unless the range comes from a store. ``dtype``: by the dtype's "
+        "range (16-bit: 0–65535, float: 0–1); ``minmax``: by the least and greatest valid value of each "
+        "band over all images (one extra pass); ``percentile``: each band's cumulative 2%–98% cut, its "
+        "2nd and 98th percentile in the sample; or ``(low, high)``. A measured range is stored "
+        "(``display_range``, with the kind of data it was measured on) and reused by ``resume`` and "
+        "``append``; a run applying a store as its ``palette`` and setting no ``scale`` takes the "
+        "store's, with its range.",
         flag="--scale", parse=scale_argument, metavar="HOW",
+        absent="dtype",  # stores that record no scale were made before "auto"
         help="band values to display 0-255: auto (default: 8-bit data by dtype, wider by percentile), "
         "dtype, minmax, percentile (2-98), or LOW,HIGH",
     ),

@@ -163,7 +163,7 @@ def test_a_palette_store_brings_its_range_and_a_file_none(client, tmp_path, caps
         **options,
     )
     assert applied.attrs["display_range"] == fitted.attrs["display_range"]
-    assert any(m.endswith("fitted.zarr and its display range") for m in messages)
+    assert any(m.startswith("showing the uint16 data by the display range of") for m in messages)
     for store, whence in [("fitted.zarr", "--scale auto"), ("applied.zarr", "from the palette applied")]:
         assert main(["show", str(tmp_path / store), "--json"]) == 0
         document = json.loads(capsys.readouterr().out)
@@ -184,7 +184,8 @@ def test_a_palette_store_brings_its_range_and_a_file_none(client, tmp_path, caps
     # a file is the colours as shown: it carries no range, and says what to give
     exported = export_palette(fitted, tmp_path / "palette.json")
     carries = (
-        r"palette\.json: no display range for uint16 data, .* a \.json, \.csv or \.gpl palette carries no"
+        r"palette\.json: holds no display range for this run's uint16 data \(a \.json, \.csv or \.gpl "
+        r"palette carries none.*\): give --scale \(scale=\) LOW,HIGH or dtype$"
     )
     with pytest.raises(ParameterError, match=carries):
         extract_palette(later, palette=exported, **options)
@@ -197,7 +198,7 @@ def test_a_palette_store_brings_its_range_and_a_file_none(client, tmp_path, caps
 @pytest.mark.slow
 def test_what_auto_cannot_measure_is_one_line(client, tmp_path):
     wide = write_scene(tmp_path / "scene.tif", scene(60, 80))
-    mixed = r"8-bit \(uint8\) and integer \(uint16\), whose values share no scale"
+    mixed = r"8-bit \(uint8\) and wider integer \(uint16\), whose values share no scale"
     with pytest.raises(ParameterError, match=mixed):
         extract_palette([PHOTOS[2], wide], 3, client=client)
     with pytest.raises(
@@ -208,7 +209,8 @@ def test_what_auto_cannot_measure_is_one_line(client, tmp_path):
     extract_palette(PHOTOS[2], 3, client=client, store=store)
     with pytest.raises(
         ParameterError,
-        match=r"photo\.zarr: no display range for uint16 data, .* a store of 8-bit data measured none",
+        match=r"photo\.zarr: holds no display range \(its run met no data wider than 8 bits\), .* uint16 "
+        r"data .*: run them into a new store$",
     ):
         extract_palette([PHOTOS[2], wide], client=client, store=store, append=True)
     # with one range given, the same images run
@@ -223,3 +225,106 @@ def test_what_the_cut_still_leaves_near_black_is_warned(client, tmp_path):
         with pytest.warns(PaletteDaskWarning, match="near black .* still shows most of them dark"):
             result = extract_palette(path, 2, client=client)
     assert result.attrs["display_range"] == [[0.0] * 3, [0.0] * 3]
+
+
+def older_store(path) -> None:
+    """Make a store look like one made before ``scale`` was recorded (``dtype`` then): no ``scale``."""
+    group = zarr.open_group(path, mode="r+")
+    parameters = dict(group.attrs["parameters"])
+    assert parameters.pop("scale") == "dtype"
+    group.attrs["parameters"] = parameters
+
+
+@pytest.mark.slow
+def test_a_palette_store_made_with_dtype_is_applied_with_it(client, tmp_path, capsys):
+    pixels = scene(factor=250)  # most of uint16's range: dtype shows it, not near black
+    path = write_scene(tmp_path / "scene.tif", pixels)
+    options = dict(client=client, space="rgb", sample_size=SAMPLE)
+    fitted = extract_palette(path, 4, store=tmp_path / "dtype.zarr", scale="dtype", **options)
+    later = write_scene(tmp_path / "later.tif", scene(factor=200, flip=True))
+    expected = shown_counts(scene(factor=200, flip=True), [[0.0] * 3, [65535.0] * 3], fitted.centers, 4)
+    applied = extract_palette(later, store=tmp_path / "a.zarr", palette=tmp_path / "dtype.zarr", **options)
+    assert applied.attrs["parameters"]["scale"] == "dtype" and "display_range" not in applied.attrs
+    np.testing.assert_array_equal(applied.counts, expected)
+    older_store(tmp_path / "dtype.zarr")  # a store of an older version: its scale was dtype
+    argv = ["run", later, "--palette", str(tmp_path / "dtype.zarr"), "-o", str(tmp_path / "b.zarr")]
+    assert main([*argv, "--threads", "-q"]) == 0
+    assert zarr.open_group(tmp_path / "b.zarr").attrs["parameters"]["scale"] == "dtype"
+    np.testing.assert_array_equal(zarr.open_group(tmp_path / "b.zarr")["counts"][:], expected)
+    # a store of 8-bit data measured no range: applied to wider data, one line saying what to give
+    extract_palette(PHOTOS[2], 3, store=tmp_path / "photo.zarr", **options)
+    with pytest.raises(
+        ParameterError, match=r"photo\.zarr: holds no display range for this run's uint16 data .* or dtype$"
+    ):
+        extract_palette(later, palette=tmp_path / "photo.zarr", **options)
+    assert extract_palette(later, palette=tmp_path / "photo.zarr", scale="dtype", **options).k == 3
+    capsys.readouterr()
+
+
+@pytest.mark.slow
+def test_inputs_and_resume_on_a_dtype_store_take_its_scale(client, tmp_path, capsys):
+    paths = [
+        write_scene(tmp_path / "a.tif", scene(factor=250)),
+        write_scene(tmp_path / "b.tif", scene(factor=250, flip=True)),
+    ]
+    argv = ["run", *paths, "-k", "3", "--batch-size", "1", "--space", "rgb", "--threads", "-q"]
+    assert main([*argv, "--scale", "dtype", "-o", str(tmp_path / "full.zarr")]) == 0
+    assert main([*argv, "--scale", "dtype", "-o", str(tmp_path / "cut.zarr")]) == 0
+    group = zarr.open_group(tmp_path / "cut.zarr", mode="r+")  # as if stopped after the first image
+    group["image_status"][1], group["image_counts"][1] = 0, 0
+    group.attrs["complete"] = False
+    older_store(tmp_path / "cut.zarr")
+    # the command the interrupted run's message gives, without --scale: the store's own
+    assert main([*argv, "-o", str(tmp_path / "cut.zarr"), "--resume"]) == 0
+    full, resumed = (every_array(zarr.open_group(tmp_path / n, mode="r")) for n in ("full.zarr", "cut.zarr"))
+    for name in full:
+        np.testing.assert_array_equal(resumed[name], full[name], err_msg=name)
+    capsys.readouterr()
+    # a scale given must still be the store's
+    assert main([*argv, "-o", str(tmp_path / "cut.zarr"), "--resume", "--scale", "percentile"]) == 1
+    assert "was made with scale 'dtype' (now 'percentile')" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_range_of_integers_is_not_applied_to_floats(client, tmp_path):
+    pixels = scene()
+    path = write_scene(tmp_path / "scene.tif", pixels)
+    options = dict(client=client, space="rgb", sample_size=SAMPLE)
+    fitted = extract_palette(path, 4, store=tmp_path / "u16.zarr", **options)
+    assert fitted.attrs["display_range_kind"] == "integer"
+    floats = write_scene(tmp_path / "floats.tif", (pixels / 10_000).astype(np.float32))  # the same, as 0-1
+    measured = r"its display range was measured on integer data, and this run's images are float32"
+    with pytest.raises(ParameterError, match=rf"u16\.zarr: {measured}.* give --scale \(scale=\) LOW,HIGH"):
+        extract_palette(floats, palette=tmp_path / "u16.zarr", **options)
+    with pytest.raises(ParameterError, match=rf"u16\.zarr: {measured}.*: run them into a new store$"):
+        extract_palette(floats, store=tmp_path / "u16.zarr", append=True, **options)
+    # an 8-bit photo applied to it: shown by its type's range, the store's range neither used nor stored
+    photo = extract_palette(PHOTOS[1], palette=tmp_path / "u16.zarr", store=tmp_path / "p.zarr", **options)
+    assert "display_range" not in photo.attrs and photo.to_dict().get("display_range") is None
+    coffee = np.asarray(Image.open(PHOTOS[1]).convert("RGB"))
+    np.testing.assert_array_equal(
+        photo.counts, shown_counts(coffee, [[0.0] * 3, [255.0] * 3], fitted.centers, 4)
+    )
+
+
+@pytest.mark.slow
+def test_a_resume_that_samples_again_keeps_the_stored_range(client, tmp_path):
+    first, second = scene(), scene(flip=True)
+    a, b = write_scene(tmp_path / "a.tif", first), write_scene(tmp_path / "b.tif", second)
+    options = dict(client=client, space="rgb", sample_size=SAMPLE, batch_size=1)
+    full = extract_palette([a, b], 4, store=tmp_path / "s.zarr", **options)
+    stored = full.attrs["display_range"]
+    # as if stopped after the range was stored, before the palette: the resumed run samples again
+    group = zarr.open_group(tmp_path / "s.zarr", mode="r+")
+    group["image_status"][:] = 0
+    del group["centers"]
+    group.attrs["complete"] = False
+    write_scene(tmp_path / "b.tif", np.minimum(second.astype(np.uint32) * 2, 65535).astype(np.uint16))
+    messages = []
+    resumed = extract_palette(
+        [a, b], 4, store=tmp_path / "s.zarr", resume=True, report=messages.append, **options
+    )
+    assert "reading and sampling 2 images in 2 batches" in messages and resumed.complete
+    assert resumed.attrs["display_range"] == stored
+    # measured again, the brighter b would have moved it
+    assert extract_palette([a, b], 4, **options).attrs["display_range"] != stored

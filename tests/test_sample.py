@@ -92,7 +92,7 @@ def _sample(client, inputs, *, size: int, chunk_bytes: int = 2**20, seed: int = 
     options = {"sample_chunks": 0.25, **options}
     config = RunConfig(sample_size=size, chunk_bytes=chunk_bytes, seed=seed, **options)
     names, arrays, zarr_names = state.split_inputs(inputs)
-    group = state.open_or_create(None, names, config, overwrite=False, resume=False)
+    group, _ = state.open_or_create(None, names, config, overwrite=False, resume=False)
     run = state.Run(group, names, arrays, client, config, lambda line: None, zarr=zarr_names)
     opened = passes.open_images(run, run.pending_batches())
     assert not opened.kept and not run.failures

@@ -63,6 +63,8 @@ __all__ = [
     "combine_ranges",
     "percentile_range",
     "wider_than_8_bits",
+    "auto_measures",
+    "range_kind",
 ]
 
 N_FEATURES = 3
@@ -122,6 +124,35 @@ def wider_than_8_bits(dtype) -> bool:
     [False, False, False, True, True]
     """
     return np.dtype(dtype).itemsize > 1
+
+
+def auto_measures(scale, dtype) -> bool:
+    """Whether ``scale`` shows data of this type by the range measured on a run's sample as ``auto`` does.
+
+    The one home of auto's rule: 8-bit data keep their type's range (as
+    ``"dtype"``), data wider than 8 bits are shown by the measured cut.
+
+    Examples
+    --------
+    >>> auto_measures("auto", "uint16"), auto_measures("auto", "uint8"), auto_measures("dtype", "uint16")
+    (True, False, False)
+    """
+    return isinstance(scale, str) and scale == "auto" and wider_than_8_bits(dtype)
+
+
+def range_kind(dtypes) -> str | None:
+    """What a display range was measured on: ``"integer"`` or ``"float"`` data, None for both or neither.
+
+    Stored beside the range (``display_range_kind``): a range of integers
+    (0-10000) shows floats (0-1) as one colour, and the other way round.
+
+    Examples
+    --------
+    >>> range_kind(["uint16"]), range_kind({"float32", "float64"}), range_kind(["uint16", "float32"])
+    ('integer', 'float', None)
+    """
+    kinds = {"float" if np.issubdtype(np.dtype(d), np.floating) else "integer" for d in dtypes}
+    return kinds.pop() if len(kinds) == 1 else None
 
 
 def _dtype_range(dtype: np.dtype) -> tuple[float, float]:
@@ -220,7 +251,9 @@ def pixel_spec(
     ``scale`` is ``"auto"``, ``"dtype"``, ``"minmax"``, ``"percentile"`` or a
     ``(low, high)`` pair. With ``"minmax"`` and ``"percentile"`` the range is
     left empty, to be measured over all images, and so is it with ``"auto"``
-    for data wider than 8 bits (8-bit data: as ``"dtype"``). ``exclude`` holds
+    for data wider than 8 bits (8-bit data: as ``"dtype"``; :func:`auto_measures`).
+    The default stays ``"dtype"``: one image's spec knows no sample (a run's
+    options, ``"auto"`` by default, give :func:`run_spec`). ``exclude`` holds
     ``#rrggbb`` colours: display colours within ΔE00 ``within`` of them are left out.
 
     Examples
@@ -259,7 +292,7 @@ def pixel_spec(
         within=float(within),
     )
     if isinstance(scale, str):
-        if scale != "dtype" and not (scale == "auto" and not wider_than_8_bits(dtype)):
+        if scale != "dtype" and (scale != "auto" or auto_measures(scale, dtype)):
             return spec
         low, high = _dtype_range(dtype)
     else:
@@ -302,7 +335,7 @@ def run_spec(info: ImageInfo, config: RunConfig, display_range=None) -> PixelSpe
         exclude=config.exclude,
         within=config.exclude_within,
     )
-    if display_range is None or (config.scale == "auto" and not wider_than_8_bits(info.dtype)):
+    if display_range is None or (config.scale == "auto" and not auto_measures(config.scale, info.dtype)):
         return spec
     return spec.with_range(*display_range)
 

@@ -5,11 +5,11 @@ nothing: every pixel is labelled and counted against these colours, with
 their ids, so two stores compare column by column. A store's palette is
 applied as it was fitted, in its own clustering space (its centres exactly);
 a file's colours are sRGB, applied in the run's ``space``. A store's
-display range comes with it (``display_range``, measured by ``scale``
-``minmax``, ``percentile`` or ``auto``, or its ``(low, high)``): a run with
-``scale="auto"`` shows its data wider than 8 bits by it, as the store did.
-A file carries none: it is the colours as shown, for GIMP, Inkscape or a
-spreadsheet, whatever data they came from.
+``scale`` comes with it, where the run sets none: its data are shown as the
+store showed its own (``"dtype"``, ``(low, high)``, or the ``display_range``
+its ``minmax``, ``percentile`` or ``auto`` run measured, on data of the
+kind ``display_range_kind`` says). A file carries none: it is the colours
+as shown, for GIMP, Inkscape or a spreadsheet, whatever data they came from.
 
 Files are read as :func:`palette_dask.outputs.render.export_palette` writes
 them (each colour's ``id`` kept, whatever the file's order) or as any list of
@@ -56,6 +56,10 @@ class GivenPalette:
         Where it was read from.
     display_range : ndarray of float64, shape (2, 3), or None
         A store's band values shown as 0 and 255 (see the module docstring); None for a file.
+    scale : str or tuple of float, or None
+        A store's ``scale`` (``"dtype"`` for a store that records none); None for a file.
+    range_kind : str or None
+        ``"integer"`` or ``"float"``: the data its ``display_range`` was measured on, where known.
     """
 
     centers: np.ndarray
@@ -63,6 +67,8 @@ class GivenPalette:
     space: str
     source: str
     display_range: np.ndarray | None = None
+    scale: str | tuple[float, float] | None = None
+    range_kind: str | None = None
 
 
 def read_palette(source: str | os.PathLike, space: str) -> GivenPalette:
@@ -93,7 +99,11 @@ def read_palette(source: str | os.PathLike, space: str) -> GivenPalette:
         centers = group["centers"][:].astype(np.float32)
         own = group.attrs.get("space", "rgb")  # stores made before the option clustered in sRGB
         rgb = read_centers_rgb(group)
-        return GivenPalette(centers, np.asarray(rgb, np.float32), own, path, _display_range(group))
+        scale = group.attrs.get("parameters", {}).get("scale", "dtype")  # the default before "auto"
+        return GivenPalette(
+            centers, np.asarray(rgb, np.float32), own, path, _stored_range(group),
+            scale if isinstance(scale, str) else tuple(scale), group.attrs.get("display_range_kind"),
+        )  # fmt: skip
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in PALETTE_SUFFIXES:
         raise ParameterError(
@@ -114,7 +124,7 @@ def read_palette(source: str | os.PathLike, space: str) -> GivenPalette:
     return GivenPalette(centers.astype(np.float32), rgb.astype(np.float32), space, path)
 
 
-def _display_range(group) -> np.ndarray | None:
+def _stored_range(group) -> np.ndarray | None:
     """A store's display range, ``(2, 3)``: the one its run measured, or its ``scale=(low, high)``."""
     measured = group.attrs.get("display_range")
     if measured is not None:

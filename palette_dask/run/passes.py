@@ -38,12 +38,13 @@ from ..kernels.per_image import image_parts, palette_of_parts
 from ..kernels.pixels import (
     PERCENTILES,
     PixelSpec,
+    auto_measures,
     band_range,
     combine_ranges,
     loop_spec,
     percentile_range,
+    range_kind,
     run_spec,
-    wider_than_8_bits,
 )
 from ..kernels.sample import (
     as_features,
@@ -164,7 +165,7 @@ def open_images(run: Run, pending: list[range], *, sample: bool = True, keep: bo
             run.failed(index, one_line(exc), transient=is_transient(exc))
     opened.pixels += sum(info.pixels for info, _ in opened.tiled.values())
     opened.dtypes.update(info.dtype for info, _ in opened.tiled.values())
-    _check_auto_range(run, opened, sample)
+    _check_display_range(run, opened, sample)
     if subset:
         _sample_chosen(run, opened, keep_per_image)
     if config.nodata is None:  # the arrays' own no-data (xarray's _FillValue, rioxarray's nodata)
@@ -327,13 +328,20 @@ def _out_of_memory(run: Run, opened: Opened, index: int, exc: BaseException) -> 
     )
 
 
-def _kinds(dtypes) -> dict[str, list[str]]:
-    """The dtypes met, by how ``scale="auto"`` shows them: 8-bit, wider integers, floats."""
-    kinds: dict[str, list[str]] = {"8-bit": [], "integer": [], "float": []}
+def _kinds(scale, dtypes) -> dict[str, list[str]]:
+    """The dtypes met, by how ``scale`` (``"auto"``) shows them: 8-bit, wider integers, floats."""
+    kinds: dict[str, list[str]] = {"8-bit": [], "wider integer": [], "float": []}
     for dtype in sorted(dtypes):
-        kind = "float" if np.issubdtype(dtype, np.floating) else "integer"
-        kinds[kind if wider_than_8_bits(dtype) else "8-bit"].append(dtype)
+        kind = "float" if np.issubdtype(dtype, np.floating) else "wider integer"
+        kinds[kind if auto_measures(scale, dtype) else "8-bit"].append(dtype)
     return {kind: met for kind, met in kinds.items() if met}
+
+
+def _ranged(scale, dtypes) -> list[str]:
+    """The dtypes met that ``scale`` shows by a measured range (or a store's): none by dtype or LOW,HIGH."""
+    if not isinstance(scale, str) or scale == "dtype":
+        return []
+    return sorted(dtype for dtype in dtypes if scale != "auto" or auto_measures(scale, dtype))
 
 
 def measures_range(config, dtypes) -> bool:
@@ -342,49 +350,73 @@ def measures_range(config, dtypes) -> bool:
     ``minmax`` and ``percentile`` do; ``auto`` does where data wider than 8
     bits are met (8-bit data alone keep their type's range, as ``dtype``).
     """
-    if config.scale == "auto":
-        return any(wider_than_8_bits(dtype) for dtype in dtypes)
-    return config.scale in ("minmax", "percentile")
+    return config.scale in ("minmax", "percentile") or bool(_ranged(config.scale, dtypes))
 
 
-def _check_auto_range(run: Run, opened: Opened, sample: bool) -> None:
-    """``scale="auto"`` where the first pass found data wider than 8 bits: one line why not, if it cannot.
+def _keep_range(run: Run, dtypes) -> None:
+    """Store the display range, and the kind of data (``dtypes``) it was measured on or shows."""
+    run.group.attrs["display_range"] = np.asarray(run.display_range, np.float64).tolist()
+    run.range_kind = range_kind(dtypes)
+    if run.range_kind is not None:
+        run.group.attrs["display_range_kind"] = run.range_kind
 
-    A run that samples measures one cut for them all: not with 8-bit images,
-    nor integers with floats, in the same sample (their values share no
-    scale), nor with ``exclude`` (which needs the range before the sample).
-    A run that samples nothing (a palette applied, a store resumed or grown)
-    needs the range its store or palette holds.
+
+def _check_display_range(run: Run, opened: Opened, sample: bool) -> None:
+    """Data shown by a display range, once the first pass knows their types: one line why not, if not.
+
+    A run that samples measures it (``auto``: one cut for the data wider than
+    8 bits, not with 8-bit images, nor integers with floats, in the same
+    sample: their values share no scale; nor with ``exclude``, which needs the
+    range before the sample). A run that samples nothing (a palette applied,
+    a store resumed or grown) uses the range of its store or of the palette's
+    store, measured on data of the same kind; a palette's is stored with the
+    run only where its data use it.
     """
     config = run.config
-    if config.scale != "auto":
+    shown = _ranged(config.scale, opened.dtypes)
+    if not shown:
         return
-    kinds = _kinds(opened.dtypes)
-    wide = [dtype for kind, dtypes in kinds.items() if kind != "8-bit" for dtype in dtypes]
-    if not wide:
-        return
-    if not sample:
-        if run.display_range is None:  # the palette applied, or the store grown or resumed, holds none
+    if sample:
+        if config.scale != "auto":
+            return
+        kinds = _kinds(config.scale, opened.dtypes)
+        if len(kinds) > 1:
+            met = " and ".join(f"{kind} ({', '.join(dtypes)})" for kind, dtypes in kinds.items())
             raise ParameterError(
-                f"{config.palette or stores.store_path(run.group)}: no display range for "
-                f"{', '.join(wide)} data, which --scale auto (the default) shows by the 2-98% cut measured "
-                "on a run's sample, and this run draws none (a palette applied, a store resumed or grown; "
-                "a .json, .csv or .gpl palette carries no range, a store of 8-bit data measured none): "
-                "give --scale (scale=) LOW,HIGH or dtype, or apply the store that measured it"
+                f"--scale auto (the default) shows 8-bit data by their type's range and measures one 2-98% "
+                f"cut for wider ones, but this run's images are {met}, whose values share no scale: give "
+                "--scale (scale=) dtype, percentile or LOW,HIGH, or run them apart"
+            )
+        if config.exclude:
+            raise ParameterError(
+                f"exclude (--exclude) needs a known display range, and --scale auto measures that of "
+                f"{', '.join(shown)} data on the sample: give --scale (scale=) LOW,HIGH or dtype"
             )
         return
-    if len(kinds) > 1:
-        met = " and ".join(f"{kind} ({', '.join(dtypes)})" for kind, dtypes in kinds.items())
+    grown = bool((run.group["image_status"][:] != stores.PENDING).any())  # resumed or appended
+    where = stores.store_path(run.group) if grown or not config.palette else config.palette
+    if run.display_range is None:
+        if grown:
+            raise ParameterError(
+                f"{where}: holds no display range (its run met no data wider than 8 bits), and "
+                f"--scale auto shows this run's {', '.join(shown)} data by the cut measured on a "
+                "run's sample, which a resumed or grown store does not draw: run them into a new store"
+            )
         raise ParameterError(
-            f"--scale auto (the default) shows 8-bit data by their type's range and measures one 2-98% cut "
-            f"for wider ones, but this run's images are {met}, whose values share no scale: give "
-            "--scale (scale=) dtype, percentile or LOW,HIGH, or run them apart"
+            f"{where}: holds no display range for this run's {', '.join(shown)} data (a .json, .csv or "
+            f".gpl palette carries none, nor a store whose data were 8-bit): give --scale (scale=) LOW,HIGH "
+            "or dtype"
         )
-    if config.exclude:
+    kind = range_kind(shown)
+    if run.range_kind is not None and kind != run.range_kind:
         raise ParameterError(
-            f"exclude (--exclude) needs a known display range, and --scale auto measures that of "
-            f"{', '.join(wide)} data on the sample: give --scale (scale=) LOW,HIGH or dtype"
+            f"{where}: its display range was measured on {run.range_kind} data, and this run's images are "
+            f"{', '.join(shown)}, whose values it does not fit: "
+            + ("run them into a new store" if grown else "give --scale (scale=) LOW,HIGH or dtype")
         )
+    if "display_range" not in run.group.attrs:  # the palette's store's, used: stored with this run
+        _keep_range(run, shown)
+        run.report(f"showing the {', '.join(shown)} data by the display range of {where}")
 
 
 def measure_range(run: Run, opened: Opened) -> None:
@@ -403,7 +435,7 @@ def measure_range(run: Run, opened: Opened) -> None:
         ranges.append(found)
     if ranges:
         run.display_range = combine_ranges(ranges)
-        run.group.attrs["display_range"] = run.display_range.tolist()
+        _keep_range(run, opened.dtypes)
 
 
 def _read_once(run: Run, opened: Opened, skipped) -> set[int]:
@@ -507,7 +539,7 @@ def sample_run(run: Run, opened: Opened, *, counted: bool = True) -> np.ndarray 
     if measured:  # the candidates hold raw values so far
         if config.scale != "minmax" and run.display_range is None:  # a resumed run's stays as it was
             run.display_range = percentile_range(merged[:, 1:])
-            run.group.attrs["display_range"] = run.display_range.tolist()
+            _keep_range(run, _ranged(config.scale, opened.dtypes))
         _check_range(run)
         merged = as_features(merged, PixelSpec((0, 1, 2), space=config.space).with_range(*run.display_range))
     sample = merged[:, 1:].astype(np.float32)
@@ -521,7 +553,7 @@ def sample_run(run: Run, opened: Opened, *, counted: bool = True) -> np.ndarray 
 
 def _check_darkness(run: Run, opened: Opened, sample: np.ndarray) -> None:
     """Warn when data wider than 8 bits leave the sample near black, by their type's range or one measured."""
-    wide = sorted(dtype for dtype in opened.dtypes if wider_than_8_bits(dtype))
+    wide = _ranged("auto", opened.dtypes)  # the data wider than 8 bits
     scale = run.config.scale
     if not isinstance(scale, str) or not wide or not len(sample):  # (low, high): as the user asked
         return

@@ -162,17 +162,15 @@ def _run_plan(plan: Plan, *, client, downloads, report) -> PaletteResult:
         )
         zarr = zarr | pending_zarr
     else:
-        group = open_or_create(store, names, config, overwrite=overwrite, resume=resume)
+        group, config = open_or_create(
+            store, names, config, overwrite=overwrite, resume=resume, explicit=plan.explicit
+        )
+    applied = None  # a palette's store's range: stored once the first pass finds data it shows (passes)
     try:
         if given is not None and "centers" not in group:  # _execute then samples nothing, fits nothing
             stores.write_palette(group, given.centers, given.centers_rgb)
-            ranged = config.scale == "auto" and given.display_range is not None
-            if ranged:  # its data wider than 8 bits shown as the palette's store showed them
-                group.attrs["display_range"] = given.display_range.tolist()
-            (report or _silent)(
-                f"applying the {plural(config.k, 'colour')} of {given.source}"
-                + (" and its display range" if ranged else "")
-            )
+            (report or _silent)(f"applying the {plural(config.k, 'colour')} of {given.source}")
+            applied = given
         with connect(client) as run_client, run_client.as_current(), scheduler_kept(run_client):
             share_retry_policy(run_client, retry.current())
             with download_folder(names, downloads, run_client) as folder:
@@ -180,6 +178,8 @@ def _run_plan(plan: Plan, *, client, downloads, report) -> PaletteResult:
                     group, names, arrays, run_client, config, report or _silent, folder,
                     zarr=zarr, resume=resume,
                 )  # fmt: skip
+                if applied is not None and applied.display_range is not None:
+                    run.display_range, run.range_kind = applied.display_range, applied.range_kind
                 _execute(run)
                 if labels_geotiff is not None:  # every time: a resumed run writes them all again
                     done = group["image_status"][:] == stores.DONE
@@ -309,7 +309,7 @@ def sweep_k(
     check_k(min(ks))
     config = RunConfig(k=max(ks), **options)
     names, arrays, zarr = split_inputs(inputs)
-    group = open_or_create(None, names, config, overwrite=False, resume=False)
+    group, _ = open_or_create(None, names, config, overwrite=False, resume=False)
     with (
         retry.using(retry.Retry.of(config)),
         connect(client) as run_client,

@@ -112,9 +112,10 @@ def plan_run(
         if options.get("scale") in ("minmax", "percentile"):
             raise ParameterError(
                 f"scale={options['scale']!r} is measured on a run's own sample; with a palette applied, "
-                "give the display range: scale='dtype' or (low, high), or 'auto' (the default: a store's "
-                "measured range, applied with its palette)"
+                "give the display range: scale='dtype' or (low, high), or none: a store's own, with its range"
             )
+        if "scale" not in options and given.scale is not None:  # a store's data shown as it showed them
+            options["scale"] = given.scale
     config = RunConfig(k=DEFAULT_K if k is None else k, labels=labels, **options)
     names, arrays, zarr = split_inputs(inputs)
     if append and arrays:

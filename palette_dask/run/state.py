@@ -53,10 +53,13 @@ def split_inputs(inputs) -> tuple[list[str], dict, frozenset]:
     return names, arrays, frozenset(zarr)
 
 
-def open_or_create(store, names, config: RunConfig, *, overwrite: bool, resume: bool):
-    """The run's store group: ``store`` made anew (in memory when None), or, with ``resume``, the one there.
+def open_or_create(store, names, config: RunConfig, *, overwrite: bool, resume: bool, explicit=None):
+    """The run's store group and config: ``store`` made anew (in memory when None), or resumed.
 
-    A store to resume must hold the same inputs and parameters, else a :class:`StoreError` says which differ.
+    A store to resume must hold the same inputs, and the parameters the
+    caller set (``explicit``; every one where None) must be its own, else a
+    :class:`StoreError` says which differ; the others are the store's (see
+    :func:`store_config`).
     """
     parameters = config.parameters
     if resume and store is not None:
@@ -69,10 +72,29 @@ def open_or_create(store, names, config: RunConfig, *, overwrite: bool, resume: 
                 f"{store}: holds a run over other inputs; resuming needs the same inputs "
                 "(--append adds images to it)"
             )
-        _check_parameters(store, group.attrs.get("parameters") or {}, parameters, "resuming")
-        return group
+        if explicit is None:
+            _check_parameters(store, group.attrs.get("parameters") or {}, parameters, "resuming")
+            return group, config
+        return group, store_config(store, group, config, explicit, "resuming")
     attrs = {"parameters": parameters, "space": config.space, "inputs": names[:1000], "n_inputs": len(names)}
-    return stores.create_store(store, names, attrs=attrs, overwrite=overwrite, batch_size=config.batch_size)
+    group = stores.create_store(store, names, attrs=attrs, overwrite=overwrite, batch_size=config.batch_size)
+    return group, config
+
+
+def store_config(store, group, asked: RunConfig, explicit, doing: str) -> RunConfig:
+    """The config of a store's run, resumed or grown: the options the caller did not set are its own.
+
+    Options in ``explicit`` (those the caller set) must be the store's, else
+    a :class:`StoreError` names them; ``asked`` gives those a store never
+    records (how, not what, is computed).
+    """
+    parameters = group.attrs.get("parameters") or {}
+    how = [o.name for o in OPTIONS if o.stored == "never" and o.name != "batch_size"]  # not what: as asked
+    never = {name: getattr(asked, name) for name in how}
+    config = RunConfig.from_parameters(parameters, batch_size=group.attrs.get("batch_size"), **never)
+    mine = {name: value for name, value in asked.parameters.items() if name in explicit}
+    _check_parameters(store, {name: config.parameters.get(name) for name in mine}, mine, doing)
+    return config
 
 
 def _check_parameters(store, stored: dict, parameters: dict, doing: str) -> None:
@@ -89,10 +111,8 @@ def _check_parameters(store, stored: dict, parameters: dict, doing: str) -> None
 def open_to_append(store, names: list[str], asked: RunConfig, explicit: set[str], report: Reporter):
     """The store ``store`` grown by the images of ``names`` it does not hold yet, and its config.
 
-    The run is the store's: its parameters, palette and batches. Options in
-    ``explicit`` (those the caller set) must be the store's, else a
-    :class:`StoreError` names them; ``asked`` gives those a store never
-    records (how, not what, is computed). A name already in the store is
+    The run is the store's: its parameters (:func:`store_config`), palette
+    and batches. A name already in the store is
     skipped (reported); the store's names are read a batch at a time.
 
     Returns
@@ -104,12 +124,7 @@ def open_to_append(store, names: list[str], asked: RunConfig, explicit: set[str]
     """
     group = stores.open_store(store, mode="r+")
     stores.remove_partial_writes(store)
-    parameters = group.attrs.get("parameters") or {}
-    how = [o.name for o in OPTIONS if o.stored == "never" and o.name != "batch_size"]  # not what: as asked
-    never = {name: getattr(asked, name) for name in how}
-    config = RunConfig.from_parameters(parameters, batch_size=group.attrs.get("batch_size"), **never)
-    mine = {name: value for name, value in asked.parameters.items() if name in explicit}
-    _check_parameters(store, {name: config.parameters.get(name) for name in mine}, mine, "appending")
+    config = store_config(store, group, asked, explicit, "appending")
     new, held, zarr = dict.fromkeys(names), [], set()
     for rows in stores.batches(group):
         pending = group["image_status"][rows.start : rows.stop] == stores.PENDING
@@ -148,6 +163,7 @@ class Run:
     report: Reporter
     downloads: str | None = None
     display_range: np.ndarray | None = None
+    range_kind: str | None = None  # "integer" or "float": the data display_range was measured on
     failures: dict = field(default_factory=dict)  # index → reason, each reported once
     transient: set = field(default_factory=set)  # the failures' indices met on a fault that may pass
     unfinished: list = field(default_factory=list)  # batches whose workers died
@@ -157,6 +173,7 @@ class Run:
     def __post_init__(self):
         stored = self.group.attrs.get("display_range")  # measured by the run this one resumes
         self.display_range = None if stored is None else np.asarray(stored)
+        self.range_kind = self.group.attrs.get("display_range_kind")
 
     def source(self, index: int) -> Source:
         """The source of an image, as :func:`split_inputs` (or :func:`open_to_append`) classified it."""

@@ -137,8 +137,9 @@ ATTRIBUTES: tuple[tuple[str, str], ...] = (
     (
         "display_range",
         "`[low, high]` of each band, shown as 0 and 255, where `--scale` measured them (`auto`: for "
-        "data wider than 8 bits) or the store applied as `--palette` did",
+        "data wider than 8 bits) or the store applied as `--palette` did, where the data use it",
     ),
+    ("display_range_kind", "`integer` or `float`: the data `display_range` was measured on (none for both)"),
     ("nodata_applied", "the no-data values the inputs declared, applied"),
 )
 
