@@ -615,6 +615,7 @@ def _demo(args) -> int:
     args.overwrite = args.overwrite or not args.resume
     args.html = args.html or str(out / "report.html")
     args.per_image = args.per_image or 5  # each photo's own colours too
+    args.given = given_options(args) | {"per_image"}  # as if given: the run takes only those
     ran = _extract(args, [str(data / name) for name in DEMO_IMAGES], str(out / "demo.zarr"))
     result, unwritten = ran.result, list(ran.unwritten)
     _save_bar(result, out / "palette.png")

@@ -328,3 +328,18 @@ def test_a_resume_that_samples_again_keeps_the_stored_range(client, tmp_path):
     assert resumed.attrs["display_range"] == stored
     # measured again, the brighter b would have moved it
     assert extract_palette([a, b], 4, **options).attrs["display_range"] != stored
+
+
+def test_the_report_previews_a_wider_store_by_its_range(client, tmp_path):
+    from palette_dask.outputs.report import preview
+
+    pixels = scene()
+    result = extract_palette(
+        write_scene(tmp_path / "scene.tif", pixels), 4, client=client, space="rgb", sample_size=SAMPLE,
+        store=tmp_path / "s.zarr",
+    )  # fmt: skip
+    shown, recoloured = preview(result, 0, side=256, client=client)
+    low, high = (np.asarray(v, np.float64) for v in result.attrs["display_range"])
+    expected = np.clip(np.rint((pixels.astype(np.float64) - low) * (255.0 / (high - low))), 0, 255)
+    assert np.abs(shown[..., :3].astype(np.int16) - expected).max() <= 1  # dtype's range: near black
+    assert {tuple(c) for c in recoloured[..., :3].reshape(-1, 3)} <= {tuple(c) for c in result.colors}
