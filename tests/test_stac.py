@@ -335,9 +335,13 @@ def test_items_in_object_storage_find_their_assets_beside_them(catalog, client):
 
         fs = s3fs.S3FileSystem(skip_instance_cache=True)
         fs.mkdir("stac")
-        for path in [*files, collection, *(root / f"date{d}" / f"{k}.tif" for d in (1, 2) for k, _ in BANDS)]:
+        tifs = [root / f"date{d}" / f"{k}.tif" for d in (1, 2) for k, _ in BANDS]
+        for path in [*files, collection, root / "catalog.json", *tifs]:
             fs.put(str(path), f"stac/{path.relative_to(root).as_posix()}")
         named = [f"s3://stac/{f.relative_to(root).as_posix()}" for f in files]
+        # a glob of documents: the items, the catalog skipped
+        globbed = [s.text for s in resolve_sources("s3://stac/*/*.json")]
+        assert globbed == [f"{n}#{f.stem}" for n, f in zip(named, files)]
         remote = run([*named, f"s3://stac/{collection.name}"], client, assets=("red", "green", "blue"))
     local = run([*map(str, files), str(collection)], client, assets=("red", "green", "blue"))
     assert remote.image_names == [f"{named[0]}#scene-1", f"{named[1]}#scene-2"] + [
@@ -405,7 +409,7 @@ def test_a_store_of_items_records_its_assets_and_previews_them_from_the_overview
     assert np.abs(shown[..., :3][valid] - np.clip(expected[valid], 0, 255)).max() <= 1
 
 
-def test_a_store_without_datetimes_still_opens(tmp_path, client):
+def test_a_store_without_datetimes_still_opens(tmp_path, client, capsys):
     import zarr
 
     store = tmp_path / "old.zarr"
@@ -415,7 +419,10 @@ def test_a_store_without_datetimes_still_opens(tmp_path, client):
     del group["image_datetime"], group["image_crs"]  # as a store made before they were stored
     result = load_result(store)
     assert result.image_datetime is None and result.image_crs is None
+    capsys.readouterr()
     assert main(["show", str(store), "--images", "--json"]) == 0
+    (image,) = json.loads(capsys.readouterr().out)["images"]
+    assert "datetime" not in image and "crs" not in image and image["shares"]
 
 
 def single_item(catalog, folder, name="item.json", id="scene-1", hrefs=None):
@@ -564,3 +571,17 @@ def test_a_band_name_is_read_from_its_single_band_asset_not_from_a_true_colour_o
     ):
         probe(f"{path}#scene-1", assets=("red", "green", "blue"))
     assert probe(f"{path}#scene-1", assets=("visual",)).shape == (ROWS, COLS, 3)
+
+
+def test_a_glob_of_a_catalog_reads_its_items_and_skips_the_catalog(catalog, tmp_path):
+    """``root/**/*.json`` finds catalog.json, the items and the saved search; an item without any datetime."""
+    root, files, collection = catalog
+    found = [s.text for s in resolve_sources(str(root / "**" / "*.json"))]
+    assert (root / "catalog.json").is_file() and not any("catalog.json" in name for name in found)
+    items = [f"{f}#{f.stem}" for f in files] + [f"{collection}#scene-{i}" for i in (1, 2)]
+    assert sorted(found) == sorted(items)
+    path = single_item(catalog, tmp_path)
+    item = json.loads(path.read_text())
+    item["properties"].update(datetime=None, start_datetime=None)
+    path.write_text(json.dumps(item))
+    assert probe(f"{path}#scene-1", assets=("red",)).datetime == ""

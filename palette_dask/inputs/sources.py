@@ -81,7 +81,7 @@ def resolve_sources(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> 
     return list(dict.fromkeys(found))  # a Source hashes as its text: the first of each name kept
 
 
-def _expand(item: str, *, allow_lists: bool) -> list[Source]:
+def _expand(item: str, *, allow_lists: bool, globbed: bool = False) -> list[Source]:
     if item.lower().startswith("file://"):  # a local path written as a URL
         parts = urllib.parse.urlsplit(item)
         if parts.netloc not in ("", "localhost"):
@@ -92,7 +92,8 @@ def _expand(item: str, *, allow_lists: bool) -> list[Source]:
             check_scheme(item)
         except ImageReadError as exc:
             raise InputError(str(exc)) from None
-        if _stac_document(urllib.parse.urlsplit(item).path) and not urllib.parse.urlsplit(item).fragment:
+        url_path, fragment = urllib.parse.urlsplit(item).path, urllib.parse.urlsplit(item).fragment
+        if _stac_document(url_path) and not fragment and not glob.has_magic(url_path):
             return stac.expand(item)
         if item_name(item) is not None:  # one item of a document, named as a store names it
             return [Source.of(item, zarr=False, item=True)]
@@ -111,13 +112,13 @@ def _expand(item: str, *, allow_lists: bool) -> list[Source]:
     if path.is_file() and path.suffix.lower() in LIST_SUFFIXES and allow_lists:
         return _read_list(path)
     if _stac_document(item) and (path.is_file() or not glob.has_magic(item)):
-        return stac.expand(item)
+        return stac.expand(item, found=globbed)
     if path.exists() or not glob.has_magic(item):
         return [Source(item)]
     found = sorted(glob.glob(item, recursive=True))
     if not found:
         raise InputError(f"{item}: no file matches this pattern")
-    return [s for f in found for s in _expand(f, allow_lists=False)]
+    return [s for f in found for s in _expand(f, allow_lists=False, globbed=True)]
 
 
 def _expand_url(url: str) -> list[Source]:
@@ -129,8 +130,13 @@ def _expand_url(url: str) -> list[Source]:
     fs, key = filesystem(url)
     try:
         if glob.has_magic(key):
-            found = [Source.of(fs.unstrip_protocol(match)) for match in sorted(fs.glob(key))]
-            found = [f for f in found if f.text.lower().endswith(IMAGE_SUFFIXES) or f.zarr]
+            matches = [fs.unstrip_protocol(match) for match in sorted(fs.glob(key))]
+            found = []
+            for match in matches:  # STAC documents expanded (catalogs skipped), images, zarr stores
+                if _stac_document(match):
+                    found += stac.expand(match, found=True)
+                elif (source := Source.of(match)).zarr or match.lower().endswith(IMAGE_SUFFIXES):
+                    found.append(source)
             if not found:
                 raise InputError(f"{url}: no image or zarr store matches this pattern")
             return found

@@ -158,8 +158,14 @@ def _items(where: str, found: dict) -> list[dict]:
     return items
 
 
-def expand(where: str) -> list[Source]:
+#: The STAC documents that hold no items themselves: a glob that finds them leaves them out.
+NOT_ITEMS = ("Catalog", "Collection")
+
+
+def expand(where: str, *, found: bool = False) -> list[Source]:
     """The items of the STAC document ``where`` as sources named ``<where>#<id>``, in its order.
+
+    A document ``found`` by a glob that is a catalog or collection gives none (:data:`NOT_ITEMS`).
 
     Raises
     ------
@@ -169,7 +175,10 @@ def expand(where: str) -> list[Source]:
     if not is_url(where):
         where = os.path.abspath(where)
     try:
-        items = _items(where, document(where))
+        parsed = document(where)
+        if found and parsed.get("type") in NOT_ITEMS:
+            return []
+        items = _items(where, parsed)
     except ImageReadError as exc:
         raise InputError(str(exc)) from None
     if not items:
