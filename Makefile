@@ -31,7 +31,8 @@ export PATH := $(PATH):/usr/sbin:/sbin
 system:
 	@if ! { command -v chromium || command -v chromium-browser; } >/dev/null || \
 	    ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v munged >/dev/null || \
-	    ! dpkg -s $(QT_PACKAGES) >/dev/null 2>&1; then \
+	    ! dpkg -s $(filter-out libglib2.0-0,$(QT_PACKAGES)) >/dev/null 2>&1 || \
+	    ! ldconfig -p | grep -q 'libglib-2\.0\.so\.0 '; then \
 	  echo "installing $(PACKAGES) for the tests"; \
 	  ($(APT_INSTALL) >/dev/null 2>&1 || ($(SUDO) apt-get update -q >/dev/null && $(APT_INSTALL) >/dev/null)); \
 	fi
@@ -49,9 +50,9 @@ test: $(STAMP) system
 	$(BIN)/python -m pytest $(XDIST)
 
 # The day-to-day tier, under 3 minutes on 2 cores: the same checks, and every test but the slow ones
-# and those that start SLURM, Chromium, moto's S3 or worker processes (pyproject.toml's markers).
+# and those that start SLURM, Chromium, moto's S3, worker processes or Xvfb (pyproject.toml's markers).
 # `make test` runs them all, and stays CI's command.
-FAST := not slow and not slurm and not browser and not s3 and not cluster
+FAST := not slow and not slurm and not browser and not s3 and not cluster and not display
 
 test-fast: $(STAMP)
 	$(BIN)/ruff check palette_dask tests benchmarks workflows tools

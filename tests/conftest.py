@@ -27,6 +27,25 @@ def process_client():
         yield c
 
 
+# napari's pytest plugin (its pytest11 entry point, loaded in every test process) has autouse fixtures
+# that import napari's Qt window (8 s, 200 MB, in the first test of each process) and replace logging's
+# record factory for the session (a numpy int as %d then prints "--- Logging error ---"). These
+# no-ops of the same names replace them; test_napari.py imports napari's own, for its tests only.
+@pytest.fixture
+def _clean_themes():
+    """No-op: napari's (theme clean-up) applies in test_napari.py only."""
+
+
+@pytest.fixture
+def _disable_qt_warnings():
+    """No-op: napari's (imports its Qt main window) applies in test_napari.py only."""
+
+
+@pytest.fixture(scope="session")
+def use_leak_safe_log_records():
+    """No-op: napari's (logging's record factory replaced) applies in test_napari.py only."""
+
+
 @pytest.fixture(scope="session")
 def real_rasters() -> Path:
     """The real rasters the repository carries in tests/data (see its README for provenance)."""
@@ -68,6 +87,7 @@ TIERS_BY_FIXTURE = {
     "process_client": "cluster",  # worker processes
     "remote_cluster": "cluster",  # `dask scheduler` and `dask worker` processes
     "cluster": "cluster",  # test_workers_leave.py: the same, retired, restarted and killed
+    "headless": "display",  # test_napari.py: Xvfb, Qt on it (under pytest-qt's qapp, qtbot, napari's viewer)
 }
 
 

@@ -8,6 +8,7 @@ a real store, and what napari holds is compared with that store.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import subprocess
@@ -18,6 +19,9 @@ import dask.array as da
 import numpy as np
 import pytest
 import zarr
+
+# napari's own autouse fixtures, here only (tests/conftest.py makes them no-ops for the other modules)
+from napari.utils._testsupport import LeakSafeLogRecord, _clean_themes, _disable_qt_warnings  # noqa: F401
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QApplication
 
@@ -27,6 +31,16 @@ from palette_dask.napari.reader import get_reader, read_store
 from palette_dask.napari.widget import PaletteWidget, layer_pixels
 from palette_dask.run.tasks import STOPPED, Pass, stop_tasks
 
+
+@pytest.fixture(autouse=True, scope="module")
+def use_leak_safe_log_records():
+    """napari's log record factory (keeps no logged objects) for this module's tests, then the one before."""
+    before = logging.getLogRecordFactory()
+    logging.setLogRecordFactory(LeakSafeLogRecord)
+    yield
+    logging.setLogRecordFactory(before)
+
+
 #: A run, a cluster started: generous, for a loaded machine (the tests wait on signals, not for this long).
 RUN_TIMEOUT_MS = 240_000
 
@@ -35,7 +49,19 @@ RUN_TIMEOUT_MS = 240_000
 _APPLICATION: list = []
 
 
-@pytest.fixture(autouse=True, scope="session")
+def _die_with_this_process() -> None:  # pragma: no cover - runs in the child, before exec
+    """Ask Linux to send this child SIGTERM when the process that started it dies (``PR_SET_PDEATHSIG``)."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+
+
+#: The tests' Xvfb server (kept: it ends with its last client, or with this process).
+_SERVER: list = []
+
+
+@pytest.fixture(scope="session")
 def headless():
     """A display of the tests' own: an Xvfb server, drawn by Mesa's llvmpipe, Qt on it (``xcb``).
 
@@ -59,8 +85,9 @@ def headless():
     read, write = os.pipe()
     server = subprocess.Popen(
         [xvfb, "-displayfd", str(write), "-screen", "0", "1280x1024x24", "-nolisten", "tcp", "-terminate"],
-        pass_fds=(write,), stderr=subprocess.DEVNULL,
+        pass_fds=(write,), stderr=subprocess.DEVNULL, preexec_fn=_die_with_this_process,
     )  # fmt: skip
+    _SERVER.append(server)
     os.close(write)
     with os.fdopen(read) as pipe:
         display = pipe.readline().strip()  # Xvfb writes its display's number once it listens
@@ -70,12 +97,23 @@ def headless():
     os.environ.update(QT_QPA_PLATFORM="xcb", DISPLAY=f":{display}")
     try:
         _APPLICATION.append(QApplication([]))
+    except BaseException:  # Qt never connected: -terminate would never end the server
+        server.kill()
+        server.wait()
+        raise
     finally:
         for name, value in before.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+    return _APPLICATION[0]
+
+
+@pytest.fixture(scope="session")
+def qapp(headless):
+    """pytest-qt's QApplication (under ``qtbot`` and ``make_napari_viewer``): :func:`headless`'s."""
+    return headless
 
 
 def quadrants(side: int = 64, seed: int = 0) -> np.ndarray:
@@ -366,6 +404,45 @@ def test_the_reader_gives_a_label_pyramid_as_a_multiscale_layer(make_napari_view
         np.testing.assert_array_equal(np.asarray(level), expected)
     colours = layer.colormap.map(np.arange(1, 5))[:, :3]
     np.testing.assert_allclose(colours, group["colors"][:] / 255.0, atol=1e-6)
+
+
+def test_the_reader_shows_the_images_counted_and_a_store_without_labels_as_its_bar(client, tmp_path):
+    from palette_dask.errors import PaletteDaskWarning
+
+    two = np.zeros((32, 32, 3), np.uint8)
+    two[:16], two[16:] = (200, 30, 40), (30, 160, 60)
+    images, store = [two, np.zeros_like(two)], str(tmp_path / "s.zarr")  # the second's every pixel left out
+    with pytest.warns(PaletteDaskWarning, match="1 of 2 images failed"):
+        result = extract_palette(images, 2, exclude=["#000000"], labels=True, store=store, client=client)
+    assert sorted(zarr.open_group(store, mode="r")["labels"].group_keys()) == ["0", "1"]  # both made
+    layers = read_store(store)
+    assert [(meta["name"], kind) for _, meta, kind in layers] == [
+        (f"palette of {result.image_names[0]}", "labels"), ("palette bar", "image")
+    ]  # fmt: skip
+    np.testing.assert_allclose(layers[0][1]["features"]["share"], [np.nan, 0.5, 0.5])
+    # the failed image's raster asked for: its shares blank (no valid pixels), not 0
+    assert np.isnan(labels_layer(result, 1).features["share"]).all()
+
+    bare = str(tmp_path / "bare.zarr")
+    extract_palette(two, 2, store=bare, client=client)  # no labels: the bar alone
+    ((bar, meta, kind),) = read_store(bare)
+    assert kind == "image" and meta["name"] == "palette bar" and "translate" not in meta
+    np.testing.assert_array_equal(np.unique(bar.reshape(-1, 3), axis=0), np.unique(result.colors, axis=0))
+
+
+def test_the_manifest_offers_the_reader_for_folders_not_for_every_file(tmp_path):
+    """napari asks each reader whose patterns match: with ``*`` every file had two, and a dialog to choose."""
+    from importlib.resources import files
+
+    import npe2
+
+    manager = npe2.PluginManager()
+    manager.register(npe2.PluginManifest.from_file(str(files("palette_dask.napari") / "napari.yaml")))
+    (tmp_path / "store.zarr").mkdir()
+    for path in ["a.tif", "b.png", "c.csv", "d.zarr.zip"]:
+        assert not list(manager.iter_compatible_readers([str(tmp_path / path)])), path
+    readers = [reader.command for reader in manager.iter_compatible_readers([str(tmp_path / "store.zarr")])]
+    assert readers == ["palette-dask.get_reader"]
 
 
 def test_the_reader_declines_what_is_not_a_store(tmp_path):

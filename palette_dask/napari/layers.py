@@ -132,7 +132,7 @@ def labels_layer(
         "name": ["left out"] + [names[j]["name"] for j in range(1, result.k + 1)],
         "hex": [""] + [names[j]["hex"] for j in range(1, result.k + 1)],
         "pixels": pixels,
-        "share": [float("nan")] + [int(n) / valid if valid else 0.0 for n in counts],
+        "share": [float("nan")] + [int(n) / valid if valid else float("nan") for n in counts],  # none: blank
         "area": [n * scale[0] * scale[1] for n in pixels],
     }
     return LabelsLayer(

@@ -11,7 +11,7 @@ import os
 import zarr
 
 from ..outputs.result import load_result
-from ..outputs.store import is_store, zarr_store
+from ..outputs.store import DONE, is_store, zarr_store
 from .layers import bar_layer, labels_layer
 
 __all__ = ["get_reader", "read_store"]
@@ -33,9 +33,11 @@ def get_reader(path):
 
 
 def read_store(path) -> list[tuple]:
-    """The layers of a store: a Labels layer per image with a label raster (``labels/<i>``), then the bar.
+    """The layers of a store: a Labels layer per counted image with a raster (``labels/<i>``), then the bar.
 
-    Each Labels layer is :func:`~palette_dask.napari.layers.labels_layer`'s:
+    An image that failed, or that a stopped run never finished, has no layer
+    (its raster, made before it was counted, holds no colours). Each Labels
+    layer is :func:`~palette_dask.napari.layers.labels_layer`'s:
     the palette's colours, the image's pixels, share and area of each
     colour as its features, the store's pixel size as its scale. A store
     made without ``labels`` gives the bar alone.
@@ -44,5 +46,6 @@ def read_store(path) -> list[tuple]:
     result = load_result(path)
     group = zarr.open_group(zarr_store(path), mode="r")
     held = sorted(int(key) for key in group["labels"].group_keys()) if "labels" in group else []
+    held = [index for index in held if result.image_status[index] == DONE]
     layers = [labels_layer(result, index) for index in held]
     return [layer.layer_data() for layer in layers] + [bar_layer(result, layers[0] if layers else None)]
