@@ -6,7 +6,7 @@ as the file it is, through its own format (a COG by byte ranges, its
 overviews for previews). An item's name in a run is ``<document>#<id>``
 (:func:`~.source.item_name`): the JSON document that holds it (a path or
 an http(s) or object-store URL), then its id. Documents are read with plain
-json, once per process (:func:`document`).
+json; a process keeps the items of the last few it read (:func:`document`).
 
 What the item says is used, else what its files say: no-data (STAC 1.1
 ``nodata``, ``raster:bands``), CRS (``proj:code``, ``proj:epsg``), shape
@@ -20,13 +20,14 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-import functools
 import hashlib
 import json
 import math
 import os
 import posixpath
 import re
+import tempfile
+import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ImageReadError, InputError, one_line
-from .fetch import is_http, is_url, local_copy, process_folder
+from .fetch import download, is_http, is_url, process_folder
 from .formats import Format, ImageInfo
 from .source import Source, is_zarr_dir, item_name, named_zarr
 
@@ -104,38 +105,85 @@ def _stamp(where: str):
 
 
 def document(where: str) -> dict:
-    """The JSON document at ``where`` (a path, or a URL downloaded once per process), parsed once.
+    """The JSON document at ``where`` (a path, or a URL downloaded now), parsed; its items kept by id.
 
     Raises
     ------
     ImageReadError
         When it cannot be read or is not JSON, in one line naming it.
     """
+    with _lock(where):
+        stamp = _stamp_of(where)
+        found = _parsed(where)
+        with contextlib.suppress(ImageReadError):  # not an item or collection: its reader says so
+            _keep(where, stamp, _items(where, found))
+        return found
+
+
+#: The documents whose items a process keeps (the last read): a few saved searches at most.
+KEPT_DOCUMENTS = 4
+_kept: collections.OrderedDict = collections.OrderedDict()  # where → (stamp, {id: item})
+_locks: dict = {}  # where → the lock its readers take: one reads and parses it, the others wait
+_guard = threading.Lock()
+
+
+def _lock(where: str) -> threading.Lock:
+    with _guard:
+        return _locks.setdefault(where, threading.Lock())
+
+
+def _keep(where: str, stamp, items: list[dict]) -> dict:
+    index = {item["id"]: item for item in reversed(items)}  # the first of each id
+    with _guard:
+        _kept[where] = (stamp, index)
+        _kept.move_to_end(where)
+        while len(_kept) > KEPT_DOCUMENTS:
+            _kept.popitem(last=False)
+    return index
+
+
+def _stamp_of(where: str):
     try:
-        return _parsed(where, _stamp(where))
-    except ImageReadError:
-        raise
-    except Exception as exc:  # no such file, not JSON, a download refused
+        return _stamp(where)
+    except OSError as exc:
         raise ImageReadError(_reading_error(where, exc)) from None
 
 
-@functools.lru_cache(maxsize=16)
-def _parsed(where: str, stamp) -> dict:
-    path = local_copy(where, process_folder()) if is_url(where) else where
-    if os.path.getsize(path) > MAX_DOCUMENT_BYTES:
-        raise ImageReadError(f"{where}: a STAC document of more than {MAX_DOCUMENT_BYTES:,} bytes")
-    with open(path, "rb") as handle:
-        found = json.load(handle)
+def _indexed(where: str, wanted: str) -> dict:
+    """A document's items by id, kept while it is the same (a local file's size and time).
+
+    A URL's is read again when the id ``wanted`` is not in the items kept (an item added since).
+    """
+    with _lock(where):
+        stamp = _stamp_of(where)
+        with _guard:
+            held = _kept.get(where)
+        if held is not None and held[0] == stamp and (stamp is not None or wanted in held[1]):
+            return held[1]
+        return _keep(where, stamp, _items(where, _parsed(where)))
+
+
+def _parsed(where: str) -> dict:
+    """The document read and parsed now (a URL downloaded, at most :data:`MAX_DOCUMENT_BYTES`)."""
+    try:
+        if is_url(where):
+            with tempfile.TemporaryDirectory(dir=process_folder()) as folder:
+                path = os.path.join(folder, "document.json")
+                download(where, path, max_bytes=MAX_DOCUMENT_BYTES)
+                with open(path, "rb") as handle:
+                    found = json.load(handle)
+        else:
+            if os.path.getsize(where) > MAX_DOCUMENT_BYTES:
+                raise ImageReadError(f"{where}: a STAC document of more than {MAX_DOCUMENT_BYTES:,} bytes")
+            with open(where, "rb") as handle:
+                found = json.load(handle)
+    except ImageReadError:
+        raise
+    except Exception as exc:  # no such file, not JSON
+        raise ImageReadError(_reading_error(where, exc)) from None
     if not isinstance(found, dict):
         raise ImageReadError(f"{where}: not a STAC item or item collection (a JSON {type(found).__name__})")
     return found
-
-
-@functools.lru_cache(maxsize=16)
-def _indexed(where: str, stamp) -> dict:
-    """A document's items by id (the first of each), made once per process and version of the document."""
-    items = _items(where, _parsed(where, stamp))
-    return {item["id"]: item for item in reversed(items)}
 
 
 def _items(where: str, found: dict) -> list[dict]:
@@ -199,8 +247,7 @@ def read_item(source: Source | str) -> Item:
         When the document cannot be read, or does not hold an item of that id.
     """
     where, wanted = item_name(str(source))
-    document(where)  # read, or an error naming it
-    found = _indexed(where, _stamp(where)).get(wanted)
+    found = _indexed(where, wanted).get(wanted)
     if found is None:
         raise ImageReadError(f"{source}: {where} holds no item of id {wanted!r}")
     properties = found.get("properties") or {}
