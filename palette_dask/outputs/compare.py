@@ -66,9 +66,10 @@ def compare_dates(result: PaletteResult, name: str) -> dict:
         )
     counts = np.zeros((len(days), result.k), np.int64)
     images = [0] * len(days)
+    column = {day: i for i, day in enumerate(days)}
     for index, (when, counted) in enumerate(zip(declared, done)):
         if when and counted:
-            day = days.index(when[:10])
+            day = column[when[:10]]
             counts[day] += np.asarray(result.image_counts[index], np.int64)
             images[day] += 1
     return {"store": name, "dates": days, "images": images, **_comparison(result, days, counts)}
