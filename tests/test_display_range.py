@@ -330,6 +330,7 @@ def test_a_resume_that_samples_again_keeps_the_stored_range(client, tmp_path):
     assert extract_palette([a, b], 4, **options).attrs["display_range"] != stored
 
 
+@pytest.mark.slow
 def test_the_report_previews_a_wider_store_by_its_range(client, tmp_path):
     from palette_dask.outputs.report import preview
 
