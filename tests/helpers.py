@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -223,3 +224,26 @@ def dask_scheduler(folder: Path):
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+#: Set to let the tasks of :func:`workers_busy` end (a cluster of threads of this process).
+RELEASE = threading.Event()
+
+
+def hold(i: int) -> int:
+    """A task that keeps its worker's thread until :data:`RELEASE` is set."""
+    RELEASE.wait()
+    return i
+
+
+@contextlib.contextmanager
+def workers_busy(client):
+    """Every worker thread of ``client``'s cluster (threads of this process) held by a task, until exit."""
+    RELEASE.clear()
+    threads = sum(worker["nthreads"] for worker in client.scheduler_info()["workers"].values())
+    holders = [client.submit(hold, i, pure=False) for i in range(threads)]
+    try:
+        yield
+    finally:
+        RELEASE.set()
+        client.gather(holders)

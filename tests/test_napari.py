@@ -7,29 +7,30 @@ a real store, and what napari holds is compared with that store.
 
 from __future__ import annotations
 
-import contextlib
+import glob
 import logging
 import os
 import shutil
 import subprocess
-import threading
-from concurrent.futures import CancelledError
+import tempfile
+from urllib.parse import urlsplit
 
 import dask.array as da
 import numpy as np
 import pytest
 import zarr
+from helpers import workers_busy
 
 # napari's own autouse fixtures, here only (tests/conftest.py makes them no-ops for the other modules)
 from napari.utils._testsupport import LeakSafeLogRecord, _clean_themes, _disable_qt_warnings  # noqa: F401
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QApplication
 
-from palette_dask import connect, extract_palette, load_result
+from palette_dask import extract_palette, load_result
 from palette_dask.napari.layers import labels_layer
 from palette_dask.napari.reader import get_reader, read_store
 from palette_dask.napari.widget import PaletteWidget, layer_pixels
-from palette_dask.run.tasks import STOPPED, Pass, stop_tasks
+from palette_dask.run.cluster import dashboard_link
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -243,7 +244,8 @@ def test_a_multiscale_layer_of_channels_is_read_at_full_resolution_lazily_with_t
                              dtype=np.uint8)  # fmt: skip
     level0[:] = planes
     level1 = da.from_array(planes[:, ::2, ::2])
-    layer = viewer.add_image([level0, level1], multiscale=True, name="stack")
+    layer = viewer.add_image([level0, level1], multiscale=True, name="stack", scale=(1.0, 0.5, 2.0),
+                             translate=(0.0, 7.0, -3.0))  # fmt: skip
     pixels, channel_axis = layer_pixels(layer)
     assert isinstance(pixels, da.Array) and pixels.shape == (4, 96, 96) and channel_axis == 0
     assert pixels.chunks[1][0] == 32  # the zarr's chunks: read tile by tile, never whole
@@ -256,7 +258,8 @@ def test_a_multiscale_layer_of_channels_is_read_at_full_resolution_lazily_with_t
     widget.scheduler_edit.setText(client.scheduler.address)  # a scheduler given by its address
     run_widget(qtbot, widget)
     assert widget.result is not None, widget.status.text()
-    assert widget.dashboard.text()  # the link, or "no dashboard"
+    port = urlsplit(dashboard_link(client)).port
+    assert f":{port}/status" in widget.dashboard.text(), widget.dashboard.text()  # that scheduler's
 
     # the same run through the API, on the full resolution pixels in memory
     expected = extract_palette(planes, 4, client=client, channel_axis=0, bands=(0, 1, 2), space="rgb",
@@ -265,13 +268,21 @@ def test_a_multiscale_layer_of_channels_is_read_at_full_resolution_lazily_with_t
     np.testing.assert_array_equal(widget.result.image_counts, expected.image_counts)
     shown = viewer.layers["stack palette"]
     assert shown.data.shape == (96, 96)
+    np.testing.assert_array_equal(shown.scale, [0.5, 2.0])  # the rows' and columns' of the layer
+    np.testing.assert_array_equal(shown.translate, [7.0, -3.0])
     api_labels = zarr.open_group(str(tmp_path / "api.zarr"), mode="r")["labels/0/0"][:]
     np.testing.assert_array_equal(np.asarray(shown.data), api_labels)
     assert_layer_is_the_store(shown, widget.result.store)
 
 
+def temporary_stores() -> set:
+    """The folders the widget made for runs given no store (their prefix, in the temporary folder)."""
+    return set(glob.glob(os.path.join(tempfile.gettempdir(), "palette-dask-napari-*")))
+
+
 @pytest.mark.slow
 def test_a_bad_entry_is_one_line_and_starts_nothing(make_napari_viewer, qtbot, client):
+    before = temporary_stores()
     viewer = make_napari_viewer()
     viewer.add_image(quadrants(16), rgb=True, name="photo")
     widget = PaletteWidget(viewer)
@@ -297,43 +308,17 @@ def test_a_bad_entry_is_one_line_and_starts_nothing(make_napari_viewer, qtbot, c
     assert widget.status.text().startswith("failed: "), widget.status.text()
     assert "valid" in widget.status.text(), widget.status.text()
     assert widget.result is None and [layer.name for layer in viewer.layers] == ["photo", "black"]
-
-
-#: Set to let the tasks of :func:`workers_busy` end (the ``client`` fixture's workers: threads here).
-RELEASE = threading.Event()
-
-
-def hold(i: int) -> int:
-    """A task that keeps its worker's thread until :data:`RELEASE` is set."""
-    RELEASE.wait()
-    return i
-
-
-@contextlib.contextmanager
-def workers_busy(client):
-    """Every worker thread of ``client``'s cluster (threads of this process) held by a task, until exit."""
-    RELEASE.clear()
-    threads = sum(worker["nthreads"] for worker in client.scheduler_info()["workers"].values())
-    holders = [client.submit(hold, i, pure=False) for i in range(threads)]
-    try:
-        yield
-    finally:
-        RELEASE.set()
-        client.gather(holders)
-
-
-def test_stop_tasks_stops_a_pass_awaiting_them_and_submits_nothing_again(client):
-    with connect(client.scheduler.address) as caller, workers_busy(client):
-        tasks = Pass()
-        for n in range(2):
-            tasks.submit(n, lambda n=n: caller.submit(pow, n, 2, pure=False))
-        stopper = threading.Timer(0.0, stop_tasks, [caller])
-        stopper.start()
-        with pytest.raises(CancelledError) as raised:
-            list(tasks)
-        stopper.join()
-        assert raised.value.reason == STOPPED
-        assert not caller.futures  # each cancelled, none submitted again
+    assert temporary_stores() == before  # the failed runs' temporary stores removed
+    # a run given no store: its temporary store kept while its layer is, removed with it
+    widget.layer_box.setCurrentText("photo")
+    widget.exclude_edit.setText("")
+    widget.k_box.setValue(2)
+    run_widget(qtbot, widget)
+    assert widget.result is not None, widget.status.text()
+    (made,) = temporary_stores() - before
+    assert widget.result.store.startswith(made) and os.path.isdir(widget.result.store)
+    viewer.layers.remove("photo palette")
+    assert temporary_stores() == before
 
 
 def test_stop_ends_the_widget_s_run_without_a_layer(make_napari_viewer, qtbot, client, tmp_path):
@@ -380,9 +365,8 @@ def test_the_reader_opens_a_store_as_its_labels_features_and_bar(make_napari_vie
     np.testing.assert_allclose(features["share"][1:], counts / valid)
     np.testing.assert_allclose(features["area"][1:], counts * size[0] * size[1])
     ome = zarr.open_group(scene_store, mode="r")["labels/0"].attrs["ome"]
-    properties = ome["image-label"].get("properties")
-    if properties:  # the store's own OME properties: the same names and areas
-        assert [p["name"] for p in properties] == features["name"].tolist()[1:]
+    properties = ome["image-label"]["properties"]  # the store's own OME properties: the same names
+    assert [p["name"] for p in properties] == features["name"].tolist()[1:]
     assert bar.rgb and bar.data.shape == (50, 300, 3)
     shown = np.unique(bar.data.reshape(-1, 3), axis=0)
     np.testing.assert_array_equal(shown, np.unique(result.colors, axis=0))
@@ -406,8 +390,12 @@ def test_the_reader_gives_a_label_pyramid_as_a_multiscale_layer(make_napari_view
     np.testing.assert_allclose(colours, group["colors"][:] / 255.0, atol=1e-6)
 
 
-def test_the_reader_shows_the_images_counted_and_a_store_without_labels_as_its_bar(client, tmp_path):
+def test_the_reader_shows_the_images_counted_and_a_store_without_labels_as_its_bar(
+    client, tmp_path, monkeypatch
+):
     from palette_dask.errors import PaletteDaskWarning
+    from palette_dask.napari import reader
+    from palette_dask.outputs.result import PaletteResult
 
     two = np.zeros((32, 32, 3), np.uint8)
     two[:16], two[16:] = (200, 30, 40), (30, 160, 60)
@@ -422,6 +410,21 @@ def test_the_reader_shows_the_images_counted_and_a_store_without_labels_as_its_b
     np.testing.assert_allclose(layers[0][1]["features"]["share"], [np.nan, 0.5, 0.5])
     # the failed image's raster asked for: its shares blank (no valid pixels), not 0
     assert np.isnan(labels_layer(result, 1).features["share"]).all()
+
+    # more images than the reader shows: the first, and a warning saying so; the palette made once
+    many = str(tmp_path / "many.zarr")
+    extract_palette([two, two[::-1], two[:, ::-1]], 2, labels=True, store=many, client=client)
+    monkeypatch.setattr(reader, "MOST_LAYERS", 2)
+    made, palette = [], PaletteResult.palette
+
+    def counted(self, *args):
+        made.append(self)
+        return palette(self, *args)
+
+    monkeypatch.setattr(PaletteResult, "palette", counted)
+    with pytest.warns(PaletteDaskWarning, match="the first 2 of 3 images shown"):
+        shown = read_store(many)
+    assert [kind for _, _, kind in shown] == ["labels", "labels", "image"] and len(made) == 1
 
     bare = str(tmp_path / "bare.zarr")
     extract_palette(two, 2, store=bare, client=client)  # no labels: the bar alone

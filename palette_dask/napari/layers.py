@@ -95,12 +95,14 @@ def labels_layer(
     translate=(0.0, 0.0),
     unit: str | None = None,
     name: str | None = None,
+    palette: list[dict] | None = None,
 ) -> LabelsLayer:
     """Image ``index``'s label raster in ``result``'s store, as a :class:`LabelsLayer`.
 
     ``scale`` and ``unit`` (a pixel's height and width, napari's unit name):
     by default the store's own, the OME metadata of ``labels/<index>`` (the
     input's pixel size, in micrometres or metres; pixels where it declared none).
+    ``palette``: ``result.palette()``, when the caller has it (one layer per image: computed once).
 
     Raises
     ------
@@ -125,7 +127,7 @@ def labels_layer(
     scale = tuple(float(side) for side in scale)
     counts = np.asarray(result.image_counts[index], dtype=np.int64)
     valid, masked = int(result.image_valid[index]), int(result.image_masked[index])
-    names = {entry["id"]: entry for entry in result.palette()}
+    names = {entry["id"]: entry for entry in (result.palette() if palette is None else palette)}
     pixels = [masked, *map(int, counts)]
     features = {
         "index": list(range(result.k + 1)),

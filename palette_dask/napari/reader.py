@@ -7,14 +7,19 @@ every path opened (File > Open Folder, ``napari store.zarr``).
 from __future__ import annotations
 
 import os
+import warnings
 
 import zarr
 
+from ..errors import PaletteDaskWarning
 from ..outputs.result import load_result
 from ..outputs.store import DONE, is_store, zarr_store
 from .layers import bar_layer, labels_layer
 
-__all__ = ["get_reader", "read_store"]
+__all__ = ["get_reader", "read_store", "MOST_LAYERS"]
+
+#: The reader's Labels layers at most, the first images' (a store of thousands: napari would slow to a crawl).
+MOST_LAYERS = 16
 
 
 def get_reader(path):
@@ -40,12 +45,22 @@ def read_store(path) -> list[tuple]:
     layer is :func:`~palette_dask.napari.layers.labels_layer`'s:
     the palette's colours, the image's pixels, share and area of each
     colour as its features, the store's pixel size as its scale. A store
-    made without ``labels`` gives the bar alone.
+    made without ``labels`` gives the bar alone. The first :data:`MOST_LAYERS`
+    images only, with a warning naming how many are not shown (napari
+    shows it), for a store of more (open one as :func:`~.layers.labels_layer` in Python).
     """
     path = os.fspath(path[0] if isinstance(path, list | tuple) else path)
     result = load_result(path)
     group = zarr.open_group(zarr_store(path), mode="r")
     held = sorted(int(key) for key in group["labels"].group_keys()) if "labels" in group else []
     held = [index for index in held if result.image_status[index] == DONE]
-    layers = [labels_layer(result, index) for index in held]
+    if len(held) > MOST_LAYERS:
+        warnings.warn(
+            PaletteDaskWarning(f"{path}: the label rasters of the first {MOST_LAYERS} of {len(held):,} "
+                               "images shown; palette_dask.napari.layers.labels_layer gives any"),
+            stacklevel=2,
+        )  # fmt: skip
+        held = held[:MOST_LAYERS]
+    palette = result.palette()
+    layers = [labels_layer(result, index, palette=palette) for index in held]
     return [layer.layer_data() for layer in layers] + [bar_layer(result, layers[0] if layers else None)]

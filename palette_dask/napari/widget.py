@@ -7,7 +7,7 @@ or a palette (a store, a ``.json``, ``.csv`` or ``.gpl`` file) to apply
 instead of fitting one. The run is :func:`~palette_dask.extract_palette`, in
 a thread (napari's ``create_worker``): the dashboard's link, each stage and
 each count of images are shown as the run reports them, and Stop ends it
-(:func:`~palette_dask.run.tasks.stop_tasks`, then the report raises). The
+(:class:`~palette_dask.run.tasks.RunStop`, then the report raises). The
 result is added as a Labels layer (:func:`~.layers.labels_layer`: the
 palette's colours, the image layer's scale and translate) with a table of
 its colours beside the controls.
@@ -46,7 +46,7 @@ from ..errors import ParameterError, one_line
 from ..options import hex_colour
 from ..run.cluster import connect, dashboard_link
 from ..run.pipeline import extract_palette
-from ..run.tasks import stop_tasks
+from ..run.tasks import RunStop
 from .layers import LabelsLayer, labels_layer
 
 __all__ = ["PaletteWidget", "layer_pixels", "RunStopped", "Report"]
@@ -56,8 +56,16 @@ COLUMNS = ("id", "colour", "name", "share", "pixels", "area")
 #: The feature each column shows.
 FEATURES = ("index", "hex", "name", "share", "pixels", "area")
 
-#: Folders of the stores of runs given no store: kept while napari runs (the layers read them), then removed.
+#: Folders of the stores of runs given no store: each removed when its run ends without a result or its
+#: Labels layer is removed (the layer reads it), the others when napari exits.
 _FOLDERS: list[tempfile.TemporaryDirectory] = []
+
+
+def _remove_folder(folder: tempfile.TemporaryDirectory) -> None:
+    """Remove a run's temporary store's folder now (not at exit)."""
+    folder.cleanup()
+    if folder in _FOLDERS:
+        _FOLDERS.remove(folder)
 
 
 class RunStopped(Exception):
@@ -91,7 +99,7 @@ class Report(QObject):
     """:func:`~palette_dask.extract_palette`'s report: each line and count handed to the widget as a signal.
 
     Once :meth:`stop` is called it raises :class:`RunStopped` at its next
-    line, and cancels the tasks of the run's client meanwhile.
+    line, and cancels the run's tasks meanwhile (its :class:`RunStop`).
     """
 
     line = Signal(str)
@@ -101,7 +109,7 @@ class Report(QObject):
     def __init__(self):
         super().__init__()
         self.stopped = threading.Event()
-        self.client = None
+        self.run_stop = RunStop()  # the run's passes: their tasks cancelled on stop, no other of the client
 
     def __call__(self, message: str) -> None:
         """A stage starts, an image failed..."""
@@ -116,8 +124,7 @@ class Report(QObject):
     def stop(self) -> None:
         """Stop the run: its tasks cancelled now, the report raising from its next line."""
         self.stopped.set()
-        if self.client is not None:
-            stop_tasks(self.client)
+        self.run_stop.stop()
 
     def _check(self) -> None:
         if self.stopped.is_set():
@@ -127,10 +134,11 @@ class Report(QObject):
 def run_palette(pixels, k, store, scheduler, report: Report, options: dict):
     """The run in the widget's thread: a cluster (``scheduler``, else a LocalCluster), then the API's run."""
     with connect(scheduler or None, dashboard_address="127.0.0.1:0") as client:
-        report.client = client
         report.dashboard.emit(dashboard_link(client) or "")
         report._check()  # stopped while the cluster started
-        return extract_palette(pixels, k, store=store, client=client, labels=True, report=report, **options)
+        with report.run_stop.running():
+            return extract_palette(pixels, k, store=store, client=client, labels=True, report=report,
+                                   **options)  # fmt: skip
 
 
 class PaletteWidget(QWidget):
@@ -151,6 +159,8 @@ class PaletteWidget(QWidget):
         self.result = None
         self.labels: LabelsLayer | None = None
         self.layer = None  # the napari Labels layer of the last run
+        self._run_folder: tempfile.TemporaryDirectory | None = None  # the run's store's, given none
+        self._folders: dict[int, tempfile.TemporaryDirectory] = {}  # id of a Labels layer → its store's
 
         self.layer_box = QComboBox()
         self.k_box = QSpinBox()
@@ -197,7 +207,13 @@ class PaletteWidget(QWidget):
         self.stop_button.clicked.connect(self.stop)
         for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
             event.connect(self._list_layers)
+        napari_viewer.layers.events.removed.connect(self._layer_removed)
         self._list_layers()
+
+    def _layer_removed(self, event) -> None:
+        folder = self._folders.pop(id(event.value), None)
+        if folder is not None:
+            _remove_folder(folder)
 
     def _image_layers(self) -> list:
         from napari.layers import Image
@@ -235,6 +251,7 @@ class PaletteWidget(QWidget):
         if not store:
             folder = tempfile.TemporaryDirectory(prefix="palette-dask-napari-")
             _FOLDERS.append(folder)
+            self._run_folder = folder
             store = os.path.join(folder.name, "palette.zarr")
         return pixels, k, store, self.scheduler_edit.text().strip(), options
 
@@ -251,12 +268,12 @@ class PaletteWidget(QWidget):
         if layer is None:
             self.status.setText("choose an image layer")
             return
+        self.result, self._run_folder = None, None
         try:
             pixels, k, store, scheduler, options = self._options(layer)
         except ParameterError as exc:
             self.status.setText(one_line(exc))
             return
-        self.result = None
         self.report = report = Report()
         report.line.connect(self._line)
         report.count.connect(self._count)
@@ -299,6 +316,9 @@ class PaletteWidget(QWidget):
         self.status.setText("stopped" if stopped else f"failed: {one_line(exc)}")
 
     def _finished(self) -> None:
+        if self.result is None and self._run_folder is not None:  # failed or stopped: its store goes
+            _remove_folder(self._run_folder)
+        self._run_folder = None
         self.run_button.setEnabled(True)
         self.stop_button.setEnabled(False)
         self.progress.setRange(0, 1)
@@ -319,6 +339,8 @@ class PaletteWidget(QWidget):
             name=f"{layer.name} palette",
         )  # fmt: skip
         self.layer = self.viewer.add_layer(Layer.create(*self.labels.layer_data()))
+        if self._run_folder is not None:  # its store removed with the layer
+            self._folders[id(self.layer)] = self._run_folder
         self.status.setText(f"{result.k} colours, stored in {result.store}")
         self._fill_table(self.labels)
 

@@ -21,14 +21,16 @@ counted are the pass's own futures; the inner tasks of a tiled image's graph
 are not). Errors raised by the task's own work are handed back at once: the pass decides. A future
 cancelled because the client lost its scheduler is not submitted again: the
 error goes up, for :func:`~palette_dask.run.cluster.scheduler_kept` to say so;
-nor is one its caller stopped (:func:`stop_tasks`): that error goes up as it is.
+nor is one its caller stopped (:class:`RunStop`): that error goes up as it is.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import contextvars
 import inspect
+import threading
 import weakref
 from collections.abc import Callable, Hashable, Iterator
 
@@ -39,7 +41,7 @@ from distributed.scheduler import KilledWorker
 
 __all__ = [
     "Pass", "CLUSTER_FAILURES", "RESUBMIT", "CONNECTION_LOST", "STALLED_AFTER", "memory_limit_killed",
-    "deaths_per_try", "STOPPED", "stop_tasks",
+    "deaths_per_try", "STOPPED", "RunStop",
 ]  # fmt: skip
 
 #: Failures of the cluster, not of the image: a task whose workers kept dying, or one lost for good.
@@ -53,7 +55,7 @@ CONNECTION_LOST = "scheduler-connection-lost"
 STALLED_AFTER = 4
 #: The reason given to a task cancelled because workers kept retiring under it (see :data:`STALLED_AFTER`).
 STALLED = "workers-retired-under-its-tasks"
-#: The reason given to the futures of a run its caller stops (:func:`stop_tasks`): raised, never resubmitted.
+#: The reason given to the futures of a run its caller stops (:class:`RunStop`): raised, never resubmitted.
 STOPPED = "stopped-by-the-caller"
 _STOPPED_MESSAGE = "the run was stopped by its caller"
 
@@ -99,7 +101,55 @@ class _Follower:
 
 
 _followers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # client → its _Follower
-_stopped: weakref.WeakSet = weakref.WeakSet()  # the clients stop_tasks stopped
+_run_stop: contextvars.ContextVar = contextvars.ContextVar("palette_dask_run_stop", default=None)
+
+
+class RunStop:
+    """The Stop of one run: the tasks of the passes made under :meth:`running`, and those they submit after.
+
+    How a caller running :func:`~palette_dask.extract_palette` in a thread
+    stops it from another (the napari widget's Stop): the run is called
+    inside ``with stop.running():`` (in its own thread), and :meth:`stop`
+    cancels its passes' tasks as :data:`STOPPED`; the pass awaiting one
+    raises its FutureCancelledError and the run ends as an interrupted one
+    does, its store kept when it holds a batch. A task one of them submits
+    later is cancelled at once. Other futures of the client (another run's,
+    the caller's own) are left alone, and the client serves later runs.
+    Work outside the passes (a ``dask.compute``: the fit, the label
+    rasters' writes) finishes; a run between passes stops at its report's
+    next line when the report raises (as the widget's does once stopped).
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._passes: weakref.WeakSet = weakref.WeakSet()
+
+    @property
+    def stopped(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stopped
+
+    @contextlib.contextmanager
+    def running(self):
+        """The passes made in this context (this thread) are the run's: :meth:`stop` stops them."""
+        token = _run_stop.set(self)
+        try:
+            yield self
+        finally:
+            _run_stop.reset(token)
+
+    def stop(self) -> None:
+        """Cancel the tasks of the run's passes as :data:`STOPPED`, and any they submit from now on."""
+        with self._lock:  # with Pass._add's: a future is either seen here, or cancelled there
+            self._stopped = True
+            futures = [future for tasks in list(self._passes) for future in list(tasks._live.values())]
+        by_client = collections.defaultdict(list)
+        for future in futures:
+            by_client[future.client].append(future)
+        for client, group in by_client.items():
+            with contextlib.suppress(Exception):  # a client without its scheduler: nothing to stop
+                client.cancel(group, reason=STOPPED, msg=_STOPPED_MESSAGE)
 
 
 def _name(key) -> str:
@@ -138,6 +188,9 @@ class Pass:
         self._client = None  # the client of its futures, whose scheduler's events it follows
         self._live: dict[str, Future] = {}  # this pass's futures not yet handed back, by their task's key
         self._retired: collections.Counter = collections.Counter()  # task key → workers retired under it
+        self._stop: RunStop | None = _run_stop.get()  # the run's Stop, when its caller gave one
+        if self._stop is not None:
+            self._stop._passes.add(self)
 
     def submit(
         self, key: Hashable, first: Callable[[], Future], again: Callable[[], Future] | None = None,
@@ -157,10 +210,11 @@ class Pass:
         self._add(key, first())
 
     def _add(self, key: Hashable, future: Future) -> None:
-        if future.client in _stopped:  # submitted as its run was stopped: the pass raises when it comes
-            future.cancel(reason=STOPPED, msg=_STOPPED_MESSAGE)
+        with self._stop._lock if self._stop is not None else contextlib.nullcontext():
+            if self._stop is not None and self._stop.stopped:  # submitted as its run was stopped: raised
+                future.cancel(reason=STOPPED, msg=_STOPPED_MESSAGE)
+            self._live[_name(future.key)] = future
         self._keys[future] = key
-        self._live[_name(future.key)] = future
         self._futures.add(future)
         if self._client is None:
             self._client = future.client
@@ -248,24 +302,6 @@ class Pass:
             future.release()  # lost: forgotten first (in the order of messages), then submitted again
             self._tries[key] += 1
             self._add(key, self._again[key]())
-
-
-def stop_tasks(client) -> None:
-    """Stop the runs of ``client``: its futures cancelled as :data:`STOPPED`, and any it submits after.
-
-    How a caller running :func:`~palette_dask.extract_palette` in a thread
-    stops it from another (the napari widget's Stop): the pass awaiting a
-    task raises its FutureCancelledError, and the run ends as an
-    interrupted one does, its store kept when it holds a batch. A pass that
-    submits on this client later is stopped at once: the client is stopped
-    for good (give a run a client of its own). A run between passes
-    (fitting in the driver) stops at its report's next line, when the
-    report raises (as the widget's does once stopped).
-    """
-    _stopped.add(client)  # first: a future submitted from now on is cancelled by its pass (Pass._add)
-    futures = [Future(key, client) for key in list(client.futures)]
-    if futures:
-        client.cancel(futures, reason=STOPPED, msg=_STOPPED_MESSAGE)
 
 
 def memory_limit_killed(client, exc: BaseException) -> int | None:
