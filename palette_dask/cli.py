@@ -667,6 +667,10 @@ def _search(args) -> int:
     return EXIT_OK
 
 
+#: Most dates compare's table shows (the first and last half of them); --csv and --json give each one.
+TABLE_DATES = 8
+
+
 def _compare(args) -> int:
     from .outputs.compare import compare_dates, compare_results, write_comparison
 
@@ -685,15 +689,23 @@ def _compare(args) -> int:
     dates = "dates" in comparison
     labels = comparison["dates"] if dates else [f"store {i + 1}" for i in range(len(args.stores))]
     width = 10 if dates else 9  # 2024-06-01
-    columns = "  ".join(f"{label:>{width}s}" for label in labels)
+    shown = list(range(len(labels)))
+    if len(shown) > TABLE_DATES:  # a year of dates: the first and last, each one in --csv or --json
+        shown = shown[: TABLE_DATES // 2] + shown[-TABLE_DATES // 2 :]
+    columns = "  ".join(f"{labels[i]:>{width}s}" for i in shown)
     print(f" id  hex      name                {columns}     change")
     for entry in comparison["palette"]:
-        shares = "  ".join(f"{share:{width}.2%}" for share in entry["shares"])
+        shares = "  ".join(f"{entry['shares'][i]:{width}.2%}" for i in shown)
         name, change = entry["name"][:18], entry["change"]
         print(f"{entry['id']:3d}  {entry['hex']}  {name:18s}  {shares}  {change:+9.2%}")
     if dates:
-        days = [f"{day} ({plural(n, 'image')})" for day, n in zip(labels, comparison["images"])]
+        days = [f"{labels[i]} ({plural(comparison['images'][i], 'image')})" for i in shown]
         print(f"{args.stores[0]}: {', '.join(days)}")
+    if len(shown) < len(labels):
+        print(
+            f"{len(labels)} {'dates' if dates else 'stores'}: the first and last {TABLE_DATES // 2} shown; "
+            "--csv FILE or --json gives each"
+        )
     for label, store in zip([] if dates else labels, args.stores):
         print(f"{label}: {store}")
     return EXIT_OK

@@ -629,3 +629,46 @@ def Source_of(name):
     from palette_dask.inputs.source import Source
 
     return Source.of(name, zarr=False, item=True)
+
+
+def test_stacked_assets_chunk_on_every_assets_tiles_and_an_alpha_band_is_refused(catalog, tmp_path):
+    """Chunks are whole tiles of each asset (128 and 256: 256); an RGBA asset among others is one line."""
+    import skimage.io
+
+    wide = tmp_path / "B03.tif"
+    with rasterio.open(
+        wide, "w", driver="GTiff", width=COLS, height=ROWS, count=1, dtype="uint16", tiled=True,
+        blockxsize=256, blockysize=256,
+    ) as out:  # fmt: skip
+        out.write(scene(0)[1:2])
+    path = single_item(catalog, tmp_path, hrefs={"B03": str(wide)})
+    info = probe(f"{path}#scene-1", assets=("B04", "B03"))
+    assert [p.tile for p in info.parts] == [(TILE, TILE), (256, 256)] and info.tile == (256, 256)
+    for chunks in read_image(info, chunk_bytes=2**18).chunks[:2]:
+        assert all(size % 256 == 0 for size in chunks[:-1])
+    rgba = np.zeros((ROWS, COLS, 4), np.uint8) + 200
+    skimage.io.imsave(tmp_path / "rgba.png", rgba, check_contrast=False)
+    skimage.io.imsave(tmp_path / "grey.png", rgba[..., 0], check_contrast=False)
+    single_item(catalog, tmp_path, name="alpha.json", hrefs={"B04": str(tmp_path / "rgba.png"),
+                                                           "B03": str(tmp_path / "grey.png")})  # fmt: skip
+    with pytest.raises(ImageReadError, match=r"#scene-1: asset B04 has an alpha band, which would count"):
+        probe(f"{tmp_path / 'alpha.json'}#scene-1", assets=("B04", "B03"))
+    assert probe(f"{tmp_path / 'alpha.json'}#scene-1", assets=("B04",)).alpha
+
+
+def test_compare_over_a_year_of_dates_shows_the_first_and_last_in_its_table(client, tmp_path, capsys):
+    """Twelve dates: the table has eight columns and says where the others are; --json has all twelve."""
+    import zarr
+
+    store = tmp_path / "year.zarr"
+    images = [np.full((8, 8, 3), 20 * i, np.uint8) for i in range(12)]
+    extract_palette(images, 3, client=client, store=store, seed=1)
+    days = [f"2024-{month:02d}-01T10:00:00Z" for month in range(1, 13)]
+    zarr.open_group(store, mode="r+")["image_datetime"][:] = np.array(days, dtype=object)
+    capsys.readouterr()
+    assert main(["compare", str(store)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[3:-1] == [d[:10] for d in days[:4] + days[-4:]]
+    assert out[-1] == "12 dates: the first and last 4 shown; --csv FILE or --json gives each"
+    assert main(["compare", str(store), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["dates"] == [d[:10] for d in days]

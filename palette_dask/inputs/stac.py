@@ -481,6 +481,13 @@ def stacked(item: Item, assets: list[Asset], parts: list[ImageInfo]) -> ImageInf
             "give one with --nodata"
         )
         declared = set()
+    if len(parts) > 1:
+        for asset, part in zip(assets, parts):
+            if part.alpha:
+                raise ImageReadError(
+                    f"{name}: asset {asset.key} has an alpha band, which would count as a colour among "
+                    "the bands of several assets; read that asset alone, or assets without alpha"
+                )
     first = assets[0]
     crs = first.crs or parts[0].crs
     pixel_size = parts[0].pixel_size
@@ -499,7 +506,7 @@ def stacked(item: Item, assets: list[Asset], parts: list[ImageInfo]) -> ImageInf
         dtype=parts[0].dtype,
         alpha=len(parts) == 1 and parts[0].alpha,
         nodata=declared.pop() if declared else None,
-        tile=parts[0].tile,
+        tile=_common_tile(parts, rows, cols),
         pixel_size=pixel_size,
         band_names=tuple(names),
         parts=tuple(parts),
@@ -507,6 +514,23 @@ def stacked(item: Item, assets: list[Asset], parts: list[ImageInfo]) -> ImageInf
         crs=crs,
         nodata_conflict=conflict,
     )
+
+
+def _common_tile(parts: list[ImageInfo], rows: int, cols: int) -> tuple[int, int]:
+    """Tiles that are whole tiles of every part (their least common multiple, within the image).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as Part
+    >>> _common_tile([Part(tile=(128, 128)), Part(tile=(256, 512))], 1000, 1000)
+    (256, 512)
+    >>> _common_tile([Part(tile=(128, 128)), Part(tile=(48, 0))], 1000, 1000)
+    (384, 0)
+    """
+    tile_rows = min(rows, math.lcm(*(max(1, part.tile[0]) for part in parts)))
+    widths = [part.tile[1] for part in parts]
+    tile_cols = 0 if 0 in widths else min(cols, math.lcm(*widths))  # 0: a whole row, as _plan_chunks reads it
+    return tile_rows, tile_cols
 
 
 class StacFormat(Format):
@@ -539,6 +563,6 @@ class StacFormat(Format):
             return info  # pyramids that differ: the image itself
         rows, cols = levels[0].shape[:2]
         return dataclasses.replace(
-            info, shape=(rows, cols, info.shape[2]), tile=levels[0].tile, level=levels[0].level,
-            parts=tuple(levels), pixel_size=None,
+            info, shape=(rows, cols, info.shape[2]), tile=_common_tile(levels, rows, cols),
+            level=levels[0].level, parts=tuple(levels), pixel_size=None,
         )  # fmt: skip
