@@ -145,6 +145,8 @@ def open_images(run: Run, pending: list[range], *, sample: bool = True, keep: bo
             opened.band_ranges.append(summary.band_range)
         opened.nodata.update(summary.nodata)
         opened.dtypes.update(summary.dtypes)
+        if sample:  # auto's mixed sample stops at the batch that mixes it, not after the pass
+            _check_mixed(config, opened.dtypes)
         for index, reason, transient in summary.failures:
             run.failed(index, reason, transient=transient)
         for index, info in summary.tiled:
@@ -361,6 +363,18 @@ def _keep_range(run: Run, dtypes) -> None:
         run.group.attrs["display_range_kind"] = run.range_kind
 
 
+def _check_mixed(config, dtypes) -> None:
+    """``auto`` measures one cut: one line if a sample mixes 8-bit and wider data, or integers and floats."""
+    kinds = _kinds(config.scale, dtypes)
+    if config.scale == "auto" and len(kinds) > 1:
+        met = " and ".join(f"{kind} ({', '.join(dtypes)})" for kind, dtypes in kinds.items())
+        raise ParameterError(
+            f"--scale auto (the default) shows 8-bit data by their type's range and measures one 2-98% "
+            f"cut for wider ones, but this run's images are {met}, whose values share no scale: give "
+            "--scale (scale=) dtype, percentile or LOW,HIGH, or run them apart"
+        )
+
+
 def _check_display_range(run: Run, opened: Opened, sample: bool) -> None:
     """Data shown by a display range, once the first pass knows their types: one line why not, if not.
 
@@ -379,14 +393,7 @@ def _check_display_range(run: Run, opened: Opened, sample: bool) -> None:
     if sample:
         if config.scale != "auto":
             return
-        kinds = _kinds(config.scale, opened.dtypes)
-        if len(kinds) > 1:
-            met = " and ".join(f"{kind} ({', '.join(dtypes)})" for kind, dtypes in kinds.items())
-            raise ParameterError(
-                f"--scale auto (the default) shows 8-bit data by their type's range and measures one 2-98% "
-                f"cut for wider ones, but this run's images are {met}, whose values share no scale: give "
-                "--scale (scale=) dtype, percentile or LOW,HIGH, or run them apart"
-            )
+        _check_mixed(config, opened.dtypes)
         if config.exclude:
             raise ParameterError(
                 f"exclude (--exclude) needs a known display range, and --scale auto measures that of "
