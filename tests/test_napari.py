@@ -176,6 +176,10 @@ def test_the_widget_runs_on_a_layer_and_adds_the_store_s_labels_in_the_palette_s
     widget = PaletteWidget(viewer)
     viewer.window.add_dock_widget(widget)
     assert [widget.layer_box.itemText(i) for i in range(widget.layer_box.count())] == ["photo", "other"]
+    widget.layer_box.setCurrentText("other")
+    viewer.layers["other"].name = "renamed"  # listed by its new name, still chosen
+    assert [widget.layer_box.itemText(i) for i in range(widget.layer_box.count())] == ["photo", "renamed"]
+    assert widget.layer_box.currentText() == "renamed"
     widget.layer_box.setCurrentText("photo")
     widget.k_box.setValue(4)
     widget.store_edit.setText(str(tmp_path / "run.zarr"))
@@ -232,6 +236,20 @@ def test_the_widget_runs_on_a_layer_and_adds_the_store_s_labels_in_the_palette_s
     np.testing.assert_array_equal(np.asarray(applied.data), labels)
     assert_layer_is_the_store(applied, str(tmp_path / "applied.zarr"))
 
+    # the widget deleted: the viewer's events no longer call it
+    events = viewer.layers.events
+    connected = {name: len(getattr(events, name).callbacks) for name in ("inserted", "removed")}
+    renames = len(viewer.layers["photo"].events.name.callbacks)
+    viewer.window.remove_dock_widget(widget)
+    widget.deleteLater()
+    with qtbot.waitSignal(widget.destroyed, timeout=RUN_TIMEOUT_MS):
+        pass
+    assert {name: len(getattr(events, name).callbacks) for name in connected} == {
+        name: n - 1 for name, n in connected.items()
+    }
+    assert len(viewer.layers["photo"].events.name.callbacks) == renames - 1
+    viewer.add_image(np.zeros((4, 4)), name="after")  # no call on the deleted widget's combo box
+
 
 @pytest.mark.slow
 def test_a_multiscale_layer_of_channels_is_read_at_full_resolution_lazily_with_the_bands_chosen(
@@ -281,7 +299,8 @@ def temporary_stores() -> set:
 
 
 @pytest.mark.slow
-def test_a_bad_entry_is_one_line_and_starts_nothing(make_napari_viewer, qtbot, client):
+def test_a_bad_entry_is_one_line_and_starts_nothing(make_napari_viewer, qtbot, client, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the temporary stores here, no other process's
     before = temporary_stores()
     viewer = make_napari_viewer()
     viewer.add_image(quadrants(16), rgb=True, name="photo")

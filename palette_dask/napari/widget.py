@@ -205,15 +205,35 @@ class PaletteWidget(QWidget):
 
         self.run_button.clicked.connect(self.run)
         self.stop_button.clicked.connect(self.stop)
-        for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
-            event.connect(self._list_layers)
-        napari_viewer.layers.events.removed.connect(self._layer_removed)
+        self._listed: list = []  # the image layers the box lists, in its order
+        layers = napari_viewer.layers
+        events = layers.events
+        handlers = [(events.inserted, self._layer_inserted), (events.removed, self._layer_removed)]
+        for event, handler in handlers:
+            event.connect(handler)
+        for layer in layers:
+            layer.events.name.connect(self._list_layers)
+        list_layers = self._list_layers
+
+        def disconnect(*_):  # the widget deleted: the viewer's events call it no more (a slot not of self)
+            for event, handler in handlers:
+                event.disconnect(handler)
+            for layer in layers:  # the layers the viewer holds now
+                layer.events.name.disconnect(list_layers)
+
+        self.destroyed.connect(disconnect)
+        self._list_layers()
+
+    def _layer_inserted(self, event) -> None:
+        event.value.events.name.connect(self._list_layers)  # a renamed layer: listed by its new name
         self._list_layers()
 
     def _layer_removed(self, event) -> None:
+        event.value.events.name.disconnect(self._list_layers)
         folder = self._folders.pop(id(event.value), None)
         if folder is not None:
             _remove_folder(folder)
+        self._list_layers()
 
     def _image_layers(self) -> list:
         from napari.layers import Image
@@ -221,11 +241,13 @@ class PaletteWidget(QWidget):
         return [layer for layer in self.viewer.layers if isinstance(layer, Image)]
 
     def _list_layers(self, event=None) -> None:
-        chosen = self.layer_box.currentText()
+        index = self.layer_box.currentIndex()
+        chosen = self._listed[index] if 0 <= index < len(self._listed) else None
+        self._listed = self._image_layers()
         self.layer_box.clear()
-        self.layer_box.addItems([layer.name for layer in self._image_layers()])
-        if chosen:
-            self.layer_box.setCurrentText(chosen)
+        self.layer_box.addItems([layer.name for layer in self._listed])
+        if chosen is not None and any(layer is chosen for layer in self._listed):  # kept, even renamed
+            self.layer_box.setCurrentIndex(next(i for i, layer in enumerate(self._listed) if layer is chosen))
 
     def _options(self, layer) -> tuple:
         """``(pixels, k, store, scheduler, options)`` from the controls; ParameterError on a bad entry."""
