@@ -239,8 +239,12 @@ def test_n_init_is_stored_when_set_and_more_starts_never_fit_the_sample_worse(cl
     six = extract_palette(PHOTOS[0], 5, client=client)
     assert one.attrs["parameters"]["n_init"] == 1 and "n_init" not in six.attrs["parameters"]
     assert six.attrs["sample_inertia"] <= one.attrs["sample_inertia"]  # the first start is the same
-    with pytest.raises(StoreError, match=r"n_init 1 \(now None\); resuming needs the same"):
-        extract_palette(PHOTOS[0], 5, store=tmp_path / "one.zarr", client=client, resume=True)
+    # resumed without n_init, the store's is kept; a different one given is refused
+    again = extract_palette(PHOTOS[0], 5, store=tmp_path / "one.zarr", client=client, resume=True)
+    assert again.attrs["parameters"]["n_init"] == 1
+    np.testing.assert_array_equal(again.counts, one.counts)
+    with pytest.raises(StoreError, match=r"n_init 1 \(now 2\); resuming needs the same"):
+        extract_palette(PHOTOS[0], 5, store=tmp_path / "one.zarr", client=client, resume=True, n_init=2)
     two = str(tmp_path / "two.zarr")
     assert main(["run", str(PHOTOS[0]), "--n-init", "2", "--threads", "-q", "-o", two]) == 0
     assert zarr.open_group(tmp_path / "two.zarr", mode="r").attrs["parameters"]["n_init"] == 2
