@@ -110,12 +110,24 @@ def test_8_bit_runs_by_default_are_the_dtype_runs(client, tmp_path, exclude):
     assert attrs == expected_attrs and "display_range" not in attrs
 
 
+def two_scenes(client, store):
+    """Two uint16 scenes, a.tif and b.tif beside ``store``, fitted into it (k=4, a batch each)."""
+    folder = store.parent
+    a, b = write_scene(folder / "a.tif", scene()), write_scene(folder / "b.tif", scene(flip=True))
+    options = dict(client=client, space="rgb", sample_size=SAMPLE, batch_size=1)
+    return a, b, options, extract_palette([a, b], 4, store=store, **options)
+
+
+def brighten(path) -> np.ndarray:
+    """The second scene twice as bright (clipped to uint16), written over ``path``: its pixels."""
+    brighter = np.minimum(scene(flip=True).astype(np.uint32) * 2, 65535).astype(np.uint16)
+    write_scene(path, brighter)
+    return brighter
+
+
 @pytest.mark.slow
 def test_resume_and_append_reuse_the_stored_range(client, tmp_path):
-    first, second = scene(), scene(flip=True)
-    a, b = write_scene(tmp_path / "a.tif", first), write_scene(tmp_path / "b.tif", second)
-    options = dict(client=client, space="rgb", sample_size=SAMPLE, batch_size=1)
-    full = extract_palette([a, b], 4, store=tmp_path / "full.zarr", **options)
+    a, b, options, full = two_scenes(client, tmp_path / "full.zarr")
     stored = full.attrs["display_range"]
     # as if the run had stopped before counting b; b is then twice as bright: a range measured again
     # would follow it, the stored one does not move
@@ -123,8 +135,7 @@ def test_resume_and_append_reuse_the_stored_range(client, tmp_path):
     group["image_status"][1], group["image_counts"][1], group["image_valid"][1] = 0, 0, 0
     del group["counts"]
     group.attrs["complete"] = False
-    brighter = np.minimum(second.astype(np.uint32) * 2, 65535).astype(np.uint16)
-    write_scene(tmp_path / "b.tif", brighter)
+    brighter = brighten(b)
     messages = []
     resumed = extract_palette(
         [a, b], 4, store=tmp_path / "full.zarr", resume=True, report=messages.append, **options
@@ -309,17 +320,14 @@ def test_a_range_of_integers_is_not_applied_to_floats(client, tmp_path):
 
 @pytest.mark.slow
 def test_a_resume_that_samples_again_keeps_the_stored_range(client, tmp_path):
-    first, second = scene(), scene(flip=True)
-    a, b = write_scene(tmp_path / "a.tif", first), write_scene(tmp_path / "b.tif", second)
-    options = dict(client=client, space="rgb", sample_size=SAMPLE, batch_size=1)
-    full = extract_palette([a, b], 4, store=tmp_path / "s.zarr", **options)
+    a, b, options, full = two_scenes(client, tmp_path / "s.zarr")
     stored = full.attrs["display_range"]
     # as if stopped after the range was stored, before the palette: the resumed run samples again
     group = zarr.open_group(tmp_path / "s.zarr", mode="r+")
     group["image_status"][:] = 0
     del group["centers"]
     group.attrs["complete"] = False
-    write_scene(tmp_path / "b.tif", np.minimum(second.astype(np.uint32) * 2, 65535).astype(np.uint16))
+    brighten(b)
     messages = []
     resumed = extract_palette(
         [a, b], 4, store=tmp_path / "s.zarr", resume=True, report=messages.append, **options
